@@ -1,0 +1,101 @@
+// `atomlens <command> [options]`: dispatches to src/cli/commands/<command>.ts.
+// Each command module exports `spec` (flags and help) and `run(parsed)` → exit code.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CliError, type CommandSpec, EXIT, type Parsed, parseCommand, UsageError } from './args.js';
+
+export interface CommandModule {
+  spec: CommandSpec;
+  run(parsed: Parsed): Promise<number>;
+}
+
+/** Commands in the order `atomlens --help` lists them; loaded lazily so `gw` never loads TensorFlow. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  coordinator: {
+    summary: 'Run the coordinator (gRPC + HTTP metrics/reports)',
+    load: () => import('./commands/coordinator.js'),
+  },
+  client: {
+    summary: 'Run a federated client that trains and uploads atoms',
+    load: () => import('./commands/client.js'),
+  },
+  demo: {
+    summary: 'Start a coordinator and several clients on loopback, end with a report',
+    load: () => import('./commands/demo.js'),
+  },
+  report: {
+    summary: 'Request an analysis from a coordinator, or fetch/list reports',
+    load: () => import('./commands/report.js'),
+  },
+  status: {
+    summary: 'Show clients, similarity and divergence from a running coordinator',
+    load: () => import('./commands/status.js'),
+  },
+  gw: {
+    summary: 'Gromov–Wasserstein distance between two spaces (.npy or JSON)',
+    load: () => import('./commands/gw.js'),
+  },
+  experiment: {
+    summary: 'Run an evidence experiment (atom-vs-cka, subnetworks)',
+    load: () => import('./commands/experiment.js'),
+  },
+};
+
+function topHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length)) + 2;
+  const rows = Object.entries(COMMANDS)
+    .map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`)
+    .join('\n');
+  return `atomlens — how federated clients' models relate, from their filter atoms up to Gromov–Wasserstein.\n\nUsage: atomlens <command> [options]\n\nCommands:\n${rows}\n\nRun 'atomlens <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(topHelp());
+    return name ? EXIT.ok : EXIT.usage;
+  }
+  if (name === '--version') {
+    const pkg = await import('../../package.json', { with: { type: 'json' } });
+    process.stdout.write(`${pkg.default.version}\n`);
+    return EXIT.ok;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`atomlens: unknown command '${name}'\n\n${topHelp()}`);
+    return EXIT.usage;
+  }
+  try {
+    const command = await entry.load();
+    const parsed = parseCommand(command.spec, rest);
+    if (!parsed) return EXIT.ok;
+    return await command.run(parsed);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`atomlens ${name}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`atomlens ${name}: ${err.message}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`atomlens ${name}: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT.failure;
+  }
+}
+
+/** Runs the CLI with process.argv and sets the exit code. */
+export function runMain(): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exitCode = EXIT.failure;
+    },
+  );
+}
+
+// Started directly (child processes spawned via src/shared/runtime.ts) rather than through bin/.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) runMain();

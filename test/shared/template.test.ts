@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import {
+  alphaFingerprint,
+  buildTemplate,
+  DEFAULT_TEMPLATE_CONFIG,
+  generateAlpha,
+  templateFromWire,
+  templateToWire,
+} from '../../src/shared/template.js';
+import { decodeFloat32, encodeFloat32 } from '../../src/shared/tensor.js';
+
+describe('model template', () => {
+  it('generates the same alpha and fingerprint from the same seed', () => {
+    const a = buildTemplate();
+    const b = buildTemplate();
+    expect(a.alphaFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(b.alphaFingerprint).toBe(a.alphaFingerprint);
+    expect(Array.from(b.alpha[2]!)).toEqual(Array.from(a.alpha[2]!));
+  });
+
+  it('changes the fingerprint when the seed or a single value changes', () => {
+    const a = buildTemplate();
+    const other = buildTemplate({
+      ...DEFAULT_TEMPLATE_CONFIG,
+      alphaSeed: DEFAULT_TEMPLATE_CONFIG.alphaSeed + 1,
+    });
+    expect(other.alphaFingerprint).not.toBe(a.alphaFingerprint);
+    const tweaked = a.alpha.map((x) => x.slice());
+    tweaked[0]![0] = tweaked[0]![0]! + 1e-6;
+    expect(alphaFingerprint(a.layers, tweaked)).not.toBe(a.alphaFingerprint);
+  });
+
+  it('has alpha of shape [cOut, cIn, m] with variance 2/(cIn·m)', () => {
+    const t = buildTemplate();
+    const alpha = generateAlpha(t.layers, 1);
+    t.layers.forEach((l, i) => {
+      const a = alpha[i]!;
+      expect(a.length).toBe(l.cOut * l.cIn * l.m);
+      const variance = a.reduce((s, v) => s + v * v, 0) / a.length;
+      const expected = 2 / (l.cIn * l.m);
+      // Uniform variance estimate over ≥48 samples: within 40%.
+      expect(Math.abs(variance - expected) / expected).toBeLessThan(0.4);
+    });
+  });
+
+  it('round-trips through the wire form and rejects tampered alpha', () => {
+    const t = buildTemplate();
+    const wire = templateToWire(t);
+    const back = templateFromWire(
+      JSON.parse(JSON.stringify(wire), (_k, v) => (v && v.type === 'Buffer' ? Buffer.from(v.data) : v)),
+    );
+    expect(back.alphaFingerprint).toBe(t.alphaFingerprint);
+    expect(back.layers).toEqual(t.layers);
+    const values = decodeFloat32(wire.alpha![1] as { shape: number[]; data: Buffer });
+    values[3] = 0.5;
+    const bad = {
+      ...wire,
+      alpha: wire.alpha!.map((x, i) => (i === 1 ? encodeFloat32(values, x.shape as number[]) : x)),
+    };
+    expect(() => templateFromWire(bad as never)).toThrow(/does not match its fingerprint/);
+  });
+
+  it('rejects inconsistent architectures with a precise message', () => {
+    const layers = structuredClone(DEFAULT_TEMPLATE_CONFIG.layers);
+    layers[1]!.cIn = 5;
+    expect(() => buildTemplate({ ...DEFAULT_TEMPLATE_CONFIG, layers })).toThrow(
+      /conv2.*cIn is 5 but the previous layer gives 8/,
+    );
+    expect(() => buildTemplate({ ...DEFAULT_TEMPLATE_CONFIG, probeLayers: ['nope'] })).toThrow(
+      /unknown layer nope/,
+    );
+  });
+});
+
+describe('wire tensors', () => {
+  it('encodes little-endian float32 and refuses mismatched shapes', () => {
+    const t = encodeFloat32(new Float32Array([1, -2.5, 3]), [3]);
+    expect(t.data.readFloatLE(4)).toBe(-2.5);
+    expect(Array.from(decodeFloat32(t))).toEqual([1, -2.5, 3]);
+    expect(() => encodeFloat32([1, 2], [3])).toThrow(/needs 3/);
+    expect(() => decodeFloat32({ shape: [2, 2], data: Buffer.alloc(12) })).toThrow(/needs 16 bytes, got 12/);
+  });
+});
