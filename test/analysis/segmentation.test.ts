@@ -98,7 +98,7 @@ describe('segmentLayers optimality and bookkeeping', () => {
         const k = starts.length;
         best[k - 1] = Math.min(best[k - 1]!, scatter(D, L, starts));
       }
-      seg.costByK.forEach((c, i) => expect(c).toBeCloseTo(best[i]!, 12));
+      for (const [i, c] of seg.costByK.entries()) expect(c).toBeCloseTo(best[i]!, 12);
       expect(seg.costByK[L - 1]).toBe(0);
     }
   });
