@@ -1,0 +1,500 @@
+// Exact optimal transport between two discrete measures with a dense cost matrix: the primal
+// network simplex on the complete bipartite graph (Bonneel, van de Panne, Paris & Heidrich 2011,
+// who adapted LEMON's NetworkSimplex — the same algorithm POT's `ot.emd` runs). The spanning tree
+// is kept as parent / predecessor-arc / thread / reverse-thread / subtree-size / last-successor
+// arrays (Kovács 2015, "Minimum-cost flow algorithms: an experimental evaluation"), so a pivot
+// costs O(size of the subtree that moves), and entering arcs are chosen by block search.
+//
+// Arcs are implicit: arc e < n·m goes from supply node i = ⌊e/m⌋ to demand node n + (e mod m) with
+// cost M[e]; arcs n·m + u join node u to an artificial root. Every arc is uncapacitated, so a
+// non-tree arc always sits at flow 0 and the only states are TREE and LOWER.
+//
+// `NetworkSimplex` keeps its basis between solves: successive linear steps of the GW conditional
+// gradient share the marginals and have similar costs, so restarting from the previous optimal
+// basis (only the potentials are recomputed) needs far fewer pivots than a cold start.
+
+const STATE_TREE = 0;
+const STATE_LOWER = 1;
+const DIR_UP = 1; // predecessor arc goes from the node up to its parent
+const DIR_DOWN = -1; // predecessor arc goes from the parent down to the node
+
+export interface EmdResult {
+  /** Optimal plan, n×m row-major. */
+  plan: Float64Array;
+  /** Σ plan_ij · M_ij. */
+  cost: number;
+}
+
+export interface SparsePlan {
+  rows: Int32Array;
+  cols: Int32Array;
+  values: Float64Array;
+}
+
+/** Throws unless a and b are non-negative, finite and carry the same total mass. */
+export function validateMarginals(a: ArrayLike<number>, b: ArrayLike<number>): void {
+  const check = (name: string, w: ArrayLike<number>) => {
+    if (w.length === 0) throw new Error(`${name} is empty: a measure needs at least one point`);
+    for (let i = 0; i < w.length; i++) {
+      const v = w[i]!;
+      if (!Number.isFinite(v)) throw new Error(`${name}[${i}] is ${v}: weights must be finite numbers`);
+      if (v < 0) throw new Error(`${name}[${i}] = ${v} is negative: weights must be ≥ 0`);
+    }
+  };
+  check('a', a);
+  check('b', b);
+  let sa = 0;
+  let sb = 0;
+  for (let i = 0; i < a.length; i++) sa += a[i]!;
+  for (let j = 0; j < b.length; j++) sb += b[j]!;
+  if (sa <= 0) throw new Error('the weights sum to 0: give each measure positive total mass');
+  if (Math.abs(sa - sb) > 1e-9 * Math.max(sa, sb)) {
+    throw new Error(
+      `the two measures carry different mass (Σa = ${sa}, Σb = ${sb}); normalise both to the same total (e.g. 1)`,
+    );
+  }
+}
+
+export class NetworkSimplex {
+  readonly n: number;
+  readonly m: number;
+  private readonly nodeCount: number; // n + m (root excluded)
+  private readonly arcCount: number; // n·m original arcs
+  private readonly root: number;
+  private readonly supply: Float64Array;
+  // Costs of the current solve, shifted to be ≥ 0; artificial arcs cost 0 or artCost.
+  private cost: Float64Array;
+  private artCost = 0;
+  private readonly flow: Float64Array;
+  private readonly state: Int8Array;
+  private readonly pi: Float64Array;
+  private readonly parent: Int32Array;
+  private readonly pred: Int32Array;
+  private readonly predDir: Int8Array;
+  private readonly thread: Int32Array;
+  private readonly revThread: Int32Array;
+  private readonly succNum: Int32Array;
+  private readonly lastSucc: Int32Array;
+  private readonly dirtyRevs: Int32Array;
+  private readonly blockSize: number;
+  private nextArc = 0;
+  private hasBasis = false;
+  /** Pivots made by the last solve. */
+  lastPivots = 0;
+
+  // Pivot scratch
+  private inArc = 0;
+  private join = 0;
+  private uIn = 0;
+  private vIn = 0;
+  private uOut = 0;
+  private delta = 0;
+
+  constructor(a: ArrayLike<number>, b: ArrayLike<number>) {
+    validateMarginals(a, b);
+    const n = a.length;
+    const m = b.length;
+    this.n = n;
+    this.m = m;
+    this.nodeCount = n + m;
+    this.arcCount = n * m;
+    this.root = n + m;
+    const N = n + m + 1;
+    this.supply = new Float64Array(N);
+    let sa = 0;
+    let sb = 0;
+    for (let i = 0; i < n; i++) sa += a[i]!;
+    for (let j = 0; j < m; j++) sb += b[j]!;
+    // b is rescaled to a's total so the network is balanced up to rounding.
+    const scale = sa / sb;
+    for (let i = 0; i < n; i++) this.supply[i] = a[i]!;
+    for (let j = 0; j < m; j++) this.supply[n + j] = -b[j]! * scale;
+    const allArcs = this.arcCount + this.nodeCount;
+    this.cost = new Float64Array(0);
+    this.flow = new Float64Array(allArcs);
+    this.state = new Int8Array(allArcs);
+    this.pi = new Float64Array(N);
+    this.parent = new Int32Array(N);
+    this.pred = new Int32Array(N);
+    this.predDir = new Int8Array(N);
+    this.thread = new Int32Array(N);
+    this.revThread = new Int32Array(N);
+    this.succNum = new Int32Array(N);
+    this.lastSucc = new Int32Array(N);
+    this.dirtyRevs = new Int32Array(N);
+    // LEMON's block search: √(arcs) candidates per block, at least 10.
+    this.blockSize = Math.max(10, Math.ceil(Math.sqrt(this.arcCount)));
+  }
+
+  private source(e: number): number {
+    return e < this.arcCount
+      ? Math.floor(e / this.m)
+      : e - this.arcCount < this.n
+        ? e - this.arcCount
+        : this.root;
+  }
+
+  private target(e: number): number {
+    if (e < this.arcCount) return this.n + (e % this.m);
+    const u = e - this.arcCount;
+    return u < this.n ? this.root : u;
+  }
+
+  private arcCost(e: number): number {
+    return e < this.arcCount ? this.cost[e]! : this.artCostOf(e - this.arcCount);
+  }
+
+  private artCostOf(u: number): number {
+    return u < this.n ? 0 : this.artCost;
+  }
+
+  /** Builds the initial basis: every node hangs off the root by its artificial arc. */
+  private initBasis(): void {
+    const { nodeCount, root, arcCount } = this;
+    this.flow.fill(0);
+    this.state.fill(STATE_LOWER);
+    this.parent[root] = -1;
+    this.pred[root] = -1;
+    this.thread[root] = 0;
+    this.revThread[0] = root;
+    this.succNum[root] = nodeCount + 1;
+    this.lastSucc[root] = root - 1;
+    for (let u = 0; u < nodeCount; u++) {
+      const e = arcCount + u;
+      this.parent[u] = root;
+      this.pred[u] = e;
+      this.thread[u] = u + 1;
+      this.revThread[u + 1] = u;
+      this.succNum[u] = 1;
+      this.lastSucc[u] = u;
+      this.state[e] = STATE_TREE;
+      if (u < this.n) {
+        this.predDir[u] = DIR_UP; // u → root carries u's supply
+        this.flow[e] = this.supply[u]!;
+      } else {
+        this.predDir[u] = DIR_DOWN; // root → u carries u's demand
+        this.flow[e] = -this.supply[u]!;
+      }
+    }
+    this.nextArc = 0;
+  }
+
+  /** Potentials making every tree arc's reduced cost zero, walking the thread from the root. */
+  private computePotentials(): void {
+    const { root } = this;
+    this.pi[root] = 0;
+    for (let u = this.thread[root]!; u !== root; u = this.thread[u]!) {
+      this.pi[u] = this.pi[this.parent[u]!]! - this.predDir[u]! * this.arcCost(this.pred[u]!);
+    }
+  }
+
+  /**
+   * Solves min Σ T_ij M_ij over couplings of (a, b). M is n×m row-major. With `warmStart` the
+   * previous optimal basis (same marginals) is the starting point.
+   */
+  solve(M: ArrayLike<number>, warmStart = true): EmdResult {
+    const { n, m, arcCount } = this;
+    if (M.length !== arcCount) {
+      throw new Error(`cost matrix has ${M.length} entries, expected ${n}×${m} = ${arcCount}`);
+    }
+    // Shift costs to be ≥ 0 (the optimal plan is unchanged because the total mass is fixed) and
+    // price the artificial arcs above any real path, as LEMON does: (max cost + 1)·nodes.
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let e = 0; e < arcCount; e++) {
+      const c = M[e]!;
+      if (!Number.isFinite(c)) {
+        throw new Error(`cost M[${Math.floor(e / m)}, ${e % m}] is ${c}: costs must be finite numbers`);
+      }
+      if (c < lo) lo = c;
+      if (c > hi) hi = c;
+    }
+    if (this.cost.length !== arcCount) this.cost = new Float64Array(arcCount);
+    for (let e = 0; e < arcCount; e++) this.cost[e] = M[e]! - lo;
+    const range = hi - lo;
+    // LEMON uses (max + 1)·nodes for integer costs; a scale-free version for real costs.
+    const newArtCost = (range > 0 ? range : 1) * 2 * (this.nodeCount + 1);
+    if (!warmStart || !this.hasBasis) {
+      this.artCost = newArtCost;
+      this.initBasis();
+    } else {
+      // Keep the basis; the artificial arcs still in it carry no flow, so their price only has to
+      // stay above any real path.
+      this.artCost = Math.max(this.artCost, newArtCost);
+    }
+    this.computePotentials();
+    // Reduced costs below −tolerance count as improving. Potentials reach the artificial cost, so
+    // rounding in c + π_i − π_j is a few ulps of it; a smaller threshold could pivot on noise.
+    const tolerance = 16 * Number.EPSILON * this.artCost;
+    let pivots = 0;
+    while (this.findEnteringArc(tolerance)) {
+      this.findJoinNode();
+      this.findLeavingArc();
+      this.changeFlow();
+      this.updateTreeStructure();
+      this.updatePotential();
+      pivots++;
+    }
+    this.lastPivots = pivots;
+    this.hasBasis = true;
+    // Read the plan from the original arcs: non-tree arcs carry no flow.
+    const plan = new Float64Array(arcCount);
+    let cost = 0;
+    for (let u = 0; u < this.nodeCount; u++) {
+      const e = this.pred[u]!;
+      if (e < arcCount) {
+        const f = this.flow[e]!;
+        if (f > 0) {
+          plan[e] = f;
+          cost += f * M[e]!;
+        }
+      }
+    }
+    return { plan, cost };
+  }
+
+  /** The support of the last plan (tree arcs with positive flow), in row-major order. */
+  sparsePlan(): SparsePlan {
+    const arcs: number[] = [];
+    for (let u = 0; u < this.nodeCount; u++) {
+      const e = this.pred[u]!;
+      if (e < this.arcCount && this.flow[e]! > 0) arcs.push(e);
+    }
+    arcs.sort((x, y) => x - y);
+    const rows = new Int32Array(arcs.length);
+    const cols = new Int32Array(arcs.length);
+    const values = new Float64Array(arcs.length);
+    arcs.forEach((e, k) => {
+      rows[k] = Math.floor(e / this.m);
+      cols[k] = e % this.m;
+      values[k] = this.flow[e]!;
+    });
+    return { rows, cols, values };
+  }
+
+  /** Block search (LEMON): scan arcs cyclically in blocks, take the most negative of the first block that has one. */
+  private findEnteringArc(tolerance: number): boolean {
+    const { arcCount, m, n, cost, pi, state, blockSize } = this;
+    const allArcs = arcCount + this.nodeCount;
+    let min = -tolerance;
+    let best = -1;
+    let count = blockSize;
+    let e = this.nextArc;
+    for (let scanned = 0; scanned < allArcs; scanned++) {
+      if (state[e] === STATE_LOWER) {
+        let c: number;
+        if (e < arcCount) {
+          const i = Math.floor(e / m);
+          c = cost[e]! + pi[i]! - pi[n + e - i * m]!;
+        } else {
+          c = this.arcCost(e) + pi[this.source(e)]! - pi[this.target(e)]!;
+        }
+        if (c < min) {
+          min = c;
+          best = e;
+        }
+      }
+      e++;
+      if (e === allArcs) e = 0;
+      if (--count === 0) {
+        if (best >= 0) break;
+        count = blockSize;
+      }
+    }
+    if (best < 0) return false;
+    this.inArc = best;
+    this.nextArc = e;
+    return true;
+  }
+
+  private findJoinNode(): void {
+    let u = this.source(this.inArc);
+    let v = this.target(this.inArc);
+    const { succNum, parent } = this;
+    while (u !== v) {
+      if (succNum[u]! < succNum[v]!) u = parent[u]!;
+      else v = parent[v]!;
+    }
+    this.join = u;
+  }
+
+  /** The arc that first reaches zero flow when pushing flow around the cycle closed by the entering arc. */
+  private findLeavingArc(): void {
+    const first = this.source(this.inArc);
+    const second = this.target(this.inArc);
+    const { parent, pred, predDir, flow, join } = this;
+    let delta = Number.POSITIVE_INFINITY;
+    let result = 0;
+    let uOut = -1;
+    // From `first` up to the join, flow travels downwards: arcs pointing up lose flow.
+    for (let u = first; u !== join; u = parent[u]!) {
+      if (predDir[u] === DIR_UP) {
+        const d = flow[pred[u]!]!;
+        if (d < delta) {
+          delta = d;
+          uOut = u;
+          result = 1;
+        }
+      }
+    }
+    // From `second` up to the join, flow travels upwards: arcs pointing down lose flow. `<=` picks
+    // the last blocking arc on this side, which keeps the tree strongly feasible (Cunningham 1976).
+    for (let u = second; u !== join; u = parent[u]!) {
+      if (predDir[u] === DIR_DOWN) {
+        const d = flow[pred[u]!]!;
+        if (d <= delta) {
+          delta = d;
+          uOut = u;
+          result = 2;
+        }
+      }
+    }
+    if (uOut < 0) throw new Error('network simplex: unbounded cycle (internal error)');
+    if (result === 1) {
+      this.uIn = first;
+      this.vIn = second;
+    } else {
+      this.uIn = second;
+      this.vIn = first;
+    }
+    this.uOut = uOut;
+    this.delta = delta;
+  }
+
+  private changeFlow(): void {
+    const { inArc, join, parent, pred, predDir, flow, delta } = this;
+    if (delta > 0) {
+      flow[inArc]! += delta;
+      for (let u = this.source(inArc); u !== join; u = parent[u]!) flow[pred[u]!]! -= predDir[u]! * delta;
+      for (let u = this.target(inArc); u !== join; u = parent[u]!) flow[pred[u]!]! += predDir[u]! * delta;
+    }
+    const outArc = pred[this.uOut]!;
+    this.state[inArc] = STATE_TREE;
+    this.state[outArc] = STATE_LOWER;
+    // The leaving arc's flow is exactly zero in exact arithmetic; clear rounding residue.
+    flow[outArc] = 0;
+  }
+
+  /** Re-hangs the subtree cut off by the leaving arc below the entering arc (LEMON 1.3 updateTreeStructure). */
+  private updateTreeStructure(): void {
+    const {
+      parent,
+      pred,
+      predDir,
+      thread,
+      revThread,
+      succNum,
+      lastSucc,
+      dirtyRevs,
+      inArc,
+      uIn,
+      vIn,
+      uOut,
+      join,
+    } = this;
+    const oldRevThread = revThread[uOut]!;
+    const oldSuccNum = succNum[uOut]!;
+    const oldLastSucc = lastSucc[uOut]!;
+    const vOut = parent[uOut]!;
+
+    if (uIn === uOut) {
+      parent[uIn] = vIn;
+      pred[uIn] = inArc;
+      predDir[uIn] = uIn === this.source(inArc) ? DIR_UP : DIR_DOWN;
+      if (thread[vIn] !== uOut) {
+        let after = thread[oldLastSucc]!;
+        thread[oldRevThread] = after;
+        revThread[after] = oldRevThread;
+        after = thread[vIn]!;
+        thread[vIn] = uOut;
+        revThread[uOut] = vIn;
+        thread[oldLastSucc] = after;
+        revThread[after] = oldLastSucc;
+      }
+    } else {
+      const threadContinue = oldRevThread === vIn ? thread[oldLastSucc]! : thread[vIn]!;
+      let stem = uIn;
+      let parStem = vIn;
+      let last = lastSucc[uIn]!;
+      let after = thread[last]!;
+      thread[vIn] = uIn;
+      let dirty = 0;
+      dirtyRevs[dirty++] = vIn;
+      while (stem !== uOut) {
+        const nextStem = parent[stem]!;
+        thread[last] = nextStem;
+        dirtyRevs[dirty++] = last;
+        const before = revThread[stem]!;
+        thread[before] = after;
+        revThread[after] = before;
+        parent[stem] = parStem;
+        parStem = stem;
+        stem = nextStem;
+        last = lastSucc[stem] === lastSucc[parStem] ? revThread[parStem]! : lastSucc[stem]!;
+        after = thread[last]!;
+      }
+      parent[uOut] = parStem;
+      thread[last] = threadContinue;
+      revThread[threadContinue] = last;
+      lastSucc[uOut] = last;
+      if (oldRevThread !== vIn) {
+        thread[oldRevThread] = after;
+        revThread[after] = oldRevThread;
+      }
+      for (let i = 0; i < dirty; i++) {
+        const u = dirtyRevs[i]!;
+        revThread[thread[u]!] = u;
+      }
+      let tmpSc = 0;
+      const tmpLs = lastSucc[uOut]!;
+      for (let u = uOut, p = parent[u]!; u !== uIn; u = p, p = parent[u]!) {
+        pred[u] = pred[p]!;
+        predDir[u] = -predDir[p]!;
+        tmpSc += succNum[u]! - succNum[p]!;
+        succNum[u] = tmpSc;
+        lastSucc[p] = tmpLs;
+      }
+      pred[uIn] = inArc;
+      predDir[uIn] = uIn === this.source(inArc) ? DIR_UP : DIR_DOWN;
+      succNum[uIn] = oldSuccNum;
+    }
+
+    const upLimitOut = lastSucc[join] === vIn ? join : -1;
+    const lastSuccOut = lastSucc[uOut]!;
+    for (let u = vIn; u !== -1 && lastSucc[u] === vIn; u = parent[u]!) lastSucc[u] = lastSuccOut;
+    if (join !== oldRevThread && vIn !== oldRevThread) {
+      for (let u = vOut; u !== upLimitOut && lastSucc[u] === oldLastSucc; u = parent[u]!) {
+        lastSucc[u] = oldRevThread;
+      }
+    } else if (lastSuccOut !== oldLastSucc) {
+      for (let u = vOut; u !== upLimitOut && lastSucc[u] === oldLastSucc; u = parent[u]!) {
+        lastSucc[u] = lastSuccOut;
+      }
+    }
+    for (let u = vIn; u !== join; u = parent[u]!) succNum[u]! += oldSuccNum;
+    for (let u = vOut; u !== join; u = parent[u]!) succNum[u]! -= oldSuccNum;
+  }
+
+  /** Shifts the potentials of the re-hung subtree so the entering arc has zero reduced cost. */
+  private updatePotential(): void {
+    const { pi, thread, lastSucc, uIn, vIn } = this;
+    const sigma = pi[vIn]! - pi[uIn]! - this.predDir[uIn]! * this.arcCost(this.inArc);
+    const end = thread[lastSucc[uIn]!]!;
+    for (let u = uIn; u !== end; u = thread[u]!) pi[u]! += sigma;
+  }
+}
+
+/**
+ * Exact optimal transport: the plan T ≥ 0 with row sums a and column sums b minimising Σ T_ij M_ij
+ * (M n×m row-major). Throws on negative/NaN weights, unequal masses or non-finite costs.
+ */
+export function emd(a: Float64Array, b: Float64Array, M: Float64Array): EmdResult {
+  const n = a.length;
+  const m = b.length;
+  if (M.length !== n * m) {
+    throw new Error(
+      `cost matrix has ${M.length} entries, but a has ${n} and b has ${m} weights (need ${n * m})`,
+    );
+  }
+  return new NetworkSimplex(a, b).solve(M, false);
+}
