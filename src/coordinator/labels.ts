@@ -192,7 +192,12 @@ export function classifyPairs(
         const toTask = mean(rest.map((b) => dist[a]![b]).filter((v): v is number => v !== null));
         if (toTask === null || toTask <= small) continue;
         if (members.length === 2) {
-          departing.push({ ...models[a]!, meanToTask: toTask, othersMean: null });
+          departing.push({
+            clientId: models[a]!.clientId,
+            taskId: models[a]!.taskId,
+            meanToTask: toTask,
+            othersMean: null,
+          });
           continue;
         }
         const restPairs: number[] = [];
@@ -200,7 +205,12 @@ export function classifyPairs(
           for (const c of rest) if (b < c && dist[b]![c] !== null) restPairs.push(dist[b]![c]!);
         const othersMean = mean(restPairs) ?? 0;
         if (toTask >= thresholds.clientRatio * othersMean) {
-          departing.push({ ...models[a]!, meanToTask: toTask, othersMean });
+          departing.push({
+            clientId: models[a]!.clientId,
+            taskId: models[a]!.taskId,
+            meanToTask: toTask,
+            othersMean,
+          });
         }
       }
     }
