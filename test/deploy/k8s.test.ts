@@ -1,0 +1,440 @@
+// Kubernetes manifests in deploy/k8s: rendered with kustomize (`kubectl kustomize`) where kubectl
+// is installed, and in every case checked structurally — the references between the resources
+// (selectors, named ports, volumes, Secret and ConfigMap keys behind the files the coordinator is
+// told to read, the Service the client Job dials, the Service the ServiceMonitor scrapes) must
+// resolve, and the probes, resources and security settings the issue asks for must be there.
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkFlags, loadCommandSpec } from './cli-flags.js';
+import {
+  asList,
+  asMap,
+  canRun,
+  K8S_DIR,
+  RULES_FILE,
+  readText,
+  readYaml,
+  readYamlDocuments,
+  rulesOf,
+  run,
+  warnMissing,
+} from './deploy-files.js';
+import { parseYamlDocuments, type YamlMap, type YamlValue } from './yaml-subset.js';
+
+const hasKubectl = canRun('kubectl', ['kustomize', '--help']);
+if (!hasKubectl) {
+  warnMissing(
+    'kubectl',
+    'rendering deploy/k8s with kustomize (structural checks still run)',
+    'install kubectl',
+  );
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'atomlens-k8s-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const KUSTOMIZATIONS = ['base', 'monitoring', 'examples', 'overlays/example'] as const;
+const NAMESPACE = 'atomlens';
+
+type Resource = YamlMap & { kind: string; metadata: YamlMap };
+
+function asResource(v: YamlValue, where: string): Resource {
+  const r = asMap(v, where);
+  expect(typeof r.apiVersion, `${where}: apiVersion`).toBe('string');
+  expect(typeof r.kind, `${where}: kind`).toBe('string');
+  expect(typeof asMap(r.metadata, `${where}: metadata`).name, `${where}: metadata.name`).toBe('string');
+  return r as Resource;
+}
+
+const nameOf = (r: Resource): string => String(r.metadata.name);
+const labelsOf = (m: YamlValue | undefined): Record<string, string> =>
+  Object.fromEntries(Object.entries(m ? asMap(m, 'labels') : {}).map(([k, v]) => [k, String(v)]));
+const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+  Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/**
+ * The resources a kustomization directory produces, read without kustomize: its resource files
+ * (and nested kustomizations) plus ConfigMaps/Secrets from its generators (keys only). Good enough
+ * to check references; kustomize's own rendering is checked separately where kubectl exists.
+ */
+function readKustomizationRaw(dir: string): Resource[] {
+  const k = asMap(readYaml(join(dir, 'kustomization.yaml')), `${dir}/kustomization.yaml`);
+  const out: Resource[] = [];
+  for (const entry of asList(k.resources ?? [], 'resources')) {
+    const path = join(dir, String(entry));
+    expect(existsSync(path), `${dir}: resource ${String(entry)} does not exist`).toBe(true);
+    if (existsSync(join(path, 'kustomization.yaml'))) out.push(...readKustomizationRaw(path));
+    else out.push(...readYamlDocuments(path).map((d, i) => asResource(d, `${path}#${i}`)));
+  }
+  const generated = (kind: 'ConfigMap' | 'Secret', list: YamlValue | undefined): void => {
+    for (const g of asList(list ?? [], `${kind} generators`)) {
+      const gen = asMap(g, 'generator');
+      const keys: YamlMap = {};
+      for (const f of asList(gen.files ?? [], 'files')) {
+        const [key, file] = String(f).includes('=')
+          ? String(f).split('=')
+          : [posix.basename(String(f)), String(f)];
+        keys[key!] = `(file ${file})`;
+      }
+      for (const l of asList(gen.literals ?? [], 'literals')) keys[String(l).split('=')[0]!] = '(literal)';
+      const resource: Resource = { apiVersion: 'v1', kind, metadata: { name: String(gen.name) }, data: keys };
+      const existing = out.findIndex((r) => r.kind === kind && nameOf(r) === String(gen.name));
+      if (gen.behavior === 'replace' || gen.behavior === 'merge') {
+        expect(
+          existing,
+          `${dir}: ${kind} ${String(gen.name)} to ${String(gen.behavior)} is not in the base`,
+        ).toBeGreaterThanOrEqual(0);
+        out[existing] = resource;
+      } else {
+        out.push(resource);
+      }
+    }
+  };
+  generated('ConfigMap', k.configMapGenerator);
+  generated('Secret', k.secretGenerator);
+  return out;
+}
+
+/** Files each kustomization's generators read, created with harmless dummy content in a copy. */
+function copyWithDummySecrets(): string {
+  const copy = join(scratch, 'k8s');
+  cpSync(K8S_DIR, copy, { recursive: true });
+  const overlay = asMap(readYaml(join(copy, 'overlays', 'example', 'kustomization.yaml')), 'overlay');
+  for (const g of asList(overlay.secretGenerator, 'secretGenerator')) {
+    for (const f of asList(asMap(g, 'generator').files, 'files')) {
+      const file = String(f).split('=').pop()!;
+      writeFileSync(join(copy, 'overlays', 'example', file), `dummy ${file} for a render test\n`);
+    }
+  }
+  return copy;
+}
+
+function keysOf(r: Resource): string[] {
+  return [
+    ...Object.keys(asMap(r.data ?? {}, 'data')),
+    ...Object.keys(asMap(r.stringData ?? {}, 'stringData')),
+  ];
+}
+
+/** Finds a generated or plain ConfigMap/Secret by its base name (kustomize may append a hash). */
+function findByBaseName(resources: Resource[], kind: string, name: string): Resource | undefined {
+  return resources.find(
+    (r) => r.kind === kind && (nameOf(r) === name || new RegExp(`^${name}-[a-z0-9]{10}$`).test(nameOf(r))),
+  );
+}
+
+interface Container {
+  name: string;
+  args: string[];
+  env: YamlMap[];
+  ports: YamlMap[];
+  volumeMounts: YamlMap[];
+  raw: YamlMap;
+}
+
+function containersOf(podSpec: YamlMap): Container[] {
+  return asList(podSpec.containers, 'containers').map((c) => {
+    const m = asMap(c, 'container');
+    return {
+      name: String(m.name),
+      args: asList(m.args ?? [], 'args').map(String),
+      env: asList(m.env ?? [], 'env').map((e) => asMap(e, 'env')),
+      ports: asList(m.ports ?? [], 'ports').map((p) => asMap(p, 'port')),
+      volumeMounts: asList(m.volumeMounts ?? [], 'volumeMounts').map((v) => asMap(v, 'volumeMount')),
+      raw: m,
+    };
+  });
+}
+
+function flagValue(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** The ConfigMap/Secret key a container file path resolves to, through its volume mounts. */
+function resolveMountedFile(
+  path: string,
+  container: Container,
+  podSpec: YamlMap,
+  resources: Resource[],
+): { kind: string; name: string; key: string } {
+  const mount = container.volumeMounts.find((m) => path.startsWith(`${String(m.mountPath)}/`));
+  expect(mount, `${container.name}: ${path} is not under any volume mount`).toBeDefined();
+  const volume = asList(podSpec.volumes, 'volumes')
+    .map((v) => asMap(v, 'volume'))
+    .find((v) => v.name === mount!.name);
+  expect(volume, `${container.name}: volume ${String(mount!.name)} is not defined`).toBeDefined();
+  const file = path.slice(String(mount!.mountPath).length + 1);
+  const source = volume!.secret
+    ? {
+        kind: 'Secret',
+        v: asMap(volume!.secret, 'secret'),
+        name: String(asMap(volume!.secret, 'secret').secretName),
+      }
+    : {
+        kind: 'ConfigMap',
+        v: asMap(volume!.configMap, 'configMap'),
+        name: String(asMap(volume!.configMap, 'configMap').name),
+      };
+  // With `items`, only the listed keys are projected, under their paths.
+  const items = source.v.items ? asList(source.v.items, 'items').map((i) => asMap(i, 'item')) : undefined;
+  const key = items ? String(items.find((i) => i.path === file)?.key) : file;
+  expect(
+    items === undefined || items.some((i) => i.path === file),
+    `${path}: not among the projected items`,
+  ).toBe(true);
+  const target = findByBaseName(resources, source.kind, source.name);
+  expect(target, `${source.kind} ${source.name} (mounted for ${path}) does not exist`).toBeDefined();
+  expect(keysOf(target!), `${source.kind} ${source.name} has no key ${key} (for ${path})`).toContain(key);
+  return { kind: source.kind, name: nameOf(target!), key };
+}
+
+/** The checks every rendering (raw or kustomize) of deploy/k8s must pass. */
+function checkFederationResources(resources: Resource[], rendered: boolean): void {
+  const byKind = (kind: string): Resource[] => resources.filter((r) => r.kind === kind);
+  const [sts] = byKind('StatefulSet');
+  expect(sts, 'a StatefulSet for the coordinator').toBeDefined();
+  const spec = asMap(sts!.spec, 'StatefulSet spec');
+  expect(spec.replicas, 'one writer for the embedded database').toBe(1);
+  const template = asMap(spec.template, 'pod template');
+  const podLabels = labelsOf(asMap(template.metadata, 'template metadata').labels);
+  expect(selects(labelsOf(asMap(spec.selector, 'selector').matchLabels), podLabels)).toBe(true);
+  const pod = asMap(template.spec, 'pod spec');
+  const podSecurity = asMap(pod.securityContext, 'pod securityContext');
+  expect(podSecurity.runAsNonRoot).toBe(true);
+  // uid 1000 is the `node` user the Dockerfile switches to.
+  expect(podSecurity.runAsUser).toBe(1000);
+  expect(pod.automountServiceAccountToken).toBe(false);
+  const [coordinator] = containersOf(pod);
+  expect(coordinator!.args[0]).toBe('coordinator');
+
+  // Named ports and probes.
+  const portNames = new Map(coordinator!.ports.map((p) => [String(p.name), Number(p.containerPort)]));
+  expect(portNames.get('grpc')).toBe(Number(flagValue(coordinator!.args, '--grpc-port')));
+  expect(portNames.get('http')).toBe(Number(flagValue(coordinator!.args, '--http-port')));
+  const probe = (name: string): YamlMap =>
+    asMap(asMap(coordinator!.raw[name], name).httpGet, `${name}.httpGet`);
+  expect(probe('readinessProbe').path).toBe('/readyz');
+  expect(probe('livenessProbe').path).toBe('/healthz');
+  for (const p of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+    expect(portNames.has(String(probe(p).port)), `${p} port`).toBe(true);
+  }
+  const res = asMap(coordinator!.raw.resources, 'resources');
+  expect(Object.keys(asMap(res.requests, 'requests')).sort()).toEqual(['cpu', 'memory']);
+  expect(asMap(res.limits, 'limits').memory).toBeDefined();
+  const containerSecurity = asMap(coordinator!.raw.securityContext, 'container securityContext');
+  expect(containerSecurity.allowPrivilegeEscalation).toBe(false);
+  expect(containerSecurity.readOnlyRootFilesystem).toBe(true);
+  // A read-only root needs a writable /tmp (tsx's transpile cache).
+  expect(coordinator!.volumeMounts.map((m) => m.mountPath)).toContain('/tmp');
+
+  // The data directory is the persistent volume claim.
+  const claims = asList(spec.volumeClaimTemplates, 'volumeClaimTemplates').map((c) => asMap(c, 'claim'));
+  const dataMount = coordinator!.volumeMounts.find(
+    (m) => m.mountPath === flagValue(coordinator!.args, '--data'),
+  );
+  expect(dataMount, '--data is on a volume').toBeDefined();
+  const claim = claims.find((c) => asMap(c.metadata, 'claim metadata').name === dataMount!.name);
+  expect(claim, 'the data volume is a volumeClaimTemplate').toBeDefined();
+  expect(asList(asMap(claim!.spec, 'claim spec').accessModes, 'accessModes')).toEqual(['ReadWriteOnce']);
+  const volumeNames = new Set([
+    ...asList(pod.volumes, 'volumes').map((v) => String(asMap(v, 'volume').name)),
+    ...claims.map((c) => String(asMap(c.metadata, 'claim metadata').name)),
+  ]);
+  for (const m of coordinator!.volumeMounts)
+    expect(volumeNames, `volume ${String(m.name)}`).toContain(m.name);
+
+  // Every file the coordinator is told to read is a key of a mounted ConfigMap or Secret.
+  const fileFlags = ['--config', '--tls-cert', '--tls-key', '--tls-client-ca'];
+  for (const flag of fileFlags) {
+    const path = flagValue(coordinator!.args, flag);
+    if (path) resolveMountedFile(path, coordinator!, pod, resources);
+  }
+  const config = resolveMountedFile(flagValue(coordinator!.args, '--config')!, coordinator!, pod, resources);
+  const configMap = findByBaseName(resources, 'ConfigMap', config.name)!;
+  if (rendered) {
+    // The JSON configuration the coordinator reads, and the secret files it names in turn.
+    const json = JSON.parse(String(asMap(configMap.data, 'data')[config.key])) as {
+      auth?: Record<string, unknown>;
+    };
+    for (const key of ['enrollmentSecretFile', 'operatorTokenFile']) {
+      const path = json.auth?.[key];
+      if (typeof path === 'string') resolveMountedFile(path, coordinator!, pod, resources);
+    }
+  }
+
+  // Services: the governing headless Service and the client-facing one, both selecting the pod.
+  const services = byKind('Service');
+  const headless = services.find((s) => nameOf(s) === spec.serviceName);
+  expect(headless, 'serviceName names a Service').toBeDefined();
+  expect(asMap(headless!.spec, 'spec').clusterIP).toBe('None');
+  for (const s of services) {
+    const sspec = asMap(s.spec, 'Service spec');
+    expect(selects(labelsOf(sspec.selector), podLabels), `Service ${nameOf(s)} selects the pod`).toBe(true);
+    for (const p of asList(sspec.ports, 'ports')) {
+      expect(portNames.has(String(asMap(p, 'port').targetPort)), `Service ${nameOf(s)} targetPort`).toBe(
+        true,
+      );
+    }
+  }
+
+  // ServiceMonitor: scrapes exactly the client-facing Service, on its HTTP port, at /metrics; the
+  // job label the operator derives (the Service's name) is the one the alert rules select.
+  for (const sm of byKind('ServiceMonitor')) {
+    const smSpec = asMap(sm.spec, 'ServiceMonitor spec');
+    const chosen = services.filter((s) =>
+      selects(labelsOf(asMap(smSpec.selector, 'selector').matchLabels), labelsOf(s.metadata.labels)),
+    );
+    expect(chosen.map(nameOf)).toEqual(['atomlens-coordinator']);
+    const servicePorts = asList(asMap(chosen[0]!.spec, 'spec').ports, 'ports').map((p) => asMap(p, 'port'));
+    for (const e of asList(smSpec.endpoints, 'endpoints')) {
+      const endpoint = asMap(e, 'endpoint');
+      expect(endpoint.path).toBe('/metrics');
+      const port = servicePorts.find((p) => p.name === endpoint.port);
+      expect(port, `ServiceMonitor port ${String(endpoint.port)}`).toBeDefined();
+      expect(port!.targetPort).toBe('http');
+    }
+    const jobs = new Set(
+      rulesOf(readYaml(RULES_FILE), 'rules').flatMap((r) =>
+        [...r.expr.matchAll(/job="([^"]+)"/g)].map((m) => m[1]),
+      ),
+    );
+    expect([...jobs]).toEqual([smSpec.jobLabel ? 'unexpected jobLabel' : nameOf(chosen[0]!)]);
+  }
+
+  // Client Job: dials the client-facing Service's gRPC port; its secret references resolve.
+  for (const job of byKind('Job')) {
+    const jobPod = asMap(asMap(asMap(job.spec, 'Job spec').template, 'template').spec, 'pod spec');
+    expect(['OnFailure', 'Never']).toContain(jobPod.restartPolicy);
+    for (const c of containersOf(jobPod)) {
+      expect(c.args[0]).toBe('client');
+      const address = flagValue(c.args, '--coordinator');
+      const m = /^([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)$/.exec(address ?? '');
+      expect(m, `--coordinator ${address}: expected SERVICE.NAMESPACE.svc:PORT`).not.toBeNull();
+      const target = services.find((s) => nameOf(s) === m![1]);
+      expect(target, `Service ${m![1]}`).toBeDefined();
+      expect(m![2]).toBe(NAMESPACE);
+      const grpcPort = asList(asMap(target!.spec, 'spec').ports, 'ports')
+        .map((p) => asMap(p, 'port'))
+        .find((p) => p.name === 'grpc');
+      expect(grpcPort?.port).toBe(Number(m![3]));
+      for (const e of c.env) {
+        const ref = e.valueFrom
+          ? asMap(asMap(e.valueFrom, 'valueFrom').secretKeyRef, 'secretKeyRef')
+          : undefined;
+        if (!ref) continue;
+        const secret = findByBaseName(resources, 'Secret', String(ref.name));
+        expect(secret, `Secret ${String(ref.name)}`).toBeDefined();
+        expect(keysOf(secret!)).toContain(ref.key);
+      }
+      const ca = flagValue(c.args, '--ca');
+      if (ca) resolveMountedFile(ca, c, jobPod, resources);
+    }
+  }
+
+  if (rendered) {
+    for (const r of resources) {
+      if (r.kind === 'Namespace') continue;
+      expect(r.metadata.namespace, `${r.kind} ${nameOf(r)} namespace`).toBe(NAMESPACE);
+    }
+  }
+}
+
+describe('Kubernetes manifests (read directly)', () => {
+  const all = readKustomizationRaw(join(K8S_DIR, 'overlays', 'example'));
+
+  it('hold a StatefulSet, Services, ConfigMap, Secret, ServiceMonitor, PrometheusRule and a client Job', () => {
+    const kinds = new Set(all.map((r) => r.kind));
+    for (const k of [
+      'Namespace',
+      'StatefulSet',
+      'Service',
+      'ConfigMap',
+      'Secret',
+      'ServiceMonitor',
+      'PrometheusRule',
+      'Job',
+    ]) {
+      expect(kinds, k).toContain(k);
+    }
+  });
+
+  it('reference one another consistently', () => {
+    checkFederationResources(all, false);
+  });
+
+  it('ship no secret values: the base Secret is empty until an overlay fills it', () => {
+    const secret = readKustomizationRaw(join(K8S_DIR, 'base')).find((r) => r.kind === 'Secret')!;
+    const values = Object.values(asMap(secret.stringData ?? {}, 'stringData'));
+    expect(values.length).toBeGreaterThan(0);
+    for (const v of values) expect(v).toBe('');
+    expect(secret.data).toBeUndefined();
+    // The overlay's secret files are git-ignored.
+    const ignore = readText(join(K8S_DIR, 'overlays', 'example', 'secrets', '.gitignore'));
+    expect(ignore.split('\n')).toContain('*');
+  });
+
+  it('configure the coordinator with JSON it can parse', () => {
+    const config = JSON.parse(readFileSync(join(K8S_DIR, 'base', 'coordinator.json'), 'utf8')) as {
+      auth: { enabled: boolean };
+    };
+    expect(config.auth.enabled, 'a cluster deployment authenticates its clients').toBe(true);
+  });
+
+  it('pass only flags the atomlens commands accept', async () => {
+    for (const r of all) {
+      if (r.kind !== 'StatefulSet' && r.kind !== 'Job') continue;
+      const pod = asMap(asMap(asMap(r.spec, 'spec').template, 'template').spec, 'pod spec');
+      for (const c of containersOf(pod)) {
+        const spec = await loadCommandSpec(c.args[0]!);
+        if (spec) checkFlags(spec, c.args.slice(1), `${r.kind} ${nameOf(r)}`);
+      }
+    }
+  });
+});
+
+describe.skipIf(!hasKubectl)('Kubernetes manifests rendered by kustomize', () => {
+  const copy = hasKubectl ? copyWithDummySecrets() : '';
+  const render = (dir: string): Resource[] => {
+    const r = run('kubectl', ['kustomize', join(copy, dir)]);
+    expect(r.status, `kubectl kustomize deploy/k8s/${dir}: ${r.stderr}`).toBe(0);
+    return parseYamlDocuments(r.stdout).map((d, i) => asResource(d, `${dir} rendered #${i}`));
+  };
+
+  it.each(KUSTOMIZATIONS)('%s renders', (dir) => {
+    expect(render(dir).length).toBeGreaterThan(0);
+  });
+
+  it('the complete example renders into consistent resources in one namespace', () => {
+    const resources = render('overlays/example');
+    checkFederationResources(resources, true);
+    // The overlay really replaced the empty Secret with the files' content.
+    const secret = resources.find((r) => r.kind === 'Secret')!;
+    const data = asMap(secret.data, 'Secret data');
+    expect(Buffer.from(String(data['enrollment-secret']), 'base64').toString()).toContain('dummy');
+  });
+
+  it('the rendered PrometheusRule holds exactly the rules of the rule file', () => {
+    const rule = render('monitoring').find((r) => r.kind === 'PrometheusRule')!;
+    expect(asMap(rule.spec, 'spec').groups).toEqual(asMap(readYaml(RULES_FILE), 'rules').groups);
+  });
+
+  it('the base alone renders with the empty Secret and a hashed ConfigMap', () => {
+    const resources = render('base');
+    checkFederationResources(resources, true);
+    expect(resources.find((r) => r.kind === 'ConfigMap')!.metadata.name).toMatch(
+      /^atomlens-coordinator-config-[a-z0-9]{10}$/,
+    );
+  });
+
+  it('kustomize fails loudly when the overlay secrets are missing (nothing renders half-configured)', () => {
+    const bare = join(scratch, 'bare');
+    cpSync(K8S_DIR, bare, { recursive: true });
+    rmSync(join(bare, 'overlays', 'example', 'secrets'), { recursive: true, force: true });
+    const r = run('kubectl', ['kustomize', join(bare, 'overlays', 'example')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/secrets\//);
+  });
+});
