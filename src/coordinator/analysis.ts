@@ -1,0 +1,418 @@
+// Level-1 analysis (SPEC "Escalation"): the AnalysisService the coordinator core calls for
+// operator requests (gRPC RequestAnalysis, HTTP POST /analyses, `atomlens report`), plus the
+// automatic escalation policy fed by accepted uploads and an optional schedule.
+//
+// One analysis: resolve the models → ask their clients for probe summaries (reusing stored ones
+// at the same round) → every GW problem on the worker pool → segmentation, labels, cross-check →
+// JSON + HTML report stored → metrics. Analyses run one at a time (they saturate the CPU); a few
+// may wait in line, more are refused as busy.
+import { randomBytes } from 'node:crypto';
+import {
+  type AnalysisDeps,
+  type AnalysisFactory,
+  type AnalysisProgress,
+  AnalysisRequestError,
+  type AnalysisRequestInput,
+  type AnalysisService,
+  type ReportSummary,
+  type UploadEvent,
+} from './analysis-api.js';
+import {
+  type Escalation,
+  type EscalationConfig,
+  EscalationPolicy,
+  parseEscalationConfig,
+} from './escalation.js';
+import { type GwOptions, GwPool } from './gw/index.js';
+import type { LabelThresholds } from './labels.js';
+import { collectProbes, type ProbeTarget } from './probes.js';
+import { buildReport, splitAtoms } from './report/build.js';
+import { renderReportHtml } from './report/html.js';
+import type { ReportModel, ReportTrigger, TriggerKind } from './report/types.js';
+import type { SegmentationOptions } from './segmentation.js';
+
+export interface AnalysisServiceOptions {
+  /** GW worker pool; created (and closed) by the service when absent. */
+  pool?: GwPool;
+  /** Worker threads for a pool the service creates (default: available parallelism). */
+  workers?: number;
+  /** Solver options for every GW problem (default CG from the identity and product couplings). */
+  gw?: Pick<GwOptions, 'solver' | 'init' | 'epsilon' | 'maxIter' | 'tol'>;
+  thresholds?: Partial<LabelThresholds>;
+  segmentation?: SegmentationOptions;
+  /** Analyses allowed to wait behind the running one (default 4); more are refused as busy. */
+  maxQueued?: number;
+  /** Override of the coordinator config's `escalation` section. */
+  escalation?: Partial<EscalationConfig>;
+}
+
+/** An analysis request from inside the coordinator (escalation) carries its trigger. */
+export interface TriggeredRequest extends AnalysisRequestInput {
+  trigger?: Omit<ReportTrigger, 'reason'> & { kind: TriggerKind };
+}
+
+function newId(prefix: string, now: number): string {
+  return `${prefix}-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export class AnalysisServiceImpl implements AnalysisService {
+  readonly policy: EscalationPolicy;
+  private readonly pool: GwPool;
+  private readonly ownsPool: boolean;
+  private chain: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+  private readonly scheduleTimer: NodeJS.Timeout | undefined;
+  private readonly running = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly deps: AnalysisDeps,
+    private readonly options: AnalysisServiceOptions = {},
+  ) {
+    const config = parseEscalationConfig({ ...deps.config.escalation, ...options.escalation });
+    this.policy = new EscalationPolicy(config);
+    this.ownsPool = !options.pool;
+    this.pool = options.pool ?? new GwPool(options.workers ? { workers: options.workers } : {});
+    this.unsubscribe = deps.onUpload((e) => this.onUpload(e));
+    if (config.enabled && config.scheduleMs > 0) {
+      this.scheduleTimer = setInterval(() => this.onSchedule(), config.scheduleMs);
+      this.scheduleTimer.unref();
+    }
+  }
+
+  // --- AnalysisService -----------------------------------------------------------------------
+
+  async request(
+    req: TriggeredRequest,
+    onProgress: (p: AnalysisProgress) => void,
+  ): Promise<{ reportId: string }> {
+    if (this.closed) throw new AnalysisRequestError('unavailable', 'the coordinator is shutting down');
+    const models = this.resolveModels(req.models);
+    const maxQueued = this.options.maxQueued ?? 4;
+    if (this.queued > maxQueued) {
+      throw new AnalysisRequestError(
+        'busy',
+        `${this.queued} analyses are already running or waiting; try again when one has finished`,
+      );
+    }
+    const createdAtMs = Date.now();
+    const analysisId = newId('ana', createdAtMs);
+    const trigger: ReportTrigger = {
+      kind: req.trigger?.kind ?? 'operator',
+      reason: req.reason,
+      evidence: req.trigger?.evidence ?? [],
+    };
+    if (trigger.kind === 'operator') this.deps.metrics.escalations.inc({ reason: 'operator' });
+    await this.deps.storage.putAnalysis({
+      analysisId,
+      status: 'queued',
+      trigger: trigger.kind,
+      reason: req.reason,
+      models,
+      createdAtMs,
+    });
+    const progress = (p: Omit<AnalysisProgress, 'analysisId'>) => {
+      this.deps.metrics.analysisProgress.set(p.fraction);
+      try {
+        onProgress({ analysisId, ...p });
+      } catch {
+        // A listener that went away (cancelled stream) must not fail the analysis.
+      }
+    };
+    progress({ stage: 'queued', fraction: 0, message: `waiting for ${this.queued} earlier analysis(es)` });
+    this.queued++;
+    const run = this.chain.then(() => this.run(analysisId, createdAtMs, trigger, models, req, progress));
+    this.chain = run.catch(() => {});
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.queued--;
+      this.running.delete(run);
+    }
+  }
+
+  listReports(limit: number): ReportSummary[] {
+    return this.deps.storage.listReports(limit).map((r) => ({
+      reportId: r.reportId,
+      createdAtMs: r.createdAtMs,
+      trigger: r.trigger,
+      models: r.models,
+    }));
+  }
+
+  getReport(id: string): { json: string; html: string } | undefined {
+    const r = this.deps.storage.getReport(id);
+    return r ? { json: r.json, html: r.html } : undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe();
+    if (this.scheduleTimer) clearInterval(this.scheduleTimer);
+    // Running analyses finish with whatever probes arrive before the sessions close.
+    await Promise.allSettled([...this.running]);
+    if (this.ownsPool) await this.pool.close();
+  }
+
+  // --- escalation ----------------------------------------------------------------------------
+
+  private knownModels(): { clientId: string; taskId: string }[] {
+    return this.deps.similarity.list().map((m) => ({ clientId: m.clientId, taskId: m.taskId }));
+  }
+
+  private federationMean(): number | undefined {
+    const f = this.deps.similarity.federationSimilarity();
+    return f.models >= 2 ? f.mean : undefined;
+  }
+
+  private onUpload(e: UploadEvent): void {
+    if (this.closed) return;
+    const div = this.deps.similarity.divergence(e.clientId, e.taskId);
+    const all = this.knownModels();
+    const escalation = this.policy.onUpload(
+      {
+        clientId: e.clientId,
+        taskId: e.taskId,
+        round: e.round,
+        fingerprintMatch: e.fingerprintMatch,
+        drift: e.drift,
+        divergence: div && div.peers > 0 ? div.divergence : undefined,
+      },
+      this.federationMean(),
+      all.filter((m) => m.taskId === e.taskId),
+      all,
+    );
+    if (escalation) this.escalate(escalation);
+  }
+
+  private onSchedule(): void {
+    if (this.closed) return;
+    const escalation = this.policy.onSchedule(this.knownModels());
+    if (escalation) this.escalate(escalation);
+  }
+
+  private escalate(e: Escalation): void {
+    this.deps.metrics.escalations.inc({ reason: e.kind });
+    this.deps.logger.info('escalating to a GW analysis', {
+      trigger: e.kind,
+      reason: e.reason,
+      models: e.models.length,
+    });
+    const deadline = this.policy.config.probeDeadlineMs;
+    this.request(
+      {
+        models: e.models,
+        reason: e.reason,
+        trigger: { kind: e.kind, evidence: e.evidence },
+        ...(deadline > 0 ? { probeDeadlineMs: deadline } : {}),
+      },
+      () => {},
+    ).then(
+      ({ reportId }) => this.deps.logger.info('escalation report written', { reportId, trigger: e.kind }),
+      (err: unknown) =>
+        this.deps.logger.warn('escalation analysis failed', { error: String((err as Error).message ?? err) }),
+    );
+  }
+
+  // --- one analysis --------------------------------------------------------------------------
+
+  private resolveModels(
+    requested: { clientId: string; taskId: string }[],
+  ): { clientId: string; taskId: string }[] {
+    const { storage } = this.deps;
+    if (requested.length === 0) {
+      const all: { clientId: string; taskId: string }[] = [];
+      for (const c of storage.listClients()) {
+        const rounds = storage.lastRounds(c.clientId);
+        for (const t of c.tasks)
+          if ((rounds.get(t.taskId) ?? 0) > 0) all.push({ clientId: c.clientId, taskId: t.taskId });
+      }
+      if (all.length === 0) {
+        throw new AnalysisRequestError('not_found', 'no model has uploaded atoms yet: nothing to analyse');
+      }
+      return all;
+    }
+    const seen = new Set<string>();
+    const out: { clientId: string; taskId: string }[] = [];
+    for (const m of requested) {
+      const client = storage.getClient(m.clientId);
+      if (!client)
+        throw new AnalysisRequestError(
+          'not_found',
+          `unknown client '${m.clientId}'; ListClients shows the registered ones`,
+        );
+      if (!client.tasks.some((t) => t.taskId === m.taskId)) {
+        throw new AnalysisRequestError(
+          'not_found',
+          `client '${m.clientId}' has no task '${m.taskId}' (its tasks: ${client.tasks.map((t) => t.taskId).join(', ')})`,
+        );
+      }
+      const k = `${m.clientId}\n${m.taskId}`;
+      if (!seen.has(k)) {
+        seen.add(k);
+        out.push({ clientId: m.clientId, taskId: m.taskId });
+      }
+    }
+    return out;
+  }
+
+  private async run(
+    analysisId: string,
+    createdAtMs: number,
+    trigger: ReportTrigger,
+    models: { clientId: string; taskId: string }[],
+    req: AnalysisRequestInput,
+    progress: (p: Omit<AnalysisProgress, 'analysisId'>) => void,
+  ): Promise<{ reportId: string }> {
+    const { storage, metrics, template, sessions, config } = this.deps;
+    const startedAtMs = Date.now();
+    const started = performance.now();
+    metrics.analysisInProgress.inc();
+    this.policy.analysisStarted(this.federationMean());
+    const record = {
+      analysisId,
+      trigger: trigger.kind,
+      reason: req.reason,
+      models,
+      createdAtMs,
+      startedAtMs,
+    };
+    try {
+      await storage.putAnalysis({ ...record, status: 'running' });
+      const probe = { ...template.probe, size: req.probeSize ?? template.probe.size };
+      const layers = template.probeLayers;
+      const reportModels: ReportModel[] = models.map((m) => {
+        const client = storage.getClient(m.clientId);
+        const round = storage.lastRounds(m.clientId).get(m.taskId) ?? 0;
+        return {
+          clientId: m.clientId,
+          taskId: m.taskId,
+          round: round > 0 ? round : null,
+          fingerprintMatch: client?.fingerprintMatch ?? false,
+          answered: false,
+          reused: false,
+          requestId: null,
+        };
+      });
+      const atoms = reportModels.map((m) => {
+        if (m.round === null) return null;
+        const stored = storage.getRound(m.clientId, m.taskId, m.round);
+        if (!stored) return null;
+        const values = new Float32Array(stored.atoms.byteLength / 4);
+        new Uint8Array(values.buffer).set(stored.atoms);
+        return splitAtoms(template, values);
+      });
+
+      // Probing.
+      const deadlineMs = Date.now() + (req.probeDeadlineMs ?? config.analysis.probeDeadlineMs);
+      progress({
+        stage: 'probing',
+        fraction: 0.02,
+        message: `asking ${models.length} model(s) for probe summaries`,
+      });
+      const targets: ProbeTarget[] = reportModels.map((m) => ({
+        clientId: m.clientId,
+        taskId: m.taskId,
+        round: m.round ?? 0,
+      }));
+      const collected = await collectProbes(
+        { sessions, storage },
+        targets,
+        { layers, probe, deadlineMs },
+        (settled, total, target, ok) =>
+          progress({
+            stage: 'probing',
+            fraction: 0.02 + (0.28 * settled) / total,
+            message: `${target.clientId}/${target.taskId} ${ok ? 'answered' : 'did not answer'} (${settled}/${total})`,
+          }),
+      );
+      const grams = new Map<number, Float32Array[]>();
+      for (const a of collected.answered) {
+        const i = targets.indexOf(a.target);
+        reportModels[i] = {
+          ...reportModels[i]!,
+          answered: true,
+          reused: a.reused,
+          requestId: a.requestId,
+          round: a.round > 0 ? a.round : reportModels[i]!.round,
+        };
+        grams.set(i, a.grams);
+      }
+      const missing = collected.missing.map((m) => ({
+        clientId: m.target.clientId,
+        taskId: m.target.taskId,
+        reason: m.reason,
+      }));
+      const notes: string[] = [];
+      const reusedCount = collected.answered.filter((a) => a.reused).length;
+      if (reusedCount > 0)
+        notes.push(`${reusedCount} model(s) reused probe summaries stored at the same round.`);
+      if (atoms.some((a) => a === null))
+        notes.push('Models without stored atoms are left out of the atom similarity.');
+
+      // Solving, segmentation, report.
+      const reportId = newId('rep', Date.now());
+      const gw = this.options.gw ?? {};
+      const report = await buildReport(
+        {
+          reportId,
+          analysisId,
+          createdAtMs: Date.now(),
+          trigger,
+          template,
+          probe,
+          models: reportModels,
+          missing,
+          atoms,
+          grams,
+          ...(this.options.thresholds ? { thresholds: this.options.thresholds } : {}),
+          ...(this.options.segmentation ? { segmentation: this.options.segmentation } : {}),
+          solver: {
+            method: gw.solver ?? 'cg',
+            init: typeof gw.init === 'string' ? gw.init : 'best',
+            maxIterations: gw.maxIter ?? null,
+            tolerance: gw.tol ?? null,
+          },
+          probingSeconds: collected.seconds,
+          notes,
+        },
+        (C1, C2) => this.pool.solve(C1, C2, gw),
+        (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
+      );
+      const html = renderReportHtml(report);
+      const json = JSON.stringify(report);
+      await storage.putReport({
+        reportId,
+        createdAtMs: report.createdAtMs,
+        trigger: trigger.kind,
+        models: models.length,
+        analysisId,
+        json,
+        html,
+      });
+      await storage.putAnalysis({ ...record, status: 'completed', finishedAtMs: Date.now(), reportId });
+      metrics.analyses.inc({ outcome: 'completed' });
+      progress({ stage: 'done', fraction: 1, message: `report ${reportId} written`, reportId });
+      return { reportId };
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      metrics.analyses.inc({ outcome: 'failed' });
+      await storage
+        .putAnalysis({ ...record, status: 'failed', finishedAtMs: Date.now(), message })
+        .catch(() => {});
+      progress({ stage: 'failed', fraction: 1, message });
+      throw err;
+    } finally {
+      metrics.analysisInProgress.dec();
+      metrics.analysisDuration.observe((performance.now() - started) / 1000);
+      this.policy.analysisFinished();
+    }
+  }
+}
+
+/** Factory for startCoordinator({ analysis: createAnalysisService(...) }). */
+export function createAnalysisService(options: AnalysisServiceOptions = {}): AnalysisFactory {
+  return (deps) => new AnalysisServiceImpl(deps, options);
+}

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_ESCALATION_CONFIG,
+  type EscalationConfig,
+  EscalationPolicy,
+  type ModelSignal,
+  parseEscalationConfig,
+} from '../../src/coordinator/escalation.js';
+
+const models = [
+  { clientId: 'a', taskId: 't1' },
+  { clientId: 'b', taskId: 't1' },
+  { clientId: 'c', taskId: 't2' },
+];
+const peersOf = (taskId: string) => models.filter((m) => m.taskId === taskId);
+
+function policy(overrides: Partial<EscalationConfig> = {}) {
+  let now = 1_000_000;
+  const p = new EscalationPolicy({ ...DEFAULT_ESCALATION_CONFIG, ...overrides }, () => now);
+  return { p, advance: (ms: number) => (now += ms) };
+}
+
+function signal(over: Partial<ModelSignal> = {}): ModelSignal {
+  return {
+    clientId: 'a',
+    taskId: 't1',
+    round: 5,
+    fingerprintMatch: true,
+    drift: 0.01,
+    divergence: 0.05,
+    ...over,
+  };
+}
+
+describe('EscalationPolicy', () => {
+  it('stays quiet for an ordinary upload', () => {
+    const { p } = policy();
+    expect(p.onUpload(signal(), 0.9, peersOf('t1'), models)).toBeUndefined();
+  });
+
+  it('fires on divergence over the threshold, with the evidence and the task as models', () => {
+    const { p } = policy();
+    const e = p.onUpload(signal({ divergence: 0.42 }), 0.9, peersOf('t1'), models)!;
+    expect(e.kind).toBe('divergence');
+    expect(e.evidence).toEqual([
+      { name: 'divergence', value: 0.42, threshold: 0.3, clientId: 'a', taskId: 't1' },
+    ]);
+    expect(e.models).toEqual([
+      { clientId: 'a', taskId: 't1' },
+      { clientId: 'b', taskId: 't1' },
+    ]);
+    expect(e.reason).toMatch(/a\/t1 diverges/);
+  });
+
+  it('fires on drift, and on a fingerprint mismatch only once per model', () => {
+    const { p, advance } = policy({ cooldownMs: 0, modelCooldownMs: 0 });
+    expect(p.onUpload(signal({ drift: 0.5 }), 0.9, peersOf('t1'), models)?.kind).toBe('drift');
+    const mismatch = signal({ clientId: 'c', taskId: 't2', fingerprintMatch: false });
+    // c is alone in its task: the analysis compares it with every model.
+    const e = p.onUpload(mismatch, 0.9, peersOf('t2'), models)!;
+    expect(e.kind).toBe('fingerprint');
+    expect(e.models.map((m) => m.clientId)).toEqual(['c', 'a', 'b']);
+    advance(1);
+    expect(p.onUpload(mismatch, 0.9, peersOf('t2'), models)).toBeUndefined();
+  });
+
+  it('fires when the federation similarity moved since the last analysis', () => {
+    const { p, advance } = policy({ cooldownMs: 0 });
+    expect(p.onUpload(signal(), 0.5, peersOf('t1'), models)).toBeUndefined();
+    p.analysisStarted(0.8);
+    p.analysisFinished();
+    advance(10);
+    expect(p.onUpload(signal(), 0.75, peersOf('t1'), models)).toBeUndefined();
+    const e = p.onUpload(signal(), 0.6, peersOf('t1'), models)!;
+    expect(e.kind).toBe('similarity-change');
+    expect(e.evidence[0]!.value).toBeCloseTo(0.2, 12);
+    expect(e.models).toHaveLength(3);
+  });
+
+  it('debounces a noisy client: per-model cooldown, global cooldown, never while running', () => {
+    const { p, advance } = policy({ cooldownMs: 60_000, modelCooldownMs: 300_000 });
+    const noisy = signal({ drift: 0.9 });
+    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeDefined();
+    p.analysisStarted(0.9);
+    advance(400_000);
+    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeUndefined(); // running
+    p.analysisFinished();
+    advance(1_000);
+    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeDefined(); // cooldowns passed
+    advance(120_000);
+    // Global cooldown passed but the model's own has not.
+    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeUndefined();
+    // Another model of another task may trigger.
+    expect(
+      p.onUpload(signal({ clientId: 'c', taskId: 't2', drift: 0.9 }), 0.9, peersOf('t2'), models),
+    ).toBeDefined();
+    expect(p.suppressed.get('drift')).toBe(2);
+  });
+
+  it('schedules only when configured, and not inside the cooldown', () => {
+    expect(policy().p.onSchedule(models)).toBeUndefined();
+    const { p, advance } = policy({ scheduleMs: 1000, cooldownMs: 5000 });
+    expect(p.onSchedule(models)?.kind).toBe('schedule');
+    advance(1000);
+    expect(p.onSchedule(models)).toBeUndefined();
+    advance(5000);
+    expect(p.onSchedule(models)?.models).toHaveLength(3);
+  });
+
+  it('caps the number of models', () => {
+    const many = Array.from({ length: 20 }, (_, i) => ({ clientId: `c${i}`, taskId: 't1' }));
+    const { p } = policy({ maxModels: 5 });
+    const e = p.onUpload(signal({ clientId: 'c7', divergence: 0.9 }), 0.9, many, many)!;
+    expect(e.models).toHaveLength(5);
+    expect(e.models[0]!.clientId).toBe('c7');
+  });
+
+  it('does nothing when disabled', () => {
+    const { p } = policy({ enabled: false });
+    expect(p.onUpload(signal({ divergence: 0.9, drift: 0.9 }), 0.9, models, models)).toBeUndefined();
+  });
+});
+
+describe('parseEscalationConfig', () => {
+  it('merges over the defaults', () => {
+    expect(parseEscalationConfig({ driftThreshold: 0.4 })).toEqual({
+      ...DEFAULT_ESCALATION_CONFIG,
+      driftThreshold: 0.4,
+    });
+  });
+  it('names unknown keys and wrong types', () => {
+    expect(() => parseEscalationConfig({ driftThreshhold: 0.4 })).toThrow(
+      /escalation.driftThreshhold is not a setting/,
+    );
+    expect(() => parseEscalationConfig({ enabled: 'yes' })).toThrow(/escalation.enabled must be a boolean/);
+    expect(() => parseEscalationConfig({ cooldownMs: -1 })).toThrow(/≥ 0/);
+  });
+});
