@@ -1,13 +1,224 @@
-// Placeholder until the issue that owns `atomlens status` lands; replaced wholesale by it.
-import { CliError, type CommandSpec } from '../args.js';
+// `atomlens status`: a snapshot of a running coordinator over the Operator service — clients and
+// their connection state, the federation's mean atom similarity, and the most divergent models.
+import * as grpc from '@grpc/grpc-js';
+import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.js';
+import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
+import type { OperatorClient } from '../../generated/atomlens/v1/Operator.js';
+import { loadAtomlensProto } from '../../shared/proto.js';
+import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'status',
-  summary: 'not yet available',
-  usage: 'atomlens status',
-  options: {},
+  summary: 'Show clients, similarity and divergence from a running coordinator',
+  usage: 'atomlens status --coordinator HOST:PORT [--json] [--top N]',
+  options: {
+    coordinator: {
+      type: 'string',
+      value: 'HOST:PORT',
+      description: 'Coordinator gRPC address',
+      default: '127.0.0.1:50051',
+    },
+    json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
+    top: {
+      type: 'string',
+      value: 'N',
+      description: 'How many of the most divergent models to show',
+      default: '10',
+    },
+    timeout: {
+      type: 'string',
+      value: 'MS',
+      description: 'Give up after this many milliseconds',
+      default: '10000',
+    },
+    token: {
+      type: 'string',
+      value: 'TOKEN',
+      description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
+    },
+  },
 };
 
-export async function run(): Promise<number> {
-  throw new CliError('atomlens status is not implemented yet');
+export interface StatusSnapshot {
+  coordinator: string;
+  clients: {
+    clientId: string;
+    connected: boolean;
+    fingerprintMatch: boolean;
+    lastSeenMs: number;
+    tasks: { taskId: string; lastRound: number }[];
+  }[];
+  /** Mean pairwise similarity over the latest models (null when fewer than two or too many). */
+  similarityMean: number | null;
+  similarityNote: string;
+  models: number;
+  topDivergence: { clientId: string; taskId: string; round: number; divergence: number; drift: number }[];
+}
+
+function call<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => {
+    fn((err, value) => (err ? reject(err) : resolve(value as T)));
+  });
+}
+
+function unreachable(address: string, err: grpc.ServiceError): CliError {
+  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new CliError(
+      `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, and is this its gRPC port?`,
+      EXIT.unreachable,
+    );
+  }
+  return new CliError(
+    `coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`,
+    EXIT.failure,
+  );
+}
+
+/** Fetches the snapshot (exported for tests and for `demo`). */
+export async function fetchStatus(
+  address: string,
+  options: { timeoutMs: number; top: number; token?: string },
+): Promise<StatusSnapshot> {
+  const proto = loadAtomlensProto();
+  const client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 256 * 1024 * 1024,
+  }) as OperatorClient;
+  const metadata = new grpc.Metadata();
+  if (options.token) metadata.set('authorization', `Bearer ${options.token}`);
+  const deadline = () => ({ deadline: Date.now() + options.timeoutMs });
+  try {
+    const clients = await call<{ clients: ClientInfo__Output[] }>((cb) =>
+      client.ListClients({}, metadata, deadline(), cb),
+    ).catch((err: grpc.ServiceError) => {
+      throw unreachable(address, err);
+    });
+    const divergence = await call<{ models: ModelDivergence__Output[] }>((cb) =>
+      client.GetDivergence({}, metadata, deadline(), cb),
+    ).catch((err: grpc.ServiceError) => {
+      throw unreachable(address, err);
+    });
+    let similarityMean: number | null = null;
+    let similarityNote = '';
+    try {
+      const sim = await call<{ models: unknown[]; values: number[] }>((cb) =>
+        client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, metadata, deadline(), cb),
+      );
+      const n = sim.models.length;
+      if (n >= 2) {
+        let sum = 0;
+        for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) sum += sim.values[i * n + j]!;
+        similarityMean = sum / (n * (n - 1));
+      } else {
+        similarityNote = 'needs at least two models';
+      }
+    } catch (err) {
+      const e = err as grpc.ServiceError;
+      if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw unreachable(address, e);
+      similarityNote =
+        'too many models for a full matrix (see atomlens_federation_similarity_mean on /metrics)';
+    }
+    const top = [...divergence.models]
+      .sort((a, b) => b.divergence - a.divergence)
+      .slice(0, options.top)
+      .map((m) => ({
+        clientId: m.model?.clientId ?? '',
+        taskId: m.model?.taskId ?? '',
+        round: m.round,
+        divergence: m.divergence,
+        drift: m.drift,
+      }));
+    return {
+      coordinator: address,
+      clients: clients.clients.map((c) => ({
+        clientId: c.clientId,
+        connected: c.connected,
+        fingerprintMatch: c.fingerprintMatch,
+        lastSeenMs: c.lastSeenMs,
+        tasks: c.tasks.map((t) => ({ taskId: t.taskId, lastRound: t.lastRound })),
+      })),
+      similarityMean,
+      similarityNote,
+      models: divergence.models.length,
+      topDivergence: top,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+function ago(ms: number): string {
+  if (ms === 0) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function formatStatus(s: StatusSnapshot): string {
+  const out: string[] = [];
+  const connected = s.clients.filter((c) => c.connected).length;
+  out.push(
+    `coordinator ${s.coordinator}: ${s.clients.length} clients (${connected} connected), ${s.models} models`,
+  );
+  out.push(
+    `federation similarity (mean pairwise, latest): ${s.similarityMean === null ? `n/a (${s.similarityNote})` : s.similarityMean.toFixed(4)}`,
+  );
+  if (s.clients.length > 0) {
+    out.push('', 'clients:');
+    out.push(
+      table([
+        ['client', 'connected', 'alpha', 'last seen', 'tasks (last round)'],
+        ...s.clients.map((c) => [
+          c.clientId,
+          c.connected ? 'yes' : 'no',
+          c.fingerprintMatch ? 'shared' : 'MISMATCH',
+          ago(c.lastSeenMs),
+          c.tasks.map((t) => `${t.taskId}(${t.lastRound})`).join(' '),
+        ]),
+      ]),
+    );
+  }
+  if (s.topDivergence.length > 0) {
+    out.push('', 'most divergent models:');
+    out.push(
+      table([
+        ['client', 'task', 'round', 'divergence', 'drift'],
+        ...s.topDivergence.map((d) => [
+          d.clientId,
+          d.taskId,
+          String(d.round),
+          d.divergence.toFixed(4),
+          d.drift.toFixed(4),
+        ]),
+      ]),
+    );
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export async function run(parsed: Parsed): Promise<number> {
+  const address = String(parsed.values.coordinator);
+  if (!/^[^\s]+:\d{1,5}$/.test(address))
+    throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
+  const top = intFlag(parsed.values, 'top', 0, 10_000);
+  const timeoutMs = intFlag(parsed.values, 'timeout', 100, 600_000);
+  const token =
+    typeof parsed.values.token === 'string'
+      ? parsed.values.token
+      : process.env.ATOMLENS_OPERATOR_TOKEN || undefined;
+  const snapshot = await fetchStatus(address, { timeoutMs, top, ...(token ? { token } : {}) });
+  process.stdout.write(
+    parsed.values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : formatStatus(snapshot),
+  );
+  return EXIT.ok;
 }

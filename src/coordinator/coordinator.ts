@@ -1,0 +1,259 @@
+// Composition root: builds the coordinator's parts from options, starts the gRPC and HTTP
+// servers, and stops them in order (stop accepting → end sessions → drain calls → close storage).
+import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type * as grpc from '@grpc/grpc-js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { buildTemplate, type ModelTemplate } from '../shared/template.js';
+import type { AnalysisFactory, AnalysisService } from './analysis-api.js';
+import { type CoordinatorConfig, type DeepPartial, resolveConfig } from './config.js';
+import { type Enroll, FederationCore } from './federation.js';
+import { createHttpServer, listenHttp } from './http.js';
+import { CoordinatorMetrics } from './metrics.js';
+import { OperatorQueries } from './operator.js';
+import type { Authorize } from './rpc.js';
+import { bindGrpcServer, createGrpcServer } from './server.js';
+import { SessionRegistry } from './sessions.js';
+import { SimilarityIndex } from './similarity.js';
+import { SqliteStorage } from './storage/sqlite.js';
+import type { Storage } from './storage/types.js';
+
+export interface CoordinatorOptions {
+  /** Directory for the SQLite file (created if missing). */
+  dataDir: string;
+  /** Default 127.0.0.1. */
+  grpcHost?: string;
+  /** 0 (default) = pick a free port. */
+  grpcPort?: number;
+  /** Default: grpcHost. */
+  httpHost?: string;
+  /** 0 (default) = pick a free port. */
+  httpPort?: number;
+  /** A resolved configuration, or overrides merged over the defaults (validated either way). */
+  config?: DeepPartial<CoordinatorConfig>;
+  /** Level-1 analysis (issue 5); without it, report/analysis calls answer UNIMPLEMENTED / 501. */
+  analysis?: AnalysisFactory;
+  logger?: Logger;
+  /** gRPC transport credentials (issue 8: TLS). Default insecure. */
+  grpcCredentials?: grpc.ServerCredentials;
+  /** Per-call authorisation on metadata (issue 8). */
+  authorize?: Authorize;
+  /** Enrolment check at Register (issue 8). */
+  enroll?: Enroll;
+  /** Storage to use instead of SQLite in dataDir (a server database later; tests). */
+  storage?: Storage;
+}
+
+export interface RunningCoordinator {
+  grpcPort: number;
+  httpPort: number;
+  config: CoordinatorConfig;
+  template: ModelTemplate;
+  storage: Storage;
+  sessions: SessionRegistry;
+  similarity: SimilarityIndex;
+  metrics: CoordinatorMetrics;
+  federation: FederationCore;
+  operator: OperatorQueries;
+  analysis: AnalysisService | undefined;
+  /**
+   * Stops the coordinator. With drain (default) it waits up to `graceMs` for calls in flight and
+   * commits queued writes; without, it cuts connections at once (queued writes are still
+   * committed — they were never acknowledged, but there is no reason to drop them).
+   */
+  stop(options?: { drain?: boolean; graceMs?: number }): Promise<void>;
+}
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const TEMPLATE_META = 'template';
+
+/** Refuses a data directory written for a different template (its atoms would not fit). */
+async function checkTemplate(storage: Storage, template: ModelTemplate): Promise<void> {
+  const identity = JSON.stringify({
+    alphaFingerprint: template.alphaFingerprint,
+    layers: template.layers.map((l) => ({ name: l.name, m: l.m, k: l.k })),
+  });
+  const stored = storage.getMeta(TEMPLATE_META);
+  if (stored === undefined) {
+    await storage.setMeta(TEMPLATE_META, identity);
+    return;
+  }
+  if (stored !== identity) {
+    throw new Error(
+      'the data directory holds atoms for a different model template (α fingerprint or layer shapes differ); ' +
+        'start with the template it was created with, or use a new --data directory',
+    );
+  }
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  const logger = options.logger ?? createLogger('coordinator');
+  const config = resolveConfig(options.config ?? {});
+  const template = buildTemplate(config.template);
+  const metrics = new CoordinatorMetrics(
+    {
+      version: packageVersion(),
+      maxModelSeries: config.metrics.maxModelSeries,
+      maxClientSeries: config.metrics.maxClientSeries,
+      defaultMetrics: config.metrics.defaultMetrics,
+    },
+    (msg) => logger.warn(msg),
+  );
+  const storage =
+    options.storage ??
+    new SqliteStorage({
+      dataDir: options.dataDir,
+      synchronous: config.storage.synchronous,
+      maxBatch: config.storage.maxBatch,
+    });
+  storage.onCommit((seconds) => metrics.storageCommit.observe(seconds));
+  const cleanup: (() => Promise<void> | void)[] = [() => storage.close()];
+  try {
+    await checkTemplate(storage, template);
+    const similarity = new SimilarityIndex(template.layers);
+    const sessions = new SessionRegistry({
+      heartbeatIntervalMs: config.sessions.heartbeatIntervalMs,
+      timeoutMs: config.sessions.timeoutMs,
+      metrics,
+      logger: logger.child('sessions'),
+    });
+    cleanup.unshift(() => sessions.stop());
+    const federation = new FederationCore({
+      config,
+      template,
+      storage,
+      similarity,
+      sessions,
+      metrics,
+      logger,
+      ...(options.enroll ? { enroll: options.enroll } : {}),
+    });
+    const warm = federation.warmUp();
+    logger.info('state loaded', {
+      clients: warm.clients,
+      models: warm.models,
+      uploads: storage.countUploads(),
+    });
+    const operator = new OperatorQueries({ config, federation, storage, similarity, sessions });
+    metrics.bind({
+      clientsRegistered: () => federation.clientCount,
+      clientsConnected: () => sessions.connectedCount(),
+      lastSeen: () => sessions.lastSeenAll().entries(),
+      divergences: () => similarity.divergences(),
+      federationSimilarity: () => similarity.federationSimilarity(),
+      layerNames: () => template.layers.map((l) => l.name),
+    });
+    const analysis = options.analysis?.({
+      config,
+      template,
+      storage,
+      sessions,
+      similarity,
+      metrics,
+      logger: logger.child('analysis'),
+      onUpload: (listener) => federation.onUpload(listener),
+    });
+    if (analysis?.close) cleanup.unshift(() => analysis.close!());
+
+    let stopping: string | undefined;
+    const grpcServer = createGrpcServer({
+      config,
+      federation,
+      operator,
+      sessions,
+      storage,
+      analysis,
+      handler: { metrics, logger, authorize: options.authorize },
+    });
+    const grpcHost = options.grpcHost ?? '127.0.0.1';
+    const grpcPort = await bindGrpcServer(grpcServer, {
+      host: grpcHost,
+      port: options.grpcPort ?? 0,
+      ...(options.grpcCredentials ? { credentials: options.grpcCredentials } : {}),
+    });
+    cleanup.unshift(() => grpcServer.forceShutdown());
+    const httpServer = createHttpServer({ metrics, analysis, logger, notReady: () => stopping });
+    const httpPort = await listenHttp(httpServer, options.httpHost ?? grpcHost, options.httpPort ?? 0);
+    cleanup.unshift(() => closeHttp(httpServer, 0));
+
+    let stopped: Promise<void> | undefined;
+    const stop = (stopOptions: { drain?: boolean; graceMs?: number } = {}): Promise<void> => {
+      stopped ??= (async () => {
+        const drain = stopOptions.drain ?? true;
+        const graceMs = stopOptions.graceMs ?? 5_000;
+        stopping = 'shutting down';
+        sessions.stop();
+        if (analysis?.close) {
+          await analysis
+            .close()
+            .catch((err: unknown) => logger.error('analysis close failed', { error: String(err) }));
+        }
+        if (drain) await shutdownGrpc(grpcServer, graceMs);
+        else grpcServer.forceShutdown();
+        await closeHttp(httpServer, drain ? graceMs : 0);
+        await storage.close();
+        logger.info('stopped');
+      })();
+      return stopped;
+    };
+    return {
+      grpcPort,
+      httpPort,
+      config,
+      template,
+      storage,
+      sessions,
+      similarity,
+      metrics,
+      federation,
+      operator,
+      analysis,
+      stop,
+    };
+  } catch (err) {
+    for (const fn of cleanup) {
+      try {
+        await fn();
+      } catch {
+        // Already failing; the original error is the one to report.
+      }
+    }
+    throw err;
+  }
+}
+
+function shutdownGrpc(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function closeHttp(server: HttpServer, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    if (graceMs === 0) server.closeAllConnections();
+    else setTimeout(() => server.closeAllConnections(), graceMs).unref();
+  });
+}

@@ -1,0 +1,433 @@
+// The coordinator's level-0 state and the logic behind the Federation service: registry of
+// clients, accepting atom uploads (validate → durable commit → similarity index), and assembling
+// probe answers. Transport-free: the gRPC layer (server.ts) only decodes, calls and maps errors.
+
+import * as grpc from '@grpc/grpc-js';
+import type { PushAtomsRequest__Output } from '../generated/atomlens/v1/PushAtomsRequest.js';
+import { modelCosine } from '../shared/atoms.js';
+import type { Logger } from '../shared/log.js';
+import type { ModelTemplate } from '../shared/template.js';
+import type { UploadEvent } from './analysis-api.js';
+import type { CoordinatorConfig } from './config.js';
+import type { CoordinatorMetrics } from './metrics.js';
+import {
+  type AuthCall,
+  alreadyExists,
+  exhausted,
+  failedPrecondition,
+  invalid,
+  notFound,
+  RpcError,
+  unimplemented,
+} from './rpc.js';
+import type { ProbeLayerSummary, SessionRegistry } from './sessions.js';
+import { type SimilarityIndex, unitModelVector } from './similarity.js';
+import { type ClientRecord, type Storage, StorageConflictError, type TaskRecord } from './storage/types.js';
+import { splitAtoms, UploadRejection, type ValidatedUpload, validateUpload } from './validation.js';
+
+export interface RegisterInput {
+  clientId: string;
+  tasks: TaskRecord[];
+  alphaFingerprint: string;
+  clientVersion: string;
+  enrollmentSecret: string;
+  /** The transport call, for enrolment checks that look at metadata or the TLS peer. */
+  call?: AuthCall;
+}
+
+export interface RegisterResult {
+  fingerprintMatch: boolean;
+  progress: { taskId: string; lastRound: number }[];
+  /** Bearer token for later calls ('' while authentication is not enabled). */
+  token: string;
+}
+
+/**
+ * Enrolment hook (issue 8): checks a registering client (enrolment secret, mTLS identity on the
+ * call) and returns the bearer token to hand out ('' when authentication is off), or throws an
+ * RpcError (UNAUTHENTICATED / PERMISSION_DENIED). Without one, registration is open. Runs after the
+ * request is validated and before anything is stored.
+ */
+export type Enroll = (
+  request: { clientId: string; enrollmentSecret: string },
+  call: AuthCall | undefined,
+) => string;
+
+export interface PushResult {
+  duplicate: boolean;
+  round: number;
+  drift: number | undefined;
+}
+
+export interface FederationDeps {
+  config: CoordinatorConfig;
+  template: ModelTemplate;
+  storage: Storage;
+  similarity: SimilarityIndex;
+  sessions: SessionRegistry;
+  metrics: CoordinatorMetrics;
+  logger: Logger;
+  enroll?: Enroll;
+  now?: () => number;
+}
+
+export class FederationCore {
+  readonly template: ModelTemplate;
+  private readonly deps: FederationDeps;
+  private readonly clients = new Map<string, ClientRecord>();
+  private readonly uploadListeners = new Set<(e: UploadEvent) => void>();
+  private readonly now: () => number;
+
+  constructor(deps: FederationDeps) {
+    this.deps = deps;
+    this.template = deps.template;
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Loads the registry and the two latest rounds of every model from storage. */
+  warmUp(): { clients: number; models: number } {
+    const { storage, similarity, sessions } = this.deps;
+    for (const c of storage.listClients()) {
+      this.clients.set(c.clientId, c);
+      sessions.touch(c.clientId, c.lastSeenMs);
+    }
+    storage.forEachRecentRound((clientId, taskId, round, atoms) => {
+      const client = this.clients.get(clientId);
+      similarity.update(
+        { clientId, taskId, round, fingerprintMatch: client?.fingerprintMatch ?? false },
+        splitAtoms(atoms, this.template),
+      );
+    }, 2);
+    return { clients: this.clients.size, models: similarity.size };
+  }
+
+  onUpload(listener: (e: UploadEvent) => void): () => void {
+    this.uploadListeners.add(listener);
+    return () => this.uploadListeners.delete(listener);
+  }
+
+  client(clientId: string): ClientRecord | undefined {
+    return this.clients.get(clientId);
+  }
+
+  listClients(): ClientRecord[] {
+    return [...this.clients.values()];
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  async register(input: RegisterInput): Promise<RegisterResult> {
+    const { config, storage, similarity, sessions } = this.deps;
+    const token = this.deps.enroll
+      ? this.deps.enroll({ clientId: input.clientId, enrollmentSecret: input.enrollmentSecret }, input.call)
+      : '';
+    const existing = this.clients.get(input.clientId);
+    if (!existing && this.clients.size >= config.limits.maxClients) {
+      throw exhausted(
+        `the federation already has ${this.clients.size} clients (limits.maxClients); ask the operator to raise the limit`,
+      );
+    }
+    const known = new Set(existing?.tasks.map((t) => t.taskId) ?? []);
+    const added = input.tasks.filter((t) => !known.has(t.taskId));
+    if (known.size + added.length > config.limits.maxTasksPerClient) {
+      throw invalid(
+        `client '${input.clientId}' would have ${known.size + added.length} tasks; at most ${config.limits.maxTasksPerClient} are allowed`,
+      );
+    }
+    const fingerprintMatch =
+      input.alphaFingerprint === '' || input.alphaFingerprint === this.template.alphaFingerprint;
+    if (input.alphaFingerprint !== '' && !/^[0-9a-f]{64}$/.test(input.alphaFingerprint)) {
+      throw invalid('alpha_fingerprint must be 64 lowercase hex characters (SHA-256) or empty');
+    }
+    const now = this.now();
+    try {
+      await storage.upsertClient(
+        {
+          clientId: input.clientId,
+          alphaFingerprint: input.alphaFingerprint,
+          fingerprintMatch,
+          clientVersion: input.clientVersion,
+          registeredAtMs: existing?.registeredAtMs ?? now,
+        },
+        input.tasks,
+      );
+    } catch (err) {
+      if (err instanceof StorageConflictError) throw failedPrecondition(err.message);
+      throw err;
+    }
+    const record = storage.getClient(input.clientId);
+    if (!record) throw new Error(`client ${input.clientId} vanished after registration`);
+    this.clients.set(input.clientId, record);
+    if (existing && existing.fingerprintMatch !== fingerprintMatch) {
+      similarity.setFingerprintMatch(input.clientId, fingerprintMatch);
+    }
+    if (!fingerprintMatch) {
+      this.deps.logger.warn(
+        'client alpha fingerprint differs from the template; its models use the subspace measure',
+        {
+          client: input.clientId,
+        },
+      );
+    }
+    sessions.touch(input.clientId, now);
+    const last = storage.lastRounds(input.clientId);
+    return {
+      fingerprintMatch,
+      progress: record.tasks.map((t) => ({ taskId: t.taskId, lastRound: last.get(t.taskId) ?? 0 })),
+      token,
+    };
+  }
+
+  /**
+   * Validates, commits, then updates the similarity index. Throws RpcError; counts every outcome
+   * in atomlens_atom_uploads_total.
+   */
+  async pushAtoms(req: PushAtomsRequest__Output): Promise<PushResult> {
+    const { metrics, storage, similarity, sessions } = this.deps;
+    let upload: ValidatedUpload;
+    try {
+      upload = validateUpload(req, this.clients.get(req.clientId), this.template);
+    } catch (err) {
+      if (err instanceof UploadRejection) {
+        metrics.atomUploads.inc({ outcome: err.outcome });
+        throw err.error;
+      }
+      throw err;
+    }
+    const receivedAtMs = this.now();
+    let outcome: Awaited<ReturnType<Storage['putAtoms']>>;
+    try {
+      outcome = await storage.putAtoms({
+        clientId: upload.clientId,
+        taskId: upload.taskId,
+        round: upload.round,
+        atoms: upload.blob,
+        stats: upload.stats,
+        receivedAtMs,
+        templateVersion: this.template.version,
+      });
+    } catch (err) {
+      metrics.atomUploads.inc({ outcome: 'rejected' });
+      throw new RpcError(
+        grpc.status.UNAVAILABLE,
+        `could not store the upload: ${(err as Error).message}; retry later`,
+      );
+    }
+    sessions.touch(upload.clientId, receivedAtMs);
+    if (outcome === 'conflict') {
+      metrics.atomUploads.inc({ outcome: 'conflict' });
+      const last = storage.lastRounds(upload.clientId).get(upload.taskId) ?? 0;
+      throw alreadyExists(
+        `round ${upload.round} of client '${upload.clientId}' task '${upload.taskId}' was already acknowledged with different atoms; ` +
+          `send the next round instead (last acknowledged round: ${last})`,
+      );
+    }
+    if (outcome === 'duplicate') {
+      metrics.atomUploads.inc({ outcome: 'duplicate' });
+      const previous = storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
+      const drift = previous
+        ? 1 - modelCosine(upload.layers, splitAtoms(previous.atoms, this.template)).mean
+        : undefined;
+      return { duplicate: true, round: upload.round, drift };
+    }
+    const fingerprintMatch = this.clients.get(upload.clientId)?.fingerprintMatch ?? false;
+    const unit = unitModelVector(upload.layers, similarity.layout);
+    const applied = similarity.updateUnit(
+      { clientId: upload.clientId, taskId: upload.taskId, round: upload.round, fingerprintMatch },
+      unit,
+    );
+    let drift = applied.applied === 'latest' ? applied.drift : undefined;
+    if (applied.applied !== 'latest') {
+      // An older round arrived late: its drift is against the stored round before it.
+      const previous = storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
+      drift = previous
+        ? 1 - modelCosine(upload.layers, splitAtoms(previous.atoms, this.template)).mean
+        : undefined;
+    }
+    metrics.atomUploads.inc({ outcome: 'accepted' });
+    const event: UploadEvent = {
+      clientId: upload.clientId,
+      taskId: upload.taskId,
+      round: upload.round,
+      fingerprintMatch,
+      drift,
+    };
+    for (const listener of this.uploadListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.deps.logger.error('upload listener failed', { error: (err as Error).message });
+      }
+    }
+    return { duplicate: false, round: upload.round, drift };
+  }
+
+  /** Session hello: the client must be registered. */
+  checkSessionHello(clientId: string): void {
+    if (!this.clients.has(clientId)) {
+      throw failedPrecondition(
+        `client '${clientId}' is not registered: call Register before opening a Session`,
+      );
+    }
+  }
+
+  /** Throws UNIMPLEMENTED; used by operator RPCs when no analysis service is configured. */
+  static noAnalysis(what: string): RpcError {
+    return unimplemented(
+      `${what} needs the analysis service, which this coordinator was started without (level-1 analysis not configured)`,
+    );
+  }
+
+  /** Not found helper for operator queries. */
+  requireModel(clientId: string, taskId: string): ClientRecord {
+    const c = this.clients.get(clientId);
+    if (!c) throw notFound(`no client '${clientId}' is registered`);
+    if (!c.tasks.some((t) => t.taskId === taskId)) {
+      throw notFound(
+        `client '${clientId}' has no task '${taskId}' (its tasks: ${c.tasks.map((t) => t.taskId).join(', ')})`,
+      );
+    }
+    return c;
+  }
+}
+
+/** Assembles one PushProbeSummary stream's chunks into complete layers. */
+export class ProbeIntake {
+  private current:
+    | {
+        requestId: string;
+        layer: string;
+        n: number;
+        featureDim: number;
+        round: number;
+        buffer: Buffer;
+        filled: number;
+      }
+    | undefined;
+  readonly completed: string[] = [];
+
+  constructor(
+    private readonly deps: {
+      sessions: SessionRegistry;
+      storage: Storage;
+      maxLayerBytes: number;
+      now: () => number;
+    },
+  ) {}
+
+  /** Feeds one chunk; resolves after a completed layer is stored and delivered. */
+  async chunk(c: {
+    requestId: string;
+    clientId: string;
+    taskId: string;
+    round: number;
+    layer: string;
+    n: number;
+    featureDim: number;
+    offset: number;
+    data: Buffer;
+  }): Promise<void> {
+    const pending = this.deps.sessions.pendingProbe(c.requestId);
+    if (!pending) {
+      throw notFound(
+        `probe request '${c.requestId}' is unknown, already answered, failed or past its deadline`,
+      );
+    }
+    if (pending.clientId !== c.clientId || pending.taskId !== c.taskId) {
+      throw invalid(
+        `probe request '${c.requestId}' was sent to client '${pending.clientId}' task '${pending.taskId}', ` +
+          `not '${c.clientId}' task '${c.taskId}'`,
+      );
+    }
+    if (!pending.layers.includes(c.layer)) {
+      throw invalid(
+        `layer '${c.layer}' was not requested; probe '${c.requestId}' asks for ${pending.layers.join(', ')}`,
+      );
+    }
+    if (c.n !== pending.probe.size) {
+      throw invalid(`n is ${c.n} but probe '${c.requestId}' uses ${pending.probe.size} inputs`);
+    }
+    const bytes = c.n * c.n * 4;
+    if (bytes > this.deps.maxLayerBytes) {
+      throw exhausted(
+        `a ${c.n}×${c.n} Gram matrix is ${bytes} bytes; limits.maxProbeLayerBytes is ${this.deps.maxLayerBytes}`,
+      );
+    }
+    let cur = this.current;
+    if (!cur || cur.requestId !== c.requestId || cur.layer !== c.layer) {
+      if (cur)
+        throw invalid(`layer '${cur.layer}' ended after ${cur.filled} of ${cur.buffer.byteLength} bytes`);
+      if (c.offset !== 0)
+        throw invalid(`the first chunk of layer '${c.layer}' must have offset 0, got ${c.offset}`);
+      cur = {
+        requestId: c.requestId,
+        layer: c.layer,
+        n: c.n,
+        featureDim: c.featureDim,
+        round: c.round,
+        buffer: Buffer.alloc(bytes),
+        filled: 0,
+      };
+      this.current = cur;
+    } else if (c.n !== cur.n || c.featureDim !== cur.featureDim || c.round !== cur.round) {
+      throw invalid(`chunks of layer '${c.layer}' disagree on n, feature_dim or round`);
+    }
+    if (c.offset !== cur.filled) {
+      throw invalid(
+        `layer '${c.layer}': chunk offset ${c.offset}, expected ${cur.filled} (chunks must arrive in order)`,
+      );
+    }
+    if (cur.filled + c.data.byteLength > cur.buffer.byteLength) {
+      throw invalid(
+        `layer '${c.layer}': chunks exceed the ${cur.buffer.byteLength} bytes of an ${c.n}×${c.n} float32 matrix`,
+      );
+    }
+    c.data.copy(cur.buffer, cur.filled);
+    cur.filled += c.data.byteLength;
+    if (cur.filled < cur.buffer.byteLength) return;
+    this.current = undefined;
+    const gram = new Float32Array(cur.n * cur.n);
+    new Uint8Array(gram.buffer).set(cur.buffer);
+    for (let i = 0; i < gram.length; i++) {
+      if (!Number.isFinite(gram[i]!)) {
+        throw invalid(
+          `layer '${cur.layer}': Gram entry [${Math.floor(i / cur.n)}, ${i % cur.n}] is ${gram[i]}; only finite values are accepted`,
+        );
+      }
+    }
+    await this.deps.storage.putProbeSummary({
+      requestId: cur.requestId,
+      clientId: c.clientId,
+      taskId: c.taskId,
+      round: cur.round,
+      layer: cur.layer,
+      n: cur.n,
+      featureDim: cur.featureDim,
+      gram: cur.buffer,
+      receivedAtMs: this.deps.now(),
+    });
+    const summary: ProbeLayerSummary = {
+      layer: cur.layer,
+      n: cur.n,
+      featureDim: cur.featureDim,
+      round: cur.round,
+      gram,
+    };
+    this.completed.push(cur.layer);
+    if (!this.deps.sessions.deliverLayer(cur.requestId, summary)) {
+      throw notFound(`probe request '${cur.requestId}' expired while its layer '${cur.layer}' was uploading`);
+    }
+  }
+
+  /** The stream ended: an unfinished layer is an error. */
+  finish(): void {
+    const cur = this.current;
+    if (cur) {
+      throw invalid(
+        `stream ended in the middle of layer '${cur.layer}' (${cur.filled} of ${cur.buffer.byteLength} bytes received)`,
+      );
+    }
+  }
+}

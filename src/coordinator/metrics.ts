@@ -1,0 +1,300 @@
+// Prometheus metrics of the coordinator (SPEC "What users see"). One prom-client Registry per
+// coordinator — never the global default registry — so several coordinators (tests, benches) can
+// live in one process.
+//
+// Names are a contract with deploy/ (dashboards, alert rules); do not rename.
+//
+// Cardinality: `client` and `task` labels come only from registered models and are capped:
+//   * atomlens_model_{divergence,drift,round}: at most `maxModelSeries` models per scrape — when
+//     there are more, the ones with the highest divergence are exported (those are the ones an
+//     operator wants to see);
+//   * atomlens_client_last_seen_timestamp_seconds: at most `maxClientSeries` clients, most recently
+//     seen first.
+// Round numbers, request ids and the like never become labels.
+import client from 'prom-client';
+import type { DivergenceEntry } from './similarity.js';
+
+export interface MetricsOptions {
+  version: string;
+  /** Cap on models exported with client/task labels (default 2000). */
+  maxModelSeries?: number;
+  /** Cap on clients exported with a client label (default 2000). */
+  maxClientSeries?: number;
+  /** Also export prom-client's process_* and nodejs_* metrics (default true). */
+  defaultMetrics?: boolean;
+}
+
+/** What the scrape-time gauges read. Bound once the coordinator's parts exist. */
+export interface MetricsSources {
+  clientsRegistered(): number;
+  clientsConnected(): number;
+  /** clientId → last time seen (ms since the epoch). */
+  lastSeen(): Iterable<[string, number]>;
+  /** Divergence, drift and round of every model: O(models) — called once per scrape. */
+  divergences(): DivergenceEntry[];
+  federationSimilarity(): { perLayer: Float64Array; mean: number; models: number };
+  layerNames(): readonly string[];
+}
+
+export type UploadOutcome = 'accepted' | 'duplicate' | 'invalid' | 'not_found' | 'conflict' | 'rejected';
+export type ProbeOutcome = 'answered' | 'failed' | 'timeout' | 'gone';
+export type AnalysisOutcome = 'completed' | 'failed' | 'timeout';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const COMMIT_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
+const ANALYSIS_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800];
+
+interface ModelSnapshot {
+  divergences: DivergenceEntry[];
+}
+
+export class CoordinatorMetrics {
+  readonly registry: client.Registry;
+  readonly maxModelSeries: number;
+  readonly maxClientSeries: number;
+
+  readonly buildInfo: client.Gauge<'version'>;
+  readonly clientsRegistered: client.Gauge;
+  readonly clientsConnected: client.Gauge;
+  readonly clientLastSeen: client.Gauge<'client'>;
+  readonly sessionsGone: client.Counter;
+  readonly atomUploads: client.Counter<'outcome'>;
+  readonly modelDivergence: client.Gauge<'client' | 'task'>;
+  readonly modelDrift: client.Gauge<'client' | 'task'>;
+  readonly modelRound: client.Gauge<'client' | 'task'>;
+  readonly federationSimilarity: client.Gauge<'layer'>;
+  readonly federationSimilarityMean: client.Gauge;
+  /** Incremented by the escalation logic (issue 5), one per triggered analysis. */
+  readonly escalations: client.Counter<'reason'>;
+  /** Finished analyses by outcome (issue 5). */
+  readonly analyses: client.Counter<'outcome'>;
+  readonly analysisDuration: client.Histogram;
+  readonly analysisInProgress: client.Gauge;
+  readonly analysisProgress: client.Gauge;
+  readonly probeRequests: client.Counter<'outcome'>;
+  readonly grpcRequests: client.Counter<'method' | 'code'>;
+  readonly grpcDuration: client.Histogram<'method'>;
+  readonly storageCommit: client.Histogram;
+
+  private sources: MetricsSources | undefined;
+  private snapshot: ModelSnapshot | undefined;
+  private scraping = false;
+  private warnedCap = false;
+  private readonly warn: (msg: string) => void;
+
+  constructor(options: MetricsOptions, warn: (msg: string) => void = () => {}) {
+    this.warn = warn;
+    this.maxModelSeries = options.maxModelSeries ?? 2000;
+    this.maxClientSeries = options.maxClientSeries ?? 2000;
+    const registers = [new client.Registry()];
+    this.registry = registers[0]!;
+    if (options.defaultMetrics ?? true) client.collectDefaultMetrics({ register: this.registry });
+    const self = this;
+
+    this.buildInfo = new client.Gauge({
+      name: 'atomlens_build_info',
+      help: 'Always 1; the version label says which atomlens build is running.',
+      labelNames: ['version'],
+      registers,
+    });
+    this.buildInfo.set({ version: options.version }, 1);
+    this.clientsRegistered = new client.Gauge({
+      name: 'atomlens_clients_registered',
+      help: 'Clients that have registered with this coordinator.',
+      registers,
+      collect() {
+        if (self.sources) this.set(self.sources.clientsRegistered());
+      },
+    });
+    this.clientsConnected = new client.Gauge({
+      name: 'atomlens_clients_connected',
+      help: 'Clients with a live Session stream.',
+      registers,
+      collect() {
+        if (self.sources) this.set(self.sources.clientsConnected());
+      },
+    });
+    this.clientLastSeen = new client.Gauge({
+      name: 'atomlens_client_last_seen_timestamp_seconds',
+      help: `Unix time a client was last heard from (register, upload or heartbeat); at most ${this.maxClientSeries} clients, most recent first.`,
+      labelNames: ['client'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.sources) return;
+        const seen = [...self.sources.lastSeen()];
+        if (seen.length > self.maxClientSeries)
+          seen.sort((a, b) => b[1] - a[1]).length = self.maxClientSeries;
+        for (const [id, ms] of seen) this.set({ client: id }, ms / 1000);
+      },
+    });
+    this.sessionsGone = new client.Counter({
+      name: 'atomlens_sessions_gone_total',
+      help: 'Sessions that ended without the client closing them: heartbeat timeout or broken transport.',
+      registers,
+    });
+    this.atomUploads = new client.Counter({
+      name: 'atomlens_atom_uploads_total',
+      help: 'PushAtoms calls by outcome: accepted, duplicate, invalid, not_found, conflict, rejected.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['accepted', 'duplicate', 'invalid', 'not_found', 'conflict', 'rejected']) {
+      this.atomUploads.inc({ outcome }, 0);
+    }
+    this.modelDivergence = new client.Gauge({
+      name: 'atomlens_model_divergence',
+      help: `1 - atom cosine to the centroid of the same task's other models (subspace measure when alpha differs); at most ${this.maxModelSeries} models, most divergent first.`,
+      labelNames: ['client', 'task'],
+      registers,
+      collect() {
+        this.reset();
+        for (const d of self.modelSnapshot().divergences)
+          this.set({ client: d.clientId, task: d.taskId }, d.divergence);
+      },
+    });
+    this.modelDrift = new client.Gauge({
+      name: 'atomlens_model_drift',
+      help: '1 - atom cosine between a model and its previous round (mean over layers).',
+      labelNames: ['client', 'task'],
+      registers,
+      collect() {
+        this.reset();
+        for (const d of self.modelSnapshot().divergences) {
+          if (d.drift !== undefined) this.set({ client: d.clientId, task: d.taskId }, d.drift);
+        }
+      },
+    });
+    this.modelRound = new client.Gauge({
+      name: 'atomlens_model_round',
+      help: 'Latest acknowledged round of a model.',
+      labelNames: ['client', 'task'],
+      registers,
+      collect() {
+        this.reset();
+        for (const d of self.modelSnapshot().divergences)
+          this.set({ client: d.clientId, task: d.taskId }, d.round);
+      },
+    });
+    this.federationSimilarity = new client.Gauge({
+      name: 'atomlens_federation_similarity',
+      help: 'Mean pairwise atom cosine over the current models that share alpha, per layer (needs two models).',
+      labelNames: ['layer'],
+      registers,
+      collect() {
+        this.reset();
+        if (!self.sources) return;
+        const sim = self.sources.federationSimilarity();
+        if (sim.models < 2) return;
+        self.sources.layerNames().forEach((layer, i) => {
+          this.set({ layer }, sim.perLayer[i]!);
+        });
+      },
+    });
+    this.federationSimilarityMean = new client.Gauge({
+      name: 'atomlens_federation_similarity_mean',
+      help: 'atomlens_federation_similarity averaged over layers.',
+      registers,
+      collect() {
+        this.reset();
+        if (!self.sources) return;
+        const sim = self.sources.federationSimilarity();
+        if (sim.models >= 2) this.set(sim.mean);
+      },
+    });
+    this.escalations = new client.Counter({
+      name: 'atomlens_escalations_total',
+      help: 'Escalations to level 1 (probe + GW analysis) by trigger reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.analyses = new client.Counter({
+      name: 'atomlens_analyses_total',
+      help: 'Finished analyses by outcome: completed, failed, timeout.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['completed', 'failed', 'timeout']) this.analyses.inc({ outcome }, 0);
+    this.analysisDuration = new client.Histogram({
+      name: 'atomlens_analysis_duration_seconds',
+      help: 'Wall time of an analysis from request to report.',
+      buckets: ANALYSIS_BUCKETS,
+      registers,
+    });
+    this.analysisInProgress = new client.Gauge({
+      name: 'atomlens_analysis_in_progress',
+      help: 'Analyses currently running.',
+      registers,
+    });
+    this.analysisProgress = new client.Gauge({
+      name: 'atomlens_analysis_progress_ratio',
+      help: 'Progress (0..1) of the most recently updated running analysis.',
+      registers,
+    });
+    this.probeRequests = new client.Counter({
+      name: 'atomlens_probe_requests_total',
+      help: 'Probe requests sent to clients by outcome: answered, failed, timeout, gone.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of ['answered', 'failed', 'timeout', 'gone']) this.probeRequests.inc({ outcome }, 0);
+    this.grpcRequests = new client.Counter({
+      name: 'atomlens_grpc_requests_total',
+      help: 'gRPC calls handled, by method (Service/Method) and status code name.',
+      labelNames: ['method', 'code'],
+      registers,
+    });
+    this.grpcDuration = new client.Histogram({
+      name: 'atomlens_grpc_request_duration_seconds',
+      help: 'Handling time of gRPC calls by method (streams: until the call ends).',
+      labelNames: ['method'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.storageCommit = new client.Histogram({
+      name: 'atomlens_storage_commit_duration_seconds',
+      help: 'Duration of one storage commit (a group-commit batch of writes).',
+      buckets: COMMIT_BUCKETS,
+      registers,
+    });
+  }
+
+  /** Connects the scrape-time gauges to the coordinator's state. */
+  bind(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  /** The exposition text. The O(models) divergence snapshot is computed once per scrape. */
+  async scrape(): Promise<string> {
+    this.scraping = true;
+    this.snapshot = undefined;
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.scraping = false;
+      this.snapshot = undefined;
+    }
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private modelSnapshot(): ModelSnapshot {
+    if (this.snapshot) return this.snapshot;
+    let divergences = this.sources ? this.sources.divergences() : [];
+    if (divergences.length > this.maxModelSeries) {
+      if (!this.warnedCap) {
+        this.warnedCap = true;
+        this.warn(
+          `${divergences.length} models exceed metrics.maxModelSeries (${this.maxModelSeries}); ` +
+            'exporting the most divergent ones only',
+        );
+      }
+      divergences = divergences.sort((a, b) => b.divergence - a.divergence).slice(0, this.maxModelSeries);
+    }
+    const snap = { divergences };
+    if (this.scraping) this.snapshot = snap;
+    return snap;
+  }
+}

@@ -1,0 +1,151 @@
+// The logic behind the Operator service's queries (clients, similarity, divergence, history).
+// Transport-free; server.ts maps it to gRPC and http.ts reuses nothing of it but the same state.
+import type { ClientInfo } from '../generated/atomlens/v1/ClientInfo.js';
+import type { DivergenceResponse } from '../generated/atomlens/v1/DivergenceResponse.js';
+import type { ModelHistoryRequest__Output } from '../generated/atomlens/v1/ModelHistoryRequest.js';
+import type { ModelHistoryResponse } from '../generated/atomlens/v1/ModelHistoryResponse.js';
+import type { SimilarityRequest__Output } from '../generated/atomlens/v1/SimilarityRequest.js';
+import type { SimilarityResponse } from '../generated/atomlens/v1/SimilarityResponse.js';
+import { modelCosine } from '../shared/atoms.js';
+import { encodeFloat32 } from '../shared/tensor.js';
+import type { CoordinatorConfig } from './config.js';
+import type { FederationCore } from './federation.js';
+import { exhausted, invalid, notFound } from './rpc.js';
+import type { SessionRegistry } from './sessions.js';
+import {
+  type MatrixInput,
+  type PairMeasure,
+  pairwiseSimilarity,
+  type SimilarityIndex,
+  type SimilarityMatrix,
+  unitModelVector,
+} from './similarity.js';
+import type { Storage } from './storage/types.js';
+import { checkClientId, checkTaskId, splitAtoms } from './validation.js';
+
+export interface OperatorDeps {
+  config: CoordinatorConfig;
+  federation: FederationCore;
+  storage: Storage;
+  similarity: SimilarityIndex;
+  sessions: SessionRegistry;
+}
+
+export class OperatorQueries {
+  constructor(private readonly deps: OperatorDeps) {}
+
+  listClients(): ClientInfo[] {
+    const { federation, similarity, sessions } = this.deps;
+    return federation.listClients().map((c) => ({
+      clientId: c.clientId,
+      tasks: c.tasks.map((t) => ({
+        taskId: t.taskId,
+        lastRound: similarity.model(c.clientId, t.taskId)?.round ?? 0,
+      })),
+      connected: sessions.isConnected(c.clientId),
+      fingerprintMatch: c.fingerprintMatch,
+      registeredAtMs: c.registeredAtMs,
+      lastSeenMs: Math.max(c.lastSeenMs, sessions.lastSeen(c.clientId) ?? 0),
+    }));
+  }
+
+  /** The similarity matrix as computed (before wire encoding); used by GetSimilarity and tools. */
+  similarityMatrix(req: { round: number; measure: string; taskIds: string[] }): SimilarityMatrix {
+    const { config, federation, similarity, storage } = this.deps;
+    const measure: PairMeasure = req.measure === '' ? 'cosine' : (req.measure as PairMeasure);
+    if (measure !== 'cosine' && measure !== 'subspace') {
+      throw invalid(`measure must be "cosine" or "subspace", got ${JSON.stringify(req.measure)}`);
+    }
+    if (!Number.isInteger(req.round) || req.round < 0)
+      throw invalid(`round must be 0 (latest) or a round number`);
+    const tasks = new Set(req.taskIds);
+    for (const t of tasks) {
+      checkTaskId(t, 'task_ids');
+      if (!storage.getTask(t)) throw notFound(`no client has declared task '${t}'`);
+    }
+    const keep = (m: { taskId: string }) => tasks.size === 0 || tasks.has(m.taskId);
+    let inputs: MatrixInput[];
+    if (req.round === 0) {
+      inputs = similarity
+        .list()
+        .filter(keep)
+        .map((m) => ({
+          clientId: m.clientId,
+          taskId: m.taskId,
+          fingerprintMatch: m.fingerprintMatch,
+          unit: similarity.latestUnit(m.clientId, m.taskId)!,
+        }));
+    } else {
+      inputs = storage
+        .atomsAtRound(req.round)
+        .filter(keep)
+        .map((r) => ({
+          clientId: r.clientId,
+          taskId: r.taskId,
+          fingerprintMatch: federation.client(r.clientId)?.fingerprintMatch ?? false,
+          unit: unitModelVector(splitAtoms(r.atoms, federation.template), similarity.layout),
+        }));
+    }
+    if (inputs.length > config.limits.maxSimilarityModels) {
+      throw exhausted(
+        `${inputs.length} models match; a similarity matrix is limited to ${config.limits.maxSimilarityModels} ` +
+          '(limits.maxSimilarityModels): restrict task_ids or raise the limit',
+      );
+    }
+    return pairwiseSimilarity(inputs, similarity.layout, { measure, perLayer: true });
+  }
+
+  similarityResponse(req: SimilarityRequest__Output): SimilarityResponse {
+    const m = this.similarityMatrix({ round: req.round, measure: req.measure, taskIds: req.taskIds });
+    return {
+      models: m.models,
+      values: Array.from(m.mean),
+      layers: this.deps.similarity.layout.map((l, i) => ({
+        layer: l.name,
+        values: Array.from(m.layers![i]!),
+      })),
+      pairMeasure: Array.from(m.pairMeasure, (v) => (v === 0 ? 'cosine' : 'subspace')),
+    };
+  }
+
+  divergence(): DivergenceResponse {
+    return {
+      models: this.deps.similarity.divergences().map((d) => ({
+        model: { clientId: d.clientId, taskId: d.taskId },
+        round: d.round,
+        divergence: d.divergence,
+        drift: d.drift ?? 0,
+        layerDivergence: Array.from(d.layerDivergence),
+      })),
+    };
+  }
+
+  history(req: ModelHistoryRequest__Output): ModelHistoryResponse {
+    const { federation, storage } = this.deps;
+    const ref = req.model;
+    if (!ref) throw invalid('model is required (client_id and task_id)');
+    checkClientId(ref.clientId, 'model.client_id');
+    checkTaskId(ref.taskId, 'model.task_id');
+    federation.requireModel(ref.clientId, ref.taskId);
+    const template = federation.template;
+    let previous: Float32Array[] | undefined;
+    const rounds = storage.listRounds(ref.clientId, ref.taskId, true).map((r) => {
+      const layers = splitAtoms(r.atoms, template);
+      const drift = previous ? 1 - modelCosine(layers, previous).mean : 0;
+      previous = layers;
+      return {
+        round: r.round,
+        receivedAtMs: r.receivedAtMs,
+        drift,
+        stats: r.stats,
+        layers: req.includeAtoms
+          ? template.layers.map((spec, i) => ({
+              layer: spec.name,
+              atoms: encodeFloat32(layers[i]!, [spec.m, spec.k, spec.k]),
+            }))
+          : [],
+      };
+    });
+    return { model: { clientId: ref.clientId, taskId: ref.taskId }, rounds };
+  }
+}

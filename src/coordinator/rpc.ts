@@ -1,0 +1,219 @@
+// gRPC plumbing shared by both services: typed errors with status codes, and the wrapper that
+// every handler goes through (authorisation hook, metrics, error mapping).
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../shared/log.js';
+import type { CoordinatorMetrics } from './metrics.js';
+
+/** An error that becomes a gRPC status: the message is what the caller sees. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RpcError';
+  }
+}
+
+export const invalid = (message: string) => new RpcError(grpc.status.INVALID_ARGUMENT, message);
+export const notFound = (message: string) => new RpcError(grpc.status.NOT_FOUND, message);
+export const failedPrecondition = (message: string) => new RpcError(grpc.status.FAILED_PRECONDITION, message);
+export const exhausted = (message: string) => new RpcError(grpc.status.RESOURCE_EXHAUSTED, message);
+export const alreadyExists = (message: string) => new RpcError(grpc.status.ALREADY_EXISTS, message);
+export const unimplemented = (message: string) => new RpcError(grpc.status.UNIMPLEMENTED, message);
+
+export function statusName(code: grpc.status): string {
+  return grpc.status[code] ?? String(code);
+}
+
+/** The parts of a grpc-js server call an authorisation check may look at. */
+export interface AuthCall {
+  metadata: grpc.Metadata;
+  getPeer(): string;
+  /** TLS details (peer certificate) when the connection is TLS. */
+  getAuthContext?: grpc.ServerUnaryCall<unknown, unknown>['getAuthContext'];
+}
+
+/** What an authorisation hook sees for each call. */
+export interface CallContext {
+  /** "Federation" or "Operator". */
+  service: string;
+  method: string;
+  call: AuthCall;
+  /**
+   * The client the call acts for: the request's client_id (PushAtoms), the hello's client_id
+   * (Session, checked when the hello arrives) or each chunk's client_id (PushProbeSummary,
+   * checked per chunk). Undefined for Operator calls.
+   */
+  clientId: string | undefined;
+}
+
+/**
+ * Authorisation hook (issue 8: bearer tokens in `authorization` metadata, mTLS identity). Return
+ * an RpcError (UNAUTHENTICATED / PERMISSION_DENIED) to refuse the call; undefined to let it
+ * through. It runs before any state is touched. Register is not passed through it: enrolment is
+ * the `enroll` hook of FederationCore.
+ */
+export type Authorize = (ctx: CallContext) => RpcError | undefined;
+
+export interface HandlerContext {
+  metrics: CoordinatorMetrics;
+  logger: Logger;
+  authorize: Authorize | undefined;
+}
+
+/**
+ * When a wrapper authorises: 'start' (no client id; Operator calls), 'none' (Register, or
+ * streams whose handler authorises each message), or a function giving the client id from a
+ * unary request.
+ */
+export type AuthorizeWhen<Req> = 'start' | 'none' | ((request: Req) => string);
+
+/** Runs the authorisation hook; throws its RpcError. */
+export function authorizeCall(ctx: HandlerContext, context: CallContext): void {
+  const refused = ctx.authorize?.(context);
+  if (refused) throw refused;
+}
+
+function toServiceError(err: unknown, logger: Logger, method: string): grpc.ServiceError {
+  if (err instanceof RpcError) {
+    return Object.assign(new Error(err.message), {
+      code: err.code,
+      details: err.message,
+      metadata: new grpc.Metadata(),
+    });
+  }
+  logger.error('handler failed', { method, error: (err as Error).stack ?? String(err) });
+  const message = `internal error in ${method}: ${(err as Error).message ?? String(err)}`;
+  return Object.assign(new Error(message), {
+    code: grpc.status.INTERNAL,
+    details: message,
+    metadata: new grpc.Metadata(),
+  });
+}
+
+function observe(ctx: HandlerContext, method: string, code: grpc.status, started: number): void {
+  ctx.metrics.grpcRequests.inc({ method, code: statusName(code) });
+  ctx.metrics.grpcDuration.observe({ method }, (performance.now() - started) / 1000);
+}
+
+function check<Req>(
+  ctx: HandlerContext,
+  service: string,
+  method: string,
+  when: AuthorizeWhen<Req>,
+  call: AuthCall,
+  request?: Req,
+): RpcError | undefined {
+  if (when === 'none' || !ctx.authorize) return undefined;
+  const clientId = when === 'start' ? undefined : when(request as Req);
+  return ctx.authorize({ service, method, call, clientId });
+}
+
+/** Wraps an async unary handler: errors → status, metrics per call. */
+export function unary<Req, Res>(
+  ctx: HandlerContext,
+  service: string,
+  method: string,
+  when: AuthorizeWhen<Req>,
+  handler: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  const label = `${service}/${method}`;
+  return (call, callback) => {
+    const started = performance.now();
+    const denied = check(ctx, service, method, when, call, call.request);
+    const run = denied ? Promise.reject(denied) : handler(call.request, call);
+    run.then(
+      (response) => {
+        observe(ctx, label, grpc.status.OK, started);
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const e = toServiceError(err, ctx.logger, label);
+        observe(ctx, label, e.code, started);
+        callback(e);
+      },
+    );
+  };
+}
+
+/** Wraps a server-streaming handler; the handler writes, the wrapper ends or errors the call. */
+export function serverStream<Req, Res>(
+  ctx: HandlerContext,
+  service: string,
+  method: string,
+  when: AuthorizeWhen<Req>,
+  handler: (request: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>,
+): grpc.handleServerStreamingCall<Req, Res> {
+  const label = `${service}/${method}`;
+  return (call) => {
+    const started = performance.now();
+    const denied = check(ctx, service, method, when, call, call.request);
+    const run = denied ? Promise.reject(denied) : handler(call.request, call);
+    run.then(
+      () => {
+        observe(ctx, label, grpc.status.OK, started);
+        call.end();
+      },
+      (err: unknown) => {
+        const e = toServiceError(err, ctx.logger, label);
+        observe(ctx, label, e.code, started);
+        call.emit('error', e);
+      },
+    );
+  };
+}
+
+/** Wraps a client-streaming handler that resolves with the single response. */
+export function clientStream<Req, Res>(
+  ctx: HandlerContext,
+  service: string,
+  method: string,
+  when: 'start' | 'none',
+  handler: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>,
+): grpc.handleClientStreamingCall<Req, Res> {
+  const label = `${service}/${method}`;
+  return (call, callback) => {
+    const started = performance.now();
+    const denied = check(ctx, service, method, when, call);
+    const run = denied ? Promise.reject(denied) : handler(call);
+    run.then(
+      (response) => {
+        observe(ctx, label, grpc.status.OK, started);
+        callback(null, response);
+      },
+      (err: unknown) => {
+        const e = toServiceError(err, ctx.logger, label);
+        observe(ctx, label, e.code, started);
+        callback(e);
+      },
+    );
+  };
+}
+
+/**
+ * Wraps a bidirectional handler. The handler owns the stream and resolves with the status the
+ * call ended with (OK, CANCELLED, …) for the metrics; a rejection ends the call with that error.
+ */
+export function bidiStream<Req, Res>(
+  ctx: HandlerContext,
+  service: string,
+  method: string,
+  when: 'start' | 'none',
+  handler: (call: grpc.ServerDuplexStream<Req, Res>) => Promise<grpc.status>,
+): grpc.handleBidiStreamingCall<Req, Res> {
+  const label = `${service}/${method}`;
+  return (call) => {
+    const started = performance.now();
+    const denied = check(ctx, service, method, when, call);
+    const run = denied ? Promise.reject(denied) : handler(call);
+    run.then(
+      (code) => observe(ctx, label, code, started),
+      (err: unknown) => {
+        const e = toServiceError(err, ctx.logger, label);
+        observe(ctx, label, e.code, started);
+        call.emit('error', e);
+      },
+    );
+  };
+}

@@ -1,0 +1,629 @@
+// Level-0 similarity engine (SPEC "Measures", "Escalation"): an in-memory index of every model's
+// latest and previous atoms, kept as unit vectors per layer, plus per-task and federation-wide
+// running sums of those unit vectors. One upload costs O(layers·m·k²) whatever the number of
+// models; divergence and federation similarity are then O(layers·m·k²) per model to read, and the
+// pairwise matrix is a separate, explicitly O(models²) computation.
+import {
+  atomCosine,
+  basisSimilarity,
+  clampUnit,
+  meanPairwiseCosineFromSum,
+  orthonormalRows,
+} from '../shared/atoms.js';
+import type { ConvLayerSpec } from '../shared/template.js';
+
+/** Where each layer's atoms sit inside a model's concatenated vector. */
+export interface LayerLayout {
+  name: string;
+  m: number;
+  /** k·k: the dimension each atom lives in. */
+  kk: number;
+  offset: number;
+  size: number;
+}
+
+export function layerLayout(layers: readonly Pick<ConvLayerSpec, 'name' | 'm' | 'k'>[]): LayerLayout[] {
+  let offset = 0;
+  return layers.map((l) => {
+    const size = l.m * l.k * l.k;
+    const entry = { name: l.name, m: l.m, kk: l.k * l.k, offset, size };
+    offset += size;
+    return entry;
+  });
+}
+
+export function layoutSize(layout: readonly LayerLayout[]): number {
+  const last = layout[layout.length - 1];
+  return last ? last.offset + last.size : 0;
+}
+
+/**
+ * Concatenates per-layer atoms into one vector with each layer scaled to unit norm (all-zero
+ * layers stay zero). Every measure here is invariant to a layer's scale, so this is all the index
+ * keeps.
+ */
+export function unitModelVector(
+  layers: readonly ArrayLike<number>[],
+  layout: readonly LayerLayout[],
+): Float32Array {
+  if (layers.length !== layout.length) {
+    throw new Error(`model has ${layers.length} layers but the template has ${layout.length}`);
+  }
+  const out = new Float32Array(layoutSize(layout));
+  layout.forEach((l, i) => {
+    const values = layers[i]!;
+    if (values.length !== l.size) {
+      throw new Error(`layer ${l.name} has ${values.length} atom values, expected ${l.size}`);
+    }
+    let s = 0;
+    for (let t = 0; t < l.size; t++) s += values[t]! * values[t]!;
+    if (s === 0) return;
+    const inv = 1 / Math.sqrt(s);
+    for (let t = 0; t < l.size; t++) out[l.offset + t] = values[t]! * inv;
+  });
+  return out;
+}
+
+export interface ModelKey {
+  clientId: string;
+  taskId: string;
+}
+
+export function modelKey(clientId: string, taskId: string): string {
+  // Client ids cannot contain '\n' (validated), so the key is unambiguous.
+  return `${clientId}\n${taskId}`;
+}
+
+interface ModelEntry extends ModelKey {
+  key: string;
+  fingerprintMatch: boolean;
+  round: number;
+  unit: Float32Array;
+  previousRound: number;
+  previous: Float32Array | undefined;
+  /** 1 − cosine to the previous round per layer; undefined without a previous round. */
+  layerDrift: Float64Array | undefined;
+  drift: number | undefined;
+}
+
+/** Running sums of the unit layer vectors of a set of models (those that share α). */
+interface GroupSums {
+  count: number;
+  /** Per layer: how many members have a non-zero layer (their unit vector has norm 1). */
+  nonZero: Int32Array;
+  sum: Float64Array;
+}
+
+export interface ModelState extends ModelKey {
+  fingerprintMatch: boolean;
+  round: number;
+  previousRound: number;
+  drift: number | undefined;
+  layerDrift: Float64Array | undefined;
+}
+
+export interface DivergenceEntry extends ModelKey {
+  round: number;
+  /** 1 − similarity to the centroid of the same task's other models (0 without peers). */
+  divergence: number;
+  layerDivergence: Float64Array;
+  /** "cosine" when the model shares α; "subspace" when it is compared basis-free. */
+  measure: PairMeasure;
+  /** Number of other models in the centroid. */
+  peers: number;
+  drift: number | undefined;
+}
+
+export type PairMeasure = 'cosine' | 'subspace';
+
+export interface UpdateResult {
+  /** How the upload changed the index: new latest round, new previous round, or nothing. */
+  applied: 'latest' | 'previous' | 'ignored';
+  /** 1 − mean-over-layers cosine to the previous round, once there is one. */
+  drift: number | undefined;
+}
+
+export interface SimilarityMatrix {
+  models: ModelKey[];
+  /** Mean over layers, row-major models × models (diagonal 1). */
+  mean: Float64Array;
+  /** Per layer in template order, row-major; only when requested. */
+  layers: Float32Array[] | undefined;
+  /** Row-major: 0 = cosine, 1 = subspace. */
+  pairMeasure: Uint8Array;
+}
+
+export class SimilarityIndex {
+  readonly layout: LayerLayout[];
+  readonly vectorSize: number;
+  private readonly models = new Map<string, ModelEntry>();
+  private readonly byClient = new Map<string, Set<string>>();
+  private readonly taskGroups = new Map<string, GroupSums>();
+  private readonly federation: GroupSums;
+
+  constructor(layers: readonly Pick<ConvLayerSpec, 'name' | 'm' | 'k'>[]) {
+    this.layout = layerLayout(layers);
+    this.vectorSize = layoutSize(this.layout);
+    this.federation = this.emptyGroup();
+  }
+
+  get size(): number {
+    return this.models.size;
+  }
+
+  /**
+   * Records one accepted upload (raw atoms per layer in template order). Rounds may arrive out of
+   * order (e.g. while loading history); only rounds above the current previous one change state.
+   */
+  update(
+    model: ModelKey & { round: number; fingerprintMatch: boolean },
+    layers: readonly ArrayLike<number>[],
+  ): UpdateResult {
+    return this.updateUnit(model, unitModelVector(layers, this.layout));
+  }
+
+  /** Like update, with the unit vector already built (see unitModelVector). */
+  updateUnit(
+    model: ModelKey & { round: number; fingerprintMatch: boolean },
+    unit: Float32Array,
+  ): UpdateResult {
+    if (unit.length !== this.vectorSize) {
+      throw new Error(`unit vector has ${unit.length} values, expected ${this.vectorSize}`);
+    }
+    const key = modelKey(model.clientId, model.taskId);
+    const entry = this.models.get(key);
+    if (!entry) {
+      const created: ModelEntry = {
+        key,
+        clientId: model.clientId,
+        taskId: model.taskId,
+        fingerprintMatch: model.fingerprintMatch,
+        round: model.round,
+        unit,
+        previousRound: 0,
+        previous: undefined,
+        layerDrift: undefined,
+        drift: undefined,
+      };
+      this.models.set(key, created);
+      let keys = this.byClient.get(model.clientId);
+      if (!keys) {
+        keys = new Set();
+        this.byClient.set(model.clientId, keys);
+      }
+      keys.add(key);
+      if (created.fingerprintMatch) this.addToGroups(created, 1);
+      return { applied: 'latest', drift: undefined };
+    }
+    if (model.round > entry.round) {
+      if (entry.fingerprintMatch) this.addToGroups(entry, -1);
+      entry.previous = entry.unit;
+      entry.previousRound = entry.round;
+      entry.unit = unit;
+      entry.round = model.round;
+      if (entry.fingerprintMatch) this.addToGroups(entry, 1);
+      this.computeDrift(entry);
+      return { applied: 'latest', drift: entry.drift };
+    }
+    if (model.round < entry.round && model.round > entry.previousRound) {
+      entry.previous = unit;
+      entry.previousRound = model.round;
+      this.computeDrift(entry);
+      return { applied: 'previous', drift: entry.drift };
+    }
+    return { applied: 'ignored', drift: entry.drift };
+  }
+
+  /** A client re-registered with a different α fingerprint: move its models in or out of the sums. */
+  setFingerprintMatch(clientId: string, match: boolean): void {
+    for (const key of this.byClient.get(clientId) ?? []) {
+      const entry = this.models.get(key)!;
+      if (entry.fingerprintMatch === match) continue;
+      if (entry.fingerprintMatch) this.addToGroups(entry, -1);
+      entry.fingerprintMatch = match;
+      if (match) this.addToGroups(entry, 1);
+    }
+  }
+
+  model(clientId: string, taskId: string): ModelState | undefined {
+    const e = this.models.get(modelKey(clientId, taskId));
+    return e ? publicState(e) : undefined;
+  }
+
+  /** Every model in insertion order. */
+  list(): ModelState[] {
+    return [...this.models.values()].map(publicState);
+  }
+
+  /** The latest unit vector of a model (a view; do not modify). */
+  latestUnit(clientId: string, taskId: string): Float32Array | undefined {
+    return this.models.get(modelKey(clientId, taskId))?.unit;
+  }
+
+  /**
+   * Divergence of one model: per layer 1 − cosine between its atoms and the centroid of the
+   * other models of the same task that share α; models that do not share α use 1 − subspace
+   * similarity to that centroid instead. O(layers·m·k²).
+   */
+  divergence(clientId: string, taskId: string): DivergenceEntry | undefined {
+    const e = this.models.get(modelKey(clientId, taskId));
+    return e ? this.divergenceOf(e) : undefined;
+  }
+
+  /** Divergence of every model: O(models·layers·m·k²), meant for scrapes and queries. */
+  divergences(): DivergenceEntry[] {
+    const out: DivergenceEntry[] = [];
+    for (const e of this.models.values()) out.push(this.divergenceOf(e));
+    return out;
+  }
+
+  /**
+   * Mean pairwise atom cosine over the current (latest) models that share α, per layer and its
+   * mean over layers; from the running sums in O(layers·m·k²). NaN with fewer than two models.
+   */
+  federationSimilarity(): { perLayer: Float64Array; mean: number; models: number } {
+    const g = this.federation;
+    const perLayer = new Float64Array(this.layout.length);
+    let sum = 0;
+    this.layout.forEach((l, i) => {
+      const s = meanPairwiseCosineFromSum(
+        g.sum.subarray(l.offset, l.offset + l.size),
+        g.nonZero[i]!,
+        g.count,
+      );
+      perLayer[i] = s;
+      sum += s;
+    });
+    return {
+      perLayer,
+      mean: this.layout.length > 0 ? sum / this.layout.length : Number.NaN,
+      models: g.count,
+    };
+  }
+
+  /**
+   * Pairwise similarity of the latest atoms of the selected models (all when `filter` is absent),
+   * in insertion order. O(models²·layers·m·k²).
+   */
+  latestMatrix(
+    options: { measure?: PairMeasure; perLayer?: boolean; filter?: (m: ModelKey) => boolean } = {},
+  ): SimilarityMatrix {
+    const chosen = [...this.models.values()].filter((e) => !options.filter || options.filter(e));
+    return pairwiseSimilarity(
+      chosen.map((e) => ({
+        clientId: e.clientId,
+        taskId: e.taskId,
+        unit: e.unit,
+        fingerprintMatch: e.fingerprintMatch,
+      })),
+      this.layout,
+      { measure: options.measure ?? 'cosine', perLayer: options.perLayer ?? true },
+    );
+  }
+
+  private divergenceOf(e: ModelEntry): DivergenceEntry {
+    const group = this.taskGroups.get(e.taskId);
+    const layerDivergence = new Float64Array(this.layout.length);
+    const peers = group ? group.count - (e.fingerprintMatch ? 1 : 0) : 0;
+    if (group && peers > 0) {
+      const unit = e.unit;
+      const sum = group.sum;
+      for (let i = 0; i < this.layout.length; i++) {
+        const l = this.layout[i]!;
+        let similarity: number;
+        if (e.fingerprintMatch) {
+          similarity = cosineToOthersAt(unit, sum, l.offset, l.size);
+        } else {
+          // Basis-free fallback: the centroid's m rows span a subspace comparable to ours.
+          similarity = basisSimilarity(
+            orthonormalRows(unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
+            orthonormalRows(sum.subarray(l.offset, l.offset + l.size), l.m, l.kk),
+            l.kk,
+          );
+        }
+        layerDivergence[i] = 1 - similarity;
+      }
+    }
+    let total = 0;
+    for (const d of layerDivergence) total += d;
+    return {
+      clientId: e.clientId,
+      taskId: e.taskId,
+      round: e.round,
+      divergence: this.layout.length > 0 ? total / this.layout.length : 0,
+      layerDivergence,
+      measure: e.fingerprintMatch ? 'cosine' : 'subspace',
+      peers,
+      drift: e.drift,
+    };
+  }
+
+  private computeDrift(e: ModelEntry): void {
+    if (!e.previous) return;
+    const layerDrift = new Float64Array(this.layout.length);
+    let total = 0;
+    this.layout.forEach((l, i) => {
+      const d =
+        1 -
+        atomCosine(
+          e.unit.subarray(l.offset, l.offset + l.size),
+          e.previous!.subarray(l.offset, l.offset + l.size),
+        );
+      layerDrift[i] = d;
+      total += d;
+    });
+    e.layerDrift = layerDrift;
+    e.drift = this.layout.length > 0 ? total / this.layout.length : 0;
+  }
+
+  private emptyGroup(): GroupSums {
+    return { count: 0, nonZero: new Int32Array(this.layout.length), sum: new Float64Array(this.vectorSize) };
+  }
+
+  private addToGroups(e: ModelEntry, sign: 1 | -1): void {
+    let group = this.taskGroups.get(e.taskId);
+    if (!group) {
+      group = this.emptyGroup();
+      this.taskGroups.set(e.taskId, group);
+    }
+    for (const g of [group, this.federation]) {
+      g.count += sign;
+      const s = g.sum;
+      const u = e.unit;
+      for (let t = 0; t < s.length; t++) s[t]! += sign * u[t]!;
+      this.layout.forEach((l, i) => {
+        if (!isZero(u, l.offset, l.size)) g.nonZero[i]! += sign;
+      });
+      if (g.count === 0) {
+        // Clear accumulated rounding so an emptied group is exactly empty again.
+        s.fill(0);
+        g.nonZero.fill(0);
+      }
+    }
+  }
+}
+
+/**
+ * Cosine between the unit layer vector u and the centroid of the other group members, S − u
+ * (leave-one-out, so a model is never compared with itself); 0 when the others cancel out.
+ * Same as cosineToOthers in src/shared/atoms.ts, on a slice without allocating views.
+ */
+function cosineToOthersAt(unit: Float32Array, sum: Float64Array, offset: number, size: number): number {
+  let uo = 0;
+  let oo = 0;
+  let uu = 0;
+  let ss = 0;
+  for (let t = offset; t < offset + size; t++) {
+    const u = unit[t]!;
+    const o = sum[t]! - u;
+    uo += u * o;
+    oo += o * o;
+    uu += u * u;
+    ss += sum[t]! * sum[t]!;
+  }
+  if (uu === 0 || oo <= 1e-24 * Math.max(1, ss)) return 0;
+  return clampUnit(uo / Math.sqrt(uu * oo));
+}
+
+function isZero(v: Float32Array, offset: number, size: number): boolean {
+  for (let t = offset; t < offset + size; t++) if (v[t] !== 0) return false;
+  return true;
+}
+
+function publicState(e: ModelEntry): ModelState {
+  return {
+    clientId: e.clientId,
+    taskId: e.taskId,
+    fingerprintMatch: e.fingerprintMatch,
+    round: e.round,
+    previousRound: e.previousRound,
+    drift: e.drift,
+    layerDrift: e.layerDrift,
+  };
+}
+
+export interface MatrixInput extends ModelKey {
+  /** Unit vector per layer, concatenated (see unitModelVector). */
+  unit: Float32Array;
+  fingerprintMatch: boolean;
+}
+
+/**
+ * Pairwise similarity of N models: per layer, atom cosine for pairs that both share α and
+ * subspace similarity (mean cos² of principal angles) otherwise — or subspace for every pair when
+ * asked. The mean over layers is always returned; per-layer matrices (N²·layers float32) only when
+ * `perLayer` is set. Cosines are entries of the Gram matrix of the stored unit vectors: without
+ * per-layer output the mean is one Gram matrix of the concatenated vectors divided by the number of
+ * layers (Σ_l <u_l, v_l> = <u, v>), so the whole matrix is a single blocked product.
+ */
+export function pairwiseSimilarity(
+  models: readonly MatrixInput[],
+  layout: readonly LayerLayout[],
+  options: { measure: PairMeasure; perLayer: boolean },
+): SimilarityMatrix {
+  const n = models.length;
+  const layerCount = layout.length;
+  const pairMeasure = new Uint8Array(n * n);
+  const cosineOk = models.map((m) => options.measure === 'cosine' && m.fingerprintMatch);
+  const subspaceRows: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (!cosineOk[i]) subspaceRows.push(i);
+    for (let j = 0; j < n; j++) pairMeasure[i * n + j] = cosineOk[i] && cosineOk[j] ? 0 : 1;
+  }
+  const mean = new Float64Array(n * n);
+  const layers = options.perLayer ? layout.map(() => new Float32Array(n * n)) : undefined;
+  if (layerCount === 0 || n === 0) {
+    return { models: models.map(keyOf), mean, layers, pairMeasure };
+  }
+  const inv = 1 / layerCount;
+  if (!layers) {
+    const size = layoutSize(layout);
+    const block = new Float64Array(n * size);
+    for (let i = 0; i < n; i++) block.set(models[i]!.unit, i * size);
+    gramUpper(block, n, size, mean);
+    for (let i = 0; i < n; i++) {
+      for (let j = i; j < n; j++) mean[i * n + j] = clampUnit(mean[i * n + j]! * inv);
+    }
+    // Pairs that cannot use cosine get their layer-wise subspace values instead.
+    if (subspaceRows.length > 0) {
+      for (const l of layout) {
+        const bases = models.map((m) =>
+          orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
+        );
+        forSubspacePairs(
+          subspaceRows,
+          n,
+          pairMeasure,
+          (i, j, first) => {
+            const v = basisSimilarity(bases[i]!, bases[j]!, l.kk) * inv;
+            mean[i * n + j] = first ? v : mean[i * n + j]! + v;
+          },
+          l === layout[0],
+        );
+      }
+    }
+  } else {
+    const scratch = new Float64Array(n * n);
+    layout.forEach((l, li) => {
+      const block = new Float64Array(n * l.size);
+      for (let i = 0; i < n; i++)
+        block.set(models[i]!.unit.subarray(l.offset, l.offset + l.size), i * l.size);
+      gramUpper(block, n, l.size, scratch);
+      if (subspaceRows.length > 0) {
+        const bases = models.map((m) =>
+          orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
+        );
+        forSubspacePairs(
+          subspaceRows,
+          n,
+          pairMeasure,
+          (i, j) => {
+            scratch[i * n + j] = basisSimilarity(bases[i]!, bases[j]!, l.kk);
+          },
+          true,
+        );
+      }
+      const out = layers[li]!;
+      for (let i = 0; i < n; i++) {
+        for (let j = i; j < n; j++) {
+          const v = clampUnit(scratch[i * n + j]!);
+          out[i * n + j] = v;
+          out[j * n + i] = v;
+          mean[i * n + j]! += v * inv;
+        }
+      }
+    });
+  }
+  // Mirror the upper triangle; the diagonal is 1 per non-empty layer (0 for an all-zero layer).
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) mean[j * n + i] = mean[i * n + j]!;
+  }
+  return { models: models.map(keyOf), mean, layers, pairMeasure };
+}
+
+function keyOf(m: ModelKey): ModelKey {
+  return { clientId: m.clientId, taskId: m.taskId };
+}
+
+/** Calls fn(i, j) for every i ≤ j pair that uses the subspace measure, each pair once. */
+function forSubspacePairs(
+  rows: readonly number[],
+  n: number,
+  pairMeasure: Uint8Array,
+  fn: (i: number, j: number, first: boolean) => void,
+  first: boolean,
+): void {
+  const isRow = new Uint8Array(n);
+  for (const r of rows) isRow[r] = 1;
+  for (const r of rows) {
+    for (let c = 0; c < n; c++) {
+      if (pairMeasure[r * n + c] !== 1) continue;
+      // Visit a pair once: from its subspace row when the other side is a cosine row, else i ≤ j.
+      if (isRow[c] && c < r) continue;
+      fn(Math.min(r, c), Math.max(r, c), first);
+    }
+  }
+}
+
+/** j-tile height: 32 rows of a few hundred float64 stay in L1/L2 while every i streams past. */
+const GRAM_TILE = 32;
+
+/**
+ * Upper triangle (j ≥ i) of X Xᵀ for X (n × d, row-major) into out (n × n, row-major); the
+ * lower triangle is left untouched. Cache-blocked over j with a 2 × 4 register kernel: each pass
+ * over t loads 6 values for 8 multiply-adds instead of 2 for 1.
+ */
+export function gramUpper(x: Float64Array, n: number, d: number, out: Float64Array): void {
+  for (let jb = 0; jb < n; jb += GRAM_TILE) {
+    const jEnd = Math.min(n, jb + GRAM_TILE);
+    let i = 0;
+    for (; i + 1 < jEnd; i += 2) {
+      const r0 = i * d;
+      const r1 = r0 + d;
+      const jStart = Math.max(jb, i);
+      let j = jStart;
+      for (; j + 3 < jEnd; j += 4) {
+        const c0 = j * d;
+        const c1 = c0 + d;
+        const c2 = c1 + d;
+        const c3 = c2 + d;
+        let s00 = 0;
+        let s01 = 0;
+        let s02 = 0;
+        let s03 = 0;
+        let s10 = 0;
+        let s11 = 0;
+        let s12 = 0;
+        let s13 = 0;
+        for (let t = 0; t < d; t++) {
+          const a0 = x[r0 + t]!;
+          const a1 = x[r1 + t]!;
+          const b0 = x[c0 + t]!;
+          const b1 = x[c1 + t]!;
+          const b2 = x[c2 + t]!;
+          const b3 = x[c3 + t]!;
+          s00 += a0 * b0;
+          s01 += a0 * b1;
+          s02 += a0 * b2;
+          s03 += a0 * b3;
+          s10 += a1 * b0;
+          s11 += a1 * b1;
+          s12 += a1 * b2;
+          s13 += a1 * b3;
+        }
+        const o0 = i * n + j;
+        const o1 = o0 + n;
+        out[o0] = s00;
+        out[o0 + 1] = s01;
+        out[o0 + 2] = s02;
+        out[o0 + 3] = s03;
+        // Row i+1 only owns entries with j ≥ i+1; the (i+1, i) entry is below the diagonal.
+        if (j > i) out[o1] = s10;
+        out[o1 + 1] = s11;
+        out[o1 + 2] = s12;
+        out[o1 + 3] = s13;
+      }
+      for (; j < jEnd; j++) {
+        const c = j * d;
+        let s0 = 0;
+        let s1 = 0;
+        for (let t = 0; t < d; t++) {
+          const b = x[c + t]!;
+          s0 += x[r0 + t]! * b;
+          s1 += x[r1 + t]! * b;
+        }
+        out[i * n + j] = s0;
+        if (j > i) out[(i + 1) * n + j] = s1;
+      }
+    }
+    for (; i < jEnd; i++) {
+      const r = i * d;
+      for (let j = Math.max(jb, i); j < jEnd; j++) {
+        const c = j * d;
+        let s = 0;
+        for (let t = 0; t < d; t++) s += x[r + t]! * x[c + t]!;
+        out[i * n + j] = s;
+      }
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// The coordinator's storage, behind one narrow interface so a server database can replace the
+// embedded SQLite file without touching the rest (SPEC "Roles": registry, atom history, probe
+// summaries, analyses, reports).
+//
+// Contract every implementation keeps:
+//   * Writes return Promises that resolve only after the data is durably committed; an atom
+//     upload is acknowledged to the client only then.
+//   * Reads are synchronous and see every resolved write. (SQLite reads its own file; a server
+//     database would serve them from a cache it keeps consistent with its own writes.)
+//   * Nothing here knows about gRPC, metrics or the similarity index.
+
+export interface TaskRecord {
+  taskId: string;
+  classes: number[];
+}
+
+export interface ClientRecord {
+  clientId: string;
+  /** Tasks in the order the client declared them. */
+  tasks: TaskRecord[];
+  /** Hex SHA-256 of the client's α as it last registered (empty = uses the template's). */
+  alphaFingerprint: string;
+  fingerprintMatch: boolean;
+  clientVersion: string;
+  registeredAtMs: number;
+  /** Last register or accepted upload, as stored (live heartbeats are tracked in memory). */
+  lastSeenMs: number;
+}
+
+export interface TrainingStatsRecord {
+  loss: number;
+  accuracy: number;
+  samples: number;
+}
+
+export interface AtomUpload {
+  clientId: string;
+  taskId: string;
+  round: number;
+  /** Every layer's atoms, float32 little-endian, concatenated in template layer order. */
+  atoms: Buffer;
+  stats: TrainingStatsRecord;
+  receivedAtMs: number;
+  /** Template version the atoms were validated against. */
+  templateVersion: number;
+}
+
+export type PutAtomsOutcome = 'accepted' | 'duplicate' | 'conflict';
+
+export interface StoredRound {
+  round: number;
+  receivedAtMs: number;
+  stats: TrainingStatsRecord;
+  atoms: Buffer;
+}
+
+export interface ProbeSummaryRecord {
+  requestId: string;
+  clientId: string;
+  taskId: string;
+  round: number;
+  layer: string;
+  n: number;
+  featureDim: number;
+  /** K = X Xᵀ, n × n float32 little-endian, row-major. */
+  gram: Buffer;
+  receivedAtMs: number;
+}
+
+export type AnalysisStatus = 'queued' | 'running' | 'completed' | 'failed' | 'timeout';
+
+export interface AnalysisRecord {
+  analysisId: string;
+  status: AnalysisStatus;
+  /** What started it: "operator", "divergence", "drift", "fingerprint", "schedule", … */
+  trigger: string;
+  reason: string;
+  models: { clientId: string; taskId: string }[];
+  createdAtMs: number;
+  startedAtMs?: number;
+  finishedAtMs?: number;
+  message?: string;
+  reportId?: string;
+}
+
+export interface ReportRecord {
+  reportId: string;
+  createdAtMs: number;
+  trigger: string;
+  /** Number of models the report covers. */
+  models: number;
+  analysisId?: string;
+  json: string;
+  html: string;
+}
+
+export type ReportSummaryRecord = Omit<ReportRecord, 'json' | 'html'>;
+
+/** Called after every commit of the write path (for the commit-latency histogram). */
+export type CommitObserver = (seconds: number, writes: number) => void;
+
+export interface Storage {
+  // --- clients and tasks -------------------------------------------------------------------
+  /**
+   * Creates or updates a client. Tasks are merged: tasks already known to the client stay,
+   * new ones are appended. Task ids are global: a task id always names the same classes.
+   */
+  upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void>;
+  getClient(clientId: string): ClientRecord | undefined;
+  listClients(): ClientRecord[];
+  /** The classes a task id was first declared with, or undefined. */
+  getTask(taskId: string): TaskRecord | undefined;
+
+  // --- atom uploads ------------------------------------------------------------------------
+  /**
+   * Stores one upload. 'duplicate' when the same (client, task, round) is already stored with
+   * identical atoms, 'conflict' when it is stored with different atoms (nothing changes then).
+   * Uploads arriving together may be committed in one transaction (group commit); each promise
+   * resolves after the transaction that holds it has committed.
+   */
+  putAtoms(upload: AtomUpload): Promise<PutAtomsOutcome>;
+  getRound(clientId: string, taskId: string, round: number): StoredRound | undefined;
+  /** Highest stored round below `round` (for drift of a re-sent round), or undefined. */
+  getPreviousRound(clientId: string, taskId: string, round: number): StoredRound | undefined;
+  /** Every stored round of one model, ascending. */
+  listRounds(clientId: string, taskId: string, withAtoms: boolean): StoredRound[];
+  /** Highest acknowledged round per task of a client. */
+  lastRounds(clientId: string): Map<string, number>;
+  /** The atoms of every model at exactly `round`. */
+  atomsAtRound(round: number): { clientId: string; taskId: string; atoms: Buffer }[];
+  /** Calls fn for the two highest rounds of every model, lower round first (index warm-up). */
+  forEachRecentRound(
+    fn: (clientId: string, taskId: string, round: number, atoms: Buffer) => void,
+    perModel: number,
+  ): void;
+  countUploads(): number;
+
+  // --- probe summaries ---------------------------------------------------------------------
+  putProbeSummary(summary: ProbeSummaryRecord): Promise<void>;
+  getProbeSummaries(requestId: string): ProbeSummaryRecord[];
+
+  // --- analyses and reports ----------------------------------------------------------------
+  putAnalysis(analysis: AnalysisRecord): Promise<void>;
+  getAnalysis(analysisId: string): AnalysisRecord | undefined;
+  listAnalyses(limit: number): AnalysisRecord[];
+  putReport(report: ReportRecord): Promise<void>;
+  getReport(reportId: string): ReportRecord | undefined;
+  /** Newest first. */
+  listReports(limit: number): ReportSummaryRecord[];
+
+  // --- metadata ----------------------------------------------------------------------------
+  /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): Promise<void>;
+
+  /** Registers the commit observer (one; replaces any previous). */
+  onCommit(observer: CommitObserver): void;
+  /** Commits anything queued, then closes. Further writes reject. */
+  close(): Promise<void>;
+}
+
+/** Thrown by storage when its data contradicts a request (e.g. a task id reused with other classes). */
+export class StorageConflictError extends Error {}
