@@ -112,10 +112,13 @@ export class AnalysisServiceImpl implements AnalysisService {
       models,
       createdAtMs,
     });
+    let lastFraction = 0;
     const progress = (p: Omit<AnalysisProgress, 'analysisId'>) => {
-      this.deps.metrics.analysisProgress.set(p.fraction);
+      // Stages overlap a little (rounding, concurrent solves): never report going backwards.
+      lastFraction = Math.min(1, Math.max(lastFraction, p.fraction));
+      this.deps.metrics.analysisProgress.set(lastFraction);
       try {
-        onProgress({ analysisId, ...p });
+        onProgress({ analysisId, ...p, fraction: lastFraction });
       } catch {
         // A listener that went away (cancelled stream) must not fail the analysis.
       }

@@ -1,0 +1,291 @@
+// End to end on loopback: a real coordinator (gRPC + HTTP + SQLite) with the analysis service,
+// clients that speak the wire protocol (Register, PushAtoms, Session, PushProbeSummary) and answer
+// probe requests with Gram matrices of synthetic layer activations, and an operator request over
+// gRPC. One client keeps its session alive but never answers.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAnalysisService } from '../../src/coordinator/analysis.js';
+import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { AnalysisReport } from '../../src/coordinator/report/types.js';
+import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
+import type { ClientMessage } from '../../src/generated/atomlens/v1/ClientMessage.js';
+import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
+import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
+import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { ProbeSummaryChunk } from '../../src/generated/atomlens/v1/ProbeSummaryChunk.js';
+import { createLogger } from '../../src/shared/log.js';
+import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { linearCka } from '../../src/shared/representation.js';
+import { mulberry32, normalSampler } from '../../src/shared/rng.js';
+import type { TemplateConfig } from '../../src/shared/template.js';
+import { encodeFloat32 } from '../../src/shared/tensor.js';
+import { type Activations, gram, type LayerMap, layerStack, probeInputs } from './synthetic.js';
+import { eightLayerTemplate, N } from './synthetic-report.js';
+
+const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
+const PROBE_DEADLINE_MS = 2500;
+
+function templateConfig(): TemplateConfig {
+  const { alpha: _a, alphaFingerprint: _f, ...config } = eightLayerTemplate();
+  return config;
+}
+
+interface SimClient {
+  id: string;
+  task: string;
+  stack: Activations[];
+  probeRequests: number;
+  close(): void;
+}
+
+function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+}
+
+/**
+ * A client speaking the protocol: registers, uploads one round of atoms, keeps a session with
+ * heartbeats and (unless `silent`) answers every probe request with the Gram matrices of its
+ * activations, in 1 KiB chunks.
+ */
+async function startClient(
+  address: string,
+  id: string,
+  task: string,
+  last: LayerMap,
+  options: { silent?: boolean; seed: number },
+): Promise<SimClient> {
+  const proto = loadAtomlensProto();
+  const fed = new proto.atomlens.v1.Federation(
+    address,
+    grpc.credentials.createInsecure(),
+  ) as unknown as FederationClient;
+  const template = eightLayerTemplate();
+  await unary((cb) =>
+    fed.Register(
+      {
+        clientId: id,
+        tasks: [{ taskId: task, classes: task.split('-').map(Number) }],
+        alphaFingerprint: template.alphaFingerprint,
+        clientVersion: 'e2e',
+      },
+      cb,
+    ),
+  );
+  const normal = normalSampler(mulberry32(options.seed));
+  const layers = template.layers.map((l, i) => {
+    const base = normalSampler(mulberry32(500 + i));
+    const values = Float32Array.from({ length: l.m * l.k * l.k }, () => {
+      const b = base();
+      return (last === 'classes2' && i >= 6 ? normal() : b) + 0.05 * normal();
+    });
+    return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
+  });
+  await unary((cb) =>
+    fed.PushAtoms(
+      { clientId: id, taskId: task, round: 1, layers, stats: { loss: 1, accuracy: 0.5, samples: 10 } },
+      cb,
+    ),
+  );
+
+  const inputs = probeInputs(N, 8, 4);
+  const stack = layerStack(
+    ['linear', 'linear', 'linear', 'folded', 'folded', 'folded', last, last],
+    inputs,
+    N,
+    8,
+    {
+      mapSeed: 9,
+      noiseSeed: options.seed,
+      noise: 0.1,
+    },
+  );
+  const client: SimClient = { id, task, stack, probeRequests: 0, close: () => {} };
+  const session = fed.Session();
+  session.on('error', () => {});
+  session.write({ hello: { clientId: id } } satisfies ClientMessage);
+  const beat = setInterval(() => session.write({ heartbeat: { sentAtMs: Date.now() } }), 200);
+  session.on('data', (msg: CoordinatorMessage__Output) => {
+    if (msg.kind !== 'probeRequest' || !msg.probeRequest) return;
+    client.probeRequests++;
+    if (options.silent) return;
+    const req = msg.probeRequest;
+    const names = template.layers.map((l) => l.name);
+    const upload = fed.PushProbeSummary(() => {});
+    for (const layer of req.layers) {
+      const K = gram(stack[names.indexOf(layer)]!);
+      const bytes = encodeFloat32(K, [N, N]).data;
+      for (let offset = 0; offset < bytes.length; offset += 1024) {
+        upload.write({
+          requestId: req.requestId,
+          clientId: id,
+          taskId: req.taskId,
+          round: 1,
+          layer,
+          n: N,
+          featureDim: stack[0]!.d,
+          offset,
+          data: bytes.subarray(offset, offset + 1024),
+        } satisfies ProbeSummaryChunk);
+      }
+    }
+    upload.end();
+  });
+  client.close = () => {
+    clearInterval(beat);
+    session.end();
+    fed.close();
+  };
+  return client;
+}
+
+function requestAnalysis(
+  operator: OperatorClient,
+  models: { clientId: string; taskId: string }[],
+  reason: string,
+): Promise<AnalysisProgress__Output[]> {
+  return new Promise((resolve, reject) => {
+    const seen: AnalysisProgress__Output[] = [];
+    const call = operator.RequestAnalysis(
+      { models, reason, probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: 0 },
+      { deadline: Date.now() + PROBE_DEADLINE_MS + 60_000 },
+    );
+    call.on('data', (p: AnalysisProgress__Output) => seen.push(p));
+    call.on('error', reject);
+    call.on('end', () => resolve(seen));
+  });
+}
+
+describe('analysis end to end over gRPC', () => {
+  let dir: string;
+  let coordinator: RunningCoordinator;
+  let operator: OperatorClient;
+  const clients: SimClient[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'atomlens-e2e-'));
+    coordinator = await startCoordinator({
+      dataDir: dir,
+      config: {
+        template: templateConfig(),
+        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
+        metrics: { defaultMetrics: false },
+        escalation: { enabled: false },
+      },
+      analysis: createAnalysisService({ workers: 2 }),
+      logger: createLogger('e2e', 'silent'),
+    });
+    const address = `127.0.0.1:${coordinator.grpcPort}`;
+    clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 11 }));
+    clients.push(await startClient(address, 'bob', '0-1', 'classes2', { seed: 12 }));
+    clients.push(await startClient(address, 'carol', '2-3', 'classes', { seed: 13 }));
+    clients.push(await startClient(address, 'dave', '2-3', 'classes', { seed: 14, silent: true }));
+    const proto = loadAtomlensProto();
+    operator = new proto.atomlens.v1.Operator(
+      address,
+      grpc.credentials.createInsecure(),
+    ) as unknown as OperatorClient;
+    // Sessions are open once the registry lists every client as connected.
+    for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 4; i++)
+      await new Promise((r) => setTimeout(r, 50));
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    operator?.close();
+    await coordinator?.stop({ drain: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const everyone = () => clients.map((c) => ({ clientId: c.id, taskId: c.task }));
+
+  it('an operator request produces a report from probe data sent over gRPC; the silent client is named', async () => {
+    expect(coordinator.sessions.connectedCount()).toBe(4);
+    const started = Date.now();
+    const progress = await requestAnalysis(operator, everyone(), 'e2e: operator asked');
+    const elapsed = Date.now() - started;
+    // The silent client held the analysis up to the probe deadline, not beyond it (plus solving).
+    expect(elapsed).toBeGreaterThanOrEqual(PROBE_DEADLINE_MS - 50);
+    expect(elapsed).toBeLessThan(PROBE_DEADLINE_MS + 30_000);
+    const stages = progress.map((p) => p.stage);
+    expect(stages).toContain('probing');
+    expect(stages).toContain('solving');
+    expect(stages.at(-1)).toBe('done');
+    const fractions = progress.map((p) => p.fraction);
+    expect([...fractions].sort((a, b) => a - b)).toEqual(fractions);
+    const reportId = progress.at(-1)!.reportId;
+    expect(reportId).toMatch(/^rep-/);
+
+    const got = await unary<{ json: string; html: string }>((cb) =>
+      operator.GetReport({ reportId, includeHtml: true }, cb),
+    );
+    const report = JSON.parse(got.json) as AnalysisReport;
+    const validate = new Ajv({ allErrors: true, strict: true }).compile(schema);
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report.trigger.kind).toBe('operator');
+    expect(report.trigger.reason).toBe('e2e: operator asked');
+    expect(report.missing).toHaveLength(1);
+    expect(report.missing[0]).toMatchObject({ clientId: 'dave', taskId: '2-3' });
+    expect(report.missing[0]!.reason).toMatch(/deadline/);
+    expect(report.models.map((m) => [m.clientId, m.answered, m.reused])).toEqual([
+      ['alice', true, false],
+      ['bob', true, false],
+      ['carol', true, false],
+      ['dave', false, false],
+    ]);
+    expect(clients.map((c) => c.probeRequests)).toEqual([1, 1, 1, 1]);
+
+    // The probe data in the report is what the clients sent: stored under the request ids, and
+    // CKA in the report equals CKA from the clients' own activations.
+    for (const m of report.models.slice(0, 3)) {
+      const rows = coordinator.storage.getProbeSummaries(m.requestId!);
+      expect(rows.map((r) => r.layer).sort()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8']);
+      expect(rows.every((r) => r.clientId === m.clientId && r.n === N)).toBe(true);
+    }
+    const c7 = report.crossModel.find((l) => l.layer === 'c7')!;
+    const [a, b] = [clients[0]!.stack[6]!, clients[1]!.stack[6]!];
+    expect(c7.cka[0]![1]!).toBeCloseTo(linearCka(a.X, b.X, N, a.d, b.d), 5);
+    expect(report.blocks.map((x) => x.label)).toEqual(['shared', 'shared', 'client-specific']);
+
+    expect(got.html).toContain('dave/2-3');
+    expect(got.html).toContain('class="heatmap" data-kind="gw-layers"');
+
+    // Metrics moved.
+    const metrics = await coordinator.metrics.registry.metrics();
+    expect(metrics).toMatch(/atomlens_escalations_total\{reason="operator"\} 1/);
+    expect(metrics).toMatch(/atomlens_analyses_total\{outcome="completed"\} 1/);
+    expect(metrics).toMatch(/atomlens_analysis_in_progress 0/);
+  });
+
+  it('a repeated analysis at the same round reuses the stored summaries', async () => {
+    const answered = everyone().slice(0, 3);
+    const progress = await requestAnalysis(operator, answered, 'e2e: again');
+    const reportId = progress.at(-1)!.reportId;
+    // Nobody was asked again.
+    expect(clients.map((c) => c.probeRequests)).toEqual([1, 1, 1, 1]);
+    const res = await fetch(`http://127.0.0.1:${coordinator.httpPort}/reports/${reportId}`);
+    expect(res.status).toBe(200);
+    const report = (await res.json()) as AnalysisReport;
+    expect(report.models.every((m) => m.answered && m.reused)).toBe(true);
+    expect(report.missing).toEqual([]);
+    const page = await fetch(`http://127.0.0.1:${coordinator.httpPort}/reports/${reportId}.html`);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await page.text()).toContain('reused from an earlier analysis');
+    const list = await unary<{ reports: { reportId: string }[] }>((cb) =>
+      operator.ListReports({ limit: 10 }, cb),
+    );
+    expect(list.reports.map((r) => r.reportId)[0]).toBe(reportId);
+    expect(list.reports).toHaveLength(2);
+  });
+
+  it('refuses unknown models with NOT_FOUND', async () => {
+    await expect(
+      requestAnalysis(operator, [{ clientId: 'zed', taskId: '0-1' }], 'bad'),
+    ).rejects.toMatchObject({
+      code: grpc.status.NOT_FOUND,
+    });
+  });
+});
