@@ -2,6 +2,7 @@
 // database. Prints one line per listener for scripts to parse:
 //   grpc listening on HOST:PORT
 //   http listening on http://HOST:PORT
+import { createAnalysisService } from '../../coordinator/analysis.js';
 import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
 import { createLogger } from '../../shared/log.js';
@@ -79,6 +80,7 @@ export async function run(parsed: Parsed): Promise<number> {
       httpPort,
       config,
       logger,
+      analysis: createAnalysisService(),
     });
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.failure);
