@@ -12,135 +12,15 @@ import { createAnalysisService } from '../../src/coordinator/analysis.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import type { AnalysisReport } from '../../src/coordinator/report/types.js';
 import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
-import type { ClientMessage } from '../../src/generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
 import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
-import type { ProbeSummaryChunk } from '../../src/generated/atomlens/v1/ProbeSummaryChunk.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { linearCka } from '../../src/shared/representation.js';
-import { mulberry32, normalSampler } from '../../src/shared/rng.js';
-import type { TemplateConfig } from '../../src/shared/template.js';
-import { encodeFloat32 } from '../../src/shared/tensor.js';
-import { type Activations, gram, type LayerMap, layerStack, probeInputs } from './synthetic.js';
-import { eightLayerTemplate, N } from './synthetic-report.js';
+import { type SimClient, startClient, templateConfig, unary } from './sim-client.js';
+import { N } from './synthetic-report.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
 const PROBE_DEADLINE_MS = 2500;
-
-function templateConfig(): TemplateConfig {
-  const { alpha: _a, alphaFingerprint: _f, ...config } = eightLayerTemplate();
-  return config;
-}
-
-interface SimClient {
-  id: string;
-  task: string;
-  stack: Activations[];
-  probeRequests: number;
-  close(): void;
-}
-
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
-}
-
-/**
- * A client speaking the protocol: registers, uploads one round of atoms, keeps a session with
- * heartbeats and (unless `silent`) answers every probe request with the Gram matrices of its
- * activations, in 1 KiB chunks.
- */
-async function startClient(
-  address: string,
-  id: string,
-  task: string,
-  last: LayerMap,
-  options: { silent?: boolean; seed: number },
-): Promise<SimClient> {
-  const proto = loadAtomlensProto();
-  const fed = new proto.atomlens.v1.Federation(
-    address,
-    grpc.credentials.createInsecure(),
-  ) as unknown as FederationClient;
-  const template = eightLayerTemplate();
-  await unary((cb) =>
-    fed.Register(
-      {
-        clientId: id,
-        tasks: [{ taskId: task, classes: task.split('-').map(Number) }],
-        alphaFingerprint: template.alphaFingerprint,
-        clientVersion: 'e2e',
-      },
-      cb,
-    ),
-  );
-  const normal = normalSampler(mulberry32(options.seed));
-  const layers = template.layers.map((l, i) => {
-    const base = normalSampler(mulberry32(500 + i));
-    const values = Float32Array.from({ length: l.m * l.k * l.k }, () => {
-      const b = base();
-      return (last === 'classes2' && i >= 6 ? normal() : b) + 0.05 * normal();
-    });
-    return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
-  });
-  await unary((cb) =>
-    fed.PushAtoms(
-      { clientId: id, taskId: task, round: 1, layers, stats: { loss: 1, accuracy: 0.5, samples: 10 } },
-      cb,
-    ),
-  );
-
-  const inputs = probeInputs(N, 8, 4);
-  const stack = layerStack(
-    ['linear', 'linear', 'linear', 'folded', 'folded', 'folded', last, last],
-    inputs,
-    N,
-    8,
-    {
-      mapSeed: 9,
-      noiseSeed: options.seed,
-      noise: 0.1,
-    },
-  );
-  const client: SimClient = { id, task, stack, probeRequests: 0, close: () => {} };
-  const session = fed.Session();
-  session.on('error', () => {});
-  session.write({ hello: { clientId: id } } satisfies ClientMessage);
-  const beat = setInterval(() => session.write({ heartbeat: { sentAtMs: Date.now() } }), 200);
-  session.on('data', (msg: CoordinatorMessage__Output) => {
-    if (msg.kind !== 'probeRequest' || !msg.probeRequest) return;
-    client.probeRequests++;
-    if (options.silent) return;
-    const req = msg.probeRequest;
-    const names = template.layers.map((l) => l.name);
-    const upload = fed.PushProbeSummary(() => {});
-    for (const layer of req.layers) {
-      const K = gram(stack[names.indexOf(layer)]!);
-      const bytes = encodeFloat32(K, [N, N]).data;
-      for (let offset = 0; offset < bytes.length; offset += 1024) {
-        upload.write({
-          requestId: req.requestId,
-          clientId: id,
-          taskId: req.taskId,
-          round: 1,
-          layer,
-          n: N,
-          featureDim: stack[0]!.d,
-          offset,
-          data: bytes.subarray(offset, offset + 1024),
-        } satisfies ProbeSummaryChunk);
-      }
-    }
-    upload.end();
-  });
-  client.close = () => {
-    clearInterval(beat);
-    session.end();
-    fed.close();
-  };
-  return client;
-}
 
 function requestAnalysis(
   operator: OperatorClient,

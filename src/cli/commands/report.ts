@@ -1,13 +1,269 @@
-// Placeholder until the issue that owns `atomlens report` lands; replaced wholesale by it.
-import { CliError, type CommandSpec } from '../args.js';
+// `atomlens report`: ask a running coordinator for a sub-network analysis (escalation level 1)
+// and follow its progress to the report, or list / fetch stored reports.
+import { writeFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { AnalysisReport } from '../../coordinator/report/types.js';
+import type { AnalysisProgress__Output } from '../../generated/atomlens/v1/AnalysisProgress.js';
+import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
+import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
+import type { OperatorClient } from '../../generated/atomlens/v1/Operator.js';
+import { loadAtomlensProto } from '../../shared/proto.js';
+import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'report',
-  summary: 'not yet available',
-  usage: 'atomlens report',
-  options: {},
+  summary: 'Request an analysis from a coordinator, or fetch/list reports',
+  usage:
+    'atomlens report [--coordinator HOST:PORT] [--models CLIENT/TASK,…] [--reason TEXT] [--out FILE.html] [--json]\n' +
+    '       atomlens report --list [--json]\n' +
+    '       atomlens report --get REPORT_ID [--out FILE.html] [--json]',
+  options: {
+    coordinator: {
+      type: 'string',
+      value: 'HOST:PORT',
+      description: 'Coordinator gRPC address',
+      default: '127.0.0.1:50051',
+    },
+    models: {
+      type: 'string',
+      value: 'CLIENT/TASK,…',
+      description: 'Models to analyse (repeatable or comma-separated); default every model with atoms',
+      multiple: true,
+    },
+    reason: {
+      type: 'string',
+      value: 'TEXT',
+      description: 'Why you ask (recorded in the report)',
+      default: 'operator request',
+    },
+    deadline: {
+      type: 'string',
+      value: 'MS',
+      description: 'How long the coordinator waits for probe answers (0 = its configured default)',
+      default: '0',
+    },
+    'probe-size': {
+      type: 'string',
+      value: 'N',
+      description: 'Probe inputs per model (0 = the template’s)',
+      default: '0',
+    },
+    out: { type: 'string', value: 'FILE.html', description: 'Write the report’s HTML page to this file' },
+    json: { type: 'boolean', description: 'Print the report (or the list) as JSON on stdout' },
+    list: { type: 'boolean', description: 'List stored reports, newest first' },
+    limit: { type: 'string', value: 'N', description: 'How many reports --list shows', default: '20' },
+    get: {
+      type: 'string',
+      value: 'REPORT_ID',
+      description: 'Fetch a stored report instead of requesting one',
+    },
+    timeout: {
+      type: 'string',
+      value: 'MS',
+      description: 'Give up on the coordinator after this long (the analysis included)',
+      default: '900000',
+    },
+    token: {
+      type: 'string',
+      value: 'TOKEN',
+      description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
+    },
+  },
+  details:
+    'Progress goes to stderr (a bar on a terminal, one line per stage otherwise); stdout has the summary,\n' +
+    'or the JSON with --json. The HTML page is self-contained: open it offline in any browser.\n' +
+    'Exit codes: 0 ok, 1 the coordinator refused or the analysis failed, 2 usage, 3 coordinator unreachable.',
 };
 
-export async function run(): Promise<number> {
-  throw new CliError('atomlens report is not implemented yet');
+const MODEL_RE = /^([A-Za-z0-9._-]{1,64})\/([A-Za-z0-9._-]{1,64})$/;
+
+/** Parses "client/task" entries (repeated flags and/or comma-separated). */
+export function parseModels(values: string[] | undefined): { clientId: string; taskId: string }[] {
+  const out: { clientId: string; taskId: string }[] = [];
+  for (const raw of values ?? []) {
+    for (const item of raw.split(',')) {
+      const s = item.trim();
+      if (s === '') continue;
+      const m = MODEL_RE.exec(s);
+      if (!m) {
+        throw new UsageError(
+          `--models entry '${s}' is not CLIENT/TASK (e.g. alice/0-1; ids use letters, digits, '.', '_' and '-')`,
+        );
+      }
+      out.push({ clientId: m[1]!, taskId: m[2]! });
+    }
+  }
+  return out;
+}
+
+function grpcFailure(address: string, err: grpc.ServiceError): CliError {
+  if (err.code === grpc.status.UNAVAILABLE) {
+    return new CliError(
+      `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, and is this its gRPC port?`,
+      EXIT.unreachable,
+    );
+  }
+  if (err.code === grpc.status.DEADLINE_EXCEEDED) {
+    return new CliError(`the coordinator at ${address} did not finish in time (--timeout)`, EXIT.unreachable);
+  }
+  if (err.code === grpc.status.UNIMPLEMENTED) {
+    return new CliError(`the coordinator at ${address} runs without the analysis service: ${err.details}`);
+  }
+  return new CliError(`coordinator at ${address}: ${grpc.status[err.code]}: ${err.details}`);
+}
+
+function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** Renders progress on stderr: a redrawn bar on a terminal, a line per stage change otherwise. */
+function progressPrinter(stream: NodeJS.WriteStream): {
+  update(p: AnalysisProgress__Output): void;
+  end(): void;
+} {
+  const tty = stream.isTTY === true;
+  let lastStage = '';
+  let drawn = false;
+  return {
+    update(p) {
+      if (tty) {
+        const width = 30;
+        const filled = Math.round(Math.max(0, Math.min(1, p.fraction)) * width);
+        const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+        const line = `${bar} ${(p.fraction * 100).toFixed(0).padStart(3)}% ${p.stage}: ${p.message}`;
+        const cols = stream.columns ?? 100;
+        stream.write(`\r${line.slice(0, cols - 1).padEnd(cols - 1)}`);
+        drawn = true;
+      } else if (p.stage !== lastStage) {
+        stream.write(`${p.stage} (${(p.fraction * 100).toFixed(0)}%): ${p.message}\n`);
+      }
+      lastStage = p.stage;
+    },
+    end() {
+      if (drawn) stream.write('\n');
+    },
+  };
+}
+
+const fmt = (v: number | null | undefined, d = 3) => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
+
+/** A few lines a person can read in a terminal. */
+export function summariseReport(r: AnalysisReport): string {
+  const out: string[] = [];
+  out.push(`report ${r.reportId} (${r.createdAt}), trigger ${r.trigger.kind}: ${r.trigger.reason}`);
+  const answered = r.models.filter((m) => m.answered).length;
+  out.push(`models: ${r.models.length}, with probe data: ${answered}`);
+  for (const m of r.missing) out.push(`  no probe data from ${m.clientId}/${m.taskId}: ${m.reason}`);
+  if (r.consensus) out.push(`blocks (${r.consensus.reason}):`);
+  for (const b of r.blocks) {
+    const who = b.gw.departing.map((d) => `${d.clientId}/${d.taskId}`).join(', ');
+    out.push(
+      `  ${b.layers.join(',').padEnd(24)} ${b.label.padEnd(16)} GW max ${fmt(b.gw.max)}${who ? `  departing: ${who}` : ''}`,
+    );
+  }
+  const o = r.crossCheck.overall;
+  out.push(`atom cosine vs CKA over ${o.n} points: Pearson ${fmt(o.pearson)}, Spearman ${fmt(o.spearman)}`);
+  return out.join('\n');
+}
+
+export async function run(parsed: Parsed): Promise<number> {
+  const v = parsed.values;
+  const address = String(v.coordinator);
+  const timeoutMs = intFlag(v, 'timeout', 1, 24 * 3_600_000);
+  const token = typeof v.token === 'string' ? v.token : process.env.ATOMLENS_OPERATOR_TOKEN;
+  const out = typeof v.out === 'string' ? v.out : undefined;
+  const modes = [v.list === true, typeof v.get === 'string'].filter(Boolean).length;
+  if (modes > 1) throw new UsageError('use either --list or --get, not both');
+  if (v.list && out) throw new UsageError('--out writes one report; it does not go with --list');
+  const models = parseModels(v.models as string[] | undefined);
+  if ((v.list || typeof v.get === 'string') && models.length > 0) {
+    throw new UsageError('--models selects what to analyse; it does not go with --list or --get');
+  }
+  const deadlineMs = intFlag(v, 'deadline', 0, 24 * 3_600_000);
+  const probeSize = intFlag(v, 'probe-size', 0, 4096);
+  const limit = intFlag(v, 'limit', 1, 1000);
+
+  const proto = loadAtomlensProto();
+  const client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 256 * 1024 * 1024,
+  }) as OperatorClient;
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set('authorization', `Bearer ${token}`);
+  const deadline = () => ({ deadline: Date.now() + timeoutMs });
+  try {
+    if (v.list) {
+      const res = await unary<ListReportsResponse__Output>((cb) =>
+        client.ListReports({ limit }, metadata, deadline(), cb),
+      ).catch((err: grpc.ServiceError) => {
+        throw grpcFailure(address, err);
+      });
+      if (v.json) {
+        process.stdout.write(`${JSON.stringify({ reports: res.reports }, null, 2)}\n`);
+      } else if (res.reports.length === 0) {
+        process.stdout.write('no reports yet; run `atomlens report` to request one\n');
+      } else {
+        for (const r of res.reports) {
+          process.stdout.write(
+            `${r.reportId}  ${new Date(r.createdAtMs).toISOString()}  ${r.trigger.padEnd(17)}  ${r.models} models\n`,
+          );
+        }
+      }
+      return EXIT.ok;
+    }
+
+    let reportId = typeof v.get === 'string' ? v.get : '';
+    if (!reportId) {
+      const printer = progressPrinter(process.stderr);
+      reportId = await new Promise<string>((resolve, reject) => {
+        let id = '';
+        let failed = '';
+        const call = client.RequestAnalysis(
+          { models, reason: String(v.reason), probeDeadlineMs: deadlineMs, probeSize },
+          metadata,
+          deadline(),
+        );
+        call.on('data', (p: AnalysisProgress__Output) => {
+          printer.update(p);
+          if (p.stage === 'done' && p.reportId) id = p.reportId;
+          if (p.stage === 'failed') failed = p.message;
+        });
+        call.on('error', (err: grpc.ServiceError) => {
+          printer.end();
+          reject(grpcFailure(address, err));
+        });
+        call.on('end', () => {
+          printer.end();
+          if (id) resolve(id);
+          else reject(new CliError(`the analysis did not produce a report${failed ? `: ${failed}` : ''}`));
+        });
+      });
+    }
+
+    const res = await unary<GetReportResponse__Output>((cb) =>
+      client.GetReport({ reportId, includeHtml: out !== undefined }, metadata, deadline(), cb),
+    ).catch((err: grpc.ServiceError) => {
+      if (err.code === grpc.status.NOT_FOUND) throw new CliError(err.details);
+      throw grpcFailure(address, err);
+    });
+    if (out) {
+      try {
+        writeFileSync(out, res.html);
+      } catch (err) {
+        throw new CliError(
+          `cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
+      }
+    }
+    if (v.json) {
+      process.stdout.write(`${res.json}\n`);
+    } else {
+      process.stdout.write(`${summariseReport(JSON.parse(res.json) as AnalysisReport)}\n`);
+      process.stdout.write(
+        out ? `HTML written to ${out}\n` : `page: atomlens report --get ${reportId} --out report.html\n`,
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    client.close();
+  }
 }

@@ -1,0 +1,114 @@
+// `atomlens report` as a user runs it: a child process against a live coordinator whose clients
+// answer probe requests over gRPC.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAnalysisService } from '../../src/coordinator/analysis.js';
+import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import { createLogger } from '../../src/shared/log.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
+import { type SimClient, startClient, templateConfig } from './sim-client.js';
+
+const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
+
+function atomlens(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, atomlensArgv(args), {
+      env: { ...process.env, ATOMLENS_LOG: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('atomlens report', () => {
+  let dir: string;
+  let coordinator: RunningCoordinator;
+  let address: string;
+  const clients: SimClient[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'atomlens-report-cli-'));
+    coordinator = await startCoordinator({
+      dataDir: dir,
+      config: {
+        template: templateConfig(),
+        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
+        metrics: { defaultMetrics: false },
+        escalation: { enabled: false },
+      },
+      analysis: createAnalysisService({ workers: 1 }),
+      logger: createLogger('report-cli', 'silent'),
+    });
+    address = `127.0.0.1:${coordinator.grpcPort}`;
+    clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 21 }));
+    clients.push(await startClient(address, 'bob', '0-1', 'classes2', { seed: 22 }));
+    for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await coordinator?.stop({ drain: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('requests an analysis, shows progress, writes the HTML page and lists/gets the report', async () => {
+    const page = join(dir, 'out.html');
+    const run = await atomlens([
+      'report',
+      '--coordinator',
+      address,
+      '--models',
+      'alice/0-1,bob/0-1',
+      '--reason',
+      'from the CLI test',
+      '--deadline',
+      '5000',
+      '--out',
+      page,
+    ]);
+    expect(run.stderr).toMatch(/probing/);
+    expect(run.stderr).toMatch(/solving/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/trigger operator: from the CLI test/);
+    expect(run.stdout).toMatch(/c7,c8\s+client-specific/);
+    expect(run.stdout).toContain(`HTML written to ${page}`);
+    expect(existsSync(page)).toBe(true);
+    expect(readFileSync(page, 'utf8')).toContain('class="heatmap" data-kind="gw-layers"');
+
+    const list = await atomlens(['report', '--coordinator', address, '--list', '--json']);
+    expect(list.code).toBe(0);
+    const reports = JSON.parse(list.stdout).reports as {
+      reportId: string;
+      trigger: string;
+      models: number;
+    }[];
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ trigger: 'operator', models: 2 });
+
+    const got = await atomlens(['report', '--coordinator', address, '--get', reports[0]!.reportId, '--json']);
+    expect(got.code).toBe(0);
+    const report = JSON.parse(got.stdout);
+    expect(new Ajv({ strict: true }).validate(schema, report)).toBe(true);
+    expect(report.reportId).toBe(reports[0]!.reportId);
+  });
+
+  it('explains a missing report and an unknown model', async () => {
+    const missing = await atomlens(['report', '--coordinator', address, '--get', 'rep-nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/no report 'rep-nope'/);
+    const unknown = await atomlens(['report', '--coordinator', address, '--models', 'zed/0-1']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown client 'zed'/);
+  });
+});
