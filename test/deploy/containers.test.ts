@@ -3,9 +3,12 @@
 // Dockerfile's stages, user, volume, ports and healthcheck, that everything it copies is in the
 // build context (.dockerignore), and that the compose services, mounts and addresses line up with
 // the Prometheus and Grafana files they use.
-import { existsSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { checkFlags, loadCommandSpec } from './cli-flags.js';
 import {
   asList,
@@ -201,6 +204,81 @@ describe('Dockerfile', () => {
     const port = /ATOMLENS_HTTP_PORT=(\d+)/.exec(env)?.[1];
     const cmdLine = execForm(one('CMD').args);
     expect(port).toBe(cmdLine[cmdLine.indexOf('--http-port') + 1]);
+  });
+});
+
+describe('Dockerfile command line, run outside a container', () => {
+  const instructions = parseDockerfile(readText(join(REPO_ROOT, 'Dockerfile')));
+  const lastStage = instructions.filter((i) => i.keyword === 'FROM').length - 1;
+  const get = (keyword: string): Instruction =>
+    instructions.find((i) => i.stage === lastStage && i.keyword === keyword)!;
+  let child: ChildProcess | undefined;
+  let dataDir = '';
+  afterAll(async () => {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('starts the coordinator with ENTRYPOINT + CMD, and the HEALTHCHECK command passes against it', async () => {
+    const spec = await loadCommandSpec('coordinator');
+    if (!spec) return;
+    // The image's command with the paths of this checkout, a temporary /data, free ports and
+    // loopback instead of 0.0.0.0.
+    const [node, entry] = execForm(get('ENTRYPOINT').args);
+    expect(node).toBe('node');
+    dataDir = mkdtempSync(join(tmpdir(), 'atomlens-docker-cmd-'));
+    const args = execForm(get('CMD').args);
+    const set = (flag: string, value: string): void => {
+      args[args.indexOf(flag) + 1] = value;
+    };
+    set('--data', dataDir);
+    set('--host', '127.0.0.1');
+    set('--grpc-port', '0');
+    set('--http-port', '0');
+    child = spawn(process.execPath, [join(REPO_ROOT, posix.relative('/app', entry!)), ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    const httpPort = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 60_000);
+      const check = (): void => {
+        const m = /http listening on http:\/\/[^:\s]+:(\d+)/.exec(output);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      };
+      child!.stdout!.on('data', check);
+      child!.stderr!.on('data', check);
+      child!.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
+    });
+    const hc = get('HEALTHCHECK').args;
+    const healthcheck = execForm(hc.slice(hc.indexOf('CMD') + 3).trim());
+    const probe = (port: string): number | null =>
+      spawnSync(process.execPath, healthcheck.slice(1), {
+        env: { ...process.env, ATOMLENS_HTTP_PORT: port },
+        timeout: 20_000,
+      }).status;
+    expect(probe(httpPort), 'HEALTHCHECK against the running coordinator').toBe(0);
+    // And it fails where nothing answers, so it can report an unhealthy container.
+    const closed = await new Promise<number>((resolve) => {
+      const s = createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as { port: number };
+        s.close(() => resolve(port));
+      });
+    });
+    expect(probe(String(closed))).not.toBe(0);
   });
 });
 
