@@ -179,6 +179,119 @@ export class NetworkSimplex {
     this.nextArc = 0;
   }
 
+  /**
+   * Makes the next solve start from the north-west-corner plan on the given orders of the rows and
+   * columns: a staircase of n + m − 1 cells, which is a spanning tree, hence a basis. It is the
+   * optimal plan when the cost is Monge in those orders — e.g. −u_i v_j with u and v sorted
+   * ascending, the first linear step of GW from the product coupling — and with identity orders
+   * and a = b it is the identity coupling. When rows and columns run out together the staircase
+   * steps right with a zero cell, so every zero-flow arc points away from the root: the tree is
+   * strongly feasible, as the leaving-arc rule requires.
+   */
+  setNorthWestBasis(rowOrder: ArrayLike<number>, colOrder: ArrayLike<number>): void {
+    const { n, m, arcCount, nodeCount, root, supply } = this;
+    const checkOrder = (name: string, order: ArrayLike<number>, size: number) => {
+      const seen = new Uint8Array(size);
+      if (order.length !== size) throw new Error(`${name} has ${order.length} entries, expected ${size}`);
+      for (let k = 0; k < size; k++) {
+        const v = order[k]!;
+        if (!Number.isInteger(v) || v < 0 || v >= size || seen[v]) {
+          throw new Error(`${name} is not a permutation of 0…${size - 1}`);
+        }
+        seen[v] = 1;
+      }
+    };
+    checkOrder('rowOrder', rowOrder, n);
+    checkOrder('colOrder', colOrder, m);
+    this.flow.fill(0);
+    this.state.fill(STATE_LOWER);
+    // North-west corner rule.
+    const treeArcs: number[] = [];
+    let total = 0;
+    for (let i = 0; i < n; i++) total += supply[i]!;
+    const tiny = 1e-14 * total;
+    let ii = 0;
+    let jj = 0;
+    let r = supply[rowOrder[0]!]!;
+    let c = -supply[n + colOrder[0]!]!;
+    for (;;) {
+      const e = rowOrder[ii]! * m + colOrder[jj]!;
+      const x = Math.max(0, Math.min(r, c));
+      this.flow[e] = x;
+      treeArcs.push(e);
+      if (ii === n - 1 && jj === m - 1) break;
+      const rowLeft = r - x;
+      const colLeft = c - x;
+      if (ii === n - 1 || (jj < m - 1 && (rowLeft > tiny || colLeft <= tiny))) {
+        jj++;
+        r = rowLeft > tiny ? rowLeft : 0;
+        c = -supply[n + colOrder[jj]!]!;
+      } else {
+        ii++;
+        c = colLeft > tiny ? colLeft : 0;
+        r = supply[rowOrder[ii]!]!;
+      }
+    }
+    // Adjacency of the staircase tree, then a depth-first walk from the root, which hangs off the
+    // first column's node by its (zero-flow, outward) artificial arc.
+    const degree = new Int32Array(nodeCount);
+    for (const e of treeArcs) {
+      degree[Math.floor(e / m)]!++;
+      degree[n + (e % m)]!++;
+    }
+    const start = new Int32Array(nodeCount + 1);
+    for (let u = 0; u < nodeCount; u++) start[u + 1] = start[u]! + degree[u]!;
+    const fill = start.slice(0, nodeCount);
+    const adjacentArc = new Int32Array(start[nodeCount]!);
+    for (const e of treeArcs) {
+      adjacentArc[fill[Math.floor(e / m)]!++] = e;
+      adjacentArc[fill[n + (e % m)]!++] = e;
+    }
+    const first = n + colOrder[0]!;
+    const { parent, pred, predDir, thread, revThread, succNum, lastSucc } = this;
+    parent[root] = -1;
+    pred[root] = -1;
+    parent[first] = root;
+    pred[first] = arcCount + first;
+    predDir[first] = DIR_DOWN;
+    this.state[arcCount + first] = STATE_TREE;
+    const order = new Int32Array(nodeCount + 1);
+    order[0] = root;
+    let count = 1;
+    const stack = [first];
+    while (stack.length > 0) {
+      const u = stack.pop()!;
+      order[count++] = u;
+      for (let k = start[u]!; k < start[u + 1]!; k++) {
+        const e = adjacentArc[k]!;
+        const s = Math.floor(e / m);
+        const d = n + (e % m);
+        const v = s === u ? d : s;
+        if (v === parent[u]) continue;
+        parent[v] = u;
+        pred[v] = e;
+        predDir[v] = v === s ? DIR_UP : DIR_DOWN;
+        this.state[e] = STATE_TREE;
+        stack.push(v);
+      }
+    }
+    if (count !== nodeCount + 1) throw new Error('north-west corner basis is not spanning (internal error)');
+    for (let k = 0; k <= nodeCount; k++) {
+      const u = order[k]!;
+      const next = order[(k + 1) % (nodeCount + 1)]!;
+      thread[u] = next;
+      revThread[next] = u;
+      succNum[u] = 1;
+    }
+    for (let k = nodeCount; k > 0; k--) succNum[parent[order[k]!]!]! += succNum[order[k]!]!;
+    const position = new Int32Array(nodeCount + 1);
+    for (let k = 0; k <= nodeCount; k++) position[order[k]!] = k;
+    for (let u = 0; u <= nodeCount; u++) lastSucc[u] = order[position[u]! + succNum[u]! - 1]!;
+    this.nextArc = 0;
+    this.artCost = 0;
+    this.hasBasis = true;
+  }
+
   /** Potentials making every tree arc's reduced cost zero, walking the thread from the root. */
   private computePotentials(): void {
     const { root } = this;
@@ -272,30 +385,36 @@ export class NetworkSimplex {
     return { rows, cols, values };
   }
 
-  /** Block search (LEMON): scan arcs cyclically in blocks, take the most negative of the first block that has one. */
+  /**
+   * Block search (LEMON): scan the real arcs cyclically in blocks of √(arcs) and take the most
+   * negative reduced cost of the first block that has one. Artificial arcs are never priced (LEMON
+   * does the same for balanced problems). Tree arcs are skipped by state: their reduced cost is
+   * zero only up to rounding that accumulates in the potentials over many pivots.
+   */
   private findEnteringArc(tolerance: number): boolean {
     const { arcCount, m, n, cost, pi, state, blockSize } = this;
-    const allArcs = arcCount + this.nodeCount;
     let min = -tolerance;
     let best = -1;
     let count = blockSize;
     let e = this.nextArc;
-    for (let scanned = 0; scanned < allArcs; scanned++) {
-      if (state[e] === STATE_LOWER) {
-        let c: number;
-        if (e < arcCount) {
-          const i = Math.floor(e / m);
-          c = cost[e]! + pi[i]! - pi[n + e - i * m]!;
-        } else {
-          c = this.arcCost(e) + pi[this.source(e)]! - pi[this.target(e)]!;
-        }
-        if (c < min) {
-          min = c;
-          best = e;
-        }
+    let i = Math.floor(e / m);
+    let j = e - i * m;
+    let piSource = pi[i]!;
+    for (let scanned = 0; scanned < arcCount; scanned++) {
+      const c = cost[e]! + piSource - pi[n + j]!;
+      if (c < min && state[e] === STATE_LOWER) {
+        min = c;
+        best = e;
       }
       e++;
-      if (e === allArcs) e = 0;
+      if (++j === m) {
+        j = 0;
+        if (++i === n) {
+          i = 0;
+          e = 0;
+        }
+        piSource = pi[i]!;
+      }
       if (--count === 0) {
         if (best >= 0) break;
         count = blockSize;

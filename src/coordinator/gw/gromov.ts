@@ -306,6 +306,16 @@ interface CgStart {
   G: Float64Array;
   /** When the start is itself a vertex (identity): its sparse form; G is then its G. */
   vertex?: SparsePlan;
+  /**
+   * Row and column orders whose north-west-corner plan is a good first basis for the simplex:
+   * the identity itself, or — from the product coupling, where the first linear cost −(C1p)(C2q)ᵀ
+   * is Monge in ascending order — the optimal first step, so no cold start is paid.
+   */
+  basis?: { rows: Int32Array; cols: Int32Array };
+}
+
+function ascendingOrder(values: Float64Array): Int32Array {
+  return Int32Array.from(values.keys()).sort((x, y) => values[x]! - values[y]! || x - y);
 }
 
 function identityStart(P: Problem): CgStart {
@@ -322,7 +332,8 @@ function identityStart(P: Problem): CgStart {
     cols: Int32Array.from(keep),
     values: Float64Array.from(keep, (i) => p[i]!),
   };
-  return { T, G, vertex };
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  return { T, G, vertex, basis: { rows: order, cols: order } };
 }
 
 function productStart(P: Problem): CgStart {
@@ -336,7 +347,7 @@ function productStart(P: Problem): CgStart {
   for (let j = 0; j < m; j++) for (let l = 0; l < m; l++) v[j]! += C2[j * m + l]! * q[l]!;
   const G = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
-  return { T, G };
+  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) } };
 }
 
 function givenStart(P: Problem, T0: Float64Array): CgStart {
@@ -371,6 +382,7 @@ function conditionalGradient(P: Problem, start: CgStart, maxIter: number, tol: n
   const { T, G } = start;
   const size = n * m;
   const simplex = new NetworkSimplex(p, q);
+  if (start.basis) simplex.setNorthWestBasis(start.basis.rows, start.basis.cols);
   const negG = new Float64Array(size);
   let vertex = start.vertex;
   let vertexG: Float64Array | undefined = start.vertex ? Float64Array.from(G) : undefined;

@@ -9,4 +9,5 @@ export {
   gromovWasserstein,
   gwObjective,
 } from './gromov.js';
+export { GwPool, type GwPoolOptions } from './pool.js';
 export { type SinkhornOptions, type SinkhornResult, sinkhorn } from './sinkhorn.js';

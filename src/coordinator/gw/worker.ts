@@ -1,0 +1,25 @@
+// Worker-thread entry for GwPool: solves one GW problem per message and posts the result back,
+// transferring the plan's buffer.
+import { parentPort } from 'node:worker_threads';
+import { type GwOptions, gromovWasserstein } from './gromov.js';
+
+export interface GwTask {
+  id: number;
+  C1: Float64Array;
+  C2: Float64Array;
+  options: GwOptions;
+}
+
+export type GwReply = { id: number; result: import('./gromov.js').GwResult } | { id: number; error: string };
+
+if (!parentPort) throw new Error('gw/worker.ts must run in a worker thread (started by GwPool)');
+const port = parentPort;
+port.on('message', (task: GwTask) => {
+  try {
+    const result = gromovWasserstein(task.C1, task.C2, task.options);
+    const transfer = result.plan ? [result.plan.buffer as ArrayBuffer] : [];
+    port.postMessage({ id: task.id, result } satisfies GwReply, transfer);
+  } catch (err) {
+    port.postMessage({ id: task.id, error: (err as Error).message } satisfies GwReply);
+  }
+});
