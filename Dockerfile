@@ -23,6 +23,8 @@ RUN npm ci --no-audit --no-fund \
   && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
+# The report JSON schema, for operators validating reports taken from the image.
+COPY schemas ./schemas
 COPY tsconfig.json ./
 
 FROM node:20-slim AS runtime
