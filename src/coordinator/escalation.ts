@@ -149,39 +149,52 @@ export class EscalationPolicy {
     const c = this.config;
     const model = { clientId: signal.clientId, taskId: signal.taskId };
     const who = `${signal.clientId}/${signal.taskId}`;
-    let found: Omit<Escalation, 'models'> | undefined;
+    // Every trigger that fires is recorded; the first in this order names the escalation.
+    const fired: Omit<Escalation, 'models'>[] = [];
     if (!signal.fingerprintMatch && c.fingerprintMismatch && !this.mismatchSeen.has(key(model))) {
-      found = {
+      fired.push({
         kind: 'fingerprint',
         reason: `${who} uses α with a different fingerprint: only basis-free measures apply`,
         evidence: [{ name: 'fingerprint_mismatch', value: 1, threshold: null, ...model }],
-      };
-    } else if (signal.divergence !== undefined && signal.divergence > c.divergenceThreshold) {
-      found = {
+      });
+    }
+    if (signal.divergence !== undefined && signal.divergence > c.divergenceThreshold) {
+      fired.push({
         kind: 'divergence',
         reason: `${who} diverges from its task (divergence ${signal.divergence.toFixed(3)} > ${c.divergenceThreshold}) at round ${signal.round}`,
         evidence: [
           { name: 'divergence', value: signal.divergence, threshold: c.divergenceThreshold, ...model },
         ],
-      };
-    } else if (signal.drift !== undefined && signal.drift > c.driftThreshold) {
-      found = {
+      });
+    }
+    if (signal.drift !== undefined && signal.drift > c.driftThreshold) {
+      fired.push({
         kind: 'drift',
         reason: `${who} drifted ${signal.drift.toFixed(3)} (> ${c.driftThreshold}) since its previous round (now ${signal.round})`,
         evidence: [{ name: 'drift', value: signal.drift, threshold: c.driftThreshold, ...model }],
-      };
-    } else if (
+      });
+    }
+    if (
+      fired.length === 0 &&
       federationSimilarity !== undefined &&
       this.similarityAtLastAnalysis !== undefined &&
       Math.abs(federationSimilarity - this.similarityAtLastAnalysis) > c.similarityChange
     ) {
       const change = federationSimilarity - this.similarityAtLastAnalysis;
-      found = {
+      fired.push({
         kind: 'similarity-change',
         reason: `federation mean atom similarity moved by ${change.toFixed(3)} since the last analysis (${this.similarityAtLastAnalysis.toFixed(3)} → ${federationSimilarity.toFixed(3)})`,
         evidence: [{ name: 'similarity_change', value: Math.abs(change), threshold: c.similarityChange }],
-      };
+      });
     }
+    const found: Omit<Escalation, 'models'> | undefined =
+      fired.length === 0
+        ? undefined
+        : {
+            kind: fired[0]!.kind,
+            reason: fired.map((f) => f.reason).join('; '),
+            evidence: fired.flatMap((f) => f.evidence),
+          };
     if (!found) return undefined;
     const global = found.kind === 'similarity-change';
     if (!this.mayStart(global ? undefined : model)) {

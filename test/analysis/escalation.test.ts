@@ -136,3 +136,13 @@ describe('parseEscalationConfig', () => {
     expect(() => parseEscalationConfig({ cooldownMs: -1 })).toThrow(/≥ 0/);
   });
 });
+
+describe('EscalationPolicy with several triggers at once', () => {
+  it('names the first and keeps every fired trigger as evidence', () => {
+    const p = new EscalationPolicy(DEFAULT_ESCALATION_CONFIG, () => 0);
+    const e = p.onUpload(signal({ divergence: 0.8, drift: 0.6 }), 0.9, peersOf('t1'), models)!;
+    expect(e.kind).toBe('divergence');
+    expect(e.evidence.map((x) => x.name)).toEqual(['divergence', 'drift']);
+    expect(e.reason).toMatch(/diverges.*; .*drifted/);
+  });
+});

@@ -23,6 +23,8 @@ export interface SimClient {
   task: string;
   stack: Activations[];
   probeRequests: number;
+  /** Uploads another round: the same atoms, or (scrambled) fresh random ones — a large drift. */
+  push(round: number, scrambled: boolean): Promise<unknown>;
   close(): void;
 }
 
@@ -40,7 +42,7 @@ export async function startClient(
   id: string,
   task: string,
   last: LayerMap,
-  options: { silent?: boolean; seed: number },
+  options: { silent?: boolean; noSession?: boolean; seed: number },
 ): Promise<SimClient> {
   const proto = loadAtomlensProto();
   const fed = new proto.atomlens.v1.Federation(
@@ -68,12 +70,29 @@ export async function startClient(
     });
     return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
   });
-  await unary((cb) =>
-    fed.PushAtoms(
-      { clientId: id, taskId: task, round: 1, layers, stats: { loss: 1, accuracy: 0.5, samples: 10 } },
-      cb,
-    ),
-  );
+  const scramble = normalSampler(mulberry32(options.seed + 7777));
+  const push = (round: number, scrambled: boolean) =>
+    unary((cb) =>
+      fed.PushAtoms(
+        {
+          clientId: id,
+          taskId: task,
+          round,
+          layers: scrambled
+            ? template.layers.map((l) => ({
+                layer: l.name,
+                atoms: encodeFloat32(
+                  Float32Array.from({ length: l.m * l.k * l.k }, () => scramble()),
+                  [l.m, l.k, l.k],
+                ),
+              }))
+            : layers,
+          stats: { loss: 1, accuracy: 0.5, samples: 10 },
+        },
+        cb,
+      ),
+    );
+  await push(1, false);
 
   const inputs = probeInputs(N, 8, 4);
   const stack = layerStack(
@@ -87,7 +106,8 @@ export async function startClient(
       noise: 0.1,
     },
   );
-  const client: SimClient = { id, task, stack, probeRequests: 0, close: () => {} };
+  const client: SimClient = { id, task, stack, probeRequests: 0, push, close: () => fed.close() };
+  if (options.noSession) return client;
   const session = fed.Session();
   session.on('error', () => {});
   session.write({ hello: { clientId: id } } satisfies ClientMessage);
@@ -107,7 +127,7 @@ export async function startClient(
           requestId: req.requestId,
           clientId: id,
           taskId: req.taskId,
-          round: 1,
+          round: req.round || 1,
           layer,
           n: N,
           featureDim: stack[0]!.d,

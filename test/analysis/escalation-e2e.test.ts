@@ -1,0 +1,87 @@
+// Automatic escalation on a live coordinator: an upload whose atoms jumped (drift over the
+// threshold) starts an analysis of its task's models by itself, the report says why, a client
+// without a session is named as unreachable, and a second jump of the same client is debounced.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AnalysisServiceImpl, createAnalysisService } from '../../src/coordinator/analysis.js';
+import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { AnalysisReport } from '../../src/coordinator/report/types.js';
+import { createLogger } from '../../src/shared/log.js';
+import { type SimClient, startClient, templateConfig } from './sim-client.js';
+
+async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('automatic escalation', () => {
+  let dir: string;
+  let coordinator: RunningCoordinator;
+  const clients: SimClient[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'atomlens-escalation-'));
+    coordinator = await startCoordinator({
+      dataDir: dir,
+      config: {
+        template: templateConfig(),
+        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
+        metrics: { defaultMetrics: false },
+        analysis: { probeDeadlineMs: 3000 },
+        // Divergence off (a threshold above its range) so that drift alone decides.
+        escalation: { driftThreshold: 0.25, divergenceThreshold: 5, cooldownMs: 0, modelCooldownMs: 600_000 },
+      },
+      analysis: createAnalysisService({ workers: 1 }),
+      logger: createLogger('escalation-e2e', 'silent'),
+    });
+    const address = `127.0.0.1:${coordinator.grpcPort}`;
+    clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 31 }));
+    clients.push(await startClient(address, 'bob', '0-1', 'classes', { seed: 32 }));
+    clients.push(await startClient(address, 'erin', '0-1', 'classes', { seed: 33, noSession: true }));
+    clients.push(await startClient(address, 'carol', '2-3', 'classes', { seed: 34 }));
+    await until('sessions', () => (coordinator.sessions.connectedCount() === 3 ? true : undefined));
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await coordinator?.stop({ drain: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a drifting upload starts an analysis of its task, recorded with the reason', async () => {
+    const analysis = coordinator.analysis as AnalysisServiceImpl;
+    expect(analysis.listReports(10)).toEqual([]);
+    await clients[1]!.push(2, true);
+    const summary = await until('a report', () => analysis.listReports(10)[0]);
+    expect(summary.trigger).toBe('drift');
+    const report = JSON.parse(analysis.getReport(summary.reportId)!.json) as AnalysisReport;
+    expect(report.trigger.kind).toBe('drift');
+    expect(report.trigger.reason).toMatch(/bob\/0-1 drifted/);
+    expect(report.trigger.evidence[0]).toMatchObject({ name: 'drift', threshold: 0.25, clientId: 'bob' });
+    expect(report.trigger.evidence[0]!.value).toBeGreaterThan(0.25);
+    // The task's models, the triggering one first; carol (another task) is not involved.
+    expect(report.models.map((m) => m.clientId)).toEqual(['bob', 'alice', 'erin']);
+    expect(report.models[0]!.round).toBe(2);
+    expect(report.missing).toEqual([
+      expect.objectContaining({ clientId: 'erin', reason: expect.stringMatching(/not reachable/) }),
+    ]);
+    const metrics = await coordinator.metrics.registry.metrics();
+    expect(metrics).toMatch(/atomlens_escalations_total\{reason="drift"\} 1/);
+
+    // bob jumps again at once: debounced by its own cooldown, no second analysis.
+    await clients[1]!.push(3, true);
+    await until(
+      'the trigger to be seen',
+      () => (analysis.policy.suppressed.get('drift') ? true : undefined),
+      5000,
+    );
+    expect(analysis.listReports(10)).toHaveLength(1);
+  });
+});
