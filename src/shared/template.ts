@@ -77,7 +77,7 @@ export const DEFAULT_TEMPLATE_CONFIG: TemplateConfig = {
       stride: 1,
       padding: 'same',
       activation: 'relu',
-      poolAfter: 0,
+      poolAfter: 2,
     },
     {
       name: 'conv3',
@@ -88,7 +88,7 @@ export const DEFAULT_TEMPLATE_CONFIG: TemplateConfig = {
       stride: 1,
       padding: 'same',
       activation: 'relu',
-      poolAfter: 2,
+      poolAfter: 0,
     },
     {
       name: 'conv4',

@@ -1,13 +1,271 @@
-// Placeholder until the issue that owns `atomlens client` lands; replaced wholesale by it.
-import { CliError, type CommandSpec } from '../args.js';
+// `atomlens client`: trains the listed tasks one after another and federates with a
+// coordinator (src/client/client.ts). Human progress on stdout (a bar while a round trains, one
+// line per round), or JSON lines with --json for programs (the demo's child processes).
+import { BACKEND_CHOICES, type BackendPreference } from '../../client/backend.js';
+import { type ClientProgressEvent, RejectedError, runClient, UnreachableError } from '../../client/client.js';
+import { DATA_SPLIT_HELP, parseDataSplit, parseTasks } from '../../client/data.js';
+import { grpcChannelCredentials, loadClientTls, TlsConfigError } from '../../shared/tls.js';
+import {
+  CliError,
+  type CommandSpec,
+  choiceFlag,
+  EXIT,
+  intFlag,
+  numberFlag,
+  type Parsed,
+  UsageError,
+} from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'client',
-  summary: 'not yet available',
-  usage: 'atomlens client',
-  options: {},
+  summary: 'Run a federated client: train split-MNIST tasks with atom swapping, upload atoms, answer probes',
+  usage: 'atomlens client --coordinator HOST:PORT --id NAME --tasks 0-1,2-3 [options]',
+  options: {
+    coordinator: { type: 'string', value: 'HOST:PORT', description: 'Coordinator gRPC address (required)' },
+    id: { type: 'string', value: 'NAME', description: 'Client id, 1–64 of [A-Za-z0-9._-] (required)' },
+    tasks: {
+      type: 'string',
+      value: 'LIST',
+      description: "Tasks in learning order: ',' between tasks, '-' between classes (required)",
+    },
+    rounds: { type: 'string', value: 'R', default: '5', description: 'Local rounds per task' },
+    'data-split': {
+      type: 'string',
+      value: 'SPLIT',
+      default: 'all',
+      description: 'Share of the training pool',
+    },
+    epochs: { type: 'string', value: 'E', default: '1', description: 'Passes over the local data per round' },
+    'batch-size': { type: 'string', value: 'B', default: '64', description: 'Mini-batch size' },
+    'learning-rate': { type: 'string', value: 'LR', default: '0.02', description: 'Adam learning rate' },
+    'lr-decay': {
+      type: 'string',
+      value: 'F',
+      default: '0.8',
+      description: 'Learning-rate factor per round within a task',
+    },
+    'new-task-init': {
+      type: 'string',
+      value: 'copy|fresh',
+      default: 'fresh',
+      description: "A new task's atoms: fresh random, or copied from the previous task",
+    },
+    seed: { type: 'string', value: 'S', default: '1', description: 'Seed of initialisation and shuffling' },
+    backend: {
+      type: 'string',
+      value: BACKEND_CHOICES.join('|'),
+      default: 'auto',
+      description: 'TensorFlow.js backend (auto: tfjs-node if installed, else WASM)',
+    },
+    'give-up': {
+      type: 'string',
+      value: 'SECONDS',
+      default: '60',
+      description: 'Exit with code 3 when the coordinator stays unreachable this long',
+    },
+    linger: {
+      type: 'string',
+      value: 'SECONDS|inf',
+      default: '0',
+      description: 'After training, stay connected this long to answer probe requests',
+    },
+    'enrollment-secret': { type: 'string', value: 'SECRET', description: 'Federation enrolment secret' },
+    tls: { type: 'boolean', description: 'Connect with TLS (system roots unless --ca)' },
+    ca: {
+      type: 'string',
+      value: 'FILE',
+      description: "CA bundle of the coordinator's certificate (implies --tls)",
+    },
+    cert: { type: 'string', value: 'FILE', description: 'Client certificate for mutual TLS (implies --tls)' },
+    key: { type: 'string', value: 'FILE', description: 'Private key of --cert' },
+    json: { type: 'boolean', description: 'Progress as JSON lines on stdout (one event per line)' },
+  },
+  details: `Tasks: "0-1,2-3" is task {0,1} then task {2,3}; "4-5-6" is one 3-class task; a list of single
+digits such as "4,5,6" is one task with those classes.
+
+${DATA_SPLIT_HELP}
+
+Rounds are numbered per task after the last round the coordinator already holds, so a restarted
+client never reuses a round number. Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary,
+closes the connection and exits 0; a second signal exits at once.
+
+Exit codes: 0 done or stopped by a signal, 1 failure, 2 usage, 3 coordinator unreachable.`,
 };
 
-export async function run(): Promise<number> {
-  throw new CliError('atomlens client is not implemented yet');
+function requiredString(values: Parsed['values'], name: string, example: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v.trim() === '')
+    throw new UsageError(`--${name} is required (e.g. --${name} ${example})`);
+  return v.trim();
+}
+
+/** Formats one-line human progress; a bar (on a TTY) while a round trains. */
+function humanProgress(clientId: string, rounds: number): (event: ClientProgressEvent) => void {
+  const tty = process.stdout.isTTY === true;
+  const prefix = `[${clientId}]`;
+  let roundIndex = 0;
+  let bar = false;
+  const line = (text: string) => {
+    if (bar) process.stdout.write('\r\x1b[2K');
+    bar = false;
+    process.stdout.write(`${text}\n`);
+  };
+  return (event) => {
+    switch (event.type) {
+      case 'connected':
+        line(
+          `${prefix} ${event.reconnect ? 'reconnected to' : 'connected to'} ${event.address}` +
+            (event.fingerprintMatch ? '' : ' — α fingerprint differs from the coordinator’s'),
+        );
+        break;
+      case 'disconnected':
+        line(`${prefix} connection lost (${event.reason}); reconnecting…`);
+        break;
+      case 'task-start':
+        roundIndex = 0;
+        line(
+          `${prefix} task ${event.taskId}: ${event.examples} training examples, rounds ${event.firstRound}–${event.firstRound + event.rounds - 1}`,
+        );
+        break;
+      case 'batch':
+        if (tty) {
+          const width = 24;
+          const filled = Math.round((event.batch / event.batches) * width);
+          process.stdout.write(
+            `\r\x1b[2K${prefix} task ${event.taskId} round ${event.round} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${event.batch}/${event.batches} loss ${event.loss.toFixed(4)}`,
+          );
+          bar = true;
+        }
+        break;
+      case 'round':
+        roundIndex++;
+        line(
+          `${prefix} task ${event.taskId} round ${event.round} (${roundIndex}/${rounds})  loss ${event.loss.toFixed(4)}  accuracy ${(event.accuracy * 100).toFixed(1)}%  ${Math.round(event.samples / event.seconds)} samples/s`,
+        );
+        break;
+      case 'uploaded':
+        if (event.duplicate)
+          line(`${prefix} task ${event.taskId} round ${event.round} already stored (re-sent)`);
+        break;
+      case 'probe':
+        line(
+          event.ok
+            ? `${prefix} answered probe request ${event.requestId} (task ${event.taskId}, ${event.layers.length} layers)`
+            : `${prefix} probe request ${event.requestId} failed: ${event.message}`,
+        );
+        break;
+      case 'done': {
+        const s = event.summary;
+        const accs = s.tasks.map((t) => `${t.taskId} ${(t.accuracy * 100).toFixed(1)}%`).join(', ');
+        line(
+          `${prefix} ${s.aborted ? 'stopped' : 'done'}: ${s.uploads} uploads, ${s.reconnects} reconnects, ${s.probesAnswered} probes answered${accs ? `; accuracy ${accs}` : ''}`,
+        );
+        break;
+      }
+      default:
+        break;
+    }
+  };
+}
+
+export async function run(parsed: Parsed): Promise<number> {
+  const v = parsed.values;
+  const address = requiredString(v, 'coordinator', '127.0.0.1:50051');
+  if (!/^[^\s:]+:\d{1,5}$/.test(address) && !/^\[[^\]]+\]:\d{1,5}$/.test(address)) {
+    throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
+  }
+  const clientId = requiredString(v, 'id', 'site-a');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(clientId)) {
+    throw new UsageError(`--id must be 1–64 characters of A–Z a–z 0–9 . _ -, got '${clientId}'`);
+  }
+  let tasks: ReturnType<typeof parseTasks>;
+  let split: ReturnType<typeof parseDataSplit>;
+  try {
+    tasks = parseTasks(requiredString(v, 'tasks', '0-1,2-3'));
+    split = parseDataSplit(String(v['data-split']));
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message.replace(/^--tasks: /, ''));
+  }
+  const rounds = intFlag(v, 'rounds', 0, 100_000);
+  const epochs = numberFlag(v, 'epochs', 0.001, 1_000);
+  const batchSize = intFlag(v, 'batch-size', 1, 65_536);
+  const learningRate = numberFlag(v, 'learning-rate', 1e-7, 10);
+  const learningRateDecay = numberFlag(v, 'lr-decay', 0.01, 1);
+  const newTaskInit = choiceFlag(v, 'new-task-init', ['copy', 'fresh'] as const);
+  const seed = intFlag(v, 'seed', 0, 2 ** 32 - 1);
+  const backend = choiceFlag(v, 'backend', BACKEND_CHOICES as readonly BackendPreference[]);
+  const giveUpSeconds = numberFlag(v, 'give-up', 0, 1e9);
+  const lingerMs =
+    v.linger === 'inf' || v.linger === 'forever'
+      ? Number.POSITIVE_INFINITY
+      : numberFlag(v, 'linger', 0, 1e9) * 1000;
+  const json = v.json === true;
+
+  let credentials: (() => import('@grpc/grpc-js').ChannelCredentials) | undefined;
+  const useTls =
+    v.tls === true || typeof v.ca === 'string' || typeof v.cert === 'string' || typeof v.key === 'string';
+  if (useTls) {
+    try {
+      const material = loadClientTls({
+        ...(typeof v.ca === 'string' ? { ca: v.ca } : {}),
+        ...(typeof v.cert === 'string' ? { cert: v.cert } : {}),
+        ...(typeof v.key === 'string' ? { key: v.key } : {}),
+      });
+      credentials = () => grpcChannelCredentials(material);
+    } catch (err) {
+      if (err instanceof TlsConfigError) throw new CliError(err.message, EXIT.badInput);
+      throw err;
+    }
+  }
+
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (name: string) => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`atomlens client: second ${name}, exiting now\n`);
+      process.exit(EXIT.failure);
+    }
+    process.stderr.write(`atomlens client: ${name} received, stopping after the current batch…\n`);
+    controller.abort();
+  };
+  const sigint = () => onSignal('SIGINT');
+  const sigterm = () => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+
+  const progress = json
+    ? (event: ClientProgressEvent) => process.stdout.write(`${JSON.stringify(event)}\n`)
+    : humanProgress(clientId, rounds);
+  try {
+    await runClient({
+      address,
+      clientId,
+      tasks,
+      rounds,
+      epochs,
+      batchSize,
+      learningRate,
+      learningRateDecay,
+      newTaskInit,
+      split,
+      seed,
+      backend,
+      giveUpAfterMs: giveUpSeconds * 1000,
+      lingerMs,
+      ...(credentials ? { credentials } : {}),
+      ...(typeof v['enrollment-secret'] === 'string' ? { enrollmentSecret: v['enrollment-secret'] } : {}),
+      onProgress: progress,
+      signal: controller.signal,
+    });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof UnreachableError) throw new CliError(err.message, EXIT.unreachable);
+    if (err instanceof RejectedError) throw new CliError(err.message, EXIT.failure);
+    throw err;
+  } finally {
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+  }
 }

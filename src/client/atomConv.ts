@@ -1,0 +1,227 @@
+// Atom-factored 2-D convolution (SPEC "Filter-subspace similarity"): every k×k filter is a
+// combination of m shared filter atoms, W[o,c,:,:] = Σ_a α[o,c,a] · D[a,:,:], with α frozen
+// (from the federation's template) and only the atoms D (and the bias) trained.
+// Miao et al., "Continual learning with filter atom swapping", ICLR 2022, §3.
+import * as tf from '@tensorflow/tfjs';
+
+type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
+type Shape = (number | null)[];
+
+export interface AtomConv2DArgs extends LayerArgs {
+  /** Output channels c_out. */
+  filters: number;
+  /** Spatial kernel size k (square). */
+  kernelSize: number;
+  /** Number of atoms m. */
+  atoms: number;
+  strides?: number;
+  padding?: 'same' | 'valid';
+  activation?: 'relu' | 'linear';
+  useBias?: boolean;
+  /** Seed of the atom initialiser (and of α's when no α is given). */
+  seed?: number;
+  /**
+   * Frozen coefficients, shape [c_out, c_in, m] in C order (the template's layout). Not part of
+   * the serialised config: a saved model carries α among its (non-trainable) weights.
+   */
+  alpha?: Float32Array;
+  /** Initial atoms [m, k, k] (e.g. copied from another task); random when absent. */
+  initialAtoms?: Float32Array;
+}
+
+/**
+ * Composes the convolution weight in tfjs's [k, k, c_in, c_out] layout from α [c_out, c_in, m]
+ * and D [m, k, k]: one matrix product (c_out·c_in × m)(m × k²) and a transpose.
+ */
+export function composeWeight(alpha: tf.Tensor, atoms: tf.Tensor, cOut: number, cIn: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [m, k] = atoms.shape as [number, number, number];
+    const product = tf.matMul(tf.reshape(alpha, [cOut * cIn, m]), tf.reshape(atoms, [m, k * k]));
+    return tf.transpose(tf.reshape(product, [cOut, cIn, k, k]), [2, 3, 1, 0]) as tf.Tensor4D;
+  });
+}
+
+export class AtomConv2D extends tf.layers.Layer {
+  static className = 'AtomConv2D';
+
+  readonly filters: number;
+  readonly kernelSize: number;
+  readonly atomCount: number;
+  readonly strides: number;
+  readonly padding: 'same' | 'valid';
+  readonly activationName: 'relu' | 'linear';
+  readonly useBias: boolean;
+  readonly seed: number;
+  private readonly initialAlpha: Float32Array | undefined;
+  private readonly initialAtoms: Float32Array | undefined;
+  private alphaWeight: tf.LayerVariable | undefined;
+  private atomWeight: tf.LayerVariable | undefined;
+  private biasWeight: tf.LayerVariable | undefined;
+  private inChannels = 0;
+
+  constructor(args: AtomConv2DArgs) {
+    super(args);
+    const { filters, kernelSize, atoms } = args;
+    for (const [name, v] of Object.entries({ filters, kernelSize, atoms })) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`AtomConv2D: ${name} must be a positive integer`);
+    }
+    if (atoms > kernelSize * kernelSize) throw new Error('AtomConv2D: atoms must not exceed kernelSize²');
+    this.filters = filters;
+    this.kernelSize = kernelSize;
+    this.atomCount = atoms;
+    this.strides = args.strides ?? 1;
+    this.padding = args.padding ?? 'same';
+    this.activationName = args.activation ?? 'relu';
+    this.useBias = args.useBias ?? true;
+    this.seed = args.seed ?? 1;
+    this.initialAlpha = args.alpha;
+    this.initialAtoms = args.initialAtoms;
+    if (this.initialAtoms && this.initialAtoms.length !== atoms * kernelSize * kernelSize) {
+      throw new Error(
+        `AtomConv2D: initialAtoms has ${this.initialAtoms.length} values, expected ${atoms * kernelSize * kernelSize}`,
+      );
+    }
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const cIn = shape[shape.length - 1];
+    if (typeof cIn !== 'number') throw new Error('AtomConv2D: the input channel dimension must be known');
+    this.inChannels = cIn;
+    const { filters, atomCount: m, kernelSize: k } = this;
+    // α: uniform with variance 2/(c_in·m) unless given — see generateAlpha in src/shared/template.ts.
+    const alphaLimit = Math.sqrt(6 / (cIn * m));
+    this.alphaWeight = this.addWeight(
+      'alpha',
+      [filters, cIn, m],
+      'float32',
+      tf.initializers.randomUniform({ minval: -alphaLimit, maxval: alphaLimit, seed: this.seed + 7919 }),
+      undefined,
+      false,
+    );
+    // Atom entries with variance 1/k² make W = α·D He-initialised (template.ts).
+    this.atomWeight = this.addWeight(
+      'atoms',
+      [m, k, k],
+      'float32',
+      tf.initializers.randomNormal({ mean: 0, stddev: 1 / k, seed: this.seed }),
+      undefined,
+      true,
+    );
+    if (this.useBias) {
+      this.biasWeight = this.addWeight(
+        'bias',
+        [filters],
+        'float32',
+        tf.initializers.zeros(),
+        undefined,
+        true,
+      );
+    }
+    if (this.initialAlpha) {
+      if (this.initialAlpha.length !== filters * cIn * m) {
+        throw new Error(
+          `AtomConv2D ${this.name}: alpha has ${this.initialAlpha.length} values, expected ${filters}×${cIn}×${m}`,
+        );
+      }
+      const alpha = this.initialAlpha;
+      tf.tidy(() => {
+        this.alphaWeight!.write(tf.tensor3d(alpha, [filters, cIn, m]));
+      });
+    }
+    const initialAtoms = this.initialAtoms;
+    if (initialAtoms) {
+      tf.tidy(() => {
+        this.atomWeight!.write(tf.tensor3d(initialAtoms, [m, k, k]));
+      });
+    }
+    this.built = true;
+  }
+
+  /** The composed weight [k, k, c_in, c_out] (caller disposes). */
+  composedWeight(): tf.Tensor4D {
+    if (!this.alphaWeight || !this.atomWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return composeWeight(this.alphaWeight.read(), this.atomWeight.read(), this.filters, this.inChannels);
+  }
+
+  /** Current atoms, [m][k][k] in C order. */
+  atomValues(): Float32Array {
+    if (!this.atomWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return this.atomWeight.read().dataSync() as Float32Array;
+  }
+
+  /** Conv bias (c_out values); empty when the layer has none. */
+  biasValues(): Float32Array {
+    if (!this.built) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return this.biasWeight ? (this.biasWeight.read().dataSync() as Float32Array) : new Float32Array(0);
+  }
+
+  /** Overwrites the atoms ([m][k][k] values). */
+  setAtoms(values: Float32Array): void {
+    if (!this.atomWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    const { atomCount: m, kernelSize: k } = this;
+    if (values.length !== m * k * k)
+      throw new Error(`expected ${m * k * k} atom values, got ${values.length}`);
+    tf.tidy(() => {
+      this.atomWeight!.write(tf.tensor3d(values, [m, k, k]));
+    });
+  }
+
+  /** Overwrites the bias (c_out values). */
+  setBias(values: Float32Array): void {
+    if (!this.biasWeight) throw new Error(`AtomConv2D ${this.name} has no bias`);
+    if (values.length !== this.filters)
+      throw new Error(`expected ${this.filters} bias values, got ${values.length}`);
+    tf.tidy(() => {
+      this.biasWeight!.write(tf.tensor1d(values));
+    });
+  }
+
+  /** Frozen α, [c_out][c_in][m] in C order. */
+  alphaValues(): Float32Array {
+    if (!this.alphaWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return this.alphaWeight.read().dataSync() as Float32Array;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      let y: tf.Tensor = tf.conv2d(x, this.composedWeight(), this.strides, this.padding);
+      if (this.biasWeight) y = tf.add(y, this.biasWeight.read());
+      return this.activationName === 'relu' ? tf.relu(y) : y;
+    });
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
+    const [batch, h, w] = shape;
+    const out = (size: number | null) => {
+      if (size === null) return null;
+      return this.padding === 'same'
+        ? Math.ceil(size / this.strides)
+        : Math.ceil((size - this.kernelSize + 1) / this.strides);
+    };
+    return [batch ?? null, out(h ?? null), out(w ?? null), this.filters];
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      filters: this.filters,
+      kernelSize: this.kernelSize,
+      atoms: this.atomCount,
+      strides: this.strides,
+      padding: this.padding,
+      activation: this.activationName,
+      useBias: this.useBias,
+      seed: this.seed,
+    };
+  }
+}
+
+tf.serialization.registerClass(AtomConv2D);
+
+/** Factory in the style of tf.layers.*. */
+export function atomConv2d(args: AtomConv2DArgs): AtomConv2D {
+  return new AtomConv2D(args);
+}

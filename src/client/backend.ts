@@ -1,0 +1,113 @@
+// Chooses and initialises the TensorFlow.js backend the client trains on.
+//
+// Order for 'auto': @tensorflow/tfjs-node (native TensorFlow, an optional dependency that is
+// usually absent) → WASM (XNNPACK; SIMD when the runtime validates it) → the pure-JS CPU backend
+// as a last resort. The WASM backend lacks some gradient kernels the demo CNN needs; they are
+// registered from ./wasmKernels.ts before the backend is first used.
+
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { createLogger, type Logger } from '../shared/log.js';
+import { registerWasmGradientKernels } from './wasmKernels.js';
+
+export type BackendPreference = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
+export const BACKEND_CHOICES: readonly BackendPreference[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+
+export interface BackendInfo {
+  /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
+  name: string;
+  /** WASM only: whether the SIMD binary was loaded. */
+  simd?: boolean;
+  /** WASM only: XNNPACK threads in use (1 in Node: tfjs disables wasm threads there). */
+  threads?: number;
+}
+
+const requireFromHere = createRequire(import.meta.url);
+let wasmPathsSet = false;
+
+/** Directory holding the tfjs-backend-wasm .wasm binaries (the package's own dist/). */
+export function wasmBinaryDir(): string {
+  return dirname(requireFromHere.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
+}
+
+async function tryTensorflowNode(log: Logger): Promise<boolean> {
+  try {
+    // A variable specifier keeps TypeScript from requiring the optional package's types.
+    const specifier = '@tensorflow/tfjs-node';
+    await import(specifier);
+  } catch {
+    return false;
+  }
+  try {
+    return await tf.setBackend('tensorflow');
+  } catch (err) {
+    log.warn(`@tensorflow/tfjs-node is installed but failed to start: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+async function tryWasm(log: Logger): Promise<boolean> {
+  if (!wasmPathsSet) {
+    // In Node the emscripten loader reads the binary from disk: point it at the package's dist.
+    setWasmPaths(`${wasmBinaryDir()}/`);
+    wasmPathsSet = true;
+  }
+  registerWasmGradientKernels();
+  // The emscripten glue adds process-wide 'uncaughtException'/'unhandledRejection' listeners
+  // that rethrow (crashing the process on any stray rejection and printing its minified
+  // source); they are removed again so error handling stays the application's.
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => new Set(emitter.listeners(e)));
+  try {
+    return await tf.setBackend('wasm');
+  } catch (err) {
+    log.warn(`WASM backend failed to start: ${(err as Error).message ?? String(err)}`);
+    return false;
+  } finally {
+    events.forEach((event, i) => {
+      for (const listener of emitter.listeners(event)) {
+        if (!before[i]!.has(listener)) emitter.removeListener(event, listener as () => void);
+      }
+    });
+  }
+}
+
+/**
+ * Activates a backend and logs which one is in use. 'auto' never fails: it falls back to the
+ * CPU backend. An explicit choice that cannot start throws an Error saying what to do.
+ */
+export async function initBackend(
+  preferred: BackendPreference = 'auto',
+  log: Logger = createLogger('backend'),
+): Promise<BackendInfo> {
+  let ok = false;
+  if (preferred === 'tensorflow') {
+    ok = await tryTensorflowNode(log);
+    if (!ok) {
+      throw new Error(
+        "backend 'tensorflow' needs @tensorflow/tfjs-node, which is not installed or failed to load; use --backend wasm",
+      );
+    }
+  } else if (preferred === 'wasm') {
+    ok = await tryWasm(log);
+    if (!ok) throw new Error("backend 'wasm' could not start; use --backend cpu");
+  } else if (preferred === 'cpu') {
+    ok = await tf.setBackend('cpu');
+  } else {
+    ok = (await tryTensorflowNode(log)) || (await tryWasm(log)) || (await tf.setBackend('cpu'));
+  }
+  if (!ok) throw new Error(`no TensorFlow.js backend could start (asked for '${preferred}')`);
+  await tf.ready();
+  const info: BackendInfo = { name: tf.getBackend() };
+  if (info.name === 'wasm') {
+    info.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+    info.threads = getThreadsCount();
+  }
+  log.info(
+    `TensorFlow.js backend: ${info.name}${info.name === 'wasm' ? ` (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'})` : ''}`,
+  );
+  return info;
+}

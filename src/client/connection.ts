@@ -1,0 +1,194 @@
+// Promise-based wrapper around the generated Federation client (proto/atomlens/v1): unary calls
+// with deadlines, the Session stream, and the chunked probe-summary upload. No retry policy
+// here — client.ts decides when to reconnect.
+import * as grpc from '@grpc/grpc-js';
+import type { ClientMessage } from '../generated/atomlens/v1/ClientMessage.js';
+import type { CoordinatorMessage__Output } from '../generated/atomlens/v1/CoordinatorMessage.js';
+import type { FederationClient } from '../generated/atomlens/v1/Federation.js';
+import type { ProbeSummaryChunk } from '../generated/atomlens/v1/ProbeSummaryChunk.js';
+import type { PushAtomsRequest } from '../generated/atomlens/v1/PushAtomsRequest.js';
+import type { PushAtomsResponse__Output } from '../generated/atomlens/v1/PushAtomsResponse.js';
+import type { PushProbeSummaryResponse__Output } from '../generated/atomlens/v1/PushProbeSummaryResponse.js';
+import type { RegisterRequest } from '../generated/atomlens/v1/RegisterRequest.js';
+import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
+import { loadAtomlensProto } from '../shared/proto.js';
+import { encodeFloat32 } from '../shared/tensor.js';
+
+/** Largest probe-summary payload per chunk: 1 MiB minus room for the chunk's other fields. */
+export const MAX_CHUNK_DATA_BYTES = 1024 * 1024 - 4096;
+
+export interface ConnectionOptions {
+  /** HOST:PORT of the coordinator. */
+  address: string;
+  /** Channel credentials; insecure (plaintext) when absent. The hook for TLS. */
+  credentials?: grpc.ChannelCredentials;
+  /** Deadline of each unary call, ms (default 15 s). */
+  callTimeoutMs?: number;
+}
+
+/** gRPC status codes that mean "the coordinator is not there right now": reconnect and retry. */
+const TRANSIENT = new Set<number>([
+  grpc.status.UNAVAILABLE,
+  grpc.status.DEADLINE_EXCEEDED,
+  grpc.status.CANCELLED,
+  grpc.status.UNKNOWN,
+  grpc.status.INTERNAL,
+  grpc.status.ABORTED,
+]);
+
+export function isTransient(err: unknown): boolean {
+  const code = (err as { code?: number } | null)?.code;
+  return typeof code === 'number' ? TRANSIENT.has(code) : true;
+}
+
+export function statusCode(err: unknown): number | undefined {
+  const code = (err as { code?: number } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export interface SessionHandlers {
+  onMessage(message: CoordinatorMessage__Output): void;
+  /** The stream ended (error or clean end). Called once. */
+  onClose(err: Error | undefined): void;
+}
+
+export interface SessionHandle {
+  send(message: ClientMessage): void;
+  close(): void;
+}
+
+export class FederationConnection {
+  readonly address: string;
+  private readonly client: FederationClient;
+  private readonly callTimeoutMs: number;
+  private token = '';
+
+  constructor(options: ConnectionOptions) {
+    const proto = loadAtomlensProto();
+    this.address = options.address;
+    this.callTimeoutMs = options.callTimeoutMs ?? 15_000;
+    this.client = new proto.atomlens.v1.Federation(
+      options.address,
+      options.credentials ?? grpc.credentials.createInsecure(),
+      // Keepalive pings notice a vanished coordinator even while the session is idle.
+      { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+    );
+  }
+
+  /** Bearer token from Register, sent as `authorization` metadata on later calls. */
+  setToken(token: string): void {
+    this.token = token;
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.token) md.set('authorization', `Bearer ${this.token}`);
+    return md;
+  }
+
+  private deadline(): Date {
+    return new Date(Date.now() + this.callTimeoutMs);
+  }
+
+  register(request: RegisterRequest): Promise<RegisterResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.register(request, this.metadata(), { deadline: this.deadline() }, (err, res) =>
+        err || !res ? reject(err ?? new Error('empty Register response')) : resolve(res),
+      );
+    });
+  }
+
+  pushAtoms(request: PushAtomsRequest): Promise<PushAtomsResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.pushAtoms(request, this.metadata(), { deadline: this.deadline() }, (err, res) =>
+        err || !res ? reject(err ?? new Error('empty PushAtoms response')) : resolve(res),
+      );
+    });
+  }
+
+  /** Opens the long-lived Session stream. */
+  openSession(handlers: SessionHandlers): SessionHandle {
+    const call = this.client.session(this.metadata());
+    let closed = false;
+    const finish = (err: Error | undefined) => {
+      if (closed) return;
+      closed = true;
+      handlers.onClose(err);
+    };
+    call.on('data', (message: CoordinatorMessage__Output) => handlers.onMessage(message));
+    call.on('error', (err: Error) => finish(err));
+    call.on('end', () => finish(undefined));
+    call.on('close', () => finish(undefined));
+    return {
+      send(message) {
+        if (!closed) call.write(message);
+      },
+      close() {
+        if (closed) return;
+        closed = true;
+        call.end();
+        call.cancel();
+      },
+    };
+  }
+
+  /** Streams probe-summary chunks (in order) and resolves with the coordinator's answer. */
+  pushProbeSummary(
+    chunks: Iterable<ProbeSummaryChunk>,
+    timeoutMs?: number,
+  ): Promise<PushProbeSummaryResponse__Output> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.pushProbeSummary(
+        this.metadata(),
+        { deadline: new Date(Date.now() + (timeoutMs ?? this.callTimeoutMs)) },
+        (err, res) =>
+          err || !res ? reject(err ?? new Error('empty PushProbeSummary response')) : resolve(res),
+      );
+      const iterator = chunks[Symbol.iterator]();
+      const pump = () => {
+        for (;;) {
+          const next = iterator.next();
+          if (next.done) {
+            call.end();
+            return;
+          }
+          // Respect back-pressure: wait for 'drain' when the write buffer is full.
+          if (!call.write(next.value)) {
+            call.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+  }
+
+  /** Resolves when the channel is connected, rejects after timeoutMs. */
+  waitForReady(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.waitForReady(new Date(Date.now() + timeoutMs), (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+/** Splits one layer's Gram matrix into ProbeSummaryChunks of at most MAX_CHUNK_DATA_BYTES. */
+export function* gramChunks(
+  header: Omit<ProbeSummaryChunk, 'offset' | 'data'>,
+  gram: Float32Array,
+  maxBytes = MAX_CHUNK_DATA_BYTES,
+): Generator<ProbeSummaryChunk> {
+  // Little-endian float32 on every host (proto: Tensor conventions).
+  const bytes = encodeFloat32(gram, [gram.length]).data;
+  const step = Math.max(4, maxBytes - (maxBytes % 4));
+  if (bytes.length === 0) {
+    yield { ...header, offset: 0, data: Buffer.alloc(0) };
+    return;
+  }
+  for (let offset = 0; offset < bytes.length; offset += step) {
+    yield { ...header, offset, data: bytes.subarray(offset, Math.min(bytes.length, offset + step)) };
+  }
+}

@@ -1,0 +1,254 @@
+// Gradient kernels for the TensorFlow.js WASM backend.
+//
+// tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter at all, and its Conv2DBackpropInput is a
+// naive loop roughly 8× slower than its XNNPACK forward convolution. Both are expressed here
+// through the backend's own fast kernels:
+//
+//   * filter gradient  dW[i,j,c,o] = Σ_{b,y,x} xpad[b, y·s+i, x·s+j, c] · dy[b,y,x,o]:
+//     the transposed patch matrix Pᵀ (k_h·k_w·c_in × N, N = batch·out_h·out_w) is written once
+//     by a JS loop straight into the WASM heap ("im2col", Chellapilla et al. 2006), then
+//     dW = Pᵀ · dy is one XNNPACK matrix product (the backend's BatchMatMul without transposes;
+//     its transposed variants take a slow path).
+//   * input gradient (stride 1)  dx = conv2d(dy, W̃) with W̃[i,j,o,c] = W[k_h−1−i, k_w−1−j, c, o]
+//     (the 180°-rotated, in/out-swapped filter) and padding (k−1−p) on each side — the
+//     convolution-transpose identity (Dumoulin & Visin 2016, §4), run on XNNPACK's Conv2D.
+//     Strided cases keep the backend's original kernel.
+//
+// Kernels work on TensorInfo objects through the backend (as tfjs's own kernels do), never
+// through tf.* ops, so they add nothing to the gradient tape.
+import {
+  backend_util,
+  type DataType,
+  getKernel,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  registerKernel,
+  type TensorInfo,
+  unregisterKernel,
+} from '@tensorflow/tfjs';
+
+/** The parts of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
+  disposeData(dataId: object): boolean;
+}
+
+const BACKEND = 'wasm';
+let registered = false;
+let originalBackpropInput: KernelFunc | undefined;
+
+function runKernel(
+  name: string,
+  backend: WasmBackendLike,
+  inputs: Record<string, TensorInfo>,
+  attrs: NamedAttrMap,
+): TensorInfo {
+  const kernel = getKernel(name, BACKEND);
+  if (!kernel) throw new Error(`WASM kernel ${name} is missing; tfjs-backend-wasm must be loaded first`);
+  return kernel.kernelFunc({ inputs, backend: backend as never, attrs }) as TensorInfo;
+}
+
+function reshape(backend: WasmBackendLike, x: TensorInfo, shape: number[]): TensorInfo {
+  return runKernel('Reshape', backend, { x }, { shape });
+}
+
+/**
+ * Writes Pᵀ for a channels-last input: row (i·kW + j)·cIn + c, column (b·outH + y)·outW + x holds
+ * xpad[b, y·sH + i, x·sW + j, c] (zero where the window hangs over the padding).
+ */
+export function writeTransposedPatches(
+  x: Float32Array,
+  out: Float32Array,
+  info: backend_util.Conv2DInfo,
+): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth } = info;
+  const { strideHeight, strideWidth, dilationHeight, dilationWidth } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  const n = batchSize * outHeight * outWidth;
+  for (let i = 0; i < filterHeight; i++) {
+    for (let j = 0; j < filterWidth; j++) {
+      for (let c = 0; c < inChannels; c++) {
+        const row = ((i * filterWidth + j) * inChannels + c) * n;
+        let col = row;
+        for (let b = 0; b < batchSize; b++) {
+          const xBatch = b * inHeight;
+          for (let y = 0; y < outHeight; y++) {
+            const iy = y * strideHeight + i * dilationHeight - padTop;
+            if (iy < 0 || iy >= inHeight) {
+              out.fill(0, col, col + outWidth);
+              col += outWidth;
+              continue;
+            }
+            const xRow = (xBatch + iy) * inWidth;
+            let ix = j * dilationWidth - padLeft;
+            for (let xo = 0; xo < outWidth; xo++, ix += strideWidth) {
+              out[col++] = ix >= 0 && ix < inWidth ? x[(xRow + ix) * inChannels + c]! : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Conv2DBackpropFilter(x, dy) → dW of shape filterShape [kH, kW, cIn, cOut]. */
+const conv2DBackpropFilter: KernelFunc = ({ inputs, backend: rawBackend, attrs }) => {
+  const backend = rawBackend as unknown as WasmBackendLike;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  if (dataFormat === 'NCHW')
+    throw new Error('Conv2DBackpropFilter on wasm supports only NHWC (channels last)');
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const n = info.batchSize * info.outHeight * info.outWidth;
+  const rows = info.filterHeight * info.filterWidth * info.inChannels;
+  const patches = backend.makeOutput([1, rows, n], 'float32');
+  // Views are taken after every allocation: growing the WASM memory detaches older views.
+  writeTransposedPatches(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(patches), info);
+  const dy3 = reshape(backend, dy, [1, n, info.outChannels]);
+  const product = runKernel(
+    'BatchMatMul',
+    backend,
+    { a: patches, b: dy3 },
+    { transposeA: false, transposeB: false },
+  );
+  backend.disposeData(patches.dataId);
+  backend.disposeData(dy3.dataId);
+  const dw = reshape(backend, product, [...filterShape]);
+  backend.disposeData(product.dataId);
+  return dw;
+};
+
+/** W̃[i,j,o,c] = W[kH−1−i, kW−1−j, c, o]. */
+export function rotateAndSwapFilter(
+  w: Float32Array,
+  out: Float32Array,
+  kH: number,
+  kW: number,
+  cIn: number,
+  cOut: number,
+): void {
+  for (let i = 0; i < kH; i++) {
+    for (let j = 0; j < kW; j++) {
+      const src = ((kH - 1 - i) * kW + (kW - 1 - j)) * cIn * cOut;
+      const dst = (i * kW + j) * cOut * cIn;
+      for (let c = 0; c < cIn; c++) {
+        for (let o = 0; o < cOut; o++) out[dst + o * cIn + c] = w[src + c * cOut + o]!;
+      }
+    }
+  }
+}
+
+/** Conv2DBackpropInput(dy, filter) → dx of shape inputShape, via a forward convolution. */
+const conv2DBackpropInput: KernelFunc = (args) => {
+  const { inputs, backend: rawBackend, attrs } = args;
+  const backend = rawBackend as unknown as WasmBackendLike;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  const [kH, kW, cIn, cOut] = filter.shape as [number, number, number, number];
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    [kH, kW, cIn, cOut],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast',
+  );
+  const { top, bottom, left, right } = info.padInfo;
+  const padT = kH - 1 - top;
+  const padB = kH - 1 - bottom;
+  const padL = kW - 1 - left;
+  const padR = kW - 1 - right;
+  const simple =
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dataFormat === 'channelsLast' &&
+    Math.min(padT, padB, padL, padR) >= 0;
+  if (!simple) {
+    if (!originalBackpropInput) throw new Error('Conv2DBackpropInput: no fallback kernel on wasm');
+    return originalBackpropInput(args);
+  }
+  const rotated = backend.makeOutput([kH, kW, cOut, cIn], 'float32');
+  rotateAndSwapFilter(
+    backend.typedArrayFromHeap(filter),
+    backend.typedArrayFromHeap(rotated),
+    kH,
+    kW,
+    cIn,
+    cOut,
+  );
+  const dx = runKernel(
+    'Conv2D',
+    backend,
+    { x: dy, filter: rotated },
+    {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [padT, padB],
+        [padL, padR],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+    },
+  );
+  backend.disposeData(rotated.dataId);
+  return dx;
+};
+
+/**
+ * Registers the kernels above for the 'wasm' backend (idempotent). Must run after
+ * @tensorflow/tfjs-backend-wasm has been imported (it registers the kernels these build on).
+ */
+export function registerWasmGradientKernels(): void {
+  if (registered) return;
+  const existingInput = getKernel('Conv2DBackpropInput', BACKEND);
+  if (existingInput) {
+    originalBackpropInput = existingInput.kernelFunc;
+    unregisterKernel('Conv2DBackpropInput', BACKEND);
+  }
+  const configs: KernelConfig[] = [
+    {
+      kernelName: 'Conv2DBackpropInput',
+      backendName: BACKEND,
+      kernelFunc: conv2DBackpropInput,
+      // The original's setup (binding its WASM function) still has to run for the fallback.
+      ...(existingInput?.setupFunc ? { setupFunc: existingInput.setupFunc } : {}),
+    },
+  ];
+  if (!getKernel('Conv2DBackpropFilter', BACKEND)) {
+    configs.push({
+      kernelName: 'Conv2DBackpropFilter',
+      backendName: BACKEND,
+      kernelFunc: conv2DBackpropFilter,
+    });
+  }
+  for (const config of configs) registerKernel(config);
+  registered = true;
+}
