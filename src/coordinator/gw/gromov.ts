@@ -518,7 +518,8 @@ export function gromovWasserstein(C1: Float64Array, C2: Float64Array, options: G
     if (!best || run.E < best.E) best = { ...run, kind: start.kind };
   }
   const result = best!;
-  const gw = result.E;
+  // E is a sum of squares; a tiny negative value is rounding in c0 − 2<G, T>.
+  const gw = Math.max(0, result.E);
   return {
     gw,
     distance: 0.5 * Math.sqrt(Math.max(0, gw)),

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { emd, NetworkSimplex } from '../../src/coordinator/gw/index.js';
+import { mulberry32 } from '../../src/shared/rng.js';
+import { emdCases, flat, marginalError } from './fixtures.js';
+
+/** Minimum over all permutations of Σ M[i, σ(i)] / n: the exact OT cost for uniform n = m weights. */
+function bruteForceAssignment(M: Float64Array, n: number): number {
+  let best = Number.POSITIVE_INFINITY;
+  const perm = Array.from({ length: n }, (_, i) => i);
+  const visit = (k: number, acc: number) => {
+    if (acc >= best) return;
+    if (k === n) {
+      best = acc;
+      return;
+    }
+    for (let t = k; t < n; t++) {
+      [perm[k], perm[t]] = [perm[t]!, perm[k]!];
+      visit(k + 1, acc + M[k * n + perm[k]!]!);
+      [perm[k], perm[t]] = [perm[t]!, perm[k]!];
+    }
+  };
+  visit(0, 0);
+  return best / n;
+}
+
+function randomProblem(rng: () => number, n: number, m: number, zeros = false) {
+  const weights = (k: number) => {
+    const w = Float64Array.from({ length: k }, (_, i) => (zeros && i > 0 && rng() < 0.2 ? 0 : rng() + 0.01));
+    const s = w.reduce((x, y) => x + y, 0);
+    return w.map((v) => v / s);
+  };
+  return {
+    a: weights(n),
+    b: weights(m),
+    M: Float64Array.from({ length: n * m }, () => Math.floor(rng() * 5) + rng() * 1e-3),
+  };
+}
+
+describe('emd (network simplex)', () => {
+  for (const { name, data } of emdCases()) {
+    it(`matches POT's optimal cost on ${name} within 1e-9 relative`, () => {
+      const a = Float64Array.from(data.a);
+      const b = Float64Array.from(data.b);
+      const { plan, cost } = emd(a, b, flat(data.M));
+      expect(Math.abs(cost - data.cost) / data.cost).toBeLessThan(1e-9);
+      expect(marginalError(plan, a, b)).toBeLessThan(1e-12);
+      expect(Math.min(...plan)).toBeGreaterThanOrEqual(0);
+    });
+  }
+
+  it('equals brute-force assignment on small uniform problems (degenerate, integer-ish costs)', () => {
+    const rng = mulberry32(11);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 2 + (trial % 6);
+      const M = Float64Array.from({ length: n * n }, () => Math.floor(rng() * 4));
+      const w = new Float64Array(n).fill(1 / n);
+      const { cost } = emd(w, w, M);
+      expect(cost).toBeCloseTo(bruteForceAssignment(M, n), 12);
+    }
+  });
+
+  it('warm starts (previous basis, north-west corner basis) reach the same optimum as a cold start', () => {
+    const rng = mulberry32(5);
+    for (let trial = 0; trial < 60; trial++) {
+      const n = 1 + Math.floor(rng() * 14);
+      const m = 1 + Math.floor(rng() * 14);
+      const { a, b, M } = randomProblem(rng, n, m, trial % 2 === 0);
+      const simplex = new NetworkSimplex(a, b);
+      const rows = Int32Array.from({ length: n }, (_, i) => i).sort(() => rng() - 0.5);
+      const cols = Int32Array.from({ length: m }, (_, i) => i).sort(() => rng() - 0.5);
+      simplex.setNorthWestBasis(rows, cols);
+      const fromCorner = simplex.solve(M);
+      const cold = emd(a, b, M);
+      expect(fromCorner.cost).toBeCloseTo(cold.cost, 12);
+      expect(marginalError(fromCorner.plan, a, b)).toBeLessThan(1e-12);
+      const M2 = M.map((c) => c + rng() - 0.5);
+      const warm = simplex.solve(M2);
+      expect(warm.cost).toBeCloseTo(emd(a, b, M2).cost, 12);
+      expect(marginalError(warm.plan, a, b)).toBeLessThan(1e-12);
+    }
+  });
+
+  it('gives the sorted (monotone) plan for a Monge cost without pivoting from the sorted corner', () => {
+    const n = 30;
+    const rng = mulberry32(3);
+    const u = Float64Array.from({ length: n }, () => rng());
+    const v = Float64Array.from({ length: n }, () => rng());
+    const M = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) M[i * n + j] = -u[i]! * v[j]!;
+    const w = new Float64Array(n).fill(1 / n);
+    const order = (x: Float64Array) => Int32Array.from(x.keys()).sort((i, j) => x[i]! - x[j]!);
+    const simplex = new NetworkSimplex(w, w);
+    simplex.setNorthWestBasis(order(u), order(v));
+    const { cost } = simplex.solve(M);
+    expect(simplex.lastPivots).toBe(0);
+    expect(cost).toBeCloseTo(emd(w, w, M).cost, 14);
+  });
+
+  it('returns the sparse support of the last plan', () => {
+    const a = Float64Array.from([0.5, 0.5]);
+    const b = Float64Array.from([0.25, 0.75]);
+    const simplex = new NetworkSimplex(a, b);
+    simplex.solve(Float64Array.from([0, 1, 1, 0]));
+    const s = simplex.sparsePlan();
+    const dense = new Float64Array(4);
+    s.values.forEach((v, k) => {
+      dense[s.rows[k]! * 2 + s.cols[k]!] = v;
+    });
+    expect(Array.from(dense)).toEqual([0.25, 0.25, 0, 0.5]);
+  });
+
+  it('rejects bad marginals and costs with messages that say what to fix', () => {
+    const M = new Float64Array(4);
+    expect(() => emd(Float64Array.from([0.5, 0.5]), Float64Array.from([0.5, 0.6]), M)).toThrow(
+      /different mass/,
+    );
+    expect(() => emd(Float64Array.from([1.5, -0.5]), Float64Array.from([0.5, 0.5]), M)).toThrow(/negative/);
+    expect(() => emd(Float64Array.from([Number.NaN, 0.5]), Float64Array.from([0.5, 0.5]), M)).toThrow(
+      /finite/,
+    );
+    expect(() =>
+      emd(Float64Array.from([0.5, 0.5]), Float64Array.from([0.5, 0.5]), new Float64Array(3)),
+    ).toThrow(/need 4/);
+    expect(() =>
+      emd(
+        Float64Array.from([0.5, 0.5]),
+        Float64Array.from([0.5, 0.5]),
+        Float64Array.from([0, 1, Number.NaN, 0]),
+      ),
+    ).toThrow(/finite/);
+    expect(() => emd(new Float64Array(0), new Float64Array(0), new Float64Array(0))).toThrow(/empty/);
+  });
+});
