@@ -18,6 +18,8 @@ import { dirname, join, resolve } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { peerCommonName } from '../shared/tls.js';
+import type { Enroll } from './federation.js';
+import { type Authorize, RpcError } from './rpc.js';
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -633,4 +635,42 @@ export function openAuthenticator(dataDir: string, config: AuthConfig, now?: () 
     ...(config.enabled ? { revocationFile: join(dataDir, 'auth', 'revocations.json') } : {}),
     ...(now ? { now } : {}),
   });
+}
+
+// ---------------------------------------------------------------------------
+// Hooks for the gRPC server (src/coordinator/rpc.ts Authorize, federation.ts Enroll)
+// ---------------------------------------------------------------------------
+
+/**
+ * The coordinator's per-call `authorize` and Register-time `enroll` hooks backed by an
+ * Authenticator: Operator calls need an operator token; Federation calls need the token of the
+ * client they act for (the request's client_id, the Session hello's, each probe chunk's), and
+ * under mTLS a certificate for that same id.
+ */
+export function grpcAuthHooks(auth: Authenticator): { authorize: Authorize; enroll: Enroll } {
+  const toRpc = (e: AuthError) => new RpcError(e.code, e.details);
+  return {
+    authorize: (ctx) => {
+      if (!auth.enabled) return undefined;
+      let requirement: Requirement;
+      if (ctx.service === 'Operator') requirement = { kind: 'operator' };
+      else if (ctx.clientId !== undefined) requirement = { kind: 'client', clientId: ctx.clientId };
+      else {
+        // A Federation call without a client id to check (stream start): authenticate only;
+        // the per-message check follows when the id is known.
+        const who = auth.authenticate(ctx.call);
+        if (!who.ok) return toRpc(who.error);
+        return who.value.kind === 'client'
+          ? undefined
+          : new RpcError(grpc.status.PERMISSION_DENIED, 'federation calls need a client token');
+      }
+      const r = auth.authorize(ctx.call, requirement);
+      return r.ok ? undefined : toRpc(r.error);
+    },
+    enroll: (request, call) => {
+      const r = auth.enroll(call ?? { metadata: new grpc.Metadata() }, request);
+      if (!r.ok) throw toRpc(r.error);
+      return r.value.token;
+    },
+  };
 }

@@ -4,6 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
+import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
+import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { mulberry32, normalSampler } from '../../src/shared/rng.js';
+import { buildTemplate, DEFAULT_TEMPLATE_CONFIG } from '../../src/shared/template.js';
+import { encodeFloat32 } from '../../src/shared/tensor.js';
 
 export const MAKE_CERTS = fileURLToPath(new URL('../../scripts/make-certs.sh', import.meta.url));
 
@@ -35,4 +43,70 @@ export function makeCerts(clientIds: string[], env: Record<string, string> = {})
     clientCert: (id) => join(dir, `client-${id}.pem`),
     clientKey: (id) => join(dir, `client-${id}-key.pem`),
   };
+}
+
+export const TEMPLATE = buildTemplate(DEFAULT_TEMPLATE_CONFIG);
+
+/** A valid PushAtomsRequest for the default template (atoms from a seeded normal). */
+export function atomsRequest(
+  clientId: string,
+  taskId: string,
+  round: number,
+  seed = round,
+): PushAtomsRequest {
+  const normal = normalSampler(mulberry32(seed * 7919 + clientId.length));
+  return {
+    clientId,
+    taskId,
+    round,
+    layers: TEMPLATE.layers.map((l) => {
+      const values = new Float32Array(l.m * l.k * l.k);
+      for (let i = 0; i < values.length; i++) values[i] = normal() / l.k;
+      return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
+    }),
+    stats: { loss: 0.5, accuracy: 0.9, samples: 64 },
+  };
+}
+
+export function federationClient(
+  address: string,
+  creds = grpc.credentials.createInsecure(),
+): FederationClient {
+  const proto = loadAtomlensProto();
+  return new proto.atomlens.v1.Federation(address, creds, {
+    'grpc.use_local_subchannel_pool': 1,
+  }) as unknown as FederationClient;
+}
+
+export function operatorClient(address: string, creds = grpc.credentials.createInsecure()): OperatorClient {
+  const proto = loadAtomlensProto();
+  return new proto.atomlens.v1.Operator(address, creds, {
+    'grpc.use_local_subchannel_pool': 1,
+  }) as unknown as OperatorClient;
+}
+
+/** Metadata carrying a bearer token ('' → no authorization at all). */
+export function bearer(token: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
+
+/** Calls a unary method: `rpc((cb) => client.method(req, md, cb))`. */
+export function rpc<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    fn((err, value) => (err ? reject(err) : resolve(value as T)));
+  });
+}
+
+/** Resolves with the status code of a failing call (rejects if it succeeds). */
+export async function codeOf(p: Promise<unknown>): Promise<grpc.status> {
+  try {
+    await p;
+  } catch (err) {
+    return (err as grpc.ServiceError).code;
+  }
+  throw new Error('expected the call to fail');
 }

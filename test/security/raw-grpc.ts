@@ -1,0 +1,185 @@
+// Raw-bytes access to every RPC of the atomlens services, for fuzzing: requests are sent as
+// arbitrary Buffers (no protobuf encoding on our side), responses are returned undecoded.
+import * as grpc from '@grpc/grpc-js';
+import { loadAtomlensProto } from '../../src/shared/proto.js';
+
+const identity = (b: Buffer): Buffer => b;
+
+export interface RawMethod {
+  service: 'Federation' | 'Operator';
+  name: string;
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  /** Encoder of the real request type, to build valid seeds for mutation. */
+  encode(value: object): Buffer;
+}
+
+/** Every method of both services, from the loaded proto. */
+export function rawMethods(): RawMethod[] {
+  const v1 = loadAtomlensProto().atomlens.v1;
+  const out: RawMethod[] = [];
+  for (const [service, ctor] of [
+    ['Federation', v1.Federation],
+    ['Operator', v1.Operator],
+  ] as const) {
+    for (const [name, def] of Object.entries(ctor.service)) {
+      const d = def as grpc.MethodDefinition<object, unknown>;
+      out.push({
+        service,
+        name,
+        path: d.path,
+        requestStream: d.requestStream,
+        responseStream: d.responseStream,
+        encode: (value) => d.requestSerialize(value),
+      });
+    }
+  }
+  return out;
+}
+
+export type RawOutcome = { code: grpc.status; details: string; responses: number };
+
+/**
+ * Sends `messages` (raw bytes) on `method` and resolves with the final status. For client
+ * streams every message is written; `cancelAfter` cancels the call after that many writes.
+ */
+export function callRaw(
+  client: grpc.Client,
+  method: RawMethod,
+  messages: Buffer[],
+  options: { metadata?: grpc.Metadata; deadlineMs?: number; cancelAfter?: number } = {},
+): Promise<RawOutcome> {
+  const metadata = options.metadata ?? new grpc.Metadata();
+  const callOptions: grpc.CallOptions = { deadline: Date.now() + (options.deadlineMs ?? 10_000) };
+  return new Promise<RawOutcome>((resolve) => {
+    let responses = 0;
+    const done = (err: grpc.ServiceError | null) =>
+      resolve({ code: err ? err.code : grpc.status.OK, details: err?.details ?? '', responses });
+    if (!method.requestStream && !method.responseStream) {
+      client.makeUnaryRequest(
+        method.path,
+        identity,
+        identity,
+        messages[0] ?? Buffer.alloc(0),
+        metadata,
+        callOptions,
+        (err: grpc.ServiceError | null) => {
+          if (!err) responses += 1;
+          done(err);
+        },
+      );
+      return;
+    }
+    if (!method.requestStream && method.responseStream) {
+      const call = client.makeServerStreamRequest(
+        method.path,
+        identity,
+        identity,
+        messages[0] ?? Buffer.alloc(0),
+        metadata,
+        callOptions,
+      );
+      call.on('data', () => {
+        responses += 1;
+      });
+      call.on('error', (err: grpc.ServiceError) => done(err));
+      call.on('end', () => done(null));
+      if (options.cancelAfter !== undefined) setTimeout(() => call.cancel(), 5);
+      return;
+    }
+    if (method.requestStream && !method.responseStream) {
+      const call = client.makeClientStreamRequest(
+        method.path,
+        identity,
+        identity,
+        metadata,
+        callOptions,
+        (err: grpc.ServiceError | null) => {
+          if (!err) responses += 1;
+          done(err);
+        },
+      );
+      writeAll(call, messages, options.cancelAfter);
+      return;
+    }
+    const call = client.makeBidiStreamRequest(method.path, identity, identity, metadata, callOptions);
+    call.on('data', () => {
+      responses += 1;
+    });
+    let finished = false;
+    call.on('error', (err: grpc.ServiceError) => {
+      if (!finished) {
+        finished = true;
+        done(err);
+      }
+    });
+    call.on('end', () => {
+      if (!finished) {
+        finished = true;
+        done(null);
+      }
+    });
+    writeAll(call, messages, options.cancelAfter);
+    // A session stays open while the server waits for heartbeats: end our side after writing.
+    setTimeout(() => call.cancel(), Math.min(options.deadlineMs ?? 10_000, 1500));
+  });
+}
+
+function writeAll(
+  call: grpc.ClientWritableStream<Buffer> & { cancel(): void },
+  messages: Buffer[],
+  cancelAfter: number | undefined,
+): void {
+  messages.forEach((m, i) => {
+    if (cancelAfter !== undefined && i === cancelAfter) call.cancel();
+    if (cancelAfter === undefined || i < cancelAfter) call.write(m);
+  });
+  if (cancelAfter === undefined || cancelAfter >= messages.length) call.end();
+}
+
+/** A generic client able to call any path with raw bytes. */
+export function rawClient(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+) {
+  return new grpc.Client(address, credentials, { 'grpc.max_send_message_length': 64 * 2 ** 20 });
+}
+
+/** Deterministic byte mutations of a valid message (bit flips, truncation, insertion, garbage). */
+export function mutate(seed: Buffer, rand: () => number): Buffer {
+  const pick = (n: number) => Math.floor(rand() * n);
+  const bytes = Buffer.from(seed);
+  switch (pick(7)) {
+    case 0: {
+      // Flip a few bits.
+      for (let i = 0, k = 1 + pick(8); i < k && bytes.length > 0; i++)
+        bytes[pick(bytes.length)]! ^= 1 << pick(8);
+      return bytes;
+    }
+    case 1:
+      return bytes.subarray(0, pick(bytes.length + 1));
+    case 2: {
+      const at = pick(bytes.length + 1);
+      const junk = Buffer.from(Array.from({ length: 1 + pick(32) }, () => pick(256)));
+      return Buffer.concat([bytes.subarray(0, at), junk, bytes.subarray(at)]);
+    }
+    case 3: {
+      // Overwrite a byte with a length/varint-looking extreme value.
+      if (bytes.length > 0) bytes[pick(bytes.length)] = [0xff, 0x7f, 0x80, 0x00][pick(4)]!;
+      return bytes;
+    }
+    case 4: {
+      // Duplicate a slice (repeated fields, overlapping length prefixes).
+      const a = pick(bytes.length + 1);
+      const b = a + pick(bytes.length - a + 1);
+      return Buffer.concat([bytes, bytes.subarray(a, b)]);
+    }
+    case 5:
+      return Buffer.from(Array.from({ length: pick(512) }, () => pick(256)));
+    default: {
+      // An unknown field number with a huge declared length.
+      return Buffer.concat([bytes, Buffer.from([0xfa, 0x3f, 0xff, 0xff, 0xff, 0xff, 0x0f])]);
+    }
+  }
+}
