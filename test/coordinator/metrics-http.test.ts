@@ -284,3 +284,45 @@ describe('with an analysis service', () => {
     );
   });
 });
+
+describe('label cardinality caps', () => {
+  it('exports only the most divergent models and the most recently seen clients beyond the caps', async () => {
+    const { CoordinatorMetrics } = await import('../../src/coordinator/metrics.js');
+    const metrics = new CoordinatorMetrics({
+      version: 't',
+      maxModelSeries: 2,
+      maxClientSeries: 1,
+      defaultMetrics: false,
+    });
+    const model = (clientId: string, divergence: number) => ({
+      clientId,
+      taskId: 't',
+      round: 3,
+      divergence,
+      layerDivergence: new Float64Array(0),
+      measure: 'cosine' as const,
+      peers: 2,
+      drift: undefined,
+    });
+    metrics.bind({
+      clientsRegistered: () => 3,
+      clientsConnected: () => 0,
+      lastSeen: () =>
+        new Map([
+          ['x', 5_000],
+          ['y', 9_000],
+          ['z', 1_000],
+        ]).entries(),
+      divergences: () => [model('x', 0.1), model('y', 0.5), model('z', 0.3)],
+      federationSimilarity: () => ({ perLayer: new Float64Array(0), mean: Number.NaN, models: 3 }),
+      layerNames: () => [],
+    });
+    const m = parseExposition(await metrics.scrape());
+    expect(m.get('atomlens_model_divergence')!.map((s) => s.labels.client)).toEqual(['y', 'z']);
+    expect(m.get('atomlens_model_round')!.map((s) => s.value)).toEqual([3, 3]);
+    expect(m.has('atomlens_model_drift')).toBe(false); // no previous rounds: no drift series
+    expect(m.get('atomlens_client_last_seen_timestamp_seconds')).toEqual([
+      { labels: { client: 'y' }, value: 9 },
+    ]);
+  });
+});
