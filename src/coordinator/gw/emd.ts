@@ -306,6 +306,34 @@ export class NetworkSimplex {
    * previous optimal basis (same marginals) is the starting point.
    */
   solve(M: ArrayLike<number>, warmStart = true): EmdResult {
+    this.optimise(M, warmStart, 1);
+    // Read the plan from the original arcs: non-tree arcs carry no flow.
+    const { arcCount } = this;
+    const plan = new Float64Array(arcCount);
+    let cost = 0;
+    for (let u = 0; u < this.nodeCount; u++) {
+      const e = this.pred[u]!;
+      if (e < arcCount) {
+        const f = this.flow[e]!;
+        if (f > 0) {
+          plan[e] = f;
+          cost += f * M[e]!;
+        }
+      }
+    }
+    return { plan, cost };
+  }
+
+  /**
+   * As solve(), returning only the support of the optimal plan — what the GW linear step needs,
+   * without an n×m allocation. `negate` solves for the cost −M without materialising it.
+   */
+  solveSparse(M: ArrayLike<number>, options: { warmStart?: boolean; negate?: boolean } = {}): SparsePlan {
+    this.optimise(M, options.warmStart ?? true, options.negate ? -1 : 1);
+    return this.sparsePlan();
+  }
+
+  private optimise(M: ArrayLike<number>, warmStart: boolean, sign: 1 | -1): void {
     const { n, m, arcCount } = this;
     if (M.length !== arcCount) {
       throw new Error(`cost matrix has ${M.length} entries, expected ${n}×${m} = ${arcCount}`);
@@ -315,7 +343,7 @@ export class NetworkSimplex {
     let lo = Number.POSITIVE_INFINITY;
     let hi = Number.NEGATIVE_INFINITY;
     for (let e = 0; e < arcCount; e++) {
-      const c = M[e]!;
+      const c = sign * M[e]!;
       if (!Number.isFinite(c)) {
         throw new Error(`cost M[${Math.floor(e / m)}, ${e % m}] is ${c}: costs must be finite numbers`);
       }
@@ -323,7 +351,7 @@ export class NetworkSimplex {
       if (c > hi) hi = c;
     }
     if (this.cost.length !== arcCount) this.cost = new Float64Array(arcCount);
-    for (let e = 0; e < arcCount; e++) this.cost[e] = M[e]! - lo;
+    for (let e = 0; e < arcCount; e++) this.cost[e] = sign * M[e]! - lo;
     const range = hi - lo;
     // LEMON uses (max + 1)·nodes for integer costs; a scale-free version for real costs.
     const newArtCost = (range > 0 ? range : 1) * 2 * (this.nodeCount + 1);
@@ -350,20 +378,6 @@ export class NetworkSimplex {
     }
     this.lastPivots = pivots;
     this.hasBasis = true;
-    // Read the plan from the original arcs: non-tree arcs carry no flow.
-    const plan = new Float64Array(arcCount);
-    let cost = 0;
-    for (let u = 0; u < this.nodeCount; u++) {
-      const e = this.pred[u]!;
-      if (e < arcCount) {
-        const f = this.flow[e]!;
-        if (f > 0) {
-          plan[e] = f;
-          cost += f * M[e]!;
-        }
-      }
-    }
-    return { plan, cost };
   }
 
   /** The support of the last plan (tree arcs with positive flow), in row-major order. */

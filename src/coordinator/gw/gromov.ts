@@ -234,23 +234,41 @@ function quadraticStep(a: number, b: number): number {
   return a + b < 0 ? 1 : 0;
 }
 
-/** C1 S C2 for a sparse S, as one product (n×k gathered columns of C1)·(k×m scaled rows of C2). */
+/**
+ * C1 S C2 for a sparse S (entries sorted row-major), as one product of an n×k matrix (the columns
+ * of C1 for the k distinct rows of S) with a k×m matrix (row i: Σ_j S_ij C2[j, :]). Added to
+ * `into` when given. For a vertex k = n; for the difference of two vertices k is the number of
+ * rows that moved, often a handful.
+ */
 function sparseG(P: Problem, S: SparsePlan, into?: Float64Array): Float64Array {
   const { n, m, C1, C2 } = P;
-  const k = S.values.length;
+  const { rows, cols, values } = S;
+  const distinct: number[] = [];
+  for (let a = 0; a < values.length; a++) if (a === 0 || rows[a] !== rows[a - 1]) distinct.push(rows[a]!);
+  const k = distinct.length;
   const A = new Float64Array(n * k);
   const W = new Float64Array(k * m);
-  for (let a = 0; a < k; a++) {
-    const i = S.rows[a]!;
-    for (let r = 0; r < n; r++) A[r * k + a] = C1[r * n + i]!;
-    const j = S.cols[a]!;
-    const t = S.values[a]!;
-    for (let l = 0; l < m; l++) W[a * m + l] = t * C2[j * m + l]!;
+  let a = 0;
+  for (let r = 0; r < k; r++) {
+    const i = distinct[r]!;
+    for (let x = 0; x < n; x++) A[x * k + r] = C1[x * n + i]!;
+    for (; a < values.length && rows[a] === i; a++) {
+      const t = values[a]!;
+      const o = cols[a]! * m;
+      for (let l = 0; l < m; l++) W[r * m + l]! += t * C2[o + l]!;
+    }
   }
+  if (process.env.GW_DEBUG) console.log(`   sparseG k=${k} into=${!!into}`);
   const product = matmul(A, W, n, k, m);
   if (!into) return product;
   for (let e = 0; e < n * m; e++) into[e]! += product[e]!;
   return into;
+}
+
+function distinctRows(S: SparsePlan): number {
+  let count = 0;
+  for (let a = 0; a < S.rows.length; a++) if (a === 0 || S.rows[a] !== S.rows[a - 1]) count++;
+  return count;
 }
 
 /** Tc − S as a sparse list over the union of the supports (both sorted row-major). */
@@ -383,7 +401,6 @@ function conditionalGradient(P: Problem, start: CgStart, maxIter: number, tol: n
   const size = n * m;
   const simplex = new NetworkSimplex(p, q);
   if (start.basis) simplex.setNorthWestBasis(start.basis.rows, start.basis.cols);
-  const negG = new Float64Array(size);
   let vertex = start.vertex;
   let vertexG: Float64Array | undefined = start.vertex ? Float64Array.from(G) : undefined;
   let gT = 0;
@@ -393,9 +410,7 @@ function conditionalGradient(P: Problem, start: CgStart, maxIter: number, tol: n
   let converged = false;
   while (iterations < maxIter) {
     iterations++;
-    for (let e = 0; e < size; e++) negG[e] = -G[e]!;
-    simplex.solve(negG, true);
-    const Tc = simplex.sparsePlan();
+    const Tc = simplex.solveSparse(G, { negate: true });
     // E(T + αΔ) = E − 4α<G, Δ> − 2α²<C1 Δ C2, Δ>, Δ = Tc − T, using <C1 T C2, Tc> = <G, Tc>.
     let gTc = 0;
     for (let a = 0; a < Tc.values.length; a++) gTc += G[Tc.rows[a]! * m + Tc.cols[a]!]! * Tc.values[a]!;
@@ -416,10 +431,10 @@ function conditionalGradient(P: Problem, start: CgStart, maxIter: number, tol: n
       break;
     }
     if (iterations >= maxIter) break;
-    // G_c = C1 Tc C2: from the previous vertex by a rank-k update when few entries moved.
+    // G_c = C1 Tc C2: from the previous vertex by a rank-k update when fewer rows moved than Tc has.
     let Gc: Float64Array;
     const diff = vertex && vertexG ? sparseDifference(Tc, vertex, m) : undefined;
-    if (diff && vertexG && diff.values.length < Tc.values.length) {
+    if (diff && vertexG && distinctRows(diff) < distinctRows(Tc)) {
       Gc = diff.values.length > 0 ? sparseG(P, diff, vertexG) : vertexG;
     } else {
       Gc = sparseG(P, Tc);
