@@ -45,6 +45,16 @@ export const spec: CommandSpec = {
       default: '127.0.0.1',
     },
     'http-host': { type: 'string', value: 'H', description: 'Address for HTTP if different from --host' },
+    'analysis-workers': {
+      type: 'string',
+      value: 'N',
+      description: 'Worker threads for GW analyses (default: available CPU cores)',
+    },
+    'without-analysis': {
+      type: 'boolean',
+      description:
+        'Run level 0 only: no escalation, probes or reports (report calls answer UNIMPLEMENTED/501)',
+    },
     'print-config': { type: 'boolean', description: 'Print the resolved configuration as JSON and exit' },
   },
   details:
@@ -69,6 +79,8 @@ export async function run(parsed: Parsed): Promise<number> {
     process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
     return EXIT.ok;
   }
+  const workers =
+    typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', 1, 64) : undefined;
   const logger = createLogger('coordinator');
   let running: Awaited<ReturnType<typeof startCoordinator>>;
   try {
@@ -80,7 +92,7 @@ export async function run(parsed: Parsed): Promise<number> {
       httpPort,
       config,
       logger,
-      analysis: createAnalysisService(),
+      ...(v['without-analysis'] ? {} : { analysis: createAnalysisService(workers ? { workers } : {}) }),
     });
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.failure);
