@@ -2,6 +2,7 @@
 // validation that names the offending key and what is allowed.
 import { readFileSync } from 'node:fs';
 import { DEFAULT_TEMPLATE_CONFIG, type TemplateConfig, validateTemplateConfig } from '../shared/template.js';
+import { parseEscalationConfig } from './escalation.js';
 
 export interface LimitsConfig {
   /** Registered clients at most (registering more is RESOURCE_EXHAUSTED). */
@@ -51,8 +52,10 @@ export interface CoordinatorConfig {
   storage: StorageConfig;
   metrics: MetricsConfig;
   analysis: AnalysisConfig;
-  /** Escalation thresholds; typed and validated by the escalation module (issue 5). */
+  /** Escalation thresholds; typed by src/coordinator/escalation.ts, validated here through it. */
   escalation: Record<string, unknown>;
+  /** Authentication (issue 8); typed and resolved by src/coordinator/auth.ts (resolveAuthConfig). */
+  auth: Record<string, unknown>;
 }
 
 export const DEFAULT_CONFIG: CoordinatorConfig = {
@@ -69,6 +72,7 @@ export const DEFAULT_CONFIG: CoordinatorConfig = {
   metrics: { maxModelSeries: 2_000, maxClientSeries: 2_000, defaultMetrics: true },
   analysis: { probeDeadlineMs: 60_000 },
   escalation: {},
+  auth: {},
 };
 
 export type DeepPartial<T> = T extends (infer U)[]
@@ -82,6 +86,9 @@ export class ConfigError extends Error {}
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/** Sections whose keys belong to another module (validated there, not by key lists here). */
+const OPEN_SECTIONS = new Set(['escalation', 'auth']);
 
 /**
  * Merges `override` over `base`: objects key by key, everything else (arrays included) replaced.
@@ -97,7 +104,8 @@ function mergeInto(base: unknown, override: unknown, path: string, open: boolean
       if (!(key in base) && !open) {
         throw new ConfigError(`unknown setting ${where} (known: ${Object.keys(base).join(', ')})`);
       }
-      out[key] = key in base ? mergeInto(base[key], value, where, open || where === 'escalation') : value;
+      const openSection = open || OPEN_SECTIONS.has(where);
+      out[key] = key in base ? mergeInto(base[key], value, where, openSection) : value;
     }
     return out;
   }
@@ -147,6 +155,12 @@ export function validateConfig(c: CoordinatorConfig): void {
   checkBool(c.metrics.defaultMetrics, 'metrics.defaultMetrics');
   checkInt(c.analysis.probeDeadlineMs, 'analysis.probeDeadlineMs', 1, 24 * 3_600_000);
   if (!isPlainObject(c.escalation)) throw new ConfigError('escalation must be an object');
+  try {
+    parseEscalationConfig(c.escalation);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (!isPlainObject(c.auth)) throw new ConfigError('auth must be an object');
   try {
     validateTemplateConfig(c.template);
   } catch (err) {

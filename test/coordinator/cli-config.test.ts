@@ -13,12 +13,17 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('coordinator configuration', () => {
   it('merges a partial configuration over the defaults', () => {
-    const c = resolveConfig({ sessions: { timeoutMs: 60_000 }, escalation: { divergence: 0.3 } });
+    const c = resolveConfig({
+      sessions: { timeoutMs: 60_000 },
+      escalation: { enabled: false },
+      auth: { enabled: true },
+    });
     expect(c.sessions).toEqual({
       heartbeatIntervalMs: DEFAULT_CONFIG.sessions.heartbeatIntervalMs,
       timeoutMs: 60_000,
     });
-    expect(c.escalation).toEqual({ divergence: 0.3 });
+    expect(c.escalation).toEqual({ enabled: false });
+    expect(c.auth).toEqual({ enabled: true });
     expect(c.limits).toEqual(DEFAULT_CONFIG.limits);
     expect(c.template.layers).toHaveLength(5);
   });
@@ -31,6 +36,7 @@ describe('coordinator configuration', () => {
     [{ metrics: { defaultMetrics: 'yes' } }, /metrics.defaultMetrics must be true or false/],
     [{ template: { probe: { size: 1 } } }, /template: .*probe.size/],
     [{ sessions: 5 }, /sessions must be an object/],
+    [{ escalation: { divergenceThreshold: 'high' } }, /escalation\.divergenceThreshold/],
   ])('rejects %j', (override, message) => {
     expect(() => resolveConfig(override as never)).toThrow(ConfigError);
     expect(() => resolveConfig(override as never)).toThrow(message);
