@@ -96,7 +96,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   try {
     for (const n of SIZES) {
       const { C1, C2 } = spaces(n, n);
-      const reps = n >= 1024 ? 1 : 3;
+      const reps = n >= 1024 ? 1 : n >= 512 ? 3 : 5;
       const loadBefore = loadavg()[0]!;
       let potResult: PotResult | undefined;
       if (pot) {
@@ -158,7 +158,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
     rmSync(dir, { recursive: true, force: true });
   }
   notes.push(
-    'times are medians of 3 runs (1 at n = 1024); "pool" = GwPool with 2 workers solving the two starts of best in parallel',
+    'times are medians of 5 runs at n = 256, 3 at 512, 1 at 1024, after one untimed run per size; "pool" = GwPool with 2 workers solving the two starts of best in parallel',
     'load = 1-min load average before→after the row; the machine was shared, so timings are noisy',
   );
   return [

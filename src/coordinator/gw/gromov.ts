@@ -258,7 +258,6 @@ function sparseG(P: Problem, S: SparsePlan, into?: Float64Array): Float64Array {
       for (let l = 0; l < m; l++) W[r * m + l]! += t * C2[o + l]!;
     }
   }
-  if (process.env.GW_DEBUG) console.log(`   sparseG k=${k} into=${!!into}`);
   const product = matmul(A, W, n, k, m);
   if (!into) return product;
   for (let e = 0; e < n * m; e++) into[e]! += product[e]!;
@@ -531,6 +530,8 @@ export function gromovWasserstein(C1: Float64Array, C2: Float64Array, options: G
       run = entropic(P, T0, epsilon, maxIter, tol);
     }
     if (!best || run.E < best.E) best = { ...run, kind: start.kind };
+    // E ≥ 0, so a start that reached 0 (up to rounding) cannot be beaten.
+    if (best.E <= 1e-15 * P.c0) break;
   }
   const result = best!;
   // E is a sum of squares; a tiny negative value is rounding in c0 − 2<G, T>.
