@@ -337,6 +337,13 @@ function checkFederationResources(resources: Resource[], rendered: boolean): voi
         .find((p) => p.name === 'grpc');
       expect(grpcPort?.port).toBe(Number(m![3]));
       checkSecretKeyRefs(c, resources);
+      // $(NAME) in args is expanded by Kubernetes from the container's env.
+      for (const m of c.args.join(' ').matchAll(/\$\(([A-Z0-9_]+)\)/g)) {
+        expect(
+          c.env.map((e) => e.name),
+          `${c.name}: $(${m[1]}) is not in env`,
+        ).toContain(m[1]);
+      }
       const ca = flagValue(c.args, '--ca');
       if (ca) resolveMountedFile(ca, c, jobPod, resources);
     }
