@@ -405,7 +405,42 @@ describe('Kubernetes manifests (read directly)', () => {
       loadConfigFile(path: string): { storage: { synchronous: string } };
     };
     // Durable acknowledgements in a cluster: fsync per commit.
-    expect(loadConfigFile(path).storage.synchronous).toBe('full');
+    const config = loadConfigFile(path);
+    expect(config.storage.synchronous).toBe('full');
+  });
+
+  it('turn authentication on, with secrets read from the mounted Secret, in a form the auth module accepts', async () => {
+    const raw = JSON.parse(readFileSync(join(K8S_DIR, 'base', 'coordinator.json'), 'utf8')) as {
+      auth: Record<string, unknown>;
+    };
+    expect(raw.auth.enabled, 'a cluster deployment authenticates its clients').toBe(true);
+    // Prometheus and the kubelet reach these without tokens.
+    expect(raw.auth.metrics).toBe('open');
+    expect(raw.auth.health).toBe('open');
+    const authModule = join(REPO_ROOT, 'src', 'coordinator', 'auth.ts');
+    if (!existsSync(authModule)) return;
+    const { resolveAuthConfig } = (await import(pathToFileURL(authModule).href)) as {
+      resolveAuthConfig(
+        raw: unknown,
+        env: Record<string, string | undefined>,
+        baseDir: string,
+      ): { enabled: boolean; enrollmentSecret?: string; operatorTokenDigests: string[] };
+    };
+    // The same section with the secret files pointing at stand-ins with valid content.
+    const dir = mkdtempSync(join(scratch, 'auth-'));
+    const section = { ...raw.auth };
+    for (const key of ['enrollmentSecretFile', 'operatorTokenFile']) {
+      const file = join(dir, posix.basename(String(section[key])));
+      writeFileSync(file, `${key}-0123456789abcdef\n`);
+      section[key] = file;
+    }
+    const resolved = resolveAuthConfig(section, {}, dir);
+    expect(resolved.enabled).toBe(true);
+    expect(resolved.enrollmentSecret).toBe('enrollmentSecretFile-0123456789abcdef');
+    expect(resolved.operatorTokenDigests).toHaveLength(1);
+    // And with the base's empty Secret the coordinator refuses to start, naming the problem.
+    for (const key of ['enrollmentSecretFile']) writeFileSync(String(section[key]), '');
+    expect(() => resolveAuthConfig(section, {}, dir)).toThrow(/at least 16 characters/);
   });
 
   it('pass only flags the atomlens commands accept', async () => {
