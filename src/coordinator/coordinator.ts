@@ -2,13 +2,14 @@
 // servers, and stops them in order (stop accepting → end sessions → drain calls → close storage).
 import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import type * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { buildTemplate, type ModelTemplate } from '../shared/template.js';
 import type { AnalysisFactory, AnalysisService } from './analysis-api.js';
 import { type CoordinatorConfig, type DeepPartial, resolveConfig } from './config.js';
 import { type Enroll, FederationCore } from './federation.js';
-import { createHttpServer, listenHttp } from './http.js';
+import { createHttpServer, type HttpAuthorize, listenHttp } from './http.js';
 import { CoordinatorMetrics } from './metrics.js';
 import { OperatorQueries } from './operator.js';
 import type { Authorize } from './rpc.js';
@@ -40,6 +41,10 @@ export interface CoordinatorOptions {
   authorize?: Authorize;
   /** Enrolment check at Register (issue 8). */
   enroll?: Enroll;
+  /** HTTP authorisation (issue 8). */
+  httpAuthorize?: HttpAuthorize;
+  /** Serve the HTTP side over TLS with these node:https options (issue 8). */
+  httpsOptions?: HttpsOptions;
   /** Storage to use instead of SQLite in dataDir (a server database later; tests). */
   storage?: Storage;
 }
@@ -182,7 +187,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       ...(options.grpcCredentials ? { credentials: options.grpcCredentials } : {}),
     });
     cleanup.unshift(() => grpcServer.forceShutdown());
-    const httpServer = createHttpServer({ metrics, analysis, logger, notReady: () => stopping });
+    const httpServer = createHttpServer({
+      metrics,
+      analysis,
+      logger,
+      notReady: () => stopping,
+      ...(options.httpAuthorize ? { authorize: options.httpAuthorize } : {}),
+      ...(options.httpsOptions ? { https: options.httpsOptions } : {}),
+    });
     const httpPort = await listenHttp(httpServer, options.httpHost ?? grpcHost, options.httpPort ?? 0);
     cleanup.unshift(() => closeHttp(httpServer, 0));
 

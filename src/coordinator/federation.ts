@@ -18,7 +18,6 @@ import {
   invalid,
   notFound,
   RpcError,
-  unimplemented,
 } from './rpc.js';
 import type { ProbeLayerSummary, SessionRegistry } from './sessions.js';
 import { type SimilarityIndex, unitModelVector } from './similarity.js';
@@ -273,14 +272,7 @@ export class FederationCore {
     }
   }
 
-  /** Throws UNIMPLEMENTED; used by operator RPCs when no analysis service is configured. */
-  static noAnalysis(what: string): RpcError {
-    return unimplemented(
-      `${what} needs the analysis service, which this coordinator was started without (level-1 analysis not configured)`,
-    );
-  }
-
-  /** Not found helper for operator queries. */
+  /** The client record of a (client, task) model, or NOT_FOUND naming what is missing. */
   requireModel(clientId: string, taskId: string): ClientRecord {
     const c = this.clients.get(clientId);
     if (!c) throw notFound(`no client '${clientId}' is registered`);

@@ -8,11 +8,23 @@
 //                            reportId) or "failed".
 // Without an AnalysisService the report routes answer 501.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Logger } from '../shared/log.js';
 import type { AnalysisProgress, AnalysisService } from './analysis-api.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { RpcError } from './rpc.js';
 import { analysisError, analysisInput } from './server.js';
+
+export type HttpRoute = 'metrics' | 'health' | 'reports' | 'analyses';
+
+/**
+ * Authorisation hook for HTTP (issue 8): return a refusal for the request, or undefined to serve
+ * it. Runs before the route does anything.
+ */
+export type HttpAuthorize = (
+  req: IncomingMessage,
+  route: HttpRoute,
+) => { status: 401 | 403; message: string } | undefined;
 
 export interface HttpDeps {
   metrics: CoordinatorMetrics;
@@ -20,18 +32,22 @@ export interface HttpDeps {
   /** Why the coordinator is not ready (undefined = ready). */
   notReady: () => string | undefined;
   logger: Logger;
+  authorize?: HttpAuthorize;
+  /** Serve HTTPS with these options (certificate, key, client CA) instead of plain HTTP. */
+  https?: HttpsOptions;
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
 export function createHttpServer(deps: HttpDeps): Server {
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     route(deps, req, res).catch((err: unknown) => {
       deps.logger.error('http handler failed', { url: req.url, error: (err as Error).stack ?? String(err) });
       if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(err as Error).message}` });
       else res.end();
     });
-  });
+  };
+  const server = deps.https ? createHttpsServer(deps.https, handler) : createServer(handler);
   // Keep-alive sockets must not hold shutdown hostage.
   server.keepAliveTimeout = 5_000;
   return server;
@@ -55,6 +71,25 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname;
   const method = req.method ?? 'GET';
+  const kind: HttpRoute | undefined =
+    path === '/metrics'
+      ? 'metrics'
+      : path === '/healthz' || path === '/readyz'
+        ? 'health'
+        : path === '/reports' || path.startsWith('/reports/')
+          ? 'reports'
+          : path === '/analyses'
+            ? 'analyses'
+            : undefined;
+  const refused = kind && deps.authorize?.(req, kind);
+  if (refused) {
+    res.writeHead(refused.status, {
+      'content-type': 'application/json; charset=utf-8',
+      ...(refused.status === 401 ? { 'www-authenticate': 'Bearer' } : {}),
+    });
+    res.end(`${JSON.stringify({ error: refused.message })}\n`);
+    return;
+  }
   if (path === '/metrics') {
     if (!allow(method, ['GET', 'HEAD'], res)) return;
     const body = await deps.metrics.scrape();

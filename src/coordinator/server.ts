@@ -17,7 +17,7 @@ import {
   type AnalysisService,
 } from './analysis-api.js';
 import type { CoordinatorConfig } from './config.js';
-import { FederationCore, ProbeIntake } from './federation.js';
+import { type FederationCore, ProbeIntake } from './federation.js';
 import type { OperatorQueries } from './operator.js';
 import {
   type Authorize,
@@ -31,6 +31,7 @@ import {
   RpcError,
   serverStream,
   unary,
+  unimplemented,
 } from './rpc.js';
 import type { SessionHandle, SessionRegistry } from './sessions.js';
 import type { Storage } from './storage/types.js';
@@ -271,7 +272,11 @@ function runSession(
 function operatorHandlers(deps: ServerDeps): OperatorHandlers {
   const { operator, analysis, handler: ctx } = deps;
   const needAnalysis = (what: string): AnalysisService => {
-    if (!analysis) throw FederationCore.noAnalysis(what);
+    if (!analysis) {
+      throw unimplemented(
+        `${what} needs the analysis service, which this coordinator was started without (level-1 analysis not configured)`,
+      );
+    }
     return analysis;
   };
   return {

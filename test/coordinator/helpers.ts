@@ -7,7 +7,11 @@ import * as grpc from '@grpc/grpc-js';
 import { expect } from 'vitest';
 import type { AnalysisFactory } from '../../src/coordinator/analysis-api.js';
 import type { CoordinatorConfig, DeepPartial } from '../../src/coordinator/config.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import {
+  type CoordinatorOptions,
+  type RunningCoordinator,
+  startCoordinator,
+} from '../../src/coordinator/coordinator.js';
 import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
 import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
@@ -28,7 +32,12 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { config?: DeepPartial<CoordinatorConfig>; analysis?: AnalysisFactory; dataDir?: string } = {},
+  options: {
+    config?: DeepPartial<CoordinatorConfig>;
+    analysis?: AnalysisFactory;
+    dataDir?: string;
+    extra?: Partial<CoordinatorOptions>;
+  } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'atomlens-coord-test-'));
   const start = () =>
@@ -40,6 +49,7 @@ export async function startHarness(
       logger: createLogger('test', 'silent'),
       ...(options.config ? { config: options.config } : {}),
       ...(options.analysis ? { analysis: options.analysis } : {}),
+      ...options.extra,
     });
   const proto = loadAtomlensProto();
   const clientsFor = (port: number) => ({

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalysisFactory, AnalysisRequestInput } from '../../src/coordinator/analysis-api.js';
 import { AnalysisRequestError } from '../../src/coordinator/analysis-api.js';
+import { RpcError } from '../../src/coordinator/rpc.js';
 import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../src/generated/atomlens/v1/ListReportsResponse.js';
@@ -324,5 +325,62 @@ describe('label cardinality caps', () => {
     expect(m.get('atomlens_client_last_seen_timestamp_seconds')).toEqual([
       { labels: { client: 'y' }, value: 9 },
     ]);
+  });
+});
+
+describe('authorisation hooks (issue 8 plugs in here)', () => {
+  let h: Harness;
+  const seen: string[] = [];
+  beforeAll(async () => {
+    h = await startHarness({
+      extra: {
+        httpAuthorize: (req, route) => {
+          seen.push(route);
+          return route === 'metrics' && req.headers.authorization !== 'Bearer ok'
+            ? { status: 401, message: 'metrics need a token' }
+            : undefined;
+        },
+        authorize: (ctx) => {
+          seen.push(`${ctx.service}/${ctx.method}:${ctx.clientId ?? ''}`);
+          return ctx.call.metadata.get('authorization')[0] === 'Bearer ok'
+            ? undefined
+            : new RpcError(grpc.status.UNAUTHENTICATED, 'token required');
+        },
+        enroll: (req) => `token-for-${req.clientId}`,
+      },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('refuses before any state changes and passes the client id being acted for', async () => {
+    const denied = await get(h, '/metrics');
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('www-authenticate')).toBe('Bearer');
+    expect((await get(h, '/metrics', { headers: { authorization: 'Bearer ok' } })).status).toBe(200);
+    expect((await get(h, '/healthz')).status).toBe(200);
+
+    const reg = await rpc<{ token: string }>((cb) =>
+      h.fed.Register({ clientId: 'zed', tasks: [{ taskId: 't', classes: [1] }] }, cb),
+    );
+    expect(reg.token).toBe('token-for-zed');
+    const req = pushRequest(template, 'zed', 't', 1, randomAtoms(template, 3));
+    await expectStatus(
+      rpc((cb) => h.fed.PushAtoms(req, cb)),
+      grpc.status.UNAUTHENTICATED,
+      /token required/,
+    );
+    expect(h.running.storage.countUploads()).toBe(0);
+    const md = new grpc.Metadata();
+    md.set('authorization', 'Bearer ok');
+    await rpc((cb) => h.fed.PushAtoms(req, md, cb));
+    await expectStatus(
+      rpc((cb) => h.op.ListClients({}, cb)),
+      grpc.status.UNAUTHENTICATED,
+    );
+    expect(seen).toContain('Federation/PushAtoms:zed');
+    expect(seen).toContain('Operator/ListClients:');
+    expect(seen.some((s) => s.startsWith('Federation/Register'))).toBe(false);
   });
 });
