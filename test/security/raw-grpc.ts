@@ -13,6 +13,8 @@ export interface RawMethod {
   responseStream: boolean;
   /** Encoder of the real request type, to build valid seeds for mutation. */
   encode(value: object): Buffer;
+  /** Decoder of the real request type (proto-loader options: camelCase, longs as numbers). */
+  decode(bytes: Buffer): Record<string, unknown>;
 }
 
 /** Every method of both services, from the loaded proto. */
@@ -32,6 +34,7 @@ export function rawMethods(): RawMethod[] {
         requestStream: d.requestStream,
         responseStream: d.responseStream,
         encode: (value) => d.requestSerialize(value),
+        decode: (bytes) => d.requestDeserialize(bytes) as Record<string, unknown>,
       });
     }
   }
@@ -48,7 +51,7 @@ export function callRaw(
   client: grpc.Client,
   method: RawMethod,
   messages: Buffer[],
-  options: { metadata?: grpc.Metadata; deadlineMs?: number; cancelAfter?: number } = {},
+  options: { metadata?: grpc.Metadata; deadlineMs?: number; cancelAfter?: number; holdMs?: number } = {},
 ): Promise<RawOutcome> {
   const metadata = options.metadata ?? new grpc.Metadata();
   const callOptions: grpc.CallOptions = { deadline: Date.now() + (options.deadlineMs ?? 10_000) };
@@ -121,8 +124,14 @@ export function callRaw(
       }
     });
     writeAll(call, messages, options.cancelAfter);
-    // A session stays open while the server waits for heartbeats: end our side after writing.
-    setTimeout(() => call.cancel(), Math.min(options.deadlineMs ?? 10_000, 1500));
+    // An accepted session stays open while the server waits for heartbeats: cancel after holdMs.
+    setTimeout(() => {
+      if (!finished) {
+        finished = true;
+        call.cancel();
+        resolve({ code: grpc.status.OK, details: 'held open by the server', responses });
+      }
+    }, options.holdMs ?? 300);
   });
 }
 
@@ -181,5 +190,69 @@ export function mutate(seed: Buffer, rand: () => number): Buffer {
       // An unknown field number with a huge declared length.
       return Buffer.concat([bytes, Buffer.from([0xfa, 0x3f, 0xff, 0xff, 0xff, 0xff, 0x0f])]);
     }
+  }
+}
+
+const ODD_STRINGS = [
+  '',
+  'x'.repeat(70),
+  '../../etc/passwd',
+  'conv1',
+  '0-1',
+  'fuzz',
+  'ünïcødé',
+  'a\u0000b',
+  ' ',
+  '-',
+];
+const ODD_NUMBERS = [0, 1, 2, 255, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1, 1e12];
+
+/**
+ * Structure-aware mutation: decode a valid message, replace one leaf (string, number, bytes) or
+ * reshape one array (drop, duplicate, empty) somewhere in the tree, encode again. This reaches the
+ * handlers' validation, which byte-level mutation mostly cannot (most bit flips stop decoding).
+ */
+export function mutateFields(method: RawMethod, seed: Buffer, rand: () => number): Buffer {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const tree = method.decode(seed) as unknown;
+  // Collect every (parent, key) slot in the tree.
+  const slots: { parent: Record<string, unknown> | unknown[]; key: string | number }[] = [];
+  const walk = (node: unknown) => {
+    if (Buffer.isBuffer(node) || node === null || typeof node !== 'object') return;
+    const entries = Array.isArray(node) ? node.map((v, i) => [i, v] as const) : Object.entries(node);
+    for (const [k, v] of entries) {
+      slots.push({ parent: node as Record<string, unknown>, key: k });
+      walk(v);
+    }
+  };
+  walk(tree);
+  for (let edits = 1 + Math.floor(rand() * 3); edits > 0 && slots.length > 0; edits--) {
+    const { parent, key } = pick(slots);
+    const old = (parent as Record<string | number, unknown>)[key];
+    let next: unknown = old;
+    if (typeof old === 'string') next = pick(ODD_STRINGS);
+    else if (typeof old === 'number') next = pick(ODD_NUMBERS);
+    else if (typeof old === 'boolean') next = !old;
+    else if (Buffer.isBuffer(old)) {
+      const kind = Math.floor(rand() * 4);
+      if (kind === 0) next = Buffer.alloc(Math.floor(rand() * 64));
+      else if (kind === 1) next = Buffer.from(new Float32Array(old.length / 4).fill(Number.NaN).buffer);
+      else if (kind === 2)
+        next = Buffer.from(new Float32Array(old.length / 4).fill(Number.POSITIVE_INFINITY).buffer);
+      else next = Buffer.concat([old, Buffer.alloc(4)]);
+    } else if (Array.isArray(old)) {
+      const kind = Math.floor(rand() * 3);
+      if (kind === 0) next = [];
+      else if (kind === 1) next = [...old, ...old];
+      else next = old.slice(1);
+    } else if (old && typeof old === 'object') {
+      next = rand() < 0.5 ? {} : null;
+    }
+    (parent as Record<string | number, unknown>)[key] = next;
+  }
+  try {
+    return method.encode(tree as object);
+  } catch {
+    return mutate(seed, rand);
   }
 }
