@@ -130,3 +130,31 @@ describe('atomlens coordinator / status', () => {
       expect(r.stdout).toContain(flag);
   });
 });
+
+describe('atomlens status output', () => {
+  it('lists clients, the mean similarity and the most divergent models', async () => {
+    const { formatStatus } = await import('../../src/cli/commands/status.js');
+    const text = formatStatus({
+      coordinator: 'h:1',
+      clients: [
+        {
+          clientId: 'alice',
+          connected: true,
+          fingerprintMatch: true,
+          lastSeenMs: Date.now() - 5_000,
+          tasks: [{ taskId: '0-1', lastRound: 7 }],
+        },
+        { clientId: 'bob', connected: false, fingerprintMatch: false, lastSeenMs: 0, tasks: [] },
+      ],
+      similarityMean: 0.81234,
+      similarityNote: '',
+      models: 2,
+      topDivergence: [{ clientId: 'bob', taskId: '0-1', round: 3, divergence: 0.4, drift: 0.05 }],
+    });
+    expect(text).toMatch(/2 clients \(1 connected\), 2 models/);
+    expect(text).toMatch(/federation similarity \(mean pairwise, latest\): 0\.8123/);
+    expect(text).toMatch(/alice\s+yes\s+shared\s+5s ago\s+0-1\(7\)/);
+    expect(text).toMatch(/bob\s+no\s+MISMATCH\s+never/);
+    expect(text).toMatch(/bob\s+0-1\s+3\s+0\.4000\s+0\.0500/);
+  });
+});
