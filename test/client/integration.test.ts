@@ -1,0 +1,249 @@
+// The client against the real coordinator on loopback: two tasks with atom swapping, a
+// coordinator restart in the middle (stopped without draining, restarted on the same data
+// directory and port), and a probe request over the session. At the end the coordinator must
+// hold every round of every task exactly once, and the probe answer must be the Gram matrices
+// of the requested layers.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type ClientProgressEvent, runClient, UnreachableError } from '../../src/client/client.js';
+import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
+import { createLogger } from '../../src/shared/log.js';
+import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
+import { decodeFloat32 } from '../../src/shared/tensor.js';
+
+const quiet = createLogger('test', 'silent');
+const ROUNDS = 3;
+const TASKS = ['0-1', '2-3'];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function startOn(dataDir: string, grpcPort: number): Promise<RunningCoordinator> {
+  return startCoordinator({
+    dataDir,
+    grpcHost: '127.0.0.1',
+    grpcPort,
+    httpPort: 0,
+    logger: quiet,
+    config: {
+      sessions: { heartbeatIntervalMs: 200, timeoutMs: 2_000 },
+      metrics: { defaultMetrics: false },
+      escalation: { enabled: false },
+    },
+  });
+}
+
+function modelHistory(port: number, clientId: string, taskId: string): Promise<ModelHistoryResponse__Output> {
+  const proto = loadAtomlensProto();
+  const op = new proto.atomlens.v1.Operator(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    op.getModelHistory(
+      { model: { clientId, taskId }, includeAtoms: true },
+      { deadline: new Date(Date.now() + 10_000) },
+      (err, res) => {
+        op.close();
+        if (err || !res) reject(err ?? new Error('empty history'));
+        else resolve(res);
+      },
+    );
+  });
+}
+
+describe('client ↔ coordinator on loopback', () => {
+  const dirs: string[] = [];
+  let coordinator: RunningCoordinator | undefined;
+
+  afterAll(async () => {
+    await coordinator?.stop({ drain: false });
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('survives a coordinator restart and ends with every round stored exactly once; answers a probe', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-'));
+    dirs.push(dataDir);
+    const port = await freePort();
+    coordinator = await startOn(dataDir, port);
+    const template = coordinator.template;
+
+    const events: ClientProgressEvent[] = [];
+    const abort = new AbortController();
+    let restart: Promise<void> | undefined;
+    let probe: Promise<unknown> | undefined;
+    let resolveDone: () => void = () => {};
+    const allUploaded = new Promise<void>((r) => {
+      resolveDone = r;
+    });
+    const onProgress = (e: ClientProgressEvent) => {
+      events.push(e);
+      if (e.type === 'round' && e.taskId === '0-1' && e.round === 2 && !restart) {
+        // Round 2 is trained but not yet uploaded: take the coordinator away under the client.
+        const old = coordinator!;
+        restart = (async () => {
+          await old.stop({ drain: false });
+          await new Promise((r) => setTimeout(r, 700));
+          coordinator = await startOn(dataDir, port);
+        })();
+      }
+      const uploads = events.filter((x) => x.type === 'uploaded').length;
+      if (e.type === 'uploaded' && uploads === TASKS.length * ROUNDS) resolveDone();
+    };
+
+    const run = runClient({
+      address: `127.0.0.1:${port}`,
+      clientId: 'alice',
+      tasks: TASKS.join(','),
+      rounds: ROUNDS,
+      maxBatchesPerRound: 4,
+      batchSize: 32,
+      seed: 5,
+      backend: 'wasm',
+      giveUpAfterMs: 30_000,
+      backoff: { initialMs: 100, maxMs: 800 },
+      lingerMs: 60_000,
+      signal: abort.signal,
+      logger: quiet,
+      onProgress,
+    });
+    // The run resolves only after abort (it lingers); fail fast if it dies early.
+    const failed = run.then(
+      () => {
+        throw new Error('client finished before its uploads');
+      },
+      (err) => {
+        throw err;
+      },
+    );
+    await Promise.race([allUploaded, failed]);
+    await restart;
+
+    // A probe request over the (re-established) session, for the first task's latest round.
+    const live = coordinator!;
+    for (let i = 0; i < 100 && !live.sessions.isConnected('alice'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    probe = live.sessions.requestProbe('alice', {
+      taskId: '0-1',
+      layers: [...template.probeLayers],
+      probe: { ...template.probe, size: 40 },
+      deadlineMs: Date.now() + 20_000,
+    });
+    const answer = (await probe) as Awaited<ReturnType<RunningCoordinator['sessions']['requestProbe']>>;
+    abort.abort();
+    const summary = await run;
+
+    // The restart really happened and the client came back.
+    expect(summary.reconnects).toBeGreaterThanOrEqual(1);
+    expect(events.some((e) => e.type === 'disconnected' || e.type === 'retry')).toBe(true);
+    expect(summary.aborted).toBe(true);
+    expect(summary.tasks.map((t) => [t.taskId, t.rounds])).toEqual([
+      ['0-1', [1, 2, 3]],
+      ['2-3', [1, 2, 3]],
+    ]);
+
+    // Every round of every task exactly once, with the template's atom shapes and finite values.
+    for (const taskId of TASKS) {
+      const history = await modelHistory(port, 'alice', taskId);
+      expect(history.rounds.map((r) => Number(r.round))).toEqual([1, 2, 3]);
+      const atomsByRound = history.rounds.map((r) => {
+        expect(r.layers.map((l) => l.layer)).toEqual(template.layers.map((l) => l.name));
+        return r.layers.map((l, i) => {
+          const spec = template.layers[i]!;
+          expect(l.atoms!.shape).toEqual([spec.m, spec.k, spec.k]);
+          const values = decodeFloat32(l.atoms!);
+          expect(values.every(Number.isFinite)).toBe(true);
+          return values;
+        });
+      });
+      // Training moved the atoms between rounds (rounds are not copies of one upload).
+      expect(atomsByRound[1]![0]).not.toEqual(atomsByRound[0]![0]);
+      expect(atomsByRound[2]![0]).not.toEqual(atomsByRound[1]![0]);
+    }
+    // Atom swapping: the second task's atoms are its own, not the first task's.
+    const first = await modelHistory(port, 'alice', '0-1');
+    const second = await modelHistory(port, 'alice', '2-3');
+    expect(decodeFloat32(second.rounds[0]!.layers[0]!.atoms!)).not.toEqual(
+      decodeFloat32(first.rounds[2]!.layers[0]!.atoms!),
+    );
+
+    // The probe answer: one n × n Gram per requested layer, symmetric with a non-negative
+    // diagonal, pooled feature dimension = the layer's channels (GAP), from the latest round.
+    expect([...answer.layers.keys()].sort()).toEqual([...template.probeLayers].sort());
+    for (const [name, summaryLayer] of answer.layers) {
+      const spec = template.layers.find((l) => l.name === name)!;
+      expect(summaryLayer.n).toBe(40);
+      expect(summaryLayer.featureDim).toBe(spec.cOut);
+      expect(summaryLayer.round).toBe(3);
+      const k = summaryLayer.gram;
+      expect(k.length).toBe(40 * 40);
+      for (let i = 0; i < 40; i++) {
+        expect(k[i * 40 + i]!).toBeGreaterThanOrEqual(0);
+        for (let j = 0; j < i; j++) {
+          expect(Math.abs(k[i * 40 + j]! - k[j * 40 + i]!)).toBeLessThanOrEqual(
+            1e-5 * (k[i * 40 + i]! + k[j * 40 + j]!) + 1e-12,
+          );
+        }
+      }
+    }
+    expect(events.some((e) => e.type === 'probe' && e.ok)).toBe(true);
+  });
+
+  it('gives up with UnreachableError when nothing listens', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    await expect(
+      runClient({
+        address: `127.0.0.1:${port}`,
+        clientId: 'nobody',
+        tasks: '0-1',
+        rounds: 1,
+        backend: 'keep',
+        giveUpAfterMs: 1_500,
+        backoff: { initialMs: 100, maxMs: 400 },
+        logger: quiet,
+      }),
+    ).rejects.toBeInstanceOf(UnreachableError);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('CLI: exit code 3 when the coordinator stays unreachable', async () => {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      atomlensArgv([
+        'client',
+        '--coordinator',
+        `127.0.0.1:${port}`,
+        '--id',
+        'cli-test',
+        '--tasks',
+        '0-1',
+        '--give-up',
+        '1',
+        '--backend',
+        'cpu',
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += String(d);
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, stderr).toBe(3);
+    expect(stderr).toMatch(/unreachable/);
+  });
+});
