@@ -246,12 +246,13 @@ function sparseG(P: Problem, S: SparsePlan, into?: Float64Array): Float64Array {
   const distinct: number[] = [];
   for (let a = 0; a < values.length; a++) if (a === 0 || rows[a] !== rows[a - 1]) distinct.push(rows[a]!);
   const k = distinct.length;
-  const A = new Float64Array(n * k);
+  // Every row present (a vertex of a full-support p): the gathered columns are C1 itself.
+  const A = k === n ? C1 : new Float64Array(n * k);
   const W = new Float64Array(k * m);
   let a = 0;
   for (let r = 0; r < k; r++) {
     const i = distinct[r]!;
-    for (let x = 0; x < n; x++) A[x * k + r] = C1[x * n + i]!;
+    if (k !== n) for (let x = 0; x < n; x++) A[x * k + r] = C1[x * n + i]!;
     for (; a < values.length && rows[a] === i; a++) {
       const t = values[a]!;
       const o = cols[a]! * m;
