@@ -235,7 +235,10 @@ export class AnalysisServiceImpl implements AnalysisService {
       if (all.length === 0) {
         throw new AnalysisRequestError('not_found', 'no model has uploaded atoms yet: nothing to analyse');
       }
-      return all;
+      // A stable order (not registration order), so that reports of the same models line up.
+      return all.sort((a, b) =>
+        a.clientId === b.clientId ? a.taskId.localeCompare(b.taskId) : a.clientId.localeCompare(b.clientId),
+      );
     }
     const seen = new Set<string>();
     const out: { clientId: string; taskId: string }[] = [];

@@ -8,7 +8,7 @@ import type { FederationClient } from '../../src/generated/atomlens/v1/Federatio
 import type { ProbeSummaryChunk } from '../../src/generated/atomlens/v1/ProbeSummaryChunk.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
-import type { TemplateConfig } from '../../src/shared/template.js';
+import type { ModelTemplate, TemplateConfig } from '../../src/shared/template.js';
 import { encodeFloat32 } from '../../src/shared/tensor.js';
 import { type Activations, gram, type LayerMap, layerStack, probeInputs } from './synthetic.js';
 import { eightLayerTemplate, N } from './synthetic-report.js';
@@ -42,14 +42,14 @@ export async function startClient(
   id: string,
   task: string,
   last: LayerMap,
-  options: { silent?: boolean; noSession?: boolean; seed: number },
+  options: { silent?: boolean; noSession?: boolean; seed: number; template?: ModelTemplate },
 ): Promise<SimClient> {
   const proto = loadAtomlensProto();
   const fed = new proto.atomlens.v1.Federation(
     address,
     grpc.credentials.createInsecure(),
   ) as unknown as FederationClient;
-  const template = eightLayerTemplate();
+  const template = options.template ?? eightLayerTemplate();
   await unary((cb) =>
     fed.Register(
       {
