@@ -82,6 +82,8 @@ export function resolveAuthConfig(
   raw: unknown,
   env: Record<string, string | undefined> = process.env,
   baseDir = '.',
+  /** `enabled` when the section does not say: the CLI turns authentication on with TLS. */
+  defaultEnabled = DEFAULT_AUTH_CONFIG.enabled,
 ): AuthConfig {
   if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) {
     throw new AuthConfigError('auth must be an object');
@@ -181,7 +183,7 @@ export function resolveAuthConfig(
   }
 
   const config: AuthConfig = {
-    enabled: bool('enabled', DEFAULT_AUTH_CONFIG.enabled),
+    enabled: bool('enabled', defaultEnabled),
     ...(enrollmentSecret !== undefined ? { enrollmentSecret } : {}),
     mtlsEnrollment: bool('mtlsEnrollment', DEFAULT_AUTH_CONFIG.mtlsEnrollment),
     tokenTtlSeconds: ttl,

@@ -39,14 +39,18 @@ const TASKS = [{ taskId: '0-1', classes: [0, 1] }];
  * deserializing request" before any handler runs; that is a refusal, not a failure.
  */
 function isBad(o: RawOutcome): boolean {
-  if (o.code === grpc.status.INTERNAL) return !o.details.startsWith('Error deserializing request');
-  // A newer session of the same client supersedes an older one: an answer, not an outage.
-  if (o.code === grpc.status.UNAVAILABLE) return !o.details.startsWith('session closed by the coordinator');
-  return (
-    o.code === grpc.status.UNKNOWN ||
-    o.code === grpc.status.UNAVAILABLE ||
-    o.code === grpc.status.DEADLINE_EXCEEDED
-  );
+  switch (o.code) {
+    case grpc.status.INTERNAL:
+      return !o.details.startsWith('Error deserializing request');
+    case grpc.status.UNAVAILABLE:
+      // A newer session of the same client supersedes an older one: an answer, not an outage.
+      return !o.details.startsWith('session closed by the coordinator');
+    case grpc.status.UNKNOWN:
+    case grpc.status.DEADLINE_EXCEEDED:
+      return true;
+    default:
+      return false;
+  }
 }
 
 function seedsFor(method: RawMethod): Buffer[] {

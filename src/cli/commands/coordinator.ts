@@ -2,17 +2,21 @@
 // database. Prints one line per listener for scripts to parse:
 //   grpc listening on HOST:PORT
 //   http listening on http://HOST:PORT
+import { dirname } from 'node:path';
 import { createAnalysisService } from '../../coordinator/analysis.js';
+import { type AuthConfig, resolveAuthConfig } from '../../coordinator/auth.js';
 import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
+import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/security.js';
 import { createLogger } from '../../shared/log.js';
-import { CliError, type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
+import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'coordinator',
   summary:
     'Run the coordinator: gRPC (Federation + Operator) and HTTP (/metrics, /healthz, /readyz, /reports)',
-  usage: 'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR] [--config FILE] [--host H]',
+  usage:
+    'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR] [--config FILE] [--host H] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] | --insecure]',
   options: {
     'grpc-port': {
       type: 'string',
@@ -55,12 +59,36 @@ export const spec: CommandSpec = {
       description:
         'Run level 0 only: no escalation, probes or reports (report calls answer UNIMPLEMENTED/501)',
     },
+    'tls-cert': {
+      type: 'string',
+      value: 'FILE',
+      description: 'TLS certificate chain (PEM) for gRPC and HTTPS; turns token authentication on by default',
+    },
+    'tls-key': { type: 'string', value: 'FILE', description: 'Private key (PEM) of --tls-cert' },
+    'tls-client-ca': {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'Mutual TLS: require client certificates signed by this CA; their CN must be the client id',
+    },
+    insecure: {
+      type: 'boolean',
+      description: 'Serve plaintext on a non-loopback address (trusted networks only)',
+    },
+    'http-insecure': {
+      type: 'boolean',
+      description: 'Serve HTTP (metrics, reports) without TLS even when gRPC uses it',
+    },
     'print-config': { type: 'boolean', description: 'Print the resolved configuration as JSON and exit' },
   },
   details:
     'On start it prints "grpc listening on HOST:PORT" and "http listening on http://HOST:PORT".\n' +
     'SIGINT/SIGTERM stop it: sessions end, calls in flight drain (up to 5 s), the database is closed.\n' +
-    'Everything acknowledged to a client has been committed to DIR/atomlens.db before the answer.',
+    'Everything acknowledged to a client has been committed to DIR/atomlens.db before the answer.\n' +
+    'Security: plaintext is served only on loopback addresses or with --insecure. With --tls-cert/--tls-key\n' +
+    'authentication is on unless the config says auth.enabled=false: clients enrol with auth.enrollmentSecret\n' +
+    '(or ATOMLENS_ENROLLMENT_SECRET) or, with --tls-client-ca, by their certificate; operator calls and the\n' +
+    'report routes need an operator token (auth.operatorTokens / ATOMLENS_OPERATOR_TOKEN). See README.',
 };
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -76,9 +104,10 @@ export async function run(parsed: Parsed): Promise<number> {
     throw new CliError((err as Error).message, EXIT.badInput);
   }
   if (v['print-config']) {
-    process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(redactSecrets(config), null, 2)}\n`);
     return EXIT.ok;
   }
+  const security = securityFromFlags(v, host, httpHost, config.auth);
   const workers =
     typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', 1, 64) : undefined;
   const logger = createLogger('coordinator');
@@ -92,6 +121,7 @@ export async function run(parsed: Parsed): Promise<number> {
       httpPort,
       config,
       logger,
+      ...security.options,
       ...(v['without-analysis'] ? {} : { analysis: createAnalysisService(workers ? { workers } : {}) }),
     });
   } catch (err) {
@@ -99,7 +129,14 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   const show = (h: string) => (h.includes(':') ? `[${h}]` : h);
   process.stdout.write(`grpc listening on ${show(host)}:${running.grpcPort}\n`);
-  process.stdout.write(`http listening on http://${show(httpHost)}:${running.httpPort}\n`);
+  const scheme = security.options.httpsOptions ? 'https' : 'http';
+  process.stdout.write(`http listening on ${scheme}://${show(httpHost)}:${running.httpPort}\n`);
+  logger.info(`security: ${security.summary}`);
+  if (!security.tls && !(isLoopbackHost(host) && isLoopbackHost(httpHost))) {
+    logger.warn(
+      'serving PLAINTEXT beyond loopback (--insecure): anyone on the network can read and forge traffic',
+    );
+  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -121,4 +158,62 @@ export async function run(parsed: Parsed): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** TLS files and auth configuration from the flags and the config's auth section. */
+function securityFromFlags(
+  v: Parsed['values'],
+  host: string,
+  httpHost: string,
+  authSection: Record<string, unknown>,
+): Security {
+  const str = (name: string) => (typeof v[name] === 'string' ? (v[name] as string) : undefined);
+  const cert = str('tls-cert');
+  const key = str('tls-key');
+  const clientCa = str('tls-client-ca');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together (scripts/make-certs.sh DIR creates both)');
+  }
+  if (clientCa !== undefined && cert === undefined) {
+    throw new UsageError('--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key as well');
+  }
+  if (cert !== undefined && v.insecure) throw new UsageError('--insecure contradicts --tls-cert; choose one');
+  if (cert === undefined && !v.insecure && !(isLoopbackHost(host) && isLoopbackHost(httpHost))) {
+    throw new UsageError(
+      `refusing to serve plaintext on ${host === httpHost ? host : `${host}/${httpHost}`}: pass --tls-cert FILE --tls-key FILE ` +
+        '(scripts/make-certs.sh creates a local CA and certificates), or --insecure to accept plaintext deliberately',
+    );
+  }
+  const configFile = str('config');
+  let auth: AuthConfig;
+  try {
+    auth = resolveAuthConfig(
+      authSection,
+      process.env,
+      configFile ? dirname(configFile) : '.',
+      cert !== undefined,
+    );
+    return prepareSecurity({
+      dataDir: String(v.data),
+      ...(cert && key
+        ? { tls: { cert, key, ...(clientCa ? { clientCa, requireClientCert: true } : {}) } }
+        : {}),
+      httpPlaintext: v['http-insecure'] === true,
+      auth,
+    });
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.badInput);
+  }
+}
+
+/** The configuration with secrets replaced, for --print-config. */
+function redactSecrets(config: ReturnType<typeof resolveConfig>): unknown {
+  const auth = { ...config.auth };
+  if (auth.enrollmentSecret !== undefined) auth.enrollmentSecret = '<redacted>';
+  if (Array.isArray(auth.operatorTokens)) {
+    auth.operatorTokens = auth.operatorTokens.map((t) =>
+      typeof t === 'string' && t.startsWith('sha256:') ? t : '<redacted>',
+    );
+  }
+  return { ...config, auth };
 }
