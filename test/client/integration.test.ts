@@ -83,7 +83,6 @@ describe('client ↔ coordinator on loopback', () => {
     const events: ClientProgressEvent[] = [];
     const abort = new AbortController();
     let restart: Promise<void> | undefined;
-    let probe: Promise<unknown> | undefined;
     let resolveDone: () => void = () => {};
     const allUploaded = new Promise<void>((r) => {
       resolveDone = r;
@@ -135,13 +134,12 @@ describe('client ↔ coordinator on loopback', () => {
     const live = coordinator!;
     for (let i = 0; i < 100 && !live.sessions.isConnected('alice'); i++)
       await new Promise((r) => setTimeout(r, 50));
-    probe = live.sessions.requestProbe('alice', {
+    const answer = await live.sessions.requestProbe('alice', {
       taskId: '0-1',
       layers: [...template.probeLayers],
       probe: { ...template.probe, size: 40 },
       deadlineMs: Date.now() + 20_000,
     });
-    const answer = (await probe) as Awaited<ReturnType<RunningCoordinator['sessions']['requestProbe']>>;
     abort.abort();
     const summary = await run;
 
