@@ -5,7 +5,7 @@
 //   * the full pairwise matrix of 2,000 models over all layers: < 1 s.
 // Plus the storage write path (group commit, synchronous=FULL) for reference.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorMetrics } from '../src/coordinator/metrics.js';
 import { pairwiseSimilarity, SimilarityIndex, unitModelVector } from '../src/coordinator/similarity.js';
@@ -30,6 +30,12 @@ function filledIndex(models: number): SimilarityIndex {
   return index;
 }
 
+/** CPU time (user + system) of this process since `since`, in ms: less sensitive than wall time to other load. */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) / 1000;
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
@@ -40,6 +46,7 @@ function uploadCost(models: number): (string | number)[] {
   const uploads = 5_000;
   const pool = Array.from({ length: 64 }, () => next());
   const times: number[] = [];
+  const cpu0 = process.cpuUsage();
   for (let u = 0; u < uploads; u++) {
     const i = (u * 7919) % models;
     const atoms = pool[u % pool.length]!;
@@ -54,9 +61,17 @@ function uploadCost(models: number): (string | number)[] {
     index.divergence(`c${i}`, `t${i % TASKS}`);
     times.push(performance.now() - t0);
   }
+  const cpu = cpuMs(cpu0);
   times.sort((a, b) => a - b);
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  return [models, uploads, mean * 1000, quantile(times, 0.5) * 1000, quantile(times, 0.99) * 1000];
+  return [
+    models,
+    uploads,
+    mean * 1000,
+    quantile(times, 0.5) * 1000,
+    quantile(times, 0.99) * 1000,
+    (cpu / uploads) * 1000,
+  ];
 }
 
 async function scrapeCost(models: number, cap: number): Promise<(string | number)[]> {
@@ -79,14 +94,25 @@ async function scrapeCost(models: number, cap: number): Promise<(string | number
   });
   await metrics.scrape(); // warm-up
   const times: number[] = [];
+  const cpu: number[] = [];
   let bytes = 0;
   for (let r = 0; r < 7; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     bytes = (await metrics.scrape()).length;
+    cpu.push(cpuMs(c0));
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  return [models, cap, quantile(times, 0.5), times[times.length - 1]!, Math.round(bytes / 1024)];
+  cpu.sort((a, b) => a - b);
+  return [
+    models,
+    cap,
+    quantile(times, 0.5),
+    times[times.length - 1]!,
+    quantile(cpu, 0.5),
+    Math.round(bytes / 1024),
+  ];
 }
 
 function matrixCost(models: number, perLayer: boolean): (string | number)[] {
@@ -98,13 +124,23 @@ function matrixCost(models: number, perLayer: boolean): (string | number)[] {
     unit: index.latestUnit(m.clientId, m.taskId)!,
   }));
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < 3; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     pairwiseSimilarity(inputs, index.layout, { measure: 'cosine', perLayer });
+    cpu.push(cpuMs(c0));
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  return [models, perLayer ? 'mean + 8 per-layer matrices' : 'mean over layers', times[1]!, times[0]!];
+  cpu.sort((a, b) => a - b);
+  return [
+    models,
+    perLayer ? 'mean + 8 per-layer matrices' : 'mean over layers',
+    times[1]!,
+    times[0]!,
+    cpu[1]!,
+  ];
 }
 
 async function storageCost(uploads: number): Promise<(string | number)[]> {
@@ -160,12 +196,16 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const scrape = [await scrapeCost(10_000, 2_000), await scrapeCost(10_000, 10_000)];
   log('pairwise matrix of 2,000 models');
   const matrix = [matrixCost(2_000, false), matrixCost(2_000, true)];
-  log('storage group commit');
+  log(
+    `storage group commit (load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')})`,
+  );
   const storage = [await storageCost(20_000)];
   return [
     {
       title: 'Coordinator: level-0 update per accepted upload (8 layers, m = 9, k = 3; 10 tasks)',
-      columns: ['registered models', 'uploads timed', 'mean µs', 'p50 µs', 'p99 µs'],
+      columns: ['registered models', 'uploads timed', 'mean µs', 'p50 µs', 'p99 µs', 'CPU µs/upload'],
       rows: upload,
       notes: [
         'unit-normalise atoms + update task/federation running sums + drift + read the model’s divergence; target < 1 ms at 10,000 models',
@@ -174,13 +214,13 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
     },
     {
       title: 'Coordinator: /metrics scrape (divergence, drift, round per model; computed at scrape time)',
-      columns: ['models', 'metrics.maxModelSeries', 'median ms', 'max ms', 'KiB'],
+      columns: ['models', 'metrics.maxModelSeries', 'median ms', 'max ms', 'median CPU ms', 'KiB'],
       rows: scrape,
       notes: ['target < 100 ms at 10,000 models; default cap is 2,000 model series (most divergent first)'],
     },
     {
       title: 'Coordinator: full pairwise similarity matrix (atom cosine, all 8 layers)',
-      columns: ['models', 'output', 'median ms', 'min ms'],
+      columns: ['models', 'output', 'median ms', 'min ms', 'median CPU ms'],
       rows: matrix,
       notes: ['target < 1 s for 2,000 models; blocked 2×4 Gram kernel over the concatenated unit vectors'],
     },
@@ -188,7 +228,12 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       title: 'Coordinator: storage write path (SQLite WAL, synchronous=FULL, group commit)',
       columns: ['uploads', 'commits (transactions)', 'acked uploads/s'],
       rows: storage,
-      notes: ['storage only (no gRPC); each upload 2.6 KB of atoms; every ack follows its COMMIT (fsync)'],
+      notes: [
+        'storage only (no gRPC); each upload 2.6 KB of atoms; every ack follows its COMMIT (fsync)',
+        `load average at the end: ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')} on ${availableParallelism()} cores — wall times are noisy when the machine is shared`,
+      ],
     },
   ];
 }
