@@ -31,12 +31,30 @@ export interface OperatorDeps {
   sessions: SessionRegistry;
 }
 
+function compareModels(
+  a: { clientId: string; taskId: string },
+  b: { clientId: string; taskId: string },
+): number {
+  return a.clientId < b.clientId
+    ? -1
+    : a.clientId > b.clientId
+      ? 1
+      : a.taskId < b.taskId
+        ? -1
+        : a.taskId > b.taskId
+          ? 1
+          : 0;
+}
+
 export class OperatorQueries {
   constructor(private readonly deps: OperatorDeps) {}
 
   listClients(): ClientInfo[] {
     const { federation, similarity, sessions } = this.deps;
-    return federation.listClients().map((c) => ({
+    const clients = federation
+      .listClients()
+      .sort((a, b) => a.registeredAtMs - b.registeredAtMs || (a.clientId < b.clientId ? -1 : 1));
+    return clients.map((c) => ({
       clientId: c.clientId,
       tasks: c.tasks.map((t) => ({
         taskId: t.taskId,
@@ -86,6 +104,8 @@ export class OperatorQueries {
           unit: unitModelVector(splitAtoms(r.atoms, federation.template), similarity.layout),
         }));
     }
+    // A stable order (client, then task), the same before and after a restart.
+    inputs.sort(compareModels);
     if (inputs.length > config.limits.maxSimilarityModels) {
       throw exhausted(
         `${inputs.length} models match; a similarity matrix is limited to ${config.limits.maxSimilarityModels} ` +
@@ -110,13 +130,16 @@ export class OperatorQueries {
 
   divergence(): DivergenceResponse {
     return {
-      models: this.deps.similarity.divergences().map((d) => ({
-        model: { clientId: d.clientId, taskId: d.taskId },
-        round: d.round,
-        divergence: d.divergence,
-        drift: d.drift ?? 0,
-        layerDivergence: Array.from(d.layerDivergence),
-      })),
+      models: this.deps.similarity
+        .divergences()
+        .sort(compareModels)
+        .map((d) => ({
+          model: { clientId: d.clientId, taskId: d.taskId },
+          round: d.round,
+          divergence: d.divergence,
+          drift: d.drift ?? 0,
+          layerDivergence: Array.from(d.layerDivergence),
+        })),
     };
   }
 
