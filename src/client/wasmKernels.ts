@@ -13,6 +13,9 @@
 //     (the 180°-rotated, in/out-swapped filter) and padding (k−1−p) on each side — the
 //     convolution-transpose identity (Dumoulin & Visin 2016, §4), run on XNNPACK's Conv2D.
 //     Strided cases keep the backend's original kernel.
+//   * max-pool gradient: the backend's MaxPoolGrad is a naive loop (~25 ns per input); here each
+//     window's first maximum (the convention of tfjs's CPU backend) receives dy, in one JS pass
+//     over the WASM heap.
 //
 // Kernels work on TensorInfo objects through the backend (as tfjs's own kernels do), never
 // through tf.* ops, so they add nothing to the gradient tape.
@@ -223,6 +226,76 @@ const conv2DBackpropInput: KernelFunc = (args) => {
 };
 
 /**
+ * dx for max pooling: each window's first maximum of x (scanning rows, then columns) receives
+ * that window's dy; overlapping windows accumulate. dx must be zero-filled by the caller.
+ */
+export function writeMaxPoolGrad(
+  x: Float32Array,
+  dy: Float32Array,
+  dx: Float32Array,
+  info: backend_util.Conv2DInfo,
+): void {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth } = info;
+  const { strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const xBatch = b * inHeight;
+    for (let y = 0; y < outHeight; y++) {
+      const y0 = y * strideHeight - padTop;
+      const yStart = Math.max(0, y0);
+      const yEnd = Math.min(inHeight, y0 + filterHeight);
+      for (let xo = 0; xo < outWidth; xo++) {
+        const x0 = xo * strideWidth - padLeft;
+        const xStart = Math.max(0, x0);
+        const xEnd = Math.min(inWidth, x0 + filterWidth);
+        for (let c = 0; c < inChannels; c++, o++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let iy = yStart; iy < yEnd; iy++) {
+            let p = ((xBatch + iy) * inWidth + xStart) * inChannels + c;
+            for (let ix = xStart; ix < xEnd; ix++, p += inChannels) {
+              const v = x[p]!;
+              if (v > best) {
+                best = v;
+                at = p;
+              }
+            }
+          }
+          if (at >= 0) dx[at]! += dy[o]!;
+        }
+      }
+    }
+  }
+}
+
+/** MaxPoolGrad(dy, input, output) → dx of the input's shape. */
+const maxPoolGrad: KernelFunc = ({ inputs, backend: rawBackend, attrs }) => {
+  const backend = rawBackend as unknown as WasmBackendLike;
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
+    filterSize: [number, number] | number;
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  const dx = backend.makeOutput([...input.shape], 'float32');
+  const out = backend.typedArrayFromHeap(dx);
+  out.fill(0);
+  writeMaxPoolGrad(backend.typedArrayFromHeap(input), backend.typedArrayFromHeap(dy), out, info);
+  return dx;
+};
+
+/**
  * Registers the kernels above for the 'wasm' backend (idempotent). Must run after
  * @tensorflow/tfjs-backend-wasm has been imported (it registers the kernels these build on).
  */
@@ -242,6 +315,9 @@ export function registerWasmGradientKernels(): void {
       ...(existingInput?.setupFunc ? { setupFunc: existingInput.setupFunc } : {}),
     },
   ];
+  const existingPoolGrad = getKernel('MaxPoolGrad', BACKEND);
+  if (existingPoolGrad) unregisterKernel('MaxPoolGrad', BACKEND);
+  configs.push({ kernelName: 'MaxPoolGrad', backendName: BACKEND, kernelFunc: maxPoolGrad });
   if (!getKernel('Conv2DBackpropFilter', BACKEND)) {
     configs.push({
       kernelName: 'Conv2DBackpropFilter',

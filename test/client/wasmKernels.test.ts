@@ -118,6 +118,39 @@ describe('WASM gradient kernels', () => {
     expect([...rotated]).toEqual([4, 40, 3, 30, 2, 20, 1, 10]);
   });
 
+  it('max-pool gradients on WASM equal the CPU backend (overlapping windows, padding)', async () => {
+    const cases: [number[], number, number, 'valid' | 'same'][] = [
+      [[3, 8, 8, 4], 2, 2, 'valid'],
+      [[2, 9, 7, 3], 3, 2, 'same'],
+      [[2, 7, 7, 2], 3, 1, 'valid'],
+    ];
+    const grads = () =>
+      cases.map(([shape, size, stride, pad]) =>
+        tf.tidy(() => {
+          // Values quantised to a few levels so windows contain ties (first maximum wins).
+          const x = tf.tensor4d(
+            uniform(
+              shape.reduce((a, b) => a * b),
+              5,
+            ).map((v) => Math.round(v * 3) / 3),
+            shape as [number, number, number, number],
+          );
+          const f = (a: tf.Tensor) => {
+            const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+            return tf.sum(tf.mul(y, tf.tensor(uniform(y.size, 6), y.shape)));
+          };
+          return tf.grad(f)(x).dataSync() as Float32Array;
+        }),
+      );
+    await initBackend('cpu', quiet);
+    const reference = grads();
+    await initBackend('wasm', quiet);
+    const wasm = grads();
+    wasm.forEach((g, i) => {
+      expect(relativeError(g, reference[i]!), `case ${i}`).toBeLessThan(1e-6);
+    });
+  });
+
   it('conv2d gradients on WASM equal the CPU backend within float32 tolerance', async () => {
     await initBackend('cpu', quiet);
     const reference = CASES.map(convGrads);
