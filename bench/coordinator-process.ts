@@ -21,6 +21,8 @@ export interface CoordinatorProcess {
   kill9(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resident set size of the coordinator process in bytes (Linux /proc), or NaN. */
   rssBytes(): number;
+  /** CPU time (user + system) the coordinator process has used so far, in seconds (Linux /proc), or NaN. */
+  cpuSeconds(): number;
   /** The last lines the coordinator wrote (stdout and stderr), for error messages. */
   output(): string;
 }
@@ -33,8 +35,12 @@ export interface SpawnOptions {
   httpPort?: number;
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Node flags for the child, e.g. ['--cpu-prof'] (NODE_OPTIONS refuses some of them). */
+  nodeArgs?: string[];
 }
 
+/** USER_HZ: 100 on every Linux configuration Node supports. */
+const CLOCK_TICKS = 100;
 const GRPC_LINE = /grpc listening on (\S+):(\d+)/;
 const HTTP_LINE = /http listening on (https?:\/\/\S+)/;
 
@@ -51,7 +57,7 @@ export function spawnCoordinator(options: SpawnOptions): Promise<CoordinatorProc
     String(options.httpPort ?? 0),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, atomlensArgv(args), {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...atomlensArgv(args)], {
     env: { ...process.env, ATOMLENS_LOG: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -107,6 +113,16 @@ export function spawnCoordinator(options: SpawnOptions): Promise<CoordinatorProc
         async kill9() {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
           return exited;
+        },
+        cpuSeconds() {
+          try {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th overall.
+            const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+          } catch {
+            return Number.NaN;
+          }
         },
         rssBytes() {
           try {
