@@ -508,16 +508,14 @@ export function pairwiseSimilarity(
         for (let j = i; j < n; j++) {
           const v = clampUnit(scratch[i * n + j]!);
           out[i * n + j] = v;
-          out[j * n + i] = v;
           mean[i * n + j]! += v * inv;
         }
       }
+      mirrorUpper(out, n);
     });
   }
-  // Mirror the upper triangle; the diagonal is 1 per non-empty layer (0 for an all-zero layer).
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) mean[j * n + i] = mean[i * n + j]!;
-  }
+  // The diagonal is 1 per non-empty layer (0 for an all-zero layer).
+  mirrorUpper(mean, n);
   return { models: models.map(keyOf), mean, layers, pairMeasure };
 }
 
@@ -541,6 +539,20 @@ function forSubspacePairs(
       // Visit a pair once: from its subspace row when the other side is a cosine row, else i ≤ j.
       if (isRow[c] && c < r) continue;
       fn(Math.min(r, c), Math.max(r, c), first);
+    }
+  }
+}
+
+/** Copies the upper triangle of an n × n row-major matrix onto the lower one, in cache-sized tiles. */
+function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
+  const tile = 64;
+  for (let ib = 0; ib < n; ib += tile) {
+    for (let jb = ib; jb < n; jb += tile) {
+      const iEnd = Math.min(n, ib + tile);
+      const jEnd = Math.min(n, jb + tile);
+      for (let i = ib; i < iEnd; i++) {
+        for (let j = Math.max(jb, i + 1); j < jEnd; j++) a[j * n + i] = a[i * n + j]!;
+      }
     }
   }
 }
