@@ -1,13 +1,176 @@
-// Placeholder until the issue that owns `atomlens experiment` lands; replaced wholesale by it.
-import { CliError, type CommandSpec } from '../args.js';
+// `atomlens experiment <name>`: runs an evidence experiment in-process (training included) and
+// writes a Markdown table, SVG figures, config.json and results.json under a results directory.
+import { resolve } from 'node:path';
+import { BACKEND_CHOICES, type BackendPreference, initBackend } from '../../client/backend.js';
+import { parseIntList } from '../../experiments/common.js';
+import {
+  ATOM_VS_CKA_DEFAULTS,
+  ATOM_VS_CKA_TINY,
+  type AtomVsCkaConfig,
+  EXPERIMENTS,
+  type ExperimentName,
+  runAtomVsCka,
+  runSubnetworks,
+  SUBNETWORKS_DEFAULTS,
+  SUBNETWORKS_TINY,
+  type SubnetworksConfig,
+} from '../../experiments/index.js';
+import { createLogger } from '../../shared/log.js';
+import { CliError, type CommandSpec, choiceFlag, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
+
+const NAMES = Object.keys(EXPERIMENTS) as ExperimentName[];
 
 export const spec: CommandSpec = {
   name: 'experiment',
-  summary: 'not yet available',
-  usage: 'atomlens experiment',
-  options: {},
+  summary: 'Run an evidence experiment (atom-vs-cka, subnetworks)',
+  usage: 'atomlens experiment <name> [options]   |   atomlens experiment --list',
+  positionals: [0, 1],
+  options: {
+    list: { type: 'boolean', description: 'List the experiments and exit' },
+    out: { type: 'string', value: 'DIR', description: 'Results directory (default: results/<name>)' },
+    tiny: { type: 'boolean', description: 'Test-sized run (seconds): few models, small probe sets' },
+    seed: { type: 'string', value: 'N', default: '1', description: 'Seed of every random choice' },
+    backend: {
+      type: 'string',
+      value: 'NAME',
+      default: 'auto',
+      description: `TensorFlow.js backend: ${BACKEND_CHOICES.join(', ')}`,
+    },
+    clients: { type: 'string', value: 'N', description: 'atom-vs-cka: number of clients (default 12)' },
+    rounds: {
+      type: 'string',
+      value: 'N',
+      description:
+        'atom-vs-cka: training rounds per client (default 8); subnetworks: rounds per task (default 4)',
+    },
+    checkpoints: {
+      type: 'string',
+      value: 'LIST',
+      description: 'atom-vs-cka: rounds kept as models, e.g. 0,1,2,4,8 (0 = the initialisation)',
+    },
+    'probe-size': {
+      type: 'string',
+      value: 'N',
+      description: 'atom-vs-cka: probe inputs per set (default 256)',
+    },
+    seeds: {
+      type: 'string',
+      value: 'N',
+      description: 'subnetworks: independent learners per architecture (default 3)',
+    },
+    'probe-sizes': {
+      type: 'string',
+      value: 'LIST',
+      description: 'subnetworks: nested probe sizes, e.g. 64,128,256,512',
+    },
+    'reference-size': {
+      type: 'string',
+      value: 'N',
+      description: 'subnetworks: probe size for figures and labels (default 256; must be in --probe-sizes)',
+    },
+    workers: { type: 'string', value: 'N', description: 'subnetworks: GW worker threads (default 2)' },
+  },
+  details: `Experiments:
+${NAMES.map((n) => `  ${n.padEnd(13)}${EXPERIMENTS[n]}`).join('\n')}
+
+Each run writes results.md (tables), *.svg (figures), config.json (seed, configuration,
+environment) and results.json into the results directory; docs/EVIDENCE.md summarises them.
+Default settings take several minutes on 2 cores; --tiny takes seconds.
+
+Examples:
+  npm run experiment -- atom-vs-cka
+  npm run experiment -- subnetworks --seeds 5 --out /tmp/subnetworks`,
 };
 
-export async function run(): Promise<number> {
-  throw new CliError('atomlens experiment is not implemented yet');
+function optionalInt(v: Parsed['values'], name: string, min: number, max: number): number | undefined {
+  return v[name] === undefined ? undefined : intFlag(v, name, min, max);
+}
+
+function optionalList(v: Parsed['values'], name: string): number[] | undefined {
+  const raw = v[name];
+  if (raw === undefined) return undefined;
+  try {
+    return parseIntList(String(raw), `--${name}`);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export async function run(parsed: Parsed): Promise<number> {
+  const v = parsed.values;
+  if (v.list) {
+    for (const n of NAMES) process.stdout.write(`${n.padEnd(13)}${EXPERIMENTS[n]}\n`);
+    return EXIT.ok;
+  }
+  const name = parsed.positionals[0];
+  if (!name) throw new UsageError(`name an experiment: ${NAMES.join(', ')} (or --list)`);
+  if (!NAMES.includes(name as ExperimentName)) {
+    throw new UsageError(`unknown experiment '${name}'; choose one of ${NAMES.join(', ')}`);
+  }
+  const seed = intFlag(v, 'seed', 0, 2 ** 31 - 1);
+  const backend = choiceFlag(v, 'backend', BACKEND_CHOICES as readonly BackendPreference[]);
+  const dir = resolve(typeof v.out === 'string' ? v.out : `results/${name}`);
+  const tiny = v.tiny === true;
+  const log = createLogger('experiment');
+  let info: Awaited<ReturnType<typeof initBackend>>;
+  try {
+    info = await initBackend(backend, log);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  try {
+    if (name === 'atom-vs-cka') {
+      const config: AtomVsCkaConfig = { ...ATOM_VS_CKA_DEFAULTS, ...(tiny ? ATOM_VS_CKA_TINY : {}), seed };
+      const clients = optionalInt(v, 'clients', 2, 64);
+      const rounds = optionalInt(v, 'rounds', 1, 100);
+      const probeSize = optionalInt(v, 'probe-size', 8, 1024);
+      const checkpoints = optionalList(v, 'checkpoints');
+      if (clients !== undefined) config.clients = clients;
+      if (rounds !== undefined) {
+        config.rounds = rounds;
+        if (checkpoints === undefined) config.checkpoints = config.checkpoints.filter((c) => c <= rounds);
+        if (!config.checkpoints.includes(rounds)) config.checkpoints = [...config.checkpoints, rounds];
+      }
+      if (checkpoints !== undefined) config.checkpoints = checkpoints;
+      if (probeSize !== undefined) config.probeSize = probeSize;
+      if (config.checkpoints.some((c) => c > config.rounds)) {
+        throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
+      }
+      const summary = await runAtomVsCka(config, dir, log, info.name);
+      process.stdout.write(
+        `atom-vs-cka: ${summary.models} models, ${summary.pairs} pairs, Pearson r = ${summary.modelLevel.pearson.toFixed(3)} (model-level, in-distribution CKA) in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
+      );
+    } else {
+      const config: SubnetworksConfig = { ...SUBNETWORKS_DEFAULTS, ...(tiny ? SUBNETWORKS_TINY : {}), seed };
+      const seeds = optionalInt(v, 'seeds', 1, 20);
+      const rounds = optionalInt(v, 'rounds', 1, 100);
+      const workers = optionalInt(v, 'workers', 1, 64);
+      const sizes = optionalList(v, 'probe-sizes');
+      const reference = optionalInt(v, 'reference-size', 4, 4096);
+      if (seeds !== undefined) config.seeds = seeds;
+      if (rounds !== undefined) config.roundsPerTask = rounds;
+      if (workers !== undefined) config.workers = workers;
+      if (sizes !== undefined) {
+        if (sizes.some((n) => n < 4 || n > 1500)) throw new UsageError('--probe-sizes must lie in 4..1500');
+        config.probeSizes = sizes;
+        if (reference === undefined && !sizes.includes(config.referenceProbeSize)) {
+          config.referenceProbeSize = Math.max(...sizes);
+        }
+      }
+      if (reference !== undefined) config.referenceProbeSize = reference;
+      if (!config.probeSizes.includes(config.referenceProbeSize)) {
+        throw new UsageError(
+          `--reference-size ${config.referenceProbeSize} is not one of the probe sizes ${config.probeSizes.join(', ')}`,
+        );
+      }
+      const summary = await runSubnetworks(config, dir, log, info.name);
+      process.stdout.write(
+        `subnetworks: ${summary.models} models, ${summary.solves} GW solves in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
+      );
+    }
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof CliError) throw err;
+    throw new CliError(`${name} failed: ${(err as Error).message}`);
+  }
+  return EXIT.ok;
 }

@@ -1,0 +1,795 @@
+// Experiment `atom-vs-cka`: does the cheap atom measure track the expensive probe-based one?
+// (SPEC "Filter-subspace similarity"; the published claim: a strong linear correlation with
+// CKA at a tiny fraction of the computation, and robustness to the choice of probe data.)
+//
+// A federation of clients with one shared α trains on split-MNIST tasks from non-IID shares
+// (Dirichlet over each task's clients). Clients start from one of a few initialisations
+// ("cohorts": the global model a federation hands out), and checkpoints over rounds make
+// similarities span a wide range. For every pair of distinct models: atom cosine (per layer and
+// mean), subspace similarity, and linear CKA (per layer and mean) on three probe sets —
+// in-distribution digits, held-out digits no client trained on, and uniform noise.
+import { loadavg } from 'node:os';
+import { type DataSplit, loadTaskData, type Task, taskFromId } from '../client/data.js';
+import { ContinualModel } from '../client/model.js';
+import { heatmapSvg, type ScatterPoint, scatterSvg } from '../coordinator/report/svg.js';
+import { modelCosine, subspaceSimilarity } from '../shared/atoms.js';
+import type { Logger } from '../shared/log.js';
+import { linearCkaFromGram } from '../shared/representation.js';
+import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type TemplateConfig } from '../shared/template.js';
+import {
+  buildProbeSets,
+  type Checkpoint,
+  markdownTable,
+  num,
+  type ProbeKind,
+  ResultsWriter,
+  runEnvironment,
+  secs,
+  standaloneSvg,
+  trainWithCheckpoints,
+} from './common.js';
+import { type CorrelationResult, correlate, type PairedSample } from './correlation.js';
+import { pairCostCount } from './cost.js';
+
+export interface AtomVsCkaConfig {
+  seed: number;
+  clients: number;
+  /** Split-MNIST tasks; client c trains tasks[c mod T]. */
+  tasks: string[];
+  /** Classes no client trains on (the held-out probe set). */
+  heldOutDigits: number[];
+  /** Number of distinct initialisations; client c starts from cohort ⌊c / T⌋ mod cohorts. */
+  cohorts: number;
+  rounds: number;
+  /** Rounds after which the atoms are kept as a model of their own (0 = the initialisation). */
+  checkpoints: number[];
+  batchesPerRound: number;
+  batchSize: number;
+  learningRate: number;
+  /** Concentration of the Dirichlet split of each task's data among its clients. */
+  dirichletAlpha: number;
+  probeSize: number;
+  pairResamples: number;
+  modelResamples: number;
+  template: TemplateConfig;
+}
+
+export const ATOM_VS_CKA_DEFAULTS: AtomVsCkaConfig = {
+  seed: 1,
+  clients: 12,
+  tasks: ['0-1', '2-3', '4-5', '6-7'],
+  heldOutDigits: [8, 9],
+  cohorts: 2,
+  rounds: 8,
+  checkpoints: [0, 1, 2, 4, 8],
+  batchesPerRound: 12,
+  batchSize: 32,
+  learningRate: 0.01,
+  dirichletAlpha: 1,
+  probeSize: 256,
+  pairResamples: 2000,
+  modelResamples: 1000,
+  template: DEFAULT_TEMPLATE_CONFIG,
+};
+
+export const ATOM_VS_CKA_TINY: Partial<AtomVsCkaConfig> = {
+  clients: 4,
+  tasks: ['0-1', '2-3'],
+  rounds: 2,
+  checkpoints: [0, 1, 2],
+  batchesPerRound: 2,
+  batchSize: 16,
+  probeSize: 32,
+  pairResamples: 200,
+  modelResamples: 100,
+};
+
+interface ModelRecord {
+  id: string;
+  client: number | null;
+  cohort: number;
+  task: string;
+  round: number;
+  accuracy: number;
+  checkpoint: Checkpoint;
+}
+
+const PROBE_KINDS: ProbeKind[] = ['in-distribution', 'held-out-digits', 'noise'];
+
+function sameParameters(a: Checkpoint, b: Checkpoint): boolean {
+  const eq = (x: Float32Array[], y: Float32Array[]) =>
+    x.length === y.length &&
+    x.every((v, i) => v.length === y[i]!.length && v.every((e, j) => e === y[i]![j]));
+  return eq(a.atoms, b.atoms) && eq(a.biases, b.biases);
+}
+
+function pairGroup(a: ModelRecord, b: ModelRecord): string {
+  if (a.round === 0 || b.round === 0) return 'with an initialisation';
+  const task = a.task === b.task ? 'same task' : 'other task';
+  const init = a.cohort === b.cohort ? 'same init' : 'other init';
+  return `${task}, ${init}`;
+}
+
+export interface AtomVsCkaSummary {
+  dir: string;
+  files: string[];
+  models: number;
+  pairs: number;
+  seconds: number;
+  modelLevel: CorrelationResult;
+}
+
+/** Runs the experiment and writes its files into `dir`. */
+export async function runAtomVsCka(
+  config: AtomVsCkaConfig,
+  dir: string,
+  log: Logger,
+  backend: string,
+): Promise<AtomVsCkaSummary> {
+  const started = performance.now();
+  const environment = runEnvironment(backend);
+  const out = new ResultsWriter(dir);
+  const template = buildTemplate(config.template);
+  const layers = template.layers.map((l) => l.name);
+  const L = layers.length;
+  if (template.probeLayers.join() !== layers.join()) {
+    throw new Error('atom-vs-cka compares layer by layer: the template must probe every layer');
+  }
+  const tasks: Task[] = config.tasks.map((t) => taskFromId(t));
+  const T = tasks.length;
+  const trainedDigits = [...new Set(tasks.flatMap((t) => t.classes))].sort((a, b) => a - b);
+  const clash = config.heldOutDigits.filter((d) => trainedDigits.includes(d));
+  if (clash.length > 0) throw new Error(`held-out digits ${clash.join(',')} are also trained on`);
+  if (!config.checkpoints.every((c) => c <= config.rounds)) {
+    throw new Error(`checkpoints ${config.checkpoints.join(',')} go beyond ${config.rounds} rounds`);
+  }
+  const stage: Record<string, number> = {};
+  let t0 = performance.now();
+
+  // --- training --------------------------------------------------------------------------------
+  const models: ModelRecord[] = [];
+  const trainLog: { client: number; task: string; cohort: number; examples: number; accuracy: number[] }[] =
+    [];
+  for (let c = 0; c < config.clients; c++) {
+    const task = tasks[c % T]!;
+    const clientsOnTask = Math.floor((config.clients - 1 - (c % T)) / T) + 1;
+    const share = Math.floor(c / T) + 1;
+    const cohort = Math.floor(c / T) % config.cohorts;
+    const split: DataSplit =
+      clientsOnTask === 1
+        ? { kind: 'all' }
+        : {
+            kind: 'dirichlet',
+            alpha: config.dirichletAlpha,
+            index: share,
+            of: clientsOnTask,
+            seed: config.seed,
+          };
+    let data: ReturnType<typeof loadTaskData>;
+    try {
+      data = loadTaskData(task, split);
+    } catch (err) {
+      throw new Error(
+        `client ${c} (task ${task.id}, Dirichlet share ${share}/${clientsOnTask}): ${(err as Error).message}; try another --seed or a larger Dirichlet alpha`,
+      );
+    }
+    const model = new ContinualModel(template, { seed: config.seed * 1009 + cohort + 1 });
+    const n = data.train.count;
+    const { checkpoints, results } = await trainWithCheckpoints(
+      model,
+      data,
+      config.rounds,
+      config.checkpoints,
+      {
+        epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / n),
+        maxBatches: config.batchesPerRound,
+        batchSize: config.batchSize,
+        learningRate: config.learningRate,
+        seed: config.seed * 7919 + c,
+      },
+    );
+    model.dispose();
+    trainLog.push({
+      client: c,
+      task: task.id,
+      cohort,
+      examples: n,
+      accuracy: results.map((r) => r.accuracy),
+    });
+    for (const cp of checkpoints) {
+      if (cp.round === 0) {
+        // Every client of a cohort starts from the same atoms: keep the initialisation once.
+        if (models.some((m) => m.round === 0 && m.cohort === cohort && sameParameters(m.checkpoint, cp)))
+          continue;
+        models.push({
+          id: `init${cohort}`,
+          client: null,
+          cohort,
+          task: '(init)',
+          round: 0,
+          accuracy: Number.NaN,
+          checkpoint: cp,
+        });
+        continue;
+      }
+      models.push({
+        id: `c${c}-r${cp.round}`,
+        client: c,
+        cohort,
+        task: task.id,
+        round: cp.round,
+        accuracy: cp.accuracy,
+        checkpoint: cp,
+      });
+    }
+    log.info(
+      `client ${c + 1}/${config.clients}: task ${task.id}, init ${cohort}, ${n} examples, accuracy ${results.map((r) => r.accuracy.toFixed(2)).join(' → ')}`,
+    );
+  }
+  stage.training = (performance.now() - t0) / 1000;
+
+  // --- probe summaries: forward passes + Gram per model and probe set ---------------------------
+  t0 = performance.now();
+  const probes = buildProbeSets(config.probeSize, config.seed + 100, trainedDigits, config.heldOutDigits);
+  const evaluator = new ContinualModel(template, { seed: 1 });
+  evaluator.addTask(tasks[0]!);
+  const grams = new Map<ProbeKind, Float64Array[][]>(PROBE_KINDS.map((k) => [k, []]));
+  const forwardSeconds = new Map<ProbeKind, number[]>(PROBE_KINDS.map((k) => [k, []]));
+  try {
+    for (const m of models) {
+      evaluator.setConvParameters(tasks[0]!.id, m.checkpoint.atoms, m.checkpoint.biases);
+      for (const probe of probes) {
+        const s = performance.now();
+        const g = evaluator.layerGrams(tasks[0]!.id, probe.inputs, layers, template.probe.pooling);
+        forwardSeconds.get(probe.kind)!.push((performance.now() - s) / 1000);
+        grams.get(probe.kind)!.push(g.map((x) => Float64Array.from(x.gram)));
+      }
+    }
+  } finally {
+    evaluator.dispose();
+    for (const p of probes) p.inputs.dispose();
+  }
+  stage.probeSummaries = (performance.now() - t0) / 1000;
+  log.info(`probe summaries: ${models.length} models × ${probes.length} probe sets of ${config.probeSize}`);
+
+  // --- every pair ------------------------------------------------------------------------------
+  t0 = performance.now();
+  const M = models.length;
+  const P = (M * (M - 1)) / 2;
+  const pairA = new Int32Array(P);
+  const pairB = new Int32Array(P);
+  const atomLayer = Array.from({ length: L }, () => new Float64Array(P));
+  const atomMean = new Float64Array(P);
+  const subspaceLayer = Array.from({ length: L }, () => new Float64Array(P));
+  const subspaceMean = new Float64Array(P);
+  const ckaLayer = new Map<ProbeKind, Float64Array[]>(
+    PROBE_KINDS.map((k) => [k, Array.from({ length: L }, () => new Float64Array(P))]),
+  );
+  const ckaMean = new Map<ProbeKind, Float64Array>(PROBE_KINDS.map((k) => [k, new Float64Array(P)]));
+  const n = config.probeSize;
+  const ckaSeconds = new Map<ProbeKind, number>(PROBE_KINDS.map((k) => [k, 0]));
+  let p = 0;
+  for (let a = 0; a < M; a++) {
+    for (let b = a + 1; b < M; b++, p++) {
+      pairA[p] = a;
+      pairB[p] = b;
+      const A = models[a]!.checkpoint.atoms;
+      const B = models[b]!.checkpoint.atoms;
+      const cos = modelCosine(A, B);
+      atomMean[p] = cos.mean;
+      let sub = 0;
+      for (let l = 0; l < L; l++) {
+        atomLayer[l]![p] = cos.perLayer[l]!;
+        const spec = template.layers[l]!;
+        subspaceLayer[l]![p] = subspaceSimilarity(A[l]!, B[l]!, spec.m, spec.k * spec.k);
+        sub += subspaceLayer[l]![p]!;
+      }
+      subspaceMean[p] = sub / L;
+      for (const kind of PROBE_KINDS) {
+        const gA = grams.get(kind)![a]!;
+        const gB = grams.get(kind)![b]!;
+        const s = performance.now();
+        let sum = 0;
+        for (let l = 0; l < L; l++) {
+          let v = Number.NaN;
+          try {
+            v = linearCkaFromGram(gA[l]!, gB[l]!, n);
+          } catch {
+            // A representation constant over the probe set (dead layer): CKA undefined, pair dropped.
+          }
+          ckaLayer.get(kind)![l]![p] = v;
+          sum += v;
+        }
+        ckaMean.get(kind)![p] = sum / L;
+        ckaSeconds.set(kind, ckaSeconds.get(kind)! + (performance.now() - s) / 1000);
+      }
+    }
+  }
+  stage.pairMeasures = (performance.now() - t0) / 1000;
+
+  // --- cost of each measure per pair, measured in this run -------------------------------------
+  t0 = performance.now();
+  const timePerPair = (fn: (a: number, b: number) => void): number => {
+    // Repeat the all-pairs loop until it has run ≥ 0.25 s, so timer resolution does not matter.
+    let loops = 0;
+    const s = performance.now();
+    do {
+      for (let q = 0; q < P; q++) fn(pairA[q]!, pairB[q]!);
+      loops++;
+    } while (performance.now() - s < 250);
+    return (performance.now() - s) / 1000 / (loops * Math.max(1, P));
+  };
+  let sink = 0;
+  const atomPerPair = timePerPair((a, b) => {
+    sink += modelCosine(models[a]!.checkpoint.atoms, models[b]!.checkpoint.atoms).mean;
+  });
+  const subspacePerPair = timePerPair((a, b) => {
+    const A = models[a]!.checkpoint.atoms;
+    const B = models[b]!.checkpoint.atoms;
+    for (let l = 0; l < L; l++) {
+      const spec = template.layers[l]!;
+      sink += subspaceSimilarity(A[l]!, B[l]!, spec.m, spec.k * spec.k);
+    }
+  });
+  if (!Number.isFinite(sink)) log.debug('non-finite similarity sum');
+  const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+  const forwardPerModel = meanOf(forwardSeconds.get('in-distribution')!);
+  const ckaPerPair = ckaSeconds.get('in-distribution')! / Math.max(1, P);
+  const probePairCold = 2 * forwardPerModel + ckaPerPair;
+  const counts = pairCostCount(template, n);
+  stage.costTiming = (performance.now() - t0) / 1000;
+
+  // --- statistics ------------------------------------------------------------------------------
+  t0 = performance.now();
+  const statOpts = {
+    pairResamples: config.pairResamples,
+    modelResamples: config.modelResamples,
+    seed: config.seed,
+  };
+  const sample = (x: Float64Array, y: Float64Array, keep?: (q: number) => boolean): PairedSample => {
+    if (!keep) return { models: M, pairA, pairB, x, y };
+    const idx: number[] = [];
+    for (let q = 0; q < P; q++) if (keep(q)) idx.push(q);
+    return {
+      models: M,
+      pairA: Int32Array.from(idx, (q) => pairA[q]!),
+      pairB: Int32Array.from(idx, (q) => pairB[q]!),
+      x: Float64Array.from(idx, (q) => x[q]!),
+      y: Float64Array.from(idx, (q) => y[q]!),
+    };
+  };
+  const cumulativeAtom = (upTo: number) => {
+    const out = new Float64Array(P);
+    for (let q = 0; q < P; q++) {
+      let s = 0;
+      for (let l = 0; l <= upTo; l++) s += atomLayer[l]![q]!;
+      out[q] = s / (upTo + 1);
+    }
+    return out;
+  };
+  const ckaIn = ckaMean.get('in-distribution')!;
+  const sameCohort = (q: number) => models[pairA[q]!]!.cohort === models[pairB[q]!]!.cohort;
+  const rows: { level: string; x: string; y: string; subset: string; r: CorrelationResult }[] = [];
+  const add = (level: string, x: string, y: string, s: PairedSample, subset = 'all pairs') => {
+    rows.push({ level, x, y, subset, r: correlate(s, statOpts) });
+  };
+  add('model', 'atom cosine (mean)', 'CKA in-dist (mean)', sample(atomMean, ckaIn));
+  add('model', 'atom cosine (mean)', 'CKA in-dist (mean)', sample(atomMean, ckaIn, sameCohort), 'same init');
+  add(
+    'model',
+    'atom cosine (mean)',
+    'CKA in-dist (mean)',
+    sample(atomMean, ckaIn, (q) => !sameCohort(q)),
+    'other init',
+  );
+  add('model', 'subspace similarity (mean)', 'CKA in-dist (mean)', sample(subspaceMean, ckaIn));
+  for (let l = 0; l < L; l++) {
+    add(
+      layers[l]!,
+      `atom cosine ${layers[l]}`,
+      `CKA in-dist ${layers[l]}`,
+      sample(atomLayer[l]!, ckaLayer.get('in-distribution')![l]!),
+    );
+  }
+  for (let l = 1; l < L; l++) {
+    add(
+      layers[l]!,
+      `atom cosine mean ${layers[0]}..${layers[l]}`,
+      `CKA in-dist ${layers[l]}`,
+      sample(cumulativeAtom(l), ckaLayer.get('in-distribution')![l]!),
+    );
+  }
+  add(
+    'model',
+    'atom cosine (mean)',
+    'CKA held-out digits (mean)',
+    sample(atomMean, ckaMean.get('held-out-digits')!),
+  );
+  add('model', 'atom cosine (mean)', 'CKA noise (mean)', sample(atomMean, ckaMean.get('noise')!));
+  add(
+    'model',
+    'CKA in-dist (mean)',
+    'CKA held-out digits (mean)',
+    sample(ckaIn, ckaMean.get('held-out-digits')!),
+  );
+  add('model', 'CKA in-dist (mean)', 'CKA noise (mean)', sample(ckaIn, ckaMean.get('noise')!));
+  stage.statistics = (performance.now() - t0) / 1000;
+
+  // Robustness: how far does CKA move when the probe set changes?
+  const robustness = PROBE_KINDS.map((kind) => {
+    const values = ckaMean.get(kind)!;
+    let sumAbs = 0;
+    let maxAbs = 0;
+    let count = 0;
+    let mean = 0;
+    for (let q = 0; q < P; q++) {
+      const v = values[q]!;
+      const ref = ckaIn[q]!;
+      if (!Number.isFinite(v) || !Number.isFinite(ref)) continue;
+      const d = Math.abs(v - ref);
+      sumAbs += d;
+      maxAbs = Math.max(maxAbs, d);
+      mean += v;
+      count++;
+    }
+    const vsIn = correlate(sample(ckaIn, values), { ...statOpts, pairResamples: 200, modelResamples: 200 });
+    const vsAtom = correlate(sample(atomMean, values), {
+      ...statOpts,
+      pairResamples: 200,
+      modelResamples: 200,
+    });
+    return {
+      kind,
+      description: probes.find((x) => x.kind === kind)!.description,
+      pairs: count,
+      meanCka: count ? mean / count : Number.NaN,
+      meanAbsDeltaFromIn: count ? sumAbs / count : Number.NaN,
+      maxAbsDeltaFromIn: maxAbs,
+      pearsonWithIn: vsIn.pearson,
+      spearmanWithIn: vsIn.spearman,
+      pearsonWithAtom: vsAtom.pearson,
+      spearmanWithAtom: vsAtom.spearman,
+    };
+  });
+
+  // --- files -----------------------------------------------------------------------------------
+  const totalSeconds = (performance.now() - started) / 1000;
+  const points = (x: Float64Array, y: Float64Array): ScatterPoint[] => {
+    const pts: ScatterPoint[] = [];
+    for (let q = 0; q < P; q++) {
+      if (!Number.isFinite(x[q]!) || !Number.isFinite(y[q]!)) continue;
+      const a = models[pairA[q]!]!;
+      const b = models[pairB[q]!]!;
+      pts.push({
+        x: x[q]!,
+        y: y[q]!,
+        group: pairGroup(a, b),
+        tip: `${a.id} vs ${b.id}: ${x[q]!.toFixed(3)}, ${y[q]!.toFixed(3)}`,
+      });
+    }
+    return pts;
+  };
+  const figures: { file: string; caption: string }[] = [];
+  const scatter = (
+    file: string,
+    title: string,
+    xLabel: string,
+    yLabel: string,
+    x: Float64Array,
+    y: Float64Array,
+  ) => {
+    out.write(
+      file,
+      standaloneSvg(
+        scatterSvg({ kind: file.replace(/\.svg$/, ''), title, xLabel, yLabel, points: points(x, y) }),
+      ),
+    );
+    figures.push({ file, caption: title });
+  };
+  scatter(
+    'atom-vs-cka-model.svg',
+    'Model pairs: mean atom cosine vs mean linear CKA (in-distribution probe)',
+    'atom cosine (mean over layers)',
+    'linear CKA (mean over layers)',
+    atomMean,
+    ckaIn,
+  );
+  scatter(
+    'subspace-vs-cka-model.svg',
+    'Model pairs: subspace similarity vs linear CKA (in-distribution)',
+    'subspace similarity (mean cos² of principal angles)',
+    'linear CKA (mean over layers)',
+    subspaceMean,
+    ckaIn,
+  );
+  for (let l = 0; l < L; l++) {
+    scatter(
+      `atom-vs-cka-${layers[l]}.svg`,
+      `${layers[l]}: atom cosine vs linear CKA (in-distribution)`,
+      `atom cosine ${layers[l]}`,
+      `linear CKA ${layers[l]}`,
+      atomLayer[l]!,
+      ckaLayer.get('in-distribution')![l]!,
+    );
+  }
+  scatter(
+    'cka-in-vs-held-out.svg',
+    'CKA with in-distribution vs held-out-digit probes',
+    'CKA in-distribution (mean)',
+    'CKA held-out digits (mean)',
+    ckaIn,
+    ckaMean.get('held-out-digits')!,
+  );
+  scatter(
+    'cka-in-vs-noise.svg',
+    'CKA with in-distribution vs noise probes',
+    'CKA in-distribution (mean)',
+    'CKA noise (mean)',
+    ckaIn,
+    ckaMean.get('noise')!,
+  );
+  scatter(
+    'atom-vs-cka-noise.svg',
+    'Mean atom cosine vs CKA on noise probes',
+    'atom cosine (mean over layers)',
+    'linear CKA noise (mean)',
+    atomMean,
+    ckaMean.get('noise')!,
+  );
+  // Correlation per layer as a small heatmap: rows = probe sets, columns = layers.
+  const layerCorr = PROBE_KINDS.map((kind) =>
+    layers.map(
+      (_, l) =>
+        correlate(sample(atomLayer[l]!, ckaLayer.get(kind)![l]!), {
+          ...statOpts,
+          pairResamples: 1,
+          modelResamples: 1,
+        }).pearson,
+    ),
+  );
+  out.write(
+    'layer-correlation.svg',
+    standaloneSvg(
+      heatmapSvg({
+        id: 'layer-corr',
+        kind: 'layer-correlation',
+        title: 'Pearson r of atom cosine vs CKA, per layer and probe set',
+        rowLabels: PROBE_KINDS,
+        colLabels: layers,
+        values: layerCorr.map((r) => r.map((v) => (Number.isFinite(v) ? v : null))),
+        min: -1,
+        max: 1,
+        showValues: true,
+      }),
+    ),
+  );
+  figures.push({
+    file: 'layer-correlation.svg',
+    caption: 'Pearson r of atom cosine vs CKA per layer (rows: probe sets)',
+  });
+
+  const csv = [
+    [
+      'a',
+      'b',
+      'group',
+      'atom_mean',
+      'subspace_mean',
+      ...layers.map((l) => `atom_${l}`),
+      ...PROBE_KINDS.flatMap((k) => [`cka_${k}_mean`, ...layers.map((l) => `cka_${k}_${l}`)]),
+    ].join(','),
+  ];
+  for (let q = 0; q < P; q++) {
+    const a = models[pairA[q]!]!;
+    const b = models[pairB[q]!]!;
+    csv.push(
+      [
+        a.id,
+        b.id,
+        pairGroup(a, b).replaceAll(', ', '; '),
+        atomMean[q],
+        subspaceMean[q],
+        ...layers.map((_, l) => atomLayer[l]![q]),
+        ...PROBE_KINDS.flatMap((k) => [ckaMean.get(k)![q], ...layers.map((_, l) => ckaLayer.get(k)![l]![q])]),
+      ]
+        .map((v) => (typeof v === 'number' ? (Number.isFinite(v) ? v.toPrecision(6) : '') : v))
+        .join(','),
+    );
+  }
+  out.write('pairs.csv', `${csv.join('\n')}\n`);
+
+  const ci = (c: { low: number; high: number }) => `[${num(c.low)}, ${num(c.high)}]`;
+  const corrTable = markdownTable(
+    [
+      'level',
+      'x',
+      'y',
+      'pairs',
+      'subset',
+      'Pearson r',
+      '95% CI (pairs)',
+      '95% CI (models)',
+      'Spearman ρ',
+      '95% CI (pairs)',
+      '95% CI (models)',
+    ],
+    rows.map(({ level, x, y, subset, r }) => [
+      level,
+      x,
+      y,
+      r.pairs,
+      subset,
+      num(r.pearson),
+      ci(r.pearsonPairCi),
+      ci(r.pearsonModelCi),
+      num(r.spearman),
+      ci(r.spearmanPairCi),
+      ci(r.spearmanModelCi),
+    ]),
+  );
+  const robustTable = markdownTable(
+    [
+      'probe set',
+      'pairs',
+      'mean CKA',
+      'mean abs ΔCKA vs in-dist',
+      'max abs ΔCKA',
+      'Pearson with CKA in-dist',
+      'Spearman with CKA in-dist',
+      'Pearson with atom cosine',
+      'Spearman with atom cosine',
+      'atom cosine change',
+    ],
+    robustness.map((r) => [
+      r.kind,
+      r.pairs,
+      num(r.meanCka),
+      num(r.meanAbsDeltaFromIn),
+      num(r.maxAbsDeltaFromIn),
+      num(r.pearsonWithIn),
+      num(r.spearmanWithIn),
+      num(r.pearsonWithAtom),
+      num(r.spearmanWithAtom),
+      '0 (uses no probe data)',
+    ]),
+  );
+  const costRows = [
+    ['atom cosine, all layers', secs(atomPerPair), '1', counts.atomCosine.toLocaleString('en-US'), '1'],
+    [
+      'subspace similarity, all layers',
+      secs(subspacePerPair),
+      num(subspacePerPair / atomPerPair, 1),
+      counts.subspace.toLocaleString('en-US'),
+      num(counts.subspace / counts.atomCosine, 1),
+    ],
+    [
+      'CKA from two Grams, all layers',
+      secs(ckaPerPair),
+      num(ckaPerPair / atomPerPair, 0),
+      counts.ckaFromGram.toLocaleString('en-US'),
+      num(counts.ckaFromGram / counts.atomCosine, 0),
+    ],
+    [
+      `forward passes + Grams of one model (n = ${n})`,
+      secs(forwardPerModel),
+      num(forwardPerModel / atomPerPair, 0),
+      ((counts.forward + counts.gram) / 2).toLocaleString('en-US'),
+      num((counts.forward + counts.gram) / 2 / counts.atomCosine, 0),
+    ],
+    [
+      'CKA for a new pair: 2 forward passes + Grams + CKA',
+      secs(probePairCold),
+      num(probePairCold / atomPerPair, 0),
+      counts.probeTotal.toLocaleString('en-US'),
+      num(counts.probeTotal / counts.atomCosine, 0),
+    ],
+  ];
+  const costTable = markdownTable(
+    [
+      'measure (one model pair)',
+      'measured s',
+      'ratio to atom cosine',
+      'operations (analytic)',
+      'ratio (analytic)',
+    ],
+    costRows,
+  );
+  const modelTable = markdownTable(
+    ['client', 'task', 'init', 'train examples', 'accuracy by round'],
+    trainLog.map((t) => [
+      t.client,
+      t.task,
+      t.cohort,
+      t.examples,
+      t.accuracy.map((a) => a.toFixed(2)).join(' → '),
+    ]),
+  );
+  const reproduce = `npm run experiment -- atom-vs-cka --seed ${config.seed}${config.clients !== ATOM_VS_CKA_DEFAULTS.clients ? ` --clients ${config.clients}` : ''}`;
+  const head = rows[0]!.r;
+  const md = `# Experiment atom-vs-cka
+
+Does the atom cosine of models that share α track linear CKA on probe data?
+
+- Reproduce: \`${reproduce}\` (add \`--tiny\` for a test-sized run; this run's exact configuration is in config.json)
+- ${M} models (${models.filter((m) => m.round === 0).length} initialisations + ${config.clients} clients × checkpoints after rounds ${config.checkpoints.filter((r) => r > 0).join(', ')}), ${P} pairs; tasks ${config.tasks.join(', ')}, held-out digits ${config.heldOutDigits.join(',')}
+- Probe sets of n = ${n}: ${probes.map((x) => x.description).join('; ')}; pooling ${template.probe.pooling}
+- Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; total ${totalSeconds.toFixed(0)} s
+- Headline: Pearson r = ${num(head.pearson)} (model-bootstrap 95% CI ${ci(head.pearsonModelCi)}), Spearman ρ = ${num(head.spearman)} between mean atom cosine and mean in-distribution CKA.
+
+## Correlations
+
+Pair-bootstrap intervals treat pairs as independent; model-bootstrap intervals resample models (pairs sharing a model are dependent), and are the ones to quote.
+
+${corrTable}
+
+## Robustness to the probe set
+
+${robustTable}
+
+## Cost per model pair (measured in this run; timings on a shared machine are noisy)
+
+${costTable}
+
+## Clients
+
+${modelTable}
+
+## Stage times (s)
+
+${markdownTable(
+  ['stage', 'seconds'],
+  Object.entries(stage).map(([k, v]) => [k, v.toFixed(1)]),
+)}
+
+## Figures
+
+${figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
+`;
+  out.write('results.md', md);
+  out.json('config.json', {
+    experiment: 'atom-vs-cka',
+    config,
+    environment,
+    alphaFingerprint: template.alphaFingerprint,
+  });
+  out.json('results.json', {
+    experiment: 'atom-vs-cka',
+    seed: config.seed,
+    models: models.map((m) => ({
+      id: m.id,
+      client: m.client,
+      cohort: m.cohort,
+      task: m.task,
+      round: m.round,
+      accuracy: m.accuracy,
+    })),
+    pairs: P,
+    correlations: rows,
+    robustness,
+    cost: {
+      probeSize: n,
+      measuredSecondsPerPair: {
+        atomCosine: atomPerPair,
+        subspace: subspacePerPair,
+        ckaFromGrams: ckaPerPair,
+        probePairCold,
+      },
+      forwardAndGramSecondsPerModel: Object.fromEntries(
+        PROBE_KINDS.map((k) => [k, meanOf(forwardSeconds.get(k)!)]),
+      ),
+      measuredRatio: { ckaFromGrams: ckaPerPair / atomPerPair, probePairCold: probePairCold / atomPerPair },
+      analyticOperations: counts,
+      analyticRatio: {
+        ckaFromGrams: counts.ckaFromGram / counts.atomCosine,
+        probePairCold: counts.probeTotal / counts.atomCosine,
+      },
+    },
+    training: trainLog,
+    stageSeconds: stage,
+    totalSeconds,
+  });
+  log.info(
+    `atom-vs-cka: ${M} models, ${P} pairs, r = ${num(head.pearson)}; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
+  );
+  return { dir, files: [...out.files], models: M, pairs: P, seconds: totalSeconds, modelLevel: head };
+}

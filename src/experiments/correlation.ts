@@ -1,0 +1,120 @@
+// Correlations between two similarity measures over model pairs, with two kinds of bootstrap
+// confidence interval:
+//  * over pairs — the usual percentile bootstrap resampling pairs as if they were independent;
+//  * over models — a cluster bootstrap that resamples MODELS and keeps every pair among the
+//    resampled ones (Davison & Hinkley 1997, §3.8). Pairs sharing a model are not independent,
+//    so this interval is the honest one; it is usually wider.
+import {
+  type BootstrapOptions,
+  bootstrapCi,
+  type ConfidenceInterval,
+  correlationCi,
+  pearson,
+  spearman,
+} from '../shared/stats.js';
+
+export interface PairedSample {
+  /** Number of models. */
+  models: number;
+  /** Pair p compares models pairA[p] and pairB[p] (distinct). */
+  pairA: Int32Array;
+  pairB: Int32Array;
+  x: Float64Array;
+  y: Float64Array;
+}
+
+export interface CorrelationResult {
+  pairs: number;
+  pearson: number;
+  spearman: number;
+  pearsonPairCi: ConfidenceInterval;
+  spearmanPairCi: ConfidenceInterval;
+  pearsonModelCi: ConfidenceInterval;
+  spearmanModelCi: ConfidenceInterval;
+}
+
+/** Drops pairs where x or y is not finite (e.g. CKA undefined for a dead layer). */
+export function finitePairs(s: PairedSample): PairedSample {
+  const keep: number[] = [];
+  for (let p = 0; p < s.x.length; p++) if (Number.isFinite(s.x[p]!) && Number.isFinite(s.y[p]!)) keep.push(p);
+  return {
+    models: s.models,
+    pairA: Int32Array.from(keep, (p) => s.pairA[p]!),
+    pairB: Int32Array.from(keep, (p) => s.pairB[p]!),
+    x: Float64Array.from(keep, (p) => s.x[p]!),
+    y: Float64Array.from(keep, (p) => s.y[p]!),
+  };
+}
+
+/** Cluster (model-level) bootstrap CI of a correlation; see the file comment. */
+export function modelBootstrapCi(
+  s: PairedSample,
+  method: 'pearson' | 'spearman',
+  options: BootstrapOptions = {},
+): ConfidenceInterval {
+  const M = s.models;
+  const pairOf = new Int32Array(M * M).fill(-1);
+  for (let p = 0; p < s.x.length; p++) {
+    pairOf[s.pairA[p]! * M + s.pairB[p]!] = p;
+    pairOf[s.pairB[p]! * M + s.pairA[p]!] = p;
+  }
+  const corr = method === 'pearson' ? pearson : spearman;
+  const xs: number[] = [];
+  const ys: number[] = [];
+  return bootstrapCi(
+    M,
+    (models) => {
+      xs.length = 0;
+      ys.length = 0;
+      // Every pair of resampled positions whose models differ and were compared; a model drawn
+      // twice contributes its pairs twice, as in the one-level cluster bootstrap.
+      for (let i = 0; i < models.length; i++) {
+        for (let j = i + 1; j < models.length; j++) {
+          const p = pairOf[models[i]! * M + models[j]!]!;
+          if (p < 0) continue;
+          xs.push(s.x[p]!);
+          ys.push(s.y[p]!);
+        }
+      }
+      return xs.length < 3 ? Number.NaN : corr(xs, ys);
+    },
+    options,
+  );
+}
+
+/** Pearson and Spearman with pair- and model-level bootstrap intervals (non-finite pairs dropped). */
+export function correlate(
+  sample: PairedSample,
+  options: { pairResamples: number; modelResamples: number; seed: number },
+): CorrelationResult {
+  const s = finitePairs(sample);
+  if (s.x.length < 3) {
+    const none: ConfidenceInterval = {
+      estimate: Number.NaN,
+      low: Number.NaN,
+      high: Number.NaN,
+      level: 0.95,
+      resamples: 0,
+    };
+    return {
+      pairs: s.x.length,
+      pearson: Number.NaN,
+      spearman: Number.NaN,
+      pearsonPairCi: none,
+      spearmanPairCi: none,
+      pearsonModelCi: none,
+      spearmanModelCi: none,
+    };
+  }
+  const pairOpts = { resamples: options.pairResamples, seed: options.seed };
+  const modelOpts = { resamples: options.modelResamples, seed: options.seed + 1 };
+  return {
+    pairs: s.x.length,
+    pearson: pearson(s.x, s.y),
+    spearman: s.x.length > 0 ? spearman(s.x, s.y) : Number.NaN,
+    pearsonPairCi: correlationCi(s.x, s.y, 'pearson', pairOpts),
+    spearmanPairCi: correlationCi(s.x, s.y, 'spearman', pairOpts),
+    pearsonModelCi: modelBootstrapCi(s, 'pearson', modelOpts),
+    spearmanModelCi: modelBootstrapCi(s, 'spearman', modelOpts),
+  };
+}

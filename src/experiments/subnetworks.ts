@@ -1,0 +1,723 @@
+// Experiment `subnetworks`: does GW find real sub-network structure, and is it stable?
+// (SPEC "Gromov–Wasserstein (GW) sub-network discovery" and "Sub-networks".)
+//
+// For the demo CNN and a deeper variant, several independent learners (seeds) learn split-MNIST
+// tasks one after another by atom swapping: α is the template's and frozen, each task gets its own
+// atoms, initialised from the previous task's (Miao et al. 2022). For every (learner, task) model:
+// the L×L matrix of GW distances between its layers on a probe set, with the value at the
+// identity coupling beside it, and the optimal contiguous segmentation — at several probe sizes
+// (nested probe sets: the first n of the largest). Then:
+//   * stability: adjusted Rand index / boundary agreement of the blocks across probe sizes
+//     (against the largest n) and across seeds (same task, same n);
+//   * identity vs GW: how much the optimal coupling improves on the identity, and whether the
+//     identity matrix alone would give the same blocks;
+//   * labels: consensus blocks over all models of an architecture, labelled shared /
+//     task-specific / client-specific (learner = client) from cross-model GW per layer, with the
+//     atom view beside it — and whether they match what continual learning with frozen α implies.
+import { loadavg } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { IMAGE_SIZE, loadTaskData, probeImages, type Task, taskFromId } from '../client/data.js';
+import { ContinualModel } from '../client/model.js';
+import { evaluateTask } from '../client/train.js';
+import { GwPool } from '../coordinator/gw/index.js';
+import { labelBlocks } from '../coordinator/labels.js';
+import { heatmapSvg, type ScatterPoint, scatterSvg } from '../coordinator/report/svg.js';
+import { meanMatrix, type Segmentation, segmentLayers } from '../coordinator/segmentation.js';
+import { atomCosine } from '../shared/atoms.js';
+import type { Logger } from '../shared/log.js';
+import { gramToDistances, normaliseByMeanOffDiagonal } from '../shared/representation.js';
+import { spearman } from '../shared/stats.js';
+import {
+  buildTemplate,
+  type ConvLayerSpec,
+  DEFAULT_TEMPLATE_CONFIG,
+  type TemplateConfig,
+} from '../shared/template.js';
+import {
+  markdownTable,
+  num,
+  ResultsWriter,
+  runEnvironment,
+  standaloneSvg,
+  trainWithCheckpoints,
+} from './common.js';
+import { adjustedRandIndex, blockLabels, boundaryAgreement, describeSplit } from './partition.js';
+
+const conv = (name: string, cIn: number, cOut: number, poolAfter = 0): ConvLayerSpec => ({
+  name,
+  cIn,
+  cOut,
+  k: 3,
+  m: 6,
+  stride: 1,
+  padding: 'same',
+  activation: 'relu',
+  poolAfter,
+});
+
+/** The deeper variant: eight atom-factored layers (two pooling stages) instead of five. */
+export const DEEP_TEMPLATE_CONFIG: TemplateConfig = {
+  ...DEFAULT_TEMPLATE_CONFIG,
+  federationId: 'deep',
+  layers: [
+    conv('conv1', 1, 8, 2),
+    conv('conv2', 8, 16),
+    conv('conv3', 16, 16, 2),
+    conv('conv4', 16, 24),
+    conv('conv5', 24, 24),
+    conv('conv6', 24, 32),
+    conv('conv7', 32, 32),
+    conv('conv8', 32, 32),
+  ],
+  probeLayers: ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'conv6', 'conv7', 'conv8'],
+};
+
+export interface Architecture {
+  name: string;
+  template: TemplateConfig;
+}
+
+export interface SubnetworksConfig {
+  seed: number;
+  /** Independent learners per architecture (own initial atoms and data order). */
+  seeds: number;
+  /** Tasks learned in this order by atom swapping. */
+  tasks: string[];
+  roundsPerTask: number;
+  batchesPerRound: number;
+  batchSize: number;
+  learningRate: number;
+  /** Probe sizes; the sets are nested (the first n of the largest). */
+  probeSizes: number[];
+  /** Probe size for figures and the cross-model labels (one of probeSizes). */
+  referenceProbeSize: number;
+  probeSeed: number;
+  architectures: Architecture[];
+  /** GW worker threads. */
+  workers: number;
+}
+
+export const SUBNETWORKS_DEFAULTS: SubnetworksConfig = {
+  seed: 1,
+  seeds: 3,
+  tasks: ['0-1', '2-3', '4-5'],
+  roundsPerTask: 4,
+  batchesPerRound: 25,
+  batchSize: 32,
+  learningRate: 0.01,
+  probeSizes: [64, 128, 256, 512],
+  referenceProbeSize: 256,
+  probeSeed: 7,
+  architectures: [
+    { name: 'demo', template: DEFAULT_TEMPLATE_CONFIG },
+    { name: 'deep', template: DEEP_TEMPLATE_CONFIG },
+  ],
+  workers: 2,
+};
+
+export const SUBNETWORKS_TINY: Partial<SubnetworksConfig> = {
+  seeds: 2,
+  tasks: ['0-1', '2-3'],
+  roundsPerTask: 1,
+  batchesPerRound: 2,
+  batchSize: 16,
+  probeSizes: [16, 32],
+  referenceProbeSize: 32,
+};
+
+interface ModelResult {
+  arch: string;
+  seedIndex: number;
+  task: string;
+  /** Accuracy right after learning the task, and after the last task (no forgetting expected). */
+  accuracy: number;
+  accuracyAtEnd: number;
+  atoms: Float32Array[];
+  /** Per probe size: L×L GW distances, L×L identity-coupling distances, segmentations. */
+  byN: Map<
+    number,
+    {
+      gw: Float64Array;
+      identity: Float64Array;
+      identityOptimal: number;
+      solves: number;
+      segmentation: Segmentation;
+      identitySegmentation: Segmentation;
+    }
+  >;
+  /** Normalised distance matrices at the reference probe size, per layer. */
+  referenceSpaces: Float64Array[];
+}
+
+/** The leading n × n block of an N × N row-major matrix. */
+function leadingBlock(K: Float32Array, N: number, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = K[i * N + j]!;
+  return out;
+}
+
+function metricSpace(K: Float64Array, n: number, notes: string[], where: string): Float64Array {
+  const C = gramToDistances(K, n);
+  try {
+    return normaliseByMeanOffDiagonal(C, n);
+  } catch {
+    // Every probe input gives the same output (a dead layer): keep the all-zero metric space.
+    notes.push(`${where}: all probe inputs give the same output (distances all zero)`);
+    return C;
+  }
+}
+
+const toMatrix = (v: ArrayLike<number>, L: number): (number | null)[][] =>
+  Array.from({ length: L }, (_, i) =>
+    Array.from({ length: L }, (_, j) => (Number.isFinite(v[i * L + j]!) ? v[i * L + j]! : null)),
+  );
+
+export interface SubnetworksSummary {
+  dir: string;
+  files: string[];
+  models: number;
+  solves: number;
+  seconds: number;
+}
+
+export async function runSubnetworks(
+  config: SubnetworksConfig,
+  dir: string,
+  log: Logger,
+  backend: string,
+): Promise<SubnetworksSummary> {
+  const started = performance.now();
+  const environment = runEnvironment(backend);
+  const out = new ResultsWriter(dir);
+  const sizes = [...new Set(config.probeSizes)].sort((a, b) => a - b);
+  const nMax = sizes[sizes.length - 1]!;
+  const nRef = config.referenceProbeSize;
+  if (!sizes.includes(nRef)) {
+    throw new Error(`the reference probe size ${nRef} must be one of the probe sizes ${sizes.join(', ')}`);
+  }
+  if (sizes[0]! < 4) throw new Error('probe sizes must be at least 4');
+  const tasks: Task[] = config.tasks.map((t) => taskFromId(t));
+  const notes: string[] = [];
+  const stage: Record<string, number> = {};
+  const pool = new GwPool({ workers: config.workers });
+  const probeTensor = tf.tensor4d(probeImages({ source: 'mnist', size: nMax, seed: config.probeSeed }), [
+    nMax,
+    IMAGE_SIZE,
+    IMAGE_SIZE,
+    1,
+  ]);
+  const results: ModelResult[] = [];
+  let solves = 0;
+  const perArch: {
+    arch: Architecture;
+    layers: string[];
+    models: ModelResult[];
+    crossGw: Float64Array[];
+    crossIdentity: Float64Array[];
+    atomCos: Float64Array[];
+    consensus: Segmentation;
+  }[] = [];
+  try {
+    for (const arch of config.architectures) {
+      const template = buildTemplate(arch.template);
+      const layers = template.probeLayers;
+      const L = layers.length;
+      let t0 = performance.now();
+      // --- training: each learner learns the tasks in order, α frozen, atoms swapped ------------
+      const grams: {
+        seedIndex: number;
+        task: string;
+        grams: Float32Array[];
+        atoms: Float32Array[];
+        accuracy: number;
+        accuracyAtEnd: number;
+      }[] = [];
+      for (let s = 0; s < config.seeds; s++) {
+        const model = new ContinualModel(template, { seed: config.seed * 101 + s + 1, newTaskInit: 'copy' });
+        const datas = tasks.map((t) => loadTaskData(t));
+        const accuracy: number[] = [];
+        try {
+          for (const [ti, data] of datas.entries()) {
+            const { results: rounds } = await trainWithCheckpoints(model, data, config.roundsPerTask, [], {
+              epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / data.train.count),
+              maxBatches: config.batchesPerRound,
+              batchSize: config.batchSize,
+              learningRate: config.learningRate,
+              seed: config.seed * 7919 + s * 31 + ti,
+            });
+            accuracy.push(rounds[rounds.length - 1]?.accuracy ?? Number.NaN);
+          }
+          for (const [ti, data] of datas.entries()) {
+            const task = tasks[ti]!;
+            const g = model.layerGrams(task.id, probeTensor, layers, template.probe.pooling);
+            grams.push({
+              seedIndex: s,
+              task: task.id,
+              grams: g.map((x) => x.gram),
+              atoms: model.getAtoms(task.id).map((a) => Float32Array.from(a)),
+              accuracy: accuracy[ti]!,
+              accuracyAtEnd: evaluateTask(model, data),
+            });
+          }
+        } finally {
+          model.dispose();
+        }
+        log.info(
+          `${arch.name}: learner ${s + 1}/${config.seeds} accuracy per task ${accuracy.map((a) => a.toFixed(2)).join(', ')}`,
+        );
+      }
+      stage[`${arch.name}: training + probe`] = (performance.now() - t0) / 1000;
+
+      // --- per-model GW layer matrices at every probe size ---------------------------------------
+      t0 = performance.now();
+      const models: ModelResult[] = [];
+      for (const g of grams) {
+        const byN: ModelResult['byN'] = new Map();
+        let referenceSpaces: Float64Array[] = [];
+        for (const n of sizes) {
+          const spaces = g.grams.map((K, l) =>
+            metricSpace(
+              leadingBlock(K, nMax, n),
+              n,
+              notes,
+              `${arch.name} seed ${g.seedIndex} ${g.task} ${layers[l]} n=${n}`,
+            ),
+          );
+          if (n === nRef) referenceSpaces = spaces;
+          const gw = new Float64Array(L * L);
+          const identity = new Float64Array(L * L);
+          let identityOptimal = 0;
+          const jobs: Promise<void>[] = [];
+          for (let a = 0; a < L; a++) {
+            for (let b = a + 1; b < L; b++) {
+              jobs.push(
+                pool.solve(spaces[a]!, spaces[b]!).then((r) => {
+                  const idv = 0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
+                  gw[a * L + b] = gw[b * L + a] = r.distance;
+                  identity[a * L + b] = identity[b * L + a] = idv;
+                  // The optimum did not improve on the identity coupling (within rounding).
+                  if (r.identityValue !== null && r.gw >= r.identityValue * (1 - 1e-9)) identityOptimal++;
+                }),
+              );
+            }
+          }
+          await Promise.all(jobs);
+          solves += jobs.length;
+          byN.set(n, {
+            gw,
+            identity,
+            identityOptimal,
+            solves: jobs.length,
+            segmentation: segmentLayers(gw, L),
+            identitySegmentation: segmentLayers(identity, L),
+          });
+        }
+        models.push({
+          arch: arch.name,
+          seedIndex: g.seedIndex,
+          task: g.task,
+          accuracy: g.accuracy,
+          accuracyAtEnd: g.accuracyAtEnd,
+          atoms: g.atoms,
+          byN,
+          referenceSpaces,
+        });
+        log.info(
+          `${arch.name}: GW layer matrices of learner ${g.seedIndex + 1} task ${g.task} at n = ${sizes.join(', ')}`,
+        );
+      }
+      stage[`${arch.name}: per-model GW`] = (performance.now() - t0) / 1000;
+
+      // --- cross-model GW per layer at the reference size ---------------------------------------
+      t0 = performance.now();
+      const M = models.length;
+      const crossGw = layers.map(() => new Float64Array(M * M));
+      const crossIdentity = layers.map(() => new Float64Array(M * M));
+      const atomCos = layers.map(() => new Float64Array(M * M));
+      const jobs: Promise<void>[] = [];
+      for (let l = 0; l < L; l++) {
+        for (let i = 0; i < M; i++) {
+          atomCos[l]![i * M + i] = 1;
+          for (let j = i + 1; j < M; j++) {
+            atomCos[l]![i * M + j] = atomCos[l]![j * M + i] = atomCosine(
+              models[i]!.atoms[l]!,
+              models[j]!.atoms[l]!,
+            );
+            jobs.push(
+              pool.solve(models[i]!.referenceSpaces[l]!, models[j]!.referenceSpaces[l]!).then((r) => {
+                crossGw[l]![i * M + j] = crossGw[l]![j * M + i] = r.distance;
+                crossIdentity[l]![i * M + j] = crossIdentity[l]![j * M + i] =
+                  0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
+              }),
+            );
+          }
+        }
+      }
+      await Promise.all(jobs);
+      solves += jobs.length;
+      stage[`${arch.name}: cross-model GW`] = (performance.now() - t0) / 1000;
+      const consensus = segmentLayers(
+        meanMatrix(
+          models.map((m) => m.byN.get(nRef)!.gw),
+          L * L,
+        ),
+        L,
+      );
+      for (const m of models) m.referenceSpaces = [];
+      results.push(...models);
+      perArch.push({ arch, layers, models, crossGw, crossIdentity, atomCos, consensus });
+    }
+  } finally {
+    probeTensor.dispose();
+    await pool.close();
+  }
+
+  // --- tables ------------------------------------------------------------------------------------
+  const figures: { file: string; caption: string }[] = [];
+  const sections: string[] = [];
+  const json: Record<string, unknown>[] = [];
+  for (const { arch, layers, models, crossGw, crossIdentity, atomCos, consensus } of perArch) {
+    const L = layers.length;
+    const M = models.length;
+    const label = (m: ModelResult) => `learner${m.seedIndex + 1}/${m.task}`;
+
+    // Segmentation per model and probe size, with stability against the largest n.
+    const segRows: (string | number)[][] = [];
+    const aris: (number | null)[][] = [];
+    for (const m of models) {
+      const ref = blockLabels(m.byN.get(nMax)!.segmentation.blocks, L);
+      const row: (number | null)[] = [];
+      for (const n of sizes) {
+        const r = m.byN.get(n)!;
+        const labels = blockLabels(r.segmentation.blocks, L);
+        const idLabels = blockLabels(r.identitySegmentation.blocks, L);
+        const ari = adjustedRandIndex(labels, ref);
+        row.push(ari);
+        let gwSum = 0;
+        let idSum = 0;
+        let ratioSum = 0;
+        let count = 0;
+        for (let a = 0; a < L; a++) {
+          for (let b = a + 1; b < L; b++) {
+            gwSum += r.gw[a * L + b]!;
+            idSum += r.identity[a * L + b]!;
+            if (r.identity[a * L + b]! > 0) {
+              ratioSum += r.gw[a * L + b]! / r.identity[a * L + b]!;
+              count++;
+            }
+          }
+        }
+        const P = (L * (L - 1)) / 2;
+        const best = r.segmentation.silhouetteByK[r.segmentation.k - 1];
+        segRows.push([
+          label(m),
+          n,
+          r.segmentation.k,
+          describeSplit(r.segmentation.blocks, layers),
+          best === null || best === undefined ? '—' : num(best, 2),
+          num(ari, 2),
+          num(boundaryAgreement(labels, ref), 2),
+          num(gwSum / P),
+          num(idSum / P),
+          num(count ? ratioSum / count : Number.NaN, 2),
+          `${r.identityOptimal}/${r.solves}`,
+          describeSplit(r.identitySegmentation.blocks, layers),
+          num(adjustedRandIndex(idLabels, labels), 2),
+        ]);
+      }
+      aris.push(row);
+    }
+    // Across learners: same task, same n.
+    const seedRows: (string | number)[][] = [];
+    const seedAgreement: { task: string; n: number; meanAri: number; meanBoundary: number }[] = [];
+    for (const task of config.tasks) {
+      const same = models.filter((m) => m.task === task);
+      for (const n of sizes) {
+        const labels = same.map((m) => blockLabels(m.byN.get(n)!.segmentation.blocks, L));
+        let ari = 0;
+        let boundary = 0;
+        let count = 0;
+        for (let i = 0; i < labels.length; i++) {
+          for (let j = i + 1; j < labels.length; j++) {
+            ari += adjustedRandIndex(labels[i]!, labels[j]!);
+            boundary += boundaryAgreement(labels[i]!, labels[j]!);
+            count++;
+          }
+        }
+        const splits = new Map<string, number>();
+        for (const m of same) {
+          const d = describeSplit(m.byN.get(n)!.segmentation.blocks, layers);
+          splits.set(d, (splits.get(d) ?? 0) + 1);
+        }
+        const meanAri = count ? ari / count : Number.NaN;
+        const meanBoundary = count ? boundary / count : Number.NaN;
+        seedAgreement.push({ task, n, meanAri, meanBoundary });
+        seedRows.push([
+          task,
+          n,
+          num(meanAri, 2),
+          num(meanBoundary, 2),
+          [...splits].map(([d, c]) => `${c}× ${d}`).join('; '),
+        ]);
+      }
+    }
+
+    // Labels of the consensus blocks (learners act as clients).
+    const labelled = labelBlocks({
+      models: models.map((m) => ({ clientId: `learner${m.seedIndex + 1}`, taskId: m.task })),
+      layers,
+      blocks: consensus.blocks,
+      crossGw,
+      atomCosine: atomCos,
+    });
+    const labelRows = labelled.map((b) => [
+      b.layers.join(', '),
+      b.label,
+      b.atoms?.label ?? '—',
+      b.atomsAgree === null ? '—' : b.atomsAgree ? 'yes' : 'no',
+      num(b.gw.withinTaskMean),
+      num(b.gw.acrossTaskMean),
+      b.gw.explanation,
+    ]);
+
+    // Per layer, three kinds of model pair: the continual-learning structure in numbers.
+    type Kind = 'same learner, other task' | 'other learner, same task' | 'other learner, other task';
+    const kinds: Kind[] = [
+      'same learner, other task',
+      'other learner, same task',
+      'other learner, other task',
+    ];
+    const kindOf = (i: number, j: number): Kind =>
+      models[i]!.seedIndex === models[j]!.seedIndex
+        ? 'same learner, other task'
+        : models[i]!.task === models[j]!.task
+          ? 'other learner, same task'
+          : 'other learner, other task';
+    const layerRows: (string | number)[][] = [];
+    const withinGw: number[] = [];
+    const withinAtom: number[] = [];
+    const scatterPoints: ScatterPoint[] = [];
+    for (let l = 0; l < L; l++) {
+      const acc = new Map<Kind, { gw: number[]; id: number[]; cos: number[] }>(
+        kinds.map((k) => [k, { gw: [], id: [], cos: [] }]),
+      );
+      for (let i = 0; i < M; i++) {
+        for (let j = i + 1; j < M; j++) {
+          const k = kindOf(i, j);
+          const gw = crossGw[l]![i * M + j]!;
+          const cos = atomCos[l]![i * M + j]!;
+          acc.get(k)!.gw.push(gw);
+          acc.get(k)!.id.push(crossIdentity[l]![i * M + j]!);
+          acc.get(k)!.cos.push(cos);
+          if (k === 'same learner, other task') {
+            withinGw.push(gw);
+            withinAtom.push(1 - cos);
+          }
+          scatterPoints.push({
+            x: 1 - cos,
+            y: gw,
+            group: k,
+            tip: `${layers[l]} ${label(models[i]!)} vs ${label(models[j]!)}`,
+          });
+        }
+      }
+      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+      layerRows.push([
+        layers[l]!,
+        ...kinds.flatMap((k) => [
+          num(mean(acc.get(k)!.gw)),
+          num(mean(acc.get(k)!.id)),
+          num(mean(acc.get(k)!.cos)),
+        ]),
+      ]);
+    }
+    const withinRho = withinGw.length >= 3 ? spearman(withinAtom, withinGw) : Number.NaN;
+    const agreeCount = labelled.filter((b) => b.atomsAgree === true).length;
+
+    // --- figures ---------------------------------------------------------------------------------
+    const fig = (file: string, caption: string, svg: string) => {
+      out.write(file, standaloneSvg(svg));
+      figures.push({ file, caption });
+    };
+    fig(
+      `${arch.name}-consensus-gw.svg`,
+      `${arch.name}: mean GW layer matrix over all models (n = ${nRef}) with consensus blocks`,
+      heatmapSvg({
+        id: `${arch.name}-consensus`,
+        kind: 'gw-layers',
+        title: `${arch.name}: mean GW distance between layers (n = ${nRef})`,
+        rowLabels: layers,
+        colLabels: layers,
+        values: toMatrix(
+          meanMatrix(
+            models.map((m) => m.byN.get(nRef)!.gw),
+            L * L,
+          ),
+          L,
+        ),
+        blocks: consensus.blocks,
+      }),
+    );
+    for (const m of models.filter((x) => x.seedIndex === 0)) {
+      const r = m.byN.get(nRef)!;
+      fig(
+        `${arch.name}-learner1-${m.task}-gw.svg`,
+        `${arch.name}, learner 1, task ${m.task}: GW layer matrix (n = ${nRef}) and its blocks`,
+        heatmapSvg({
+          id: `${arch.name}-${m.task}-gw`,
+          kind: 'gw-layers',
+          title: `${arch.name} learner 1 task ${m.task}: GW distance (n = ${nRef})`,
+          rowLabels: layers,
+          colLabels: layers,
+          values: toMatrix(r.gw, L),
+          blocks: r.segmentation.blocks,
+        }),
+      );
+      fig(
+        `${arch.name}-learner1-${m.task}-identity.svg`,
+        `${arch.name}, learner 1, task ${m.task}: distances at the identity coupling (n = ${nRef}) and their blocks`,
+        heatmapSvg({
+          id: `${arch.name}-${m.task}-id`,
+          kind: 'identity-layers',
+          title: `${arch.name} learner 1 task ${m.task}: identity-coupling distance (n = ${nRef})`,
+          rowLabels: layers,
+          colLabels: layers,
+          values: toMatrix(r.identity, L),
+          blocks: r.identitySegmentation.blocks,
+        }),
+      );
+    }
+    fig(
+      `${arch.name}-stability.svg`,
+      `${arch.name}: adjusted Rand index of each model's blocks at probe size n vs n = ${nMax}`,
+      heatmapSvg({
+        id: `${arch.name}-stability`,
+        kind: 'stability',
+        title: `${arch.name}: ARI of blocks vs n = ${nMax}`,
+        rowLabels: models.map(label),
+        colLabels: sizes.map((n) => `n=${n}`),
+        values: aris,
+        min: 0,
+        max: 1,
+        showValues: true,
+      }),
+    );
+    fig(
+      `${arch.name}-atoms-vs-gw.svg`,
+      `${arch.name}: per layer and model pair, 1 − atom cosine vs cross-model GW distance (n = ${nRef})`,
+      scatterSvg({
+        kind: 'atoms-vs-gw',
+        title: `${arch.name}: atom change vs GW between corresponding layers`,
+        xLabel: '1 − atom cosine',
+        yLabel: `GW distance (n = ${nRef})`,
+        points: scatterPoints,
+      }),
+    );
+
+    const accRows = models.map((m) => [label(m), num(m.accuracy, 3), num(m.accuracyAtEnd, 3)]);
+    sections.push(`## Architecture ${arch.name} (${L} layers: ${layers.join(', ')})
+
+### Accuracy (after learning the task / after the last task)
+
+${markdownTable(['model', 'accuracy', 'accuracy at end'], accRows)}
+
+### Blocks per model and probe size
+
+ARI and boundary agreement compare with the same model's blocks at n = ${nMax}. "GW/identity" is the mean ratio of the GW distance to the distance at the identity coupling (1 = the identity is optimal); "identity optimal" counts the layer pairs where the solver found nothing better than the identity.
+
+${markdownTable(['model', 'n', 'k', 'blocks (GW)', 'silhouette', 'ARI vs n max', 'boundary agreement', 'mean GW', 'mean identity', 'GW/identity', 'identity optimal', 'blocks (identity matrix)', 'ARI identity vs GW'], segRows)}
+
+### Agreement across learners (same task, same probe size)
+
+${markdownTable(['task', 'n', 'mean pairwise ARI', 'mean boundary agreement', 'splits found'], seedRows)}
+
+### Consensus blocks and labels (n = ${nRef}; learners act as clients)
+
+Consensus: ${describeSplit(consensus.blocks, layers)} — ${consensus.reason}.
+The atom view (1 − atom cosine, threshold from the label defaults) agrees with the GW label on ${agreeCount} of ${labelled.length} block(s).
+
+${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], labelRows)}
+
+### Per layer: GW / identity distance / atom cosine by kind of model pair (n = ${nRef})
+
+Within one learner (frozen α, atoms of a new task copied from the previous task), Spearman ρ between atom change (1 − cosine) and GW over (task pair, layer): ${num(withinRho)} (${withinGw.length} points).
+
+${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`, `cos: ${k}`])], layerRows)}
+`);
+    json.push({
+      architecture: arch.name,
+      layers,
+      consensus: { blocks: consensus.blocks, reason: consensus.reason },
+      labels: labelled.map((b) => ({
+        layers: b.layers,
+        label: b.label,
+        atomLabel: b.atoms?.label ?? null,
+        agree: b.atomsAgree,
+        explanation: b.gw.explanation,
+      })),
+      withinLearnerSpearmanAtomChangeVsGw: withinRho,
+      seedAgreement,
+      models: models.map((m) => ({
+        learner: m.seedIndex + 1,
+        task: m.task,
+        accuracy: m.accuracy,
+        accuracyAtEnd: m.accuracyAtEnd,
+        byProbeSize: sizes.map((n) => {
+          const r = m.byN.get(n)!;
+          return {
+            n,
+            k: r.segmentation.k,
+            blocks: r.segmentation.blocks.map((b) => [b.start, b.end]),
+            identityBlocks: r.identitySegmentation.blocks.map((b) => [b.start, b.end]),
+            ariVsLargest: adjustedRandIndex(
+              blockLabels(r.segmentation.blocks, L),
+              blockLabels(m.byN.get(nMax)!.segmentation.blocks, L),
+            ),
+            gw: r.gw,
+            identity: r.identity,
+            identityOptimal: r.identityOptimal,
+            solves: r.solves,
+          };
+        }),
+      })),
+    });
+  }
+
+  const totalSeconds = (performance.now() - started) / 1000;
+  const md = `# Experiment subnetworks
+
+Does GW find sub-network structure in a network's layers, and is it stable across seeds and probe sizes?
+
+- Reproduce: \`npm run experiment -- subnetworks --seed ${config.seed}\` (add \`--tiny\` for a test-sized run; this run's configuration is in config.json)
+- Architectures: ${config.architectures.map((a) => `${a.name} (${a.template.layers.length} layers)`).join(', ')}; ${config.seeds} learners each, tasks ${config.tasks.join(' → ')} learned by atom swapping with α frozen
+- Probe: MNIST probe pool, nested sets n = ${sizes.join(', ')} (seed ${config.probeSeed}), pooling ${config.architectures[0]?.template.probe.pooling}; GW: square loss, CG, best of identity and product starts, distance matrices normalised by their mean off-diagonal entry; blocks by optimal DP segmentation, k by silhouette
+- Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); ${config.workers} GW workers; load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ${solves} GW solves; total ${totalSeconds.toFixed(0)} s
+
+${sections.join('\n')}
+## Stage times (s)
+
+${markdownTable(
+  ['stage', 'seconds'],
+  Object.entries(stage).map(([k, v]) => [k, v.toFixed(1)]),
+)}
+${notes.length ? `\n## Notes\n\n${notes.map((n) => `- ${n}`).join('\n')}\n` : ''}
+## Figures
+
+${figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
+`;
+  out.write('results.md', md);
+  out.json('config.json', { experiment: 'subnetworks', config, environment });
+  out.json('results.json', {
+    experiment: 'subnetworks',
+    seed: config.seed,
+    architectures: json,
+    notes,
+    solves,
+    stageSeconds: stage,
+    totalSeconds,
+  });
+  log.info(
+    `subnetworks: ${results.length} models, ${solves} GW solves; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
+  );
+  return { dir, files: [...out.files], models: results.length, solves, seconds: totalSeconds };
+}
