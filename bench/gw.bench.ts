@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emd, GwPool, gromovWasserstein, NetworkSimplex } from '../src/coordinator/gw/index.js';
-import { matmul } from '../src/shared/linalg.js';
+import { jsMatmul, matmul } from '../src/shared/linalg.js';
 import { writeNpy } from '../src/shared/npy.js';
 import {
   gramFromActivations,
@@ -103,13 +103,22 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
   const mmRows: (string | number)[][] = [];
   const costs = SIZES.map((n) => {
     const { C1, C2 } = spaces(n, n + 1);
-    const t = performance.now();
-    const G = matmul(C1, C2, n, n, n);
-    const matmulSeconds = (performance.now() - t) / 1000;
+    // Best of three: the first WebAssembly calls may still run baseline (Liftoff) code.
+    let matmulSeconds = Number.POSITIVE_INFINITY;
+    let jsSeconds = Number.POSITIVE_INFINITY;
+    let G = new Float64Array(0);
+    for (let r = 0; r < 3; r++) {
+      let t = performance.now();
+      G = matmul(C1, C2, n, n, n);
+      matmulSeconds = Math.min(matmulSeconds, (performance.now() - t) / 1000);
+      t = performance.now();
+      jsMatmul(C1, C2, n, n, n);
+      jsSeconds = Math.min(jsSeconds, (performance.now() - t) / 1000);
+    }
     const M = G.map((g) => -g / n);
     const file = join(dir, `M_${n}.npy`);
     writeFileSync(file, writeNpy(M, [n, n]));
-    return { n, M, file, matmulSeconds };
+    return { n, M, file, matmulSeconds, jsSeconds };
   });
   let potOut: Record<string, { seconds: number; cost: number; matmulSeconds: number }> = {};
   if (pot) {
@@ -118,7 +127,7 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
     if (r.status !== 0) throw new Error(`POT failed: ${r.stderr}`);
     potOut = JSON.parse(r.stdout);
   }
-  for (const { n, M, file, matmulSeconds } of costs) {
+  for (const { n, M, file, matmulSeconds, jsSeconds } of costs) {
     log(`exact OT: n=${n}`);
     const w = new Float64Array(n).fill(1 / n);
     emd(w, w, M);
@@ -143,7 +152,7 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
       ref ? (Math.abs(cold.cost - ref.cost) / Math.abs(ref.cost)).toExponential(1) : '–',
     ]);
     const gflop = (2 * n ** 3) / 1e9;
-    mmRows.push([n, gflop / matmulSeconds, ref ? gflop / ref.matmulSeconds : '–']);
+    mmRows.push([n, gflop / matmulSeconds, gflop / jsSeconds, ref ? gflop / ref.matmulSeconds : '–']);
   }
   return [
     {
@@ -161,10 +170,15 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
     },
     {
       title: 'Dense n×n×n matrix product (the O(n³) step of a GW iteration)',
-      columns: ['n', 'ours float64 JS GFLOP/s', 'numpy float64 (OpenBLAS) GFLOP/s'],
+      columns: [
+        'n',
+        'ours: WebAssembly f64x2 GFLOP/s',
+        'ours: JS fallback GFLOP/s',
+        'numpy float64 (OpenBLAS, 2 threads) GFLOP/s',
+      ],
       rows: mmRows,
       notes: [
-        'tfjs-backend-wasm float32 reached ~13–17 GFLOP/s in a side measurement, but float32 G puts ~1e-5 relative error into E = c0 − 2<G, T> (cancellation), above the 1e-6 agreement required, so the solver stays float64',
+        'best of 3; both of ours float64 and bit-identical. tfjs-backend-wasm float32 reached ~13–17 GFLOP/s in a side measurement, but a float32 G puts ~1e-5 relative error into E = c0 − 2<G, T> (cancellation), above the 1e-6 agreement required',
       ],
     },
   ];
