@@ -106,7 +106,7 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
     // Best of three: the first WebAssembly calls may still run baseline (Liftoff) code.
     let matmulSeconds = Number.POSITIVE_INFINITY;
     let jsSeconds = Number.POSITIVE_INFINITY;
-    let G = new Float64Array(0);
+    let G: Float64Array = new Float64Array(0);
     for (let r = 0; r < 3; r++) {
       let t = performance.now();
       G = matmul(C1, C2, n, n, n);
