@@ -306,7 +306,7 @@ class FederatedClient {
           reconnect,
           fingerprintMatch: this.fingerprintMatch,
         });
-        this.log.info(
+        this.log.debug(
           `${reconnect ? 'reconnected to' : 'connected to'} coordinator ${this.options.address}` +
             (this.fingerprintMatch ? '' : ' (α fingerprint MISMATCH: atoms compared only by subspace)'),
         );

@@ -20,7 +20,12 @@ export type NewTaskInit = 'fresh' | 'copy';
 export interface ContinualModelOptions {
   /** Seed of every initialiser (atoms, heads). */
   seed?: number;
-  /** Default 'copy' (see README in this folder / the report for the measurement). */
+  /**
+   * Default 'fresh'. Measured (WASM, default template, Adam 0.02 decaying ×0.8 per round, one
+   * epoch per round, seeds 3/5/7): after {0,1}, task {2,3} reached 0.79/0.95/0.72 eval accuracy in
+   * 6 rounds when its atoms and biases were copied from {0,1}, and 0.99/0.96/0.97 from fresh
+   * atoms — the copied ReLU biases and atoms tuned to {0,1} start {2,3} near chance.
+   */
   newTaskInit?: NewTaskInit;
 }
 
@@ -62,7 +67,7 @@ export class ContinualModel {
     }
     this.template = template;
     this.seed = options.seed ?? 1;
-    this.newTaskInit = options.newTaskInit ?? 'copy';
+    this.newTaskInit = options.newTaskInit ?? 'fresh';
   }
 
   /** Task ids in the order they were added. */

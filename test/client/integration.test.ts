@@ -217,6 +217,58 @@ describe('client ↔ coordinator on loopback', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('CLI: a progress line per round; SIGTERM stops at a batch boundary and exits 0', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-client-cli-'));
+    dirs.push(dataDir);
+    const cliCoordinator = await startOn(dataDir, 0);
+    try {
+      const child = spawn(
+        process.execPath,
+        atomlensArgv([
+          'client',
+          '--coordinator',
+          `127.0.0.1:${cliCoordinator.grpcPort}`,
+          '--id',
+          'cli-sig',
+          '--tasks',
+          '0-1',
+          '--rounds',
+          '1000',
+          '--data-split',
+          'iid:1/4',
+          '--backend',
+          'wasm',
+        ]),
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (d) => {
+        stderr += String(d);
+      });
+      const firstRound = new Promise<void>((resolve) => {
+        child.stdout.on('data', (d) => {
+          stdout += String(d);
+          if (/round 1 \(1\/1000\)\s+loss \d+\.\d+\s+accuracy \d+\.\d%/.test(stdout)) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      await Promise.race([firstRound, exited]);
+      child.kill('SIGTERM');
+      const code = await exited;
+      expect(code, `${stdout}\n${stderr}`).toBe(0);
+      expect(stderr).toMatch(/SIGTERM received/);
+      expect(stdout).toMatch(/\[cli-sig\] stopped: \d+ uploads/);
+      // Only completed rounds were uploaded, each once.
+      const history = await modelHistory(cliCoordinator.grpcPort, 'cli-sig', '0-1');
+      const rounds = history.rounds.map((r) => Number(r.round));
+      expect(rounds.length).toBeGreaterThanOrEqual(1);
+      expect(rounds).toEqual(rounds.map((_, i) => i + 1));
+    } finally {
+      await cliCoordinator.stop({ drain: false });
+    }
+  });
+
   it('CLI: exit code 3 when the coordinator stays unreachable', async () => {
     const port = await freePort();
     const child = spawn(

@@ -69,7 +69,11 @@ export const spec: CommandSpec = {
       default: '0',
       description: 'After training, stay connected this long to answer probe requests',
     },
-    'enrollment-secret': { type: 'string', value: 'SECRET', description: 'Federation enrolment secret' },
+    'enrollment-secret': {
+      type: 'string',
+      value: 'SECRET',
+      description: 'Federation enrolment secret (or ATOMLENS_ENROLLMENT_SECRET)',
+    },
     tls: { type: 'boolean', description: 'Connect with TLS (system roots unless --ca)' },
     ca: {
       type: 'string',
@@ -201,6 +205,10 @@ export async function run(parsed: Parsed): Promise<number> {
       ? Number.POSITIVE_INFINITY
       : numberFlag(v, 'linger', 0, 1e9) * 1000;
   const json = v.json === true;
+  const enrollmentSecret =
+    typeof v['enrollment-secret'] === 'string'
+      ? v['enrollment-secret']
+      : process.env.ATOMLENS_ENROLLMENT_SECRET;
 
   let credentials: (() => import('@grpc/grpc-js').ChannelCredentials) | undefined;
   const useTls =
@@ -255,7 +263,7 @@ export async function run(parsed: Parsed): Promise<number> {
       giveUpAfterMs: giveUpSeconds * 1000,
       lingerMs,
       ...(credentials ? { credentials } : {}),
-      ...(typeof v['enrollment-secret'] === 'string' ? { enrollmentSecret: v['enrollment-secret'] } : {}),
+      ...(enrollmentSecret ? { enrollmentSecret } : {}),
       onProgress: progress,
       signal: controller.signal,
     });
