@@ -14,9 +14,12 @@
 //   LOAD_RATE=3000          offered uploads/s in total     LOAD_WARMUP_SECONDS=5
 //   LOAD_CONNECTIONS=0      TCP connections (0 = one per client)
 //   LOAD_SECURE=1           TLS + enrolment + bearer tokens (default: --insecure, like the demo)
+//   LOAD_SYNCHRONOUS=full   storage.synchronous: full (fsync per group commit, default) or normal
 //   LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   Node flags for the coordinator process
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +40,7 @@ const WARMUP_SECONDS = Number(env.LOAD_WARMUP_SECONDS ?? 5);
 const RATE = Number(env.LOAD_RATE ?? 3000);
 const CONNECTIONS = Number(env.LOAD_CONNECTIONS ?? 0);
 const SECURE = env.LOAD_SECURE === '1';
+const SYNCHRONOUS = env.LOAD_SYNCHRONOUS === 'normal' ? 'normal' : 'full';
 const SECRET = 'load-bench-enrolment-secret-0123456789';
 const OPERATOR_TOKEN = 'load-bench-operator-token-0123456789';
 
@@ -69,6 +73,21 @@ function varint(n: number): Buffer {
 /** Field 3 (round), wire type 0: protobuf allows fields in any order, so it is appended. */
 function withRound(base: Buffer, round: number): Buffer {
   return Buffer.concat([base, Buffer.from([0x18]), varint(round)]);
+}
+
+function fetchText(url: string, ca: Buffer | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(url, ca ? { ca, servername: 'localhost' } : {}, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+  });
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -111,23 +130,16 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
   const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-load-'));
   const certs = SECURE ? makeCerts() : undefined;
   const args: string[] = [];
+  const configFile = join(dataDir, 'config.json');
+  const config: Record<string, unknown> = { storage: { synchronous: SYNCHRONOUS } };
   if (certs) {
-    const configFile = join(dataDir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({ auth: { enabled: true, enrollmentSecret: SECRET, operatorTokens: [OPERATOR_TOKEN] } }),
-    );
-    args.push(
-      '--config',
-      configFile,
-      '--tls-cert',
-      join(certs.dir, 'server.pem'),
-      '--tls-key',
-      join(certs.dir, 'server-key.pem'),
-    );
+    config.auth = { enabled: true, enrollmentSecret: SECRET, operatorTokens: [OPERATOR_TOKEN] };
+    args.push('--tls-cert', join(certs.dir, 'server.pem'), '--tls-key', join(certs.dir, 'server-key.pem'));
   } else {
     args.push('--insecure');
   }
+  writeFileSync(configFile, JSON.stringify(config));
+  args.push('--config', configFile);
   const coordinator: CoordinatorProcess = await spawnCoordinator({
     dataDir: join(dataDir, 'data'),
     args,
@@ -312,6 +324,16 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
       if ((info.tasks[0]?.lastRound ?? 0) < expected) mismatched += 1;
     }
 
+    // Group-commit figures from the coordinator's own metrics (whole run, warm-up included).
+    const metricsText = await fetchText(`${coordinator.httpUrl}/metrics`, certs?.ca);
+    const metric = (series: string) => {
+      const line = metricsText.split('\n').find((l) => l.startsWith(`${series} `));
+      return line ? Number(line.slice(series.length + 1)) : Number.NaN;
+    };
+    const commits = metric('atomlens_storage_commit_duration_seconds_count');
+    const commitSeconds = metric('atomlens_storage_commit_duration_seconds_sum');
+    const accepted = metric('atomlens_atom_uploads_total{outcome="accepted"}');
+
     const sched = Float64Array.from(latencyFromSchedule).sort();
     const sent = Float64Array.from(latencyFromSend).sort();
     const rss = rssSamples.filter((s) => Number.isFinite(s.rss));
@@ -336,6 +358,8 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
       (coordinatorCpu / Math.max(1, acked)) * 1000,
       coordinatorCpu / measuredSeconds,
       (generatorCpu / Math.max(1, acked)) * 1000,
+      accepted / commits,
+      (commitSeconds / commits) * 1000,
       mb(rss[0]?.rss ?? Number.NaN),
       mb(rss.at(-1)?.rss ?? Number.NaN),
       mb(Math.max(...rss.map((s) => s.rss))),
@@ -359,7 +383,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   for (const n of CLIENT_COUNTS) rows.push(await runOnce(n, log));
   return [
     {
-      title: `Load: acknowledged atom uploads against a coordinator child process (${SECONDS} s measured, ${SECURE ? 'TLS + tokens' : 'plaintext --insecure'})`,
+      title: `Load: acknowledged atom uploads against a coordinator child process (${SECONDS} s measured, ${SECURE ? 'TLS + tokens' : 'plaintext --insecure'}, synchronous=${SYNCHRONOUS})`,
       columns: [
         'clients',
         'connections',
@@ -371,6 +395,8 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
         'coord CPU ms/upload',
         'coord cores busy',
         'generator CPU ms/upload',
+        'uploads/commit',
+        'commit ms',
         'RSS start MiB',
         'RSS end MiB',
         'RSS max MiB',
