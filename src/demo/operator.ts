@@ -1,0 +1,145 @@
+// The demo's view of the coordinator through the Operator service (the same calls an operator's
+// tools make): divergence and similarity for the progress display, analyses and reports at the end.
+import * as grpc from '@grpc/grpc-js';
+import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
+import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
+import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
+import type { ListReportsResponse__Output } from '../generated/atomlens/v1/ListReportsResponse.js';
+import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
+import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
+import type { SimilarityResponse__Output } from '../generated/atomlens/v1/SimilarityResponse.js';
+import { loadAtomlensProto } from '../shared/proto.js';
+
+export interface ModelDivergenceView {
+  clientId: string;
+  taskId: string;
+  round: number;
+  divergence: number;
+  drift: number;
+}
+
+export interface FederationSnapshot {
+  /** Mean pairwise atom similarity of the latest models; null with fewer than two. */
+  similarity: number | null;
+  /** Every model, most divergent first. */
+  models: ModelDivergenceView[];
+}
+
+export interface AnalysisOutcome {
+  reportId: string;
+  analysisId: string;
+}
+
+function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** Divergence for sorting: a model without peers (NaN) ranks last. */
+const rankable = (v: number) => (Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY);
+
+/** Mean of the off-diagonal entries of a row-major n×n matrix; null when n < 2. */
+export function meanOffDiagonal(values: readonly number[], n: number): number | null {
+  if (n < 2) return null;
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = values[i * n + j];
+      if (i !== j && v !== undefined && Number.isFinite(v)) {
+        sum += v;
+        count++;
+      }
+    }
+  }
+  return count > 0 ? sum / count : null;
+}
+
+export class DemoOperator {
+  private readonly client: OperatorClient;
+
+  constructor(
+    readonly address: string,
+    private readonly callTimeoutMs = 10_000,
+  ) {
+    const proto = loadAtomlensProto();
+    this.client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+    }) as OperatorClient;
+  }
+
+  private deadline(ms = this.callTimeoutMs): grpc.CallOptions {
+    return { deadline: Date.now() + ms };
+  }
+
+  /** Federation similarity and every model's divergence (level 0, from the coordinator's index). */
+  async snapshot(): Promise<FederationSnapshot> {
+    const [divergence, similarity] = await Promise.all([
+      unary<DivergenceResponse__Output>((cb) => this.client.GetDivergence({}, this.deadline(), cb)),
+      unary<SimilarityResponse__Output>((cb) =>
+        this.client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, this.deadline(), cb),
+      ),
+    ]);
+    const models = divergence.models
+      .map((m) => ({
+        clientId: m.model?.clientId ?? '',
+        taskId: m.model?.taskId ?? '',
+        round: m.round,
+        divergence: m.divergence,
+        drift: m.drift,
+      }))
+      .sort((a, b) => {
+        const x = rankable(a.divergence);
+        const y = rankable(b.divergence);
+        return x === y ? 0 : x > y ? -1 : 1;
+      });
+    return { similarity: meanOffDiagonal(similarity.values, similarity.models.length), models };
+  }
+
+  /** Starts an analysis of every model and follows its progress to the stored report. */
+  requestAnalysis(
+    request: { reason: string; probeSize: number; probeDeadlineMs: number },
+    onProgress: (p: AnalysisProgress__Output) => void,
+    timeoutMs: number,
+  ): Promise<AnalysisOutcome> {
+    return new Promise((resolve, reject) => {
+      let outcome: AnalysisOutcome | undefined;
+      let failure = '';
+      const call = this.client.RequestAnalysis(
+        {
+          models: [],
+          reason: request.reason,
+          probeSize: request.probeSize,
+          probeDeadlineMs: request.probeDeadlineMs,
+        },
+        this.deadline(timeoutMs),
+      );
+      call.on('data', (p: AnalysisProgress__Output) => {
+        onProgress(p);
+        if (p.stage === 'done' && p.reportId) outcome = { reportId: p.reportId, analysisId: p.analysisId };
+        if (p.stage === 'failed') failure = p.message;
+      });
+      call.on('error', (err: grpc.ServiceError) => reject(err));
+      call.on('end', () => {
+        if (outcome) resolve(outcome);
+        else reject(new Error(`the analysis produced no report${failure ? `: ${failure}` : ''}`));
+      });
+    });
+  }
+
+  async listReports(limit = 50): Promise<ReportSummary__Output[]> {
+    const res = await unary<ListReportsResponse__Output>((cb) =>
+      this.client.ListReports({ limit }, this.deadline(), cb),
+    );
+    return res.reports;
+  }
+
+  getReport(reportId: string): Promise<GetReportResponse__Output> {
+    return unary<GetReportResponse__Output>((cb) =>
+      this.client.GetReport({ reportId, includeHtml: true }, this.deadline(), cb),
+    );
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
