@@ -560,6 +560,10 @@ class FederatedClient {
 
   /** Pushes one round until acknowledged, reconnecting as needed. */
   private async upload(entry: StoredRound): Promise<void> {
+    // A token can expire or be revoked between rounds: re-registering (with the enrolment secret
+    // or certificate) gets a new one, or a refusal that ends the run. Once per upload, so a
+    // coordinator that keeps refusing fresh tokens cannot make this loop forever.
+    let renewedToken = false;
     for (;;) {
       if (entry.acknowledged) return;
       if (this.aborted) throw new AbortedError();
@@ -576,6 +580,15 @@ class FederatedClient {
           // Not registered any more (coordinator restarted) or unreachable: reconnect, retry.
           this.log.warn(
             `upload of ${entry.taskId} round ${entry.round} failed (${describe(err)}); reconnecting`,
+          );
+          this.connected = false;
+          await this.ensureReconnect();
+          continue;
+        }
+        if (code === grpcStatus.UNAUTHENTICATED && !renewedToken) {
+          renewedToken = true;
+          this.log.warn(
+            `upload of ${entry.taskId} round ${entry.round} refused (${describe(err)}); registering again`,
           );
           this.connected = false;
           await this.ensureReconnect();
