@@ -80,6 +80,34 @@ describe('emd (network simplex)', () => {
     }
   });
 
+  it('starts from a permutation basis when the weights allow it, and refuses when they do not', () => {
+    const rng = mulberry32(21);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 1 + Math.floor(rng() * 12);
+      const a = Float64Array.from({ length: n }, () => rng() + 0.05);
+      const total = a.reduce((x, y) => x + y, 0);
+      a.forEach((v, i) => {
+        a[i] = v / total;
+      });
+      const sigma = Array.from({ length: n }, (_, i) => i).sort(() => rng() - 0.5);
+      const b = new Float64Array(n);
+      sigma.forEach((j, i) => {
+        b[j] = a[i]!;
+      });
+      const M = Float64Array.from({ length: n * n }, () => Math.floor(rng() * 3));
+      const simplex = new NetworkSimplex(a, b);
+      expect(simplex.setPermutationBasis(sigma)).toBe(true);
+      const r = simplex.solve(M);
+      expect(r.cost).toBeCloseTo(emd(a, b, M).cost, 12);
+      expect(marginalError(r.plan, a, b)).toBeLessThan(1e-12);
+      const M2 = Float64Array.from({ length: n * n }, () => rng());
+      expect(simplex.solve(M2).cost).toBeCloseTo(emd(a, b, M2).cost, 12);
+    }
+    const uneven = new NetworkSimplex(Float64Array.from([0.3, 0.7]), Float64Array.from([0.5, 0.5]));
+    expect(uneven.setPermutationBasis([0, 1])).toBe(false);
+    expect(() => uneven.setPermutationBasis([0, 0])).toThrow(/not a permutation/);
+  });
+
   it('gives the sorted (monotone) plan for a Monge cost without pivoting from the sorted corner', () => {
     const n = 30;
     const rng = mulberry32(3);

@@ -292,6 +292,66 @@ export class NetworkSimplex {
     this.hasBasis = true;
   }
 
+  /**
+   * Makes the next solve start from the permutation plan T_{i,σ(i)} = a_i (needs n = m and
+   * a_i = b_σ(i)). The basis is a shallow star — every column node hangs off the root by its
+   * zero-flow (outward, so strongly feasible) artificial arc and row i hangs below column σ(i) —
+   * rather than the north-west staircase, a path 2n deep whose length every pivot walks.
+   * Returns false (and changes nothing) when the weights do not allow it.
+   */
+  setPermutationBasis(sigma: ArrayLike<number>): boolean {
+    const { n, m, arcCount, root, supply } = this;
+    if (n !== m || sigma.length !== n) return false;
+    const seen = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = sigma[i]!;
+      if (!Number.isInteger(j) || j < 0 || j >= n || seen[j]) throw new Error('σ is not a permutation');
+      seen[j] = 1;
+    }
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(supply[i]! + supply[n + sigma[i]!]!) > 1e-12 * Math.max(1e-300, supply[i]!)) return false;
+    }
+    this.flow.fill(0);
+    this.state.fill(STATE_LOWER);
+    const { parent, pred, predDir, thread, revThread, succNum, lastSucc } = this;
+    parent[root] = -1;
+    pred[root] = -1;
+    succNum[root] = this.nodeCount + 1;
+    let previous = root;
+    const link = (u: number) => {
+      thread[previous] = u;
+      revThread[u] = previous;
+      previous = u;
+    };
+    for (let i = 0; i < n; i++) {
+      const d = n + sigma[i]!;
+      const artificial = arcCount + d;
+      parent[d] = root;
+      pred[d] = artificial;
+      predDir[d] = DIR_DOWN;
+      this.state[artificial] = STATE_TREE;
+      succNum[d] = 2;
+      lastSucc[d] = i;
+      const e = i * m + sigma[i]!;
+      parent[i] = d;
+      pred[i] = e;
+      predDir[i] = DIR_UP;
+      this.state[e] = STATE_TREE;
+      this.flow[e] = supply[i]!;
+      succNum[i] = 1;
+      lastSucc[i] = i;
+      link(d);
+      link(i);
+    }
+    thread[previous] = root;
+    revThread[root] = previous;
+    lastSucc[root] = previous;
+    this.nextArc = 0;
+    this.artCost = 0;
+    this.hasBasis = true;
+    return true;
+  }
+
   /** Potentials making every tree arc's reduced cost zero, walking the thread from the root. */
   private computePotentials(): void {
     const { root } = this;

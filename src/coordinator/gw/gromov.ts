@@ -400,7 +400,14 @@ function conditionalGradient(P: Problem, start: CgStart, maxIter: number, tol: n
   const { T, G } = start;
   const size = n * m;
   const simplex = new NetworkSimplex(p, q);
-  if (start.basis) simplex.setNorthWestBasis(start.basis.rows, start.basis.cols);
+  if (start.basis) {
+    // With equal weights the corner plan pairs the k-th row with the k-th column: a permutation,
+    // which has a shallow basis; otherwise the staircase.
+    const { rows, cols } = start.basis;
+    const sigma = new Int32Array(n);
+    if (n === m) for (let k = 0; k < n; k++) sigma[rows[k]!] = cols[k]!;
+    if (!(n === m && simplex.setPermutationBasis(sigma))) simplex.setNorthWestBasis(rows, cols);
+  }
   let vertex = start.vertex;
   let vertexG: Float64Array | undefined = start.vertex ? Float64Array.from(G) : undefined;
   let gT = 0;
