@@ -237,3 +237,26 @@ export function peerCommonName(cert: PeerCertificate | undefined): string | unde
   if (Array.isArray(cn)) return undefined;
   return cn || undefined;
 }
+
+/**
+ * Channel credentials for a CLI tool from its flags: TLS when any of tls/ca/cert/key is given
+ * (system roots unless ca), plaintext otherwise. Throws TlsConfigError naming a bad file.
+ */
+export function channelCredentialsFromFlags(flags: {
+  tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}): grpc.ChannelCredentials {
+  const { ca, cert, key } = flags;
+  if (!flags.tls && ca === undefined && cert === undefined && key === undefined) {
+    return grpc.credentials.createInsecure();
+  }
+  return grpcChannelCredentials(
+    loadClientTls({
+      ...(ca !== undefined ? { ca } : {}),
+      ...(cert !== undefined ? { cert } : {}),
+      ...(key !== undefined ? { key } : {}),
+    }),
+  );
+}

@@ -1,0 +1,161 @@
+// `atomlens coordinator` with TLS and authentication from flags and a config file, as an
+// operator would run it: gRPC and HTTPS on the same certificate, enrolment by secret, open
+// /metrics and health, operator-only reports; plaintext refused beyond loopback.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CoordinatorProcess, spawnCoordinator } from '../../bench/coordinator-process.js';
+import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
+import { channelCredentialsFromFlags } from '../../src/shared/tls.js';
+import {
+  bearer,
+  type CertDir,
+  codeOf,
+  federationClient,
+  HAS_OPENSSL,
+  makeCerts,
+  operatorClient,
+  rpc,
+} from './helpers.js';
+
+const SECRET = 'cli-enrolment-secret-0123456789';
+const OPERATOR = 'cli-operator-token-0123456789';
+
+function httpsGet(
+  url: string,
+  ca: Buffer | undefined,
+  token?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { ...(ca ? { ca } : {}), headers: token ? { authorization: `Bearer ${token}` } : {} },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key and an auth section', () => {
+  let certs: CertDir;
+  let dir: string;
+  let coordinator: CoordinatorProcess;
+  let ca: Buffer;
+
+  beforeAll(async () => {
+    certs = makeCerts(['alice']);
+    dir = mkdtempSync(join(tmpdir(), 'atomlens-cli-tls-'));
+    writeFileSync(join(dir, 'secret.txt'), `${SECRET}\n`);
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ auth: { enrollmentSecretFile: 'secret.txt', operatorTokens: [OPERATOR] } }),
+    );
+    coordinator = await spawnCoordinator({
+      dataDir: join(dir, 'data'),
+      args: [
+        '--tls-cert',
+        certs.serverCert,
+        '--tls-key',
+        certs.serverKey,
+        '--config',
+        join(dir, 'config.json'),
+        '--without-analysis',
+      ],
+    });
+    ca = (await import('node:fs')).readFileSync(certs.ca);
+  });
+  afterAll(async () => {
+    await coordinator?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints an https URL and serves gRPC over TLS with enrolment by secret', async () => {
+    expect(coordinator.httpUrl).toMatch(/^https:\/\//);
+    const address = `localhost:${coordinator.grpcPort}`;
+    const fed = federationClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+    const plain = federationClient(`127.0.0.1:${coordinator.grpcPort}`);
+    try {
+      const reg = await rpc<RegisterResponse__Output>((cb) =>
+        fed.register(
+          { clientId: 'alice', tasks: [{ taskId: '0-1', classes: [0, 1] }], enrollmentSecret: SECRET },
+          cb,
+        ),
+      );
+      expect(reg.token).toMatch(/^al1:alice:/);
+      expect(
+        await codeOf(
+          rpc((cb) =>
+            fed.register(
+              {
+                clientId: 'eve',
+                tasks: [{ taskId: '0-1', classes: [0, 1] }],
+                enrollmentSecret: 'nope-nope-nope-nope',
+              },
+              cb,
+            ),
+          ),
+        ),
+      ).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await codeOf(rpc((cb) => plain.register({ clientId: 'eve', tasks: [] }, cb)))).toBe(
+        grpc.status.UNAVAILABLE,
+      );
+      const op = operatorClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+      try {
+        expect(await codeOf(rpc((cb) => op.listClients({}, bearer(reg.token), cb)))).toBe(
+          grpc.status.PERMISSION_DENIED,
+        );
+        const listed = await rpc<{ clients: unknown[] }>((cb) => op.listClients({}, bearer(OPERATOR), cb));
+        expect(listed.clients).toHaveLength(1);
+      } finally {
+        op.close();
+      }
+    } finally {
+      fed.close();
+      plain.close();
+    }
+  });
+
+  it('HTTPS: /metrics and /healthz open, /reports only with the operator token', async () => {
+    const base = coordinator.httpUrl!.replace('127.0.0.1', 'localhost');
+    expect((await httpsGet(`${base}/healthz`, ca)).status).toBe(200);
+    const metrics = await httpsGet(`${base}/metrics`, ca);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('atomlens_clients_registered 1');
+    expect((await httpsGet(`${base}/reports`, ca)).status).toBe(401);
+    expect((await httpsGet(`${base}/reports`, ca, 'not-a-token')).status).toBe(401);
+    // Authorised, then 501 because this coordinator runs without the analysis service.
+    expect((await httpsGet(`${base}/reports`, ca, OPERATOR)).status).toBe(501);
+    await expect(httpsGet(`${base}/healthz`, undefined)).rejects.toThrow(/certificate/i);
+  });
+
+  it('refuses plaintext on a non-loopback address unless --insecure, and a lone --tls-cert', () => {
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, atomlensArgv(['coordinator', '--data', join(dir, 'unused'), ...args]), {
+        encoding: 'utf8',
+        env: { ...process.env, ATOMLENS_LOG: 'error' },
+        timeout: 60_000,
+      });
+    const open = run(['--host', '0.0.0.0', '--grpc-port', '0', '--http-port', '0']);
+    expect(open.status).toBe(2);
+    expect(open.stderr).toMatch(/refusing to serve plaintext on 0\.0\.0\.0.*--insecure/s);
+    const half = run(['--tls-cert', certs.serverCert]);
+    expect(half.status).toBe(2);
+    expect(half.stderr).toMatch(/--tls-cert and --tls-key go together/);
+    const badKey = run(['--tls-cert', certs.serverCert, '--tls-key', certs.clientKey('alice')]);
+    expect(badKey.status).toBe(4);
+    expect(badKey.stderr).toMatch(/does not belong to certificate/);
+  });
+});
