@@ -7,7 +7,7 @@
 // and ∇E(T) = 2(constC − 2G), where constC only adds row and column constants. The n⁴ tensor is
 // never formed: the gradient needs G, i.e. matrix products.
 //
-// Conditional gradient (Frank–Wolfe; Titouan, Courty, Tavenard, Laetitia & Flamary 2019,
+// Conditional gradient (Frank–Wolfe; Vayer, Chapel, Flamary, Tavenard & Courty 2019,
 // "Optimal transport for structured data with application on graphs", Alg. 2): the linear step is
 // exact OT on the gradient — equivalently on −G, since row/column constants do not change the
 // optimal plan — and E(T + αΔ) is a quadratic in α minimised in closed form on [0, 1].
@@ -16,7 +16,10 @@
 //    needs only <G, Tc> (O(nnz)) and <C1 Tc C2, Tc> (O(nnz²)), no matrix product;
 //  * G_c = C1 Tc C2 is only formed when the iteration continues, and from the previous vertex's
 //    G by a rank-k update when few entries of the vertex changed (often a handful late on);
-//  * the network simplex restarts from the previous optimal basis.
+//  * the network simplex restarts from the previous optimal basis, and the first linear step starts
+//    from a basis at the start itself (identity), or at the known optimum of the first step (from
+//    p qᵀ the gradient is rank one, so the sorted matching is optimal), so no cold start is paid;
+//  * the remaining dense products run on a WebAssembly SIMD kernel (shared/linalg.ts).
 //
 // Entropic GW (Peyré et al. 2016; as POT's entropic_gromov_wasserstein): T ← Sinkhorn_ε(p, q, ∇E(T)),
 // stopping when ‖T − T_prev‖_F ≤ tol (checked every 10 iterations).
