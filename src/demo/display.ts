@@ -40,6 +40,7 @@ export class DemoDisplay {
   private drawnLines = 0;
   private footer = '';
   private redrawTimer: NodeJS.Timeout | undefined;
+  private finished = false;
   private readonly uploaded = new Map<string, Set<string>>();
 
   constructor(
@@ -70,7 +71,7 @@ export class DemoDisplay {
 
   /** A permanent line (above the live table on a terminal). */
   line(text: string): void {
-    if (this.out.isTTY) {
+    if (this.out.isTTY && !this.finished) {
       this.clear();
       this.out.write(`${text}\n`);
       this.draw();
@@ -81,7 +82,7 @@ export class DemoDisplay {
 
   /** A status line under the table on a terminal; a plain line elsewhere when `keep`. */
   status(text: string, keep: boolean): void {
-    if (this.out.isTTY) {
+    if (this.out.isTTY && !this.finished) {
       this.footer = text;
       this.scheduleDraw();
     } else if (keep) {
@@ -218,7 +219,7 @@ export class DemoDisplay {
   }
 
   private scheduleDraw(): void {
-    if (!this.out.isTTY || this.redrawTimer) return;
+    if (!this.out.isTTY || this.redrawTimer || this.finished) return;
     this.redrawTimer = setTimeout(() => {
       this.redrawTimer = undefined;
       this.clear();
@@ -232,14 +233,16 @@ export class DemoDisplay {
   }
 
   private draw(): void {
-    const cols = Math.max(40, (this.out.columns ?? 120) - 1);
+    const cols = Math.max(40, (this.out.columns || 120) - 1);
     const lines = [...this.tableLines(), ...(this.footer ? [this.footer] : [])].map((l) => l.slice(0, cols));
     this.out.write(`${lines.join('\n')}\n`);
     this.drawnLines = lines.length;
   }
 
-  /** Stops redrawing; leaves the last table on screen (terminal) and prints it once elsewhere. */
+  /** Stops redrawing and leaves the last table on screen (terminal); later calls do nothing. */
   finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     if (this.redrawTimer) clearTimeout(this.redrawTimer);
     this.redrawTimer = undefined;
     if (this.out.isTTY) {

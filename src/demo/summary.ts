@@ -61,7 +61,8 @@ export function summariseDemo(
       `  ${blockName(b).padEnd(13)} ${b.label.padEnd(15)} GW max ${fmt(b.gw.max)}, ${atomView}` +
         (gwDeparting.length > 0 ? `; departing: ${gwDeparting.join(', ')}` : ''),
     );
-    lines.push(`  ${''.padEnd(13)} ${b.gw.explanation}`);
+    // The explanation's first clause is the reason; the rest repeats the departing list.
+    lines.push(`  ${''.padEnd(13)} ${b.gw.explanation.split(': ')[0]}`);
   }
   const labelOrder = ['shared', 'task-specific', 'client-specific', 'inconclusive'];
   const byLabel = labelOrder
