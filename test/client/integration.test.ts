@@ -140,6 +140,25 @@ describe('client ↔ coordinator on loopback', () => {
       probe: { ...template.probe, size: 40 },
       deadlineMs: Date.now() + 20_000,
     });
+    // An earlier round on request: the client swaps that round's atoms in for the probe.
+    const older = await live.sessions.requestProbe('alice', {
+      taskId: '0-1',
+      round: 1,
+      layers: ['conv3'],
+      probe: { ...template.probe, size: 40 },
+      deadlineMs: Date.now() + 20_000,
+    });
+    // What the client cannot serve comes back as a probe failure naming the reason.
+    const unknownTask = live.sessions.requestProbe('alice', {
+      taskId: '7-8',
+      layers: ['conv1'],
+      probe: { ...template.probe, size: 8 },
+      deadlineMs: Date.now() + 20_000,
+    });
+    await expect(unknownTask).rejects.toMatchObject({
+      outcome: 'failed',
+      message: expect.stringMatching(/7-8/),
+    });
     abort.abort();
     const summary = await run;
 
@@ -197,6 +216,54 @@ describe('client ↔ coordinator on loopback', () => {
       }
     }
     expect(events.some((e) => e.type === 'probe' && e.ok)).toBe(true);
+    const olderConv3 = older.layers.get('conv3')!;
+    expect(olderConv3.round).toBe(1);
+    expect(olderConv3.gram).not.toEqual(answer.layers.get('conv3')!.gram);
+    expect(summary.probesAnswered).toBe(2);
+    expect(summary.probesFailed).toBe(1);
+  });
+
+  it('re-sends the rounds a restarted coordinator no longer holds (new, empty data directory)', async () => {
+    const port = await freePort();
+    const firstDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-a-'));
+    const secondDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-b-'));
+    dirs.push(firstDir, secondDir);
+    let current = await startOn(firstDir, port);
+    let swapped: Promise<void> | undefined;
+    const uploads: [number, boolean][] = [];
+    try {
+      const summary = await runClient({
+        address: `127.0.0.1:${port}`,
+        clientId: 'bob',
+        tasks: '4-5',
+        rounds: 3,
+        maxBatchesPerRound: 2,
+        batchSize: 16,
+        backend: 'wasm',
+        giveUpAfterMs: 30_000,
+        backoff: { initialMs: 100, maxMs: 800 },
+        logger: quiet,
+        onProgress: (e) => {
+          if (e.type === 'uploaded') uploads.push([e.round, e.duplicate]);
+          // After round 2 is acknowledged, replace the coordinator by one with no memory of it.
+          if (e.type === 'uploaded' && e.round === 2 && !swapped) {
+            const old = current;
+            swapped = (async () => {
+              await old.stop({ drain: false });
+              current = await startOn(secondDir, port);
+            })();
+          }
+        },
+      });
+      await swapped;
+      expect(summary.reconnects).toBeGreaterThanOrEqual(1);
+      const history = await modelHistory(port, 'bob', '4-5');
+      expect(history.rounds.map((r) => Number(r.round))).toEqual([1, 2, 3]);
+      // Rounds 1 and 2 went out twice: to the first coordinator and again to the second.
+      expect(uploads.filter(([r]) => r <= 2).length).toBe(4);
+    } finally {
+      await current.stop({ drain: false });
+    }
   });
 
   it('gives up with UnreachableError when nothing listens', async () => {
