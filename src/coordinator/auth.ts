@@ -13,7 +13,16 @@
 // Secrets are compared in constant time (crypto.timingSafeEqual on equal-length SHA-256 digests
 // or HMACs), never logged, and never echoed in error messages.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -321,7 +330,10 @@ export class Authenticator {
   private readonly key: Buffer;
   private readonly now: () => number;
   private readonly revocationFile: string | undefined;
-  private readonly revoked: RevocationState;
+  private revoked: RevocationState;
+  /** mtime+size of the revocation file as last read or written, and when it was last checked. */
+  private revocationStamp = '';
+  private revocationCheckedAt = 0;
   private readonly secretDigest: Buffer | undefined;
   private readonly operatorDigests: Buffer[];
 
@@ -332,6 +344,7 @@ export class Authenticator {
     this.now = options.now ?? Date.now;
     this.revocationFile = options.revocationFile;
     this.revoked = options.revocationFile ? loadRevocations(options.revocationFile) : emptyRevocations();
+    this.revocationStamp = options.revocationFile ? fileStamp(options.revocationFile) : '';
     this.secretDigest = config.enrollmentSecret !== undefined ? sha256(config.enrollmentSecret) : undefined;
     this.operatorDigests = config.operatorTokenDigests.map((h) => Buffer.from(h, 'hex'));
   }
@@ -360,6 +373,7 @@ export class Authenticator {
 
   /** The client a token speaks for, if it is authentic, unexpired and not revoked. */
   verifyClientToken(token: string): AuthResult<{ clientId: string; expiresAtMs: number; nonce: string }> {
+    this.refreshRevocations();
     const parts = token.split(':');
     const invalid = unauthenticated('invalid token: register again to get a new one');
     if (parts.length !== 6 || parts[0] !== TOKEN_PREFIX) return invalid;
@@ -462,6 +476,7 @@ export class Authenticator {
    */
   enroll(call: CallLike, request: { clientId: string; enrollmentSecret: string }): AuthResult<Enrollment> {
     if (!this.config.enabled) return { ok: true, value: { token: '', expiresAtMs: 0, via: 'disabled' } };
+    this.refreshRevocations();
     const { clientId } = request;
     if (!CLIENT_ID_RE.test(clientId)) {
       return unauthenticated('client id must be 1–64 characters of [A-Za-z0-9._-]');
@@ -521,6 +536,7 @@ export class Authenticator {
     if (mac.length !== MAC_BYTES || !constantTimeEqualDigests(mac, this.mac(parts.slice(0, 5).join(':')))) {
       return false;
     }
+    this.refreshRevocations(true);
     this.revoked.tokens.set(parts[4]!, Number(parts[3]));
     this.persist();
     return true;
@@ -528,6 +544,7 @@ export class Authenticator {
 
   /** Revokes every token issued to clientId so far and blocks re-enrolment until reinstated. */
   revokeClient(clientId: string): void {
+    this.refreshRevocations(true);
     // +1: a token issued in this very millisecond is revoked as well.
     this.revoked.clients.set(clientId, { notBeforeMs: this.now() + 1, blocked: true });
     this.persist();
@@ -535,22 +552,56 @@ export class Authenticator {
 
   /** Lets a revoked client enrol again (its old tokens stay invalid). */
   reinstateClient(clientId: string): void {
+    this.refreshRevocations(true);
     const entry = this.revoked.clients.get(clientId);
     if (!entry) return;
     entry.blocked = false;
     this.persist();
   }
 
+  /**
+   * Picks up revocations written by another process (`atomlens coordinator --revoke-client … --data
+   * DIR` while the coordinator runs): the file is stat'ed at most once a second, re-read when its
+   * modification time or size changed. A corrupt file keeps the revocations already known.
+   */
+  private refreshRevocations(force = false): void {
+    if (!this.revocationFile) return;
+    const now = Date.now();
+    if (!force && now - this.revocationCheckedAt < 1000) return;
+    this.revocationCheckedAt = now;
+    const stamp = fileStamp(this.revocationFile);
+    if (stamp === this.revocationStamp) return;
+    try {
+      this.revoked = loadRevocations(this.revocationFile);
+      this.revocationStamp = stamp;
+    } catch {
+      // Half-written by a writer that does not rename atomically, or damaged: keep what we have
+      // and look again next second.
+    }
+  }
+
   private persist(): void {
     const now = this.now();
     for (const [nonce, exp] of this.revoked.tokens) if (exp <= now) this.revoked.tokens.delete(nonce);
-    if (this.revocationFile) saveRevocations(this.revocationFile, this.revoked);
+    if (this.revocationFile) {
+      saveRevocations(this.revocationFile, this.revoked);
+      this.revocationStamp = fileStamp(this.revocationFile);
+    }
   }
 }
 
 // ---------------------------------------------------------------------------
 // Files in the data dir
 // ---------------------------------------------------------------------------
+
+function fileStamp(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.mtimeMs}:${st.size}:${st.ino}`;
+  } catch {
+    return '';
+  }
+}
 
 function emptyRevocations(): RevocationState {
   return { tokens: new Map(), clients: new Map() };

@@ -13,6 +13,7 @@ import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/R
 import { atomlensArgv } from '../../src/shared/runtime.js';
 import { channelCredentialsFromFlags } from '../../src/shared/tls.js';
 import {
+  atomsRequest,
   bearer,
   type CertDir,
   codeOf,
@@ -54,6 +55,7 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
   let dir: string;
   let coordinator: CoordinatorProcess;
   let ca: Buffer;
+  let aliceToken = '';
 
   beforeAll(async () => {
     certs = makeCerts(['alice']);
@@ -95,6 +97,7 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
         ),
       );
       expect(reg.token).toMatch(/^al1:alice:/);
+      aliceToken = reg.token;
       expect(
         await codeOf(
           rpc((cb) =>
@@ -157,5 +160,57 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
     const badKey = run(['--tls-cert', certs.serverCert, '--tls-key', certs.clientKey('alice')]);
     expect(badKey.status).toBe(4);
     expect(badKey.stderr).toMatch(/does not belong to certificate/);
+  });
+
+  it('--revoke-client on the data dir takes effect in the running coordinator; --reinstate-client undoes the block', async () => {
+    const run = (args: string[]) =>
+      spawnSync(
+        process.execPath,
+        atomlensArgv([
+          'coordinator',
+          '--data',
+          join(dir, 'data'),
+          '--config',
+          join(dir, 'config.json'),
+          ...args,
+        ]),
+        { encoding: 'utf8', env: { ...process.env, ATOMLENS_LOG: 'error' }, timeout: 60_000 },
+      );
+    const address = `localhost:${coordinator.grpcPort}`;
+    const fed = federationClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+    const push = (token: string) =>
+      rpc((cb) => fed.pushAtoms(atomsRequest('alice', '0-1', 1), bearer(token), cb));
+    const register = () =>
+      rpc<RegisterResponse__Output>((cb) =>
+        fed.register(
+          { clientId: 'alice', tasks: [{ taskId: '0-1', classes: [0, 1] }], enrollmentSecret: SECRET },
+          cb,
+        ),
+      );
+    try {
+      await push(aliceToken);
+      const revoked = run(['--revoke-client', 'alice']);
+      expect(revoked.status, revoked.stderr).toBe(0);
+      const until = Date.now() + 5_000;
+      let code = grpc.status.OK;
+      while (Date.now() < until) {
+        code = await push(aliceToken).then(
+          () => grpc.status.OK,
+          (e: grpc.ServiceError) => e.code,
+        );
+        if (code !== grpc.status.OK) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await codeOf(register())).toBe(grpc.status.PERMISSION_DENIED);
+      expect(run(['--reinstate-client', 'alice']).status).toBe(0);
+      await new Promise((r) => setTimeout(r, 1_100));
+      const again = await register();
+      await push(again.token);
+      expect(await codeOf(push(aliceToken))).toBe(grpc.status.UNAUTHENTICATED);
+      expect(run(['--revoke-token', 'al1:alice:1:2:x:AAAA']).status).toBe(4);
+    } finally {
+      fed.close();
+    }
   });
 });

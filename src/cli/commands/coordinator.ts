@@ -4,7 +4,7 @@
 //   http listening on http://HOST:PORT
 import { dirname } from 'node:path';
 import { createAnalysisService } from '../../coordinator/analysis.js';
-import { type AuthConfig, resolveAuthConfig } from '../../coordinator/auth.js';
+import { type AuthConfig, openAuthenticator, resolveAuthConfig } from '../../coordinator/auth.js';
 import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
 import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/security.js';
@@ -79,6 +79,18 @@ export const spec: CommandSpec = {
       type: 'boolean',
       description: 'Serve HTTP (metrics, reports) without TLS even when gRPC uses it',
     },
+    'revoke-client': {
+      type: 'string',
+      value: 'ID',
+      description:
+        'Revoke every token of client ID and block its enrolment (in DIR; a running coordinator picks it up within a second), then exit',
+    },
+    'reinstate-client': {
+      type: 'string',
+      value: 'ID',
+      description: 'Let a revoked client enrol again, then exit',
+    },
+    'revoke-token': { type: 'string', value: 'TOKEN', description: 'Revoke one client token, then exit' },
     'print-config': { type: 'boolean', description: 'Print the resolved configuration as JSON and exit' },
   },
   details:
@@ -107,6 +119,8 @@ export async function run(parsed: Parsed): Promise<number> {
     process.stdout.write(`${JSON.stringify(redactSecrets(config), null, 2)}\n`);
     return EXIT.ok;
   }
+  const revocation = revocationFromFlags(v, config.auth);
+  if (revocation !== undefined) return revocation;
   const security = securityFromFlags(v, host, httpHost, config.auth);
   const workers =
     typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', 1, 64) : undefined;
@@ -216,4 +230,41 @@ function redactSecrets(config: ReturnType<typeof resolveConfig>): unknown {
     );
   }
   return { ...config, auth };
+}
+
+/** --revoke-client / --reinstate-client / --revoke-token: edit DIR/auth/revocations.json and exit. */
+function revocationFromFlags(v: Parsed['values'], authSection: Record<string, unknown>): number | undefined {
+  const client = typeof v['revoke-client'] === 'string' ? v['revoke-client'] : undefined;
+  const reinstate = typeof v['reinstate-client'] === 'string' ? v['reinstate-client'] : undefined;
+  const token = typeof v['revoke-token'] === 'string' ? v['revoke-token'] : undefined;
+  if (client === undefined && reinstate === undefined && token === undefined) return undefined;
+  let auth: AuthConfig;
+  try {
+    const configFile = typeof v.config === 'string' ? v.config : undefined;
+    auth = {
+      ...resolveAuthConfig(authSection, process.env, configFile ? dirname(configFile) : '.', true),
+      enabled: true,
+    };
+  } catch (err) {
+    throw new CliError((err as Error).message, EXIT.badInput);
+  }
+  const authenticator = openAuthenticator(String(v.data), auth);
+  if (client !== undefined) {
+    authenticator.revokeClient(client);
+    process.stdout.write(`revoked every token of client '${client}'; it cannot enrol until reinstated\n`);
+  }
+  if (reinstate !== undefined) {
+    authenticator.reinstateClient(reinstate);
+    process.stdout.write(`client '${reinstate}' may enrol again (its old tokens stay revoked)\n`);
+  }
+  if (token !== undefined) {
+    if (!authenticator.revokeToken(token)) {
+      throw new CliError(
+        `that token was not issued with the key in ${String(v.data)}/auth/token-key`,
+        EXIT.badInput,
+      );
+    }
+    process.stdout.write('token revoked\n');
+  }
+  return EXIT.ok;
 }
