@@ -90,7 +90,9 @@ digits such as "4,5,6" is one task with those classes.
 ${DATA_SPLIT_HELP}
 
 Rounds are numbered per task after the last round the coordinator already holds, so a restarted
-client never reuses a round number. Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary,
+client never reuses a round number. The model lives in memory only: a restarted process trains its
+tasks again from fresh weights (R more rounds each); within one process, a coordinator restart is
+survived (it reconnects with backoff and re-sends any round the coordinator lacks). Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary,
 closes the connection and exits 0; a second signal exits at once.
 
 Exit codes: 0 done or stopped by a signal, 1 failure, 2 usage, 3 coordinator unreachable.`,
