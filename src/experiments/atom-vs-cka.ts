@@ -28,7 +28,7 @@ import {
   standaloneSvg,
   trainWithCheckpoints,
 } from './common.js';
-import { type CorrelationResult, correlate, type PairedSample } from './correlation.js';
+import { type CorrelationResult, correlate, type PairedSample, pointCorrelation } from './correlation.js';
 import { pairCostCount } from './cost.js';
 
 export interface AtomVsCkaConfig {
@@ -125,6 +125,8 @@ export async function runAtomVsCka(
   dir: string,
   log: Logger,
   backend: string,
+  /** The command line that reproduces this run, for the results page. */
+  command?: string,
 ): Promise<AtomVsCkaSummary> {
   const started = performance.now();
   const environment = runEnvironment(backend);
@@ -373,8 +375,14 @@ export async function runAtomVsCka(
   const add = (level: string, x: string, y: string, s: PairedSample, subset = 'all pairs') => {
     rows.push({ level, x, y, subset, r: correlate(s, statOpts) });
   };
-  add('model', 'atom cosine (mean)', 'CKA in-dist (mean)', sample(atomMean, ckaIn));
-  add('model', 'atom cosine (mean)', 'CKA in-dist (mean)', sample(atomMean, ckaIn, sameCohort), 'same init');
+  // Each headline comparison on all pairs and on pairs that share an initialisation (the
+  // federated case: clients start from the global model); across initialisations the atoms
+  // differ by a rotation-like change of basis and the cosine is not expected to track CKA.
+  const both = (level: string, x: string, y: string, xs: Float64Array, ys: Float64Array) => {
+    add(level, x, y, sample(xs, ys));
+    add(level, x, y, sample(xs, ys, sameCohort), 'same init');
+  };
+  both('model', 'atom cosine (mean)', 'CKA in-dist (mean)', atomMean, ckaIn);
   add(
     'model',
     'atom cosine (mean)',
@@ -382,13 +390,14 @@ export async function runAtomVsCka(
     sample(atomMean, ckaIn, (q) => !sameCohort(q)),
     'other init',
   );
-  add('model', 'subspace similarity (mean)', 'CKA in-dist (mean)', sample(subspaceMean, ckaIn));
+  both('model', 'subspace similarity (mean)', 'CKA in-dist (mean)', subspaceMean, ckaIn);
   for (let l = 0; l < L; l++) {
-    add(
+    both(
       layers[l]!,
       `atom cosine ${layers[l]}`,
       `CKA in-dist ${layers[l]}`,
-      sample(atomLayer[l]!, ckaLayer.get('in-distribution')![l]!),
+      atomLayer[l]!,
+      ckaLayer.get('in-distribution')![l]!,
     );
   }
   for (let l = 1; l < L; l++) {
@@ -399,13 +408,14 @@ export async function runAtomVsCka(
       sample(cumulativeAtom(l), ckaLayer.get('in-distribution')![l]!),
     );
   }
-  add(
+  both(
     'model',
     'atom cosine (mean)',
     'CKA held-out digits (mean)',
-    sample(atomMean, ckaMean.get('held-out-digits')!),
+    atomMean,
+    ckaMean.get('held-out-digits')!,
   );
-  add('model', 'atom cosine (mean)', 'CKA noise (mean)', sample(atomMean, ckaMean.get('noise')!));
+  both('model', 'atom cosine (mean)', 'CKA noise (mean)', atomMean, ckaMean.get('noise')!);
   add(
     'model',
     'CKA in-dist (mean)',
@@ -432,12 +442,9 @@ export async function runAtomVsCka(
       mean += v;
       count++;
     }
-    const vsIn = correlate(sample(ckaIn, values), { ...statOpts, pairResamples: 200, modelResamples: 200 });
-    const vsAtom = correlate(sample(atomMean, values), {
-      ...statOpts,
-      pairResamples: 200,
-      modelResamples: 200,
-    });
+    const vsIn = pointCorrelation(sample(ckaIn, values));
+    const vsAtom = pointCorrelation(sample(atomMean, values));
+    const vsAtomSameInit = pointCorrelation(sample(atomMean, values, sameCohort));
     return {
       kind,
       description: probes.find((x) => x.kind === kind)!.description,
@@ -449,15 +456,16 @@ export async function runAtomVsCka(
       spearmanWithIn: vsIn.spearman,
       pearsonWithAtom: vsAtom.pearson,
       spearmanWithAtom: vsAtom.spearman,
+      pearsonWithAtomSameInit: vsAtomSameInit.pearson,
     };
   });
 
   // --- files -----------------------------------------------------------------------------------
   const totalSeconds = (performance.now() - started) / 1000;
-  const points = (x: Float64Array, y: Float64Array): ScatterPoint[] => {
+  const points = (x: Float64Array, y: Float64Array, keep?: (q: number) => boolean): ScatterPoint[] => {
     const pts: ScatterPoint[] = [];
     for (let q = 0; q < P; q++) {
-      if (!Number.isFinite(x[q]!) || !Number.isFinite(y[q]!)) continue;
+      if (!Number.isFinite(x[q]!) || !Number.isFinite(y[q]!) || (keep && !keep(q))) continue;
       const a = models[pairA[q]!]!;
       const b = models[pairB[q]!]!;
       pts.push({
@@ -477,26 +485,36 @@ export async function runAtomVsCka(
     yLabel: string,
     x: Float64Array,
     y: Float64Array,
+    keep?: (q: number) => boolean,
   ) => {
     out.write(
       file,
       standaloneSvg(
-        scatterSvg({ kind: file.replace(/\.svg$/, ''), title, xLabel, yLabel, points: points(x, y) }),
+        scatterSvg({ kind: file.replace(/\.svg$/, ''), title, xLabel, yLabel, points: points(x, y, keep) }),
       ),
     );
     figures.push({ file, caption: title });
   };
   scatter(
     'atom-vs-cka-model.svg',
-    'Model pairs: mean atom cosine vs mean linear CKA (in-distribution probe)',
+    'Mean atom cosine vs mean CKA (in-dist. probe)',
     'atom cosine (mean over layers)',
     'linear CKA (mean over layers)',
     atomMean,
     ckaIn,
   );
   scatter(
+    'atom-vs-cka-same-init.svg',
+    'Same initialisation only: atom cosine vs CKA',
+    'atom cosine (mean over layers)',
+    'linear CKA (mean over layers)',
+    atomMean,
+    ckaIn,
+    sameCohort,
+  );
+  scatter(
     'subspace-vs-cka-model.svg',
-    'Model pairs: subspace similarity vs linear CKA (in-distribution)',
+    'Subspace similarity vs mean CKA (in-dist.)',
     'subspace similarity (mean cos² of principal angles)',
     'linear CKA (mean over layers)',
     subspaceMean,
@@ -505,7 +523,7 @@ export async function runAtomVsCka(
   for (let l = 0; l < L; l++) {
     scatter(
       `atom-vs-cka-${layers[l]}.svg`,
-      `${layers[l]}: atom cosine vs linear CKA (in-distribution)`,
+      `${layers[l]}: atom cosine vs CKA (in-dist. probe)`,
       `atom cosine ${layers[l]}`,
       `linear CKA ${layers[l]}`,
       atomLayer[l]!,
@@ -514,7 +532,7 @@ export async function runAtomVsCka(
   }
   scatter(
     'cka-in-vs-held-out.svg',
-    'CKA with in-distribution vs held-out-digit probes',
+    'CKA: in-dist. vs held-out-digit probes',
     'CKA in-distribution (mean)',
     'CKA held-out digits (mean)',
     ckaIn,
@@ -522,7 +540,7 @@ export async function runAtomVsCka(
   );
   scatter(
     'cka-in-vs-noise.svg',
-    'CKA with in-distribution vs noise probes',
+    'CKA: in-dist. vs noise probes',
     'CKA in-distribution (mean)',
     'CKA noise (mean)',
     ckaIn,
@@ -530,7 +548,7 @@ export async function runAtomVsCka(
   );
   scatter(
     'atom-vs-cka-noise.svg',
-    'Mean atom cosine vs CKA on noise probes',
+    'Mean atom cosine vs CKA on noise',
     'atom cosine (mean over layers)',
     'linear CKA noise (mean)',
     atomMean,
@@ -538,14 +556,7 @@ export async function runAtomVsCka(
   );
   // Correlation per layer as a small heatmap: rows = probe sets, columns = layers.
   const layerCorr = PROBE_KINDS.map((kind) =>
-    layers.map(
-      (_, l) =>
-        correlate(sample(atomLayer[l]!, ckaLayer.get(kind)![l]!), {
-          ...statOpts,
-          pairResamples: 1,
-          modelResamples: 1,
-        }).pearson,
-    ),
+    layers.map((_, l) => pointCorrelation(sample(atomLayer[l]!, ckaLayer.get(kind)![l]!)).pearson),
   );
   out.write(
     'layer-correlation.svg',
@@ -638,6 +649,7 @@ export async function runAtomVsCka(
       'Spearman with CKA in-dist',
       'Pearson with atom cosine',
       'Spearman with atom cosine',
+      'Pearson with atom cosine (same init)',
       'atom cosine change',
     ],
     robustness.map((r) => [
@@ -650,6 +662,7 @@ export async function runAtomVsCka(
       num(r.spearmanWithIn),
       num(r.pearsonWithAtom),
       num(r.spearmanWithAtom),
+      num(r.pearsonWithAtomSameInit),
       '0 (uses no probe data)',
     ]),
   );
@@ -704,13 +717,13 @@ export async function runAtomVsCka(
       t.accuracy.map((a) => a.toFixed(2)).join(' → '),
     ]),
   );
-  const reproduce = `npm run experiment -- atom-vs-cka --seed ${config.seed}${config.clients !== ATOM_VS_CKA_DEFAULTS.clients ? ` --clients ${config.clients}` : ''}`;
+  const reproduce = command ?? `npm run experiment -- atom-vs-cka --seed ${config.seed}`;
   const head = rows[0]!.r;
   const md = `# Experiment atom-vs-cka
 
 Does the atom cosine of models that share α track linear CKA on probe data?
 
-- Reproduce: \`${reproduce}\` (add \`--tiny\` for a test-sized run; this run's exact configuration is in config.json)
+- Reproduce: \`${reproduce}\` (the exact configuration is in config.json; \`--tiny\` gives a test-sized run)
 - ${M} models (${models.filter((m) => m.round === 0).length} initialisations + ${config.clients} clients × checkpoints after rounds ${config.checkpoints.filter((r) => r > 0).join(', ')}), ${P} pairs; tasks ${config.tasks.join(', ')}, held-out digits ${config.heldOutDigits.join(',')}
 - Probe sets of n = ${n}: ${probes.map((x) => x.description).join('; ')}; pooling ${template.probe.pooling}
 - Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; total ${totalSeconds.toFixed(0)} s

@@ -46,6 +46,13 @@ export function finitePairs(s: PairedSample): PairedSample {
   };
 }
 
+/** Pearson and Spearman without intervals (non-finite pairs dropped; NaN below three pairs). */
+export function pointCorrelation(sample: PairedSample): { pairs: number; pearson: number; spearman: number } {
+  const s = finitePairs(sample);
+  if (s.x.length < 3) return { pairs: s.x.length, pearson: Number.NaN, spearman: Number.NaN };
+  return { pairs: s.x.length, pearson: pearson(s.x, s.y), spearman: spearman(s.x, s.y) };
+}
+
 /** Cluster (model-level) bootstrap CI of a correlation; see the file comment. */
 export function modelBootstrapCi(
   s: PairedSample,

@@ -185,6 +185,8 @@ export async function runSubnetworks(
   dir: string,
   log: Logger,
   backend: string,
+  /** The command line that reproduces this run, for the results page. */
+  command?: string,
 ): Promise<SubnetworksSummary> {
   const started = performance.now();
   const environment = runEnvironment(backend);
@@ -480,6 +482,46 @@ export async function runSubnetworks(
       b.gw.explanation,
     ]);
 
+    // Within one learner (its task models only): the continual-learning question proper. With
+    // one model per task the rule can only say shared or task-specific (or inconclusive).
+    const sub = (matrix: Float64Array, idx: number[]) => {
+      const k = idx.length;
+      const o = new Float64Array(k * k);
+      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) o[a * k + b] = matrix[idx[a]! * M + idx[b]!]!;
+      return o;
+    };
+    const learnerLabels: {
+      learner: number;
+      block: string;
+      gw: string;
+      atoms: string;
+      agree: boolean | null;
+      gwMax: number | null;
+      atomMaxChange: number | null;
+    }[] = [];
+    for (let s = 0; s < config.seeds; s++) {
+      const idx = models.flatMap((m, i) => (m.seedIndex === s ? [i] : []));
+      const within = labelBlocks({
+        models: idx.map((i) => ({ clientId: `learner${s + 1}`, taskId: models[i]!.task })),
+        layers,
+        blocks: consensus.blocks,
+        crossGw: crossGw.map((m) => sub(m, idx)),
+        atomCosine: atomCos.map((m) => sub(m, idx)),
+      });
+      for (const b of within) {
+        learnerLabels.push({
+          learner: s + 1,
+          block: b.layers.join(', '),
+          gw: b.label,
+          atoms: b.atoms?.label ?? '—',
+          agree: b.atomsAgree,
+          gwMax: b.gw.max,
+          atomMaxChange: b.atoms?.max ?? null,
+        });
+      }
+    }
+    const learnerAgree = learnerLabels.filter((r) => r.agree === true).length;
+
     // Per layer, three kinds of model pair: the continual-learning structure in numbers.
     type Kind = 'same learner, other task' | 'other learner, same task' | 'other learner, other task';
     const kinds: Kind[] = [
@@ -638,6 +680,31 @@ The atom view (1 − atom cosine, threshold from the label defaults) agrees with
 
 ${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], labelRows)}
 
+### Within each learner: blocks across its tasks (n = ${nRef})
+
+Atom swapping with α frozen: a learner's task models share α and differ only in their atoms (each task's initialised from the previous task's). Labels from GW between the tasks' corresponding layers vs from 1 − atom cosine; they agree on ${learnerAgree} of ${learnerLabels.length}.
+
+${markdownTable(
+  [
+    'learner',
+    'block',
+    'GW label',
+    'atom label',
+    'agree',
+    'largest GW across tasks',
+    'largest 1 − cosine across tasks',
+  ],
+  learnerLabels.map((r) => [
+    r.learner,
+    r.block,
+    r.gw,
+    r.atoms,
+    r.agree === null ? '—' : r.agree ? 'yes' : 'no',
+    num(r.gwMax),
+    num(r.atomMaxChange),
+  ]),
+)}
+
 ### Per layer: GW / identity distance / atom cosine by kind of model pair (n = ${nRef})
 
 Within one learner (frozen α, atoms of a new task copied from the previous task), Spearman ρ between atom change (1 − cosine) and GW over (task pair, layer): ${num(withinRho)} (${withinGw.length} points).
@@ -656,6 +723,7 @@ ${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`,
         explanation: b.gw.explanation,
       })),
       withinLearnerSpearmanAtomChangeVsGw: withinRho,
+      learnerLabels,
       seedAgreement,
       models: models.map((m) => ({
         learner: m.seedIndex + 1,
@@ -688,7 +756,7 @@ ${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`,
 
 Does GW find sub-network structure in a network's layers, and is it stable across seeds and probe sizes?
 
-- Reproduce: \`npm run experiment -- subnetworks --seed ${config.seed}\` (add \`--tiny\` for a test-sized run; this run's configuration is in config.json)
+- Reproduce: \`${command ?? `npm run experiment -- subnetworks --seed ${config.seed}`}\` (the exact configuration is in config.json; \`--tiny\` gives a test-sized run)
 - Architectures: ${config.architectures.map((a) => `${a.name} (${a.template.layers.length} layers)`).join(', ')}; ${config.seeds} learners each, tasks ${config.tasks.join(' → ')} learned by atom swapping with α frozen
 - Probe: MNIST probe pool, nested sets n = ${sizes.join(', ')} (seed ${config.probeSeed}), pooling ${config.architectures[0]?.template.probe.pooling}; GW: square loss, CG, best of identity and product starts, distance matrices normalised by their mean off-diagonal entry; blocks by optimal DP segmentation, k by silhouette
 - Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); ${config.workers} GW workers; load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ${solves} GW solves; total ${totalSeconds.toFixed(0)} s

@@ -80,9 +80,9 @@ describe('experiment atom-vs-cka (tiny)', () => {
       '95% CI (pairs)',
       '95% CI (models)',
     ]);
-    // model-level rows (all, same init, other init, subspace), one per layer, cumulative per layer
-    // after the first, two OOD rows and two CKA-vs-CKA rows.
-    expect(t.rows).toHaveLength(4 + LAYERS.length + (LAYERS.length - 1) + 4);
+    // model-level rows (atom: all, same init, other init; subspace: all, same init), two per layer,
+    // cumulative per layer after the first, four OOD rows and two CKA-vs-CKA rows.
+    expect(t.rows).toHaveLength(5 + 2 * LAYERS.length + (LAYERS.length - 1) + 6);
     const all = t.rows.filter((r) => r[4] === 'all pairs');
     for (const r of all) {
       expect(Number(r[3])).toBe(PAIRS);
@@ -98,8 +98,9 @@ describe('experiment atom-vs-cka (tiny)', () => {
         expect(lo).toBeLessThanOrEqual(hi);
       }
     }
-    const sub = t.rows.filter((r) => r[4] !== 'all pairs').reduce((s, r) => s + Number(r[3]), 0);
-    expect(sub).toBeLessThanOrEqual(PAIRS);
+    // The same-init and other-init subsets of the headline row partition the pairs.
+    expect(t.rows.slice(0, 3).map((r) => r[4])).toEqual(['all pairs', 'same init', 'other init']);
+    expect(Number(t.rows[1]![3]) + Number(t.rows[2]![3])).toBe(PAIRS);
   });
 
   it('robustness table: CKA in [0, 1], the in-distribution row is the reference', () => {

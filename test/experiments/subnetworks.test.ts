@@ -141,18 +141,18 @@ describe('experiment subnetworks (tiny)', () => {
   it('tables per architecture: one row per model and probe size, agreement values in range', () => {
     for (const arch of config.architectures) {
       const s = section(md, arch.name);
-      const blocks = tableAfter(s, '### Blocks per model and probe size');
-      expect(blocks.rows).toHaveLength(config.seeds * config.tasks.length * config.probeSizes.length);
-      for (const v of column(blocks, 'ARI vs n max')) {
+      const perModel = tableAfter(s, '### Blocks per model and probe size');
+      expect(perModel.rows).toHaveLength(config.seeds * config.tasks.length * config.probeSizes.length);
+      for (const v of column(perModel, 'ARI vs n max')) {
         expect(v).toBeGreaterThanOrEqual(-1);
         expect(v).toBeLessThanOrEqual(1);
       }
-      for (const v of column(blocks, 'boundary agreement')) {
+      for (const v of column(perModel, 'boundary agreement')) {
         expect(v).toBeGreaterThanOrEqual(0);
         expect(v).toBeLessThanOrEqual(1);
       }
-      for (const v of column(blocks, 'GW/identity')) expect(v).toBeLessThanOrEqual(1 + 1e-3);
-      const k = column(blocks, 'k');
+      for (const v of column(perModel, 'GW/identity')) expect(v).toBeLessThanOrEqual(1 + 1e-3);
+      const k = column(perModel, 'k');
       for (const v of k) expect(v).toBeGreaterThanOrEqual(1);
       const seeds = tableAfter(s, '### Agreement across learners (same task, same probe size)');
       expect(seeds.rows).toHaveLength(config.tasks.length * config.probeSizes.length);
@@ -162,6 +162,16 @@ describe('experiment subnetworks (tiny)', () => {
       }
       const labels = tableAfter(s, '### Consensus blocks and labels (n = 32; learners act as clients)');
       for (const r of labels.rows) expect(LABELS).toContain(r[1]);
+      const consensusBlocks = results.architectures.find((a) => a.architecture === arch.name)!.consensus
+        .blocks.length;
+      expect(labels.rows).toHaveLength(consensusBlocks);
+      const within = tableAfter(s, '### Within each learner: blocks across its tasks (n = 32)');
+      expect(within.rows).toHaveLength(config.seeds * consensusBlocks);
+      for (const r of within.rows) {
+        // One model per task: the rule can only call a block shared, task-specific or inconclusive.
+        expect(['shared', 'task-specific', 'inconclusive']).toContain(r[2]);
+        expect(['yes', 'no', '—']).toContain(r[4]);
+      }
       const layers = tableAfter(
         s,
         `### Per layer: GW / identity distance / atom cosine by kind of model pair (n = 32)`,

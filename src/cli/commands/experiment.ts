@@ -48,6 +48,16 @@ export const spec: CommandSpec = {
       value: 'LIST',
       description: 'atom-vs-cka: rounds kept as models, e.g. 0,1,2,4,8 (0 = the initialisation)',
     },
+    batches: {
+      type: 'string',
+      value: 'N',
+      description: 'Mini-batches per round (default: atom-vs-cka 12, subnetworks 25)',
+    },
+    cohorts: {
+      type: 'string',
+      value: 'N',
+      description: 'atom-vs-cka: distinct initialisations the clients start from (default 2)',
+    },
     'probe-size': {
       type: 'string',
       value: 'N',
@@ -112,6 +122,16 @@ export async function run(parsed: Parsed): Promise<number> {
   const dir = resolve(typeof v.out === 'string' ? v.out : `results/${name}`);
   const tiny = v.tiny === true;
   const log = createLogger('experiment');
+  // The command line that reproduces this run (flags that differ from their defaults, minus
+  // --out, a local path), for the results page.
+  const shown: string[] = [name];
+  for (const [flag, option] of Object.entries(spec.options)) {
+    const value = v[flag];
+    if (flag === 'out' || flag === 'list' || value === undefined || value === false) continue;
+    if (flag === 'seed' || value !== option.default)
+      shown.push(value === true ? `--${flag}` : `--${flag} ${value}`);
+  }
+  const command = `npm run experiment -- ${shown.join(' ')}`;
   let info: Awaited<ReturnType<typeof initBackend>>;
   try {
     info = await initBackend(backend, log);
@@ -125,7 +145,11 @@ export async function run(parsed: Parsed): Promise<number> {
       const rounds = optionalInt(v, 'rounds', 1, 100);
       const probeSize = optionalInt(v, 'probe-size', 8, 1024);
       const checkpoints = optionalList(v, 'checkpoints');
+      const batches = optionalInt(v, 'batches', 1, 10_000);
+      const cohorts = optionalInt(v, 'cohorts', 1, 64);
       if (clients !== undefined) config.clients = clients;
+      if (batches !== undefined) config.batchesPerRound = batches;
+      if (cohorts !== undefined) config.cohorts = cohorts;
       if (rounds !== undefined) {
         config.rounds = rounds;
         if (checkpoints === undefined) config.checkpoints = config.checkpoints.filter((c) => c <= rounds);
@@ -136,7 +160,7 @@ export async function run(parsed: Parsed): Promise<number> {
       if (config.checkpoints.some((c) => c > config.rounds)) {
         throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
       }
-      const summary = await runAtomVsCka(config, dir, log, info.name);
+      const summary = await runAtomVsCka(config, dir, log, info.name, command);
       process.stdout.write(
         `atom-vs-cka: ${summary.models} models, ${summary.pairs} pairs, Pearson r = ${summary.modelLevel.pearson.toFixed(3)} (model-level, in-distribution CKA) in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
       );
@@ -147,6 +171,8 @@ export async function run(parsed: Parsed): Promise<number> {
       const workers = optionalInt(v, 'workers', 1, 64);
       const sizes = optionalList(v, 'probe-sizes');
       const reference = optionalInt(v, 'reference-size', 4, 4096);
+      const batches = optionalInt(v, 'batches', 1, 10_000);
+      if (batches !== undefined) config.batchesPerRound = batches;
       if (seeds !== undefined) config.seeds = seeds;
       if (rounds !== undefined) config.roundsPerTask = rounds;
       if (workers !== undefined) config.workers = workers;
@@ -163,7 +189,7 @@ export async function run(parsed: Parsed): Promise<number> {
           `--reference-size ${config.referenceProbeSize} is not one of the probe sizes ${config.probeSizes.join(', ')}`,
         );
       }
-      const summary = await runSubnetworks(config, dir, log, info.name);
+      const summary = await runSubnetworks(config, dir, log, info.name, command);
       process.stdout.write(
         `subnetworks: ${summary.models} models, ${summary.solves} GW solves in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
       );
