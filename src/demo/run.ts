@@ -30,8 +30,6 @@ export interface DemoOptions {
   keepRunning: boolean;
   grpcPort: number;
   httpPort: number;
-  /** Extra flags for the coordinator (e.g. --insecure where plaintext must be asked for). */
-  coordinatorFlags: string[];
   countShare: ShareCounter;
   out: Output;
   /** Aborted on Ctrl-C / SIGTERM: everything stops, children included. */
@@ -132,7 +130,7 @@ function startCoordinatorChild(
       options.dataDir,
       '--config',
       configPath,
-      ...options.coordinatorFlags,
+      // Plaintext without authentication: the coordinator allows it on loopback only.
     ],
     logPath: join(options.dataDir, 'logs', 'coordinator.log'),
     onLine(line) {

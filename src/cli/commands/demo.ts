@@ -76,12 +76,6 @@ async function defaultShareCounter(): Promise<ShareCounter> {
   return (classes, split) => classes.map((c) => trainShare([c], parseDataSplit(split)).length);
 }
 
-/** Flags the coordinator needs to serve plaintext, if this build asks for them explicitly. */
-async function plaintextFlags(): Promise<string[]> {
-  const { spec: coordinatorSpec } = await import('./coordinator.js');
-  return 'insecure' in coordinatorSpec.options ? ['--insecure'] : [];
-}
-
 export async function run(parsed: Parsed): Promise<number> {
   const v = parsed.values;
   const clients = intFlag(v, 'clients', 1, 12);
@@ -134,7 +128,6 @@ export async function run(parsed: Parsed): Promise<number> {
       keepRunning: v['keep-running'] === true,
       grpcPort,
       httpPort,
-      coordinatorFlags: await plaintextFlags(),
       countShare: await defaultShareCounter(),
       out: {
         write: (text) => process.stdout.write(text),
