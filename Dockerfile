@@ -39,8 +39,15 @@ USER node
 VOLUME ["/data"]
 # 50051: gRPC (Federation + Operator services); 9464: HTTP (/metrics, /healthz, /readyz, /reports).
 EXPOSE 50051 9464
-# Slim images have no curl: ask Node itself. /healthz answers 200 while the process is alive.
+# The probe (deploy/docker/healthcheck.mjs) is Node itself (slim images have no curl); it asks
+# /healthz over HTTPS or plain HTTP, whichever the coordinator serves.
+COPY deploy/docker/healthcheck.mjs /app/healthcheck.mjs
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.ATOMLENS_HTTP_PORT || '9464') + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "/app/healthcheck.mjs"]
 ENTRYPOINT ["node", "/app/bin/atomlens.js"]
-CMD ["coordinator", "--host", "0.0.0.0", "--grpc-port", "50051", "--http-port", "9464", "--data", "/data"]
+# Secure by default: the coordinator serves plaintext only on loopback. Mount its certificate and
+# key at /etc/atomlens/secrets (scripts/make-certs.sh: server.pem -> tls.crt, server-key.pem ->
+# tls.key) and give clients a way to enrol (ATOMLENS_ENROLLMENT_SECRET, or a config file); or, on
+# a trusted network only, replace the TLS flags with --insecure (deploy/compose.yaml does).
+CMD ["coordinator", "--host", "0.0.0.0", "--grpc-port", "50051", "--http-port", "9464", "--data", "/data", \
+     "--tls-cert", "/etc/atomlens/secrets/tls.crt", "--tls-key", "/etc/atomlens/secrets/tls.key"]

@@ -18,6 +18,7 @@ import {
   REPO_ROOT,
   readText,
   readYaml,
+  warnMissing,
 } from './deploy-files.js';
 
 interface Instruction {
@@ -82,6 +83,24 @@ function dockerIgnored(patterns: string[], path: string): boolean {
     if (prefixes.some((p) => re.test(p))) ignored = !negate;
   }
   return ignored;
+}
+
+function healthcheckCommand(instructions: Instruction[]): string[] {
+  const last = instructions.filter((i) => i.keyword === 'FROM').length - 1;
+  const hc = instructions.find((i) => i.stage === last && i.keyword === 'HEALTHCHECK')!.args;
+  return execForm(hc.slice(hc.indexOf('CMD') + 3).trim());
+}
+
+/** The build-context path a file in the final image was COPYed from. */
+function imageFileSource(instructions: Instruction[], imagePath: string): string {
+  const last = instructions.filter((i) => i.keyword === 'FROM').length - 1;
+  for (const i of instructions.filter(
+    (x) => x.stage === last && x.keyword === 'COPY' && !x.args.includes('--from'),
+  )) {
+    const parts = i.args.split(/\s+/).filter((a) => !a.startsWith('--'));
+    if (parts[parts.length - 1] === imagePath) return parts[0]!;
+  }
+  throw new Error(`no COPY puts ${imagePath} into the image`);
 }
 
 describe('Dockerfile', () => {
@@ -192,11 +211,14 @@ describe('Dockerfile', () => {
     if (spec) checkFlags(spec, cmd.slice(1), 'Dockerfile CMD');
   });
 
-  it('checks health with node against /healthz on the HTTP port (no curl in slim images)', () => {
-    const hc = one('HEALTHCHECK').args;
-    const cmd = execForm(hc.slice(hc.indexOf('CMD') + 3).trim());
+  it('checks health with a Node script copied into the image (no curl in slim images)', () => {
+    const cmd = healthcheckCommand(instructions);
     expect(cmd[0]).toBe('node');
-    expect(cmd.join(' ')).toContain('/healthz');
+    const script = imageFileSource(instructions, cmd[1]!);
+    expect(dockerIgnored(ignore, script), `${script} is excluded by .dockerignore`).toBe(false);
+    const text = readText(join(REPO_ROOT, script));
+    expect(text).toContain('/healthz');
+    expect(text).toContain('ATOMLENS_HTTP_PORT');
     const env = runtime
       .filter((i) => i.keyword === 'ENV')
       .map((i) => i.args)
@@ -205,6 +227,13 @@ describe('Dockerfile', () => {
     const cmdLine = execForm(one('CMD').args);
     expect(port).toBe(cmdLine[cmdLine.indexOf('--http-port') + 1]);
   });
+
+  it('listens beyond loopback only with TLS (the coordinator refuses plaintext there)', () => {
+    const cmd = execForm(one('CMD').args);
+    expect(cmd[cmd.indexOf('--host') + 1]).toBe('0.0.0.0');
+    expect(cmd).toContain('--tls-cert');
+    expect(cmd).toContain('--tls-key');
+  });
 });
 
 describe('Dockerfile command line, run outside a container', () => {
@@ -212,73 +241,108 @@ describe('Dockerfile command line, run outside a container', () => {
   const lastStage = instructions.filter((i) => i.keyword === 'FROM').length - 1;
   const get = (keyword: string): Instruction =>
     instructions.find((i) => i.stage === lastStage && i.keyword === keyword)!;
-  let child: ChildProcess | undefined;
-  let dataDir = '';
+  const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+  if (!hasOpenssl)
+    warnMissing('openssl', 'running the image command with TLS certificates', 'apt-get install openssl');
+  const children: ChildProcess[] = [];
+  const scratch = mkdtempSync(join(tmpdir(), 'atomlens-docker-cmd-'));
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
+    for (const child of children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     }
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   });
 
-  it('starts the coordinator with ENTRYPOINT + CMD, and the HEALTHCHECK command passes against it', async () => {
-    const spec = await loadCommandSpec('coordinator');
-    if (!spec) return;
-    // The image's command with the paths of this checkout, a temporary /data, free ports and
-    // loopback instead of 0.0.0.0.
+  /** Runs ENTRYPOINT + CMD from this checkout (paths mapped, loopback, free ports); resolves the HTTP URL. */
+  async function startImageCommand(
+    edit: (args: string[]) => string[],
+    env: Record<string, string>,
+  ): Promise<URL> {
     const [node, entry] = execForm(get('ENTRYPOINT').args);
     expect(node).toBe('node');
-    dataDir = mkdtempSync(join(tmpdir(), 'atomlens-docker-cmd-'));
-    const args = execForm(get('CMD').args);
+    let args = execForm(get('CMD').args);
     const set = (flag: string, value: string): void => {
       args[args.indexOf(flag) + 1] = value;
     };
-    set('--data', dataDir);
+    set('--data', mkdtempSync(join(scratch, 'data-')));
     set('--host', '127.0.0.1');
     set('--grpc-port', '0');
     set('--http-port', '0');
-    child = spawn(process.execPath, [join(REPO_ROOT, posix.relative('/app', entry!)), ...args], {
+    args = edit(args);
+    const child = spawn(process.execPath, [join(REPO_ROOT, posix.relative('/app', entry!)), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
+    children.push(child);
     let output = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      output += d.toString();
-    });
-    const httpPort = await new Promise<string>((resolve, reject) => {
+    return new Promise<URL>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 60_000);
-      const check = (): void => {
-        const m = /http listening on http:\/\/[^:\s]+:(\d+)/.exec(output);
+      const onData = (d: Buffer): void => {
+        output += d.toString();
+        const m = /http listening on (https?:\/\/[^\s]+:\d+)/.exec(output);
         if (m) {
           clearTimeout(timer);
-          resolve(m[1]!);
+          resolve(new URL(m[1]!));
         }
       };
-      child!.stdout!.on('data', check);
-      child!.stderr!.on('data', check);
-      child!.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
     });
-    const hc = get('HEALTHCHECK').args;
-    const healthcheck = execForm(hc.slice(hc.indexOf('CMD') + 3).trim());
-    const probe = (port: string): number | null =>
-      spawnSync(process.execPath, healthcheck.slice(1), {
-        env: { ...process.env, ATOMLENS_HTTP_PORT: port },
-        timeout: 20_000,
-      }).status;
-    expect(probe(httpPort), 'HEALTHCHECK against the running coordinator').toBe(0);
-    // And it fails where nothing answers, so it can report an unhealthy container.
+  }
+
+  /** Runs the image's HEALTHCHECK command (the script from this checkout) against a port. */
+  function healthcheck(port: string): number | null {
+    const cmd = healthcheckCommand(instructions);
+    const script = join(REPO_ROOT, imageFileSource(instructions, cmd[1]!));
+    return spawnSync(process.execPath, [script, ...cmd.slice(2)], {
+      env: { ...process.env, ATOMLENS_HTTP_PORT: port },
+      timeout: 20_000,
+    }).status;
+  }
+
+  it.skipIf(!hasOpenssl)(
+    'starts the coordinator with TLS as the image does; the HEALTHCHECK passes over HTTPS',
+    async () => {
+      if (!(await loadCommandSpec('coordinator'))) return;
+      const certs = join(scratch, 'certs');
+      const made = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'make-certs.sh'), certs], {
+        encoding: 'utf8',
+      });
+      expect(made.status, made.stderr).toBe(0);
+      const url = await startImageCommand(
+        (args) => {
+          args[args.indexOf('--tls-cert') + 1] = join(certs, 'server.pem');
+          args[args.indexOf('--tls-key') + 1] = join(certs, 'server-key.pem');
+          return args;
+        },
+        { ATOMLENS_ENROLLMENT_SECRET: 'deploy-test-enrolment-secret-0123456789' },
+      );
+      expect(url.protocol, 'the image serves HTTPS next to gRPC over TLS').toBe('https:');
+      expect(healthcheck(url.port), 'HEALTHCHECK against the TLS coordinator').toBe(0);
+    },
+  );
+
+  it('the HEALTHCHECK also passes against a plaintext coordinator, and fails where nothing answers', async () => {
+    if (!(await loadCommandSpec('coordinator'))) return;
+    const url = await startImageCommand((args) => {
+      const i = args.indexOf('--tls-cert');
+      args.splice(i, 4); // --tls-cert FILE --tls-key FILE: plaintext, allowed on loopback
+      return args;
+    }, {});
+    expect(url.protocol).toBe('http:');
+    expect(healthcheck(url.port)).toBe(0);
     const closed = await new Promise<number>((resolve) => {
       const s = createServer();
       s.listen(0, '127.0.0.1', () => {
-        const { port } = s.address() as { port: number };
-        s.close(() => resolve(port));
+        const { port: p } = s.address() as { port: number };
+        s.close(() => resolve(p));
       });
     });
-    expect(probe(String(closed))).not.toBe(0);
+    expect(healthcheck(String(closed))).not.toBe(0);
   });
 });
 
@@ -396,6 +460,9 @@ describe('compose.yaml', () => {
     const clientSpec = await loadCommandSpec('client');
     const coordinatorSpec = await loadCommandSpec('coordinator');
     if (coordinatorSpec) checkFlags(coordinatorSpec, coordinatorArgs.slice(1), 'compose coordinator');
+    // Beyond loopback the coordinator serves plaintext only when told so explicitly.
+    expect(flag(coordinatorArgs, '--host')).toBe('0.0.0.0');
+    expect(coordinatorArgs.includes('--insecure') || coordinatorArgs.includes('--tls-cert')).toBe(true);
     const ids = new Set<string>();
     for (const name of Object.keys(services).filter((s) => commandOf(s)[0] === 'client')) {
       const args = commandOf(name);

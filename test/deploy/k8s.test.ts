@@ -3,7 +3,10 @@
 // (selectors, named ports, volumes, Secret and ConfigMap keys behind the files the coordinator is
 // told to read, the Service the client Job dials, the Service the ServiceMonitor scrapes) must
 // resolve, and the probes, resources and security settings the issue asks for must be there.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -232,9 +235,16 @@ function checkFederationResources(resources: Resource[], rendered: boolean): voi
     asMap(asMap(coordinator!.raw[name], name).httpGet, `${name}.httpGet`);
   expect(probe('readinessProbe').path).toBe('/readyz');
   expect(probe('livenessProbe').path).toBe('/healthz');
+  // With --tls-cert the HTTP port serves HTTPS (unless --http-insecure): probes must say so.
+  const httpsServed =
+    coordinator!.args.includes('--tls-cert') && !coordinator!.args.includes('--http-insecure');
   for (const p of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
     expect(portNames.has(String(probe(p).port)), `${p} port`).toBe(true);
+    expect(probe(p).scheme ?? 'HTTP', `${p} scheme`).toBe(httpsServed ? 'HTTPS' : 'HTTP');
   }
+  // Beyond loopback the coordinator serves plaintext only when told so explicitly.
+  expect(flagValue(coordinator!.args, '--host')).toBe('0.0.0.0');
+  expect(coordinator!.args.includes('--tls-cert') || coordinator!.args.includes('--insecure')).toBe(true);
   const res = asMap(coordinator!.raw.resources, 'resources');
   expect(Object.keys(asMap(res.requests, 'requests')).sort()).toEqual(['cpu', 'memory']);
   expect(asMap(res.limits, 'limits').memory).toBeDefined();
@@ -309,6 +319,18 @@ function checkFederationResources(resources: Resource[], rendered: boolean): voi
       const port = servicePorts.find((p) => p.name === endpoint.port);
       expect(port, `ServiceMonitor port ${String(endpoint.port)}`).toBeDefined();
       expect(port!.targetPort).toBe('http');
+      // Scraped over HTTPS when the coordinator serves it, verified against the Secret's CA under
+      // the Service's DNS name.
+      expect(endpoint.scheme ?? 'http').toBe(httpsServed ? 'https' : 'http');
+      if (httpsServed) {
+        const tls = asMap(endpoint.tlsConfig, 'tlsConfig');
+        expect(tls.serverName).toBe(`${nameOf(chosen[0]!)}.${NAMESPACE}.svc`);
+        const ref = asMap(asMap(tls.ca, 'tlsConfig.ca').secret, 'tlsConfig.ca.secret');
+        const secret = findByBaseName(resources, 'Secret', String(ref.name));
+        expect(secret, `Secret ${String(ref.name)}`).toBeDefined();
+        expect(keysOf(secret!)).toContain(ref.key);
+        expect(tls.insecureSkipVerify).toBeUndefined();
+      }
     }
     const jobs = new Set(
       rulesOf(readYaml(RULES_FILE), 'rules').flatMap((r) =>
@@ -497,4 +519,110 @@ describe.skipIf(!hasKubectl)('Kubernetes manifests rendered by kustomize', () =>
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/secrets\//);
   });
+});
+
+describe('the StatefulSet command line, run outside a cluster', () => {
+  const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+  if (!hasOpenssl)
+    warnMissing('openssl', 'running the StatefulSet command with TLS', 'apt-get install openssl');
+  let child: ChildProcess | undefined;
+  afterAll(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  function get(url: URL, ca: Buffer): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  it.skipIf(!hasOpenssl)(
+    'starts with the ConfigMap and Secret as mounted: TLS, authentication on, open probes and metrics',
+    async () => {
+      if (!(await loadCommandSpec('coordinator'))) return;
+      const resources = readKustomizationRaw(join(K8S_DIR, 'base'));
+      const sts = resources.find((r) => r.kind === 'StatefulSet')!;
+      const pod = asMap(asMap(asMap(sts.spec, 'spec').template, 'template').spec, 'pod spec');
+      const [container] = containersOf(pod);
+      // Stand-ins for the mounted volumes: the Secret's keys from make-certs.sh and openssl rand,
+      // the ConfigMap's coordinator.json as it is in the repository.
+      const root = mkdtempSync(join(scratch, 'mounts-'));
+      const certs = join(root, 'certs');
+      const made = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'make-certs.sh'), certs], {
+        encoding: 'utf8',
+      });
+      expect(made.status, made.stderr).toBe(0);
+      const mountDirs = new Map<string, string>();
+      for (const m of container!.volumeMounts) {
+        const dir = join(root, String(m.name));
+        mkdirSync(dir, { recursive: true });
+        mountDirs.set(String(m.mountPath), dir);
+      }
+      const secretsDir = mountDirs.get('/etc/atomlens/secrets')!;
+      cpSync(join(certs, 'server.pem'), join(secretsDir, 'tls.crt'));
+      cpSync(join(certs, 'server-key.pem'), join(secretsDir, 'tls.key'));
+      cpSync(join(certs, 'ca.pem'), join(secretsDir, 'ca.crt'));
+      writeFileSync(join(secretsDir, 'enrollment-secret'), randomBytes(24).toString('hex'));
+      const operatorToken = randomBytes(24).toString('hex');
+      writeFileSync(join(secretsDir, 'operator-tokens'), `${operatorToken}\n`);
+      const mapPath = (p: string): string => {
+        for (const [mountPath, dir] of mountDirs)
+          if (p.startsWith(`${mountPath}/`)) return join(dir, p.slice(mountPath.length + 1));
+        return p;
+      };
+      const config = JSON.parse(readFileSync(join(K8S_DIR, 'base', 'coordinator.json'), 'utf8')) as {
+        auth: Record<string, unknown>;
+      };
+      for (const key of ['enrollmentSecretFile', 'operatorTokenFile'])
+        config.auth[key] = mapPath(String(config.auth[key]));
+      writeFileSync(mapPath('/etc/atomlens/config/coordinator.json'), JSON.stringify(config));
+
+      const args = container!.args.map((a) => (a.startsWith('/') ? mapPath(a) : a));
+      const set = (flag: string, value: string): void => {
+        args[args.indexOf(flag) + 1] = value;
+      };
+      set('--host', '127.0.0.1');
+      set('--grpc-port', '0');
+      set('--http-port', '0');
+      child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'atomlens.js'), ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ATOMLENS_ENROLLMENT_SECRET: '', ATOMLENS_OPERATOR_TOKEN: '' },
+      });
+      let output = '';
+      const url = await new Promise<URL>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`coordinator did not start:\n${output}`)), 60_000);
+        const onData = (d: Buffer): void => {
+          output += d.toString();
+          const m = /http listening on (https?:\/\/\S+:\d+)/.exec(output);
+          if (m) {
+            clearTimeout(timer);
+            resolve(new URL(m[1]!));
+          }
+        };
+        child!.stdout!.on('data', onData);
+        child!.stderr!.on('data', onData);
+        child!.once('exit', (code) => reject(new Error(`coordinator exited with ${code}:\n${output}`)));
+      });
+      expect(url.protocol).toBe('https:');
+      const ca = readFileSync(join(secretsDir, 'ca.crt'));
+      const at = (path: string): URL => new URL(path, `https://127.0.0.1:${url.port}`);
+      // What the kubelet's probes and Prometheus' scrape ask for, without any token.
+      const probes = asMap(container!.raw.readinessProbe, 'readinessProbe');
+      expect(await get(at(String(asMap(probes.httpGet, 'httpGet').path)), ca)).toBe(200);
+      expect(await get(at('/healthz'), ca)).toBe(200);
+      expect(await get(at('/metrics'), ca)).toBe(200);
+      // Reports need an operator token: authentication is really on.
+      expect(await get(at('/reports'), ca)).toBe(401);
+      expect(output).toMatch(/tokens on/);
+    },
+  );
 });
