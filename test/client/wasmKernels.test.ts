@@ -54,6 +54,21 @@ const CASES: ConvCase[] = [
     ],
   },
   { x: [4, 28, 28, 1], w: [3, 3, 1, 8], stride: 1, pad: 'same' },
+  // c_in ≥ 8: the filter gradient takes the convolution form.
+  { x: [3, 7, 9, 8], w: [3, 3, 8, 5], stride: 1, pad: 'same' },
+  { x: [2, 9, 8, 12], w: [3, 2, 12, 4], stride: 1, pad: 'valid' },
+  {
+    x: [2, 6, 6, 8],
+    w: [3, 3, 8, 3],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 1],
+      [0, 2],
+      [0, 0],
+    ],
+  },
+  { x: [2, 9, 9, 8], w: [3, 3, 8, 3], stride: 2, pad: 'same' },
 ];
 
 /** dL/dx and dL/dW for L = Σ conv(x, W)² · r (r fixed random, so every output matters). */
