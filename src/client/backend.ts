@@ -4,6 +4,12 @@
 // usually absent) → WASM (XNNPACK; SIMD when the runtime validates it) → the pure-JS CPU backend
 // as a last resort. The WASM backend lacks some gradient kernels the demo CNN needs; they are
 // registered from ./wasmKernels.ts before the backend is first used.
+//
+// SIMD and threads, measured on the demo CNN (batch 64, 2 shared cores, same load): SIMD ≈ 1,490
+// samples/s vs ≈ 500 without (WASM_HAS_SIMD_SUPPORT forced off). Threads are unavailable in
+// Node: tfjs reports WASM_HAS_MULTITHREAD_SUPPORT = false there, and forcing it fails because
+// emscripten starts its pthread workers from blob: URLs, which Node's Worker rejects
+// (ERR_WORKER_PATH). So WASM runs on one core.
 
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
