@@ -288,6 +288,10 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
     const mStart = performance.now();
     const sampler = setInterval(() => {
       rssSamples.push({ t: (performance.now() - mStart) / 1000, rss: coordinator.rssBytes() });
+      if (rssSamples.length % 10 === 1) {
+        const s = rssSamples.at(-1)!;
+        log(`N=${n}: t=${s.t.toFixed(0)} s acked ${acked} RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB`);
+      }
     }, 1000);
     rssSamples.push({ t: 0, rss: coordinator.rssBytes() });
     const cpuStart = coordinator.cpuSeconds();
