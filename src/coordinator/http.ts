@@ -50,6 +50,10 @@ export function createHttpServer(deps: HttpDeps): Server {
   const server = deps.https ? createHttpsServer(deps.https, handler) : createServer(handler);
   // Keep-alive sockets must not hold shutdown hostage.
   server.keepAliveTimeout = 5_000;
+  // Slow or stalled senders (slowloris) cannot pin sockets: headers within 10 s, the whole
+  // request (bodies are ≤ 1 MiB) within 30 s. Streaming responses are not affected.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   return server;
 }
 
