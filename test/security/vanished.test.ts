@@ -165,7 +165,7 @@ describe('slow and vanished clients', () => {
     expect((err as ProbeError).outcome).toBe('gone');
     // Gone after the heartbeat timeout, well before the 10 s probe deadline.
     expect(after).toBeGreaterThanOrEqual(TIMEOUT_MS - HEARTBEAT_MS);
-    expect(after).toBeLessThan(TIMEOUT_MS + 1_500);
+    expect(after).toBeLessThan(TIMEOUT_MS + 3_000);
     expect(running.sessions.connectedCount()).toBe(0);
 
     const text = await scrape();
@@ -198,7 +198,7 @@ describe('slow and vanished clients', () => {
     const elapsed = Date.now() - t0;
     expect((err as ProbeError).outcome).toBe('timeout');
     expect(elapsed).toBeGreaterThanOrEqual(waitMs - 20);
-    expect(elapsed).toBeLessThan(waitMs + 1_000);
+    expect(elapsed).toBeLessThan(waitMs + 3_000);
     // Still connected: being slow is not being gone.
     expect(running.sessions.connectedCount()).toBe(1);
     mute.close();
