@@ -138,6 +138,9 @@ interface StoredRound {
 
 class AbortedError extends Error {}
 
+/** A session that ends sooner than this after opening counts as a failed connection. */
+const SHORT_SESSION_MS = 2_000;
+
 function describe(err: unknown): string {
   const e = err as { code?: number; details?: string; message?: string };
   if (typeof e?.code === 'number') return `${grpcStatus[e.code] ?? e.code}: ${e.details || e.message}`;
@@ -182,6 +185,9 @@ class FederatedClient {
   private reconnecting: Promise<void> | undefined;
   /** When the coordinator was first found unreachable in the current outage. */
   private unreachableSince: number | undefined;
+  private sessionOpenedAt = 0;
+  /** Sessions in a row that ended within SHORT_SESSION_MS of opening. */
+  private shortSessions = 0;
   private readonly probeQueue: ProbeRequest__Output[] = [];
   private probing: Promise<void> | undefined;
   private readonly summary: ClientSummary;
@@ -380,7 +386,12 @@ class FederatedClient {
       }
       return;
     }
-    const template = templateFromWire(response.template);
+    let template: ModelTemplate;
+    try {
+      template = templateFromWire(response.template);
+    } catch (err) {
+      throw new RejectedError(`the coordinator's model template is unusable: ${(err as Error).message}`);
+    }
     const fromSeed = alphaFingerprint(template.layers, generateAlpha(template.layers, template.alphaSeed));
     if (fromSeed !== template.alphaFingerprint) {
       this.log.info(
@@ -394,6 +405,7 @@ class FederatedClient {
 
   private openSession(): void {
     const connection = this.connection!;
+    this.sessionOpenedAt = Date.now();
     const session = connection.openSession({
       onMessage: (message) => {
         if (message.kind === 'welcome' && message.welcome) {
@@ -440,6 +452,16 @@ class FederatedClient {
       this.stopSession();
       this.reconnecting = (async () => {
         try {
+          // A coordinator that accepts Register but drops the session at once would otherwise be
+          // hammered in a tight loop: back off as for a failed connection.
+          if (Date.now() - this.sessionOpenedAt < SHORT_SESSION_MS) {
+            this.shortSessions++;
+            const { initialMs, maxMs, multiplier } = this.backoff;
+            const cap = Math.min(maxMs, initialMs * multiplier ** (this.shortSessions - 1));
+            await this.sleep(cap / 2 + this.random() * (cap / 2));
+          } else {
+            this.shortSessions = 0;
+          }
           for (;;) {
             await this.connect(true);
             try {
@@ -666,7 +688,13 @@ class FederatedClient {
         for (;;) {
           const request = this.probeQueue.shift();
           if (!request) return;
-          await this.answerProbe(request);
+          try {
+            await this.answerProbe(request);
+          } catch (err) {
+            this.log.error(
+              `probe request ${request.requestId} crashed: ${(err as Error).stack ?? String(err)}`,
+            );
+          }
         }
       } finally {
         this.probing = undefined;
