@@ -40,7 +40,7 @@ export const spec: CommandSpec = {
       type: 'string',
       value: 'FILE',
       description:
-        'JSON configuration merged over the defaults (template, limits, sessions, storage, metrics, analysis, escalation)',
+        'JSON configuration merged over the defaults (template, limits, sessions, storage, metrics, analysis, escalation, auth)',
     },
     host: {
       type: 'string',
@@ -94,13 +94,13 @@ export const spec: CommandSpec = {
     'print-config': { type: 'boolean', description: 'Print the resolved configuration as JSON and exit' },
   },
   details:
-    'On start it prints "grpc listening on HOST:PORT" and "http listening on http://HOST:PORT".\n' +
+    'On start it prints "grpc listening on HOST:PORT" and "http listening on http://HOST:PORT" (https:// with TLS).\n' +
     'SIGINT/SIGTERM stop it: sessions end, calls in flight drain (up to 5 s), the database is closed.\n' +
     'Everything acknowledged to a client has been committed to DIR/atomlens.db before the answer.\n' +
     'Security: plaintext is served only on loopback addresses or with --insecure. With --tls-cert/--tls-key\n' +
     'authentication is on unless the config says auth.enabled=false: clients enrol with auth.enrollmentSecret\n' +
     '(or ATOMLENS_ENROLLMENT_SECRET) or, with --tls-client-ca, by their certificate; operator calls and the\n' +
-    'report routes need an operator token (auth.operatorTokens / ATOMLENS_OPERATOR_TOKEN). See README.',
+    'report routes need an operator token (auth.operatorTokens / ATOMLENS_OPERATOR_TOKEN). See docs/security.md.',
 };
 
 export async function run(parsed: Parsed): Promise<number> {
