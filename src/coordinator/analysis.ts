@@ -24,7 +24,7 @@ import {
   parseEscalationConfig,
 } from './escalation.js';
 import { type GwOptions, GwPool } from './gw/index.js';
-import type { LabelThresholds } from './labels.js';
+import type { LabelThresholdSettings } from './labels.js';
 import { collectProbes, type ProbeTarget } from './probes.js';
 import { buildReport, splitAtoms } from './report/build.js';
 import { renderReportHtml } from './report/html.js';
@@ -38,7 +38,7 @@ export interface AnalysisServiceOptions {
   workers?: number;
   /** Solver options for every GW problem (default CG from the identity and product couplings). */
   gw?: Pick<GwOptions, 'solver' | 'init' | 'epsilon' | 'maxIter' | 'tol'>;
-  thresholds?: Partial<LabelThresholds>;
+  thresholds?: Partial<LabelThresholdSettings>;
   segmentation?: SegmentationOptions;
   /** Analyses allowed to wait behind the running one (default 4); more are refused as busy. */
   maxQueued?: number;

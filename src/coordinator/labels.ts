@@ -47,6 +47,53 @@ export interface LabelModel {
   taskId: string;
 }
 
+/** Thresholds as configured: `sharedMaxGw` may be 'auto' (see resolveSharedMaxGw). */
+export type LabelThresholdSettings = Omit<LabelThresholds, 'sharedMaxGw'> & { sharedMaxGw: number | 'auto' };
+
+export const DEFAULT_LABEL_SETTINGS: LabelThresholdSettings = {
+  ...DEFAULT_LABEL_THRESHOLDS,
+  sharedMaxGw: 'auto',
+};
+
+/** Lower bound of the automatic threshold, so that near-identical stacks do not make it 0. */
+export const AUTO_SHARED_FLOOR = 0.01;
+
+/** The automatic threshold is this multiple of the median consecutive-layer distance. */
+export const AUTO_SHARED_FACTOR = 2;
+
+/**
+ * The automatic "same function" threshold: AUTO_SHARED_FACTOR × the median GW distance between
+ * consecutive layers within the analysed models (from their L×L matrices), at least
+ * AUTO_SHARED_FLOOR. Most consecutive layers sit inside a block, so that median measures how far
+ * apart two versions of "the same function" land on this architecture and probe set (training
+ * noise included); twice it is the margin, the same 2× the task and client rules use. Being
+ * measured in the same units on the same probe data, it adapts where a fixed number would not.
+ * Falls back to the fixed default when there is no layer pair to measure.
+ */
+export function resolveSharedMaxGw(
+  setting: number | 'auto',
+  layerMatrices: ArrayLike<number>[],
+  L: number,
+): { value: number; rule: string } {
+  if (setting !== 'auto') return { value: setting, rule: 'fixed by configuration' };
+  const steps: number[] = [];
+  for (const D of layerMatrices) for (let l = 0; l + 1 < L; l++) steps.push(D[l * L + l + 1]!);
+  const finite = steps.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (finite.length === 0) {
+    return {
+      value: DEFAULT_LABEL_THRESHOLDS.sharedMaxGw,
+      rule: 'auto: no layer pairs to measure, fixed default',
+    };
+  }
+  const mid = finite.length / 2;
+  const median = finite.length % 2 ? finite[Math.floor(mid)]! : (finite[mid - 1]! + finite[mid]!) / 2;
+  const value = Math.max(AUTO_SHARED_FLOOR, AUTO_SHARED_FACTOR * median);
+  return {
+    value,
+    rule: `auto: ${AUTO_SHARED_FACTOR} × the median GW distance between consecutive layers of the analysed models (${median.toFixed(4)} over ${finite.length} pairs)${value > AUTO_SHARED_FACTOR * median ? `, raised to the floor ${AUTO_SHARED_FLOOR}` : ''}`,
+  };
+}
+
 export interface LabelInput {
   models: LabelModel[];
   /** Layer names, in order; blocks index into them. */
@@ -178,7 +225,7 @@ export function classifyPairs(
       ...base,
       label: 'shared',
       departing: [],
-      explanation: `every pair of models is within ${small} (largest ${fmt(base.max)})`,
+      explanation: `every pair of models is within ${fmt(small)} (largest ${fmt(base.max)})`,
     };
   }
   if (base.withinTaskMax !== null && base.withinTaskMax > small) {
@@ -228,7 +275,7 @@ export function classifyPairs(
       ...base,
       label: 'client-specific',
       departing,
-      explanation: `models of the same task differ by up to ${fmt(base.withinTaskMax)} > ${small}: ${who}`,
+      explanation: `models of the same task differ by up to ${fmt(base.withinTaskMax)} > ${fmt(small)}: ${who}`,
     };
   }
   const acrossMean = base.acrossTaskMean;
@@ -251,7 +298,7 @@ export function classifyPairs(
     ...base,
     label: 'inconclusive',
     departing: [],
-    explanation: `differences (largest ${fmt(base.max)}) are above ${small} but across-task ${fmt(acrossMean)} is not ${thresholds.taskRatio}× within-task ${fmt(withinMean)}`,
+    explanation: `differences (largest ${fmt(base.max)}) are above ${fmt(small)} but across-task ${fmt(acrossMean)} is not ${thresholds.taskRatio}× within-task ${fmt(withinMean)}`,
   };
 }
 

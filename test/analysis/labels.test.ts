@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { classifyPairs, type LabelModel, labelBlocks } from '../../src/coordinator/labels.js';
+import {
+  AUTO_SHARED_FLOOR,
+  classifyPairs,
+  type LabelModel,
+  labelBlocks,
+  resolveSharedMaxGw,
+} from '../../src/coordinator/labels.js';
 import { meanMatrix, segmentLayers } from '../../src/coordinator/segmentation.js';
 import {
   type Activations,
@@ -174,5 +180,21 @@ describe('classifyPairs edge cases', () => {
         crossGw: [new Float64Array(3)],
       }),
     ).toThrow(/expected 2×2/);
+  });
+});
+
+describe('resolveSharedMaxGw', () => {
+  it("'auto' is twice the median consecutive-layer distance, with a floor", () => {
+    // Two 3-layer models; consecutive distances 0.02, 0.04 and 0.03, 0.05 → median 0.035.
+    const m = (a: number, b: number) => Float64Array.from([0, a, 0.5, a, 0, b, 0.5, b, 0]);
+    const r = resolveSharedMaxGw('auto', [m(0.02, 0.04), m(0.03, 0.05)], 3);
+    expect(r.value).toBeCloseTo(0.07, 12);
+    expect(r.rule).toMatch(/median/);
+    expect(resolveSharedMaxGw('auto', [m(0, 0)], 3).value).toBe(AUTO_SHARED_FLOOR);
+    expect(resolveSharedMaxGw('auto', [], 3).rule).toMatch(/fixed default/);
+    expect(resolveSharedMaxGw(0.2, [m(0.02, 0.04)], 3)).toEqual({
+      value: 0.2,
+      rule: 'fixed by configuration',
+    });
   });
 });

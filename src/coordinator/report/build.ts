@@ -15,7 +15,13 @@ import {
 } from '../../shared/representation.js';
 import { correlationCi, pearson, spearman } from '../../shared/stats.js';
 import type { ModelTemplate } from '../../shared/template.js';
-import { DEFAULT_LABEL_THRESHOLDS, type LabelThresholds, labelBlocks } from '../labels.js';
+import {
+  DEFAULT_LABEL_SETTINGS,
+  type LabelThresholdSettings,
+  type LabelThresholds,
+  labelBlocks,
+  resolveSharedMaxGw,
+} from '../labels.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../similarity.js';
 import {
@@ -61,7 +67,8 @@ export interface ReportInput {
   atoms: (Float32Array[] | null)[];
   /** Per answered model index: one Gram matrix (n×n) per probe layer, in template.probeLayers order. */
   grams: Map<number, Float32Array[]>;
-  thresholds?: Partial<LabelThresholds>;
+  /** Label thresholds; sharedMaxGw defaults to 'auto'. */
+  thresholds?: Partial<LabelThresholdSettings>;
   segmentation?: SegmentationOptions;
   solver: AnalysisReport['solver'];
   probingSeconds: number;
@@ -131,7 +138,7 @@ export async function buildReport(
   const { template } = input;
   const probeLayers = template.probeLayers;
   const L = probeLayers.length;
-  const thresholds: LabelThresholds = { ...DEFAULT_LABEL_THRESHOLDS, ...input.thresholds };
+  const settings: LabelThresholdSettings = { ...DEFAULT_LABEL_SETTINGS, ...input.thresholds };
   const notes = [...(input.notes ?? [])];
 
   // --- atom similarity over every model with atoms ------------------------------------------
@@ -270,6 +277,12 @@ export async function buildReport(
     const { gw, identity } = layerGw.get(i)!;
     return { model: i, gw, identity, segmentation: segmentLayers(gw, L, input.segmentation) };
   });
+  const shared = resolveSharedMaxGw(
+    settings.sharedMaxGw,
+    perModel.map((m) => m.gw),
+    L,
+  );
+  const thresholds: LabelThresholds = { ...settings, sharedMaxGw: shared.value };
   const consensus =
     P > 0
       ? segmentLayers(
@@ -407,7 +420,7 @@ export async function buildReport(
         perLayer: b.perLayer,
       };
     }),
-    thresholds,
+    thresholds: { ...thresholds, sharedMaxGwRule: shared.rule },
     crossCheck: { points, overall, perLayer },
     solver: input.solver,
     timings: {

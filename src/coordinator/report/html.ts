@@ -109,7 +109,7 @@ export function renderReportHtml(r: AnalysisReport): string {
   out.push(`<h2 id="blocks">Sub-networks and labels</h2>`);
   if (r.consensus) {
     out.push(
-      `<p>Consensus segmentation of the ${r.crossModels.length} models' mean GW layer matrix into <strong>${r.consensus.k}</strong> block(s): ${esc(r.consensus.reason)}. Thresholds: shared when every pair's GW ≤ ${r.thresholds.sharedMaxGw}; task-specific when across-task ≥ ${r.thresholds.taskRatio}× within-task; a client departs at ≥ ${r.thresholds.clientRatio}× its task's spread; atoms count as the same at cosine ≥ ${r.thresholds.sharedMinCosine}.</p>`,
+      `<p>Consensus segmentation of the ${r.crossModels.length} models' mean GW layer matrix into <strong>${r.consensus.k}</strong> block(s): ${esc(r.consensus.reason)}. Thresholds: shared when every pair's GW ≤ ${fmt(r.thresholds.sharedMaxGw)} (${esc(r.thresholds.sharedMaxGwRule)}); task-specific when across-task ≥ ${r.thresholds.taskRatio}× within-task; a client departs at ≥ ${r.thresholds.clientRatio}× its task's spread; atoms count as the same at cosine ≥ ${r.thresholds.sharedMinCosine}.</p>`,
     );
   }
   if (r.blocks.length === 0) {

@@ -169,7 +169,8 @@ export interface AnalysisReport {
   /** Segmentation of the mean of the answered models' layer matrices; blocks are labelled on it. */
   consensus: SegmentationJson | null;
   blocks: ReportBlock[];
-  thresholds: LabelThresholds;
+  /** The thresholds the labels used; sharedMaxGwRule says how sharedMaxGw was set. */
+  thresholds: LabelThresholds & { sharedMaxGwRule: string };
   crossCheck: {
     points: CrossCheckPoint[];
     overall: CorrelationSummary;
