@@ -5,7 +5,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from 'node:path';
 import type { ClientProgressEvent } from '../client/client.js';
 import type { AnalysisReport } from '../coordinator/report/types.js';
-import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
 import { type ManagedChild, startChild, stopChildren } from './children.js';
 import { DemoDisplay, type Output } from './display.js';
 import { DemoOperator, type FederationSnapshot } from './operator.js';
@@ -46,10 +45,37 @@ export interface DemoResult {
   metricsUrl: string;
   grpcAddress: string;
   summary: DemoSummary;
-  /** Reports the coordinator wrote on its own (escalations) while the clients trained. */
-  escalations: ReportSummary__Output[];
+  /** Reports the coordinator wrote on its own (escalations) while the demo ran. */
+  escalations: EscalationRecord[];
   plans: DemoClientPlan[];
   seconds: { total: number; training: number; analysis: number };
+}
+
+/** Divergence threshold of the demo's escalation policy (the coordinator's default is 0.3). */
+export const DEMO_DIVERGENCE_THRESHOLD = 0.05;
+
+/**
+ * The coordinator configuration the demo runs with. The probe size of automatic escalations comes
+ * from the template (the final analysis asks for the same size). The divergence threshold is
+ * lowered because a few short rounds move atoms only a little: the skewed client's divergence
+ * reaches about 0.08 by its second round, so it triggers an escalation while the demo runs.
+ */
+export function demoCoordinatorConfig(probeSize: number): Record<string, unknown> {
+  return {
+    template: { probe: { size: probeSize } },
+    escalation: { divergenceThreshold: DEMO_DIVERGENCE_THRESHOLD },
+  };
+}
+
+export interface EscalationRecord {
+  reportId: string;
+  trigger: string;
+  /** What the escalation policy saw, e.g. "site-d/0-1 diverges from its task (…) at round 2". */
+  reason: string;
+  models: number;
+  htmlPath: string;
+  /** The report's findings, in the same form as the final summary. */
+  summary: DemoSummary;
 }
 
 export class DemoInterrupted extends Error {
@@ -164,13 +190,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const opts = { ...options, dataDir };
   const { signal } = options;
   prepareDataDir(dataDir, options.fresh);
-  // The probe size of automatic escalations comes from the template; the final analysis asks for
-  // the same size explicitly.
   const configPath = join(dataDir, 'demo-config.json');
-  writeFileSync(
-    configPath,
-    `${JSON.stringify({ template: { probe: { size: options.probeSize } } }, null, 2)}\n`,
-  );
+  writeFileSync(configPath, `${JSON.stringify(demoCoordinatorConfig(options.probeSize), null, 2)}\n`);
 
   const plans = planScenario({
     clients: options.clients,
@@ -223,7 +244,33 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const trainingStarted = Date.now();
     let announcedRounds = 0;
     const seenReports = new Set<string>();
-    const escalations: ReportSummary__Output[] = [];
+    const escalations: EscalationRecord[] = [];
+    const notes: Record<string, string> = {};
+    for (const p of plans) if (p.role === 'skewed') notes[p.id] = 'skewed share';
+    /** Reports the coordinator wrote on its own since the last look, saved beside the demo's. */
+    const collectEscalations = async (): Promise<EscalationRecord[]> => {
+      const found: EscalationRecord[] = [];
+      for (const r of await op.listReports()) {
+        if (seenReports.has(r.reportId) || r.trigger === 'operator') continue;
+        seenReports.add(r.reportId);
+        const stored = await op.getReport(r.reportId);
+        const htmlPath = join(dataDir, 'reports', `${r.reportId}.html`);
+        writeFileSync(htmlPath, stored.html);
+        writeFileSync(join(dataDir, 'reports', `${r.reportId}.json`), stored.json);
+        const parsedReport = JSON.parse(stored.json) as AnalysisReport;
+        const record = {
+          reportId: r.reportId,
+          trigger: r.trigger,
+          reason: parsedReport.trigger.reason,
+          models: r.models,
+          htmlPath,
+          summary: summariseDemo(parsedReport, lastSnapshot, notes),
+        };
+        escalations.push(record);
+        found.push(record);
+      }
+      return found;
+    };
     let snapshotChain: Promise<void> = Promise.resolve();
     let lastSnapshot: FederationSnapshot = { similarity: null, models: [] };
     const onFederationProgress = () => {
@@ -241,12 +288,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
                 ? ` · most divergent ${top.clientId}/${top.taskId} (divergence ${top.divergence.toFixed(4)}, drift ${top.drift.toFixed(4)})`
                 : ''),
           );
-          for (const r of await op.listReports()) {
-            if (seenReports.has(r.reportId) || r.trigger === 'operator') continue;
-            seenReports.add(r.reportId);
-            escalations.push(r);
+          for (const e of await collectEscalations()) {
             display.line(
-              `escalation (${r.trigger}): the coordinator analysed ${r.models} models on its own → report ${r.reportId}`,
+              `escalation (${e.trigger}): ${e.reason} → ${e.models} models analysed, ${e.htmlPath}`,
             );
           }
         } catch (err) {
@@ -375,14 +419,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const parsed = JSON.parse(report.json) as AnalysisReport;
     // Divergence as the coordinator sees it now (level 0), beside the report's GW view.
     const snapshot = await abortable(op.snapshot(), signal).catch(() => lastSnapshot);
-    for (const r of await op.listReports().catch(() => [])) {
-      if (!seenReports.has(r.reportId) && r.trigger !== 'operator') {
-        seenReports.add(r.reportId);
-        escalations.push(r);
-      }
-    }
-    const notes: Record<string, string> = {};
-    for (const p of plans) if (p.role === 'skewed') notes[p.id] = 'skewed share';
+    await collectEscalations().catch(() => []);
     const summary = summariseDemo(parsed, snapshot, notes);
     display.finish();
 
@@ -421,13 +458,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 export function printResult(out: Output, r: DemoResult): void {
   const lines = [
     '',
-    'Summary',
+    `Summary (analysis of every model at the end)`,
     ...r.summary.lines.map((l) => `  ${l}`),
     ...(r.escalations.length > 0
-      ? [
-          `  escalations while training: ${r.escalations.map((e) => `${e.trigger} (${e.models} models, ${e.reportId})`).join('; ')}`,
-        ]
-      : ['  escalations while training: none fired (thresholds in the coordinator config)']),
+      ? r.escalations.flatMap((e) => [
+          '',
+          `Escalation (${e.trigger}): ${e.reason}`,
+          ...e.summary.lines
+            .filter((l) => /^(in short|diverged|differ|most divergent)/.test(l))
+            .map((l) => `  ${l}`),
+          `  report: ${e.htmlPath}`,
+        ])
+      : ['', 'Escalations: none fired (thresholds: escalation.* in the coordinator config)']),
     '',
     `report:   ${r.reportHtmlPath}`,
     `          (JSON beside it; served at ${r.reportUrl})`,

@@ -88,7 +88,13 @@ function report(models: Model[], blocks: ReportBlock[], missing: Model[] = []): 
           }
         : null,
     blocks,
-    thresholds: { sharedMaxGw: 0.05, taskRatio: 2, clientRatio: 2, sharedMinCosine: 0.9 },
+    thresholds: {
+      sharedMaxGw: 0.05,
+      taskRatio: 2,
+      clientRatio: 2,
+      sharedMinCosine: 0.9,
+      sharedMaxGwRule: 'test',
+    },
     crossCheck: {
       points: [],
       overall: { n: 12, pearson: 0.5, spearman: 0.6, pearsonCi: null, spearmanCi: null },
