@@ -49,9 +49,13 @@ if (!reportPath) {
     process.stderr.write(`the demo failed (exit ${run.status}); logs are in ${scratch}/logs\n`);
     process.exit(1);
   }
-  const html = readdirSync(join(scratch, 'reports')).find((f) => f.endsWith('.html'));
-  if (!html) throw new Error(`the demo wrote no report page under ${scratch}/reports`);
-  reportPath = join(scratch, 'reports', html);
+  // The demo's own analysis of every model (trigger "operator"), not an escalation's.
+  const dir = join(scratch, 'reports');
+  const json = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .find((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')).trigger?.kind === 'operator');
+  if (!json) throw new Error(`the demo wrote no report of every model under ${dir}`);
+  reportPath = join(dir, json.replace(/\.json$/, '.html'));
 }
 
 const page = readFileSync(reportPath, 'utf8');
