@@ -12,8 +12,8 @@
 //                        is ≥ `clientRatio` × the mean distance among the rest (with only two
 //                        models in the task, both are named: which one moved is undecidable).
 //   3. task-specific   — models of a task agree (within-task max Δ ≤ `sharedMaxGw`, or one model
-//                        per task) and the across-task mean Δ is > `sharedMaxGw` and
-//                        ≥ `taskRatio` × the within-task mean.
+//                        per task), so some across-task pair is > `sharedMaxGw`, and the
+//                        across-task mean Δ is ≥ `taskRatio` × the within-task mean.
 //   4. inconclusive    — none of the above (e.g. differences too small to call).
 // The atom view runs the same rule on 1 − cosine with `sharedMinCosine`.
 
@@ -280,11 +280,8 @@ export function classifyPairs(
   }
   const acrossMean = base.acrossTaskMean;
   const withinMean = base.withinTaskMean;
-  if (
-    acrossMean !== null &&
-    acrossMean > small &&
-    (withinMean === null || acrossMean >= thresholds.taskRatio * withinMean)
-  ) {
+  // Reaching here, within-task pairs are all close, so the pair above `small` is across tasks.
+  if (acrossMean !== null && (withinMean === null || acrossMean >= thresholds.taskRatio * withinMean)) {
     const caveat =
       withinMean === null ? '; one model per task, so task and client effects cannot be told apart' : '';
     return {
@@ -298,7 +295,7 @@ export function classifyPairs(
     ...base,
     label: 'inconclusive',
     departing: [],
-    explanation: `differences (largest ${fmt(base.max)}) are above ${fmt(small)} but across-task ${fmt(acrossMean)} is not ${thresholds.taskRatio}× within-task ${fmt(withinMean)}`,
+    explanation: `some pair differs (largest ${fmt(base.max)} > ${fmt(small)}), but across-task distances (mean ${fmt(acrossMean)}) are not ${thresholds.taskRatio}× the within-task ones (mean ${fmt(withinMean)})`,
   };
 }
 

@@ -27,7 +27,7 @@ function signal(over: Partial<ModelSignal> = {}): ModelSignal {
     round: 5,
     fingerprintMatch: true,
     drift: 0.01,
-    divergence: 0.05,
+    divergence: 0.01,
     ...over,
   };
 }
@@ -43,7 +43,7 @@ describe('EscalationPolicy', () => {
     const e = p.onUpload(signal({ divergence: 0.42 }), 0.9, peersOf('t1'), models)!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence).toEqual([
-      { name: 'divergence', value: 0.42, threshold: 0.3, clientId: 'a', taskId: 't1' },
+      { name: 'divergence', value: 0.42, threshold: 0.05, clientId: 'a', taskId: 't1' },
     ]);
     expect(e.models).toEqual([
       { clientId: 'a', taskId: 't1' },

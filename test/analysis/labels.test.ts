@@ -158,6 +158,22 @@ describe('classifyPairs edge cases', () => {
     expect(classifyPairs(models, d, 0.05, thresholds).label).toBe('inconclusive');
     expect(classifyPairs([two[0]!], [[0]], 0.05, thresholds).label).toBe('inconclusive');
   });
+  it('calls a block task-specific when tasks differ clearly relative to the within-task spread', () => {
+    const models = [
+      { clientId: 'a', taskId: 'x' },
+      { clientId: 'b', taskId: 'x' },
+      { clientId: 'c', taskId: 'y' },
+    ];
+    // One across-task pair is above 0.05; the across-task mean (0.045) is 2.25× the within (0.02).
+    const d = [
+      [0, 0.02, 0.06],
+      [0.02, 0, 0.03],
+      [0.06, 0.03, 0],
+    ];
+    const r = classifyPairs(models, d, 0.05, thresholds);
+    expect(r.label).toBe('task-specific');
+    expect(r.acrossTaskMean).toBeCloseTo(0.045, 12);
+  });
   it('ignores pairs without a value', () => {
     const r = classifyPairs(
       two,
