@@ -182,6 +182,20 @@ describe('atomlens demo', () => {
     expect(demo.stderr()).toContain('every child process has exited');
   });
 
+  it('children stop on their own when the demo is killed outright (SIGKILL)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'atomlens-demo-kill-'));
+    dirs.push(dir);
+    const demo = startDemo([...SHORT, '--rounds', '50', '--data', dir]);
+    await demo.waitFor(/^\[site-\w\] task \S+ round 1 /, 180_000);
+    const pids = demo.pids();
+    expect(pids).toHaveLength(4);
+    demo.proc.kill('SIGKILL');
+    await demo.exited;
+    // Each child sees its stdin pipe close and shuts down (the coordinator writes nothing to stdout
+    // after start-up, so only that can stop it).
+    expect(await allGone(pids, 30_000)).toEqual([]);
+  });
+
   it('refuses bad flags with exit code 2 and a message naming the flag', async () => {
     for (const [args, message] of [
       [['--clients', '1'], /--clients must be at least 2/],
