@@ -60,9 +60,9 @@ export const ATOM_VS_CKA_DEFAULTS: AtomVsCkaConfig = {
   tasks: ['0-1', '2-3', '4-5', '6-7'],
   heldOutDigits: [8, 9],
   cohorts: 2,
-  rounds: 8,
-  checkpoints: [0, 1, 2, 4, 8],
-  batchesPerRound: 12,
+  rounds: 16,
+  checkpoints: [0, 1, 2, 4, 8, 16],
+  batchesPerRound: 25,
   batchSize: 32,
   learningRate: 0.01,
   dirichletAlpha: 1,
@@ -95,6 +95,13 @@ interface ModelRecord {
 }
 
 const PROBE_KINDS: ProbeKind[] = ['in-distribution', 'held-out-digits', 'noise'];
+/**
+ * The probe sets, plus an ablation: the in-distribution probe through each model with its conv
+ * biases set to zero. Clients train biases as well as atoms, and the atom measure cannot see
+ * biases; this variant shows how much of the atom–CKA mismatch they cause.
+ */
+type Variant = ProbeKind | 'zero-bias';
+const VARIANTS: Variant[] = [...PROBE_KINDS, 'zero-bias'];
 
 function sameParameters(a: Checkpoint, b: Checkpoint): boolean {
   const eq = (x: Float32Array[], y: Float32Array[]) =>
@@ -235,8 +242,9 @@ export async function runAtomVsCka(
   const probes = buildProbeSets(config.probeSize, config.seed + 100, trainedDigits, config.heldOutDigits);
   const evaluator = new ContinualModel(template, { seed: 1 });
   evaluator.addTask(tasks[0]!);
-  const grams = new Map<ProbeKind, Float64Array[][]>(PROBE_KINDS.map((k) => [k, []]));
+  const grams = new Map<Variant, Float64Array[][]>(VARIANTS.map((k) => [k, []]));
   const forwardSeconds = new Map<ProbeKind, number[]>(PROBE_KINDS.map((k) => [k, []]));
+  const inDistribution = probes.find((x) => x.kind === 'in-distribution')!;
   try {
     for (const m of models) {
       evaluator.setConvParameters(tasks[0]!.id, m.checkpoint.atoms, m.checkpoint.biases);
@@ -246,6 +254,10 @@ export async function runAtomVsCka(
         forwardSeconds.get(probe.kind)!.push((performance.now() - s) / 1000);
         grams.get(probe.kind)!.push(g.map((x) => Float64Array.from(x.gram)));
       }
+      const zeros = m.checkpoint.biases.map((b) => new Float32Array(b.length));
+      evaluator.setConvParameters(tasks[0]!.id, m.checkpoint.atoms, zeros);
+      const g = evaluator.layerGrams(tasks[0]!.id, inDistribution.inputs, layers, template.probe.pooling);
+      grams.get('zero-bias')!.push(g.map((x) => Float64Array.from(x.gram)));
     }
   } finally {
     evaluator.dispose();
@@ -264,12 +276,12 @@ export async function runAtomVsCka(
   const atomMean = new Float64Array(P);
   const subspaceLayer = Array.from({ length: L }, () => new Float64Array(P));
   const subspaceMean = new Float64Array(P);
-  const ckaLayer = new Map<ProbeKind, Float64Array[]>(
-    PROBE_KINDS.map((k) => [k, Array.from({ length: L }, () => new Float64Array(P))]),
+  const ckaLayer = new Map<Variant, Float64Array[]>(
+    VARIANTS.map((k) => [k, Array.from({ length: L }, () => new Float64Array(P))]),
   );
-  const ckaMean = new Map<ProbeKind, Float64Array>(PROBE_KINDS.map((k) => [k, new Float64Array(P)]));
+  const ckaMean = new Map<Variant, Float64Array>(VARIANTS.map((k) => [k, new Float64Array(P)]));
   const n = config.probeSize;
-  const ckaSeconds = new Map<ProbeKind, number>(PROBE_KINDS.map((k) => [k, 0]));
+  const ckaSeconds = new Map<Variant, number>(VARIANTS.map((k) => [k, 0]));
   let p = 0;
   for (let a = 0; a < M; a++) {
     for (let b = a + 1; b < M; b++, p++) {
@@ -287,7 +299,7 @@ export async function runAtomVsCka(
         sub += subspaceLayer[l]![p]!;
       }
       subspaceMean[p] = sub / L;
-      for (const kind of PROBE_KINDS) {
+      for (const kind of VARIANTS) {
         const gA = grams.get(kind)![a]!;
         const gB = grams.get(kind)![b]!;
         const s = performance.now();
@@ -416,6 +428,13 @@ export async function runAtomVsCka(
     ckaMean.get('held-out-digits')!,
   );
   both('model', 'atom cosine (mean)', 'CKA noise (mean)', atomMean, ckaMean.get('noise')!);
+  both(
+    'model',
+    'atom cosine (mean)',
+    'CKA in-dist, biases zeroed (mean)',
+    atomMean,
+    ckaMean.get('zero-bias')!,
+  );
   add(
     'model',
     'CKA in-dist (mean)',
@@ -587,7 +606,7 @@ export async function runAtomVsCka(
       'atom_mean',
       'subspace_mean',
       ...layers.map((l) => `atom_${l}`),
-      ...PROBE_KINDS.flatMap((k) => [`cka_${k}_mean`, ...layers.map((l) => `cka_${k}_${l}`)]),
+      ...VARIANTS.flatMap((k) => [`cka_${k}_mean`, ...layers.map((l) => `cka_${k}_${l}`)]),
     ].join(','),
   ];
   for (let q = 0; q < P; q++) {
@@ -601,7 +620,7 @@ export async function runAtomVsCka(
         atomMean[q],
         subspaceMean[q],
         ...layers.map((_, l) => atomLayer[l]![q]),
-        ...PROBE_KINDS.flatMap((k) => [ckaMean.get(k)![q], ...layers.map((_, l) => ckaLayer.get(k)![l]![q])]),
+        ...VARIANTS.flatMap((k) => [ckaMean.get(k)![q], ...layers.map((_, l) => ckaLayer.get(k)![l]![q])]),
       ]
         .map((v) => (typeof v === 'number' ? (Number.isFinite(v) ? v.toPrecision(6) : '') : v))
         .join(','),

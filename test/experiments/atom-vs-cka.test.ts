@@ -81,8 +81,8 @@ describe('experiment atom-vs-cka (tiny)', () => {
       '95% CI (models)',
     ]);
     // model-level rows (atom: all, same init, other init; subspace: all, same init), two per layer,
-    // cumulative per layer after the first, four OOD rows and two CKA-vs-CKA rows.
-    expect(t.rows).toHaveLength(5 + 2 * LAYERS.length + (LAYERS.length - 1) + 6);
+    // cumulative per layer after the first, four OOD rows, two zero-bias rows, two CKA-vs-CKA rows.
+    expect(t.rows).toHaveLength(5 + 2 * LAYERS.length + (LAYERS.length - 1) + 8);
     const all = t.rows.filter((r) => r[4] === 'all pairs');
     for (const r of all) {
       expect(Number(r[3])).toBe(PAIRS);

@@ -41,17 +41,17 @@ export const spec: CommandSpec = {
       type: 'string',
       value: 'N',
       description:
-        'atom-vs-cka: training rounds per client (default 8); subnetworks: rounds per task (default 4)',
+        'atom-vs-cka: training rounds per client (default 16); subnetworks: rounds per task (default 4)',
     },
     checkpoints: {
       type: 'string',
       value: 'LIST',
-      description: 'atom-vs-cka: rounds kept as models, e.g. 0,1,2,4,8 (0 = the initialisation)',
+      description: 'atom-vs-cka: rounds kept as models, default 0,1,2,4,8,16 (0 = the initialisation)',
     },
     batches: {
       type: 'string',
       value: 'N',
-      description: 'Mini-batches per round (default: atom-vs-cka 12, subnetworks 25)',
+      description: 'Mini-batches per round (default 25)',
     },
     cohorts: {
       type: 'string',
@@ -106,6 +106,60 @@ function optionalList(v: Parsed['values'], name: string): number[] | undefined {
   }
 }
 
+/** atom-vs-cka's configuration from the flags (usage errors before any work starts). */
+function atomVsCkaConfig(v: Parsed['values'], seed: number, tiny: boolean): AtomVsCkaConfig {
+  const config: AtomVsCkaConfig = { ...ATOM_VS_CKA_DEFAULTS, ...(tiny ? ATOM_VS_CKA_TINY : {}), seed };
+  const clients = optionalInt(v, 'clients', 2, 64);
+  const rounds = optionalInt(v, 'rounds', 1, 100);
+  const probeSize = optionalInt(v, 'probe-size', 8, 1024);
+  const checkpoints = optionalList(v, 'checkpoints');
+  const batches = optionalInt(v, 'batches', 1, 10_000);
+  const cohorts = optionalInt(v, 'cohorts', 1, 64);
+  if (clients !== undefined) config.clients = clients;
+  if (batches !== undefined) config.batchesPerRound = batches;
+  if (cohorts !== undefined) config.cohorts = cohorts;
+  if (rounds !== undefined) {
+    config.rounds = rounds;
+    if (checkpoints === undefined) config.checkpoints = config.checkpoints.filter((c) => c <= rounds);
+    if (!config.checkpoints.includes(rounds)) config.checkpoints = [...config.checkpoints, rounds];
+  }
+  if (checkpoints !== undefined) config.checkpoints = checkpoints;
+  if (probeSize !== undefined) config.probeSize = probeSize;
+  if (config.checkpoints.some((c) => c > config.rounds)) {
+    throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
+  }
+  return config;
+}
+
+/** subnetworks' configuration from the flags. */
+function subnetworksConfig(v: Parsed['values'], seed: number, tiny: boolean): SubnetworksConfig {
+  const config: SubnetworksConfig = { ...SUBNETWORKS_DEFAULTS, ...(tiny ? SUBNETWORKS_TINY : {}), seed };
+  const seeds = optionalInt(v, 'seeds', 1, 20);
+  const rounds = optionalInt(v, 'rounds', 1, 100);
+  const workers = optionalInt(v, 'workers', 1, 64);
+  const sizes = optionalList(v, 'probe-sizes');
+  const reference = optionalInt(v, 'reference-size', 4, 4096);
+  const batches = optionalInt(v, 'batches', 1, 10_000);
+  if (batches !== undefined) config.batchesPerRound = batches;
+  if (seeds !== undefined) config.seeds = seeds;
+  if (rounds !== undefined) config.roundsPerTask = rounds;
+  if (workers !== undefined) config.workers = workers;
+  if (sizes !== undefined) {
+    if (sizes.some((n) => n < 4 || n > 1500)) throw new UsageError('--probe-sizes must lie in 4..1500');
+    config.probeSizes = sizes;
+    if (reference === undefined && !sizes.includes(config.referenceProbeSize)) {
+      config.referenceProbeSize = Math.max(...sizes);
+    }
+  }
+  if (reference !== undefined) config.referenceProbeSize = reference;
+  if (!config.probeSizes.includes(config.referenceProbeSize)) {
+    throw new UsageError(
+      `--reference-size ${config.referenceProbeSize} is not one of the probe sizes ${config.probeSizes.join(', ')}`,
+    );
+  }
+  return config;
+}
+
 export async function run(parsed: Parsed): Promise<number> {
   const v = parsed.values;
   if (v.list) {
@@ -121,7 +175,10 @@ export async function run(parsed: Parsed): Promise<number> {
   const backend = choiceFlag(v, 'backend', BACKEND_CHOICES as readonly BackendPreference[]);
   const dir = resolve(typeof v.out === 'string' ? v.out : `results/${name}`);
   const tiny = v.tiny === true;
-  const log = createLogger('experiment');
+  const config =
+    name === 'atom-vs-cka'
+      ? { kind: 'atom-vs-cka' as const, config: atomVsCkaConfig(v, seed, tiny) }
+      : { kind: 'subnetworks' as const, config: subnetworksConfig(v, seed, tiny) };
   // The command line that reproduces this run (flags that differ from their defaults, minus
   // --out, a local path), for the results page.
   const shown: string[] = [name];
@@ -132,6 +189,7 @@ export async function run(parsed: Parsed): Promise<number> {
       shown.push(value === true ? `--${flag}` : `--${flag} ${value}`);
   }
   const command = `npm run experiment -- ${shown.join(' ')}`;
+  const log = createLogger('experiment');
   let info: Awaited<ReturnType<typeof initBackend>>;
   try {
     info = await initBackend(backend, log);
@@ -139,57 +197,13 @@ export async function run(parsed: Parsed): Promise<number> {
     throw new CliError((err as Error).message);
   }
   try {
-    if (name === 'atom-vs-cka') {
-      const config: AtomVsCkaConfig = { ...ATOM_VS_CKA_DEFAULTS, ...(tiny ? ATOM_VS_CKA_TINY : {}), seed };
-      const clients = optionalInt(v, 'clients', 2, 64);
-      const rounds = optionalInt(v, 'rounds', 1, 100);
-      const probeSize = optionalInt(v, 'probe-size', 8, 1024);
-      const checkpoints = optionalList(v, 'checkpoints');
-      const batches = optionalInt(v, 'batches', 1, 10_000);
-      const cohorts = optionalInt(v, 'cohorts', 1, 64);
-      if (clients !== undefined) config.clients = clients;
-      if (batches !== undefined) config.batchesPerRound = batches;
-      if (cohorts !== undefined) config.cohorts = cohorts;
-      if (rounds !== undefined) {
-        config.rounds = rounds;
-        if (checkpoints === undefined) config.checkpoints = config.checkpoints.filter((c) => c <= rounds);
-        if (!config.checkpoints.includes(rounds)) config.checkpoints = [...config.checkpoints, rounds];
-      }
-      if (checkpoints !== undefined) config.checkpoints = checkpoints;
-      if (probeSize !== undefined) config.probeSize = probeSize;
-      if (config.checkpoints.some((c) => c > config.rounds)) {
-        throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
-      }
-      const summary = await runAtomVsCka(config, dir, log, info.name, command);
+    if (config.kind === 'atom-vs-cka') {
+      const summary = await runAtomVsCka(config.config, dir, log, info.name, command);
       process.stdout.write(
         `atom-vs-cka: ${summary.models} models, ${summary.pairs} pairs, Pearson r = ${summary.modelLevel.pearson.toFixed(3)} (model-level, in-distribution CKA) in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
       );
     } else {
-      const config: SubnetworksConfig = { ...SUBNETWORKS_DEFAULTS, ...(tiny ? SUBNETWORKS_TINY : {}), seed };
-      const seeds = optionalInt(v, 'seeds', 1, 20);
-      const rounds = optionalInt(v, 'rounds', 1, 100);
-      const workers = optionalInt(v, 'workers', 1, 64);
-      const sizes = optionalList(v, 'probe-sizes');
-      const reference = optionalInt(v, 'reference-size', 4, 4096);
-      const batches = optionalInt(v, 'batches', 1, 10_000);
-      if (batches !== undefined) config.batchesPerRound = batches;
-      if (seeds !== undefined) config.seeds = seeds;
-      if (rounds !== undefined) config.roundsPerTask = rounds;
-      if (workers !== undefined) config.workers = workers;
-      if (sizes !== undefined) {
-        if (sizes.some((n) => n < 4 || n > 1500)) throw new UsageError('--probe-sizes must lie in 4..1500');
-        config.probeSizes = sizes;
-        if (reference === undefined && !sizes.includes(config.referenceProbeSize)) {
-          config.referenceProbeSize = Math.max(...sizes);
-        }
-      }
-      if (reference !== undefined) config.referenceProbeSize = reference;
-      if (!config.probeSizes.includes(config.referenceProbeSize)) {
-        throw new UsageError(
-          `--reference-size ${config.referenceProbeSize} is not one of the probe sizes ${config.probeSizes.join(', ')}`,
-        );
-      }
-      const summary = await runSubnetworks(config, dir, log, info.name, command);
+      const summary = await runSubnetworks(config.config, dir, log, info.name, command);
       process.stdout.write(
         `subnetworks: ${summary.models} models, ${summary.solves} GW solves in ${summary.seconds.toFixed(0)} s\nresults: ${dir}/results.md\n`,
       );
