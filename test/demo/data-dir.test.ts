@@ -1,0 +1,57 @@
+// The demo's data directory: a fresh run empties a directory the demo made, refuses to touch one
+// it did not make, and --data (fresh = false) keeps what is there.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/coordinator/config.js';
+import { parseEscalationConfig } from '../../src/coordinator/escalation.js';
+import { DEMO_MARKER, demoCoordinatorConfig, prepareDataDir } from '../../src/demo/run.js';
+
+const root = mkdtempSync(join(tmpdir(), 'atomlens-demo-dir-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('prepareDataDir', () => {
+  it('creates logs/ and reports/ and marks the directory', () => {
+    const dir = join(root, 'new');
+    prepareDataDir(dir, true);
+    expect(readdirSync(dir).sort()).toEqual([DEMO_MARKER, 'logs', 'reports'].sort());
+  });
+
+  it('a fresh run empties a directory the demo made', () => {
+    const dir = join(root, 'again');
+    prepareDataDir(dir, true);
+    writeFileSync(join(dir, 'atomlens.db'), 'old');
+    prepareDataDir(dir, true);
+    expect(existsSync(join(dir, 'atomlens.db'))).toBe(false);
+  });
+
+  it('refuses to empty a directory it did not make, and says what to do', () => {
+    const dir = join(root, 'foreign');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'precious.txt'), 'keep me');
+    expect(() => prepareDataDir(dir, true)).toThrow(/was not created by the demo; remove it, or pass --data/);
+    expect(existsSync(join(dir, 'precious.txt'))).toBe(true);
+  });
+
+  it('keeps what is there when reusing (--data)', () => {
+    const dir = join(root, 'kept');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'atomlens.db'), 'old');
+    prepareDataDir(dir, false);
+    expect(existsSync(join(dir, 'atomlens.db'))).toBe(true);
+    expect(existsSync(join(dir, 'reports'))).toBe(true);
+  });
+});
+
+describe('demoCoordinatorConfig', () => {
+  it('is a valid coordinator configuration that sets the probe size and a lower divergence threshold', () => {
+    const config = resolveConfig(demoCoordinatorConfig(48));
+    expect(config.template.probe.size).toBe(48);
+    expect(config.escalation).toEqual({ divergenceThreshold: 0.05 });
+    // The escalation policy accepts the key (it refuses unknown ones) and uses the value.
+    expect(parseEscalationConfig(config.escalation).divergenceThreshold).toBe(0.05);
+    // Everything else stays at the defaults.
+    expect(config.template.layers).toEqual(resolveConfig({}).template.layers);
+  });
+});
