@@ -574,6 +574,24 @@ export async function runSubnetworks(
       ]);
     }
     const withinRho = withinGw.length >= 3 ? spearman(withinAtom, withinGw) : Number.NaN;
+    // How much of the layer matrix is a plain chain (distance growing with depth gap |i − j|)?
+    // A ρ near 1 means blocks can only be cut out of a gradient, so their edges are fragile.
+    const chainRho = models.map((m) => {
+      const gw = m.byN.get(nRef)!.gw;
+      const gap: number[] = [];
+      const d: number[] = [];
+      for (let a = 0; a < L; a++) {
+        for (let b = a + 1; b < L; b++) {
+          gap.push(b - a);
+          d.push(gw[a * L + b]!);
+        }
+      }
+      return d.length >= 3 ? spearman(gap, d) : Number.NaN;
+    });
+    const finiteChain = chainRho.filter((r) => Number.isFinite(r));
+    const chainMean = finiteChain.length
+      ? finiteChain.reduce((a, b) => a + b, 0) / finiteChain.length
+      : Number.NaN;
     const agreeCount = labelled.filter((b) => b.atomsAgree === true).length;
 
     // --- figures ---------------------------------------------------------------------------------
@@ -676,6 +694,7 @@ ${markdownTable(['task', 'n', 'mean pairwise ARI', 'mean boundary agreement', 's
 ### Consensus blocks and labels (n = ${nRef}; learners act as clients)
 
 Consensus: ${describeSplit(consensus.blocks, layers)} — ${consensus.reason}.
+Chain structure: Spearman ρ between layer gap |i − j| and GW distance, per model at n = ${nRef}: mean ${num(chainMean)} (range ${num(Math.min(...finiteChain))} to ${num(Math.max(...finiteChain))}).
 The atom view (1 − atom cosine, threshold from the label defaults) agrees with the GW label on ${agreeCount} of ${labelled.length} block(s).
 
 ${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], labelRows)}
@@ -723,6 +742,7 @@ ${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`,
         explanation: b.gw.explanation,
       })),
       withinLearnerSpearmanAtomChangeVsGw: withinRho,
+      chainSpearmanPerModel: chainRho,
       learnerLabels,
       seedAgreement,
       models: models.map((m) => ({
