@@ -10,15 +10,15 @@
 // its block: convolution → activation → pooling, i.e. exactly what the next layer receives.
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32 } from '../shared/rng.js';
-import type { ModelTemplate } from '../shared/template.js';
+import { initialAtomSeed, type ModelTemplate } from '../shared/template.js';
 import { AtomConv2D } from './atomConv.js';
 import type { Task } from './data.js';
 
-/** How a new task's atoms start: fresh random atoms, or a copy of the previous task's. */
+/** How a new task's atoms start: the federation's starting atoms (fresh), or a copy of the previous task's. */
 export type NewTaskInit = 'fresh' | 'copy';
 
 export interface ContinualModelOptions {
-  /** Seed of every initialiser (atoms, heads). */
+  /** Seed of the heads' initialisers (atoms start from the federation-wide initialAtomSeed). */
   seed?: number;
   /**
    * Default 'fresh'. Measured (WASM, default template, Adam 0.02 decaying ×0.8 per round, one
@@ -114,7 +114,8 @@ export class ContinualModel {
         padding: spec.padding,
         activation: spec.activation,
         useBias: true,
-        seed: derivedSeed(this.seed, taskIndex, li),
+        // Federation-wide starting atoms (see initialAtomSeed): comparable across clients and tasks.
+        seed: initialAtomSeed(t, li),
         alpha: t.alpha[li],
       });
       x = conv.apply(x) as tf.SymbolicTensor;

@@ -218,6 +218,20 @@ export function buildTemplate(config: TemplateConfig = DEFAULT_TEMPLATE_CONFIG):
   return { ...structuredClone(config), alpha, alphaFingerprint: alphaFingerprint(config.layers, alpha) };
 }
 
+/**
+ * Seed of layer `layerIndex`'s initial atoms — one per federation, the same for every client
+ * and every task. Atom cosine compares atoms index by index, which says something only when the
+ * models start from a common point (as federated models start from one global model); with
+ * per-client or per-task starting atoms, cosine between independently trained models sits near 0.
+ */
+export function initialAtomSeed(config: Pick<TemplateConfig, 'alphaSeed'>, layerIndex: number): number {
+  return (
+    (mulberry32((config.alphaSeed ^ Math.imul(layerIndex + 1, 0x85ebca6b) ^ 0x5bd1e995) >>> 0)() *
+      2 ** 31) >>>
+    0
+  );
+}
+
 /** Number of atom values (m·k·k) a layer uploads. */
 export function atomCount(layer: ConvLayerSpec): number {
   return layer.m * layer.k * layer.k;

@@ -11,8 +11,10 @@ import { createLogger } from '../../src/shared/log.js';
 import { buildTemplate } from '../../src/shared/template.js';
 
 const SEED = 1;
-// Rounds of one epoch each (~1,450 examples per task); {2,3} is the harder pair.
-const ROUNDS = { '0-1': 3, '2-3': 8 } as const;
+// Rounds of one epoch each (~1,450 examples per task); {2,3} is the harder pair. Every task starts
+// from the federation's shared initial atoms (initialAtomSeed), so only the head's seed varies;
+// Adam at 0.03 decaying ×0.85 per round settles {2,3} at ~98% by round 9–10 (0.02×0.8 stalls near 96%).
+const ROUNDS = { '0-1': 3, '2-3': 10 } as const;
 
 describe('continual learning by atom swapping', () => {
   beforeAll(async () => {
@@ -25,8 +27,8 @@ describe('continual learning by atom swapping', () => {
 
     const trainer1 = new TaskTrainer(model, first!, {
       seed: SEED,
-      learningRate: 0.02,
-      learningRateDecay: 0.8,
+      learningRate: 0.03,
+      learningRateDecay: 0.85,
     });
     for (let r = 1; r <= ROUNDS['0-1']; r++) await trainer1.trainRound(r);
     const accuracyBefore = evaluateTask(model, first!);
@@ -36,8 +38,8 @@ describe('continual learning by atom swapping', () => {
 
     const trainer2 = new TaskTrainer(model, second!, {
       seed: SEED,
-      learningRate: 0.02,
-      learningRateDecay: 0.8,
+      learningRate: 0.03,
+      learningRateDecay: 0.85,
     });
     let last = Number.NaN;
     for (let r = 1; r <= ROUNDS['2-3']; r++) last = (await trainer2.trainRound(r)).accuracy;
