@@ -1,6 +1,7 @@
 // The demo's view of the coordinator through the Operator service (the same calls an operator's
 // tools make): divergence and similarity for the progress display, analyses and reports at the end.
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { connectOperator, unary } from '../cli/operator.js';
 import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
 import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
 import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
@@ -8,7 +9,6 @@ import type { ListReportsResponse__Output } from '../generated/atomlens/v1/ListR
 import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
 import type { SimilarityResponse__Output } from '../generated/atomlens/v1/SimilarityResponse.js';
-import { loadAtomlensProto } from '../shared/proto.js';
 
 export interface ModelDivergenceView {
   clientId: string;
@@ -28,10 +28,6 @@ export interface FederationSnapshot {
 export interface AnalysisOutcome {
   reportId: string;
   analysisId: string;
-}
-
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 /** Divergence for sorting: a model without peers (NaN) ranks last. */
@@ -61,10 +57,7 @@ export class DemoOperator {
     readonly address: string,
     private readonly callTimeoutMs = 10_000,
   ) {
-    const proto = loadAtomlensProto();
-    this.client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 256 * 1024 * 1024,
-    }) as OperatorClient;
+    this.client = connectOperator(address).client;
   }
 
   private deadline(ms = this.callTimeoutMs): grpc.CallOptions {

@@ -144,6 +144,44 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
     await expect(httpsGet(`${base}/healthz`, undefined)).rejects.toThrow(/certificate/i);
   });
 
+  it('operator commands reach the TLS coordinator with --ca and --token, and say what is missing without', () => {
+    const operator = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      spawnSync(process.execPath, atomlensArgv(args), {
+        encoding: 'utf8',
+        env: { ...process.env, ATOMLENS_LOG: 'error', ATOMLENS_OPERATOR_TOKEN: '', ...env },
+        timeout: 60_000,
+      });
+    const address = `localhost:${coordinator.grpcPort}`;
+    const ok = operator([
+      'status',
+      '--coordinator',
+      address,
+      '--ca',
+      certs.ca,
+      '--token',
+      OPERATOR,
+      '--json',
+    ]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(
+      (JSON.parse(ok.stdout) as { clients: { clientId: string }[] }).clients.map((c) => c.clientId),
+    ).toEqual(['alice']);
+    // The token may come from the environment instead of the command line.
+    const fromEnv = operator(['status', '--coordinator', address, '--ca', certs.ca], {
+      ATOMLENS_OPERATOR_TOKEN: OPERATOR,
+    });
+    expect(fromEnv.status, fromEnv.stderr).toBe(0);
+    const noToken = operator(['status', '--coordinator', address, '--ca', certs.ca]);
+    expect(noToken.status).toBe(1);
+    expect(noToken.stderr).toMatch(/refused the call.*--token or ATOMLENS_OPERATOR_TOKEN/s);
+    const plaintext = operator(['report', '--list', '--coordinator', address, '--token', OPERATOR]);
+    expect(plaintext.status).toBe(3);
+    expect(plaintext.stderr).toMatch(/cannot reach the coordinator.*TLS \(--ca\)/s);
+    const missingCa = operator(['report', '--list', '--coordinator', address, '--ca', join(dir, 'nope.pem')]);
+    expect(missingCa.status).toBe(4);
+    expect(missingCa.stderr).toMatch(/nope\.pem/);
+  });
+
   it('refuses plaintext on a non-loopback address unless --insecure, and a lone --tls-cert', () => {
     const run = (args: string[]) =>
       spawnSync(process.execPath, atomlensArgv(['coordinator', '--data', join(dir, 'unused'), ...args]), {

@@ -6,9 +6,8 @@ import type { AnalysisReport } from '../../coordinator/report/types.js';
 import type { AnalysisProgress__Output } from '../../generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
-import type { OperatorClient } from '../../generated/atomlens/v1/Operator.js';
-import { loadAtomlensProto } from '../../shared/proto.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
+import { connectOperatorFromFlags, OPERATOR_OPTIONS, operatorFailure, unary } from '../operator.js';
 
 export const spec: CommandSpec = {
   name: 'report',
@@ -18,12 +17,7 @@ export const spec: CommandSpec = {
     '       atomlens report --list [--json]\n' +
     '       atomlens report --get REPORT_ID [--out FILE.html] [--json]',
   options: {
-    coordinator: {
-      type: 'string',
-      value: 'HOST:PORT',
-      description: 'Coordinator gRPC address',
-      default: '127.0.0.1:50051',
-    },
+    ...OPERATOR_OPTIONS,
     models: {
       type: 'string',
       value: 'CLIENT/TASK,…',
@@ -63,11 +57,6 @@ export const spec: CommandSpec = {
       description: 'Give up on the coordinator after this long (the analysis included)',
       default: '900000',
     },
-    token: {
-      type: 'string',
-      value: 'TOKEN',
-      description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
-    },
   },
   details:
     'Progress goes to stderr (a bar on a terminal, one line per stage otherwise); stdout has the summary,\n' +
@@ -94,26 +83,6 @@ export function parseModels(values: string[] | undefined): { clientId: string; t
     }
   }
   return out;
-}
-
-function grpcFailure(address: string, err: grpc.ServiceError): CliError {
-  if (err.code === grpc.status.UNAVAILABLE) {
-    return new CliError(
-      `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, and is this its gRPC port?`,
-      EXIT.unreachable,
-    );
-  }
-  if (err.code === grpc.status.DEADLINE_EXCEEDED) {
-    return new CliError(`the coordinator at ${address} did not finish in time (--timeout)`, EXIT.unreachable);
-  }
-  if (err.code === grpc.status.UNIMPLEMENTED) {
-    return new CliError(`the coordinator at ${address} runs without the analysis service: ${err.details}`);
-  }
-  return new CliError(`coordinator at ${address}: ${grpc.status[err.code]}: ${err.details}`);
-}
-
-function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
 /** Renders progress on stderr: a redrawn bar on a terminal, a line per stage change otherwise. */
@@ -168,9 +137,7 @@ export function summariseReport(r: AnalysisReport): string {
 
 export async function run(parsed: Parsed): Promise<number> {
   const v = parsed.values;
-  const address = String(v.coordinator);
   const timeoutMs = intFlag(v, 'timeout', 1, 24 * 3_600_000);
-  const token = typeof v.token === 'string' ? v.token : process.env.ATOMLENS_OPERATOR_TOKEN;
   const out = typeof v.out === 'string' ? v.out : undefined;
   const modes = [v.list === true, typeof v.get === 'string'].filter(Boolean).length;
   if (modes > 1) throw new UsageError('use either --list or --get, not both');
@@ -183,19 +150,15 @@ export async function run(parsed: Parsed): Promise<number> {
   const probeSize = intFlag(v, 'probe-size', 0, 4096);
   const limit = intFlag(v, 'limit', 1, 1000);
 
-  const proto = loadAtomlensProto();
-  const client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 256 * 1024 * 1024,
-  }) as OperatorClient;
-  const metadata = new grpc.Metadata();
-  if (token) metadata.set('authorization', `Bearer ${token}`);
+  const connection = connectOperatorFromFlags(v);
+  const { address, client, metadata } = connection;
   const deadline = () => ({ deadline: Date.now() + timeoutMs });
   try {
     if (v.list) {
       const res = await unary<ListReportsResponse__Output>((cb) =>
         client.ListReports({ limit }, metadata, deadline(), cb),
       ).catch((err: grpc.ServiceError) => {
-        throw grpcFailure(address, err);
+        throw operatorFailure(address, err);
       });
       if (v.json) {
         process.stdout.write(`${JSON.stringify({ reports: res.reports }, null, 2)}\n`);
@@ -229,7 +192,7 @@ export async function run(parsed: Parsed): Promise<number> {
         });
         call.on('error', (err: grpc.ServiceError) => {
           printer.end();
-          reject(grpcFailure(address, err));
+          reject(operatorFailure(address, err));
         });
         call.on('end', () => {
           printer.end();
@@ -243,7 +206,7 @@ export async function run(parsed: Parsed): Promise<number> {
       client.GetReport({ reportId, includeHtml: out !== undefined }, metadata, deadline(), cb),
     ).catch((err: grpc.ServiceError) => {
       if (err.code === grpc.status.NOT_FOUND) throw new CliError(err.details);
-      throw grpcFailure(address, err);
+      throw operatorFailure(address, err);
     });
     if (out) {
       try {

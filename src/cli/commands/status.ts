@@ -3,21 +3,21 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.js';
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
-import type { OperatorClient } from '../../generated/atomlens/v1/Operator.js';
-import { loadAtomlensProto } from '../../shared/proto.js';
-import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
+import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
+import {
+  connectOperatorFromFlags,
+  OPERATOR_OPTIONS,
+  type OperatorConnection,
+  operatorFailure,
+  unary,
+} from '../operator.js';
 
 export const spec: CommandSpec = {
   name: 'status',
   summary: 'Show clients, similarity and divergence from a running coordinator',
-  usage: 'atomlens status --coordinator HOST:PORT [--json] [--top N]',
+  usage: 'atomlens status --coordinator HOST:PORT [--json] [--top N] [--token T] [--ca FILE]',
   options: {
-    coordinator: {
-      type: 'string',
-      value: 'HOST:PORT',
-      description: 'Coordinator gRPC address',
-      default: '127.0.0.1:50051',
-    },
+    ...OPERATOR_OPTIONS,
     json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
     top: {
       type: 'string',
@@ -30,11 +30,6 @@ export const spec: CommandSpec = {
       value: 'MS',
       description: 'Give up after this many milliseconds',
       default: '10000',
-    },
-    token: {
-      type: 'string',
-      value: 'TOKEN',
-      description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
     },
   },
 };
@@ -55,52 +50,28 @@ export interface StatusSnapshot {
   topDivergence: { clientId: string; taskId: string; round: number; divergence: number; drift: number }[];
 }
 
-function call<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    fn((err, value) => (err ? reject(err) : resolve(value as T)));
-  });
-}
-
-function unreachable(address: string, err: grpc.ServiceError): CliError {
-  if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) {
-    return new CliError(
-      `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, and is this its gRPC port?`,
-      EXIT.unreachable,
-    );
-  }
-  return new CliError(
-    `coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`,
-    EXIT.failure,
-  );
-}
-
 /** Fetches the snapshot (exported for tests and for `demo`). */
 export async function fetchStatus(
-  address: string,
-  options: { timeoutMs: number; top: number; token?: string },
+  connection: OperatorConnection,
+  options: { timeoutMs: number; top: number },
 ): Promise<StatusSnapshot> {
-  const proto = loadAtomlensProto();
-  const client = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 256 * 1024 * 1024,
-  }) as OperatorClient;
-  const metadata = new grpc.Metadata();
-  if (options.token) metadata.set('authorization', `Bearer ${options.token}`);
+  const { address, client, metadata } = connection;
   const deadline = () => ({ deadline: Date.now() + options.timeoutMs });
   try {
-    const clients = await call<{ clients: ClientInfo__Output[] }>((cb) =>
+    const clients = await unary<{ clients: ClientInfo__Output[] }>((cb) =>
       client.ListClients({}, metadata, deadline(), cb),
     ).catch((err: grpc.ServiceError) => {
-      throw unreachable(address, err);
+      throw operatorFailure(address, err);
     });
-    const divergence = await call<{ models: ModelDivergence__Output[] }>((cb) =>
+    const divergence = await unary<{ models: ModelDivergence__Output[] }>((cb) =>
       client.GetDivergence({}, metadata, deadline(), cb),
     ).catch((err: grpc.ServiceError) => {
-      throw unreachable(address, err);
+      throw operatorFailure(address, err);
     });
     let similarityMean: number | null = null;
     let similarityNote = '';
     try {
-      const sim = await call<{ models: unknown[]; values: number[] }>((cb) =>
+      const sim = await unary<{ models: unknown[]; values: number[] }>((cb) =>
         client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, metadata, deadline(), cb),
       );
       const n = sim.models.length;
@@ -113,7 +84,7 @@ export async function fetchStatus(
       }
     } catch (err) {
       const e = err as grpc.ServiceError;
-      if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw unreachable(address, e);
+      if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw operatorFailure(address, e);
       similarityNote =
         'too many models for a full matrix (see atomlens_federation_similarity_mean on /metrics)';
     }
@@ -142,7 +113,7 @@ export async function fetchStatus(
       topDivergence: top,
     };
   } finally {
-    client.close();
+    connection.close();
   }
 }
 
@@ -207,16 +178,9 @@ export function formatStatus(s: StatusSnapshot): string {
 }
 
 export async function run(parsed: Parsed): Promise<number> {
-  const address = String(parsed.values.coordinator);
-  if (!/^[^\s]+:\d{1,5}$/.test(address))
-    throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
   const top = intFlag(parsed.values, 'top', 0, 10_000);
   const timeoutMs = intFlag(parsed.values, 'timeout', 100, 600_000);
-  const token =
-    typeof parsed.values.token === 'string'
-      ? parsed.values.token
-      : process.env.ATOMLENS_OPERATOR_TOKEN || undefined;
-  const snapshot = await fetchStatus(address, { timeoutMs, top, ...(token ? { token } : {}) });
+  const snapshot = await fetchStatus(connectOperatorFromFlags(parsed.values), { timeoutMs, top });
   process.stdout.write(
     parsed.values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : formatStatus(snapshot),
   );

@@ -1,0 +1,110 @@
+// The operator side of the wire, shared by `atomlens status`, `atomlens report` and the demo:
+// one way to dial the Operator service (plaintext or TLS, bearer token), one promise wrapper for
+// unary calls, and one translation of gRPC failures into messages that say what to do.
+import * as grpc from '@grpc/grpc-js';
+import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
+import { loadAtomlensProto } from '../shared/proto.js';
+import { channelCredentialsFromFlags, TlsConfigError } from '../shared/tls.js';
+import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from './args.js';
+
+/** Flags every operator command takes, so they read the same everywhere. */
+export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {
+  coordinator: {
+    type: 'string',
+    value: 'HOST:PORT',
+    description: 'Coordinator gRPC address',
+    default: '127.0.0.1:50051',
+  },
+  token: {
+    type: 'string',
+    value: 'TOKEN',
+    description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
+  },
+  tls: { type: 'boolean', description: 'Connect with TLS (system roots unless --ca)' },
+  ca: {
+    type: 'string',
+    value: 'FILE',
+    description: "CA bundle of the coordinator's certificate (implies --tls)",
+  },
+  cert: { type: 'string', value: 'FILE', description: 'Client certificate for mutual TLS (implies --tls)' },
+  key: { type: 'string', value: 'FILE', description: 'Private key of --cert' },
+};
+
+export interface OperatorConnection {
+  address: string;
+  client: OperatorClient;
+  /** Carries the bearer token; pass it to every call. */
+  metadata: grpc.Metadata;
+  close(): void;
+}
+
+export interface OperatorDialOptions {
+  token?: string;
+  credentials?: grpc.ChannelCredentials;
+}
+
+/** Dials the Operator service (plaintext unless credentials are given). */
+export function connectOperator(address: string, options: OperatorDialOptions = {}): OperatorConnection {
+  const proto = loadAtomlensProto();
+  const client = new proto.atomlens.v1.Operator(
+    address,
+    options.credentials ?? grpc.credentials.createInsecure(),
+    // Reports with HTML pages and full similarity matrices exceed grpc-js's 4 MiB default.
+    { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+  ) as OperatorClient;
+  const metadata = new grpc.Metadata();
+  if (options.token) metadata.set('authorization', `Bearer ${options.token}`);
+  return { address, client, metadata, close: () => client.close() };
+}
+
+/** Dials from the OPERATOR_OPTIONS flags, with usage errors for a bad address or TLS files. */
+export function connectOperatorFromFlags(values: Parsed['values']): OperatorConnection {
+  const address = String(values.coordinator);
+  if (!/^[^\s]+:\d{1,5}$/.test(address))
+    throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
+  const token =
+    typeof values.token === 'string' ? values.token : process.env.ATOMLENS_OPERATOR_TOKEN || undefined;
+  let credentials: grpc.ChannelCredentials;
+  try {
+    credentials = channelCredentialsFromFlags({
+      tls: values.tls === true,
+      ...(typeof values.ca === 'string' ? { ca: values.ca } : {}),
+      ...(typeof values.cert === 'string' ? { cert: values.cert } : {}),
+      ...(typeof values.key === 'string' ? { key: values.key } : {}),
+    });
+  } catch (err) {
+    if (err instanceof TlsConfigError) throw new CliError(err.message, EXIT.badInput);
+    throw err;
+  }
+  return connectOperator(address, { ...(token ? { token } : {}), credentials });
+}
+
+/** A unary grpc-js call as a promise. */
+export function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** Turns a failed call into a CliError with an exit code and a hint at the likely fix. */
+export function operatorFailure(address: string, err: grpc.ServiceError): CliError {
+  switch (err.code) {
+    case grpc.status.UNAVAILABLE:
+      return new CliError(
+        `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, is this its gRPC port, and does it expect TLS (--ca)?`,
+        EXIT.unreachable,
+      );
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new CliError(
+        `the coordinator at ${address} did not answer in time (--timeout)`,
+        EXIT.unreachable,
+      );
+    case grpc.status.UNAUTHENTICATED:
+    case grpc.status.PERMISSION_DENIED:
+      return new CliError(
+        `the coordinator at ${address} refused the call (${err.details}); pass an operator token with --token or ATOMLENS_OPERATOR_TOKEN`,
+      );
+    case grpc.status.UNIMPLEMENTED:
+      return new CliError(`the coordinator at ${address} runs without the analysis service: ${err.details}`);
+    default:
+      return new CliError(`coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`);
+  }
+}
