@@ -4,7 +4,8 @@
 //
 // A federation of clients with one shared α trains on split-MNIST tasks from non-IID shares
 // (Dirichlet over each task's clients). Clients start from one of a few initialisations
-// ("cohorts": the global model a federation hands out), and checkpoints over rounds make
+// ("cohorts"): cohort 0 from the federation-wide initial atoms every client uses, other cohorts
+// from independent atoms — a control for what atom cosine cannot see. Checkpoints over rounds make
 // similarities span a wide range. For every pair of distinct models: atom cosine (per layer and
 // mean), subspace similarity, and linear CKA (per layer and mean) on three probe sets —
 // in-distribution digits, held-out digits no client trained on, and uniform noise.
@@ -19,6 +20,7 @@ import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type TemplateConfig } from '../
 import {
   buildProbeSets,
   type Checkpoint,
+  independentInitialAtoms,
   markdownTable,
   num,
   type ProbeKind,
@@ -182,7 +184,11 @@ export async function runAtomVsCka(
         `client ${c} (task ${task.id}, Dirichlet share ${share}/${clientsOnTask}): ${(err as Error).message}; try another --seed or a larger Dirichlet alpha`,
       );
     }
-    const model = new ContinualModel(template, { seed: config.seed * 1009 + cohort + 1 });
+    const model = new ContinualModel(template, { seed: config.seed * 1009 + c + 1 });
+    // Cohort 0 starts from the federation-wide initial atoms (what every real client does);
+    // other cohorts from atoms of their own, i.e. with no common origin.
+    const initialAtoms =
+      cohort === 0 ? undefined : independentInitialAtoms(template, config.seed * 31 + cohort);
     const n = data.train.count;
     const { checkpoints, results } = await trainWithCheckpoints(
       model,
@@ -196,6 +202,7 @@ export async function runAtomVsCka(
         learningRate: config.learningRate,
         seed: config.seed * 7919 + c,
       },
+      initialAtoms,
     );
     model.dispose();
     trainLog.push({

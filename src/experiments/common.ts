@@ -10,7 +10,8 @@ import type { TaskData } from '../client/data.js';
 import { DIGITS, gatherImages, IMAGE_SIZE, PIXELS, poolIndices, probeImages } from '../client/data.js';
 import type { ContinualModel } from '../client/model.js';
 import { type RoundResult, TaskTrainer, type TrainOptions } from '../client/train.js';
-import { mulberry32, permutation } from '../shared/rng.js';
+import { mulberry32, normalSampler, permutation } from '../shared/rng.js';
+import type { TemplateConfig } from '../shared/template.js';
 
 /** Writes an experiment's files into one directory (created on first use). */
 export class ResultsWriter {
@@ -215,7 +216,15 @@ export async function trainWithCheckpoints(
   rounds: number,
   checkpointRounds: readonly number[],
   options: TrainOptions,
+  /** Starting atoms for a task the model does not have yet (default: the model's own choice). */
+  initialAtoms?: Float32Array[],
 ): Promise<{ checkpoints: Checkpoint[]; results: RoundResult[] }> {
+  if (initialAtoms) {
+    if (model.hasTask(data.task.id))
+      throw new Error(`task ${data.task.id} exists: cannot set its starting atoms`);
+    model.addTask(data.task);
+    model.setConvParameters(data.task.id, initialAtoms);
+  }
   const trainer = new TaskTrainer(model, data, options);
   const checkpoints: Checkpoint[] = [];
   const results: RoundResult[] = [];
@@ -230,6 +239,21 @@ export async function trainWithCheckpoints(
     trainer.dispose();
   }
   return { checkpoints, results };
+}
+
+/**
+ * Starting atoms other than the federation's: entries N(0, 1/k²) per layer (the atom layer's own
+ * initialiser, so W = α·D is He-initialised either way), from a seed. Models started from these
+ * and models started from the federation-wide atoms have no common origin.
+ */
+export function independentInitialAtoms(
+  config: Pick<TemplateConfig, 'layers'>,
+  seed: number,
+): Float32Array[] {
+  return config.layers.map((l, i) => {
+    const normal = normalSampler(mulberry32((seed * 2_654_435_761 + i * 40_503 + 11) >>> 0));
+    return Float32Array.from({ length: l.m * l.k * l.k }, () => normal() / l.k);
+  });
 }
 
 /** Parses a comma-separated list of positive integers (flag values). */

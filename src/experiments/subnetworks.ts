@@ -34,6 +34,7 @@ import {
   type TemplateConfig,
 } from '../shared/template.js';
 import {
+  independentInitialAtoms,
   markdownTable,
   num,
   ResultsWriter,
@@ -93,6 +94,12 @@ export interface SubnetworksConfig {
   referenceProbeSize: number;
   probeSeed: number;
   architectures: Architecture[];
+  /**
+   * 'federation': every learner starts from the federation-wide initial atoms (as real clients
+   * do) and learners differ in head initialisation and data order; 'independent': learner s > 1
+   * starts from atoms of its own, so learners share nothing but α.
+   */
+  learnerInit: 'federation' | 'independent';
   /** GW worker threads. */
   workers: number;
 }
@@ -112,6 +119,7 @@ export const SUBNETWORKS_DEFAULTS: SubnetworksConfig = {
     { name: 'demo', template: DEFAULT_TEMPLATE_CONFIG },
     { name: 'deep', template: DEEP_TEMPLATE_CONFIG },
   ],
+  learnerInit: 'federation',
   workers: 2,
 };
 
@@ -240,13 +248,25 @@ export async function runSubnetworks(
         const accuracy: number[] = [];
         try {
           for (const [ti, data] of datas.entries()) {
-            const { results: rounds } = await trainWithCheckpoints(model, data, config.roundsPerTask, [], {
-              epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / data.train.count),
-              maxBatches: config.batchesPerRound,
-              batchSize: config.batchSize,
-              learningRate: config.learningRate,
-              seed: config.seed * 7919 + s * 31 + ti,
-            });
+            // Only the first task's start is chosen here; later tasks copy the previous task's atoms.
+            const initialAtoms =
+              ti === 0 && s > 0 && config.learnerInit === 'independent'
+                ? independentInitialAtoms(template, config.seed * 131 + s)
+                : undefined;
+            const { results: rounds } = await trainWithCheckpoints(
+              model,
+              data,
+              config.roundsPerTask,
+              [],
+              {
+                epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / data.train.count),
+                maxBatches: config.batchesPerRound,
+                batchSize: config.batchSize,
+                learningRate: config.learningRate,
+                seed: config.seed * 7919 + s * 31 + ti,
+              },
+              initialAtoms,
+            );
             accuracy.push(rounds[rounds.length - 1]?.accuracy ?? Number.NaN);
           }
           for (const [ti, data] of datas.entries()) {
@@ -777,7 +797,7 @@ ${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`,
 Does GW find sub-network structure in a network's layers, and is it stable across seeds and probe sizes?
 
 - Reproduce: \`${command ?? `npm run experiment -- subnetworks --seed ${config.seed}`}\` (the exact configuration is in config.json; \`--tiny\` gives a test-sized run)
-- Architectures: ${config.architectures.map((a) => `${a.name} (${a.template.layers.length} layers)`).join(', ')}; ${config.seeds} learners each, tasks ${config.tasks.join(' → ')} learned by atom swapping with α frozen
+- Architectures: ${config.architectures.map((a) => `${a.name} (${a.template.layers.length} layers)`).join(', ')}; ${config.seeds} learners each, tasks ${config.tasks.join(' → ')} learned by atom swapping with α frozen (each task's atoms initialised from the previous task's); learners start from ${config.learnerInit === 'federation' ? 'the federation-wide initial atoms and differ in head initialisation and data order' : 'independent initial atoms (learner 1 from the federation-wide ones)'}
 - Probe: MNIST probe pool, nested sets n = ${sizes.join(', ')} (seed ${config.probeSeed}), pooling ${config.architectures[0]?.template.probe.pooling}; GW: square loss, CG, best of identity and product starts, distance matrices normalised by their mean off-diagonal entry; blocks by optimal DP segmentation, k by silhouette
 - Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); ${config.workers} GW workers; load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ${solves} GW solves; total ${totalSeconds.toFixed(0)} s
 

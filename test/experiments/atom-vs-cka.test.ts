@@ -157,6 +157,17 @@ describe('experiment atom-vs-cka (tiny)', () => {
     }
   });
 
+  it('the control cohort starts from atoms with no common origin', () => {
+    const lines = readFileSync(join(dir, 'pairs.csv'), 'utf8').trim().split('\n');
+    const header = lines[0]!.split(',');
+    const row = lines.find((l) => l.startsWith('init0,init1,'))!.split(',');
+    // Independent N(0, 1/k²) atom sets: cosine of 54-dim random vectors per layer, mean of 5.
+    expect(Math.abs(Number(row[header.indexOf('atom_mean')]))).toBeLessThan(0.3);
+    const c0 = lines.find((l) => l.startsWith('init0,c0-r1,'))!.split(',');
+    // One round of training moves a model only a little from where it started.
+    expect(Number(c0[header.indexOf('atom_mean')])).toBeGreaterThan(0.5);
+  });
+
   it('figures parse as XML: scatter plots have one point per pair, the heatmap one cell per layer and probe set', () => {
     const scatter = parseXml(readFileSync(join(dir, 'atom-vs-cka-model.svg'), 'utf8'));
     expect(scatter.name).toBe('svg');

@@ -79,6 +79,13 @@ export const spec: CommandSpec = {
       description: 'subnetworks: probe size for figures and labels (default 256; must be in --probe-sizes)',
     },
     workers: { type: 'string', value: 'N', description: 'subnetworks: GW worker threads (default 2)' },
+    'learner-init': {
+      type: 'string',
+      value: 'HOW',
+      default: 'federation',
+      description:
+        "subnetworks: learners' starting atoms: federation (shared, as real clients) or independent",
+    },
   },
   details: `Experiments:
 ${NAMES.map((n) => `  ${n.padEnd(13)}${EXPERIMENTS[n]}`).join('\n')}
@@ -140,6 +147,7 @@ function subnetworksConfig(v: Parsed['values'], seed: number, tiny: boolean): Su
   const sizes = optionalList(v, 'probe-sizes');
   const reference = optionalInt(v, 'reference-size', 4, 4096);
   const batches = optionalInt(v, 'batches', 1, 10_000);
+  config.learnerInit = choiceFlag(v, 'learner-init', ['federation', 'independent'] as const);
   if (batches !== undefined) config.batchesPerRound = batches;
   if (seeds !== undefined) config.seeds = seeds;
   if (rounds !== undefined) config.roundsPerTask = rounds;
