@@ -132,7 +132,9 @@ export class ContinualModel {
       }
       blockOutputs.push(x);
     });
-    let h = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+    let h = (t.headInput === 'gap' ? tf.layers.globalAveragePooling2d({}) : tf.layers.flatten({})).apply(
+      x,
+    ) as tf.SymbolicTensor;
     if (t.headHidden > 0) {
       h = tf.layers
         .dense({
