@@ -7,10 +7,9 @@
 //   site-c  0-1            IID share: 0-1 has three well-trained models to compare the odd one with
 //   site-d  0-1 skewed     non-IID share (mostly one class, Dirichlet-drawn): the one expected to drift
 // With 3 tasks, site-b learns 4-5 then 2-3 and site-c learns 4-5.
-// Every client uses the same seed, and every task has its learners at the same position in their
-// task lists, so models of a task start from the same atoms — as in a federation where the
-// coordinator hands out one initial model. Differences between models of a task then come from
-// the data they trained on, not from unrelated random initialisations (see planScenario).
+// Every model starts from the federation's shared atoms (initialAtomSeed in the template), as in a
+// federation where the coordinator hands out one initial model, so differences between models come
+// from the data and tasks they trained on, not from unrelated random initialisations.
 
 /** Split-MNIST tasks in the order the demo hands them out. */
 export const DEMO_TASK_POOL = ['0-1', '2-3', '4-5', '6-7', '8-9'] as const;
@@ -142,12 +141,8 @@ export function assignShards(taskLists: readonly (readonly string[])[]): { index
  * The clients of a demo run (tasks t0, t1, t2, …):
  *   client 0        t0 → t1 (continual)
  *   client 1        t2 → t1 (continual; t0 → t1 with two tasks) — client 0's peer on t1
- *   clients 2…N-2   one task each, cycling over t2, t0 (tasks that come first in a list)
+ *   clients 2…N-2   one task each, cycling over t2, t0 (so first tasks have peers)
  *   client N-1      t0 from a skewed share (N ≥ 3)
- * Why positions matter: a client draws a new task's initial atoms from (seed, position in its
- * task list), so two models of a task start from the same atoms only at the same position. Atom
- * cosine compares atoms index by index; models that started apart look dissimilar for that reason
- * alone.
  * Training data: the IID clients hold disjoint shards of their tasks' classes (assignShards); the
  * skewed client takes a Dirichlet-proportioned share instead (drawn from the same pool, so it may
  * overlap the others' shards).
@@ -158,8 +153,8 @@ export function planScenario(options: ScenarioOptions): DemoClientPlan[] {
   if (tasks.length === 0) throw new Error('the demo needs at least one task');
   const n = clients;
   const [t0, t1, t2] = [tasks[0]!, tasks[1], tasks[2]];
-  // Single-task clients cycle over the tasks that sit first in someone's list, so that their
-  // models start from the same atoms as a peer's.
+  // Single-task clients cycle over the tasks that sit first in someone's list, so that each of
+  // those tasks has a peer to compare with.
   const firstTasks = t2 !== undefined ? [t2, t0] : [t0];
   const plans: DemoClientPlan[] = [];
   for (let i = 0; i < n; i++) {

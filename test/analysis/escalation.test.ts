@@ -43,7 +43,13 @@ describe('EscalationPolicy', () => {
     const e = p.onUpload(signal({ divergence: 0.42 }), 0.9, peersOf('t1'), models)!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence).toEqual([
-      { name: 'divergence', value: 0.42, threshold: 0.05, clientId: 'a', taskId: 't1' },
+      {
+        name: 'divergence',
+        value: 0.42,
+        threshold: DEFAULT_ESCALATION_CONFIG.divergenceThreshold,
+        clientId: 'a',
+        taskId: 't1',
+      },
     ]);
     expect(e.models).toEqual([
       { clientId: 'a', taskId: 't1' },

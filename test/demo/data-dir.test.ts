@@ -45,12 +45,12 @@ describe('prepareDataDir', () => {
 });
 
 describe('demoCoordinatorConfig', () => {
-  it('is a valid coordinator configuration that sets the probe size and a lower divergence threshold', () => {
+  it('is a valid coordinator configuration that sets the probe size and leaves escalation at its defaults', () => {
     const config = resolveConfig(demoCoordinatorConfig(48));
     expect(config.template.probe.size).toBe(48);
-    expect(config.escalation).toEqual({ divergenceThreshold: 0.05 });
-    // The escalation policy accepts the key (it refuses unknown ones) and uses the value.
-    expect(parseEscalationConfig(config.escalation).divergenceThreshold).toBe(0.05);
+    expect(parseEscalationConfig(config.escalation)).toEqual(
+      parseEscalationConfig(resolveConfig({}).escalation),
+    );
     // Everything else stays at the defaults.
     expect(config.template.layers).toEqual(resolveConfig({}).template.layers);
   });

@@ -22,7 +22,7 @@ export const spec: CommandSpec = {
       default: '2',
       description: 'Split-MNIST tasks: a count (first N of 0-1,2-3,4-5,6-7,8-9) or a list like 0-1,2-3',
     },
-    rounds: { type: 'string', value: 'R', default: '3', description: 'Local rounds per task' },
+    rounds: { type: 'string', value: 'R', default: '4', description: 'Local rounds per task' },
     'probe-size': {
       type: 'string',
       value: 'N',
@@ -32,7 +32,7 @@ export const spec: CommandSpec = {
     epochs: {
       type: 'string',
       value: 'E',
-      default: '1',
+      default: '2',
       description: "Passes over each client's data per round (e.g. 0.2 for a quick run)",
     },
     data: {
