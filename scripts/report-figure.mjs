@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Produces the README's report figure (docs/report-example.svg) from a REAL report: it runs a
-// short `atomlens demo` (a coordinator and four clients training on split-MNIST, then a GW
+// default `atomlens demo` (a coordinator and four clients training on split-MNIST, then a GW
 // analysis), takes four figures from the report's self-contained HTML page and lays them out in
 // one SVG. Nothing is drawn here; the figures are the report's own.
 //
@@ -34,12 +34,6 @@ if (!reportPath) {
   const args = [
     join(root, 'bin', 'atomlens.js'),
     'demo',
-    '--rounds',
-    '2',
-    '--epochs',
-    '0.5',
-    '--probe-size',
-    '64',
     '--data',
     scratch,
   ];
