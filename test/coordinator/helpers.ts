@@ -106,6 +106,19 @@ export async function expectStatus(
   if (message) expect(err!.details).toMatch(message);
 }
 
+/** Cosine of two vectors, written out here so tests check the coordinator against it. */
+export function cos(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
 /** Deterministic random atoms for every template layer. */
 export function randomAtoms(template: ModelTemplate, seed: number): Float32Array[] {
   const normal = normalSampler(mulberry32(seed));

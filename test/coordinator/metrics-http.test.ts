@@ -10,24 +10,12 @@ import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/A
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../src/generated/atomlens/v1/ListReportsResponse.js';
 import { buildTemplate } from '../../src/shared/template.js';
-import { expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
+import { cos, expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
 
 const template = buildTemplate();
 const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 if (!hasPromtool)
   console.warn('promtool not found (Debian package prometheus): skipping `promtool check metrics`');
-
-function cos(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 /** Parses `name{labels} value` lines into name → [{labels, value}]. */
 function parseExposition(text: string): Map<string, { labels: Record<string, string>; value: number }[]> {

@@ -14,22 +14,11 @@ import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/R
 import type { SimilarityResponse__Output } from '../../src/generated/atomlens/v1/SimilarityResponse.js';
 import { buildTemplate, templateFromWire } from '../../src/shared/template.js';
 import { decodeFloat32 } from '../../src/shared/tensor.js';
-import { expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
+import { cos, expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
 
 const template = buildTemplate();
 const MAX_MESSAGE = 256 * 1024;
 
-function cos(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 const meanCos = (a: Float32Array[], b: Float32Array[]) =>
   a.reduce((s, l, i) => s + cos(l, b[i]!), 0) / a.length;
 

@@ -11,6 +11,7 @@ import {
 } from '../../src/coordinator/similarity.js';
 import { subspaceSimilarity } from '../../src/shared/atoms.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
+import { cos } from './helpers.js';
 
 const LAYERS = [
   { name: 'a', m: 4, k: 3 },
@@ -22,18 +23,6 @@ const layout = layerLayout(LAYERS);
 function atoms(seed: number): Float32Array[] {
   const normal = normalSampler(mulberry32(seed));
   return LAYERS.map((l) => Float32Array.from({ length: l.m * l.k * l.k }, () => normal() * (1 + (seed % 3))));
-}
-
-function cos(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
 }
 
 /** Brute-force divergence: 1 − cos(model layer, mean of the other models' unit layer vectors). */
