@@ -4,8 +4,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import { loadAtomlensProto } from '../shared/proto.js';
-import { channelCredentialsFromFlags, TlsConfigError } from '../shared/tls.js';
+import { grpcChannelCredentials } from '../shared/tls.js';
 import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from './args.js';
+import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from './client-tls.js';
 
 /** Flags every operator command takes, so they read the same everywhere. */
 export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {
@@ -20,14 +21,7 @@ export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {
     value: 'TOKEN',
     description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
   },
-  tls: { type: 'boolean', description: 'Connect with TLS (system roots unless --ca)' },
-  ca: {
-    type: 'string',
-    value: 'FILE',
-    description: "CA bundle of the coordinator's certificate (implies --tls)",
-  },
-  cert: { type: 'string', value: 'FILE', description: 'Client certificate for mutual TLS (implies --tls)' },
-  key: { type: 'string', value: 'FILE', description: 'Private key of --cert' },
+  ...CLIENT_TLS_OPTIONS,
 };
 
 export interface OperatorConnection {
@@ -64,18 +58,8 @@ export function connectOperatorFromFlags(values: Parsed['values']): OperatorConn
     throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
   const token =
     typeof values.token === 'string' ? values.token : process.env.ATOMLENS_OPERATOR_TOKEN || undefined;
-  let credentials: grpc.ChannelCredentials;
-  try {
-    credentials = channelCredentialsFromFlags({
-      tls: values.tls === true,
-      ...(typeof values.ca === 'string' ? { ca: values.ca } : {}),
-      ...(typeof values.cert === 'string' ? { cert: values.cert } : {}),
-      ...(typeof values.key === 'string' ? { key: values.key } : {}),
-    });
-  } catch (err) {
-    if (err instanceof TlsConfigError) throw new CliError(err.message, EXIT.badInput);
-    throw err;
-  }
+  const tls = clientTlsFromCliFlags(values);
+  const credentials = tls ? grpcChannelCredentials(tls) : grpc.credentials.createInsecure();
   return connectOperator(address, { ...(token ? { token } : {}), credentials });
 }
 

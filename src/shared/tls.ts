@@ -238,25 +238,30 @@ export function peerCommonName(cert: PeerCertificate | undefined): string | unde
   return cn || undefined;
 }
 
+/** The TLS flags of a CLI tool that dials the coordinator (--tls, --ca, --cert, --key). */
+export interface ClientTlsFlags extends ClientTlsFiles {
+  tls?: boolean;
+}
+
+/**
+ * Client TLS material from a CLI tool's flags: loaded when any of tls/ca/cert/key is given
+ * (system roots unless ca), undefined for plaintext. Throws TlsConfigError naming a bad file.
+ */
+export function clientTlsFromFlags(flags: ClientTlsFlags): ClientTlsMaterial | undefined {
+  const { ca, cert, key } = flags;
+  if (!flags.tls && ca === undefined && cert === undefined && key === undefined) return undefined;
+  return loadClientTls({
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+  });
+}
+
 /**
  * Channel credentials for a CLI tool from its flags: TLS when any of tls/ca/cert/key is given
  * (system roots unless ca), plaintext otherwise. Throws TlsConfigError naming a bad file.
  */
-export function channelCredentialsFromFlags(flags: {
-  tls?: boolean;
-  ca?: string;
-  cert?: string;
-  key?: string;
-}): grpc.ChannelCredentials {
-  const { ca, cert, key } = flags;
-  if (!flags.tls && ca === undefined && cert === undefined && key === undefined) {
-    return grpc.credentials.createInsecure();
-  }
-  return grpcChannelCredentials(
-    loadClientTls({
-      ...(ca !== undefined ? { ca } : {}),
-      ...(cert !== undefined ? { cert } : {}),
-      ...(key !== undefined ? { key } : {}),
-    }),
-  );
+export function channelCredentialsFromFlags(flags: ClientTlsFlags): grpc.ChannelCredentials {
+  const material = clientTlsFromFlags(flags);
+  return material ? grpcChannelCredentials(material) : grpc.credentials.createInsecure();
 }

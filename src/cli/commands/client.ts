@@ -4,7 +4,7 @@
 import { BACKEND_CHOICES, type BackendPreference } from '../../client/backend.js';
 import { type ClientProgressEvent, RejectedError, runClient, UnreachableError } from '../../client/client.js';
 import { DATA_SPLIT_HELP, parseDataSplit, parseTasks } from '../../client/data.js';
-import { grpcChannelCredentials, loadClientTls, TlsConfigError } from '../../shared/tls.js';
+import { grpcChannelCredentials } from '../../shared/tls.js';
 import {
   CliError,
   type CommandSpec,
@@ -15,6 +15,7 @@ import {
   type Parsed,
   UsageError,
 } from '../args.js';
+import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from '../client-tls.js';
 
 export const spec: CommandSpec = {
   name: 'client',
@@ -74,14 +75,7 @@ export const spec: CommandSpec = {
       value: 'SECRET',
       description: 'Federation enrolment secret (or ATOMLENS_ENROLLMENT_SECRET)',
     },
-    tls: { type: 'boolean', description: 'Connect with TLS (system roots unless --ca)' },
-    ca: {
-      type: 'string',
-      value: 'FILE',
-      description: "CA bundle of the coordinator's certificate (implies --tls)",
-    },
-    cert: { type: 'string', value: 'FILE', description: 'Client certificate for mutual TLS (implies --tls)' },
-    key: { type: 'string', value: 'FILE', description: 'Private key of --cert' },
+    ...CLIENT_TLS_OPTIONS,
     json: { type: 'boolean', description: 'Progress as JSON lines on stdout (one event per line)' },
   },
   details: `Tasks: "0-1,2-3" is task {0,1} then task {2,3}; "4-5-6" is one 3-class task; a list of single
@@ -212,22 +206,9 @@ export async function run(parsed: Parsed): Promise<number> {
       ? v['enrollment-secret']
       : process.env.ATOMLENS_ENROLLMENT_SECRET;
 
-  let credentials: (() => import('@grpc/grpc-js').ChannelCredentials) | undefined;
-  const useTls =
-    v.tls === true || typeof v.ca === 'string' || typeof v.cert === 'string' || typeof v.key === 'string';
-  if (useTls) {
-    try {
-      const material = loadClientTls({
-        ...(typeof v.ca === 'string' ? { ca: v.ca } : {}),
-        ...(typeof v.cert === 'string' ? { cert: v.cert } : {}),
-        ...(typeof v.key === 'string' ? { key: v.key } : {}),
-      });
-      credentials = () => grpcChannelCredentials(material);
-    } catch (err) {
-      if (err instanceof TlsConfigError) throw new CliError(err.message, EXIT.badInput);
-      throw err;
-    }
-  }
+  // Loaded once; each reconnect builds its channel credentials from the same material.
+  const tls = clientTlsFromCliFlags(v);
+  const credentials = tls ? () => grpcChannelCredentials(tls) : undefined;
 
   const controller = new AbortController();
   let signals = 0;
