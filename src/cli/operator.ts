@@ -2,6 +2,7 @@
 // one way to dial the Operator service (plaintext or TLS, bearer token), one promise wrapper for
 // unary calls, and one translation of gRPC failures into messages that say what to do.
 import * as grpc from '@grpc/grpc-js';
+import type { ModelDivergence__Output } from '../generated/atomlens/v1/ModelDivergence.js';
 import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import { loadAtomlensProto } from '../shared/proto.js';
 import { grpcChannelCredentials } from '../shared/tls.js';
@@ -61,6 +62,25 @@ export function connectOperatorFromFlags(values: Parsed['values']): OperatorConn
   const tls = clientTlsFromCliFlags(values);
   const credentials = tls ? grpcChannelCredentials(tls) : grpc.credentials.createInsecure();
   return connectOperator(address, { ...(token ? { token } : {}), credentials });
+}
+
+/** One model's level-0 divergence as `status` and the demo show it. */
+export interface ModelDivergenceView {
+  clientId: string;
+  taskId: string;
+  round: number;
+  divergence: number;
+  drift: number;
+}
+
+export function modelDivergenceView(m: ModelDivergence__Output): ModelDivergenceView {
+  return {
+    clientId: m.model?.clientId ?? '',
+    taskId: m.model?.taskId ?? '',
+    round: m.round,
+    divergence: m.divergence,
+    drift: m.drift,
+  };
 }
 
 /** A unary grpc-js call as a promise. */

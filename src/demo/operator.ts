@@ -1,7 +1,7 @@
 // The demo's view of the coordinator through the Operator service (the same calls an operator's
 // tools make): divergence and similarity for the progress display, analyses and reports at the end.
 import type * as grpc from '@grpc/grpc-js';
-import { connectOperator, unary } from '../cli/operator.js';
+import { connectOperator, type ModelDivergenceView, modelDivergenceView, unary } from '../cli/operator.js';
 import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
 import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
 import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
@@ -10,13 +10,7 @@ import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
 import type { SimilarityResponse__Output } from '../generated/atomlens/v1/SimilarityResponse.js';
 
-export interface ModelDivergenceView {
-  clientId: string;
-  taskId: string;
-  round: number;
-  divergence: number;
-  drift: number;
-}
+export type { ModelDivergenceView };
 
 export interface FederationSnapshot {
   /** Mean pairwise atom similarity of the latest models; null with fewer than two. */
@@ -72,19 +66,11 @@ export class DemoOperator {
         this.client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, this.deadline(), cb),
       ),
     ]);
-    const models = divergence.models
-      .map((m) => ({
-        clientId: m.model?.clientId ?? '',
-        taskId: m.model?.taskId ?? '',
-        round: m.round,
-        divergence: m.divergence,
-        drift: m.drift,
-      }))
-      .sort((a, b) => {
-        const x = rankable(a.divergence);
-        const y = rankable(b.divergence);
-        return x === y ? 0 : x > y ? -1 : 1;
-      });
+    const models = divergence.models.map(modelDivergenceView).sort((a, b) => {
+      const x = rankable(a.divergence);
+      const y = rankable(b.divergence);
+      return x === y ? 0 : x > y ? -1 : 1;
+    });
     return { similarity: meanOffDiagonal(similarity.values, similarity.models.length), models };
   }
 

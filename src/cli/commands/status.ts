@@ -6,6 +6,8 @@ import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelD
 import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
 import {
   connectOperatorFromFlags,
+  type ModelDivergenceView,
+  modelDivergenceView,
   OPERATOR_OPTIONS,
   type OperatorConnection,
   operatorFailure,
@@ -47,7 +49,7 @@ export interface StatusSnapshot {
   similarityMean: number | null;
   similarityNote: string;
   models: number;
-  topDivergence: { clientId: string; taskId: string; round: number; divergence: number; drift: number }[];
+  topDivergence: ModelDivergenceView[];
 }
 
 /** Fetches the snapshot (exported for tests and for `demo`). */
@@ -91,13 +93,7 @@ export async function fetchStatus(
     const top = [...divergence.models]
       .sort((a, b) => b.divergence - a.divergence)
       .slice(0, options.top)
-      .map((m) => ({
-        clientId: m.model?.clientId ?? '',
-        taskId: m.model?.taskId ?? '',
-        round: m.round,
-        divergence: m.divergence,
-        drift: m.drift,
-      }));
+      .map(modelDivergenceView);
     return {
       coordinator: address,
       clients: clients.clients.map((c) => ({
