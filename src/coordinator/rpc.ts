@@ -110,6 +110,43 @@ function check<Req>(
   return ctx.authorize({ service, method, call, clientId });
 }
 
+/** What a wrapper does with the handler's outcome once the call's metrics are recorded. */
+interface Outcome<T> {
+  /** The status the call ended with, for the metrics, when the handler resolved. */
+  status(result: T): grpc.status;
+  reply(result: T): void;
+  fail(error: grpc.ServiceError): void;
+}
+
+/**
+ * The part every wrapper shares: refuse the call if authorisation denies it, else run the
+ * handler; record requests and duration by final status, then reply or fail the call.
+ */
+function settle<T>(
+  ctx: HandlerContext,
+  label: string,
+  authorize: () => RpcError | undefined,
+  handler: () => Promise<T>,
+  outcome: Outcome<T>,
+): void {
+  const started = performance.now();
+  const denied = authorize();
+  const run = denied ? Promise.reject(denied) : handler();
+  run.then(
+    (result) => {
+      observe(ctx, label, outcome.status(result), started);
+      outcome.reply(result);
+    },
+    (err: unknown) => {
+      const e = toServiceError(err, ctx.logger, label);
+      observe(ctx, label, e.code, started);
+      outcome.fail(e);
+    },
+  );
+}
+
+const ok = () => grpc.status.OK;
+
 /** Wraps an async unary handler: errors → status, metrics per call. */
 export function unary<Req, Res>(
   ctx: HandlerContext,
@@ -119,22 +156,14 @@ export function unary<Req, Res>(
   handler: (request: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
 ): grpc.handleUnaryCall<Req, Res> {
   const label = `${service}/${method}`;
-  return (call, callback) => {
-    const started = performance.now();
-    const denied = check(ctx, service, method, when, call, call.request);
-    const run = denied ? Promise.reject(denied) : handler(call.request, call);
-    run.then(
-      (response) => {
-        observe(ctx, label, grpc.status.OK, started);
-        callback(null, response);
-      },
-      (err: unknown) => {
-        const e = toServiceError(err, ctx.logger, label);
-        observe(ctx, label, e.code, started);
-        callback(e);
-      },
+  return (call, callback) =>
+    settle(
+      ctx,
+      label,
+      () => check(ctx, service, method, when, call, call.request),
+      () => handler(call.request, call),
+      { status: ok, reply: (response) => callback(null, response), fail: (e) => callback(e) },
     );
-  };
 }
 
 /** Wraps a server-streaming handler; the handler writes, the wrapper ends or errors the call. */
@@ -146,22 +175,14 @@ export function serverStream<Req, Res>(
   handler: (request: Req, call: grpc.ServerWritableStream<Req, Res>) => Promise<void>,
 ): grpc.handleServerStreamingCall<Req, Res> {
   const label = `${service}/${method}`;
-  return (call) => {
-    const started = performance.now();
-    const denied = check(ctx, service, method, when, call, call.request);
-    const run = denied ? Promise.reject(denied) : handler(call.request, call);
-    run.then(
-      () => {
-        observe(ctx, label, grpc.status.OK, started);
-        call.end();
-      },
-      (err: unknown) => {
-        const e = toServiceError(err, ctx.logger, label);
-        observe(ctx, label, e.code, started);
-        call.emit('error', e);
-      },
+  return (call) =>
+    settle(
+      ctx,
+      label,
+      () => check(ctx, service, method, when, call, call.request),
+      () => handler(call.request, call),
+      { status: ok, reply: () => call.end(), fail: (e) => call.emit('error', e) },
     );
-  };
 }
 
 /** Wraps a client-streaming handler that resolves with the single response. */
@@ -173,22 +194,14 @@ export function clientStream<Req, Res>(
   handler: (call: grpc.ServerReadableStream<Req, Res>) => Promise<Res>,
 ): grpc.handleClientStreamingCall<Req, Res> {
   const label = `${service}/${method}`;
-  return (call, callback) => {
-    const started = performance.now();
-    const denied = check(ctx, service, method, when, call);
-    const run = denied ? Promise.reject(denied) : handler(call);
-    run.then(
-      (response) => {
-        observe(ctx, label, grpc.status.OK, started);
-        callback(null, response);
-      },
-      (err: unknown) => {
-        const e = toServiceError(err, ctx.logger, label);
-        observe(ctx, label, e.code, started);
-        callback(e);
-      },
+  return (call, callback) =>
+    settle(
+      ctx,
+      label,
+      () => check(ctx, service, method, when, call),
+      () => handler(call),
+      { status: ok, reply: (response) => callback(null, response), fail: (e) => callback(e) },
     );
-  };
 }
 
 /**
@@ -203,17 +216,12 @@ export function bidiStream<Req, Res>(
   handler: (call: grpc.ServerDuplexStream<Req, Res>) => Promise<grpc.status>,
 ): grpc.handleBidiStreamingCall<Req, Res> {
   const label = `${service}/${method}`;
-  return (call) => {
-    const started = performance.now();
-    const denied = check(ctx, service, method, when, call);
-    const run = denied ? Promise.reject(denied) : handler(call);
-    run.then(
-      (code) => observe(ctx, label, code, started),
-      (err: unknown) => {
-        const e = toServiceError(err, ctx.logger, label);
-        observe(ctx, label, e.code, started);
-        call.emit('error', e);
-      },
+  return (call) =>
+    settle(
+      ctx,
+      label,
+      () => check(ctx, service, method, when, call),
+      () => handler(call),
+      { status: (code) => code, reply: () => {}, fail: (e) => call.emit('error', e) },
     );
-  };
 }
