@@ -2,21 +2,18 @@
 // clients that speak the wire protocol (Register, PushAtoms, Session, PushProbeSummary) and answer
 // probe requests with Gram matrices of synthetic layer activations, and an operator request over
 // gRPC. One client keeps its session alive but never answers.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAnalysisService } from '../../src/coordinator/analysis.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import type { AnalysisReport } from '../../src/coordinator/report/types.js';
 import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
 import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
-import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { linearCka } from '../../src/shared/representation.js';
-import { type SimClient, startClient, templateConfig, unary } from './sim-client.js';
+import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
+import { type SimClient, startClient, unary } from './sim-client.js';
 import { N } from './synthetic-report.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
@@ -40,25 +37,15 @@ function requestAnalysis(
 }
 
 describe('analysis end to end over gRPC', () => {
-  let dir: string;
+  let live: LiveCoordinator;
   let coordinator: RunningCoordinator;
   let operator: OperatorClient;
   const clients: SimClient[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'atomlens-e2e-'));
-    coordinator = await startCoordinator({
-      dataDir: dir,
-      config: {
-        template: templateConfig(),
-        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
-        metrics: { defaultMetrics: false },
-        escalation: { enabled: false },
-      },
-      analysis: createAnalysisService({ workers: 2 }),
-      logger: createLogger('e2e', 'silent'),
-    });
-    const address = `127.0.0.1:${coordinator.grpcPort}`;
+    live = await startLiveCoordinator('e2e', 2);
+    coordinator = live.coordinator;
+    const address = live.address;
     clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 11 }));
     clients.push(await startClient(address, 'bob', '0-1', 'classes2', { seed: 12 }));
     clients.push(await startClient(address, 'carol', '2-3', 'classes', { seed: 13 }));
@@ -76,8 +63,7 @@ describe('analysis end to end over gRPC', () => {
   afterAll(async () => {
     for (const c of clients) c.close();
     operator?.close();
-    await coordinator?.stop({ drain: false });
-    rmSync(dir, { recursive: true, force: true });
+    await live?.stop();
   });
 
   const everyone = () => clients.map((c) => ({ clientId: c.id, taskId: c.task }));

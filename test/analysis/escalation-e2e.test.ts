@@ -1,15 +1,12 @@
 // Automatic escalation on a live coordinator: an upload whose atoms jumped (drift over the
 // threshold) starts an analysis of its task's models by itself, the report says why, a client
 // without a session is named as unreachable, and a second jump of the same client is debounced.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AnalysisServiceImpl, createAnalysisService } from '../../src/coordinator/analysis.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { AnalysisServiceImpl } from '../../src/coordinator/analysis.js';
+import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import type { AnalysisReport } from '../../src/coordinator/report/types.js';
-import { createLogger } from '../../src/shared/log.js';
-import { type SimClient, startClient, templateConfig } from './sim-client.js';
+import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
+import { type SimClient, startClient } from './sim-client.js';
 
 async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -22,26 +19,18 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 60_00
 }
 
 describe('automatic escalation', () => {
-  let dir: string;
+  let live: LiveCoordinator;
   let coordinator: RunningCoordinator;
   const clients: SimClient[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'atomlens-escalation-'));
-    coordinator = await startCoordinator({
-      dataDir: dir,
-      config: {
-        template: templateConfig(),
-        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
-        metrics: { defaultMetrics: false },
-        analysis: { probeDeadlineMs: 3000 },
-        // Divergence off (a threshold above its range) so that drift alone decides.
-        escalation: { driftThreshold: 0.25, divergenceThreshold: 5, cooldownMs: 0, modelCooldownMs: 600_000 },
-      },
-      analysis: createAnalysisService({ workers: 1 }),
-      logger: createLogger('escalation-e2e', 'silent'),
+    live = await startLiveCoordinator('escalation-e2e', 1, {
+      analysis: { probeDeadlineMs: 3000 },
+      // Divergence off (a threshold above its range) so that drift alone decides.
+      escalation: { driftThreshold: 0.25, divergenceThreshold: 5, cooldownMs: 0, modelCooldownMs: 600_000 },
     });
-    const address = `127.0.0.1:${coordinator.grpcPort}`;
+    coordinator = live.coordinator;
+    const address = live.address;
     clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 31 }));
     clients.push(await startClient(address, 'bob', '0-1', 'classes', { seed: 32 }));
     clients.push(await startClient(address, 'erin', '0-1', 'classes', { seed: 33, noSession: true }));
@@ -51,8 +40,7 @@ describe('automatic escalation', () => {
 
   afterAll(async () => {
     for (const c of clients) c.close();
-    await coordinator?.stop({ drain: false });
-    rmSync(dir, { recursive: true, force: true });
+    await live?.stop();
   });
 
   it('a drifting upload starts an analysis of its task, recorded with the reason', async () => {

@@ -1,16 +1,14 @@
 // `atomlens report` as a user runs it: a child process against a live coordinator whose clients
 // answer probe requests over gRPC.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAnalysisService } from '../../src/coordinator/analysis.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
-import { createLogger } from '../../src/shared/log.js';
+import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
-import { type SimClient, startClient, templateConfig } from './sim-client.js';
+import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
+import { type SimClient, startClient } from './sim-client.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
 
@@ -30,25 +28,15 @@ function atomlens(args: string[]): Promise<{ code: number; stdout: string; stder
 }
 
 describe('atomlens report', () => {
+  let live: LiveCoordinator;
   let dir: string;
   let coordinator: RunningCoordinator;
   let address: string;
   const clients: SimClient[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'atomlens-report-cli-'));
-    coordinator = await startCoordinator({
-      dataDir: dir,
-      config: {
-        template: templateConfig(),
-        sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
-        metrics: { defaultMetrics: false },
-        escalation: { enabled: false },
-      },
-      analysis: createAnalysisService({ workers: 1 }),
-      logger: createLogger('report-cli', 'silent'),
-    });
-    address = `127.0.0.1:${coordinator.grpcPort}`;
+    live = await startLiveCoordinator('report-cli', 1);
+    ({ dir, coordinator, address } = live);
     clients.push(await startClient(address, 'alice', '0-1', 'classes', { seed: 21 }));
     clients.push(await startClient(address, 'bob', '0-1', 'classes2', { seed: 22 }));
     for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 2; i++) {
@@ -58,8 +46,7 @@ describe('atomlens report', () => {
 
   afterAll(async () => {
     for (const c of clients) c.close();
-    await coordinator?.stop({ drain: false });
-    rmSync(dir, { recursive: true, force: true });
+    await live?.stop();
   });
 
   it('requests an analysis, shows progress, writes the HTML page and lists/gets the report', async () => {
