@@ -62,6 +62,32 @@ function reshape(backend: WasmBackendLike, x: TensorInfo, shape: number[]): Tens
   return runKernel('Reshape', backend, { x }, { shape });
 }
 
+/** The forward Conv2D kernel, NHWC, stride 1, no dilation, explicit padding of height and width. */
+function conv2DStride1(
+  backend: WasmBackendLike,
+  x: TensorInfo,
+  filter: TensorInfo,
+  [top, bottom]: [number, number],
+  [left, right]: [number, number],
+): TensorInfo {
+  return runKernel(
+    'Conv2D',
+    backend,
+    { x, filter },
+    {
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ],
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+    },
+  );
+}
+
 /**
  * Writes Pᵀ for a channels-last input: row (i·kW + j)·cIn + c, column (b·outH + y)·outW + x holds
  * xpad[b, y·sH + i, x·sW + j, c] (zero where the window hangs over the padding).
@@ -148,22 +174,7 @@ function filterGradViaConvolution(
       }
     }
   }
-  const product = runKernel(
-    'Conv2D',
-    backend,
-    { x: xT, filter: dyT },
-    {
-      strides: [1, 1],
-      pad: [
-        [0, 0],
-        [top, bottom],
-        [left, right],
-        [0, 0],
-      ],
-      dataFormat: 'NHWC',
-      dilations: [1, 1],
-    },
-  );
+  const product = conv2DStride1(backend, xT, dyT, [top, bottom], [left, right]);
   backend.disposeData(xT.dataId);
   backend.disposeData(dyT.dataId);
   // [c, kh, kw, o] → [kh, kw, c, o]
@@ -289,22 +300,7 @@ const conv2DBackpropInput: KernelFunc = (args) => {
     cIn,
     cOut,
   );
-  const dx = runKernel(
-    'Conv2D',
-    backend,
-    { x: dy, filter: rotated },
-    {
-      strides: [1, 1],
-      pad: [
-        [0, 0],
-        [padT, padB],
-        [padL, padR],
-        [0, 0],
-      ],
-      dataFormat: 'NHWC',
-      dilations: [1, 1],
-    },
-  );
+  const dx = conv2DStride1(backend, dy, rotated, [padT, padB], [padL, padR]);
   backend.disposeData(rotated.dataId);
   return dx;
 };
