@@ -36,6 +36,23 @@ function cpuMs(since: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1000;
 }
 
+/** Runs `work` `runs` times: wall and CPU milliseconds of each run, each list sorted ascending. */
+async function timeRuns(runs: number, work: () => unknown): Promise<{ times: number[]; cpu: number[] }> {
+  const times: number[] = [];
+  const cpu: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const pending = work();
+    if (pending instanceof Promise) await pending;
+    cpu.push(cpuMs(c0));
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  cpu.sort((a, b) => a - b);
+  return { times, cpu };
+}
+
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
@@ -93,18 +110,10 @@ async function scrapeCost(models: number, cap: number): Promise<(string | number
     layerNames: () => LAYERS.map((l) => l.name),
   });
   await metrics.scrape(); // warm-up
-  const times: number[] = [];
-  const cpu: number[] = [];
   let bytes = 0;
-  for (let r = 0; r < 7; r++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
+  const { times, cpu } = await timeRuns(7, async () => {
     bytes = (await metrics.scrape()).length;
-    cpu.push(cpuMs(c0));
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  cpu.sort((a, b) => a - b);
+  });
   return [
     models,
     cap,
@@ -115,7 +124,7 @@ async function scrapeCost(models: number, cap: number): Promise<(string | number
   ];
 }
 
-function matrixCost(models: number, perLayer: boolean): (string | number)[] {
+async function matrixCost(models: number, perLayer: boolean): Promise<(string | number)[]> {
   const index = filledIndex(models);
   const inputs = index.list().map((m) => ({
     clientId: m.clientId,
@@ -123,17 +132,9 @@ function matrixCost(models: number, perLayer: boolean): (string | number)[] {
     fingerprintMatch: true,
     unit: index.latestUnit(m.clientId, m.taskId)!,
   }));
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
+  const { times, cpu } = await timeRuns(3, () => {
     pairwiseSimilarity(inputs, index.layout, { measure: 'cosine', perLayer });
-    cpu.push(cpuMs(c0));
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  cpu.sort((a, b) => a - b);
+  });
   return [
     models,
     perLayer ? 'mean + 8 per-layer matrices' : 'mean over layers',
@@ -195,7 +196,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   log('/metrics scrape at 10,000 models');
   const scrape = [await scrapeCost(10_000, 2_000), await scrapeCost(10_000, 10_000)];
   log('pairwise matrix of 2,000 models');
-  const matrix = [matrixCost(2_000, false), matrixCost(2_000, true)];
+  const matrix = [await matrixCost(2_000, false), await matrixCost(2_000, true)];
   log(
     `storage group commit (load average ${loadavg()
       .map((l) => l.toFixed(1))
