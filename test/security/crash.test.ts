@@ -14,7 +14,7 @@ import type { FederationClient } from '../../src/generated/atomlens/v1/Federatio
 import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
-import { atomsRequest, federationClient, operatorClient, rpc } from './helpers.js';
+import { atomsRequest, federationClient, operatorClient, rpc, waitFor } from './helpers.js';
 
 const CLIENTS = 40;
 const CHANNELS = 8;
@@ -70,14 +70,6 @@ function uploadLoop(address: string, start: number[], progress: Progress) {
       for (const c of channels) c.close();
     },
   };
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 async function history(address: string, clientId: string): Promise<ModelHistoryResponse__Output> {

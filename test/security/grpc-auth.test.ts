@@ -30,6 +30,7 @@ import {
   makeCerts,
   operatorClient,
   rpc,
+  waitFor,
 } from './helpers.js';
 
 const SECRET = 'integration-enrolment-secret-42';
@@ -226,7 +227,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     });
     session.on('error', () => undefined);
     session.write({ hello: { clientId: 'alice' } });
-    await waitFor(() => s.running.sessions.connectedCount() === 1);
+    await waitFor(() => s.running.sessions.connectedCount() === 1, 10_000, 20);
     const n = 4;
     const answer = s.running.sessions.requestProbe('alice', {
       taskId: '0-1',
@@ -235,7 +236,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
       deadlineMs: Date.now() + 20_000,
     });
     answer.catch(() => undefined);
-    await waitFor(() => probes.length === 1);
+    await waitFor(() => probes.length === 1, 10_000, 20);
     const requestId = probes[0]!;
     const chunk = (clientId: string) => ({
       requestId,
@@ -321,11 +322,3 @@ describe.skipIf(!HAS_OPENSSL)('mutual TLS: the certificate CN must be the client
     }
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

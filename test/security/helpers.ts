@@ -110,3 +110,12 @@ export async function codeOf(p: Promise<unknown>): Promise<grpc.status> {
   }
   throw new Error('expected the call to fail');
 }
+
+/** Polls every pollMs until cond() holds; throws after timeoutMs. */
+export async function waitFor(cond: () => boolean, timeoutMs: number, pollMs = 10): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

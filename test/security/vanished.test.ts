@@ -19,7 +19,7 @@ import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v
 import type { ProbeRequest__Output } from '../../src/generated/atomlens/v1/ProbeRequest.js';
 import { createLogger } from '../../src/shared/log.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
-import { atomsRequest, federationClient, operatorClient, rpc } from './helpers.js';
+import { atomsRequest, federationClient, operatorClient, rpc, waitFor } from './helpers.js';
 
 const HEARTBEAT_MS = 100;
 const TIMEOUT_MS = 600;
@@ -98,15 +98,6 @@ async function answerProbe(
     }
     call.end();
   });
-}
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - t0;
 }
 
 function metricValue(text: string, series: string): number {
