@@ -31,12 +31,7 @@ let reportPath = values.report;
 let scratch;
 if (!reportPath) {
   scratch = mkdtempSync(join(tmpdir(), 'atomlens-figure-'));
-  const args = [
-    join(root, 'bin', 'atomlens.js'),
-    'demo',
-    '--data',
-    scratch,
-  ];
+  const args = [join(root, 'bin', 'atomlens.js'), 'demo', '--data', scratch];
   process.stderr.write(`running: node ${args.slice(1).join(' ')}\n`);
   const run = spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   if (run.status !== 0) {
