@@ -173,7 +173,6 @@ export class AnalysisServiceImpl implements AnalysisService {
   private onUpload(e: UploadEvent): void {
     if (this.closed) return;
     const div = this.deps.similarity.divergence(e.clientId, e.taskId);
-    const all = this.knownModels();
     const escalation = this.policy.onUpload(
       {
         clientId: e.clientId,
@@ -184,8 +183,8 @@ export class AnalysisServiceImpl implements AnalysisService {
         divergence: div && div.peers > 0 ? div.divergence : undefined,
       },
       this.federationMean(),
-      all.filter((m) => m.taskId === e.taskId),
-      all,
+      () => this.knownModels().filter((m) => m.taskId === e.taskId),
+      () => this.knownModels(),
     );
     if (escalation) this.escalate(escalation);
   }

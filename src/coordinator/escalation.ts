@@ -145,8 +145,10 @@ export class EscalationPolicy {
   onUpload(
     signal: ModelSignal,
     federationSimilarity: number | undefined,
-    peers: readonly KnownModel[],
-    all: readonly KnownModel[],
+    // Model lists are asked for only when an escalation starts: listing every model on every
+    // upload would make the per-upload path O(models).
+    peers: () => readonly KnownModel[],
+    all: () => readonly KnownModel[],
   ): Escalation | undefined {
     if (!this.config.enabled) return undefined;
     const c = this.config;
@@ -205,7 +207,10 @@ export class EscalationPolicy {
       return undefined;
     }
     if (found.kind === 'fingerprint') this.mismatchSeen.add(key(model));
-    const models = global ? this.pick(all, undefined) : this.pick(peers.length > 1 ? peers : all, model);
+    const taskPeers = global ? [] : peers();
+    const models = global
+      ? this.pick(all(), undefined)
+      : this.pick(taskPeers.length > 1 ? taskPeers : all(), model);
     return this.start({ ...found, models });
   }
 

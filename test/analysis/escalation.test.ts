@@ -35,12 +35,24 @@ function signal(over: Partial<ModelSignal> = {}): ModelSignal {
 describe('EscalationPolicy', () => {
   it('stays quiet for an ordinary upload', () => {
     const { p } = policy();
-    expect(p.onUpload(signal(), 0.9, peersOf('t1'), models)).toBeUndefined();
+    expect(
+      p.onUpload(
+        signal(),
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeUndefined();
   });
 
   it('fires on divergence over the threshold, with the evidence and the task as models', () => {
     const { p } = policy();
-    const e = p.onUpload(signal({ divergence: 0.42 }), 0.9, peersOf('t1'), models)!;
+    const e = p.onUpload(
+      signal({ divergence: 0.42 }),
+      0.9,
+      () => peersOf('t1'),
+      () => models,
+    )!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence).toEqual([
       {
@@ -60,24 +72,62 @@ describe('EscalationPolicy', () => {
 
   it('fires on drift, and on a fingerprint mismatch only once per model', () => {
     const { p, advance } = policy({ cooldownMs: 0, modelCooldownMs: 0 });
-    expect(p.onUpload(signal({ drift: 0.5 }), 0.9, peersOf('t1'), models)?.kind).toBe('drift');
+    expect(
+      p.onUpload(
+        signal({ drift: 0.5 }),
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      )?.kind,
+    ).toBe('drift');
     const mismatch = signal({ clientId: 'c', taskId: 't2', fingerprintMatch: false });
     // c is alone in its task: the analysis compares it with every model.
-    const e = p.onUpload(mismatch, 0.9, peersOf('t2'), models)!;
+    const e = p.onUpload(
+      mismatch,
+      0.9,
+      () => peersOf('t2'),
+      () => models,
+    )!;
     expect(e.kind).toBe('fingerprint');
     expect(e.models.map((m) => m.clientId)).toEqual(['c', 'a', 'b']);
     advance(1);
-    expect(p.onUpload(mismatch, 0.9, peersOf('t2'), models)).toBeUndefined();
+    expect(
+      p.onUpload(
+        mismatch,
+        0.9,
+        () => peersOf('t2'),
+        () => models,
+      ),
+    ).toBeUndefined();
   });
 
   it('fires when the federation similarity moved since the last analysis', () => {
     const { p, advance } = policy({ cooldownMs: 0 });
-    expect(p.onUpload(signal(), 0.5, peersOf('t1'), models)).toBeUndefined();
+    expect(
+      p.onUpload(
+        signal(),
+        0.5,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeUndefined();
     p.analysisStarted(0.8);
     p.analysisFinished();
     advance(10);
-    expect(p.onUpload(signal(), 0.75, peersOf('t1'), models)).toBeUndefined();
-    const e = p.onUpload(signal(), 0.6, peersOf('t1'), models)!;
+    expect(
+      p.onUpload(
+        signal(),
+        0.75,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeUndefined();
+    const e = p.onUpload(
+      signal(),
+      0.6,
+      () => peersOf('t1'),
+      () => models,
+    )!;
     expect(e.kind).toBe('similarity-change');
     expect(e.evidence[0]!.value).toBeCloseTo(0.2, 12);
     expect(e.models).toHaveLength(3);
@@ -86,19 +136,52 @@ describe('EscalationPolicy', () => {
   it('debounces a noisy client: per-model cooldown, global cooldown, never while running', () => {
     const { p, advance } = policy({ cooldownMs: 60_000, modelCooldownMs: 300_000 });
     const noisy = signal({ drift: 0.9 });
-    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeDefined();
+    expect(
+      p.onUpload(
+        noisy,
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeDefined();
     p.analysisStarted(0.9);
     advance(400_000);
-    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeUndefined(); // running
+    expect(
+      p.onUpload(
+        noisy,
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeUndefined(); // running
     p.analysisFinished();
     advance(1_000);
-    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeDefined(); // cooldowns passed
+    expect(
+      p.onUpload(
+        noisy,
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeDefined(); // cooldowns passed
     advance(120_000);
     // Global cooldown passed but the model's own has not.
-    expect(p.onUpload(noisy, 0.9, peersOf('t1'), models)).toBeUndefined();
+    expect(
+      p.onUpload(
+        noisy,
+        0.9,
+        () => peersOf('t1'),
+        () => models,
+      ),
+    ).toBeUndefined();
     // Another model of another task may trigger.
     expect(
-      p.onUpload(signal({ clientId: 'c', taskId: 't2', drift: 0.9 }), 0.9, peersOf('t2'), models),
+      p.onUpload(
+        signal({ clientId: 'c', taskId: 't2', drift: 0.9 }),
+        0.9,
+        () => peersOf('t2'),
+        () => models,
+      ),
     ).toBeDefined();
     expect(p.suppressed.get('drift')).toBe(2);
   });
@@ -116,14 +199,26 @@ describe('EscalationPolicy', () => {
   it('caps the number of models', () => {
     const many = Array.from({ length: 20 }, (_, i) => ({ clientId: `c${i}`, taskId: 't1' }));
     const { p } = policy({ maxModels: 5 });
-    const e = p.onUpload(signal({ clientId: 'c7', divergence: 0.9 }), 0.9, many, many)!;
+    const e = p.onUpload(
+      signal({ clientId: 'c7', divergence: 0.9 }),
+      0.9,
+      () => many,
+      () => many,
+    )!;
     expect(e.models).toHaveLength(5);
     expect(e.models[0]!.clientId).toBe('c7');
   });
 
   it('does nothing when disabled', () => {
     const { p } = policy({ enabled: false });
-    expect(p.onUpload(signal({ divergence: 0.9, drift: 0.9 }), 0.9, models, models)).toBeUndefined();
+    expect(
+      p.onUpload(
+        signal({ divergence: 0.9, drift: 0.9 }),
+        0.9,
+        () => models,
+        () => models,
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -146,7 +241,12 @@ describe('parseEscalationConfig', () => {
 describe('EscalationPolicy with several triggers at once', () => {
   it('names the first and keeps every fired trigger as evidence', () => {
     const p = new EscalationPolicy(DEFAULT_ESCALATION_CONFIG, () => 0);
-    const e = p.onUpload(signal({ divergence: 0.8, drift: 0.6 }), 0.9, peersOf('t1'), models)!;
+    const e = p.onUpload(
+      signal({ divergence: 0.8, drift: 0.6 }),
+      0.9,
+      () => peersOf('t1'),
+      () => models,
+    )!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence.map((x) => x.name)).toEqual(['divergence', 'drift']);
     expect(e.reason).toMatch(/diverges.*; .*drifted/);
