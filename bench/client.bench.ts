@@ -111,7 +111,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       ],
       notes: [
         `Targets: ≥ 1,500 samples/s on WASM and ≥ 50× the CPU backend (${cpus().length} cores here; tfjs runs WASM single-threaded in Node).`,
-        `Model: ${template.layers.map((l) => `${l.name} ${l.cIn}→${l.cOut} m=${l.m}${l.poolAfter > 1 ? ` pool${l.poolAfter}` : ''}`).join(', ')}; GAP → dense head; Adam; one forward + backward + update per batch, batch assembly included.`,
+        `Model: ${template.layers.map((l) => `${l.name} ${l.cIn}→${l.cOut} m=${l.m}${l.poolAfter > 1 ? ` pool${l.poolAfter}` : ''}`).join(', ')}; ${template.headInput === 'gap' ? 'GAP' : 'flatten'} → dense head; Adam; one forward + backward + update per batch, batch assembly included.`,
         "The CPU backend's time is dominated by its Conv2DBackpropFilter (plain nested loops), which WASM lacks and the client supplies (XNNPACK convolution or im2col + matmul).",
         'Best of the repetitions; the machine may be shared, so treat single figures as noisy.',
       ],
