@@ -112,3 +112,30 @@ export function operatorFailure(address: string, err: grpc.ServiceError): CliErr
       return new CliError(`coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`);
   }
 }
+
+/** Divergence for sorting: a model without peers (NaN) ranks last. */
+const rankable = (v: number) => (Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY);
+
+/** Most divergent first; models without peers (NaN divergence) last. */
+export function byDivergenceDesc(a: { divergence: number }, b: { divergence: number }): number {
+  const x = rankable(a.divergence);
+  const y = rankable(b.divergence);
+  return x === y ? 0 : x > y ? -1 : 1;
+}
+
+/** Mean of the finite off-diagonal entries of a row-major n×n matrix; null when there are none. */
+export function meanOffDiagonal(values: readonly number[], n: number): number | null {
+  if (n < 2) return null;
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = values[i * n + j];
+      if (i !== j && v !== undefined && Number.isFinite(v)) {
+        sum += v;
+        count++;
+      }
+    }
+  }
+  return count > 0 ? sum / count : null;
+}

@@ -1,7 +1,14 @@
 // The demo's view of the coordinator through the Operator service (the same calls an operator's
 // tools make): divergence and similarity for the progress display, analyses and reports at the end.
 import type * as grpc from '@grpc/grpc-js';
-import { connectOperator, type ModelDivergenceView, modelDivergenceView, unary } from '../cli/operator.js';
+import {
+  byDivergenceDesc,
+  connectOperator,
+  type ModelDivergenceView,
+  meanOffDiagonal,
+  modelDivergenceView,
+  unary,
+} from '../cli/operator.js';
 import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
 import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
 import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
@@ -22,26 +29,6 @@ export interface FederationSnapshot {
 export interface AnalysisOutcome {
   reportId: string;
   analysisId: string;
-}
-
-/** Divergence for sorting: a model without peers (NaN) ranks last. */
-const rankable = (v: number) => (Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY);
-
-/** Mean of the off-diagonal entries of a row-major n×n matrix; null when n < 2. */
-export function meanOffDiagonal(values: readonly number[], n: number): number | null {
-  if (n < 2) return null;
-  let sum = 0;
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const v = values[i * n + j];
-      if (i !== j && v !== undefined && Number.isFinite(v)) {
-        sum += v;
-        count++;
-      }
-    }
-  }
-  return count > 0 ? sum / count : null;
 }
 
 export class DemoOperator {
@@ -66,11 +53,7 @@ export class DemoOperator {
         this.client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, this.deadline(), cb),
       ),
     ]);
-    const models = divergence.models.map(modelDivergenceView).sort((a, b) => {
-      const x = rankable(a.divergence);
-      const y = rankable(b.divergence);
-      return x === y ? 0 : x > y ? -1 : 1;
-    });
+    const models = divergence.models.map(modelDivergenceView).sort(byDivergenceDesc);
     return { similarity: meanOffDiagonal(similarity.values, similarity.models.length), models };
   }
 

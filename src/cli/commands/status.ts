@@ -5,8 +5,10 @@ import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
 import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
 import {
+  byDivergenceDesc,
   connectOperatorFromFlags,
   type ModelDivergenceView,
+  meanOffDiagonal,
   modelDivergenceView,
   OPERATOR_OPTIONS,
   type OperatorConnection,
@@ -76,24 +78,15 @@ export async function fetchStatus(
       const sim = await unary<{ models: unknown[]; values: number[] }>((cb) =>
         client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, metadata, deadline(), cb),
       );
-      const n = sim.models.length;
-      if (n >= 2) {
-        let sum = 0;
-        for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) sum += sim.values[i * n + j]!;
-        similarityMean = sum / (n * (n - 1));
-      } else {
-        similarityNote = 'needs at least two models';
-      }
+      similarityMean = meanOffDiagonal(sim.values, sim.models.length);
+      if (similarityMean === null) similarityNote = 'needs at least two models';
     } catch (err) {
       const e = err as grpc.ServiceError;
       if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw operatorFailure(address, e);
       similarityNote =
         'too many models for a full matrix (see atomlens_federation_similarity_mean on /metrics)';
     }
-    const top = [...divergence.models]
-      .sort((a, b) => b.divergence - a.divergence)
-      .slice(0, options.top)
-      .map(modelDivergenceView);
+    const top = divergence.models.map(modelDivergenceView).sort(byDivergenceDesc).slice(0, options.top);
     return {
       coordinator: address,
       clients: clients.clients.map((c) => ({
