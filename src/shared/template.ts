@@ -38,9 +38,11 @@ export interface TemplateConfig {
   headHidden: number;
   /**
    * How the per-task head reads the last atom layer: 'flatten' keeps the spatial layout, 'gap'
-   * averages it away. Measured on split-MNIST {2,3} from the shared starting atoms: a GAP head
-   * sat at chance for whole rounds (global averages of random filters barely differ between a 2
-   * and a 3), a flattened one reached 80–90% in the first round.
+   * averages it away. Measured on split-MNIST {2,3} (half a client share, 8 rounds, seed 1): GAP
+   * sat near chance for two rounds and reached 0.88; flatten reached 0.92 in round 1 and 0.98.
+   * The price: a flattened head learns much of the task itself, so atoms travel less (cosine to
+   * their start 0.94–0.97 after 8 rounds, against 0.80–0.91 with GAP) and atom divergences are
+   * smaller numbers — thresholds in the escalation config are set for this head.
    */
   headInput: 'flatten' | 'gap';
   alphaSeed: number;
