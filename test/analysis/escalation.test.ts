@@ -14,6 +14,15 @@ const models = [
 ];
 const peersOf = (taskId: string) => models.filter((m) => m.taskId === taskId);
 
+/** An upload as the analysis service reports it: peers are the signal's task, `all` every model. */
+const upload = (p: EscalationPolicy, s: ModelSignal, federationSimilarity: number) =>
+  p.onUpload(
+    s,
+    federationSimilarity,
+    () => peersOf(s.taskId),
+    () => models,
+  );
+
 function policy(overrides: Partial<EscalationConfig> = {}) {
   let now = 1_000_000;
   const p = new EscalationPolicy({ ...DEFAULT_ESCALATION_CONFIG, ...overrides }, () => now);
@@ -33,26 +42,27 @@ function signal(over: Partial<ModelSignal> = {}): ModelSignal {
 }
 
 describe('EscalationPolicy', () => {
+  it('lists models only when an escalation starts, never for a quiet upload (the per-upload path stays O(1))', () => {
+    const { p } = policy();
+    let listed = 0;
+    const count = () => {
+      listed++;
+      return models;
+    };
+    for (let i = 0; i < 100; i++) expect(p.onUpload(signal(), 0.9, count, count)).toBeUndefined();
+    expect(listed).toBe(0);
+    expect(p.onUpload(signal({ divergence: 0.42 }), 0.9, count, count)?.kind).toBe('divergence');
+    expect(listed).toBeGreaterThan(0);
+  });
+
   it('stays quiet for an ordinary upload', () => {
     const { p } = policy();
-    expect(
-      p.onUpload(
-        signal(),
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeUndefined();
+    expect(upload(p, signal(), 0.9)).toBeUndefined();
   });
 
   it('fires on divergence over the threshold, with the evidence and the task as models', () => {
     const { p } = policy();
-    const e = p.onUpload(
-      signal({ divergence: 0.42 }),
-      0.9,
-      () => peersOf('t1'),
-      () => models,
-    )!;
+    const e = upload(p, signal({ divergence: 0.42 }), 0.9)!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence).toEqual([
       {
@@ -72,62 +82,24 @@ describe('EscalationPolicy', () => {
 
   it('fires on drift, and on a fingerprint mismatch only once per model', () => {
     const { p, advance } = policy({ cooldownMs: 0, modelCooldownMs: 0 });
-    expect(
-      p.onUpload(
-        signal({ drift: 0.5 }),
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      )?.kind,
-    ).toBe('drift');
+    expect(upload(p, signal({ drift: 0.5 }), 0.9)?.kind).toBe('drift');
     const mismatch = signal({ clientId: 'c', taskId: 't2', fingerprintMatch: false });
     // c is alone in its task: the analysis compares it with every model.
-    const e = p.onUpload(
-      mismatch,
-      0.9,
-      () => peersOf('t2'),
-      () => models,
-    )!;
+    const e = upload(p, mismatch, 0.9)!;
     expect(e.kind).toBe('fingerprint');
     expect(e.models.map((m) => m.clientId)).toEqual(['c', 'a', 'b']);
     advance(1);
-    expect(
-      p.onUpload(
-        mismatch,
-        0.9,
-        () => peersOf('t2'),
-        () => models,
-      ),
-    ).toBeUndefined();
+    expect(upload(p, mismatch, 0.9)).toBeUndefined();
   });
 
   it('fires when the federation similarity moved since the last analysis', () => {
     const { p, advance } = policy({ cooldownMs: 0 });
-    expect(
-      p.onUpload(
-        signal(),
-        0.5,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeUndefined();
+    expect(upload(p, signal(), 0.5)).toBeUndefined();
     p.analysisStarted(0.8);
     p.analysisFinished();
     advance(10);
-    expect(
-      p.onUpload(
-        signal(),
-        0.75,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeUndefined();
-    const e = p.onUpload(
-      signal(),
-      0.6,
-      () => peersOf('t1'),
-      () => models,
-    )!;
+    expect(upload(p, signal(), 0.75)).toBeUndefined();
+    const e = upload(p, signal(), 0.6)!;
     expect(e.kind).toBe('similarity-change');
     expect(e.evidence[0]!.value).toBeCloseTo(0.2, 12);
     expect(e.models).toHaveLength(3);
@@ -136,53 +108,18 @@ describe('EscalationPolicy', () => {
   it('debounces a noisy client: per-model cooldown, global cooldown, never while running', () => {
     const { p, advance } = policy({ cooldownMs: 60_000, modelCooldownMs: 300_000 });
     const noisy = signal({ drift: 0.9 });
-    expect(
-      p.onUpload(
-        noisy,
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeDefined();
+    expect(upload(p, noisy, 0.9)).toBeDefined();
     p.analysisStarted(0.9);
     advance(400_000);
-    expect(
-      p.onUpload(
-        noisy,
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeUndefined(); // running
+    expect(upload(p, noisy, 0.9)).toBeUndefined(); // running
     p.analysisFinished();
     advance(1_000);
-    expect(
-      p.onUpload(
-        noisy,
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeDefined(); // cooldowns passed
+    expect(upload(p, noisy, 0.9)).toBeDefined(); // cooldowns passed
     advance(120_000);
     // Global cooldown passed but the model's own has not.
-    expect(
-      p.onUpload(
-        noisy,
-        0.9,
-        () => peersOf('t1'),
-        () => models,
-      ),
-    ).toBeUndefined();
+    expect(upload(p, noisy, 0.9)).toBeUndefined();
     // Another model of another task may trigger.
-    expect(
-      p.onUpload(
-        signal({ clientId: 'c', taskId: 't2', drift: 0.9 }),
-        0.9,
-        () => peersOf('t2'),
-        () => models,
-      ),
-    ).toBeDefined();
+    expect(upload(p, signal({ clientId: 'c', taskId: 't2', drift: 0.9 }), 0.9)).toBeDefined();
     expect(p.suppressed.get('drift')).toBe(2);
   });
 
@@ -241,12 +178,7 @@ describe('parseEscalationConfig', () => {
 describe('EscalationPolicy with several triggers at once', () => {
   it('names the first and keeps every fired trigger as evidence', () => {
     const p = new EscalationPolicy(DEFAULT_ESCALATION_CONFIG, () => 0);
-    const e = p.onUpload(
-      signal({ divergence: 0.8, drift: 0.6 }),
-      0.9,
-      () => peersOf('t1'),
-      () => models,
-    )!;
+    const e = upload(p, signal({ divergence: 0.8, drift: 0.6 }), 0.9)!;
     expect(e.kind).toBe('divergence');
     expect(e.evidence.map((x) => x.name)).toEqual(['divergence', 'drift']);
     expect(e.reason).toMatch(/diverges.*; .*drifted/);
