@@ -2,10 +2,10 @@
 // worker pool, segmentation, labels, cross-check and the HTML page, for synthetic models with
 // the demo template's shape (5 probe layers). `npm run bench -- analysis`.
 import { availableParallelism } from 'node:os';
-import { GwPool } from '../src/coordinator/gw/index.js';
-import { buildReport } from '../src/coordinator/report/build.js';
-import { renderReportHtml } from '../src/coordinator/report/html.js';
-import type { ReportModel } from '../src/coordinator/report/types.js';
+import { buildReport } from '../src/analysis/report/build.js';
+import { renderReportHtml } from '../src/analysis/report/html.js';
+import type { ReportModel } from '../src/analysis/report/types.js';
+import { GwPool } from '../src/ot/index.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
 import { buildTemplate, DEFAULT_TEMPLATE_CONFIG } from '../src/shared/template.js';
 import type { BenchTable } from './run.js';

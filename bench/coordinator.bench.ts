@@ -7,8 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pairwiseSimilarity, unitModelVector } from '../src/analysis/pairwise.js';
+import { SimilarityIndex } from '../src/coordinator/level0/similarity-index.js';
 import { CoordinatorMetrics } from '../src/coordinator/metrics.js';
-import { pairwiseSimilarity, SimilarityIndex, unitModelVector } from '../src/coordinator/similarity.js';
 import { SqliteStorage } from '../src/coordinator/storage/sqlite.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
 import type { BenchTable } from './run.js';

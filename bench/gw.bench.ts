@@ -6,14 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emd, GwPool, gromovWasserstein, NetworkSimplex } from '../src/coordinator/gw/index.js';
-import { jsMatmul, matmul } from '../src/shared/linalg.js';
-import { writeNpy } from '../src/shared/npy.js';
 import {
   gramFromActivations,
   gramToDistances,
   normaliseByMeanOffDiagonal,
-} from '../src/shared/representation.js';
+} from '../src/analysis/representation.js';
+import { emd, GwPool, gromovWasserstein, NetworkSimplex } from '../src/ot/index.js';
+import { jsMatmul, matmul } from '../src/ot/linalg.js';
+import { writeNpy } from '../src/shared/npy.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
 import type { BenchTable } from './run.js';
 

@@ -2,7 +2,7 @@
 // validation that names the offending key and what is allowed.
 import { readFileSync } from 'node:fs';
 import { DEFAULT_TEMPLATE_CONFIG, type TemplateConfig, validateTemplateConfig } from '../shared/template.js';
-import { parseEscalationConfig } from './escalation.js';
+import { parseEscalationConfig } from './level0/escalation.js';
 
 export interface LimitsConfig {
   /** Registered clients at most (registering more is RESOURCE_EXHAUSTED). */

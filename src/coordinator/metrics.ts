@@ -12,7 +12,7 @@
 //     seen first.
 // Round numbers, request ids and the like never become labels.
 import client from 'prom-client';
-import type { DivergenceEntry } from './similarity.js';
+import type { DivergenceEntry } from './level0/similarity-index.js';
 
 export interface MetricsOptions {
   version: string;

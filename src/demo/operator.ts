@@ -1,14 +1,6 @@
 // The demo's view of the coordinator through the Operator service (the same calls an operator's
 // tools make): divergence and similarity for the progress display, analyses and reports at the end.
 import type * as grpc from '@grpc/grpc-js';
-import {
-  byDivergenceDesc,
-  connectOperator,
-  type ModelDivergenceView,
-  meanOffDiagonal,
-  modelDivergenceView,
-  unary,
-} from '../cli/operator.js';
 import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
 import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
 import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
@@ -16,6 +8,14 @@ import type { ListReportsResponse__Output } from '../generated/atomlens/v1/ListR
 import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
 import type { SimilarityResponse__Output } from '../generated/atomlens/v1/SimilarityResponse.js';
+import {
+  byDivergenceDesc,
+  connectOperator,
+  type ModelDivergenceView,
+  meanOffDiagonal,
+  modelDivergenceView,
+  unary,
+} from '../operator/connection.js';
 
 export type { ModelDivergenceView };
 

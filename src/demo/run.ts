@@ -3,8 +3,8 @@
 // of every model at the end, the report written under the data directory, and a summary.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { AnalysisReport } from '../analysis/report/types.js';
 import type { ClientProgressEvent } from '../client/client.js';
-import type { AnalysisReport } from '../coordinator/report/types.js';
 import { type ManagedChild, startChild, stopChildren } from './children.js';
 import { DemoDisplay, type Output } from './display.js';
 import { DemoOperator, type FederationSnapshot } from './operator.js';

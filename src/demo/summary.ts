@@ -2,7 +2,7 @@
 // client-specific (from the report's GW evidence, with the atom view beside it), which model
 // diverged (GW departures, and atom divergence from level 0), and what the report did not cover.
 // Pure: report JSON and a snapshot in, lines out.
-import type { AnalysisReport, ReportBlock } from '../coordinator/report/types.js';
+import type { AnalysisReport, ReportBlock } from '../analysis/report/types.js';
 import type { FederationSnapshot } from './operator.js';
 
 export interface DemoSummary {

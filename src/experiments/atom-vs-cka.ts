@@ -10,12 +10,12 @@
 // mean), subspace similarity, and linear CKA (per layer and mean) on three probe sets —
 // in-distribution digits, held-out digits no client trained on, and uniform noise.
 import { loadavg } from 'node:os';
+import { modelCosine, subspaceSimilarity } from '../analysis/atoms.js';
+import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
+import { linearCkaFromGram } from '../analysis/representation.js';
 import { type DataSplit, loadTaskData, type Task, taskFromId } from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
-import { heatmapSvg, type ScatterPoint, scatterSvg } from '../coordinator/report/svg.js';
-import { modelCosine, subspaceSimilarity } from '../shared/atoms.js';
 import type { Logger } from '../shared/log.js';
-import { linearCkaFromGram } from '../shared/representation.js';
 import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type TemplateConfig } from '../shared/template.js';
 import {
   buildProbeSets,

@@ -11,7 +11,7 @@ import {
   correlationCi,
   pearson,
   spearman,
-} from '../shared/stats.js';
+} from '../analysis/stats.js';
 
 export interface PairedSample {
   /** Number of models. */

@@ -16,17 +16,17 @@
 //     atom view beside it — and whether they match what continual learning with frozen α implies.
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { atomCosine } from '../analysis/atoms.js';
+import { labelBlocks } from '../analysis/labels.js';
+import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
+import { gramToDistances, normaliseByMeanOffDiagonal } from '../analysis/representation.js';
+import { meanMatrix, type Segmentation, segmentLayers } from '../analysis/segmentation.js';
+import { spearman } from '../analysis/stats.js';
 import { IMAGE_SIZE, loadTaskData, probeImages, type Task, taskFromId } from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
 import { evaluateTask } from '../client/train.js';
-import { GwPool } from '../coordinator/gw/index.js';
-import { labelBlocks } from '../coordinator/labels.js';
-import { heatmapSvg, type ScatterPoint, scatterSvg } from '../coordinator/report/svg.js';
-import { meanMatrix, type Segmentation, segmentLayers } from '../coordinator/segmentation.js';
-import { atomCosine } from '../shared/atoms.js';
+import { GwPool } from '../ot/index.js';
 import type { Logger } from '../shared/log.js';
-import { gramToDistances, normaliseByMeanOffDiagonal } from '../shared/representation.js';
-import { spearman } from '../shared/stats.js';
 import {
   buildTemplate,
   type ConvLayerSpec,

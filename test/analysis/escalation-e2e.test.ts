@@ -2,9 +2,9 @@
 // threshold) starts an analysis of its task's models by itself, the report says why, a client
 // without a session is named as unreachable, and a second jump of the same client is debounced.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnalysisServiceImpl } from '../../src/coordinator/analysis.js';
+import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
-import type { AnalysisReport } from '../../src/coordinator/report/types.js';
+import type { AnalysisServiceImpl } from '../../src/coordinator/level1/analysis-service.js';
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type SimClient, startClient } from './sim-client.js';
 

@@ -5,7 +5,7 @@ import {
   EscalationPolicy,
   type ModelSignal,
   parseEscalationConfig,
-} from '../../src/coordinator/escalation.js';
+} from '../../src/coordinator/level0/escalation.js';
 
 const models = [
   { clientId: 'a', taskId: 't1' },

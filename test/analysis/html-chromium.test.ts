@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { renderReportHtml } from '../../src/coordinator/report/html.js';
+import { renderReportHtml } from '../../src/analysis/report/html.js';
 import { buildSyntheticReport } from './synthetic-report.js';
 
 const CHROMIUM = '/usr/bin/chromium';

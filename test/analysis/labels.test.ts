@@ -5,8 +5,8 @@ import {
   type LabelModel,
   labelBlocks,
   resolveSharedMaxGw,
-} from '../../src/coordinator/labels.js';
-import { meanMatrix, segmentLayers } from '../../src/coordinator/segmentation.js';
+} from '../../src/analysis/labels.js';
+import { meanMatrix, segmentLayers } from '../../src/analysis/segmentation.js';
 import {
   type Activations,
   identityGwDistance,

@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAnalysisService } from '../../src/coordinator/analysis.js';
 import type { CoordinatorConfig, DeepPartial } from '../../src/coordinator/config.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import { createLogger } from '../../src/shared/log.js';
 import { templateConfig } from './sim-client.js';
 

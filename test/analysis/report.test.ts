@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { renderReportHtml } from '../../src/coordinator/report/html.js';
-import type { AnalysisReport } from '../../src/coordinator/report/types.js';
-import { linearCka } from '../../src/shared/representation.js';
-import { pearson } from '../../src/shared/stats.js';
+import { renderReportHtml } from '../../src/analysis/report/html.js';
+import type { AnalysisReport } from '../../src/analysis/report/types.js';
+import { linearCka } from '../../src/analysis/representation.js';
+import { pearson } from '../../src/analysis/stats.js';
 import { buildSyntheticReport, N, syntheticSetup } from './synthetic-report.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));

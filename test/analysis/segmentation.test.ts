@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { meanSilhouette, segmentLayers } from '../../src/coordinator/segmentation.js';
+import { meanSilhouette, segmentLayers } from '../../src/analysis/segmentation.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { layerDistanceMatrix, layerStack, probeInputs } from './synthetic.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { averageRanks, bootstrapCi, correlationCi, pearson, spearman } from '../../src/analysis/stats.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
-import { averageRanks, bootstrapCi, correlationCi, pearson, spearman } from '../../src/shared/stats.js';
 
 describe('pearson', () => {
   it('matches the textbook value sqrt(3/5) for a small sample', () => {

@@ -2,9 +2,10 @@
 // alice and bob learn task "0-1", carol learns "2-3"; all share the first two blocks of layers
 // (maps "linear" then "folded"), bob's last block computes a different function ("classes2"),
 // and dave never answered the probe request.
-import { gromovWasserstein } from '../../src/coordinator/gw/index.js';
-import { buildReport, type ReportInput } from '../../src/coordinator/report/build.js';
-import type { AnalysisReport, ReportModel } from '../../src/coordinator/report/types.js';
+
+import { buildReport, type ReportInput } from '../../src/analysis/report/build.js';
+import type { AnalysisReport, ReportModel } from '../../src/analysis/report/types.js';
+import { gromovWasserstein } from '../../src/ot/index.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 import {
   buildTemplate,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { byDivergenceDesc, meanOffDiagonal } from '../../src/cli/operator.js';
+import { byDivergenceDesc, meanOffDiagonal } from '../../src/operator/connection.js';
 
 describe('operator view helpers', () => {
   it('orders models most divergent first and puts models without peers (NaN) last', () => {

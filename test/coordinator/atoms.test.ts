@@ -1,4 +1,4 @@
-// src/shared/atoms.ts against independent references: plain loops for cosines, scipy's
+// src/analysis/atoms.ts against independent references: plain loops for cosines, scipy's
 // subspace_angles (test/fixtures/subspace-angles.json) for the principal-angle measure, and
 // geometric facts (rotations within a span, orthogonal spans, a known angle).
 import { readFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import {
   orthonormalRows,
   subspaceSimilarity,
   unitVector,
-} from '../../src/shared/atoms.js';
+} from '../../src/analysis/atoms.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 
 const fixture = JSON.parse(

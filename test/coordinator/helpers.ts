@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'vitest';
-import type { AnalysisFactory } from '../../src/coordinator/analysis-api.js';
 import type { CoordinatorConfig, DeepPartial } from '../../src/coordinator/config.js';
 import {
   type CoordinatorOptions,
   type RunningCoordinator,
   startCoordinator,
 } from '../../src/coordinator/coordinator.js';
+import type { AnalysisFactory } from '../../src/coordinator/level1/types.js';
 import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
 import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';

@@ -3,9 +3,9 @@
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnalysisFactory, AnalysisRequestInput } from '../../src/coordinator/analysis-api.js';
-import { AnalysisRequestError } from '../../src/coordinator/analysis-api.js';
-import { RpcError } from '../../src/coordinator/rpc.js';
+import { RpcError } from '../../src/coordinator/api/rpc.js';
+import type { AnalysisFactory, AnalysisRequestInput } from '../../src/coordinator/level1/types.js';
+import { AnalysisRequestError } from '../../src/coordinator/level1/types.js';
 import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../src/generated/atomlens/v1/ListReportsResponse.js';

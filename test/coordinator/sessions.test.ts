@@ -2,7 +2,7 @@
 // heartbeats, answers probe requests by streaming Gram-matrix chunks, fails them, or goes silent.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProbeError, type ProbeParams } from '../../src/coordinator/sessions.js';
+import { ProbeError, type ProbeParams } from '../../src/coordinator/federation/sessions.js';
 import type { ClientMessage } from '../../src/generated/atomlens/v1/ClientMessage.js';
 import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';

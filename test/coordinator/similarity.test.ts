@@ -2,14 +2,9 @@
 // here with plain loops over the raw atoms. The index keeps unit vectors in float32 (half the
 // memory at 10,000 models), so agreement is to ~1e-7, checked at 1e-6.
 import { describe, expect, it } from 'vitest';
-import {
-  gramUpper,
-  layerLayout,
-  pairwiseSimilarity,
-  SimilarityIndex,
-  unitModelVector,
-} from '../../src/coordinator/similarity.js';
-import { subspaceSimilarity } from '../../src/shared/atoms.js';
+import { subspaceSimilarity } from '../../src/analysis/atoms.js';
+import { gramUpper, layerLayout, pairwiseSimilarity, unitModelVector } from '../../src/analysis/pairwise.js';
+import { SimilarityIndex } from '../../src/coordinator/level0/similarity-index.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 import { cos } from './helpers.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import { parseEscalationConfig } from '../../src/coordinator/escalation.js';
+import { parseEscalationConfig } from '../../src/coordinator/level0/escalation.js';
 import { DEMO_MARKER, demoCoordinatorConfig, prepareDataDir } from '../../src/demo/run.js';
 
 const root = mkdtempSync(join(tmpdir(), 'atomlens-demo-dir-'));

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AnalysisReport } from '../../src/coordinator/report/types.js';
+import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { isAlive } from '../../src/demo/children.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 

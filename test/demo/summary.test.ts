@@ -1,11 +1,11 @@
 // The demo's closing summary: labels per layer, who diverged (GW departures, told apart by how
 // many models their task has; atom divergence as the fallback), and what the report lacks.
 import { describe, expect, it } from 'vitest';
-import { meanOffDiagonal } from '../../src/cli/operator.js';
-import type { BlockLabel } from '../../src/coordinator/labels.js';
-import type { AnalysisReport, ReportBlock, ReportViewEvidence } from '../../src/coordinator/report/types.js';
+import type { BlockLabel } from '../../src/analysis/labels.js';
+import type { AnalysisReport, ReportBlock, ReportViewEvidence } from '../../src/analysis/report/types.js';
 import type { FederationSnapshot } from '../../src/demo/operator.js';
 import { summariseDemo } from '../../src/demo/summary.js';
+import { meanOffDiagonal } from '../../src/operator/connection.js';
 
 type Model = [client: string, task: string];
 

@@ -3,13 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gromovWasserstein } from '../../src/coordinator/gw/index.js';
-import { readNpy, writeNpy } from '../../src/shared/npy.js';
 import {
   gramFromActivations,
   gramToDistances,
   normaliseByMeanOffDiagonal,
-} from '../../src/shared/representation.js';
+} from '../../src/analysis/representation.js';
+import { gromovWasserstein } from '../../src/ot/index.js';
+import { readNpy, writeNpy } from '../../src/shared/npy.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 import { flat, gwCases } from './fixtures.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { emd, NetworkSimplex } from '../../src/coordinator/gw/index.js';
+import { emd, NetworkSimplex } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { emdCases, flat, marginalError } from './fixtures.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gromovWasserstein, gwObjective } from '../../src/coordinator/gw/index.js';
+import { gromovWasserstein, gwObjective } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { flat, gwCases, marginalError, permuteSpace, randomDistances } from './fixtures.js';
 

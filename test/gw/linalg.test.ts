@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  colSums,
-  jsMatmul,
-  matmul,
-  matvec,
-  maxAsymmetry,
-  rowSums,
-  transpose,
-} from '../../src/shared/linalg.js';
+import { colSums, jsMatmul, matmul, matvec, maxAsymmetry, rowSums, transpose } from '../../src/ot/linalg.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 
 function naive(A: Float64Array, B: Float64Array, n: number, k: number, m: number): Float64Array {

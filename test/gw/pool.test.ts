@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GwPool, gromovWasserstein } from '../../src/coordinator/gw/index.js';
+import { GwPool, gromovWasserstein } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { flat, gwCases, randomDistances } from './fixtures.js';
 

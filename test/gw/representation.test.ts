@@ -6,7 +6,7 @@ import {
   linearCka,
   linearCkaFromGram,
   normaliseByMeanOffDiagonal,
-} from '../../src/shared/representation.js';
+} from '../../src/analysis/representation.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { ckaCases, flat } from './fixtures.js';
 

@@ -16,7 +16,7 @@ import {
   openAuthenticator,
   resolveAuthConfig,
   tokenDigest,
-} from '../../src/coordinator/auth.js';
+} from '../../src/coordinator/auth/auth.js';
 
 const SECRET = 'federation-secret-0123456789';
 const OPERATOR = 'operator-token-abcdefghijklmnop';

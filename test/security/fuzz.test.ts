@@ -8,9 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAnalysisService } from '../../src/coordinator/analysis.js';
-import { type AuthConfig, Authenticator, grpcAuthHooks, tokenDigest } from '../../src/coordinator/auth.js';
+import {
+  type AuthConfig,
+  Authenticator,
+  grpcAuthHooks,
+  tokenDigest,
+} from '../../src/coordinator/auth/auth.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
 import type { PushAtomsRequest__Output } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
 import type { RegisterRequest__Output } from '../../src/generated/atomlens/v1/RegisterRequest.js';

@@ -7,7 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AuthConfig, Authenticator, grpcAuthHooks, tokenDigest } from '../../src/coordinator/auth.js';
+import {
+  type AuthConfig,
+  Authenticator,
+  grpcAuthHooks,
+  tokenDigest,
+} from '../../src/coordinator/auth/auth.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
 import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';

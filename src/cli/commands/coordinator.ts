@@ -3,11 +3,11 @@
 //   grpc listening on HOST:PORT
 //   http listening on http://HOST:PORT
 import { dirname } from 'node:path';
-import { createAnalysisService } from '../../coordinator/analysis.js';
-import { type AuthConfig, openAuthenticator, resolveAuthConfig } from '../../coordinator/auth.js';
+import { type AuthConfig, openAuthenticator, resolveAuthConfig } from '../../coordinator/auth/auth.js';
+import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/auth/security.js';
 import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
-import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/security.js';
+import { createAnalysisService } from '../../coordinator/level1/analysis-service.js';
 import { createLogger } from '../../shared/log.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 

@@ -2,13 +2,13 @@
 // matrices, Gram matrices, or raw activations (rows = probe inputs).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { type GwInit, type GwSolver, gromovWasserstein } from '../../coordinator/gw/index.js';
-import { readNpy, writeNpy } from '../../shared/npy.js';
 import {
   gramFromActivations,
   gramToDistances,
   normaliseByMeanOffDiagonal,
-} from '../../shared/representation.js';
+} from '../../analysis/representation.js';
+import { type GwInit, type GwSolver, gromovWasserstein } from '../../ot/index.js';
+import { readNpy, writeNpy } from '../../shared/npy.js';
 import {
   CliError,
   type CommandSpec,

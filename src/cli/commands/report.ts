@@ -2,12 +2,17 @@
 // and follow its progress to the report, or list / fetch stored reports.
 import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { AnalysisReport } from '../../coordinator/report/types.js';
+import type { AnalysisReport } from '../../analysis/report/types.js';
 import type { AnalysisProgress__Output } from '../../generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
+import {
+  connectOperatorFromFlags,
+  OPERATOR_OPTIONS,
+  operatorFailure,
+  unary,
+} from '../../operator/connection.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
-import { connectOperatorFromFlags, OPERATOR_OPTIONS, operatorFailure, unary } from '../operator.js';
 
 export const spec: CommandSpec = {
   name: 'report',

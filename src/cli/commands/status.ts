@@ -3,7 +3,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.js';
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
-import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
 import {
   byDivergenceDesc,
   connectOperatorFromFlags,
@@ -14,7 +13,8 @@ import {
   type OperatorConnection,
   operatorFailure,
   unary,
-} from '../operator.js';
+} from '../../operator/connection.js';
+import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'status',

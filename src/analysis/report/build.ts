@@ -8,12 +8,7 @@
 //     atom cosine vs CKA over all (model pair, layer) points, overall and per layer.
 // GW solves go through an injected `solve` (the coordinator passes its worker pool), so this
 // module has no threads and no I/O.
-import {
-  gramToDistances,
-  linearCkaFromGram,
-  normaliseByMeanOffDiagonal,
-} from '../../shared/representation.js';
-import { correlationCi, pearson, spearman } from '../../shared/stats.js';
+
 import type { ModelTemplate } from '../../shared/template.js';
 import {
   DEFAULT_LABEL_SETTINGS,
@@ -22,8 +17,10 @@ import {
   labelBlocks,
   resolveSharedMaxGw,
 } from '../labels.js';
+import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
+import { gramToDistances, linearCkaFromGram, normaliseByMeanOffDiagonal } from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
-import { layerLayout, pairwiseSimilarity, unitModelVector } from '../similarity.js';
+import { correlationCi, pearson, spearman } from '../stats.js';
 import {
   type AnalysisReport,
   type CorrelationSummary,

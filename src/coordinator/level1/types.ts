@@ -1,13 +1,13 @@
 // The seam between the coordinator core and the level-1 analysis (probe → GW → segmentation →
 // report, issue 5). The core serves RequestAnalysis / ListReports / GetReport and the HTTP report
 // routes through this interface; without an implementation they answer UNIMPLEMENTED / 501.
-import type { Logger } from '../shared/log.js';
-import type { ModelTemplate } from '../shared/template.js';
-import type { CoordinatorConfig } from './config.js';
-import type { CoordinatorMetrics } from './metrics.js';
-import type { SessionRegistry } from './sessions.js';
-import type { SimilarityIndex } from './similarity.js';
-import type { Storage } from './storage/types.js';
+import type { Logger } from '../../shared/log.js';
+import type { ModelTemplate } from '../../shared/template.js';
+import type { CoordinatorConfig } from '../config.js';
+import type { SessionRegistry } from '../federation/sessions.js';
+import type { SimilarityIndex } from '../level0/similarity-index.js';
+import type { CoordinatorMetrics } from '../metrics.js';
+import type { Storage } from '../storage/types.js';
 
 export interface AnalysisModelRef {
   clientId: string;

@@ -3,13 +3,11 @@
 // probe answers. Transport-free: the gRPC layer (server.ts) only decodes, calls and maps errors.
 
 import * as grpc from '@grpc/grpc-js';
-import type { PushAtomsRequest__Output } from '../generated/atomlens/v1/PushAtomsRequest.js';
-import { modelCosine } from '../shared/atoms.js';
-import type { Logger } from '../shared/log.js';
-import type { ModelTemplate } from '../shared/template.js';
-import type { UploadEvent } from './analysis-api.js';
-import type { CoordinatorConfig } from './config.js';
-import type { CoordinatorMetrics } from './metrics.js';
+import { modelCosine } from '../../analysis/atoms.js';
+import { unitModelVector } from '../../analysis/pairwise.js';
+import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushAtomsRequest.js';
+import type { Logger } from '../../shared/log.js';
+import type { ModelTemplate } from '../../shared/template.js';
 import {
   type AuthCall,
   alreadyExists,
@@ -18,10 +16,13 @@ import {
   invalid,
   notFound,
   RpcError,
-} from './rpc.js';
+} from '../api/rpc.js';
+import type { CoordinatorConfig } from '../config.js';
+import type { SimilarityIndex } from '../level0/similarity-index.js';
+import type { UploadEvent } from '../level1/types.js';
+import type { CoordinatorMetrics } from '../metrics.js';
+import { type ClientRecord, type Storage, StorageConflictError, type TaskRecord } from '../storage/types.js';
 import type { ProbeLayerSummary, SessionRegistry } from './sessions.js';
-import { type SimilarityIndex, unitModelVector } from './similarity.js';
-import { type ClientRecord, type Storage, StorageConflictError, type TaskRecord } from './storage/types.js';
 import { splitAtoms, UploadRejection, type ValidatedUpload, validateUpload } from './validation.js';
 
 export interface RegisterInput {

@@ -9,11 +9,11 @@
 // Without an AnalysisService the report routes answer 501.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
-import type { Logger } from '../shared/log.js';
-import type { AnalysisProgress, AnalysisService } from './analysis-api.js';
-import type { CoordinatorMetrics } from './metrics.js';
+import type { Logger } from '../../shared/log.js';
+import type { AnalysisProgress, AnalysisService } from '../level1/types.js';
+import type { CoordinatorMetrics } from '../metrics.js';
+import { analysisError, analysisInput } from './grpc-server.js';
 import { RpcError } from './rpc.js';
-import { analysisError, analysisInput } from './server.js';
 
 export type HttpRoute = 'metrics' | 'health' | 'reports' | 'analyses';
 

@@ -11,7 +11,7 @@
 // in an automatic analysis cannot trigger another for `modelCooldownMs`, and automatic analyses
 // start at most once per `cooldownMs` and never while one is running. Suppressed triggers are
 // counted in `suppressed` (not in the metric, whose `reason` label counts started escalations).
-import type { TriggerKind } from './report/types.js';
+import type { TriggerKind } from '../../analysis/report/types.js';
 
 export interface EscalationConfig {
   /** Master switch for automatic escalation (operator requests always work). */

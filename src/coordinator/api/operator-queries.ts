@@ -1,27 +1,28 @@
 // The logic behind the Operator service's queries (clients, similarity, divergence, history).
 // Transport-free; server.ts maps it to gRPC and http.ts reuses nothing of it but the same state.
-import type { ClientInfo } from '../generated/atomlens/v1/ClientInfo.js';
-import type { DivergenceResponse } from '../generated/atomlens/v1/DivergenceResponse.js';
-import type { ModelHistoryRequest__Output } from '../generated/atomlens/v1/ModelHistoryRequest.js';
-import type { ModelHistoryResponse } from '../generated/atomlens/v1/ModelHistoryResponse.js';
-import type { SimilarityRequest__Output } from '../generated/atomlens/v1/SimilarityRequest.js';
-import type { SimilarityResponse } from '../generated/atomlens/v1/SimilarityResponse.js';
-import { modelCosine } from '../shared/atoms.js';
-import { encodeFloat32 } from '../shared/tensor.js';
-import type { CoordinatorConfig } from './config.js';
-import type { FederationCore } from './federation.js';
-import { exhausted, invalid, notFound } from './rpc.js';
-import type { SessionRegistry } from './sessions.js';
+
+import { modelCosine } from '../../analysis/atoms.js';
 import {
   type MatrixInput,
   type PairMeasure,
   pairwiseSimilarity,
-  type SimilarityIndex,
   type SimilarityMatrix,
   unitModelVector,
-} from './similarity.js';
-import type { Storage } from './storage/types.js';
-import { checkClientId, checkTaskId, splitAtoms } from './validation.js';
+} from '../../analysis/pairwise.js';
+import type { ClientInfo } from '../../generated/atomlens/v1/ClientInfo.js';
+import type { DivergenceResponse } from '../../generated/atomlens/v1/DivergenceResponse.js';
+import type { ModelHistoryRequest__Output } from '../../generated/atomlens/v1/ModelHistoryRequest.js';
+import type { ModelHistoryResponse } from '../../generated/atomlens/v1/ModelHistoryResponse.js';
+import type { SimilarityRequest__Output } from '../../generated/atomlens/v1/SimilarityRequest.js';
+import type { SimilarityResponse } from '../../generated/atomlens/v1/SimilarityResponse.js';
+import { encodeFloat32 } from '../../shared/tensor.js';
+import type { CoordinatorConfig } from '../config.js';
+import type { FederationCore } from '../federation/federation.js';
+import type { SessionRegistry } from '../federation/sessions.js';
+import { checkClientId, checkTaskId, splitAtoms } from '../federation/validation.js';
+import type { SimilarityIndex } from '../level0/similarity-index.js';
+import type { Storage } from '../storage/types.js';
+import { exhausted, invalid, notFound } from './rpc.js';
 
 export interface OperatorDeps {
   config: CoordinatorConfig;

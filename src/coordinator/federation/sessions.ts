@@ -8,10 +8,10 @@
 // client is rejected with outcome "gone". A client that ends its stream cleanly is merely
 // disconnected.
 import { randomUUID } from 'node:crypto';
-import type { CoordinatorMessage } from '../generated/atomlens/v1/CoordinatorMessage.js';
-import type { Logger } from '../shared/log.js';
-import type { ProbeSetSpec } from '../shared/template.js';
-import type { CoordinatorMetrics, ProbeOutcome } from './metrics.js';
+import type { CoordinatorMessage } from '../../generated/atomlens/v1/CoordinatorMessage.js';
+import type { Logger } from '../../shared/log.js';
+import type { ProbeSetSpec } from '../../shared/template.js';
+import type { CoordinatorMetrics, ProbeOutcome } from '../metrics.js';
 
 /** Where the registry writes a client's messages: the server side of its Session stream. */
 export interface SessionSink {

@@ -26,9 +26,9 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { peerCommonName } from '../shared/tls.js';
-import type { Enroll } from './federation.js';
-import { type Authorize, RpcError } from './rpc.js';
+import { peerCommonName } from '../../shared/tls.js';
+import { type Authorize, RpcError } from '../api/rpc.js';
+import type { Enroll } from '../federation/federation.js';
 
 // ---------------------------------------------------------------------------
 // Configuration

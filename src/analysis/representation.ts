@@ -1,7 +1,7 @@
 // From probe summaries to the inputs of GW and CKA. A client sends K = X Xᵀ (n×n) for a layer's
 // activations X (n probe inputs × d features); everything here is a pure function on row-major
 // typed arrays.
-import { matmul, transpose } from './linalg.js';
+import { matmul, transpose } from '../ot/linalg.js';
 
 type Numeric = Float32Array | Float64Array;
 

@@ -2,7 +2,7 @@
 // (CKA / GW): Pearson's r, Spearman's ρ with averaged ranks for ties, and a seeded percentile
 // bootstrap confidence interval (Efron & Tibshirani 1993, ch. 13). Pure functions; the
 // analysis report and the experiments both use them.
-import { mulberry32 } from './rng.js';
+import { mulberry32 } from '../shared/rng.js';
 
 function checkPaired(x: ArrayLike<number>, y: ArrayLike<number>, what: string): void {
   if (x.length !== y.length) {

@@ -7,9 +7,9 @@
 // after a coordinator restart. Storage upserts per (request, layer), so re-asking after a
 // partial answer is safe.
 import { createHash } from 'node:crypto';
-import type { ProbeSetSpec } from '../shared/template.js';
-import { ProbeError, type SessionRegistry } from './sessions.js';
-import type { ProbeSummaryRecord, Storage } from './storage/types.js';
+import type { ProbeSetSpec } from '../../shared/template.js';
+import { ProbeError, type SessionRegistry } from '../federation/sessions.js';
+import type { ProbeSummaryRecord, Storage } from '../storage/types.js';
 
 export interface ProbeTarget {
   clientId: string;

@@ -19,12 +19,13 @@
 //  * the network simplex restarts from the previous optimal basis, and the first linear step starts
 //    from a basis at the start itself (identity), or at the known optimum of the first step (from
 //    p qᵀ the gradient is rank one, so the sorted matching is optimal), so no cold start is paid;
-//  * the remaining dense products run on a WebAssembly SIMD kernel (shared/linalg.ts).
+//  * the remaining dense products run on a WebAssembly SIMD kernel (linalg.ts).
 //
 // Entropic GW (Peyré et al. 2016; as POT's entropic_gromov_wasserstein): T ← Sinkhorn_ε(p, q, ∇E(T)),
 // stopping when ‖T − T_prev‖_F ≤ tol (checked every 10 iterations).
-import { matmul } from '../../shared/linalg.js';
+
 import { NetworkSimplex, type SparsePlan, validateMarginals } from './emd.js';
+import { matmul } from './linalg.js';
 import { sinkhorn } from './sinkhorn.js';
 
 export type GwSolver = 'cg' | 'entropic';

@@ -1,11 +1,11 @@
 // Checks on what clients send, before anything changes. Each failure is an RpcError whose message
 // says what is wrong and what to send instead; `outcome` is the upload-metric label it counts as.
-import type { PushAtomsRequest__Output } from '../generated/atomlens/v1/PushAtomsRequest.js';
-import type { RegisterRequest__Output } from '../generated/atomlens/v1/RegisterRequest.js';
-import type { ModelTemplate } from '../shared/template.js';
-import type { UploadOutcome } from './metrics.js';
-import { failedPrecondition, invalid, notFound, type RpcError } from './rpc.js';
-import type { ClientRecord, TaskRecord } from './storage/types.js';
+import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushAtomsRequest.js';
+import type { RegisterRequest__Output } from '../../generated/atomlens/v1/RegisterRequest.js';
+import type { ModelTemplate } from '../../shared/template.js';
+import { failedPrecondition, invalid, notFound, type RpcError } from '../api/rpc.js';
+import type { UploadOutcome } from '../metrics.js';
+import type { ClientRecord, TaskRecord } from '../storage/types.js';
 
 export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** Rounds are uint64 on the wire but must stay exact as JS numbers. */

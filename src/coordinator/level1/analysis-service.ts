@@ -7,6 +7,19 @@
 // JSON + HTML report stored → metrics. Analyses run one at a time (they saturate the CPU); a few
 // may wait in line, more are refused as busy.
 import { randomBytes } from 'node:crypto';
+import type { LabelThresholdSettings } from '../../analysis/labels.js';
+import { buildReport, splitAtoms } from '../../analysis/report/build.js';
+import { renderReportHtml } from '../../analysis/report/html.js';
+import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
+import type { SegmentationOptions } from '../../analysis/segmentation.js';
+import { type GwOptions, GwPool } from '../../ot/index.js';
+import {
+  type Escalation,
+  type EscalationConfig,
+  EscalationPolicy,
+  parseEscalationConfig,
+} from '../level0/escalation.js';
+import { collectProbes, type ProbeTarget } from './probe-collection.js';
 import {
   type AnalysisDeps,
   type AnalysisFactory,
@@ -16,20 +29,7 @@ import {
   type AnalysisService,
   type ReportSummary,
   type UploadEvent,
-} from './analysis-api.js';
-import {
-  type Escalation,
-  type EscalationConfig,
-  EscalationPolicy,
-  parseEscalationConfig,
-} from './escalation.js';
-import { type GwOptions, GwPool } from './gw/index.js';
-import type { LabelThresholdSettings } from './labels.js';
-import { collectProbes, type ProbeTarget } from './probes.js';
-import { buildReport, splitAtoms } from './report/build.js';
-import { renderReportHtml } from './report/html.js';
-import type { ReportModel, ReportTrigger, TriggerKind } from './report/types.js';
-import type { SegmentationOptions } from './segmentation.js';
+} from './types.js';
 
 export interface AnalysisServiceOptions {
   /** GW worker pool; created (and closed) by the service when absent. */

@@ -9,7 +9,9 @@ import {
   loadServerTls,
   type ServerTlsFiles,
   type ServerTlsMaterial,
-} from '../shared/tls.js';
+} from '../../shared/tls.js';
+import type { HttpAuthorize } from '../api/http.js';
+import type { CoordinatorOptions } from '../coordinator.js';
 import {
   type AuthConfig,
   type Authenticator,
@@ -17,8 +19,6 @@ import {
   grpcAuthHooks,
   openAuthenticator,
 } from './auth.js';
-import type { CoordinatorOptions } from './coordinator.js';
-import type { HttpAuthorize } from './http.js';
 
 export interface SecurityInput {
   /** Where the token key and revocation list live (`<dataDir>/auth/`). */

@@ -1,8 +1,8 @@
 // gRPC plumbing shared by both services: typed errors with status codes, and the wrapper that
 // every handler goes through (authorisation hook, metrics, error mapping).
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../shared/log.js';
-import type { CoordinatorMetrics } from './metrics.js';
+import type { Logger } from '../../shared/log.js';
+import type { CoordinatorMetrics } from '../metrics.js';
 
 /** An error that becomes a gRPC status: the message is what the caller sees. */
 export class RpcError extends Error {

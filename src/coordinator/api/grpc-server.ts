@@ -2,23 +2,26 @@
 // delegate to FederationCore / OperatorQueries / the AnalysisService, and map errors to status
 // codes (rpc.ts). TLS and authentication plug in through `credentials` and `authorize`.
 import * as grpc from '@grpc/grpc-js';
-import type { AnalysisProgress as WireProgress } from '../generated/atomlens/v1/AnalysisProgress.js';
-import type { ClientMessage__Output } from '../generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage } from '../generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationHandlers } from '../generated/atomlens/v1/Federation.js';
-import type { OperatorHandlers } from '../generated/atomlens/v1/Operator.js';
-import type { ProbeSummaryChunk__Output } from '../generated/atomlens/v1/ProbeSummaryChunk.js';
-import { loadAtomlensProto } from '../shared/proto.js';
-import { templateToWire } from '../shared/template.js';
+import type { AnalysisProgress as WireProgress } from '../../generated/atomlens/v1/AnalysisProgress.js';
+import type { ClientMessage__Output } from '../../generated/atomlens/v1/ClientMessage.js';
+import type { CoordinatorMessage } from '../../generated/atomlens/v1/CoordinatorMessage.js';
+import type { FederationHandlers } from '../../generated/atomlens/v1/Federation.js';
+import type { OperatorHandlers } from '../../generated/atomlens/v1/Operator.js';
+import type { ProbeSummaryChunk__Output } from '../../generated/atomlens/v1/ProbeSummaryChunk.js';
+import { loadAtomlensProto } from '../../shared/proto.js';
+import { templateToWire } from '../../shared/template.js';
+import type { CoordinatorConfig } from '../config.js';
+import { type FederationCore, ProbeIntake } from '../federation/federation.js';
+import type { SessionHandle, SessionRegistry } from '../federation/sessions.js';
+import { checkClientId, checkTaskId, validateRegister } from '../federation/validation.js';
 import {
   type AnalysisProgress,
   AnalysisRequestError,
   type AnalysisRequestInput,
   type AnalysisService,
-} from './analysis-api.js';
-import type { CoordinatorConfig } from './config.js';
-import { type FederationCore, ProbeIntake } from './federation.js';
-import type { OperatorQueries } from './operator.js';
+} from '../level1/types.js';
+import type { Storage } from '../storage/types.js';
+import type { OperatorQueries } from './operator-queries.js';
 import {
   type Authorize,
   authorizeCall,
@@ -33,9 +36,6 @@ import {
   unary,
   unimplemented,
 } from './rpc.js';
-import type { SessionHandle, SessionRegistry } from './sessions.js';
-import type { Storage } from './storage/types.js';
-import { checkClientId, checkTaskId, validateRegister } from './validation.js';
 
 export interface ServerDeps {
   config: CoordinatorConfig;

@@ -2,12 +2,12 @@
 // one way to dial the Operator service (plaintext or TLS, bearer token), one promise wrapper for
 // unary calls, and one translation of gRPC failures into messages that say what to do.
 import * as grpc from '@grpc/grpc-js';
+import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from '../cli/args.js';
+import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from '../cli/client-tls.js';
 import type { ModelDivergence__Output } from '../generated/atomlens/v1/ModelDivergence.js';
 import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
 import { loadAtomlensProto } from '../shared/proto.js';
 import { grpcChannelCredentials } from '../shared/tls.js';
-import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from './args.js';
-import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from './client-tls.js';
 
 /** Flags every operator command takes, so they read the same everywhere. */
 export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {

@@ -9,70 +9,19 @@ import {
   clampUnit,
   meanPairwiseCosineFromSum,
   orthonormalRows,
-} from '../shared/atoms.js';
-import type { ConvLayerSpec } from '../shared/template.js';
-
-/** Where each layer's atoms sit inside a model's concatenated vector. */
-export interface LayerLayout {
-  name: string;
-  m: number;
-  /** k·k: the dimension each atom lives in. */
-  kk: number;
-  offset: number;
-  size: number;
-}
-
-export function layerLayout(layers: readonly Pick<ConvLayerSpec, 'name' | 'm' | 'k'>[]): LayerLayout[] {
-  let offset = 0;
-  return layers.map((l) => {
-    const size = l.m * l.k * l.k;
-    const entry = { name: l.name, m: l.m, kk: l.k * l.k, offset, size };
-    offset += size;
-    return entry;
-  });
-}
-
-export function layoutSize(layout: readonly LayerLayout[]): number {
-  const last = layout[layout.length - 1];
-  return last ? last.offset + last.size : 0;
-}
-
-/**
- * Concatenates per-layer atoms into one vector with each layer scaled to unit norm (all-zero
- * layers stay zero). Every measure here is invariant to a layer's scale, so this is all the index
- * keeps.
- */
-export function unitModelVector(
-  layers: readonly ArrayLike<number>[],
-  layout: readonly LayerLayout[],
-): Float32Array {
-  if (layers.length !== layout.length) {
-    throw new Error(`model has ${layers.length} layers but the template has ${layout.length}`);
-  }
-  const out = new Float32Array(layoutSize(layout));
-  layout.forEach((l, i) => {
-    const values = layers[i]!;
-    if (values.length !== l.size) {
-      throw new Error(`layer ${l.name} has ${values.length} atom values, expected ${l.size}`);
-    }
-    let s = 0;
-    for (let t = 0; t < l.size; t++) s += values[t]! * values[t]!;
-    if (s === 0) return;
-    const inv = 1 / Math.sqrt(s);
-    for (let t = 0; t < l.size; t++) out[l.offset + t] = values[t]! * inv;
-  });
-  return out;
-}
-
-export interface ModelKey {
-  clientId: string;
-  taskId: string;
-}
-
-export function modelKey(clientId: string, taskId: string): string {
-  // Client ids cannot contain '\n' (validated), so the key is unambiguous.
-  return `${clientId}\n${taskId}`;
-}
+} from '../../analysis/atoms.js';
+import {
+  type LayerLayout,
+  layerLayout,
+  layoutSize,
+  type ModelKey,
+  modelKey,
+  type PairMeasure,
+  pairwiseSimilarity,
+  type SimilarityMatrix,
+  unitModelVector,
+} from '../../analysis/pairwise.js';
+import type { ConvLayerSpec } from '../../shared/template.js';
 
 interface ModelEntry extends ModelKey {
   key: string;
@@ -114,23 +63,11 @@ export interface DivergenceEntry extends ModelKey {
   drift: number | undefined;
 }
 
-export type PairMeasure = 'cosine' | 'subspace';
-
 export interface UpdateResult {
   /** How the upload changed the index: new latest round, new previous round, or nothing. */
   applied: 'latest' | 'previous' | 'ignored';
   /** 1 − mean-over-layers cosine to the previous round, once there is one. */
   drift: number | undefined;
-}
-
-export interface SimilarityMatrix {
-  models: ModelKey[];
-  /** Mean over layers, row-major models × models (diagonal 1). */
-  mean: Float64Array;
-  /** Per layer in template order, row-major; only when requested. */
-  layers: Float32Array[] | undefined;
-  /** Row-major: 0 = cosine, 1 = subspace. */
-  pairMeasure: Uint8Array;
 }
 
 export class SimilarityIndex {
@@ -386,7 +323,7 @@ export class SimilarityIndex {
 /**
  * Cosine between the unit layer vector u and the centroid of the other group members, S − u
  * (leave-one-out, so a model is never compared with itself); 0 when the others cancel out.
- * Same as cosineToOthers in src/shared/atoms.ts, on a slice without allocating views.
+ * Same as cosineToOthers in src/analysis/atoms.ts, on a slice without allocating views.
  */
 function cosineToOthersAt(unit: Float32Array, sum: Float64Array, offset: number, size: number): number {
   let uo = 0;
@@ -420,222 +357,4 @@ function publicState(e: ModelEntry): ModelState {
     drift: e.drift,
     layerDrift: e.layerDrift,
   };
-}
-
-export interface MatrixInput extends ModelKey {
-  /** Unit vector per layer, concatenated (see unitModelVector). */
-  unit: Float32Array;
-  fingerprintMatch: boolean;
-}
-
-/**
- * Pairwise similarity of N models: per layer, atom cosine for pairs that both share α and
- * subspace similarity (mean cos² of principal angles) otherwise — or subspace for every pair when
- * asked. The mean over layers is always returned; per-layer matrices (N²·layers float32) only when
- * `perLayer` is set. Cosines are entries of the Gram matrix of the stored unit vectors: without
- * per-layer output the mean is one Gram matrix of the concatenated vectors divided by the number of
- * layers (Σ_l <u_l, v_l> = <u, v>), so the whole matrix is a single blocked product.
- */
-export function pairwiseSimilarity(
-  models: readonly MatrixInput[],
-  layout: readonly LayerLayout[],
-  options: { measure: PairMeasure; perLayer: boolean },
-): SimilarityMatrix {
-  const n = models.length;
-  const layerCount = layout.length;
-  const pairMeasure = new Uint8Array(n * n);
-  const cosineOk = models.map((m) => options.measure === 'cosine' && m.fingerprintMatch);
-  const subspaceRows: number[] = [];
-  for (let i = 0; i < n; i++) {
-    if (!cosineOk[i]) subspaceRows.push(i);
-    for (let j = 0; j < n; j++) pairMeasure[i * n + j] = cosineOk[i] && cosineOk[j] ? 0 : 1;
-  }
-  const mean = new Float64Array(n * n);
-  const layers = options.perLayer ? layout.map(() => new Float32Array(n * n)) : undefined;
-  if (layerCount === 0 || n === 0) {
-    return { models: models.map(keyOf), mean, layers, pairMeasure };
-  }
-  const inv = 1 / layerCount;
-  if (!layers) {
-    const size = layoutSize(layout);
-    const block = new Float64Array(n * size);
-    for (let i = 0; i < n; i++) block.set(models[i]!.unit, i * size);
-    gramUpper(block, n, size, mean);
-    for (let i = 0; i < n; i++) {
-      for (let j = i; j < n; j++) mean[i * n + j] = clampUnit(mean[i * n + j]! * inv);
-    }
-    // Pairs that cannot use cosine get their layer-wise subspace values instead.
-    if (subspaceRows.length > 0) {
-      for (const l of layout) {
-        const bases = models.map((m) =>
-          orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
-        );
-        forSubspacePairs(
-          subspaceRows,
-          n,
-          pairMeasure,
-          (i, j, first) => {
-            const v = basisSimilarity(bases[i]!, bases[j]!, l.kk) * inv;
-            mean[i * n + j] = first ? v : mean[i * n + j]! + v;
-          },
-          l === layout[0],
-        );
-      }
-    }
-  } else {
-    const scratch = new Float64Array(n * n);
-    layout.forEach((l, li) => {
-      const block = new Float64Array(n * l.size);
-      for (let i = 0; i < n; i++)
-        block.set(models[i]!.unit.subarray(l.offset, l.offset + l.size), i * l.size);
-      gramUpper(block, n, l.size, scratch);
-      if (subspaceRows.length > 0) {
-        const bases = models.map((m) =>
-          orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
-        );
-        forSubspacePairs(
-          subspaceRows,
-          n,
-          pairMeasure,
-          (i, j) => {
-            scratch[i * n + j] = basisSimilarity(bases[i]!, bases[j]!, l.kk);
-          },
-          true,
-        );
-      }
-      const out = layers[li]!;
-      for (let i = 0; i < n; i++) {
-        for (let j = i; j < n; j++) {
-          const v = clampUnit(scratch[i * n + j]!);
-          out[i * n + j] = v;
-          mean[i * n + j]! += v * inv;
-        }
-      }
-      mirrorUpper(out, n);
-    });
-  }
-  // The diagonal is 1 per non-empty layer (0 for an all-zero layer).
-  mirrorUpper(mean, n);
-  return { models: models.map(keyOf), mean, layers, pairMeasure };
-}
-
-function keyOf(m: ModelKey): ModelKey {
-  return { clientId: m.clientId, taskId: m.taskId };
-}
-
-/** Calls fn(i, j) for every i ≤ j pair that uses the subspace measure, each pair once. */
-function forSubspacePairs(
-  rows: readonly number[],
-  n: number,
-  pairMeasure: Uint8Array,
-  fn: (i: number, j: number, first: boolean) => void,
-  first: boolean,
-): void {
-  const isRow = new Uint8Array(n);
-  for (const r of rows) isRow[r] = 1;
-  for (const r of rows) {
-    for (let c = 0; c < n; c++) {
-      if (pairMeasure[r * n + c] !== 1) continue;
-      // Visit a pair once: from its subspace row when the other side is a cosine row, else i ≤ j.
-      if (isRow[c] && c < r) continue;
-      fn(Math.min(r, c), Math.max(r, c), first);
-    }
-  }
-}
-
-/** Copies the upper triangle of an n × n row-major matrix onto the lower one, in cache-sized tiles. */
-function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
-  const tile = 64;
-  for (let ib = 0; ib < n; ib += tile) {
-    for (let jb = ib; jb < n; jb += tile) {
-      const iEnd = Math.min(n, ib + tile);
-      const jEnd = Math.min(n, jb + tile);
-      for (let i = ib; i < iEnd; i++) {
-        for (let j = Math.max(jb, i + 1); j < jEnd; j++) a[j * n + i] = a[i * n + j]!;
-      }
-    }
-  }
-}
-
-/** j-tile height: 32 rows of a few hundred float64 stay in L1/L2 while every i streams past. */
-const GRAM_TILE = 32;
-
-/**
- * Upper triangle (j ≥ i) of X Xᵀ for X (n × d, row-major) into out (n × n, row-major); the
- * lower triangle is left untouched. Cache-blocked over j with a 2 × 4 register kernel: each pass
- * over t loads 6 values for 8 multiply-adds instead of 2 for 1.
- */
-export function gramUpper(x: Float64Array, n: number, d: number, out: Float64Array): void {
-  for (let jb = 0; jb < n; jb += GRAM_TILE) {
-    const jEnd = Math.min(n, jb + GRAM_TILE);
-    let i = 0;
-    for (; i + 1 < jEnd; i += 2) {
-      const r0 = i * d;
-      const r1 = r0 + d;
-      const jStart = Math.max(jb, i);
-      let j = jStart;
-      for (; j + 3 < jEnd; j += 4) {
-        const c0 = j * d;
-        const c1 = c0 + d;
-        const c2 = c1 + d;
-        const c3 = c2 + d;
-        let s00 = 0;
-        let s01 = 0;
-        let s02 = 0;
-        let s03 = 0;
-        let s10 = 0;
-        let s11 = 0;
-        let s12 = 0;
-        let s13 = 0;
-        for (let t = 0; t < d; t++) {
-          const a0 = x[r0 + t]!;
-          const a1 = x[r1 + t]!;
-          const b0 = x[c0 + t]!;
-          const b1 = x[c1 + t]!;
-          const b2 = x[c2 + t]!;
-          const b3 = x[c3 + t]!;
-          s00 += a0 * b0;
-          s01 += a0 * b1;
-          s02 += a0 * b2;
-          s03 += a0 * b3;
-          s10 += a1 * b0;
-          s11 += a1 * b1;
-          s12 += a1 * b2;
-          s13 += a1 * b3;
-        }
-        const o0 = i * n + j;
-        const o1 = o0 + n;
-        out[o0] = s00;
-        out[o0 + 1] = s01;
-        out[o0 + 2] = s02;
-        out[o0 + 3] = s03;
-        // Row i+1 only owns entries with j ≥ i+1; the (i+1, i) entry is below the diagonal.
-        if (j > i) out[o1] = s10;
-        out[o1 + 1] = s11;
-        out[o1 + 2] = s12;
-        out[o1 + 3] = s13;
-      }
-      for (; j < jEnd; j++) {
-        const c = j * d;
-        let s0 = 0;
-        let s1 = 0;
-        for (let t = 0; t < d; t++) {
-          const b = x[c + t]!;
-          s0 += x[r0 + t]! * b;
-          s1 += x[r1 + t]! * b;
-        }
-        out[i * n + j] = s0;
-        if (j > i) out[(i + 1) * n + j] = s1;
-      }
-    }
-    for (; i < jEnd; i++) {
-      const r = i * d;
-      for (let j = Math.max(jb, i); j < jEnd; j++) {
-        const c = j * d;
-        let s = 0;
-        for (let t = 0; t < d; t++) s += x[r + t]! * x[c + t]!;
-        out[i * n + j] = s;
-      }
-    }
-  }
 }
