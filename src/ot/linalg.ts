@@ -2,10 +2,12 @@
 // experiments need.
 //
 // The matrix product is the O(n³) step of every GW iteration. Plain JS has no SIMD, so it runs on
-// a small WebAssembly kernel using 128-bit f64x2 lanes (assembled below, ~4× the best JS loop on
-// this machine) and falls back to a JS 4×4 register-tiled loop where WebAssembly SIMD is missing
+// a small WebAssembly kernel using 128-bit f64x2 lanes (kernels/linalg.wat, ~4× the best JS loop
+// on this machine) and falls back to a JS 4×4 register-tiled loop where WebAssembly SIMD is missing
 // or the product is tiny. Both accumulate Σ_p A_ip B_pj in the same order without fused
 // multiply-add, so they give bit-identical results.
+
+import { LINALG_WASM_BASE64 } from './kernels/linalg.wasm.js';
 
 export type Matrix = Float64Array;
 type Readable = ArrayLike<number>;
@@ -214,255 +216,13 @@ export function maxAbs(A: Readable): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// WebAssembly SIMD kernel. The module is assembled here from named opcodes (WebAssembly core
-// spec 2.0 binary format, SIMD proposal opcodes) rather than shipped as an opaque binary.
-//
-// export matmul(a, b, c, n4, k, m4): C (n4×m4) = A (n4×k) · Bpacked, all f64, byte offsets into
-// the imported memory. B is packed in panels of 4 columns (packed[(panel·k + p)·4 + c]); for each
-// 4 rows of A and each panel the kernel keeps the 4×4 block of C in eight f64x2 registers and
-// streams p = 0…k−1: two 16-byte loads of B, four scalar loads of A splatted to both lanes.
+// WebAssembly SIMD kernel: `matmul` in kernels/linalg.wat (C = A·B with B packed in panels of 4
+// columns, a 4×4 block of C in f64x2 registers), compiled by `npm run gen:wasm`.
 
 /** Below this many multiply-adds the copies into WebAssembly memory cost more than they save. */
 const SIMD_MIN_WORK = 32 * 32 * 32;
 /** Above this many bytes of operands the JS kernel runs instead of growing WebAssembly memory. */
 const SIMD_MAX_BYTES = 1 << 30;
-
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value >>> 0;
-  do {
-    let byte = v & 0x7f;
-    v >>>= 7;
-    if (v !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0);
-  return out;
-}
-
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  let v = value | 0;
-  for (;;) {
-    const byte = v & 0x7f;
-    v >>= 7;
-    if ((v === 0 && (byte & 0x40) === 0) || (v === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
-const op = {
-  block: [0x02, 0x40],
-  loop: [0x03, 0x40],
-  end: [0x0b],
-  br: (depth: number) => [0x0c, depth],
-  brIf: (depth: number) => [0x0d, depth],
-  get: (local: number) => [0x20, ...uleb(local)],
-  set: (local: number) => [0x21, ...uleb(local)],
-  i32: (value: number) => [0x41, ...sleb(value)],
-  i32Add: [0x6a],
-  i32Mul: [0x6c],
-  i32Shl: [0x74],
-  i32ShrU: [0x76],
-  i32GeU: [0x4f],
-  f64Load: [0x2b, 3, 0], // align 2^3, offset 0
-  v128Load: (offset: number) => [0xfd, ...uleb(0x00), 3, ...uleb(offset)],
-  v128Store: (offset: number) => [0xfd, ...uleb(0x0b), 3, ...uleb(offset)],
-  v128Zero: [0xfd, ...uleb(0x0c), ...new Array<number>(16).fill(0)], // v128.const 0
-  f64x2Splat: [0xfd, ...uleb(0x14)],
-  f64x2Add: [0xfd, ...uleb(0xf0)],
-  f64x2Mul: [0xfd, ...uleb(0xf2)],
-};
-
-function assembleMatmulModule(): Uint8Array {
-  // Parameters 0…5: a, b, c, n4, k, m4. Then i32 locals, then v128 locals.
-  const A_PTR = 0;
-  const B_PTR = 1;
-  const C_PTR = 2;
-  const N4 = 3;
-  const K = 4;
-  const M4 = 5;
-  const i = 6;
-  const panel = 7;
-  const aOffset = 8; // byte offset of column p within a row of A
-  const bPtr = 9;
-  const cPtr = 10;
-  const panels = 11;
-  const rowBytes = 12;
-  const cRowBytes = 13;
-  const aRow = (r: number) => 14 + r;
-  const I32_LOCALS = 12;
-  const v128 = 6 + I32_LOCALS;
-  const acc = (r: number, half: number) => v128 + 2 * r + half; // columns 0–1 / 2–3 of row r
-  const b01 = v128 + 8;
-  const b23 = v128 + 9;
-  const aSplat = v128 + 10;
-  const V128_LOCALS = 11;
-  const rows = [0, 1, 2, 3];
-  const code = [
-    ...op.get(M4),
-    ...op.i32(2),
-    ...op.i32ShrU,
-    ...op.set(panels),
-    ...op.get(K),
-    ...op.i32(3),
-    ...op.i32Shl,
-    ...op.set(rowBytes),
-    ...op.get(M4),
-    ...op.i32(3),
-    ...op.i32Shl,
-    ...op.set(cRowBytes),
-    ...op.i32(0),
-    ...op.set(i),
-    ...op.block,
-    ...op.loop, // for i in 0, 4, …, n4 − 4
-    ...op.get(i),
-    ...op.get(N4),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    ...op.get(A_PTR),
-    ...op.get(i),
-    ...op.get(rowBytes),
-    ...op.i32Mul,
-    ...op.i32Add,
-    ...op.set(aRow(0)),
-    ...[1, 2, 3].flatMap((r) => [
-      ...op.get(aRow(r - 1)),
-      ...op.get(rowBytes),
-      ...op.i32Add,
-      ...op.set(aRow(r)),
-    ]),
-    ...op.i32(0),
-    ...op.set(panel),
-    ...op.block,
-    ...op.loop, // for each panel of 4 columns
-    ...op.get(panel),
-    ...op.get(panels),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    ...rows.flatMap((r) => [...op.v128Zero, ...op.set(acc(r, 0)), ...op.v128Zero, ...op.set(acc(r, 1))]),
-    ...op.get(B_PTR),
-    ...op.get(panel),
-    ...op.get(K),
-    ...op.i32Mul,
-    ...op.i32(5),
-    ...op.i32Shl,
-    ...op.i32Add,
-    ...op.set(bPtr),
-    ...op.i32(0),
-    ...op.set(aOffset),
-    ...op.block,
-    ...op.loop, // for p in 0…k−1
-    ...op.get(aOffset),
-    ...op.get(rowBytes),
-    ...op.i32GeU,
-    ...op.brIf(1),
-    ...op.get(bPtr),
-    ...op.v128Load(0),
-    ...op.set(b01),
-    ...op.get(bPtr),
-    ...op.v128Load(16),
-    ...op.set(b23),
-    ...rows.flatMap((r) => [
-      ...op.get(aRow(r)),
-      ...op.get(aOffset),
-      ...op.i32Add,
-      ...op.f64Load,
-      ...op.f64x2Splat,
-      ...op.set(aSplat),
-      ...op.get(acc(r, 0)),
-      ...op.get(aSplat),
-      ...op.get(b01),
-      ...op.f64x2Mul,
-      ...op.f64x2Add,
-      ...op.set(acc(r, 0)),
-      ...op.get(acc(r, 1)),
-      ...op.get(aSplat),
-      ...op.get(b23),
-      ...op.f64x2Mul,
-      ...op.f64x2Add,
-      ...op.set(acc(r, 1)),
-    ]),
-    ...op.get(bPtr),
-    ...op.i32(32),
-    ...op.i32Add,
-    ...op.set(bPtr),
-    ...op.get(aOffset),
-    ...op.i32(8),
-    ...op.i32Add,
-    ...op.set(aOffset),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    // cPtr = c + (i·m4 + 4·panel)·8, then one row of the 4×4 block per step.
-    ...op.get(C_PTR),
-    ...op.get(i),
-    ...op.get(cRowBytes),
-    ...op.i32Mul,
-    ...op.i32Add,
-    ...op.get(panel),
-    ...op.i32(5),
-    ...op.i32Shl,
-    ...op.i32Add,
-    ...op.set(cPtr),
-    ...rows.flatMap((r) => [
-      ...op.get(cPtr),
-      ...op.get(acc(r, 0)),
-      ...op.v128Store(0),
-      ...op.get(cPtr),
-      ...op.get(acc(r, 1)),
-      ...op.v128Store(16),
-      ...op.get(cPtr),
-      ...op.get(cRowBytes),
-      ...op.i32Add,
-      ...op.set(cPtr),
-    ]),
-    ...op.get(panel),
-    ...op.i32(1),
-    ...op.i32Add,
-    ...op.set(panel),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    ...op.get(i),
-    ...op.i32(4),
-    ...op.i32Add,
-    ...op.set(i),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    ...op.end,
-  ];
-  const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-  const name = (s: string) => [...uleb(s.length), ...Array.from(s, (ch) => ch.charCodeAt(0))];
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const I32 = 0x7f;
-  const V128 = 0x7b;
-  const body = [
-    ...vec([
-      [...uleb(I32_LOCALS), I32],
-      [...uleb(V128_LOCALS), V128],
-    ]),
-    ...code,
-  ];
-  return Uint8Array.from([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00, // \0asm, version 1
-    ...section(1, vec([[0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0x00]])), // type: (i32×6) → ()
-    ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])), // import memory, min 1 page
-    ...section(3, vec([[0x00]])), // one function of type 0
-    ...section(7, vec([[...name('matmul'), 0x00, 0x00]])), // export it
-    ...section(10, vec([[...uleb(body.length), ...body]])),
-  ]);
-}
 
 // The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
 // parts used here.
@@ -489,7 +249,7 @@ let simdKernel: SimdKernel | null | undefined;
 function kernel(): SimdKernel | null {
   if (simdKernel !== undefined) return simdKernel;
   try {
-    const bytes = assembleMatmulModule();
+    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
     if (!wasm?.validate(bytes)) {
       simdKernel = null;
       return null;
