@@ -4,9 +4,13 @@
 //   GET  /reports/:id        the report JSON
 //   GET  /reports/:id.html   the self-contained HTML page
 //   POST /analyses           body {models:[{clientId,taskId}], reason, probeDeadlineMs?, probeSize?};
-//                            answers with NDJSON progress lines, the last one stage "done" (with
+//                            a refusal before the analysis starts (unknown model, queue full, bad
+//                            input) is an HTTP error status with a JSON body; once it has started,
+//                            200 with NDJSON progress lines, the last one stage "done" (with
 //                            reportId) or "failed".
+// Internal failures are logged with a correlation id; callers see only the id.
 // Without an AnalysisService the report routes answer 501.
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Logger } from '../../shared/log.js';
@@ -42,12 +46,21 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export function createHttpServer(deps: HttpDeps): Server {
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     route(deps, req, res).catch((err: unknown) => {
-      deps.logger.error('http handler failed', { url: req.url, error: (err as Error).stack ?? String(err) });
-      if (!res.headersSent) sendJson(res, 500, { error: `internal error: ${(err as Error).message}` });
-      else res.end();
+      if (!res.headersSent) sendInternalError(deps, res, err, req.url);
+      else {
+        logInternal(deps, err, req.url);
+        res.end();
+      }
     });
   };
   const server = deps.https ? createHttpsServer(deps.https, handler) : createServer(handler);
+  // Expect: 100-continue — decide from the headers whether the body is welcome, so an oversized
+  // upload gets its 413 instead of 100 Continue followed by a reset.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (refuseOversized(req, res)) return;
+    res.writeContinue();
+    handler(req, res);
+  });
   // Keep-alive sockets must not hold shutdown hostage.
   server.keepAliveTimeout = 5_000;
   // Slow or stalled senders (slowloris) cannot pin sockets: headers within 10 s, the whole
@@ -127,7 +140,13 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
       sendJson(res, 200, { reports: service.listReports(limit) });
       return;
     }
-    const name = decodeURIComponent(path.slice('/reports/'.length));
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice('/reports/'.length));
+    } catch {
+      sendJson(res, 400, { error: 'malformed percent-encoding in the report id' });
+      return;
+    }
     const html = name.endsWith('.html');
     const id = html ? name.slice(0, -'.html'.length) : name;
     const report = service.getReport(id);
@@ -146,9 +165,10 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
   }
   if (path === '/analyses') {
     if (!allow(method, ['POST'], res)) return;
+    if (refuseOversized(req, res)) return;
     const service = requireAnalysis(deps, res);
     if (!service) return;
-    await postAnalysis(service, req, res);
+    await postAnalysis(deps, service, req, res);
     return;
   }
   sendJson(res, 404, {
@@ -157,6 +177,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
 }
 
 async function postAnalysis(
+  deps: HttpDeps,
   service: AnalysisService,
   req: IncomingMessage,
   res: ServerResponse,
@@ -185,8 +206,10 @@ async function postAnalysis(
     sendJson(res, 400, { error: (err as Error).message });
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
+  // The 200 and the NDJSON stream start with the first progress line, so that a refusal before
+  // the analysis starts can still be an error status (as gRPC answers it with a status code).
   const line = (v: unknown) => {
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
     if (!res.writableEnded) res.write(`${JSON.stringify(v)}\n`);
   };
   let sawDone = false;
@@ -198,9 +221,66 @@ async function postAnalysis(
     if (!sawDone) line({ stage: 'done', fraction: 1, message: 'report written', reportId });
   } catch (err) {
     const mapped = analysisError(err);
-    line({ stage: 'failed', fraction: 1, message: (mapped as Error).message ?? String(err) });
+    if (!(mapped instanceof RpcError)) {
+      if (!res.headersSent) return sendInternalError(deps, res, err, req.url);
+      const id = logInternal(deps, err, req.url);
+      line({ stage: 'failed', fraction: 1, message: `analysis failed (internal error ${id})` });
+    } else if (!res.headersSent) {
+      sendJson(res, httpStatusForGrpc(mapped.code), { error: mapped.message });
+      return;
+    } else {
+      line({ stage: 'failed', fraction: 1, message: mapped.message });
+    }
   }
   res.end();
+}
+
+/** HTTP status for a gRPC status code, as the gRPC–HTTP mapping conventions pair them. */
+function httpStatusForGrpc(code: number): number {
+  const byCode: Record<number, number> = {
+    1: 499, // CANCELLED
+    3: 400, // INVALID_ARGUMENT
+    4: 504, // DEADLINE_EXCEEDED
+    5: 404, // NOT_FOUND
+    6: 409, // ALREADY_EXISTS
+    7: 403, // PERMISSION_DENIED
+    8: 429, // RESOURCE_EXHAUSTED
+    9: 409, // FAILED_PRECONDITION
+    12: 501, // UNIMPLEMENTED
+    14: 503, // UNAVAILABLE
+    16: 401, // UNAUTHENTICATED
+  };
+  return byCode[code] ?? 500;
+}
+
+/** Answers 413 (and closes the connection, leaving the body unread) when Content-Length is over the cap. */
+function refuseOversized(req: IncomingMessage, res: ServerResponse): boolean {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (!(length > MAX_BODY_BYTES)) return false;
+  res.shouldKeepAlive = false;
+  sendJson(res, 413, {
+    error: `request body of ${length} bytes is over the limit of ${MAX_BODY_BYTES} bytes`,
+  });
+  return true;
+}
+
+function logInternal(deps: HttpDeps, err: unknown, url: string | undefined): string {
+  const correlationId = randomBytes(6).toString('hex');
+  deps.logger.error('http handler failed', {
+    url,
+    correlationId,
+    error: (err as Error)?.stack ?? String(err),
+  });
+  return correlationId;
+}
+
+/** 500 with a generic message and the correlation id under which the details were logged. */
+function sendInternalError(deps: HttpDeps, res: ServerResponse, err: unknown, url: string | undefined): void {
+  const correlationId = logInternal(deps, err, url);
+  sendJson(res, 500, {
+    error: `internal error (correlation id ${correlationId}); see the coordinator log`,
+    correlationId,
+  });
 }
 
 function requireAnalysis(deps: HttpDeps, res: ServerResponse): AnalysisService | undefined {
