@@ -24,9 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import type { FederationClient } from '../src/generated/atomlens/v1/Federation.js';
+import type { FederationServiceClient } from '../src/generated/atomlens/v1/FederationService.js';
 import type { ModelTemplate__Output } from '../src/generated/atomlens/v1/ModelTemplate.js';
-import type { OperatorClient } from '../src/generated/atomlens/v1/Operator.js';
+import type { OperatorServiceClient } from '../src/generated/atomlens/v1/OperatorService.js';
 import type { RegisterResponse__Output } from '../src/generated/atomlens/v1/RegisterResponse.js';
 import { loadAtomlensProto } from '../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
@@ -148,7 +148,7 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
   log(`N=${n}: coordinator pid ${coordinator.pid} on ${coordinator.grpcAddress}`);
   const creds = () => (certs ? grpc.credentials.createSsl(certs.ca) : grpc.credentials.createInsecure());
   const proto = loadAtomlensProto();
-  const Federation = proto.atomlens.v1.Federation;
+  const Federation = proto.atomlens.v1.FederationService;
   const pushDef = Federation.service.PushAtoms;
   const RawFederation = grpc.makeGenericClientConstructor(
     {
@@ -165,7 +165,7 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
     { length: connectionCount },
     () => new RawFederation(coordinator.grpcAddress, creds(), { 'grpc.use_local_subchannel_pool': 1 }),
   );
-  const registrar = new Federation(coordinator.grpcAddress, creds()) as unknown as FederationClient;
+  const registrar = new Federation(coordinator.grpcAddress, creds()) as unknown as FederationServiceClient;
 
   try {
     // ---- register everyone (50 at a time) ----------------------------------------------------
@@ -312,10 +312,10 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
       await new Promise((r) => setTimeout(r, 50));
 
     // ---- every acknowledged round is stored: last_round per client = last acked round --------
-    const operator = new proto.atomlens.v1.Operator(
+    const operator = new proto.atomlens.v1.OperatorService(
       coordinator.grpcAddress,
       creds(),
-    ) as unknown as OperatorClient;
+    ) as unknown as OperatorServiceClient;
     const opMeta = new grpc.Metadata();
     if (certs) opMeta.set('authorization', `Bearer ${OPERATOR_TOKEN}`);
     const listed = await unary<{ clients: { clientId: string; tasks: { lastRound: number }[] }[] }>((cb) =>

@@ -2,15 +2,15 @@
 // with deadlines, the Session stream, and the chunked probe-summary upload. No retry policy
 // here — client.ts decides when to reconnect.
 import * as grpc from '@grpc/grpc-js';
-import type { ClientMessage } from '../generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage__Output } from '../generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationClient } from '../generated/atomlens/v1/Federation.js';
-import type { ProbeSummaryChunk } from '../generated/atomlens/v1/ProbeSummaryChunk.js';
+import type { FederationServiceClient } from '../generated/atomlens/v1/FederationService.js';
 import type { PushAtomsRequest } from '../generated/atomlens/v1/PushAtomsRequest.js';
 import type { PushAtomsResponse__Output } from '../generated/atomlens/v1/PushAtomsResponse.js';
+import type { PushProbeSummaryRequest } from '../generated/atomlens/v1/PushProbeSummaryRequest.js';
 import type { PushProbeSummaryResponse__Output } from '../generated/atomlens/v1/PushProbeSummaryResponse.js';
 import type { RegisterRequest } from '../generated/atomlens/v1/RegisterRequest.js';
 import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
+import type { SessionRequest } from '../generated/atomlens/v1/SessionRequest.js';
+import type { SessionResponse__Output } from '../generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../shared/proto.js';
 import { encodeFloat32 } from '../shared/tensor.js';
 
@@ -47,19 +47,19 @@ export function statusCode(err: unknown): number | undefined {
 }
 
 export interface SessionHandlers {
-  onMessage(message: CoordinatorMessage__Output): void;
+  onMessage(message: SessionResponse__Output): void;
   /** The stream ended (error or clean end). Called once. */
   onClose(err: Error | undefined): void;
 }
 
 export interface SessionHandle {
-  send(message: ClientMessage): void;
+  send(message: SessionRequest): void;
   close(): void;
 }
 
 export class FederationConnection {
   readonly address: string;
-  private readonly client: FederationClient;
+  private readonly client: FederationServiceClient;
   private readonly callTimeoutMs: number;
   private token = '';
 
@@ -67,7 +67,7 @@ export class FederationConnection {
     const proto = loadAtomlensProto();
     this.address = options.address;
     this.callTimeoutMs = options.callTimeoutMs ?? 15_000;
-    this.client = new proto.atomlens.v1.Federation(
+    this.client = new proto.atomlens.v1.FederationService(
       options.address,
       options.credentials ?? grpc.credentials.createInsecure(),
       // Keepalive pings notice a vanished coordinator even while the session is idle.
@@ -115,7 +115,7 @@ export class FederationConnection {
       closed = true;
       handlers.onClose(err);
     };
-    call.on('data', (message: CoordinatorMessage__Output) => handlers.onMessage(message));
+    call.on('data', (message: SessionResponse__Output) => handlers.onMessage(message));
     call.on('error', (err: Error) => finish(err));
     call.on('end', () => finish(undefined));
     call.on('close', () => finish(undefined));
@@ -134,7 +134,7 @@ export class FederationConnection {
 
   /** Streams probe-summary chunks (in order) and resolves with the coordinator's answer. */
   pushProbeSummary(
-    chunks: Iterable<ProbeSummaryChunk>,
+    chunks: Iterable<PushProbeSummaryRequest>,
     timeoutMs?: number,
   ): Promise<PushProbeSummaryResponse__Output> {
     return new Promise((resolve, reject) => {
@@ -175,12 +175,12 @@ export class FederationConnection {
   }
 }
 
-/** Splits one layer's Gram matrix into ProbeSummaryChunks of at most MAX_CHUNK_DATA_BYTES. */
+/** Splits one layer's Gram matrix into PushProbeSummaryRequest chunks of at most MAX_CHUNK_DATA_BYTES. */
 export function* gramChunks(
-  header: Omit<ProbeSummaryChunk, 'offset' | 'data'>,
+  header: Omit<PushProbeSummaryRequest, 'offset' | 'data'>,
   gram: Float32Array,
   maxBytes = MAX_CHUNK_DATA_BYTES,
-): Generator<ProbeSummaryChunk> {
+): Generator<PushProbeSummaryRequest> {
   // Little-endian float32 on every host (proto: Tensor conventions).
   const bytes = encodeFloat32(gram, [gram.length]).data;
   const step = Math.max(4, maxBytes - (maxBytes % 4));

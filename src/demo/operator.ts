@@ -1,13 +1,13 @@
 // The demo's view of the coordinator through the Operator service (the same calls an operator's
 // tools make): divergence and similarity for the progress display, analyses and reports at the end.
 import type * as grpc from '@grpc/grpc-js';
-import type { AnalysisProgress__Output } from '../generated/atomlens/v1/AnalysisProgress.js';
-import type { DivergenceResponse__Output } from '../generated/atomlens/v1/DivergenceResponse.js';
+import type { GetDivergenceResponse__Output } from '../generated/atomlens/v1/GetDivergenceResponse.js';
 import type { GetReportResponse__Output } from '../generated/atomlens/v1/GetReportResponse.js';
+import type { GetSimilarityResponse__Output } from '../generated/atomlens/v1/GetSimilarityResponse.js';
 import type { ListReportsResponse__Output } from '../generated/atomlens/v1/ListReportsResponse.js';
-import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
+import type { OperatorServiceClient } from '../generated/atomlens/v1/OperatorService.js';
 import type { ReportSummary__Output } from '../generated/atomlens/v1/ReportSummary.js';
-import type { SimilarityResponse__Output } from '../generated/atomlens/v1/SimilarityResponse.js';
+import type { RunAnalysisResponse__Output } from '../generated/atomlens/v1/RunAnalysisResponse.js';
 import {
   byDivergenceDesc,
   connectOperator,
@@ -32,7 +32,7 @@ export interface AnalysisOutcome {
 }
 
 export class DemoOperator {
-  private readonly client: OperatorClient;
+  private readonly client: OperatorServiceClient;
 
   constructor(
     readonly address: string,
@@ -48,8 +48,8 @@ export class DemoOperator {
   /** Federation similarity and every model's divergence (level 0, from the coordinator's index). */
   async snapshot(): Promise<FederationSnapshot> {
     const [divergence, similarity] = await Promise.all([
-      unary<DivergenceResponse__Output>((cb) => this.client.GetDivergence({}, this.deadline(), cb)),
-      unary<SimilarityResponse__Output>((cb) =>
+      unary<GetDivergenceResponse__Output>((cb) => this.client.GetDivergence({}, this.deadline(), cb)),
+      unary<GetSimilarityResponse__Output>((cb) =>
         this.client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, this.deadline(), cb),
       ),
     ]);
@@ -60,13 +60,13 @@ export class DemoOperator {
   /** Starts an analysis of every model and follows its progress to the stored report. */
   requestAnalysis(
     request: { reason: string; probeSize: number; probeDeadlineMs: number },
-    onProgress: (p: AnalysisProgress__Output) => void,
+    onProgress: (p: RunAnalysisResponse__Output) => void,
     timeoutMs: number,
   ): Promise<AnalysisOutcome> {
     return new Promise((resolve, reject) => {
       let outcome: AnalysisOutcome | undefined;
       let failure = '';
-      const call = this.client.RequestAnalysis(
+      const call = this.client.RunAnalysis(
         {
           models: [],
           reason: request.reason,
@@ -75,7 +75,7 @@ export class DemoOperator {
         },
         this.deadline(timeoutMs),
       );
-      call.on('data', (p: AnalysisProgress__Output) => {
+      call.on('data', (p: RunAnalysisResponse__Output) => {
         onProgress(p);
         if (p.stage === 'done' && p.reportId) outcome = { reportId: p.reportId, analysisId: p.analysisId };
         if (p.stage === 'failed') failure = p.message;

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from '../cli/args.js';
 import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from '../cli/client-tls.js';
 import type { ModelDivergence__Output } from '../generated/atomlens/v1/ModelDivergence.js';
-import type { OperatorClient } from '../generated/atomlens/v1/Operator.js';
+import type { OperatorServiceClient } from '../generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../shared/proto.js';
 import { grpcChannelCredentials } from '../shared/tls.js';
 
@@ -27,7 +27,7 @@ export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {
 
 export interface OperatorConnection {
   address: string;
-  client: OperatorClient;
+  client: OperatorServiceClient;
   /** Carries the bearer token; pass it to every call. */
   metadata: grpc.Metadata;
   close(): void;
@@ -41,12 +41,12 @@ export interface OperatorDialOptions {
 /** Dials the Operator service (plaintext unless credentials are given). */
 export function connectOperator(address: string, options: OperatorDialOptions = {}): OperatorConnection {
   const proto = loadAtomlensProto();
-  const client = new proto.atomlens.v1.Operator(
+  const client = new proto.atomlens.v1.OperatorService(
     address,
     options.credentials ?? grpc.credentials.createInsecure(),
     // Reports with HTML pages and full similarity matrices exceed grpc-js's 4 MiB default.
     { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
-  ) as OperatorClient;
+  ) as OperatorServiceClient;
   const metadata = new grpc.Metadata();
   if (options.token) metadata.set('authorization', `Bearer ${options.token}`);
   return { address, client, metadata, close: () => client.close() };

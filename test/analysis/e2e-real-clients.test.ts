@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
-import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
+import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
@@ -111,18 +111,18 @@ describe('analysis with real clients', () => {
   it('produces a report from the clients’ probe answers and names the one that never answered', async () => {
     expect(coordinator.sessions.connectedCount()).toBe(3);
     const proto = loadAtomlensProto();
-    const operator = new proto.atomlens.v1.Operator(
+    const operator = new proto.atomlens.v1.OperatorService(
       `127.0.0.1:${coordinator.grpcPort}`,
       grpc.credentials.createInsecure(),
-    ) as unknown as OperatorClient;
+    ) as unknown as OperatorServiceClient;
     const started = Date.now();
-    const progress = await new Promise<AnalysisProgress__Output[]>((resolve, reject) => {
-      const seen: AnalysisProgress__Output[] = [];
-      const call = operator.RequestAnalysis(
+    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
+      const seen: RunAnalysisResponse__Output[] = [];
+      const call = operator.RunAnalysis(
         { models: [], reason: 'real clients', probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: PROBE_SIZE },
         { deadline: Date.now() + PROBE_DEADLINE_MS + 90_000 },
       );
-      call.on('data', (p: AnalysisProgress__Output) => seen.push(p));
+      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
       call.on('error', reject);
       call.on('end', () => resolve(seen));
     });

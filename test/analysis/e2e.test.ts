@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { linearCka } from '../../src/analysis/representation.js';
 import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
-import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
+import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type SimClient, startClient, unary } from './sim-client.js';
@@ -20,17 +20,17 @@ const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json
 const PROBE_DEADLINE_MS = 2500;
 
 function requestAnalysis(
-  operator: OperatorClient,
+  operator: OperatorServiceClient,
   models: { clientId: string; taskId: string }[],
   reason: string,
-): Promise<AnalysisProgress__Output[]> {
+): Promise<RunAnalysisResponse__Output[]> {
   return new Promise((resolve, reject) => {
-    const seen: AnalysisProgress__Output[] = [];
-    const call = operator.RequestAnalysis(
+    const seen: RunAnalysisResponse__Output[] = [];
+    const call = operator.RunAnalysis(
       { models, reason, probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: 0 },
       { deadline: Date.now() + PROBE_DEADLINE_MS + 60_000 },
     );
-    call.on('data', (p: AnalysisProgress__Output) => seen.push(p));
+    call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
     call.on('error', reject);
     call.on('end', () => resolve(seen));
   });
@@ -39,7 +39,7 @@ function requestAnalysis(
 describe('analysis end to end over gRPC', () => {
   let live: LiveCoordinator;
   let coordinator: RunningCoordinator;
-  let operator: OperatorClient;
+  let operator: OperatorServiceClient;
   const clients: SimClient[] = [];
 
   beforeAll(async () => {
@@ -51,10 +51,10 @@ describe('analysis end to end over gRPC', () => {
     clients.push(await startClient(address, 'carol', '2-3', 'classes', { seed: 13 }));
     clients.push(await startClient(address, 'dave', '2-3', 'classes', { seed: 14, silent: true }));
     const proto = loadAtomlensProto();
-    operator = new proto.atomlens.v1.Operator(
+    operator = new proto.atomlens.v1.OperatorService(
       address,
       grpc.credentials.createInsecure(),
-    ) as unknown as OperatorClient;
+    ) as unknown as OperatorServiceClient;
     // Sessions are open once the registry lists every client as connected.
     for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 4; i++)
       await new Promise((r) => setTimeout(r, 50));

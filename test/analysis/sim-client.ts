@@ -2,10 +2,10 @@
 // Register, one round of PushAtoms, a Session with heartbeats, and answers to probe requests with
 // the Gram matrices of synthetic layer activations (see synthetic.ts), in 1 KiB chunks.
 import * as grpc from '@grpc/grpc-js';
-import type { ClientMessage } from '../../src/generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { ProbeSummaryChunk } from '../../src/generated/atomlens/v1/ProbeSummaryChunk.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { PushProbeSummaryRequest } from '../../src/generated/atomlens/v1/PushProbeSummaryRequest.js';
+import type { SessionRequest } from '../../src/generated/atomlens/v1/SessionRequest.js';
+import type { SessionResponse__Output } from '../../src/generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 import type { ModelTemplate, TemplateConfig } from '../../src/shared/template.js';
@@ -45,10 +45,10 @@ export async function startClient(
   options: { silent?: boolean; noSession?: boolean; seed: number; template?: ModelTemplate },
 ): Promise<SimClient> {
   const proto = loadAtomlensProto();
-  const fed = new proto.atomlens.v1.Federation(
+  const fed = new proto.atomlens.v1.FederationService(
     address,
     grpc.credentials.createInsecure(),
-  ) as unknown as FederationClient;
+  ) as unknown as FederationServiceClient;
   const template = options.template ?? eightLayerTemplate();
   await unary((cb) =>
     fed.Register(
@@ -110,9 +110,9 @@ export async function startClient(
   if (options.noSession) return client;
   const session = fed.Session();
   session.on('error', () => {});
-  session.write({ hello: { clientId: id } } satisfies ClientMessage);
+  session.write({ hello: { clientId: id } } satisfies SessionRequest);
   const beat = setInterval(() => session.write({ heartbeat: { sentAtMs: Date.now() } }), 200);
-  session.on('data', (msg: CoordinatorMessage__Output) => {
+  session.on('data', (msg: SessionResponse__Output) => {
     if (msg.kind !== 'probeRequest' || !msg.probeRequest) return;
     client.probeRequests++;
     if (options.silent) return;
@@ -133,7 +133,7 @@ export async function startClient(
           featureDim: stack[0]!.d,
           offset,
           data: bytes.subarray(offset, offset + 1024),
-        } satisfies ProbeSummaryChunk);
+        } satisfies PushProbeSummaryRequest);
       }
     }
     upload.end();

@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClientProgressEvent, runClient, UnreachableError } from '../../src/client/client.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
-import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
+import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
@@ -48,9 +48,13 @@ function startOn(dataDir: string, grpcPort: number): Promise<RunningCoordinator>
   });
 }
 
-function modelHistory(port: number, clientId: string, taskId: string): Promise<ModelHistoryResponse__Output> {
+function modelHistory(
+  port: number,
+  clientId: string,
+  taskId: string,
+): Promise<GetModelHistoryResponse__Output> {
   const proto = loadAtomlensProto();
-  const op = new proto.atomlens.v1.Operator(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const op = new proto.atomlens.v1.OperatorService(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   return new Promise((resolve, reject) => {
     op.getModelHistory(
       { model: { clientId, taskId }, includeAtoms: true },

@@ -12,8 +12,8 @@ import {
   startCoordinator,
 } from '../../src/coordinator/coordinator.js';
 import type { AnalysisFactory } from '../../src/coordinator/level1/types.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
@@ -24,8 +24,8 @@ import { encodeFloat32 } from '../../src/shared/tensor.js';
 export interface Harness {
   running: RunningCoordinator;
   dataDir: string;
-  fed: FederationClient;
-  op: OperatorClient;
+  fed: FederationServiceClient;
+  op: OperatorServiceClient;
   /** Restart on the same data directory (after running.stop). */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -53,13 +53,13 @@ export async function startHarness(
     });
   const proto = loadAtomlensProto();
   const clientsFor = (port: number) => ({
-    fed: new proto.atomlens.v1.Federation(
+    fed: new proto.atomlens.v1.FederationService(
       `127.0.0.1:${port}`,
       grpc.credentials.createInsecure(),
-    ) as FederationClient,
-    op: new proto.atomlens.v1.Operator(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    ) as FederationServiceClient,
+    op: new proto.atomlens.v1.OperatorService(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    }) as OperatorClient,
+    }) as OperatorServiceClient,
   });
   const running = await start();
   const h: Harness = {

@@ -1,14 +1,14 @@
 // /metrics after known uploads (series and values, promtool when installed), /healthz, /readyz,
-// and the report routes / RequestAnalysis with and without an AnalysisService.
+// and the report routes / RunAnalysis with and without an AnalysisService.
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcError } from '../../src/coordinator/api/rpc.js';
 import type { AnalysisFactory, AnalysisRequestInput } from '../../src/coordinator/level1/types.js';
 import { AnalysisRequestError } from '../../src/coordinator/level1/types.js';
-import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../src/generated/atomlens/v1/ListReportsResponse.js';
+import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import { cos, expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
 
@@ -160,7 +160,7 @@ describe('metrics and HTTP without an analysis service', () => {
     expect((await get(h, '/analyses', { method: 'POST', body: '{}' })).status).toBe(501);
     await expectStatus(
       new Promise((resolve, reject) => {
-        const call = h.op.RequestAnalysis({ reason: 'x' });
+        const call = h.op.RunAnalysis({ reason: 'x' });
         call.on('data', () => {});
         call.on('error', reject);
         call.on('end', resolve);
@@ -205,15 +205,15 @@ describe('with an analysis service', () => {
     await h?.close();
   });
 
-  it('streams RequestAnalysis progress and serves the report over gRPC and HTTP', async () => {
-    const progress: AnalysisProgress__Output[] = [];
+  it('streams RunAnalysis progress and serves the report over gRPC and HTTP', async () => {
+    const progress: RunAnalysisResponse__Output[] = [];
     await new Promise<void>((resolve, reject) => {
-      const call = h.op.RequestAnalysis({
+      const call = h.op.RunAnalysis({
         models: [{ clientId: 'a', taskId: '0-1' }],
         reason: 'look',
         probeDeadlineMs: 1500,
       });
-      call.on('data', (p: AnalysisProgress__Output) => progress.push(p));
+      call.on('data', (p: RunAnalysisResponse__Output) => progress.push(p));
       call.on('error', reject);
       call.on('end', () => resolve());
     });
@@ -263,7 +263,7 @@ describe('with an analysis service', () => {
     expect(bad.status).toBe(400);
     await expectStatus(
       new Promise((resolve, reject) => {
-        const call = h.op.RequestAnalysis({ reason: 'refuse' });
+        const call = h.op.RunAnalysis({ reason: 'refuse' });
         call.on('data', () => {});
         call.on('error', reject);
         call.on('end', resolve);

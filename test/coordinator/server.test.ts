@@ -4,14 +4,14 @@
 // acknowledged.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DivergenceResponse__Output } from '../../src/generated/atomlens/v1/DivergenceResponse.js';
+import type { GetDivergenceResponse__Output } from '../../src/generated/atomlens/v1/GetDivergenceResponse.js';
+import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
+import type { GetSimilarityResponse__Output } from '../../src/generated/atomlens/v1/GetSimilarityResponse.js';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';
-import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import type { RegisterRequest } from '../../src/generated/atomlens/v1/RegisterRequest.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
-import type { SimilarityResponse__Output } from '../../src/generated/atomlens/v1/SimilarityResponse.js';
 import { buildTemplate, templateFromWire } from '../../src/shared/template.js';
 import { decodeFloat32 } from '../../src/shared/tensor.js';
 import { cos, expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
@@ -116,7 +116,7 @@ describe('coordinator over gRPC', () => {
   });
 
   it('GetSimilarity: atom cosine between shared-α models, subspace for the mismatched one', async () => {
-    const sim = await rpc<SimilarityResponse__Output>((cb) =>
+    const sim = await rpc<GetSimilarityResponse__Output>((cb) =>
       h.op.GetSimilarity({ round: 0, measure: 'cosine' }, cb),
     );
     const n = sim.models.length;
@@ -145,7 +145,7 @@ describe('coordinator over gRPC', () => {
     // dave's atoms span the same subspaces as alice's: similarity 1 in every layer.
     expect(sim.values[aliceIndex * n + daveIndex]).toBeCloseTo(1, 6);
 
-    const round1 = await rpc<SimilarityResponse__Output>((cb) =>
+    const round1 = await rpc<GetSimilarityResponse__Output>((cb) =>
       h.op.GetSimilarity({ round: 1, measure: 'cosine', taskIds: ['2-3'] }, cb),
     );
     expect(round1.models.map((m) => m.clientId)).toEqual(['bob', 'carol']);
@@ -156,7 +156,7 @@ describe('coordinator over gRPC', () => {
   });
 
   it('GetDivergence: 1 − cosine to the centroid of the same task, drift to the previous round', async () => {
-    const res = await rpc<DivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb));
+    const res = await rpc<GetDivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb));
     const get = (c: string, t: string) =>
       res.models.find((m) => m.model!.clientId === c && m.model!.taskId === t)!;
     const latest = (c: string, t: string) => sent.get(key(c, t))![1]!;
@@ -179,7 +179,7 @@ describe('coordinator over gRPC', () => {
   });
 
   it('GetModelHistory returns every round with stats, drift and the exact atoms', async () => {
-    const res = await rpc<ModelHistoryResponse__Output>((cb) =>
+    const res = await rpc<GetModelHistoryResponse__Output>((cb) =>
       h.op.GetModelHistory({ model: { clientId: 'bob', taskId: '0-1' }, includeAtoms: true }, cb),
     );
     expect(res.rounds.map((r) => Number(r.round))).toEqual([1, 2]);
@@ -401,15 +401,15 @@ describe('coordinator over gRPC', () => {
 
   it('a killed coordinator restarted on the same data directory has everything it acknowledged', async () => {
     const before = {
-      similarity: await rpc<SimilarityResponse__Output>((cb) => h.op.GetSimilarity({}, cb)),
-      divergence: await rpc<DivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb)),
+      similarity: await rpc<GetSimilarityResponse__Output>((cb) => h.op.GetSimilarity({}, cb)),
+      divergence: await rpc<GetDivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb)),
       clients: await rpc<ListClientsResponse__Output>((cb) => h.op.ListClients({}, cb)),
     };
     await h.running.stop({ drain: false });
     await h.restart();
     const after = {
-      similarity: await rpc<SimilarityResponse__Output>((cb) => h.op.GetSimilarity({}, cb)),
-      divergence: await rpc<DivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb)),
+      similarity: await rpc<GetSimilarityResponse__Output>((cb) => h.op.GetSimilarity({}, cb)),
+      divergence: await rpc<GetDivergenceResponse__Output>((cb) => h.op.GetDivergence({}, cb)),
       clients: await rpc<ListClientsResponse__Output>((cb) => h.op.ListClients({}, cb)),
     };
     expect(after.similarity).toEqual(before.similarity);

@@ -3,12 +3,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeError, type ProbeParams } from '../../src/coordinator/federation/sessions.js';
-import type { ClientMessage } from '../../src/generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';
 import type { ProbeRequest__Output } from '../../src/generated/atomlens/v1/ProbeRequest.js';
-import type { ProbeSummaryChunk } from '../../src/generated/atomlens/v1/ProbeSummaryChunk.js';
+import type { PushProbeSummaryRequest } from '../../src/generated/atomlens/v1/PushProbeSummaryRequest.js';
 import type { PushProbeSummaryResponse__Output } from '../../src/generated/atomlens/v1/PushProbeSummaryResponse.js';
+import type { SessionRequest } from '../../src/generated/atomlens/v1/SessionRequest.js';
+import type { SessionResponse__Output } from '../../src/generated/atomlens/v1/SessionResponse.js';
 import { expectStatus, type Harness, rpc, startHarness, waitFor } from './helpers.js';
 
 const HEARTBEAT_MS = 50;
@@ -16,8 +16,8 @@ const TIMEOUT_MS = 300;
 const N = 8;
 
 interface FakeSession {
-  stream: grpc.ClientDuplexStream<ClientMessage, CoordinatorMessage__Output>;
-  received: CoordinatorMessage__Output[];
+  stream: grpc.ClientDuplexStream<SessionRequest, SessionResponse__Output>;
+  received: SessionResponse__Output[];
   ended: Promise<grpc.ServiceError | undefined>;
   startHeartbeats(): void;
   stopHeartbeats(): void;
@@ -29,7 +29,7 @@ function openSession(
   onProbe?: (p: ProbeRequest__Output, s: FakeSession) => void,
 ): FakeSession {
   const stream = h.fed.Session();
-  const received: CoordinatorMessage__Output[] = [];
+  const received: SessionResponse__Output[] = [];
   let timer: NodeJS.Timeout | undefined;
   const session: FakeSession = {
     stream,
@@ -46,7 +46,7 @@ function openSession(
     },
   };
   void session.ended.then(() => clearInterval(timer));
-  stream.on('data', (m: CoordinatorMessage__Output) => {
+  stream.on('data', (m: SessionResponse__Output) => {
     received.push(m);
     if (m.kind === 'probeRequest' && onProbe) onProbe(m.probeRequest!, session);
   });
@@ -61,8 +61,8 @@ function gram(layerIndex: number, n = N): Float32Array {
   return k;
 }
 
-function chunksFor(p: ProbeRequest__Output, clientId: string, chunkBytes = 100): ProbeSummaryChunk[] {
-  const out: ProbeSummaryChunk[] = [];
+function chunksFor(p: ProbeRequest__Output, clientId: string, chunkBytes = 100): PushProbeSummaryRequest[] {
+  const out: PushProbeSummaryRequest[] = [];
   p.layers.forEach((layer, li) => {
     const bytes = Buffer.from(gram(li).buffer);
     for (let offset = 0; offset < bytes.byteLength; offset += chunkBytes) {
@@ -82,7 +82,10 @@ function chunksFor(p: ProbeRequest__Output, clientId: string, chunkBytes = 100):
   return out;
 }
 
-function pushChunks(h: Harness, chunks: ProbeSummaryChunk[]): Promise<PushProbeSummaryResponse__Output> {
+function pushChunks(
+  h: Harness,
+  chunks: PushProbeSummaryRequest[],
+): Promise<PushProbeSummaryResponse__Output> {
   return new Promise((resolve, reject) => {
     const call = h.fed.PushProbeSummary((err, res) => (err ? reject(err) : resolve(res!)));
     for (const c of chunks) call.write(c);

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { hasCoordinator, startTestCoordinator, type TestCoordinator } from './coordinator-harness.js';
 import {
@@ -125,8 +125,8 @@ describe.skipIf(!hasPrometheus || !hasCoordinator)('Prometheus scraping a real c
   let promLog = '';
   let promUrl = '';
   let scratch = '';
-  let federation: FederationClient;
-  let operator: OperatorClient;
+  let federation: FederationServiceClient;
+  let operator: OperatorServiceClient;
 
   const query = async (promql: string): Promise<PromVector[]> => {
     const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(promql)}`);
@@ -163,8 +163,8 @@ describe.skipIf(!hasPrometheus || !hasCoordinator)('Prometheus scraping a real c
 
     const proto = loadAtomlensProto();
     const address = `127.0.0.1:${coordinator.grpcPort}`;
-    federation = new proto.atomlens.v1.Federation(address, grpc.credentials.createInsecure());
-    operator = new proto.atomlens.v1.Operator(address, grpc.credentials.createInsecure());
+    federation = new proto.atomlens.v1.FederationService(address, grpc.credentials.createInsecure());
+    operator = new proto.atomlens.v1.OperatorService(address, grpc.credentials.createInsecure());
   });
 
   afterAll(async () => {

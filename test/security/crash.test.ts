@@ -10,8 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CoordinatorProcess, spawnCoordinator } from '../../bench/coordinator-process.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { atomsRequest, federationClient, operatorClient, rpc, waitFor } from './helpers.js';
@@ -72,10 +72,10 @@ function uploadLoop(address: string, start: number[], progress: Progress) {
   };
 }
 
-async function history(address: string, clientId: string): Promise<ModelHistoryResponse__Output> {
+async function history(address: string, clientId: string): Promise<GetModelHistoryResponse__Output> {
   const op = operatorClient(address);
   try {
-    return await rpc<ModelHistoryResponse__Output>((cb) =>
+    return await rpc<GetModelHistoryResponse__Output>((cb) =>
       op.getModelHistory({ model: { clientId, taskId: '0-1' }, includeAtoms: true }, cb),
     );
   } finally {
@@ -117,7 +117,7 @@ describe('crash safety of acknowledged uploads', () => {
 
   it('kill -9 during uploads loses no acknowledged upload and leaves no partial record; clients resume', async () => {
     coordinator = await start();
-    const fed: FederationClient = federationClient(coordinator.grpcAddress);
+    const fed: FederationServiceClient = federationClient(coordinator.grpcAddress);
     for (const id of ids) {
       await rpc<RegisterResponse__Output>((cb) =>
         fed.register({ clientId: id, tasks: TASKS, clientVersion: 'crash' }, cb),

@@ -16,7 +16,7 @@ import {
 } from '../../src/coordinator/auth/auth.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { PushAtomsRequest__Output } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
 import type { RegisterRequest__Output } from '../../src/generated/atomlens/v1/RegisterRequest.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -89,7 +89,7 @@ function seedsFor(method: RawMethod): Buffer[] {
       return [e({ round: 0, measure: 'cosine', taskIds: ['0-1'] }), e({ measure: 'subspace' })];
     case 'GetModelHistory':
       return [e({ model: { clientId: 'fuzz', taskId: '0-1' }, includeAtoms: true })];
-    case 'RequestAnalysis':
+    case 'RunAnalysis':
       return [e({ models: [{ clientId: 'fuzz', taskId: '0-1' }], reason: 'fuzz', probeDeadlineMs: 50 })];
     case 'ListReports':
       return [e({ limit: 5 })];
@@ -127,7 +127,7 @@ async function start(auth?: AuthConfig): Promise<Fuzzed> {
     grpcPort: 0,
     httpPort: 0,
     logger: createLogger('fuzz', 'silent'),
-    // The real analysis service, so RequestAnalysis/ListReports/GetReport validate real input.
+    // The real analysis service, so RunAnalysis/ListReports/GetReport validate real input.
     analysis: createAnalysisService(),
     config: {
       limits: { maxMessageBytes: MAX_MESSAGE_BYTES },
@@ -193,13 +193,15 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
           // Record what an accepted call may legitimately have stored.
           const msg = inputs[j]![0]!;
           if (method.name === 'PushAtoms') {
-            const req = proto.Federation.service.PushAtoms.requestDeserialize(
+            const req = proto.FederationService.service.PushAtoms.requestDeserialize(
               msg,
             ) as PushAtomsRequest__Output;
             ackedUploads.add(`${req.clientId}/${req.taskId}/${req.round}`);
           }
           if (method.name === 'Register') {
-            const req = proto.Federation.service.Register.requestDeserialize(msg) as RegisterRequest__Output;
+            const req = proto.FederationService.service.Register.requestDeserialize(
+              msg,
+            ) as RegisterRequest__Output;
             registered.add(req.clientId);
           }
         });
@@ -240,7 +242,7 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
   });
 
   it('malformed probe-summary streams are refused and store nothing; a correct answer still works', async () => {
-    const fed: FederationClient = federationClient(f.address);
+    const fed: FederationServiceClient = federationClient(f.address);
     const session = fed.session();
     const requests: string[] = [];
     session.on('data', (m: { kind: string; probeRequest?: { requestId: string } }) => {

@@ -14,8 +14,8 @@ import {
   tokenDigest,
 } from '../../src/coordinator/auth/auth.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -82,7 +82,7 @@ async function startSecured(certs: CertDir, mtls: boolean): Promise<Secured> {
 }
 
 function register(
-  fed: FederationClient,
+  fed: FederationServiceClient,
   clientId: string,
   secret = SECRET,
 ): Promise<RegisterResponse__Output> {
@@ -91,7 +91,7 @@ function register(
   );
 }
 
-function push(fed: FederationClient, token: string, clientId: string, round: number) {
+function push(fed: FederationServiceClient, token: string, clientId: string, round: number) {
   return rpc<PushAtomsResponse__Output>((cb) =>
     fed.pushAtoms(atomsRequest(clientId, '0-1', round), bearer(token), cb),
   );
@@ -100,8 +100,8 @@ function push(fed: FederationClient, token: string, clientId: string, round: num
 describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens', () => {
   let certs: CertDir;
   let s: Secured;
-  let fed: FederationClient;
-  let op: OperatorClient;
+  let fed: FederationServiceClient;
+  let op: OperatorServiceClient;
   let alice: string;
   let bob: string;
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
-import type { OperatorClient } from '../../src/generated/atomlens/v1/Operator.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
+import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
@@ -71,18 +71,21 @@ export function atomsRequest(
 export function federationClient(
   address: string,
   creds = grpc.credentials.createInsecure(),
-): FederationClient {
+): FederationServiceClient {
   const proto = loadAtomlensProto();
-  return new proto.atomlens.v1.Federation(address, creds, {
+  return new proto.atomlens.v1.FederationService(address, creds, {
     'grpc.use_local_subchannel_pool': 1,
-  }) as unknown as FederationClient;
+  }) as unknown as FederationServiceClient;
 }
 
-export function operatorClient(address: string, creds = grpc.credentials.createInsecure()): OperatorClient {
+export function operatorClient(
+  address: string,
+  creds = grpc.credentials.createInsecure(),
+): OperatorServiceClient {
   const proto = loadAtomlensProto();
-  return new proto.atomlens.v1.Operator(address, creds, {
+  return new proto.atomlens.v1.OperatorService(address, creds, {
     'grpc.use_local_subchannel_pool': 1,
-  }) as unknown as OperatorClient;
+  }) as unknown as OperatorServiceClient;
 }
 
 /** Metadata carrying a bearer token ('' → no authorization at all). */

@@ -22,8 +22,8 @@ export function rawMethods(): RawMethod[] {
   const v1 = loadAtomlensProto().atomlens.v1;
   const out: RawMethod[] = [];
   for (const [service, ctor] of [
-    ['Federation', v1.Federation],
-    ['Operator', v1.Operator],
+    ['Federation', v1.FederationService],
+    ['Operator', v1.OperatorService],
   ] as const) {
     for (const [name, def] of Object.entries(ctor.service)) {
       const d = def as grpc.MethodDefinition<object, unknown>;

@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { ProbeError } from '../../src/coordinator/federation/sessions.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
-import type { AnalysisProgress__Output } from '../../src/generated/atomlens/v1/AnalysisProgress.js';
-import type { CoordinatorMessage__Output } from '../../src/generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationClient } from '../../src/generated/atomlens/v1/Federation.js';
+import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';
 import type { ProbeRequest__Output } from '../../src/generated/atomlens/v1/ProbeRequest.js';
+import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
+import type { SessionResponse__Output } from '../../src/generated/atomlens/v1/SessionResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 import { atomsRequest, federationClient, operatorClient, rpc, waitFor } from './helpers.js';
@@ -27,8 +27,8 @@ const TASK = { taskId: '0-1', classes: [0, 1] };
 
 interface FakeClient {
   id: string;
-  fed: FederationClient;
-  session: grpc.ClientDuplexStream<unknown, CoordinatorMessage__Output>;
+  fed: FederationServiceClient;
+  session: grpc.ClientDuplexStream<unknown, SessionResponse__Output>;
   probes: ProbeRequest__Output[];
   /** Stop heartbeating but keep the stream open (a vanished peer). */
   vanish(): void;
@@ -43,7 +43,7 @@ async function fakeClient(address: string, id: string, answer: boolean): Promise
   const session = fed.session() as unknown as FakeClient['session'];
   const probes: ProbeRequest__Output[] = [];
   session.on('error', () => undefined);
-  session.on('data', (m: CoordinatorMessage__Output) => {
+  session.on('data', (m: SessionResponse__Output) => {
     if (m.kind !== 'probeRequest' || !m.probeRequest) return;
     probes.push(m.probeRequest);
     if (answer) void answerProbe(fed, id, m.probeRequest);
@@ -66,7 +66,7 @@ async function fakeClient(address: string, id: string, answer: boolean): Promise
 
 /** Gram matrices K = X Xᵀ of random features, one layer after another on one stream. */
 async function answerProbe(
-  fed: FederationClient,
+  fed: FederationServiceClient,
   clientId: string,
   req: ProbeRequest__Output,
 ): Promise<void> {
@@ -204,10 +204,10 @@ describe('slow and vanished clients', () => {
     const probeDeadlineMs = 4_000;
     const op = operatorClient(address);
     const t0 = Date.now();
-    const progress: AnalysisProgress__Output[] = [];
+    const progress: RunAnalysisResponse__Output[] = [];
     try {
       await new Promise<void>((resolve, reject) => {
-        const call = op.requestAnalysis({
+        const call = op.runAnalysis({
           models: [
             { clientId: 'healthy', taskId: '0-1' },
             { clientId: 'vanishing', taskId: '0-1' },
@@ -216,7 +216,7 @@ describe('slow and vanished clients', () => {
           probeDeadlineMs,
           probeSize: 16,
         });
-        call.on('data', (p: AnalysisProgress__Output) => progress.push(p));
+        call.on('data', (p: RunAnalysisResponse__Output) => progress.push(p));
         call.on('end', () => resolve());
         call.on('error', reject);
       });

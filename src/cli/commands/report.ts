@@ -3,9 +3,9 @@
 import { writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { AnalysisReport } from '../../analysis/report/types.js';
-import type { AnalysisProgress__Output } from '../../generated/atomlens/v1/AnalysisProgress.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
+import type { RunAnalysisResponse__Output } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
 import {
   connectOperatorFromFlags,
   OPERATOR_OPTIONS,
@@ -92,7 +92,7 @@ export function parseModels(values: string[] | undefined): { clientId: string; t
 
 /** Renders progress on stderr: a redrawn bar on a terminal, a line per stage change otherwise. */
 function progressPrinter(stream: NodeJS.WriteStream): {
-  update(p: AnalysisProgress__Output): void;
+  update(p: RunAnalysisResponse__Output): void;
   end(): void;
 } {
   const tty = stream.isTTY === true;
@@ -185,12 +185,12 @@ export async function run(parsed: Parsed): Promise<number> {
       reportId = await new Promise<string>((resolve, reject) => {
         let id = '';
         let failed = '';
-        const call = client.RequestAnalysis(
+        const call = client.RunAnalysis(
           { models, reason: String(v.reason), probeDeadlineMs: deadlineMs, probeSize },
           metadata,
           deadline(),
         );
-        call.on('data', (p: AnalysisProgress__Output) => {
+        call.on('data', (p: RunAnalysisResponse__Output) => {
           printer.update(p);
           if (p.stage === 'done' && p.reportId) id = p.reportId;
           if (p.stage === 'failed') failed = p.message;

@@ -2,12 +2,12 @@
 // delegate to FederationCore / OperatorQueries / the AnalysisService, and map errors to status
 // codes (rpc.ts). TLS and authentication plug in through `credentials` and `authorize`.
 import * as grpc from '@grpc/grpc-js';
-import type { AnalysisProgress as WireProgress } from '../../generated/atomlens/v1/AnalysisProgress.js';
-import type { ClientMessage__Output } from '../../generated/atomlens/v1/ClientMessage.js';
-import type { CoordinatorMessage } from '../../generated/atomlens/v1/CoordinatorMessage.js';
-import type { FederationHandlers } from '../../generated/atomlens/v1/Federation.js';
-import type { OperatorHandlers } from '../../generated/atomlens/v1/Operator.js';
-import type { ProbeSummaryChunk__Output } from '../../generated/atomlens/v1/ProbeSummaryChunk.js';
+import type { FederationServiceHandlers } from '../../generated/atomlens/v1/FederationService.js';
+import type { OperatorServiceHandlers } from '../../generated/atomlens/v1/OperatorService.js';
+import type { PushProbeSummaryRequest__Output } from '../../generated/atomlens/v1/PushProbeSummaryRequest.js';
+import type { RunAnalysisResponse as WireProgress } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
+import type { SessionRequest__Output } from '../../generated/atomlens/v1/SessionRequest.js';
+import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../../shared/proto.js';
 import { templateToWire } from '../../shared/template.js';
 import type { CoordinatorConfig } from '../config.js';
@@ -70,8 +70,8 @@ export function createGrpcServer(deps: ServerDeps): grpc.Server {
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
   });
-  server.addService(proto.atomlens.v1.Federation.service, federationHandlers(deps));
-  server.addService(proto.atomlens.v1.Operator.service, operatorHandlers(deps));
+  server.addService(proto.atomlens.v1.FederationService.service, federationHandlers(deps));
+  server.addService(proto.atomlens.v1.OperatorService.service, operatorHandlers(deps));
   return server;
 }
 
@@ -88,7 +88,7 @@ export function bindGrpcServer(server: grpc.Server, options: GrpcServerOptions):
   });
 }
 
-function federationHandlers(deps: ServerDeps): FederationHandlers {
+function federationHandlers(deps: ServerDeps): FederationServiceHandlers {
   const { federation, sessions, handler: ctx, config } = deps;
   // The template never changes while the server runs: encode α once.
   const template = templateToWire(federation.template);
@@ -128,7 +128,7 @@ function federationHandlers(deps: ServerDeps): FederationHandlers {
       },
     ),
 
-    Session: bidiStream<ClientMessage__Output, CoordinatorMessage>(
+    Session: bidiStream<SessionRequest__Output, SessionResponse>(
       ctx,
       'Federation',
       'Session',
@@ -152,7 +152,7 @@ function federationHandlers(deps: ServerDeps): FederationHandlers {
 
 /** Serialises chunk handling: each chunk is stored before the next is read. */
 function consumeChunks(
-  call: grpc.ServerReadableStream<ProbeSummaryChunk__Output, unknown>,
+  call: grpc.ServerReadableStream<PushProbeSummaryRequest__Output, unknown>,
   intake: ProbeIntake,
   authorize: (clientId: string) => void,
 ): Promise<{ layers: string[] }> {
@@ -165,7 +165,7 @@ function consumeChunks(
       call.removeAllListeners('data');
       reject(err);
     };
-    call.on('data', (c: ProbeSummaryChunk__Output) => {
+    call.on('data', (c: PushProbeSummaryRequest__Output) => {
       call.pause();
       chain = chain
         .then(() => {
@@ -200,7 +200,7 @@ function consumeChunks(
  * after it is a heartbeat (and may report a probe failure). Resolves with the final status.
  */
 function runSession(
-  call: grpc.ServerDuplexStream<ClientMessage__Output, CoordinatorMessage>,
+  call: grpc.ServerDuplexStream<SessionRequest__Output, SessionResponse>,
   federation: FederationCore,
   sessions: SessionRegistry,
   ctx: HandlerContext,
@@ -217,7 +217,7 @@ function runSession(
       call.emit('error', Object.assign(new Error(err.message), { code: err.code, details: err.message }));
       finish(err.code);
     };
-    call.on('data', (msg: ClientMessage__Output) => {
+    call.on('data', (msg: SessionRequest__Output) => {
       if (finished) return;
       if (!handle) {
         if (msg.kind !== 'hello' || !msg.hello) {
@@ -269,7 +269,7 @@ function runSession(
   });
 }
 
-function operatorHandlers(deps: ServerDeps): OperatorHandlers {
+function operatorHandlers(deps: ServerDeps): OperatorServiceHandlers {
   const { operator, analysis, handler: ctx } = deps;
   const needAnalysis = (what: string): AnalysisService => {
     if (!analysis) {
@@ -289,8 +289,8 @@ function operatorHandlers(deps: ServerDeps): OperatorHandlers {
     GetDivergence: unary(ctx, 'Operator', 'GetDivergence', 'start', async () => operator.divergence()),
     GetModelHistory: unary(ctx, 'Operator', 'GetModelHistory', 'start', async (req) => operator.history(req)),
 
-    RequestAnalysis: serverStream(ctx, 'Operator', 'RequestAnalysis', 'start', async (req, call) => {
-      const service = needAnalysis('RequestAnalysis');
+    RunAnalysis: serverStream(ctx, 'Operator', 'RunAnalysis', 'start', async (req, call) => {
+      const service = needAnalysis('RunAnalysis');
       const input = analysisInput(req);
       let sawDone = false;
       const write = (p: AnalysisProgress) => {

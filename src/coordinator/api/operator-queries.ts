@@ -10,11 +10,11 @@ import {
   unitModelVector,
 } from '../../analysis/pairwise.js';
 import type { ClientInfo } from '../../generated/atomlens/v1/ClientInfo.js';
-import type { DivergenceResponse } from '../../generated/atomlens/v1/DivergenceResponse.js';
-import type { ModelHistoryRequest__Output } from '../../generated/atomlens/v1/ModelHistoryRequest.js';
-import type { ModelHistoryResponse } from '../../generated/atomlens/v1/ModelHistoryResponse.js';
-import type { SimilarityRequest__Output } from '../../generated/atomlens/v1/SimilarityRequest.js';
-import type { SimilarityResponse } from '../../generated/atomlens/v1/SimilarityResponse.js';
+import type { GetDivergenceResponse } from '../../generated/atomlens/v1/GetDivergenceResponse.js';
+import type { GetModelHistoryRequest__Output } from '../../generated/atomlens/v1/GetModelHistoryRequest.js';
+import type { GetModelHistoryResponse } from '../../generated/atomlens/v1/GetModelHistoryResponse.js';
+import type { GetSimilarityRequest__Output } from '../../generated/atomlens/v1/GetSimilarityRequest.js';
+import type { GetSimilarityResponse } from '../../generated/atomlens/v1/GetSimilarityResponse.js';
 import { encodeFloat32 } from '../../shared/tensor.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { FederationCore } from '../federation/federation.js';
@@ -116,7 +116,7 @@ export class OperatorQueries {
     return pairwiseSimilarity(inputs, similarity.layout, { measure, perLayer: true });
   }
 
-  similarityResponse(req: SimilarityRequest__Output): SimilarityResponse {
+  similarityResponse(req: GetSimilarityRequest__Output): GetSimilarityResponse {
     const m = this.similarityMatrix({ round: req.round, measure: req.measure, taskIds: req.taskIds });
     return {
       models: m.models,
@@ -129,7 +129,7 @@ export class OperatorQueries {
     };
   }
 
-  divergence(): DivergenceResponse {
+  divergence(): GetDivergenceResponse {
     return {
       models: this.deps.similarity
         .divergences()
@@ -144,7 +144,7 @@ export class OperatorQueries {
     };
   }
 
-  history(req: ModelHistoryRequest__Output): ModelHistoryResponse {
+  history(req: GetModelHistoryRequest__Output): GetModelHistoryResponse {
     const { federation, storage } = this.deps;
     const ref = req.model;
     if (!ref) throw invalid('model is required (client_id and task_id)');

@@ -8,14 +8,14 @@
 // client is rejected with outcome "gone". A client that ends its stream cleanly is merely
 // disconnected.
 import { randomUUID } from 'node:crypto';
-import type { CoordinatorMessage } from '../../generated/atomlens/v1/CoordinatorMessage.js';
+import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import type { Logger } from '../../shared/log.js';
 import type { ProbeSetSpec } from '../../shared/template.js';
 import type { CoordinatorMetrics, ProbeOutcome } from '../metrics.js';
 
 /** Where the registry writes a client's messages: the server side of its Session stream. */
 export interface SessionSink {
-  send(message: CoordinatorMessage): void;
+  send(message: SessionResponse): void;
   /** Ends the stream (server side). `reason` is for the client's error details when it is not clean. */
   end(reason?: string): void;
 }
@@ -384,7 +384,7 @@ export class SessionRegistry {
   }
 }
 
-function wireProbeRequest(p: PendingProbe): NonNullable<CoordinatorMessage['probeRequest']> {
+function wireProbeRequest(p: PendingProbe): NonNullable<SessionResponse['probeRequest']> {
   return {
     requestId: p.requestId,
     taskId: p.taskId,

@@ -1,5 +1,5 @@
 // Level-1 analysis (SPEC "Escalation"): the AnalysisService the coordinator core calls for
-// operator requests (gRPC RequestAnalysis, HTTP POST /analyses, `atomlens report`), plus the
+// operator requests (gRPC RunAnalysis, HTTP POST /analyses, `atomlens report`), plus the
 // automatic escalation policy fed by accepted uploads and an optional schedule.
 //
 // One analysis: resolve the models → ask their clients for probe summaries (reusing stored ones

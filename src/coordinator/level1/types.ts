@@ -1,5 +1,5 @@
 // The seam between the coordinator core and the level-1 analysis (probe → GW → segmentation →
-// report, issue 5). The core serves RequestAnalysis / ListReports / GetReport and the HTTP report
+// report, issue 5). The core serves RunAnalysis / ListReports / GetReport and the HTTP report
 // routes through this interface; without an implementation they answer UNIMPLEMENTED / 501.
 import type { Logger } from '../../shared/log.js';
 import type { ModelTemplate } from '../../shared/template.js';
@@ -25,7 +25,7 @@ export interface AnalysisRequestInput {
   probeSize?: number;
 }
 
-/** Mirrors proto AnalysisProgress. */
+/** Mirrors proto RunAnalysisResponse. */
 export interface AnalysisProgress {
   analysisId: string;
   stage: 'queued' | 'probing' | 'solving' | 'segmenting' | 'reporting' | 'done' | 'failed';
