@@ -9,6 +9,7 @@
 #   EXTRA_SAN="DNS:coordinator.example.org,IP:10.0.0.5"  adds names to the server certificate
 #   DAYS=825                                            validity of the leaf certificates
 #   FORCE=1                                             overwrite an existing CA in OUT_DIR
+# OUT_DIR gets a .gitignore of '*', so nothing in it is ever committed by accident.
 # Keys are ECDSA P-256 (fast to generate, supported by every gRPC and TLS stack we use).
 # Running it again on the same OUT_DIR reuses the CA and adds/refreshes leaf certificates.
 set -euo pipefail
@@ -31,6 +32,8 @@ shift
 days="${DAYS:-825}"
 mkdir -p "$out"
 umask 077
+# Private keys must never reach a repository, wherever OUT_DIR is: git ignores everything in it.
+[[ -f "$out/.gitignore" ]] || printf '# written by make-certs.sh: private keys, never commit\n*\n' >"$out/.gitignore"
 
 for id in "$@"; do
   if [[ ! "$id" =~ ^[A-Za-z0-9._-]{1,64}$ ]]; then
