@@ -9,8 +9,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { resolveAuthConfig } from '../../src/coordinator/auth/config.js';
+import { loadConfigFile } from '../../src/coordinator/config.js';
 import { checkFlags, loadCommandSpec } from './cli-flags.js';
 import {
   asList,
@@ -416,16 +417,6 @@ describe('Kubernetes manifests (read directly)', () => {
   it('configure the coordinator with JSON its configuration loader accepts', async () => {
     const path = join(K8S_DIR, 'base', 'coordinator.json');
     expect(() => JSON.parse(readFileSync(path, 'utf8'))).not.toThrow();
-    const configModule = join(REPO_ROOT, 'src', 'coordinator', 'config.ts');
-    if (!existsSync(configModule)) {
-      console.warn(
-        '[deploy tests] src/coordinator/config.ts does not exist yet: coordinator.json not validated',
-      );
-      return;
-    }
-    const { loadConfigFile } = (await import(pathToFileURL(configModule).href)) as {
-      loadConfigFile(path: string): { storage: { synchronous: string } };
-    };
     // Durable acknowledgements in a cluster: fsync per commit.
     const config = loadConfigFile(path);
     expect(config.storage.synchronous).toBe('full');
@@ -439,15 +430,6 @@ describe('Kubernetes manifests (read directly)', () => {
     // Prometheus and the kubelet reach these without tokens.
     expect(raw.auth.metrics).toBe('open');
     expect(raw.auth.health).toBe('open');
-    const authModule = join(REPO_ROOT, 'src', 'coordinator', 'auth.ts');
-    if (!existsSync(authModule)) return;
-    const { resolveAuthConfig } = (await import(pathToFileURL(authModule).href)) as {
-      resolveAuthConfig(
-        raw: unknown,
-        env: Record<string, string | undefined>,
-        baseDir: string,
-      ): { enabled: boolean; enrollmentSecret?: string; operatorTokenDigests: string[] };
-    };
     // The same section with the secret files pointing at stand-ins with valid content.
     const dir = mkdtempSync(join(scratch, 'auth-'));
     const section = { ...raw.auth };

@@ -1,4 +1,4 @@
-// Tokens, enrolment and per-call authorisation (src/coordinator/auth.ts), without a server:
+// Tokens, enrolment and per-call authorisation (src/coordinator/auth/), without a server:
 // calls are plain objects with real grpc.Metadata and, for mTLS, a peer certificate.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -6,17 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { Authenticator, type CallLike, openAuthenticator } from '../../src/coordinator/auth/authenticator.js';
 import {
   type AuthConfig,
   AuthConfigError,
-  Authenticator,
-  type CallLike,
   checkAuthUsable,
-  loadOrCreateTokenKey,
-  openAuthenticator,
   resolveAuthConfig,
-  tokenDigest,
-} from '../../src/coordinator/auth/auth.js';
+} from '../../src/coordinator/auth/config.js';
+import { loadOrCreateTokenKey, tokenDigest } from '../../src/coordinator/auth/tokens.js';
 
 const SECRET = 'federation-secret-0123456789';
 const OPERATOR = 'operator-token-abcdefghijklmnop';

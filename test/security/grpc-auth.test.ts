@@ -7,12 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  type AuthConfig,
-  Authenticator,
-  grpcAuthHooks,
-  tokenDigest,
-} from '../../src/coordinator/auth/auth.js';
+import { Authenticator } from '../../src/coordinator/auth/authenticator.js';
+import type { AuthConfig } from '../../src/coordinator/auth/config.js';
+import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
+import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';

@@ -3,7 +3,8 @@
 //   grpc listening on HOST:PORT
 //   http listening on http://HOST:PORT
 import { dirname } from 'node:path';
-import { type AuthConfig, openAuthenticator, resolveAuthConfig } from '../../coordinator/auth/auth.js';
+import { openAuthenticator } from '../../coordinator/auth/authenticator.js';
+import { type AuthConfig, resolveAuthConfig } from '../../coordinator/auth/config.js';
 import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/auth/security.js';
 import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';

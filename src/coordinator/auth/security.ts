@@ -2,7 +2,6 @@
 // one place that turns "TLS files + auth section" into the coordinator's hooks (gRPC credentials,
 // per-call authorize, Register-time enroll, HTTP authorize, HTTPS options), so the CLI, the demo
 // and tests configure security the same way.
-import type { IncomingMessage } from 'node:http';
 import {
   grpcServerCredentials,
   httpsServerOptions,
@@ -10,15 +9,10 @@ import {
   type ServerTlsFiles,
   type ServerTlsMaterial,
 } from '../../shared/tls.js';
-import type { HttpAuthorize } from '../api/http.js';
 import type { CoordinatorOptions } from '../coordinator.js';
-import {
-  type AuthConfig,
-  type Authenticator,
-  checkAuthUsable,
-  grpcAuthHooks,
-  openAuthenticator,
-} from './auth.js';
+import { type Authenticator, openAuthenticator } from './authenticator.js';
+import { type AuthConfig, checkAuthUsable } from './config.js';
+import { grpcAuthHooks, httpAuthorizeFor } from './hooks.js';
 
 export interface SecurityInput {
   /** Where the token key and revocation list live (`<dataDir>/auth/`). */
@@ -43,14 +37,6 @@ export interface Security {
   >;
   /** One line for the log saying what is protected how (no secrets). */
   summary: string;
-}
-
-/** HTTP routes: metrics/health as configured, reports and analyses need an operator token. */
-export function httpAuthorizeFor(auth: Authenticator): HttpAuthorize {
-  return (req: IncomingMessage, route) => {
-    const r = auth.authorizeHttp(req.headers.authorization, route);
-    return r.ok ? undefined : { status: r.error.httpStatus, message: r.error.details };
-  };
 }
 
 /** Loads TLS files and the token key; throws TlsConfigError / AuthConfigError with the fix. */

@@ -1,0 +1,50 @@
+// The coordinator's authentication hooks backed by an Authenticator: the per-call `authorize`
+// check of the gRPC server, the Register-time `enroll` check, and the HTTP routes' check.
+import type { IncomingMessage } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import type { HttpAuthorize } from '../api/http.js';
+import { type Authorize, RpcError } from '../api/rpc.js';
+import type { Enroll } from '../federation/federation.js';
+import type { AuthError, Authenticator, Requirement } from './authenticator.js';
+
+const toRpc = (e: AuthError) => new RpcError(e.code, e.details);
+
+/**
+ * Operator calls need an operator token; Federation calls need the token of the client they act
+ * for (the request's client_id, the Session hello's, each probe chunk's), and under mTLS a
+ * certificate for that same id. Register is checked by `enroll` instead.
+ */
+export function grpcAuthHooks(auth: Authenticator): { authorize: Authorize; enroll: Enroll } {
+  return {
+    authorize: (ctx) => {
+      if (!auth.enabled) return undefined;
+      let requirement: Requirement;
+      if (ctx.service === 'Operator') requirement = { kind: 'operator' };
+      else if (ctx.clientId !== undefined) requirement = { kind: 'client', clientId: ctx.clientId };
+      else {
+        // A Federation call without a client id to check (stream start): authenticate only;
+        // the per-message check follows when the id is known.
+        const who = auth.authenticate(ctx.call);
+        if (!who.ok) return toRpc(who.error);
+        return who.value.kind === 'client'
+          ? undefined
+          : new RpcError(grpc.status.PERMISSION_DENIED, 'federation calls need a client token');
+      }
+      const r = auth.authorize(ctx.call, requirement);
+      return r.ok ? undefined : toRpc(r.error);
+    },
+    enroll: (request, call) => {
+      const r = auth.enroll(call ?? { metadata: new grpc.Metadata() }, request);
+      if (!r.ok) throw toRpc(r.error);
+      return r.value.token;
+    },
+  };
+}
+
+/** HTTP routes: metrics/health as configured, reports and analyses need an operator token. */
+export function httpAuthorizeFor(auth: Authenticator): HttpAuthorize {
+  return (req: IncomingMessage, route) => {
+    const r = auth.authorizeHttp(req.headers.authorization, route);
+    return r.ok ? undefined : { status: r.error.httpStatus, message: r.error.details };
+  };
+}

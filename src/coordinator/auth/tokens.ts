@@ -1,0 +1,106 @@
+// Client tokens, HMAC-signed rather than stored:
+//   token = "al1:" clientId ":" issuedAtMs ":" expiresAtMs ":" nonce ":" base64url(HMAC-SHA256(key, payload))
+// The key is 32 random bytes kept in the data dir (owner-only), so tokens survive a coordinator
+// restart. Verifying a token is one HMAC over ~80 bytes (microseconds) and needs no storage read,
+// which matters on the PushAtoms hot path (thousands of calls/s). Expiry is inside the signed
+// payload; revocation is kept apart (revocations.ts). Rotating the key file revokes every token.
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
+
+export const TOKEN_KEY_BYTES = 32;
+export const CLIENT_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const TOKEN_PREFIX = 'al1';
+const HMAC_DOMAIN = 'atomlens-client-token-v1\n';
+
+/** What a token says, once its signature has been checked. */
+export interface TokenClaims {
+  clientId: string;
+  issuedAtMs: number;
+  expiresAtMs: number;
+  nonce: string;
+}
+
+export function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** Equal-length digests or MACs compared in constant time. */
+export function constantTimeEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Signs and opens client tokens with one key. */
+export class TokenSigner {
+  constructor(private readonly key: Buffer) {
+    if (key.length !== TOKEN_KEY_BYTES) throw new Error(`token key must be ${TOKEN_KEY_BYTES} bytes`);
+  }
+
+  private mac(payload: string): Buffer {
+    return createHmac('sha256', this.key).update(HMAC_DOMAIN).update(payload).digest();
+  }
+
+  /** A new token with a random nonce. */
+  sign(clientId: string, issuedAtMs: number, expiresAtMs: number): string {
+    if (!CLIENT_ID_RE.test(clientId)) throw new Error('client id must be 1–64 characters of [A-Za-z0-9._-]');
+    const nonce = randomBytes(12).toString('base64url');
+    const payload = `${TOKEN_PREFIX}:${clientId}:${issuedAtMs}:${expiresAtMs}:${nonce}`;
+    return `${payload}:${this.mac(payload).toString('base64url')}`;
+  }
+
+  /**
+   * The claims of a token signed with this key; undefined for anything else. The MAC is checked
+   * first, in constant time: nothing else is parsed from forged input.
+   */
+  open(token: string): TokenClaims | undefined {
+    const parts = token.split(':');
+    if (parts.length !== 6 || parts[0] !== TOKEN_PREFIX) return undefined;
+    const [, clientId, iatText, expText, nonce, macText] = parts as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    const mac = Buffer.from(macText, 'base64url');
+    if (mac.length !== TOKEN_KEY_BYTES) return undefined;
+    if (!constantTimeEqual(mac, this.mac(parts.slice(0, 5).join(':')))) return undefined;
+    const issuedAtMs = Number(iatText);
+    const expiresAtMs = Number(expText);
+    if (
+      !CLIENT_ID_RE.test(clientId) ||
+      !Number.isSafeInteger(issuedAtMs) ||
+      !Number.isSafeInteger(expiresAtMs)
+    ) {
+      return undefined;
+    }
+    return { clientId, issuedAtMs, expiresAtMs, nonce };
+  }
+}
+
+/** The token key in `<dataDir>/auth/token-key`, created (32 random bytes, mode 0600) on first use. */
+export function loadOrCreateTokenKey(dataDir: string): Buffer {
+  const dir = join(dataDir, 'auth');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, 'token-key');
+  try {
+    const key = readFileSync(path);
+    if (key.length !== TOKEN_KEY_BYTES) {
+      throw new Error(
+        `token key '${path}' has ${key.length} bytes, expected ${TOKEN_KEY_BYTES}; delete it to create a new one (this revokes every token)`,
+      );
+    }
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  writeFileAtomic(path, randomBytes(TOKEN_KEY_BYTES), 0o600);
+  return readFileSync(path);
+}
+
+/** SHA-256 hex digest of a token, the form operator tokens may be configured in. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
