@@ -1,5 +1,5 @@
 // The flags with which a CLI tool dials the coordinator over TLS, shared by `atomlens client`
-// and the operator commands (OPERATOR_OPTIONS) so that they read and fail the same everywhere.
+// and the operator commands (OPERATOR_OPTIONS in operator-flags.ts) so that they read and fail the same everywhere.
 import { type ClientTlsMaterial, clientTlsFromFlags, TlsConfigError } from '../shared/tls.js';
 import { CliError, EXIT, type OptionSpec, type Parsed } from './args.js';
 

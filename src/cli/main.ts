@@ -2,6 +2,7 @@
 // Each command module exports `spec` (flags and help) and `run(parsed)` → exit code.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { OperatorCallError } from '../operator/connection.js';
 import { CliError, type CommandSpec, EXIT, type Parsed, parseCommand, UsageError } from './args.js';
 
 export interface CommandModule {
@@ -78,6 +79,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CliError) {
       process.stderr.write(`atomlens ${name}: ${err.message}\n`);
       return err.exitCode;
+    }
+    if (err instanceof OperatorCallError) {
+      process.stderr.write(`atomlens ${name}: ${err.message}\n`);
+      return err.unreachable ? EXIT.unreachable : EXIT.failure;
     }
     process.stderr.write(`atomlens ${name}: ${(err as Error).stack ?? String(err)}\n`);
     return EXIT.failure;

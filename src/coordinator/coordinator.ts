@@ -9,7 +9,7 @@ import { buildTemplate, type ModelTemplate } from '../shared/template.js';
 import { bindGrpcServer, createGrpcServer } from './api/grpc-server.js';
 import { createHttpServer, type HttpAuthorize, listenHttp } from './api/http.js';
 import { OperatorQueries } from './api/operator-queries.js';
-import type { Authorize } from './api/rpc.js';
+import type { Authorize } from './calls.js';
 import { type CoordinatorConfig, type DeepPartial, resolveConfig } from './config.js';
 import { type Enroll, FederationCore } from './federation/federation.js';
 import { SessionRegistry } from './federation/sessions.js';

@@ -54,9 +54,9 @@ export function chooseSkewedSplit(
   countShare: ShareCounter,
 ): { split: string; counts: number[] } {
   let best: { split: string; counts: number[]; skew: number } | undefined;
-  for (const of of [4, 5, 6, 3, 8]) {
-    for (let index = 1; index <= of; index++) {
-      const split = `dirichlet:${SKEW_ALPHA}:${index}/${of}`;
+  for (const shareCount of [4, 5, 6, 3, 8]) {
+    for (let index = 1; index <= shareCount; index++) {
+      const split = `dirichlet:${SKEW_ALPHA}:${index}/${shareCount}`;
       const counts = countShare(classes, split);
       const total = counts.reduce((a, b) => a + b, 0);
       if (total < SKEW_MIN_EXAMPLES) continue;

@@ -2,28 +2,9 @@
 // one way to dial the Operator service (plaintext or TLS, bearer token), one promise wrapper for
 // unary calls, and one translation of gRPC failures into messages that say what to do.
 import * as grpc from '@grpc/grpc-js';
-import { CliError, EXIT, type OptionSpec, type Parsed, UsageError } from '../cli/args.js';
-import { CLIENT_TLS_OPTIONS, clientTlsFromCliFlags } from '../cli/client-tls.js';
 import type { ModelDivergence__Output } from '../generated/atomlens/v1/ModelDivergence.js';
 import type { OperatorServiceClient } from '../generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../shared/proto.js';
-import { grpcChannelCredentials } from '../shared/tls.js';
-
-/** Flags every operator command takes, so they read the same everywhere. */
-export const OPERATOR_OPTIONS: Record<string, OptionSpec> = {
-  coordinator: {
-    type: 'string',
-    value: 'HOST:PORT',
-    description: 'Coordinator gRPC address',
-    default: '127.0.0.1:50051',
-  },
-  token: {
-    type: 'string',
-    value: 'TOKEN',
-    description: 'Operator bearer token, when the coordinator requires one (or ATOMLENS_OPERATOR_TOKEN)',
-  },
-  ...CLIENT_TLS_OPTIONS,
-};
 
 export interface OperatorConnection {
   address: string;
@@ -52,18 +33,6 @@ export function connectOperator(address: string, options: OperatorDialOptions = 
   return { address, client, metadata, close: () => client.close() };
 }
 
-/** Dials from the OPERATOR_OPTIONS flags, with usage errors for a bad address or TLS files. */
-export function connectOperatorFromFlags(values: Parsed['values']): OperatorConnection {
-  const address = String(values.coordinator);
-  if (!/^[^\s]+:\d{1,5}$/.test(address))
-    throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
-  const token =
-    typeof values.token === 'string' ? values.token : process.env.ATOMLENS_OPERATOR_TOKEN || undefined;
-  const tls = clientTlsFromCliFlags(values);
-  const credentials = tls ? grpcChannelCredentials(tls) : grpc.credentials.createInsecure();
-  return connectOperator(address, { ...(token ? { token } : {}), credentials });
-}
-
 /** One model's level-0 divergence as `status` and the demo show it. */
 export interface ModelDivergenceView {
   clientId: string;
@@ -88,28 +57,43 @@ export function unary<T>(fn: (cb: (err: grpc.ServiceError | null, value?: T) => 
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
-/** Turns a failed call into a CliError with an exit code and a hint at the likely fix. */
-export function operatorFailure(address: string, err: grpc.ServiceError): CliError {
+/**
+ * A failed Operator call, told in words that name the flag or setting to change. `unreachable`
+ * marks failures to reach the coordinator at all (the CLI exits with a distinct code for them).
+ */
+export class OperatorCallError extends Error {
+  constructor(
+    message: string,
+    readonly unreachable = false,
+  ) {
+    super(message);
+    this.name = 'OperatorCallError';
+  }
+}
+
+/** Turns a failed call into an OperatorCallError with a hint at the likely fix. */
+export function operatorFailure(address: string, err: grpc.ServiceError): OperatorCallError {
   switch (err.code) {
     case grpc.status.UNAVAILABLE:
-      return new CliError(
+      return new OperatorCallError(
         `cannot reach the coordinator at ${address} (${err.details || err.message}); is it running, is this its gRPC port, and does it expect TLS (--ca)?`,
-        EXIT.unreachable,
+        true,
       );
     case grpc.status.DEADLINE_EXCEEDED:
-      return new CliError(
-        `the coordinator at ${address} did not answer in time (--timeout)`,
-        EXIT.unreachable,
-      );
+      return new OperatorCallError(`the coordinator at ${address} did not answer in time (--timeout)`, true);
     case grpc.status.UNAUTHENTICATED:
     case grpc.status.PERMISSION_DENIED:
-      return new CliError(
+      return new OperatorCallError(
         `the coordinator at ${address} refused the call (${err.details}); pass an operator token with --token or ATOMLENS_OPERATOR_TOKEN`,
       );
     case grpc.status.UNIMPLEMENTED:
-      return new CliError(`the coordinator at ${address} runs without the analysis service: ${err.details}`);
+      return new OperatorCallError(
+        `the coordinator at ${address} runs without the analysis service: ${err.details}`,
+      );
     default:
-      return new CliError(`coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`);
+      return new OperatorCallError(
+        `coordinator at ${address} answered ${grpc.status[err.code]}: ${err.details}`,
+      );
   }
 }
 

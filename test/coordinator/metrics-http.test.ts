@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcError } from '../../src/coordinator/api/rpc.js';
+import { RpcError } from '../../src/coordinator/calls.js';
 import type { AnalysisFactory, AnalysisRequestInput } from '../../src/coordinator/level1/types.js';
 import { AnalysisRequestError } from '../../src/coordinator/level1/types.js';
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';

@@ -6,13 +6,9 @@ import type { AnalysisReport } from '../../analysis/report/types.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
 import type { RunAnalysisResponse__Output } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
-import {
-  connectOperatorFromFlags,
-  OPERATOR_OPTIONS,
-  operatorFailure,
-  unary,
-} from '../../operator/connection.js';
+import { operatorFailure, unary } from '../../operator/connection.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
+import { connectOperatorFromFlags, OPERATOR_OPTIONS } from '../operator-flags.js';
 
 export const spec: CommandSpec = {
   name: 'report',

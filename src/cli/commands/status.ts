@@ -5,16 +5,15 @@ import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
 import {
   byDivergenceDesc,
-  connectOperatorFromFlags,
   type ModelDivergenceView,
   meanOffDiagonal,
   modelDivergenceView,
-  OPERATOR_OPTIONS,
   type OperatorConnection,
   operatorFailure,
   unary,
 } from '../../operator/connection.js';
 import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
+import { connectOperatorFromFlags, OPERATOR_OPTIONS } from '../operator-flags.js';
 
 export const spec: CommandSpec = {
   name: 'status',

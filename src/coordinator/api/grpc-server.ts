@@ -10,6 +10,7 @@ import type { SessionRequest__Output } from '../../generated/atomlens/v1/Session
 import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../../shared/proto.js';
 import { templateToWire } from '../../shared/template.js';
+import { type Authorize, failedPrecondition, invalid, notFound, RpcError, unimplemented } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import { type FederationCore, ProbeIntake } from '../federation/federation.js';
 import type { SessionHandle, SessionRegistry } from '../federation/sessions.js';
@@ -22,20 +23,7 @@ import {
 } from '../level1/types.js';
 import type { Storage } from '../storage/types.js';
 import type { OperatorQueries } from './operator-queries.js';
-import {
-  type Authorize,
-  authorizeCall,
-  bidiStream,
-  clientStream,
-  failedPrecondition,
-  type HandlerContext,
-  invalid,
-  notFound,
-  RpcError,
-  serverStream,
-  unary,
-  unimplemented,
-} from './rpc.js';
+import { authorizeCall, bidiStream, clientStream, type HandlerContext, serverStream, unary } from './rpc.js';
 
 export interface ServerDeps {
   config: CoordinatorConfig;

@@ -14,10 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Logger } from '../../shared/log.js';
+import { RpcError } from '../calls.js';
 import type { AnalysisProgress, AnalysisService } from '../level1/types.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import { analysisError, analysisInput } from './grpc-server.js';
-import { RpcError } from './rpc.js';
 
 export type HttpRoute = 'metrics' | 'health' | 'reports' | 'analyses';
 

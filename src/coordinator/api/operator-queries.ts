@@ -16,13 +16,13 @@ import type { GetModelHistoryResponse } from '../../generated/atomlens/v1/GetMod
 import type { GetSimilarityRequest__Output } from '../../generated/atomlens/v1/GetSimilarityRequest.js';
 import type { GetSimilarityResponse } from '../../generated/atomlens/v1/GetSimilarityResponse.js';
 import { encodeFloat32 } from '../../shared/tensor.js';
+import { exhausted, invalid, notFound } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { FederationCore } from '../federation/federation.js';
 import type { SessionRegistry } from '../federation/sessions.js';
 import { checkClientId, checkTaskId, splitAtoms } from '../federation/validation.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
 import type { Storage } from '../storage/types.js';
-import { exhausted, invalid, notFound } from './rpc.js';
 
 export interface OperatorDeps {
   config: CoordinatorConfig;

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import type { HttpAuthorize } from '../api/http.js';
-import { type Authorize, RpcError } from '../api/rpc.js';
+import { type Authorize, RpcError } from '../calls.js';
 import type { Enroll } from '../federation/federation.js';
 import type { AuthError, Authenticator, Requirement } from './authenticator.js';
 

@@ -16,14 +16,23 @@ import {
   invalid,
   notFound,
   RpcError,
-} from '../api/rpc.js';
+} from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
-import type { UploadEvent } from '../level1/types.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import { type ClientRecord, type Storage, StorageConflictError, type TaskRecord } from '../storage/types.js';
 import type { ProbeLayerSummary, SessionRegistry } from './sessions.js';
 import { splitAtoms, UploadRejection, type ValidatedUpload, validateUpload } from './validation.js';
+
+/** Emitted after an upload is committed and the similarity index updated. */
+export interface UploadEvent {
+  clientId: string;
+  taskId: string;
+  round: number;
+  fingerprintMatch: boolean;
+  /** 1 − cosine to the previous round, when there is one. */
+  drift: number | undefined;
+}
 
 export interface RegisterInput {
   clientId: string;

@@ -3,7 +3,7 @@
 import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushAtomsRequest.js';
 import type { RegisterRequest__Output } from '../../generated/atomlens/v1/RegisterRequest.js';
 import type { ModelTemplate } from '../../shared/template.js';
-import { failedPrecondition, invalid, notFound, type RpcError } from '../api/rpc.js';
+import { failedPrecondition, invalid, notFound, type RpcError } from '../calls.js';
 import type { UploadOutcome } from '../metrics.js';
 import type { ClientRecord, TaskRecord } from '../storage/types.js';
 

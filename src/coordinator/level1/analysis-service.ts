@@ -13,6 +13,7 @@ import { renderReportHtml } from '../../analysis/report/html.js';
 import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
+import type { UploadEvent } from '../federation/federation.js';
 import {
   type Escalation,
   type EscalationConfig,
@@ -28,7 +29,6 @@ import {
   type AnalysisRequestInput,
   type AnalysisService,
   type ReportSummary,
-  type UploadEvent,
 } from './types.js';
 
 export interface AnalysisServiceOptions {

@@ -4,6 +4,7 @@
 import type { Logger } from '../../shared/log.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import type { CoordinatorConfig } from '../config.js';
+import type { UploadEvent } from '../federation/federation.js';
 import type { SessionRegistry } from '../federation/sessions.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
 import type { CoordinatorMetrics } from '../metrics.js';
@@ -82,16 +83,6 @@ export interface AnalysisDeps {
   logger: Logger;
   /** Subscribe to accepted uploads (level-0 results), e.g. to decide on escalation. */
   onUpload(listener: (event: UploadEvent) => void): () => void;
-}
-
-/** Emitted after an upload is committed and the similarity index updated. */
-export interface UploadEvent {
-  clientId: string;
-  taskId: string;
-  round: number;
-  fingerprintMatch: boolean;
-  /** 1 − cosine to the previous round, when there is one. */
-  drift: number | undefined;
 }
 
 export type AnalysisFactory = (deps: AnalysisDeps) => AnalysisService;
