@@ -1,8 +1,12 @@
-// Coordinator configuration: defaults, a JSON file (`--config FILE`) merged over them, and
-// validation that names the offending key and what is allowed.
+// Coordinator configuration: one JSON Schema (config-schema.ts) gives every key its type, range
+// and default; a JSON file (`--config FILE`), --print-config and startCoordinator's options are
+// all validated by it and by the cross-key rules below, so they accept and refuse the same things.
+// Errors name the key path and what is allowed.
 import { readFileSync } from 'node:fs';
-import { DEFAULT_TEMPLATE_CONFIG, type TemplateConfig, validateTemplateConfig } from '../shared/template.js';
-import { parseEscalationConfig } from './level0/escalation.js';
+import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+import { type TemplateConfig, validateTemplateConfig } from '../shared/template.js';
+import { COORDINATOR_CONFIG_SCHEMA } from './config-schema.js';
+import type { EscalationConfig } from './level0/escalation.js';
 
 export interface LimitsConfig {
   /** Registered clients at most (registering more is RESOURCE_EXHAUSTED). */
@@ -45,6 +49,22 @@ export interface AnalysisConfig {
   probeDeadlineMs: number;
 }
 
+/**
+ * The `auth` section as written: secrets may still be file names, and `enabled` may be absent
+ * (then it follows the transport). auth/config.ts resolves it into an AuthConfig.
+ */
+export interface AuthSection {
+  enabled?: boolean;
+  enrollmentSecret?: string;
+  enrollmentSecretFile?: string;
+  mtlsEnrollment: boolean;
+  tokenTtlSeconds: number;
+  operatorTokens?: string[];
+  operatorTokenFile?: string;
+  metrics: 'open' | 'operator';
+  health: 'open' | 'operator';
+}
+
 export interface CoordinatorConfig {
   template: TemplateConfig;
   limits: LimitsConfig;
@@ -52,28 +72,9 @@ export interface CoordinatorConfig {
   storage: StorageConfig;
   metrics: MetricsConfig;
   analysis: AnalysisConfig;
-  /** Escalation thresholds; typed by src/coordinator/escalation.ts, validated here through it. */
-  escalation: Record<string, unknown>;
-  /** Authentication (issue 8); typed and resolved by src/coordinator/auth.ts (resolveAuthConfig). */
-  auth: Record<string, unknown>;
+  escalation: EscalationConfig;
+  auth: AuthSection;
 }
-
-export const DEFAULT_CONFIG: CoordinatorConfig = {
-  template: DEFAULT_TEMPLATE_CONFIG,
-  limits: {
-    maxClients: 10_000,
-    maxTasksPerClient: 64,
-    maxMessageBytes: 16 * 1024 * 1024,
-    maxProbeLayerBytes: 64 * 1024 * 1024,
-    maxSimilarityModels: 200,
-  },
-  sessions: { heartbeatIntervalMs: 5_000, timeoutMs: 15_000 },
-  storage: { synchronous: 'full', maxBatch: 4096 },
-  metrics: { maxModelSeries: 2_000, maxClientSeries: 2_000, defaultMetrics: true },
-  analysis: { probeDeadlineMs: 60_000 },
-  escalation: {},
-  auth: {},
-};
 
 export type DeepPartial<T> = T extends (infer U)[]
   ? U[]
@@ -83,84 +84,85 @@ export type DeepPartial<T> = T extends (infer U)[]
 
 export class ConfigError extends Error {}
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+let compiled: ValidateFunction | undefined;
+
+/** The schema validator, compiled on first use; it fills in defaults as it validates. */
+function schemaValidator(): ValidateFunction {
+  compiled ??= new Ajv({ useDefaults: true, verbose: true, allErrors: false, strict: true }).compile(
+    COORDINATOR_CONFIG_SCHEMA,
+  );
+  return compiled;
 }
 
-/** Sections whose keys belong to another module (validated there, not by key lists here). */
-const OPEN_SECTIONS = new Set(['escalation', 'auth']);
+/** `/template/layers/0/cIn` → `template.layers[0].cIn`. */
+function keyPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
 
-/**
- * Merges `override` over `base`: objects key by key, everything else (arrays included) replaced.
- * Keys absent from `base` are errors, except inside open sections (`escalation`).
- */
-function mergeInto(base: unknown, override: unknown, path: string, open: boolean): unknown {
-  if (override === undefined) return structuredClone(base);
-  if (isPlainObject(base)) {
-    if (!isPlainObject(override)) throw new ConfigError(`${path} must be an object`);
-    const out: Record<string, unknown> = structuredClone(base);
-    for (const [key, value] of Object.entries(override)) {
-      const where = path ? `${path}.${key}` : key;
-      if (!(key in base) && !open) {
-        throw new ConfigError(`unknown setting ${where} (known: ${Object.keys(base).join(', ')})`);
-      }
-      const openSection = open || OPEN_SECTIONS.has(where);
-      out[key] = key in base ? mergeInto(base[key], value, where, openSection) : value;
+/** What a schema node allows, in words: "an integer from 1 to 100", `one of "a", "b"`. */
+function expected(node: SchemaObject): string {
+  if (Array.isArray(node.enum)) return `one of ${node.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  const range = (noun: string) => {
+    if (node.minimum !== undefined && node.maximum !== undefined)
+      return `${noun} from ${node.minimum} to ${node.maximum}`;
+    if (node.minimum !== undefined) return `${noun} ≥ ${node.minimum}`;
+    return noun;
+  };
+  switch (node.type) {
+    case 'integer':
+      return range('an integer');
+    case 'number':
+      return range('a number');
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return node.pattern ? `a string matching ${node.pattern}` : 'a string';
+    case 'object':
+      return 'an object';
+    case 'array': {
+      const items = node.items ? `, each ${expected(node.items as SchemaObject)}` : '';
+      const count =
+        node.minItems !== undefined && node.minItems === node.maxItems
+          ? ` of ${node.minItems}`
+          : node.minItems
+            ? ` of at least ${node.minItems}`
+            : '';
+      return `an array${count}${items}`;
     }
-    return out;
-  }
-  return structuredClone(override);
-}
-
-function checkInt(v: unknown, path: string, min: number, max: number): void {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`${path} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    default:
+      return 'a valid value';
   }
 }
 
-function checkChoice(v: unknown, path: string, choices: readonly string[]): void {
-  if (typeof v !== 'string' || !choices.includes(v)) {
-    throw new ConfigError(
-      `${path} must be one of ${choices.map((c) => `"${c}"`).join(', ')}, got ${JSON.stringify(v)}`,
-    );
+/** One line for a schema violation: the key path, what is allowed, and what was given. */
+function describeError(error: ErrorObject): string {
+  const path = keyPath(error.instancePath);
+  const at = (key: string) => (path ? `${path}.${key}` : key);
+  if (error.keyword === 'additionalProperties') {
+    const known = Object.keys((error.parentSchema as SchemaObject).properties ?? {});
+    return `unknown setting ${at(String(error.params.additionalProperty))} (known: ${known.join(', ')})`;
   }
+  if (error.keyword === 'required') return `${at(String(error.params.missingProperty))} is required`;
+  const node = error.parentSchema as SchemaObject;
+  return `${path || 'the configuration'} must be ${expected(node)}, got ${JSON.stringify(error.data)}`;
 }
 
-function checkBool(v: unknown, path: string): void {
-  if (typeof v !== 'boolean')
-    throw new ConfigError(`${path} must be true or false, got ${JSON.stringify(v)}`);
-}
-
-/** Validates a complete configuration; throws ConfigError naming the first bad key. */
-export function validateConfig(c: CoordinatorConfig): void {
-  const l = c.limits;
-  checkInt(l.maxClients, 'limits.maxClients', 1, 10_000_000);
-  checkInt(l.maxTasksPerClient, 'limits.maxTasksPerClient', 1, 10_000);
-  checkInt(l.maxMessageBytes, 'limits.maxMessageBytes', 64 * 1024, 1024 * 1024 * 1024);
-  checkInt(l.maxProbeLayerBytes, 'limits.maxProbeLayerBytes', 16, 1024 * 1024 * 1024);
-  checkInt(l.maxSimilarityModels, 'limits.maxSimilarityModels', 1, 100_000);
+/** The rules that involve more than one key. */
+function checkAcrossKeys(c: CoordinatorConfig): void {
   const s = c.sessions;
-  checkInt(s.heartbeatIntervalMs, 'sessions.heartbeatIntervalMs', 10, 3_600_000);
-  checkInt(s.timeoutMs, 'sessions.timeoutMs', 20, 24 * 3_600_000);
   if (s.timeoutMs <= s.heartbeatIntervalMs) {
     throw new ConfigError(
       `sessions.timeoutMs (${s.timeoutMs}) must be larger than sessions.heartbeatIntervalMs (${s.heartbeatIntervalMs}); ` +
         'three intervals is a good choice',
     );
   }
-  checkChoice(c.storage.synchronous, 'storage.synchronous', ['full', 'normal']);
-  checkInt(c.storage.maxBatch, 'storage.maxBatch', 1, 1_000_000);
-  checkInt(c.metrics.maxModelSeries, 'metrics.maxModelSeries', 0, 1_000_000);
-  checkInt(c.metrics.maxClientSeries, 'metrics.maxClientSeries', 0, 1_000_000);
-  checkBool(c.metrics.defaultMetrics, 'metrics.defaultMetrics');
-  checkInt(c.analysis.probeDeadlineMs, 'analysis.probeDeadlineMs', 1, 24 * 3_600_000);
-  if (!isPlainObject(c.escalation)) throw new ConfigError('escalation must be an object');
-  try {
-    parseEscalationConfig(c.escalation);
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
+  if (c.auth.enrollmentSecret !== undefined && c.auth.enrollmentSecretFile !== undefined) {
+    throw new ConfigError('auth: give enrollmentSecret or enrollmentSecretFile, not both');
   }
-  if (!isPlainObject(c.auth)) throw new ConfigError('auth must be an object');
   try {
     validateTemplateConfig(c.template);
   } catch (err) {
@@ -168,13 +170,28 @@ export function validateConfig(c: CoordinatorConfig): void {
   }
 }
 
-/** Defaults with `override` merged over them, validated. */
+/**
+ * The configuration `raw` describes: sections and keys it leaves out take their defaults,
+ * objects merge key by key, arrays are replaced whole. Throws ConfigError naming the first bad key.
+ */
 export function resolveConfig(
-  override: DeepPartial<CoordinatorConfig> | Record<string, unknown> = {},
+  raw: DeepPartial<CoordinatorConfig> | Record<string, unknown> = {},
 ): CoordinatorConfig {
-  const merged = mergeInto(DEFAULT_CONFIG, override, '', false) as CoordinatorConfig;
-  validateConfig(merged);
-  return merged;
+  const config = structuredClone(raw) as unknown;
+  const validate = schemaValidator();
+  if (!validate(config)) throw new ConfigError(describeError(validate.errors![0]!));
+  checkAcrossKeys(config as CoordinatorConfig);
+  return config as CoordinatorConfig;
+}
+
+/** The defaults: what an empty configuration file gives. */
+export function defaultConfig(): CoordinatorConfig {
+  return resolveConfig({});
+}
+
+/** Escalation settings: `override` over the defaults, validated like the file's section. */
+export function resolveEscalationConfig(override: Partial<EscalationConfig> = {}): EscalationConfig {
+  return resolveConfig({ escalation: override }).escalation;
 }
 
 /** Reads a JSON configuration file and resolves it over the defaults. */
@@ -193,9 +210,11 @@ export function loadConfigFile(path: string): CoordinatorConfig {
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  if (!isPlainObject(parsed)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object`);
+  }
   try {
-    return resolveConfig(parsed);
+    return resolveConfig(parsed as Record<string, unknown>);
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(`config file ${path}: ${err.message}`);
     throw err;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { resolveEscalationConfig } from '../../src/coordinator/config.js';
 import {
   DEFAULT_ESCALATION_CONFIG,
   type EscalationConfig,
   EscalationPolicy,
   type ModelSignal,
-  parseEscalationConfig,
 } from '../../src/coordinator/level0/escalation.js';
 
 const models = [
@@ -159,19 +159,26 @@ describe('EscalationPolicy', () => {
   });
 });
 
-describe('parseEscalationConfig', () => {
+describe('escalation configuration', () => {
   it('merges over the defaults', () => {
-    expect(parseEscalationConfig({ driftThreshold: 0.4 })).toEqual({
+    expect(resolveEscalationConfig({ driftThreshold: 0.4 })).toEqual({
       ...DEFAULT_ESCALATION_CONFIG,
       driftThreshold: 0.4,
     });
   });
   it('names unknown keys and wrong types', () => {
-    expect(() => parseEscalationConfig({ driftThreshhold: 0.4 })).toThrow(
-      /escalation.driftThreshhold is not a setting/,
+    expect(() => resolveEscalationConfig({ driftThreshhold: 0.4 } as never)).toThrow(
+      /unknown setting escalation.driftThreshhold/,
     );
-    expect(() => parseEscalationConfig({ enabled: 'yes' })).toThrow(/escalation.enabled must be a boolean/);
-    expect(() => parseEscalationConfig({ cooldownMs: -1 })).toThrow(/≥ 0/);
+    expect(() => resolveEscalationConfig({ enabled: 'yes' } as never)).toThrow(
+      /escalation.enabled must be true or false, got "yes"/,
+    );
+    expect(() => resolveEscalationConfig({ cooldownMs: -1 })).toThrow(
+      /escalation.cooldownMs must be a number ≥ 0/,
+    );
+    expect(() => resolveEscalationConfig({ maxModels: 1 })).toThrow(
+      /escalation.maxModels must be an integer from 2/,
+    );
   });
 });
 

@@ -4,8 +4,9 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, loadConfigFile, resolveConfig } from '../../src/coordinator/config.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ConfigError, defaultConfig, loadConfigFile, resolveConfig } from '../../src/coordinator/config.js';
+import { DEFAULT_ESCALATION_CONFIG } from '../../src/coordinator/level0/escalation.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'atomlens-cli-test-'));
@@ -18,13 +19,20 @@ describe('coordinator configuration', () => {
       escalation: { enabled: false },
       auth: { enabled: true },
     });
+    const defaults = defaultConfig();
     expect(c.sessions).toEqual({
-      heartbeatIntervalMs: DEFAULT_CONFIG.sessions.heartbeatIntervalMs,
+      heartbeatIntervalMs: defaults.sessions.heartbeatIntervalMs,
       timeoutMs: 60_000,
     });
-    expect(c.escalation).toEqual({ enabled: false });
-    expect(c.auth).toEqual({ enabled: true });
-    expect(c.limits).toEqual(DEFAULT_CONFIG.limits);
+    expect(c.escalation).toEqual({ ...DEFAULT_ESCALATION_CONFIG, enabled: false });
+    expect(c.auth).toEqual({ ...defaults.auth, enabled: true });
+    expect(defaults.auth).toEqual({
+      mtlsEnrollment: true,
+      tokenTtlSeconds: 86_400,
+      metrics: 'open',
+      health: 'open',
+    });
+    expect(c.limits).toEqual(defaults.limits);
     expect(c.template.layers).toHaveLength(5);
   });
 
@@ -34,7 +42,9 @@ describe('coordinator configuration', () => {
     [{ storage: { synchronous: 'off' } }, /storage.synchronous must be one of "full", "normal", got "off"/],
     [{ limits: { maxClients: 1.5 } }, /limits.maxClients must be an integer/],
     [{ metrics: { defaultMetrics: 'yes' } }, /metrics.defaultMetrics must be true or false/],
-    [{ template: { probe: { size: 1 } } }, /template: .*probe.size/],
+    [{ template: { probe: { size: 1 } } }, /template.probe.size must be an integer from 2 to 4096, got 1/],
+    [{ template: { layers: [{ name: 'c' }] } }, /template.layers\[0\].cIn is required/],
+    [{ template: { probeLayers: ['nope'] } }, /template: .*probeLayers: unknown layer nope/],
     [{ sessions: 5 }, /sessions must be an object/],
     [{ escalation: { divergenceThreshold: 'high' } }, /escalation\.divergenceThreshold/],
   ])('rejects %j', (override, message) => {
@@ -52,6 +62,121 @@ describe('coordinator configuration', () => {
     expect(() => loadConfigFile(join(tmp, 'missing.json'))).toThrow(
       /cannot read config file .*missing.json: ENOENT/,
     );
+  });
+});
+
+/** Runs the CLI in this process, capturing what it writes. */
+async function cliInProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+describe('--print-config validates every section exactly as start-up does', () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    [
+      'template',
+      { template: { headInput: 'avg' } },
+      /template.headInput must be one of "flatten", "gap", got "avg"/,
+    ],
+    [
+      'limits',
+      { limits: { maxMessageBytes: 10 } },
+      /limits.maxMessageBytes must be an integer from 65536 to 1073741824, got 10/,
+    ],
+    [
+      'sessions',
+      { sessions: { heartbeatIntervalMs: 'fast' } },
+      /sessions.heartbeatIntervalMs must be an integer from 10 to 3600000, got "fast"/,
+    ],
+    ['storage', { storage: { maxBatch: 0 } }, /storage.maxBatch must be an integer from 1 to 1000000, got 0/],
+    [
+      'metrics',
+      { metrics: { maxModelSeries: -1 } },
+      /metrics.maxModelSeries must be an integer from 0 to 1000000, got -1/,
+    ],
+    [
+      'analysis',
+      { analysis: { probeDeadlineMs: 0 } },
+      /analysis.probeDeadlineMs must be an integer from 1 to 86400000, got 0/,
+    ],
+    [
+      'escalation',
+      { escalation: { driftThreshold: -0.1 } },
+      /escalation.driftThreshold must be a number ≥ 0, got -0.1/,
+    ],
+    [
+      'auth',
+      { auth: { tokenTtlSeconds: 0 } },
+      /auth.tokenTtlSeconds must be an integer from 1 to 31536000, got 0/,
+    ],
+    [
+      'auth access',
+      { auth: { health: 'nobody' } },
+      /auth.health must be one of "open", "operator", got "nobody"/,
+    ],
+    [
+      'auth secret',
+      { auth: { enrollmentSecret: 'short' } },
+      /enrolment secret must be at least 16 characters/,
+    ],
+    [
+      'auth secret file',
+      { auth: { operatorTokenFile: 'missing-tokens.txt' } },
+      /auth.operatorTokenFile: cannot read/,
+    ],
+    ['an unknown section', { sesions: {} }, /unknown setting sesions/],
+  ];
+
+  it.each(cases)('%s', async (name, content, message) => {
+    const file = join(tmp, `bad-${name.replace(/\W/g, '-')}.json`);
+    writeFileSync(file, JSON.stringify(content));
+    const printed = await cliInProcess(['coordinator', '--config', file, '--print-config']);
+    const started = await cliInProcess([
+      'coordinator',
+      '--config',
+      file,
+      '--data',
+      join(tmp, 'never-created'),
+      '--grpc-port',
+      '0',
+      '--http-port',
+      '0',
+    ]);
+    expect(printed.code).toBe(4);
+    expect(printed.stdout).toBe('');
+    expect(printed.stderr).toMatch(message);
+    expect(printed.stderr).toContain(`config file ${file}: `);
+    expect(started).toEqual(printed);
+  });
+
+  it('prints the resolved configuration with defaults filled in and secrets redacted', async () => {
+    const file = join(tmp, 'print.json');
+    const secret = 'an-enrolment-secret-long-enough';
+    writeFileSync(file, JSON.stringify({ limits: { maxClients: 7 }, auth: { enrollmentSecret: secret } }));
+    const r = await cliInProcess(['coordinator', '--config', file, '--print-config']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain(secret);
+    const printed = JSON.parse(r.stdout) as ReturnType<typeof defaultConfig>;
+    const defaults = defaultConfig();
+    expect(printed.limits).toEqual({ ...defaults.limits, maxClients: 7 });
+    expect(printed.escalation).toEqual(defaults.escalation);
+    expect(printed.template).toEqual(defaults.template);
+    expect(printed.auth).toEqual({ ...defaults.auth, enabled: false, enrollmentSecret: '<redacted>' });
   });
 });
 

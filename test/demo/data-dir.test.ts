@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import { parseEscalationConfig } from '../../src/coordinator/level0/escalation.js';
 import { DEMO_MARKER, demoCoordinatorConfig, prepareDataDir } from '../../src/demo/run.js';
 
 const root = mkdtempSync(join(tmpdir(), 'atomlens-demo-dir-'));
@@ -48,9 +47,7 @@ describe('demoCoordinatorConfig', () => {
   it('is a valid coordinator configuration that sets the probe size and leaves escalation at its defaults', () => {
     const config = resolveConfig(demoCoordinatorConfig(48));
     expect(config.template.probe.size).toBe(48);
-    expect(parseEscalationConfig(config.escalation)).toEqual(
-      parseEscalationConfig(resolveConfig({}).escalation),
-    );
+    expect(config.escalation).toEqual(resolveConfig({}).escalation);
     // Everything else stays at the defaults.
     expect(config.template.layers).toEqual(resolveConfig({}).template.layers);
   });

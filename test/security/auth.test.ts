@@ -267,7 +267,7 @@ describe('configuration', () => {
   });
 
   it('rejects bad settings with the key named', () => {
-    expect(() => resolveAuthConfig({ enabeld: true }, {})).toThrow(/auth\.enabeld is not a known setting/);
+    expect(() => resolveAuthConfig({ enabeld: true }, {})).toThrow(/unknown setting auth\.enabeld/);
     expect(() => resolveAuthConfig({ enrollmentSecret: 'short' }, {})).toThrow(/at least 16 characters/);
     expect(() => resolveAuthConfig({ operatorTokens: ['sha256:xyz'] }, {})).toThrow(/64 hex digits/);
     expect(() => resolveAuthConfig({ tokenTtlSeconds: 0 }, {})).toThrow(/tokenTtlSeconds/);

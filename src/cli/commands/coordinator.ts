@@ -4,9 +4,9 @@
 //   http listening on http://HOST:PORT
 import { dirname } from 'node:path';
 import { openAuthenticator } from '../../coordinator/auth/authenticator.js';
-import { type AuthConfig, resolveAuthConfig } from '../../coordinator/auth/config.js';
+import { type AuthConfig, AuthConfigError, resolveAuthConfig } from '../../coordinator/auth/config.js';
 import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/auth/security.js';
-import { loadConfigFile, resolveConfig } from '../../coordinator/config.js';
+import { type CoordinatorConfig, loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
 import { createAnalysisService } from '../../coordinator/level1/analysis-service.js';
 import { createLogger } from '../../shared/log.js';
@@ -110,19 +110,16 @@ export async function run(parsed: Parsed): Promise<number> {
   const httpPort = intFlag(v, 'http-port', 0, 65535);
   const host = String(v.host);
   const httpHost = typeof v['http-host'] === 'string' ? v['http-host'] : host;
-  let config: ReturnType<typeof resolveConfig>;
-  try {
-    config = typeof v.config === 'string' ? loadConfigFile(v.config) : resolveConfig({});
-  } catch (err) {
-    throw new CliError((err as Error).message, EXIT.badInput);
-  }
+  // --print-config and start-up validate the same way: the whole file by the configuration
+  // schema, then the auth section's secrets (files, environment, lengths).
+  const { config, auth } = configFromFlags(v);
   if (v['print-config']) {
-    process.stdout.write(`${JSON.stringify(redactSecrets(config), null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(printableConfig(config, auth), null, 2)}\n`);
     return EXIT.ok;
   }
-  const revocation = revocationFromFlags(v, config.auth);
+  const revocation = revocationFromFlags(v, auth);
   if (revocation !== undefined) return revocation;
-  const security = securityFromFlags(v, host, httpHost, config.auth);
+  const security = securityFromFlags(v, host, httpHost, auth);
   const workers =
     typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', 1, 64) : undefined;
   const logger = createLogger('coordinator');
@@ -175,13 +172,29 @@ export async function run(parsed: Parsed): Promise<number> {
   });
 }
 
-/** TLS files and auth configuration from the flags and the config's auth section. */
-function securityFromFlags(
-  v: Parsed['values'],
-  host: string,
-  httpHost: string,
-  authSection: Record<string, unknown>,
-): Security {
+/**
+ * The configuration file (or the defaults) and its auth section resolved. Authentication
+ * defaults to on when --tls-cert is given. Throws CliError (exit 4) naming the bad key.
+ */
+function configFromFlags(v: Parsed['values']): { config: CoordinatorConfig; auth: AuthConfig } {
+  const configFile = typeof v.config === 'string' ? v.config : undefined;
+  try {
+    const config = configFile ? loadConfigFile(configFile) : resolveConfig({});
+    const auth = resolveAuthConfig(
+      config.auth,
+      process.env,
+      configFile ? dirname(configFile) : '.',
+      typeof v['tls-cert'] === 'string',
+    );
+    return { config, auth };
+  } catch (err) {
+    const where = configFile && err instanceof AuthConfigError ? `config file ${configFile}: ` : '';
+    throw new CliError(`${where}${(err as Error).message}`, EXIT.badInput);
+  }
+}
+
+/** TLS files from the flags, and the hooks for the resolved auth configuration. */
+function securityFromFlags(v: Parsed['values'], host: string, httpHost: string, auth: AuthConfig): Security {
   const str = (name: string) => (typeof v[name] === 'string' ? (v[name] as string) : undefined);
   const cert = str('tls-cert');
   const key = str('tls-key');
@@ -199,15 +212,7 @@ function securityFromFlags(
         '(scripts/make-certs.sh creates a local CA and certificates), or --insecure to accept plaintext deliberately',
     );
   }
-  const configFile = str('config');
-  let auth: AuthConfig;
   try {
-    auth = resolveAuthConfig(
-      authSection,
-      process.env,
-      configFile ? dirname(configFile) : '.',
-      cert !== undefined,
-    );
     return prepareSecurity({
       dataDir: String(v.data),
       ...(cert && key
@@ -221,34 +226,24 @@ function securityFromFlags(
   }
 }
 
-/** The configuration with secrets replaced, for --print-config. */
-function redactSecrets(config: ReturnType<typeof resolveConfig>): unknown {
-  const auth = { ...config.auth };
-  if (auth.enrollmentSecret !== undefined) auth.enrollmentSecret = '<redacted>';
-  if (Array.isArray(auth.operatorTokens)) {
-    auth.operatorTokens = auth.operatorTokens.map((t) =>
-      typeof t === 'string' && t.startsWith('sha256:') ? t : '<redacted>',
-    );
+/** The configuration as resolved, secrets replaced, for --print-config. */
+function printableConfig(config: CoordinatorConfig, auth: AuthConfig): unknown {
+  const section = { ...config.auth, enabled: auth.enabled };
+  if (section.enrollmentSecret !== undefined) section.enrollmentSecret = '<redacted>';
+  if (section.operatorTokens) {
+    section.operatorTokens = section.operatorTokens.map((t) => (t.startsWith('sha256:') ? t : '<redacted>'));
   }
-  return { ...config, auth };
+  return { ...config, auth: section };
 }
 
 /** --revoke-client / --reinstate-client / --revoke-token: edit DIR/auth/revocations.json and exit. */
-function revocationFromFlags(v: Parsed['values'], authSection: Record<string, unknown>): number | undefined {
+function revocationFromFlags(v: Parsed['values'], resolved: AuthConfig): number | undefined {
   const client = typeof v['revoke-client'] === 'string' ? v['revoke-client'] : undefined;
   const reinstate = typeof v['reinstate-client'] === 'string' ? v['reinstate-client'] : undefined;
   const token = typeof v['revoke-token'] === 'string' ? v['revoke-token'] : undefined;
   if (client === undefined && reinstate === undefined && token === undefined) return undefined;
-  let auth: AuthConfig;
-  try {
-    const configFile = typeof v.config === 'string' ? v.config : undefined;
-    auth = {
-      ...resolveAuthConfig(authSection, process.env, configFile ? dirname(configFile) : '.', true),
-      enabled: true,
-    };
-  } catch (err) {
-    throw new CliError((err as Error).message, EXIT.badInput);
-  }
+  // Revocations live with the token key, which exists only with authentication on.
+  const auth: AuthConfig = { ...resolved, enabled: true };
   const authenticator = openAuthenticator(String(v.data), auth);
   if (client !== undefined) {
     authenticator.revokeClient(client);

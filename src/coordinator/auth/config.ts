@@ -3,6 +3,7 @@
 // configuration lets someone enrol.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { type AuthSection, resolveConfig } from '../config.js';
 import { tokenDigest } from './tokens.js';
 
 export type HttpAccess = 'open' | 'operator';
@@ -22,14 +23,6 @@ export interface AuthConfig {
   http: { metrics: HttpAccess; health: HttpAccess };
 }
 
-export const DEFAULT_AUTH_CONFIG: AuthConfig = {
-  enabled: false,
-  mtlsEnrollment: true,
-  tokenTtlSeconds: 24 * 3600,
-  operatorTokenDigests: [],
-  http: { metrics: 'open', health: 'open' },
-};
-
 /** Secrets shorter than this are refused: they could be guessed online. */
 export const MIN_SECRET_LENGTH = 16;
 
@@ -43,100 +36,51 @@ function readSecretFile(path: string, key: string): string {
   }
 }
 
-/**
- * Builds the auth configuration from the `auth` section of the coordinator's JSON config and the
- * environment (ATOMLENS_ENROLLMENT_SECRET, ATOMLENS_OPERATOR_TOKEN). Secret files are resolved
- * relative to baseDir (the config file's directory). Throws AuthConfigError naming the key.
- *
- *   "auth": { "enabled": true, "enrollmentSecret": "…" | "enrollmentSecretFile": "secret.txt",
- *             "mtlsEnrollment": true, "tokenTtlSeconds": 86400,
- *             "operatorTokens": ["sha256:<hex>", "<raw token>"], "operatorTokenFile": "ops.txt",
- *             "metrics": "open" | "operator", "health": "open" | "operator" }
- */
-export function resolveAuthConfig(
-  raw: unknown,
-  env: Record<string, string | undefined> = process.env,
-  baseDir = '.',
-  /** `enabled` when the section does not say: the CLI turns authentication on with TLS. */
-  defaultEnabled = DEFAULT_AUTH_CONFIG.enabled,
-): AuthConfig {
-  if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) {
-    throw new AuthConfigError('auth must be an object');
+/** The section checked against the configuration schema, defaults filled in. */
+function validatedSection(raw: unknown): AuthSection {
+  try {
+    return resolveConfig(raw === undefined ? {} : { auth: raw }).auth;
+  } catch (err) {
+    throw new AuthConfigError((err as Error).message);
   }
-  const section = (raw ?? {}) as Record<string, unknown>;
-  const known = new Set([
-    'enabled',
-    'enrollmentSecret',
-    'enrollmentSecretFile',
-    'mtlsEnrollment',
-    'tokenTtlSeconds',
-    'operatorTokens',
-    'operatorTokenFile',
-    'metrics',
-    'health',
-  ]);
-  for (const key of Object.keys(section)) {
-    if (!known.has(key))
-      throw new AuthConfigError(`auth.${key} is not a known setting (known: ${[...known].join(', ')})`);
-  }
-  const bool = (key: string, fallback: boolean): boolean => {
-    const v = section[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'boolean') throw new AuthConfigError(`auth.${key} must be true or false`);
-    return v;
-  };
-  const access = (key: string, fallback: HttpAccess): HttpAccess => {
-    const v = section[key];
-    if (v === undefined) return fallback;
-    if (v !== 'open' && v !== 'operator')
-      throw new AuthConfigError(`auth.${key} must be "open" or "operator"`);
-    return v;
-  };
+}
 
-  let enrollmentSecret: string | undefined;
-  if (section.enrollmentSecret !== undefined && section.enrollmentSecretFile !== undefined) {
-    throw new AuthConfigError('auth: give enrollmentSecret or enrollmentSecretFile, not both');
-  }
-  if (section.enrollmentSecret !== undefined) {
-    if (typeof section.enrollmentSecret !== 'string')
-      throw new AuthConfigError('auth.enrollmentSecret must be a string');
-    enrollmentSecret = section.enrollmentSecret;
-  } else if (section.enrollmentSecretFile !== undefined) {
-    if (typeof section.enrollmentSecretFile !== 'string') {
-      throw new AuthConfigError('auth.enrollmentSecretFile must be a path');
-    }
-    enrollmentSecret = readSecretFile(resolve(baseDir, section.enrollmentSecretFile), 'enrollmentSecretFile');
-  } else if (env.ATOMLENS_ENROLLMENT_SECRET) {
-    enrollmentSecret = env.ATOMLENS_ENROLLMENT_SECRET;
-  }
-  if (enrollmentSecret !== undefined && enrollmentSecret.length < MIN_SECRET_LENGTH) {
+function enrollmentSecretFrom(
+  section: AuthSection,
+  env: Record<string, string | undefined>,
+  baseDir: string,
+): string | undefined {
+  let secret: string | undefined;
+  if (section.enrollmentSecret !== undefined) secret = section.enrollmentSecret;
+  else if (section.enrollmentSecretFile !== undefined) {
+    secret = readSecretFile(resolve(baseDir, section.enrollmentSecretFile), 'enrollmentSecretFile');
+  } else if (env.ATOMLENS_ENROLLMENT_SECRET) secret = env.ATOMLENS_ENROLLMENT_SECRET;
+  if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) {
     throw new AuthConfigError(
       `the enrolment secret must be at least ${MIN_SECRET_LENGTH} characters (generate one with: openssl rand -hex 24)`,
     );
   }
+  return secret;
+}
 
-  const operatorTokens: string[] = [];
-  if (section.operatorTokens !== undefined) {
-    if (!Array.isArray(section.operatorTokens) || section.operatorTokens.some((t) => typeof t !== 'string')) {
-      throw new AuthConfigError(
-        'auth.operatorTokens must be an array of strings ("sha256:<hex>" or the token)',
-      );
-    }
-    operatorTokens.push(...(section.operatorTokens as string[]));
-  }
+/** Operator tokens from the section, its token file and the environment, as SHA-256 hex digests. */
+function operatorTokenDigestsFrom(
+  section: AuthSection,
+  env: Record<string, string | undefined>,
+  baseDir: string,
+): string[] {
+  const tokens = [...(section.operatorTokens ?? [])];
   if (section.operatorTokenFile !== undefined) {
-    if (typeof section.operatorTokenFile !== 'string')
-      throw new AuthConfigError('auth.operatorTokenFile must be a path');
     const text = readSecretFile(resolve(baseDir, section.operatorTokenFile), 'operatorTokenFile');
-    operatorTokens.push(
+    tokens.push(
       ...text
         .split('\n')
         .map((l) => l.trim())
         .filter((l) => l && !l.startsWith('#')),
     );
   }
-  if (env.ATOMLENS_OPERATOR_TOKEN) operatorTokens.push(env.ATOMLENS_OPERATOR_TOKEN);
-  const operatorTokenDigests = operatorTokens.map((t, i) => {
+  if (env.ATOMLENS_OPERATOR_TOKEN) tokens.push(env.ATOMLENS_OPERATOR_TOKEN);
+  return tokens.map((t, i) => {
     if (t.startsWith('sha256:')) {
       const hex = t.slice(7).toLowerCase();
       if (!/^[0-9a-f]{64}$/.test(hex)) {
@@ -151,24 +95,36 @@ export function resolveAuthConfig(
     }
     return tokenDigest(t);
   });
+}
 
-  const ttl = section.tokenTtlSeconds ?? DEFAULT_AUTH_CONFIG.tokenTtlSeconds;
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > 365 * 24 * 3600) {
-    throw new AuthConfigError('auth.tokenTtlSeconds must be an integer from 1 to 31536000 (one year)');
-  }
-
-  const config: AuthConfig = {
-    enabled: bool('enabled', defaultEnabled),
+/**
+ * Builds the auth configuration from the `auth` section of the coordinator's JSON config and the
+ * environment (ATOMLENS_ENROLLMENT_SECRET, ATOMLENS_OPERATOR_TOKEN). The section is checked by the
+ * configuration schema; secret files are read relative to baseDir (the config file's directory).
+ * Throws AuthConfigError naming the key.
+ *
+ *   "auth": { "enabled": true, "enrollmentSecret": "…" | "enrollmentSecretFile": "secret.txt",
+ *             "mtlsEnrollment": true, "tokenTtlSeconds": 86400,
+ *             "operatorTokens": ["sha256:<hex>", "<raw token>"], "operatorTokenFile": "ops.txt",
+ *             "metrics": "open" | "operator", "health": "open" | "operator" }
+ */
+export function resolveAuthConfig(
+  raw: unknown,
+  env: Record<string, string | undefined> = process.env,
+  baseDir = '.',
+  /** `enabled` when the section does not say: the CLI turns authentication on with TLS. */
+  defaultEnabled = false,
+): AuthConfig {
+  const section = validatedSection(raw);
+  const enrollmentSecret = enrollmentSecretFrom(section, env, baseDir);
+  return {
+    enabled: section.enabled ?? defaultEnabled,
     ...(enrollmentSecret !== undefined ? { enrollmentSecret } : {}),
-    mtlsEnrollment: bool('mtlsEnrollment', DEFAULT_AUTH_CONFIG.mtlsEnrollment),
-    tokenTtlSeconds: ttl,
-    operatorTokenDigests,
-    http: {
-      metrics: access('metrics', DEFAULT_AUTH_CONFIG.http.metrics),
-      health: access('health', DEFAULT_AUTH_CONFIG.http.health),
-    },
+    mtlsEnrollment: section.mtlsEnrollment,
+    tokenTtlSeconds: section.tokenTtlSeconds,
+    operatorTokenDigests: operatorTokenDigestsFrom(section, env, baseDir),
+    http: { metrics: section.metrics, health: section.health },
   };
-  return config;
 }
 
 /**

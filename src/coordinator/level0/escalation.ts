@@ -55,33 +55,6 @@ export const DEFAULT_ESCALATION_CONFIG: EscalationConfig = {
   probeDeadlineMs: 0,
 };
 
-/** Validates the coordinator config's open `escalation` section over the defaults. */
-export function parseEscalationConfig(raw: Record<string, unknown> | undefined): EscalationConfig {
-  const out: EscalationConfig = { ...DEFAULT_ESCALATION_CONFIG };
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(raw ?? {})) {
-    if (!(key in out)) {
-      problems.push(`escalation.${key} is not a setting (known: ${Object.keys(out).join(', ')})`);
-      continue;
-    }
-    const k = key as keyof EscalationConfig;
-    const expected = typeof DEFAULT_ESCALATION_CONFIG[k];
-    if (typeof value !== expected) {
-      problems.push(`escalation.${key} must be a ${expected}, got ${JSON.stringify(value)}`);
-      continue;
-    }
-    if (typeof value === 'number' && !(Number.isFinite(value) && value >= 0)) {
-      problems.push(`escalation.${key} must be a finite number ≥ 0, got ${value}`);
-      continue;
-    }
-    (out as unknown as Record<string, unknown>)[key] = value;
-  }
-  if (!Number.isInteger(out.maxModels) || out.maxModels < 2)
-    problems.push('escalation.maxModels must be an integer ≥ 2');
-  if (problems.length > 0) throw new Error(`invalid escalation config: ${problems.join('; ')}`);
-  return out;
-}
-
 export interface ModelSignal {
   clientId: string;
   taskId: string;

@@ -13,13 +13,9 @@ import { renderReportHtml } from '../../analysis/report/html.js';
 import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
+import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
-import {
-  type Escalation,
-  type EscalationConfig,
-  EscalationPolicy,
-  parseEscalationConfig,
-} from '../level0/escalation.js';
+import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
 import { collectProbes, type ProbeTarget } from './probe-collection.js';
 import {
   type AnalysisDeps,
@@ -70,7 +66,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     private readonly deps: AnalysisDeps,
     private readonly options: AnalysisServiceOptions = {},
   ) {
-    const config = parseEscalationConfig({ ...deps.config.escalation, ...options.escalation });
+    const config = resolveEscalationConfig({ ...deps.config.escalation, ...options.escalation });
     this.policy = new EscalationPolicy(config);
     this.ownsPool = !options.pool;
     this.pool = options.pool ?? new GwPool(options.workers ? { workers: options.workers } : {});
