@@ -62,11 +62,6 @@ export interface ModelKey {
   taskId: string;
 }
 
-export function modelKey(clientId: string, taskId: string): string {
-  // Client ids cannot contain '\n' (validated), so the key is unambiguous.
-  return `${clientId}\n${taskId}`;
-}
-
 export type PairMeasure = 'cosine' | 'subspace';
 
 export interface SimilarityMatrix {

@@ -3,6 +3,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OperatorCallError } from '../operator/connection.js';
+import { ATOMLENS_VERSION } from '../shared/version.js';
 import { CliError, type CommandSpec, EXIT, type Parsed, parseCommand, UsageError } from './args.js';
 
 export interface CommandModule {
@@ -57,8 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     return name ? EXIT.ok : EXIT.usage;
   }
   if (name === '--version') {
-    const pkg = await import('../../package.json', { with: { type: 'json' } });
-    process.stdout.write(`${pkg.default.version}\n`);
+    process.stdout.write(`${ATOMLENS_VERSION}\n`);
     return EXIT.ok;
   }
   const entry = COMMANDS[name];

@@ -13,9 +13,11 @@ import { status as grpcStatus } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest.js';
 import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
+import { idProblem } from '../shared/ids.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { alphaFingerprint, generateAlpha, type ModelTemplate, templateFromWire } from '../shared/template.js';
 import { encodeFloat32 } from '../shared/tensor.js';
+import { ATOMLENS_VERSION } from '../shared/version.js';
 import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
 import { FederationConnection, gramChunks, isTransient, statusCode } from './connection.js';
 import {
@@ -30,7 +32,7 @@ import {
 import { ContinualModel, type NewTaskInit } from './model.js';
 import { TaskTrainer } from './train.js';
 
-export const CLIENT_VERSION = 'atomlens-client/0.1.0';
+export const CLIENT_VERSION = `atomlens-client/${ATOMLENS_VERSION}`;
 
 export interface BackoffOptions {
   /** First retry delay, ms (default 250). */
@@ -201,9 +203,8 @@ class FederatedClient {
       typeof options.split === 'string' ? parseDataSplit(options.split) : (options.split ?? { kind: 'all' });
     if (!Number.isInteger(options.rounds) || options.rounds < 0)
       throw new Error('rounds must be an integer ≥ 0');
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(options.clientId)) {
-      throw new Error(`client id '${options.clientId}' must be 1–64 characters of A–Z a–z 0–9 . _ -`);
-    }
+    const idError = idProblem('client id', options.clientId);
+    if (idError) throw new Error(idError);
     this.seed = options.seed ?? 1;
     this.emit = (event) => {
       try {

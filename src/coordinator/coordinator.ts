@@ -1,11 +1,11 @@
 // Composition root: builds the coordinator's parts from options, starts the gRPC and HTTP
 // servers, and stops them in order (stop accepting → end sessions → drain calls → close storage).
-import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import type * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { buildTemplate, type ModelTemplate } from '../shared/template.js';
+import { ATOMLENS_VERSION } from '../shared/version.js';
 import { bindGrpcServer, createGrpcServer } from './api/grpc-server.js';
 import { createHttpServer, type HttpAuthorize, listenHttp } from './api/http.js';
 import { OperatorQueries } from './api/operator-queries.js';
@@ -69,17 +69,6 @@ export interface RunningCoordinator {
   stop(options?: { drain?: boolean; graceMs?: number }): Promise<void>;
 }
 
-export function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 const TEMPLATE_META = 'template';
 
 /** Refuses a data directory written for a different template (its atoms would not fit). */
@@ -107,7 +96,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const template = buildTemplate(config.template);
   const metrics = new CoordinatorMetrics(
     {
-      version: packageVersion(),
+      version: ATOMLENS_VERSION,
       maxModelSeries: config.metrics.maxModelSeries,
       maxClientSeries: config.metrics.maxClientSeries,
       defaultMetrics: config.metrics.defaultMetrics,

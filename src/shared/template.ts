@@ -6,6 +6,7 @@ import type {
   ModelTemplate as WireModelTemplate,
   ModelTemplate__Output as WireModelTemplateOut,
 } from '../generated/atomlens/v1/ModelTemplate.js';
+import { idProblem } from './ids.js';
 import { mulberry32 } from './rng.js';
 import { decodeFloat32, encodeFloat32 } from './tensor.js';
 
@@ -129,12 +130,11 @@ export const DEFAULT_TEMPLATE_CONFIG: TemplateConfig = {
   probeLayers: ['conv1', 'conv2', 'conv3', 'conv4', 'conv5'],
 };
 
-const NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
-
 /** Throws an Error naming the first problem found in a template configuration. */
 export function validateTemplateConfig(config: TemplateConfig): void {
   const problems: string[] = [];
-  if (!NAME_RE.test(config.federationId)) problems.push(`federationId must match ${NAME_RE}`);
+  const federationProblem = idProblem('federationId', config.federationId);
+  if (federationProblem) problems.push(federationProblem);
   if (config.inputShape.length !== 3 || config.inputShape.some((d) => !Number.isInteger(d) || d < 1)) {
     problems.push('inputShape must be three positive integers [height, width, channels]');
   }
@@ -143,7 +143,8 @@ export function validateTemplateConfig(config: TemplateConfig): void {
   let channels = config.inputShape[2];
   config.layers.forEach((l, i) => {
     const where = `layers[${i}] (${l.name})`;
-    if (!NAME_RE.test(l.name)) problems.push(`${where}: name must match ${NAME_RE}`);
+    const nameProblem = idProblem(`${where}: name`, l.name);
+    if (nameProblem) problems.push(nameProblem);
     if (names.has(l.name)) problems.push(`${where}: duplicate layer name`);
     names.add(l.name);
     for (const key of ['cIn', 'cOut', 'k', 'm', 'stride'] as const) {

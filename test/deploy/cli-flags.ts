@@ -3,28 +3,14 @@
 // instead of a deployment.
 import { expect } from 'vitest';
 import type { CommandSpec } from '../../src/cli/args.js';
+import { spec as clientSpec } from '../../src/cli/commands/client.js';
+import { spec as coordinatorSpec } from '../../src/cli/commands/coordinator.js';
 
-const PLACEHOLDER_SUMMARY = 'not yet available';
-const warned = new Set<string>();
-
-/** The command's option table, or undefined (with a warning) while it is still a placeholder. */
-export async function loadCommandSpec(command: string): Promise<CommandSpec | undefined> {
-  const modules: Record<string, () => Promise<{ spec: CommandSpec }>> = {
-    coordinator: () => import('../../src/cli/commands/coordinator.js'),
-    client: () => import('../../src/cli/commands/client.js'),
-  };
-  const load = modules[command];
-  if (!load) throw new Error(`deploy files run 'atomlens ${command}', which these tests do not know`);
-  const { spec } = await load();
-  if (spec.summary === PLACEHOLDER_SUMMARY) {
-    if (!warned.has(command)) {
-      warned.add(command);
-      console.warn(
-        `[deploy tests] 'atomlens ${command}' is still a placeholder: its flags in deploy/ are not checked`,
-      );
-    }
-    return undefined;
-  }
+/** The option table of an `atomlens` command that deploy files run. */
+export function commandSpec(command: string): CommandSpec {
+  const specs: Record<string, CommandSpec> = { coordinator: coordinatorSpec, client: clientSpec };
+  const spec = specs[command];
+  if (!spec) throw new Error(`deploy files run 'atomlens ${command}', which these tests do not know`);
   return spec;
 }
 

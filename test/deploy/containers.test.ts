@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkFlags, loadCommandSpec } from './cli-flags.js';
+import { checkFlags, commandSpec } from './cli-flags.js';
 import {
   asList,
   asMap,
@@ -207,8 +207,7 @@ describe('Dockerfile', () => {
     expect(flag('--host'), 'listen beyond the container loopback').toBe('0.0.0.0');
     const exposed = one('EXPOSE').args.split(/\s+/);
     expect(exposed).toEqual([flag('--grpc-port'), flag('--http-port')]);
-    const spec = await loadCommandSpec('coordinator');
-    if (spec) checkFlags(spec, cmd.slice(1), 'Dockerfile CMD');
+    checkFlags(commandSpec('coordinator'), cmd.slice(1), 'Dockerfile CMD');
   });
 
   it('checks health with a Node script copied into the image (no curl in slim images)', () => {
@@ -307,7 +306,6 @@ describe('Dockerfile command line, run outside a container', () => {
   it.skipIf(!hasOpenssl)(
     'starts the coordinator with TLS as the image does; the HEALTHCHECK passes over HTTPS',
     async () => {
-      if (!(await loadCommandSpec('coordinator'))) return;
       const certs = join(scratch, 'certs');
       const made = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'make-certs.sh'), certs], {
         encoding: 'utf8',
@@ -327,7 +325,6 @@ describe('Dockerfile command line, run outside a container', () => {
   );
 
   it('the HEALTHCHECK also passes against a plaintext coordinator, and fails where nothing answers', async () => {
-    if (!(await loadCommandSpec('coordinator'))) return;
     const url = await startImageCommand((args) => {
       const i = args.indexOf('--tls-cert');
       args.splice(i, 4); // --tls-cert FILE --tls-key FILE: plaintext, allowed on loopback
@@ -457,9 +454,7 @@ describe('compose.yaml', () => {
     expect(ds.url).toBe('http://prometheus:9090');
     expect(ds.type).toBe('prometheus');
     // Clients dial the coordinator's gRPC port by service name and wait for it to be healthy.
-    const clientSpec = await loadCommandSpec('client');
-    const coordinatorSpec = await loadCommandSpec('coordinator');
-    if (coordinatorSpec) checkFlags(coordinatorSpec, coordinatorArgs.slice(1), 'compose coordinator');
+    checkFlags(commandSpec('coordinator'), coordinatorArgs.slice(1), 'compose coordinator');
     // Beyond loopback the coordinator serves plaintext only when told so explicitly.
     expect(flag(coordinatorArgs, '--host')).toBe('0.0.0.0');
     expect(coordinatorArgs.includes('--insecure') || coordinatorArgs.includes('--tls-cert')).toBe(true);
@@ -470,7 +465,7 @@ describe('compose.yaml', () => {
       ids.add(String(flag(args, '--id')));
       const dependsOn = asMap(service(name).depends_on as never, `${name}.depends_on`);
       expect(asMap(dependsOn.coordinator, 'coordinator').condition).toBe('service_healthy');
-      if (clientSpec) checkFlags(clientSpec, args.slice(1), `compose ${name}`);
+      checkFlags(commandSpec('client'), args.slice(1), `compose ${name}`);
     }
     expect(ids.size, 'client ids are distinct').toBe(
       Object.keys(services).filter((s) => commandOf(s)[0] === 'client').length,

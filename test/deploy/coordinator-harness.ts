@@ -1,15 +1,9 @@
 // Starts the real coordinator in-process for the deploy tests, through its public composition
-// root (src/coordinator/coordinator.ts). Imported by path at run time so these tests compile and
-// skip cleanly while the coordinator is still being written.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+// root (src/coordinator/coordinator.ts).
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { REPO_ROOT } from './deploy-files.js';
-
-const COORDINATOR_MODULE = join(REPO_ROOT, 'src', 'coordinator', 'coordinator.ts');
-
-export const hasCoordinator = existsSync(COORDINATOR_MODULE);
+import { startCoordinator } from '../../src/coordinator/coordinator.js';
 
 export interface TestCoordinator {
   grpcPort: number;
@@ -18,25 +12,15 @@ export interface TestCoordinator {
   stop(): Promise<void>;
 }
 
-interface RunningCoordinatorLike {
-  grpcPort: number;
-  httpPort: number;
-  stop(): Promise<void>;
-}
-
 /** A coordinator on loopback with ephemeral ports and a fresh data directory. */
-export async function startTestCoordinator(extra: Record<string, unknown> = {}): Promise<TestCoordinator> {
-  const mod = (await import(pathToFileURL(COORDINATOR_MODULE).href)) as {
-    startCoordinator(options: Record<string, unknown>): Promise<RunningCoordinatorLike>;
-  };
+export async function startTestCoordinator(): Promise<TestCoordinator> {
   const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-deploy-coordinator-'));
-  const running = await mod.startCoordinator({
+  const running = await startCoordinator({
     dataDir,
     grpcHost: '127.0.0.1',
     grpcPort: 0,
     httpHost: '127.0.0.1',
     httpPort: 0,
-    ...extra,
   });
   return {
     grpcPort: running.grpcPort,

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseYaml, parseYamlDocuments, type YamlMap, type YamlValue } from './yaml-subset.js';
+import { parseAllDocuments } from 'yaml';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const DEPLOY_DIR = join(REPO_ROOT, 'deploy');
@@ -16,9 +16,9 @@ export const DASHBOARD_FILE = join(DEPLOY_DIR, 'grafana', 'dashboards', 'atomlen
 export const K8S_DIR = join(DEPLOY_DIR, 'k8s');
 
 /**
- * The coordinator's metric contract (issue 2's brief, mirrored in the deploy brief): name → type.
- * The deploy files may only use these (plus prom-client defaults and Prometheus' own `up`); when
- * the coordinator exists, dashboard.test.ts also checks them against a real /metrics.
+ * The coordinator's metric contract: name → type. The deploy files may only use these (plus
+ * prom-client defaults and Prometheus' own `up`); dashboard.test.ts also checks them against a
+ * real coordinator's /metrics.
  */
 export const COORDINATOR_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 'histogram'>> = {
   atomlens_build_info: 'gauge',
@@ -64,6 +64,40 @@ export function familyOf(sample: string, families: Readonly<Record<string, strin
 
 export function readText(path: string): string {
   return readFileSync(path, 'utf8');
+}
+
+/** A YAML value as plain JSON data (the deploy files use no anchors, tags or binary). */
+export type YamlValue = null | boolean | number | string | YamlValue[] | { [key: string]: YamlValue };
+export type YamlMap = { [key: string]: YamlValue };
+
+/**
+ * Every document of a YAML stream as plain data, empty documents dropped (as kubectl does).
+ * Read strictly with the YAML 1.2 core schema: duplicate keys, aliases and any parser warning
+ * are errors, so a file cannot mean something other than what the tests see.
+ */
+export function parseYamlDocuments(source: string, version: '1.1' | '1.2' = '1.2'): YamlValue[] {
+  const documents = parseAllDocuments(source, {
+    version,
+    uniqueKeys: true,
+    strict: true,
+    prettyErrors: true,
+  });
+  const list = Array.isArray(documents) ? documents : [];
+  const out: YamlValue[] = [];
+  for (const doc of list) {
+    const problem = doc.errors[0] ?? doc.warnings[0];
+    if (problem) throw problem;
+    const value = doc.toJS({ maxAliasCount: 0 }) as YamlValue | undefined;
+    if (value !== null && value !== undefined) out.push(value);
+  }
+  return out;
+}
+
+/** Parses a single-document YAML file. */
+function parseYaml(source: string): YamlValue {
+  const docs = parseYamlDocuments(source);
+  if (docs.length !== 1) throw new Error(`expected one YAML document, found ${docs.length}`);
+  return docs[0]!;
 }
 
 export function readYaml(path: string): YamlValue {

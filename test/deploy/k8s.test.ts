@@ -12,12 +12,13 @@ import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveAuthConfig } from '../../src/coordinator/auth/config.js';
 import { loadConfigFile } from '../../src/coordinator/config.js';
-import { checkFlags, loadCommandSpec } from './cli-flags.js';
+import { checkFlags, commandSpec } from './cli-flags.js';
 import {
   asList,
   asMap,
   canRun,
   K8S_DIR,
+  parseYamlDocuments,
   REPO_ROOT,
   RULES_FILE,
   readText,
@@ -26,8 +27,9 @@ import {
   rulesOf,
   run,
   warnMissing,
+  type YamlMap,
+  type YamlValue,
 } from './deploy-files.js';
-import { parseYamlDocuments, type YamlMap, type YamlValue } from './yaml-subset.js';
 
 const hasKubectl = canRun('kubectl', ['kustomize', '--help']);
 if (!hasKubectl) {
@@ -447,13 +449,12 @@ describe('Kubernetes manifests (read directly)', () => {
     expect(() => resolveAuthConfig(section, {}, dir)).toThrow(/at least 16 characters/);
   });
 
-  it('pass only flags the atomlens commands accept', async () => {
+  it('pass only flags the atomlens commands accept', () => {
     for (const r of all) {
       if (r.kind !== 'StatefulSet' && r.kind !== 'Job') continue;
       const pod = asMap(asMap(asMap(r.spec, 'spec').template, 'template').spec, 'pod spec');
       for (const c of containersOf(pod)) {
-        const spec = await loadCommandSpec(c.args[0]!);
-        if (spec) checkFlags(spec, c.args.slice(1), `${r.kind} ${nameOf(r)}`);
+        checkFlags(commandSpec(c.args[0]!), c.args.slice(1), `${r.kind} ${nameOf(r)}`);
       }
     }
   });
@@ -530,7 +531,6 @@ describe('the StatefulSet command line, run outside a cluster', () => {
   it.skipIf(!hasOpenssl)(
     'starts with the ConfigMap and Secret as mounted: TLS, authentication on, open probes and metrics',
     async () => {
-      if (!(await loadCommandSpec('coordinator'))) return;
       const resources = readKustomizationRaw(join(K8S_DIR, 'base'));
       const sts = resources.find((r) => r.kind === 'StatefulSet')!;
       const pod = asMap(asMap(asMap(sts.spec, 'spec').template, 'template').spec, 'pod spec');

@@ -142,10 +142,13 @@ describe('output helpers', () => {
     expect(() => standaloneSvg('<div/>')).toThrow(/not an <svg>/);
   });
 
-  it('the XML checker rejects malformed documents', () => {
-    expect(() => parseXml('<svg><g></svg>')).toThrow(/does not match/);
-    expect(() => parseXml('<svg a=1/>')).toThrow(/not quoted/);
-    expect(() => parseXml('<svg>a & b</svg>')).toThrow(/bad entity/);
+  it('the XML reader rejects malformed documents', () => {
+    expect(() => parseXml('<svg><g></svg>')).toThrow(/unexpected close tag/);
+    expect(() => parseXml('<svg a=1/>')).toThrow(/unquoted attribute value/);
+    expect(() => parseXml('<svg>a & b</svg>')).toThrow();
+    expect(() => parseXml('<svg><title>a &bogus; b</title></svg>')).toThrow(/undefined entity/);
+    expect(() => parseXml('<svg a="1" a="2"/>')).toThrow(/duplicate attribute/);
+    expect(() => parseXml('<svg/><svg/>')).toThrow(/only one root/);
     expect(() => parseXml('<svg><g>')).toThrow(/unclosed/);
   });
 });

@@ -4,6 +4,7 @@
 import { BACKEND_CHOICES, type BackendPreference } from '../../client/backend.js';
 import { type ClientProgressEvent, RejectedError, runClient, UnreachableError } from '../../client/client.js';
 import { DATA_SPLIT_HELP, parseDataSplit, parseTasks } from '../../client/data.js';
+import { ID_CHARACTERS, ID_MAX_LENGTH, idProblem } from '../../shared/ids.js';
 import { grpcChannelCredentials } from '../../shared/tls.js';
 import {
   CliError,
@@ -23,7 +24,11 @@ export const spec: CommandSpec = {
   usage: 'atomlens client --coordinator HOST:PORT --id NAME --tasks 0-1,2-3 [options]',
   options: {
     coordinator: { type: 'string', value: 'HOST:PORT', description: 'Coordinator gRPC address (required)' },
-    id: { type: 'string', value: 'NAME', description: 'Client id, 1–64 of [A-Za-z0-9._-] (required)' },
+    id: {
+      type: 'string',
+      value: 'NAME',
+      description: `Client id, 1–${ID_MAX_LENGTH} characters of ${ID_CHARACTERS} (required)`,
+    },
     tasks: {
       type: 'string',
       value: 'LIST',
@@ -175,9 +180,8 @@ export async function run(parsed: Parsed): Promise<number> {
     throw new UsageError(`--coordinator must be HOST:PORT, got '${address}'`);
   }
   const clientId = requiredString(v, 'id', 'site-a');
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(clientId)) {
-    throw new UsageError(`--id must be 1–64 characters of A–Z a–z 0–9 . _ -, got '${clientId}'`);
-  }
+  const idError = idProblem('--id', clientId);
+  if (idError) throw new UsageError(idError);
   let tasks: ReturnType<typeof parseTasks>;
   let split: ReturnType<typeof parseDataSplit>;
   try {

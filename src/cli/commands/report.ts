@@ -7,6 +7,7 @@ import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetR
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
 import type { RunAnalysisResponse__Output } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
 import { operatorFailure, unary } from '../../operator/connection.js';
+import { ID_CHARACTERS, ID_MAX_LENGTH, isValidId } from '../../shared/ids.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 import { connectOperatorFromFlags, OPERATOR_OPTIONS } from '../operator-flags.js';
 
@@ -65,8 +66,6 @@ export const spec: CommandSpec = {
     'Exit codes: 0 ok, 1 the coordinator refused or the analysis failed, 2 usage, 3 coordinator unreachable.',
 };
 
-const MODEL_RE = /^([A-Za-z0-9._-]{1,64})\/([A-Za-z0-9._-]{1,64})$/;
-
 /** Parses "client/task" entries (repeated flags and/or comma-separated). */
 export function parseModels(values: string[] | undefined): { clientId: string; taskId: string }[] {
   const out: { clientId: string; taskId: string }[] = [];
@@ -74,13 +73,13 @@ export function parseModels(values: string[] | undefined): { clientId: string; t
     for (const item of raw.split(',')) {
       const s = item.trim();
       if (s === '') continue;
-      const m = MODEL_RE.exec(s);
-      if (!m) {
+      const [clientId = '', taskId = '', ...extra] = s.split('/');
+      if (extra.length > 0 || !isValidId(clientId) || !isValidId(taskId)) {
         throw new UsageError(
-          `--models entry '${s}' is not CLIENT/TASK (e.g. alice/0-1; ids use letters, digits, '.', '_' and '-')`,
+          `--models entry '${s}' is not CLIENT/TASK (e.g. alice/0-1; ids are 1–${ID_MAX_LENGTH} characters of ${ID_CHARACTERS})`,
         );
       }
-      out.push({ clientId: m[1]!, taskId: m[2]! });
+      out.push({ clientId, taskId });
     }
   }
   return out;

@@ -6,17 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { idProblem } from '../../shared/ids.js';
 import { peerCommonName } from '../../shared/tls.js';
 import type { AuthConfig } from './config.js';
 import { RevocationList } from './revocations.js';
-import {
-  CLIENT_ID_RE,
-  constantTimeEqual,
-  loadOrCreateTokenKey,
-  sha256,
-  TOKEN_KEY_BYTES,
-  TokenSigner,
-} from './tokens.js';
+import { constantTimeEqual, loadOrCreateTokenKey, sha256, TOKEN_KEY_BYTES, TokenSigner } from './tokens.js';
 
 export type Principal =
   | { kind: 'client'; clientId: string; expiresAtMs: number }
@@ -211,9 +205,8 @@ export class Authenticator {
     if (!this.config.enabled) return { ok: true, value: { token: '', expiresAtMs: 0, via: 'disabled' } };
     this.revocations.refresh();
     const { clientId } = request;
-    if (!CLIENT_ID_RE.test(clientId)) {
-      return unauthenticated('client id must be 1–64 characters of [A-Za-z0-9._-]');
-    }
+    const problem = idProblem('client id', clientId);
+    if (problem) return unauthenticated(problem);
     if (this.revocations.isBlocked(clientId)) {
       return denied(`client '${clientId}' has been revoked by the operator and cannot enrol`);
     }

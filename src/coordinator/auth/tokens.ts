@@ -8,9 +8,9 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
+import { idProblem, isValidId } from '../../shared/ids.js';
 
 export const TOKEN_KEY_BYTES = 32;
-export const CLIENT_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const TOKEN_PREFIX = 'al1';
 const HMAC_DOMAIN = 'atomlens-client-token-v1\n';
 
@@ -43,7 +43,8 @@ export class TokenSigner {
 
   /** A new token with a random nonce. */
   sign(clientId: string, issuedAtMs: number, expiresAtMs: number): string {
-    if (!CLIENT_ID_RE.test(clientId)) throw new Error('client id must be 1–64 characters of [A-Za-z0-9._-]');
+    const problem = idProblem('client id', clientId);
+    if (problem) throw new Error(problem);
     const nonce = randomBytes(12).toString('base64url');
     const payload = `${TOKEN_PREFIX}:${clientId}:${issuedAtMs}:${expiresAtMs}:${nonce}`;
     return `${payload}:${this.mac(payload).toString('base64url')}`;
@@ -69,11 +70,7 @@ export class TokenSigner {
     if (!constantTimeEqual(mac, this.mac(parts.slice(0, 5).join(':')))) return undefined;
     const issuedAtMs = Number(iatText);
     const expiresAtMs = Number(expText);
-    if (
-      !CLIENT_ID_RE.test(clientId) ||
-      !Number.isSafeInteger(issuedAtMs) ||
-      !Number.isSafeInteger(expiresAtMs)
-    ) {
+    if (!isValidId(clientId) || !Number.isSafeInteger(issuedAtMs) || !Number.isSafeInteger(expiresAtMs)) {
       return undefined;
     }
     return { clientId, issuedAtMs, expiresAtMs, nonce };

@@ -2,12 +2,12 @@
 // says what is wrong and what to send instead; `outcome` is the upload-metric label it counts as.
 import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushAtomsRequest.js';
 import type { RegisterRequest__Output } from '../../generated/atomlens/v1/RegisterRequest.js';
+import { idProblem } from '../../shared/ids.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import { failedPrecondition, invalid, notFound, type RpcError } from '../calls.js';
 import type { UploadOutcome } from '../metrics.js';
 import type { ClientRecord, TaskRecord } from '../storage/types.js';
 
-export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** Rounds are uint64 on the wire but must stay exact as JS numbers. */
 export const MAX_ROUND = Number.MAX_SAFE_INTEGER;
 const MAX_CLASS = 1_000_000;
@@ -22,19 +22,13 @@ export class UploadRejection extends Error {
 }
 
 export function checkClientId(id: string, field = 'client_id'): void {
-  if (!ID_PATTERN.test(id)) {
-    throw invalid(
-      `${field} ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)} is not valid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-'`,
-    );
-  }
+  const problem = idProblem(field, id);
+  if (problem) throw invalid(problem);
 }
 
 export function checkTaskId(id: string, field = 'task_id'): void {
-  if (!ID_PATTERN.test(id)) {
-    throw invalid(
-      `${field} ${JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)} is not valid: use 1–64 characters of A–Z, a–z, 0–9, '.', '_' or '-'`,
-    );
-  }
+  const problem = idProblem(field, id);
+  if (problem) throw invalid(problem);
 }
 
 /** Validates a RegisterRequest's identity and tasks; returns the tasks as records. */

@@ -12,6 +12,7 @@
 // start at most once per `cooldownMs` and never while one is running. Suppressed triggers are
 // counted in `suppressed` (not in the metric, whose `reason` label counts started escalations).
 import type { TriggerKind } from '../../analysis/report/types.js';
+import { modelKey } from '../../shared/ids.js';
 
 export interface EscalationConfig {
   /** Master switch for automatic escalation (operator requests always work). */
@@ -79,7 +80,7 @@ export interface KnownModel {
   taskId: string;
 }
 
-const key = (m: KnownModel) => `${m.clientId}\n${m.taskId}`;
+const key = (m: KnownModel) => modelKey(m.clientId, m.taskId);
 
 /**
  * The decision part of escalation: pure state + clock, no timers or I/O. The analysis service

@@ -15,12 +15,12 @@ import {
   layerLayout,
   layoutSize,
   type ModelKey,
-  modelKey,
   type PairMeasure,
   pairwiseSimilarity,
   type SimilarityMatrix,
   unitModelVector,
 } from '../../analysis/pairwise.js';
+import { modelKey } from '../../shared/ids.js';
 import type { ConvLayerSpec } from '../../shared/template.js';
 
 interface ModelEntry extends ModelKey {

@@ -13,6 +13,7 @@ import { renderReportHtml } from '../../analysis/report/html.js';
 import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
+import { modelKey } from '../../shared/ids.js';
 import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
@@ -250,7 +251,7 @@ export class AnalysisServiceImpl implements AnalysisService {
           `client '${m.clientId}' has no task '${m.taskId}' (its tasks: ${client.tasks.map((t) => t.taskId).join(', ')})`,
         );
       }
-      const k = `${m.clientId}\n${m.taskId}`;
+      const k = modelKey(m.clientId, m.taskId);
       if (!seen.has(k)) {
         seen.add(k);
         out.push({ clientId: m.clientId, taskId: m.taskId });
