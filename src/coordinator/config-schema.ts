@@ -4,6 +4,7 @@
 // Cross-key rules a schema cannot say clearly (timeout vs heartbeat, the template's layer chain)
 // are checked after it, in config.ts.
 import type { SchemaObject } from 'ajv';
+import { ID_CHARACTERS, ID_MAX_LENGTH, ID_PATTERN } from '../shared/ids.js';
 import { DEFAULT_TEMPLATE_CONFIG } from '../shared/template.js';
 import { DEFAULT_ESCALATION_CONFIG } from './level0/escalation.js';
 
@@ -42,7 +43,7 @@ const section = (description: string, properties: Record<string, SchemaObject>):
   properties,
 });
 
-const NAME_PATTERN = '^[A-Za-z0-9._-]{1,64}$';
+const NAME_PATTERN = ID_PATTERN.source;
 const t = DEFAULT_TEMPLATE_CONFIG;
 const e = DEFAULT_ESCALATION_CONFIG;
 
@@ -51,7 +52,11 @@ const layerSchema: SchemaObject = {
   additionalProperties: false,
   required: ['name', 'cIn', 'cOut', 'k', 'm', 'stride', 'padding', 'activation', 'poolAfter'],
   properties: {
-    name: { type: 'string', pattern: NAME_PATTERN, description: 'Layer name (1–64 of [A-Za-z0-9._-])' },
+    name: {
+      type: 'string',
+      pattern: NAME_PATTERN,
+      description: `Layer name (1–${ID_MAX_LENGTH} characters of ${ID_CHARACTERS})`,
+    },
     cIn: int(1, 65_536, undefined, 'Input channels (the previous layer’s cOut)'),
     cOut: int(1, 65_536, undefined, 'Output channels'),
     k: int(1, 64, undefined, 'Kernel size k (k×k)'),
