@@ -6,12 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gramFromActivations, gramToDistances } from '../src/analysis/representation.js';
 import {
-  gramFromActivations,
-  gramToDistances,
+  emd,
+  GwPool,
+  gromovWasserstein,
+  NetworkSimplex,
   normaliseByMeanOffDiagonal,
-} from '../src/analysis/representation.js';
-import { emd, GwPool, gromovWasserstein, NetworkSimplex } from '../src/ot/index.js';
+} from '../src/ot/index.js';
 import { jsMatmul, matmul } from '../src/ot/linalg.js';
 import { writeNpy } from '../src/shared/npy.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';

@@ -41,27 +41,6 @@ export function gramToDistances(K: Numeric, n: number): Float64Array {
   return D;
 }
 
-/**
- * C divided by the mean of its off-diagonal entries, so that GW compares shapes rather than the
- * activation scale. Throws when that mean is zero (all points coincide).
- */
-export function normaliseByMeanOffDiagonal(C: Float64Array, n: number): Float64Array {
-  checkSquare('normaliseByMeanOffDiagonal', C, n);
-  if (n < 2)
-    throw new Error('normaliseByMeanOffDiagonal: need at least 2 points to have off-diagonal entries');
-  let sum = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) sum += C[i * n + j]!;
-  const mean = sum / (n * (n - 1));
-  if (!(mean !== 0 && Number.isFinite(mean))) {
-    throw new Error(
-      `cannot normalise: the mean off-diagonal distance is ${mean} (all points coincide, or the input is not finite); check the layer's activations`,
-    );
-  }
-  const out = new Float64Array(n * n);
-  for (let e = 0; e < n * n; e++) out[e] = C[e]! / mean;
-  return out;
-}
-
 /** X Xᵀ for X n×d (row-major). */
 export function gramFromActivations(X: Numeric, n: number, d: number): Float64Array {
   if (X.length !== n * d)

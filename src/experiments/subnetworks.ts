@@ -19,13 +19,13 @@ import * as tf from '@tensorflow/tfjs';
 import { atomCosine } from '../analysis/atoms.js';
 import { labelBlocks } from '../analysis/labels.js';
 import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
-import { gramToDistances, normaliseByMeanOffDiagonal } from '../analysis/representation.js';
+import { gramToDistances } from '../analysis/representation.js';
 import { meanMatrix, type Segmentation, segmentLayers } from '../analysis/segmentation.js';
 import { spearman } from '../analysis/stats.js';
 import { IMAGE_SIZE, loadTaskData, probeImages, type Task, taskFromId } from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
 import { evaluateTask } from '../client/train.js';
-import { GwPool } from '../ot/index.js';
+import { GwPool, normaliseByMeanOffDiagonal } from '../ot/index.js';
 import type { Logger } from '../shared/log.js';
 import {
   buildTemplate,

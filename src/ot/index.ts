@@ -1,5 +1,5 @@
-// Gromov–Wasserstein engine: exact OT (network simplex), conditional-gradient and entropic GW,
-// and a worker-thread pool for solving many problems at once.
+// Optimal transport as a library: exact OT (network simplex), Sinkhorn, conditional-gradient and
+// entropic Gromov–Wasserstein, and a worker-thread pool for solving many GW problems at once.
 export { type EmdResult, emd, NetworkSimplex, type SparsePlan, validateMarginals } from './emd.js';
 export {
   type GwInit,
@@ -7,7 +7,8 @@ export {
   type GwResult,
   type GwSolver,
   gromovWasserstein,
-  gwObjective,
-} from './gromov.js';
+} from './gromov/gw.js';
+export { gwObjective } from './gromov/loss.js';
+export { normaliseByMeanOffDiagonal } from './gromov/problem.js';
 export { GwPool, type GwPoolOptions } from './pool.js';
 export { type SinkhornOptions, type SinkhornResult, sinkhorn } from './sinkhorn.js';

@@ -10,7 +10,7 @@
 // which go to different workers and are merged (lower E wins): one problem uses both cores.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { GwOptions, GwResult } from './gromov.js';
+import type { GwOptions, GwResult } from './gromov/gw.js';
 import type { GwReply, GwTask } from './worker.js';
 
 export interface GwPoolOptions {

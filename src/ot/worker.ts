@@ -1,7 +1,7 @@
 // Worker-thread entry for GwPool: solves one GW problem per message and posts the result back,
 // transferring the plan's buffer.
 import { parentPort } from 'node:worker_threads';
-import { type GwOptions, gromovWasserstein } from './gromov.js';
+import { type GwOptions, gromovWasserstein } from './gromov/gw.js';
 
 export interface GwTask {
   id: number;
@@ -10,7 +10,9 @@ export interface GwTask {
   options: GwOptions;
 }
 
-export type GwReply = { id: number; result: import('./gromov.js').GwResult } | { id: number; error: string };
+export type GwReply =
+  | { id: number; result: import('./gromov/gw.js').GwResult }
+  | { id: number; error: string };
 
 if (!parentPort) throw new Error('gw/worker.ts must run in a worker thread (started by GwPool)');
 const port = parentPort;

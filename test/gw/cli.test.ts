@@ -3,12 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  gramFromActivations,
-  gramToDistances,
-  normaliseByMeanOffDiagonal,
-} from '../../src/analysis/representation.js';
-import { gromovWasserstein } from '../../src/ot/index.js';
+import { gramFromActivations, gramToDistances } from '../../src/analysis/representation.js';
+import { gromovWasserstein, normaliseByMeanOffDiagonal } from '../../src/ot/index.js';
 import { readNpy, writeNpy } from '../../src/shared/npy.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';

@@ -5,8 +5,8 @@ import {
   gramToSquaredDistances,
   linearCka,
   linearCkaFromGram,
-  normaliseByMeanOffDiagonal,
 } from '../../src/analysis/representation.js';
+import { normaliseByMeanOffDiagonal } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { ckaCases, flat } from './fixtures.js';
 

@@ -9,6 +9,7 @@
 // GW solves go through an injected `solve` (the coordinator passes its worker pool), so this
 // module has no threads and no I/O.
 
+import { normaliseByMeanOffDiagonal } from '../../ot/index.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import {
   DEFAULT_LABEL_SETTINGS,
@@ -18,7 +19,7 @@ import {
   resolveSharedMaxGw,
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
-import { gramToDistances, linearCkaFromGram, normaliseByMeanOffDiagonal } from '../representation.js';
+import { gramToDistances, linearCkaFromGram } from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
 import { correlationCi, pearson, spearman } from '../stats.js';
 import {

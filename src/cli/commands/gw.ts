@@ -2,12 +2,8 @@
 // matrices, Gram matrices, or raw activations (rows = probe inputs).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import {
-  gramFromActivations,
-  gramToDistances,
-  normaliseByMeanOffDiagonal,
-} from '../../analysis/representation.js';
-import { type GwInit, type GwSolver, gromovWasserstein } from '../../ot/index.js';
+import { gramFromActivations, gramToDistances } from '../../analysis/representation.js';
+import { type GwInit, type GwSolver, gromovWasserstein, normaliseByMeanOffDiagonal } from '../../ot/index.js';
 import { readNpy, writeNpy } from '../../shared/npy.js';
 import {
   CliError,

@@ -1,0 +1,155 @@
+// Problem set-up for Gromov–Wasserstein with the square loss (the part POT keeps in
+// ot/gromov/_utils.py next to init_matrix): checked cost matrices, marginals, the constant
+//   c0 = pᵀ(C1∘C1)p + qᵀ(C2∘C2)q,
+// with which E(T) = c0 − 2<C1 T C2ᵀ, T> for every coupling T of p and q (Peyré, Cuturi &
+// Solomon 2016, Prop. 1: constC = (C1∘C1)p 1ᵀ + 1 qᵀ(C2∘C2)ᵀ, and <constC, T> = c0), and the
+// normalisation of a cost matrix by its mean off-diagonal entry.
+
+import { validateMarginals } from '../emd.js';
+
+/** A GW problem between (C1, p) and (C2, q) with dense, symmetric cost matrices. */
+export interface GwProblem {
+  C1: Float64Array;
+  C2: Float64Array;
+  n: number;
+  m: number;
+  p: Float64Array;
+  q: Float64Array;
+  /** pᵀ(C1∘C1)p + qᵀ(C2∘C2)q: E(T) = c0 − 2<C1 T C2, T> for any coupling of p, q. */
+  c0: number;
+  /** n = m and p = q, so diag(p) is a coupling. */
+  identityFeasible: boolean;
+}
+
+export function sideOf(name: string, C: Float64Array): number {
+  const n = Math.round(Math.sqrt(C.length));
+  if (n * n !== C.length || n === 0) {
+    throw new Error(`${name} has ${C.length} values, which is not n×n for any n ≥ 1: pass a square matrix`);
+  }
+  return n;
+}
+
+/** Checks a cost matrix: finite, symmetric. Tiny asymmetry (rounding) is averaged away. */
+function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
+  let scale = 0;
+  for (let i = 0; i < C.length; i++) {
+    const v = C[i]!;
+    if (!Number.isFinite(v)) {
+      throw new Error(`${name}[${Math.floor(i / n)}, ${i % n}] is ${v}: distances must be finite numbers`);
+    }
+    scale = Math.max(scale, Math.abs(v));
+  }
+  let asym = 0;
+  let where = [0, 0];
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const d = Math.abs(C[i * n + j]! - C[j * n + i]!);
+      if (d > asym) {
+        asym = d;
+        where = [i, j];
+      }
+    }
+  }
+  if (asym === 0) return C;
+  if (asym > 1e-9 * scale) {
+    throw new Error(
+      `${name} is not symmetric (|C[${where[0]}, ${where[1]}] − C[${where[1]}, ${where[0]}]| = ${asym}): ` +
+        'GW here compares distance or dissimilarity matrices, which are symmetric',
+    );
+  }
+  const out = new Float64Array(C.length);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) out[i * n + j] = 0.5 * (C[i * n + j]! + C[j * n + i]!);
+  }
+  return out;
+}
+
+export function uniform(n: number): Float64Array {
+  return new Float64Array(n).fill(1 / n);
+}
+
+/** wᵀ C w, or wᵀ (C∘C) w when `squared`. */
+export function quadraticForm(C: Float64Array, w: Float64Array, n: number, squared: boolean): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    let row = 0;
+    const o = i * n;
+    for (let k = 0; k < n; k++) {
+      const c = C[o + k]!;
+      row += (squared ? c * c : c) * w[k]!;
+    }
+    s += w[i]! * row;
+  }
+  return s;
+}
+
+/** True when p and q are the same weights (so diag(p) couples them). */
+export function equalWeights(p: Float64Array, q: Float64Array): boolean {
+  if (p.length !== q.length) return false;
+  for (let i = 0; i < p.length; i++) {
+    if (Math.abs(p[i]! - q[i]!) > 1e-12 * Math.max(1, Math.abs(p[i]!))) return false;
+  }
+  return true;
+}
+
+/** Checked marginals (uniform by default) for spaces of n and m points. */
+export function marginals(
+  n: number,
+  m: number,
+  p?: Float64Array,
+  q?: Float64Array,
+): [Float64Array, Float64Array] {
+  const pp = p ?? uniform(n);
+  const qq = q ?? uniform(m);
+  if (pp.length !== n) throw new Error(`p has ${pp.length} weights but C1 is ${n}×${n}`);
+  if (qq.length !== m) throw new Error(`q has ${qq.length} weights but C2 is ${m}×${m}`);
+  validateMarginals(pp, qq);
+  return [pp, qq];
+}
+
+export function prepareProblem(
+  C1: Float64Array,
+  C2: Float64Array,
+  weights: { p?: Float64Array; q?: Float64Array },
+): GwProblem {
+  if (!(C1 instanceof Float64Array) || !(C2 instanceof Float64Array)) {
+    throw new Error('C1 and C2 must be Float64Arrays (n×n and m×m, row-major)');
+  }
+  const n = sideOf('C1', C1);
+  const m = sideOf('C2', C2);
+  const [p, q] = marginals(n, m, weights.p, weights.q);
+  const c1 = checkedSpace('C1', C1, n);
+  const c2 = checkedSpace('C2', C2, m);
+  const c0 = quadraticForm(c1, p, n, true) + quadraticForm(c2, q, m, true);
+  return { C1: c1, C2: c2, n, m, p, q, c0, identityFeasible: n === m && equalWeights(p, q) };
+}
+
+/**
+ * C divided by the mean of its off-diagonal entries, so that GW compares shapes rather than the
+ * activation scale. Throws when that mean is zero (all points coincide).
+ */
+export function normaliseByMeanOffDiagonal(C: Float64Array, n: number): Float64Array {
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`normaliseByMeanOffDiagonal: n must be a positive integer, got ${n}`);
+  if (C.length !== n * n)
+    throw new Error(
+      `normaliseByMeanOffDiagonal: expected an ${n}×${n} matrix (${n * n} values), got ${C.length}`,
+    );
+  if (n < 2)
+    throw new Error('normaliseByMeanOffDiagonal: need at least 2 points to have off-diagonal entries');
+  let sum = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) sum += C[i * n + j]!;
+  const mean = checkedMean(sum / (n * (n - 1)));
+  const out = new Float64Array(n * n);
+  for (let e = 0; e < n * n; e++) out[e] = C[e]! / mean;
+  return out;
+}
+
+export function checkedMean(mean: number): number {
+  if (!(mean !== 0 && Number.isFinite(mean))) {
+    throw new Error(
+      `cannot normalise: the mean off-diagonal distance is ${mean} (all points coincide, or the input is not finite); check the layer's activations`,
+    );
+  }
+  return mean;
+}

@@ -1,0 +1,85 @@
+// Starting couplings for the GW solvers (POT's G0): the identity coupling diag(p) — the probe
+// inputs correspond, so it is feasible and often near the optimum — the product coupling p qᵀ
+// (POT's default), or a plan the caller gives. Each comes with its G = C1 T C2 and, for CG, a first
+// basis for the network simplex.
+
+import type { SparsePlan } from '../emd.js';
+import { matmul } from '../linalg.js';
+import { tensorProduct } from './loss.js';
+import type { GwProblem } from './problem.js';
+
+export interface GwStart {
+  T: Float64Array;
+  G: Float64Array;
+  /** When the start is itself a vertex (identity): its sparse form; G is then its G. */
+  vertex?: SparsePlan;
+  /**
+   * Row and column orders whose north-west-corner plan is a good first basis for the simplex:
+   * the identity itself, or — from the product coupling, where the first linear cost −(C1p)(C2q)ᵀ
+   * is Monge in ascending order — the optimal first step, so no cold start is paid.
+   */
+  basis?: { rows: Int32Array; cols: Int32Array };
+}
+
+function ascendingOrder(values: Float64Array): Int32Array {
+  return Int32Array.from(values.keys()).sort((x, y) => values[x]! - values[y]! || x - y);
+}
+
+export function identityStart(P: GwProblem): GwStart {
+  const { n, p, C1, C2 } = P;
+  const T = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) T[i * n + i] = p[i]!;
+  // C1 diag(p) C2: scale C1's columns, one product.
+  const scaled = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
+  const G = matmul(scaled, C2, n, n, n);
+  const keep = Array.from(p, (w, i) => (w > 0 ? i : -1)).filter((i) => i >= 0);
+  const vertex: SparsePlan = {
+    rows: Int32Array.from(keep),
+    cols: Int32Array.from(keep),
+    values: Float64Array.from(keep, (i) => p[i]!),
+  };
+  const order = Int32Array.from({ length: n }, (_, i) => i);
+  return { T, G, vertex, basis: { rows: order, cols: order } };
+}
+
+export function productStart(P: GwProblem): GwStart {
+  const { n, m, p, q, C1, C2 } = P;
+  const T = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
+  // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²).
+  const u = new Float64Array(n);
+  const v = new Float64Array(m);
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) u[i]! += C1[i * n + k]! * p[k]!;
+  for (let j = 0; j < m; j++) for (let l = 0; l < m; l++) v[j]! += C2[j * m + l]! * q[l]!;
+  const G = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
+  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) } };
+}
+
+export function givenStart(P: GwProblem, T0: Float64Array): GwStart {
+  const { n, m, p, q } = P;
+  if (T0.length !== n * m) throw new Error(`the initial plan has ${T0.length} entries, expected ${n}×${m}`);
+  const rows = new Float64Array(n);
+  const cols = new Float64Array(m);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      const t = T0[i * m + j]!;
+      if (!(t >= 0) || !Number.isFinite(t)) {
+        throw new Error(`the initial plan has T[${i}, ${j}] = ${t}: entries must be finite and ≥ 0`);
+      }
+      rows[i]! += t;
+      cols[j]! += t;
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    if (Math.abs(rows[i]! - p[i]!) > 1e-8)
+      throw new Error(`the initial plan's row ${i} sums to ${rows[i]}, not p[${i}] = ${p[i]}`);
+  }
+  for (let j = 0; j < m; j++) {
+    if (Math.abs(cols[j]! - q[j]!) > 1e-8)
+      throw new Error(`the initial plan's column ${j} sums to ${cols[j]}, not q[${j}] = ${q[j]}`);
+  }
+  const T = Float64Array.from(T0);
+  return { T, G: tensorProduct(P, T) };
+}
