@@ -9,6 +9,7 @@ export {
   gromovWasserstein,
 } from './gromov/gw.js';
 export { gwObjective } from './gromov/loss.js';
-export { normaliseByMeanOffDiagonal } from './gromov/problem.js';
+export { lowRankToDense, squaredEuclideanCost } from './gromov/lowrank.js';
+export { type GwCost, type LowRankCost, normaliseByMeanOffDiagonal } from './gromov/problem.js';
 export { GwPool, type GwPoolOptions } from './pool.js';
 export { type SinkhornOptions, type SinkhornResult, sinkhorn } from './sinkhorn.js';

@@ -11,6 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { GwOptions, GwResult } from './gromov/gw.js';
+import type { GwCost } from './gromov/problem.js';
 import type { GwReply, GwTask } from './worker.js';
 
 export interface GwPoolOptions {
@@ -37,6 +38,24 @@ interface Slot {
 
 function copy(a: Float64Array): Float64Array {
   return Float64Array.from(a);
+}
+
+/** A copy of a cost for transfer to a worker, with the buffers to transfer. */
+function copyCost(C: GwCost): [GwCost, ArrayBuffer[]] {
+  if (C instanceof Float64Array) {
+    const c = copy(C);
+    return [c, [c.buffer as ArrayBuffer]];
+  }
+  const A = copy(C.A);
+  const B = copy(C.B);
+  return [{ n: C.n, rank: C.rank, A, B }, [A.buffer as ArrayBuffer, B.buffer as ArrayBuffer]];
+}
+
+/** Number of points of a cost (NaN when a dense matrix is not square). */
+function sizeOf(C: GwCost): number {
+  if (!(C instanceof Float64Array)) return C.n;
+  const n = Math.round(Math.sqrt(C.length));
+  return n * n === C.length ? n : Number.NaN;
 }
 
 function sameWeights(n: number, m: number, p?: Float64Array, q?: Float64Array): boolean {
@@ -78,12 +97,12 @@ export class GwPool {
   }
 
   /** Solves one GW problem on a worker; same arguments and result as gromovWasserstein(). */
-  async solve(C1: Float64Array, C2: Float64Array, options: GwOptions = {}): Promise<GwResult> {
+  async solve(C1: GwCost, C2: GwCost, options: GwOptions = {}): Promise<GwResult> {
     if (this.closed) throw new Error('GwPool is closed');
-    const n = Math.round(Math.sqrt(C1.length));
-    const m = Math.round(Math.sqrt(C2.length));
+    const n = sizeOf(C1);
+    const m = sizeOf(C2);
     const init = options.init ?? 'best';
-    if (init === 'best' && this.size > 1 && n * n === C1.length && sameWeights(n, m, options.p, options.q)) {
+    if (init === 'best' && this.size > 1 && Number.isInteger(n) && sameWeights(n, m, options.p, options.q)) {
       const started = performance.now();
       const [a, b] = await Promise.all([
         this.submit(C1, C2, { ...options, init: 'identity' }),
@@ -95,14 +114,16 @@ export class GwPool {
     return this.submit(C1, C2, options);
   }
 
-  private async submit(C1: Float64Array, C2: Float64Array, options: GwOptions): Promise<GwResult> {
+  private async submit(C1: GwCost, C2: GwCost, options: GwOptions): Promise<GwResult> {
     while (this.queue.length >= this.maxQueue) {
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
       if (this.closed) throw new Error('GwPool is closed');
     }
     if (this.closed) throw new Error('GwPool is closed');
-    const task: GwTask = { id: this.nextId++, C1: copy(C1), C2: copy(C2), options: { ...options } };
-    const transfer = [task.C1.buffer as ArrayBuffer, task.C2.buffer as ArrayBuffer];
+    const [c1, t1] = copyCost(C1);
+    const [c2, t2] = copyCost(C2);
+    const task: GwTask = { id: this.nextId++, C1: c1, C2: c2, options: { ...options } };
+    const transfer = [...t1, ...t2];
     for (const key of ['p', 'q'] as const) {
       const w = options[key];
       if (w) {

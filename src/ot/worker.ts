@@ -2,11 +2,12 @@
 // transferring the plan's buffer.
 import { parentPort } from 'node:worker_threads';
 import { type GwOptions, gromovWasserstein } from './gromov/gw.js';
+import type { GwCost } from './gromov/problem.js';
 
 export interface GwTask {
   id: number;
-  C1: Float64Array;
-  C2: Float64Array;
+  C1: GwCost;
+  C2: GwCost;
   options: GwOptions;
 }
 

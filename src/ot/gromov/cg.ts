@@ -14,7 +14,7 @@
 //  * the remaining dense products run on a WebAssembly SIMD kernel (linalg.ts).
 
 import { NetworkSimplex, type SparsePlan } from '../emd.js';
-import { distinctRows, sparseDifference, sparseSelfProduct, sparseTensorProduct } from './loss.js';
+import { vertexProduct, vertexTerms } from './loss.js';
 import type { GwProblem } from './problem.js';
 import type { GwStart } from './starts.js';
 
@@ -32,7 +32,8 @@ export function quadraticStep(a: number, b: number): number {
 }
 
 /**
- * The exact line search for GW (POT's solve_gromov_linesearch), from the vertex's sparse form:
+ * The exact line search for GW (POT's solve_gromov_linesearch), from the vertex's sparse form and
+ * tcTc = <C1 Tc C2, Tc>:
  * E(T + αΔ) = E − 4α<G, Δ> − 2α²<C1 Δ C2, Δ>, Δ = Tc − T, using <C1 T C2, Tc> = <G, Tc>.
  * Returns the step and the coefficients a α² + b α of the change in E.
  */
@@ -41,11 +42,11 @@ export function gwLineSearch(
   G: Float64Array,
   gT: number,
   Tc: SparsePlan,
+  tcTc: number,
 ): { alpha: number; quad: number; lin: number } {
   const { m } = P;
   let gTc = 0;
   for (let a = 0; a < Tc.values.length; a++) gTc += G[Tc.rows[a]! * m + Tc.cols[a]!]! * Tc.values[a]!;
-  const tcTc = sparseSelfProduct(P, Tc);
   const quad = -2 * (tcTc - 2 * gTc + gT);
   const lin = -4 * (gTc - gT);
   return { alpha: quadraticStep(quad, lin), quad, lin };
@@ -65,19 +66,6 @@ function simplexFrom(P: GwProblem, start: GwStart): NetworkSimplex {
   return simplex;
 }
 
-/** C1 Tc C2, from the previous vertex's by a rank-k update when fewer rows moved than Tc has. */
-function vertexProduct(
-  P: GwProblem,
-  Tc: SparsePlan,
-  previous: { vertex: SparsePlan; G: Float64Array } | undefined,
-): Float64Array {
-  const diff = previous ? sparseDifference(Tc, previous.vertex, P.m) : undefined;
-  if (previous && diff && distinctRows(diff) < distinctRows(Tc)) {
-    return diff.values.length > 0 ? sparseTensorProduct(P, diff, previous.G) : previous.G;
-  }
-  return sparseTensorProduct(P, Tc);
-}
-
 function innerProduct(G: Float64Array, T: Float64Array): number {
   let s = 0;
   for (let e = 0; e < G.length; e++) s += G[e]! * T[e]!;
@@ -89,9 +77,9 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   const { T, G } = start;
   const size = T.length;
   const simplex = simplexFrom(P, start);
-  let previous: { vertex: SparsePlan; G: Float64Array } | undefined = start.vertex
-    ? { vertex: start.vertex, G: Float64Array.from(G) }
-    : undefined;
+  // Dense costs update the vertex product from the previous one; factored costs never need it.
+  let previous: { vertex: SparsePlan; G: Float64Array } | undefined =
+    start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: Float64Array.from(G) } : undefined;
   let gT = innerProduct(G, T);
   let E = c0 - 2 * gT;
   let iterations = 0;
@@ -99,7 +87,8 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   while (iterations < maxIter) {
     iterations++;
     const Tc = simplex.solveSparse(G, { negate: true });
-    const { alpha, quad, lin } = gwLineSearch(P, G, gT, Tc);
+    const terms = vertexTerms(P, Tc);
+    const { alpha, quad, lin } = gwLineSearch(P, G, gT, Tc, terms.selfProduct);
     const Enew = E + quad * alpha * alpha + lin * alpha;
     const absDelta = Math.abs(Enew - E);
     const stop = absDelta < tol || absDelta / Math.abs(Enew) < tol;
@@ -113,8 +102,8 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
       break;
     }
     if (iterations >= maxIter) break;
-    const Gc = vertexProduct(P, Tc, previous);
-    previous = { vertex: Tc, G: Gc };
+    const Gc = vertexProduct(P, Tc, terms, previous);
+    if (P.kind === 'dense') previous = { vertex: Tc, G: Gc };
     for (let e = 0; e < size; e++) G[e] = (1 - alpha) * G[e]! + alpha * Gc[e]!;
     gT = innerProduct(G, T);
     E = c0 - 2 * gT;

@@ -4,7 +4,7 @@
 
 import { sinkhorn } from '../sinkhorn.js';
 import type { GwRun } from './cg.js';
-import { gwObjective, squaredRowSums, tensorProduct } from './loss.js';
+import { constCTerms, objectiveOf, tensorProduct } from './loss.js';
 import type { GwProblem } from './problem.js';
 
 export function entropicGw(
@@ -22,8 +22,7 @@ export function entropicGw(
   let converged = false;
   // ∇E = 2(constC − 2G); constC's row/column constants are absorbed by Sinkhorn's scalings, but
   // POT feeds the full gradient, and its Sinkhorn starts from fixed scalings, so keep it for parity.
-  const rowConst = squaredRowSums(P.C1, p, n);
-  const colConst = squaredRowSums(P.C2, q, m);
+  const [rowConst, colConst] = constCTerms(P);
   while (iterations < maxIter) {
     const G = tensorProduct(P, T);
     for (let i = 0; i < n; i++) {
@@ -40,5 +39,5 @@ export function entropicGw(
       break;
     }
   }
-  return { E: gwObjective(P.C1, P.C2, T, n, m), plan: T, iterations, converged };
+  return { E: objectiveOf(P, T), plan: T, iterations, converged };
 }

@@ -7,7 +7,8 @@
 import { conditionalGradient, type GwRun } from './cg.js';
 import { entropicGw } from './entropic.js';
 import { identityObjective, productObjective } from './loss.js';
-import { type GwProblem, prepareProblem } from './problem.js';
+import { isLowRankCost, lowRankToDense, prepareLowRankProblem } from './lowrank.js';
+import { type GwCost, type GwProblem, prepareDenseProblem } from './problem.js';
 import { type GwStart, givenStart, identityStart, productStart } from './starts.js';
 
 export type GwSolver = 'cg' | 'entropic';
@@ -126,11 +127,23 @@ export function solveProblem(P: GwProblem, options: GwOptions, started = perform
 }
 
 /**
- * Gromov–Wasserstein between (C1, p) and (C2, q), square loss. C1 is n×n, C2 m×m (row-major,
- * symmetric). See GwOptions for the solver and start; the result carries E, ½√E and the values at
- * the identity and product couplings.
+ * The problem in the form that computes fastest: factored when both costs are factored with rank
+ * below half their size (then a product costs O(n·m·r) < O(n²m)); dense otherwise.
  */
-export function gromovWasserstein(C1: Float64Array, C2: Float64Array, options: GwOptions = {}): GwResult {
+export function prepareProblem(C1: GwCost, C2: GwCost, options: GwOptions): GwProblem {
+  if (isLowRankCost(C1) && isLowRankCost(C2) && 2 * C1.rank < C1.n && 2 * C2.rank < C2.n) {
+    return prepareLowRankProblem(C1, C2, options);
+  }
+  const dense = (C: GwCost) => (isLowRankCost(C) ? lowRankToDense(C) : C);
+  return prepareDenseProblem(dense(C1), dense(C2), options);
+}
+
+/**
+ * Gromov–Wasserstein between (C1, p) and (C2, q), square loss. C1 is n×n, C2 m×m (row-major,
+ * symmetric), or either in factored form (see squaredEuclideanCost). See GwOptions for the solver
+ * and start; the result carries E, ½√E and the values at the identity and product couplings.
+ */
+export function gromovWasserstein(C1: GwCost, C2: GwCost, options: GwOptions = {}): GwResult {
   const started = performance.now();
   return solveProblem(prepareProblem(C1, C2, options), options, started);
 }

@@ -8,10 +8,28 @@
 
 import type { SparsePlan } from '../emd.js';
 import { matmul } from '../linalg.js';
-import { type GwProblem, quadraticForm } from './problem.js';
+import {
+  coreProduct,
+  coreSelfProduct,
+  isLowRankCost,
+  lowRankGwObjective,
+  lowRankIdentityObjective,
+  lowRankLinearForm,
+  lowRankObjective,
+  lowRankSquaredRowSums,
+  lowRankTensorProduct,
+  lowRankToDense,
+  vertexCore,
+} from './lowrank.js';
+import { type DenseGwProblem, type GwCost, type GwProblem, quadraticForm } from './problem.js';
+
+/** C1 T C2ᵀ for a dense T (n×m). */
+export function tensorProduct(P: GwProblem, T: Float64Array): Float64Array {
+  return P.kind === 'dense' ? denseTensorProduct(P, T) : lowRankTensorProduct(P, T);
+}
 
 /** C1 T C2 for dense T (C2 symmetric, so C2ᵀ = C2). Two products: O(n²m + nm²). */
-export function tensorProduct(P: GwProblem, T: Float64Array): Float64Array {
+function denseTensorProduct(P: DenseGwProblem, T: Float64Array): Float64Array {
   const { n, m } = P;
   return matmul(matmul(P.C1, T, n, n, m), P.C2, n, m, m);
 }
@@ -22,7 +40,7 @@ export function tensorProduct(P: GwProblem, T: Float64Array): Float64Array {
  * `into` when given. For a vertex k = n; for the difference of two vertices k is the number of
  * rows that moved, often a handful.
  */
-export function sparseTensorProduct(P: GwProblem, S: SparsePlan, into?: Float64Array): Float64Array {
+function sparseTensorProduct(P: DenseGwProblem, S: SparsePlan, into?: Float64Array): Float64Array {
   const { n, m, C1, C2 } = P;
   const { rows, values } = S;
   const distinct: number[] = [];
@@ -48,7 +66,7 @@ export function sparseTensorProduct(P: GwProblem, S: SparsePlan, into?: Float64A
 }
 
 /** <C1 S C2, S> = Σ_ab s_a s_b C1[i_a, i_b] C2[j_a, j_b] for sparse S: O(nnz²). */
-export function sparseSelfProduct(P: GwProblem, S: SparsePlan): number {
+export function sparseSelfProduct(P: DenseGwProblem, S: SparsePlan): number {
   const { n, m, C1, C2 } = P;
   const { rows, cols, values } = S;
   const k = values.length;
@@ -64,14 +82,14 @@ export function sparseSelfProduct(P: GwProblem, S: SparsePlan): number {
 }
 
 /** Rows of S that hold an entry (S sorted row-major). */
-export function distinctRows(S: SparsePlan): number {
+function distinctRows(S: SparsePlan): number {
   let count = 0;
   for (let a = 0; a < S.rows.length; a++) if (a === 0 || S.rows[a] !== S.rows[a - 1]) count++;
   return count;
 }
 
 /** Tc − S as a sparse list over the union of the supports (both sorted row-major). */
-export function sparseDifference(Tc: SparsePlan, S: SparsePlan, m: number): SparsePlan {
+function sparseDifference(Tc: SparsePlan, S: SparsePlan, m: number): SparsePlan {
   const rows: number[] = [];
   const cols: number[] = [];
   const values: number[] = [];
@@ -102,15 +120,22 @@ export function sparseDifference(Tc: SparsePlan, S: SparsePlan, m: number): Spar
   return { rows: Int32Array.from(rows), cols: Int32Array.from(cols), values: Float64Array.from(values) };
 }
 
-/** (C∘C) w, the row constants of constC. */
-export function squaredRowSums(C: Float64Array, w: Float64Array, n: number): Float64Array {
+/** (C1∘C1) p and (C2∘C2) q: the row and column constants of constC. */
+export function constCTerms(P: GwProblem): [Float64Array, Float64Array] {
+  if (P.kind === 'lowRank') return [lowRankSquaredRowSums(P.F1, P.p), lowRankSquaredRowSums(P.F2, P.q)];
+  return [squaredRowSums(P.C1, P.p, P.n), squaredRowSums(P.C2, P.q, P.m)];
+}
+
+/** (C∘C) w. */
+function squaredRowSums(C: Float64Array, w: Float64Array, n: number): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) out[i]! += C[i * n + k]! ** 2 * w[k]!;
   return out;
 }
 
-/** E at diag(p): Σ_ik (C1_ik − C2_ik)² p_i p_k, O(n²). */
+/** E at diag(p): Σ_ik (C1_ik − C2_ik)² p_i p_k, O(n²) (dense). */
 export function identityObjective(P: GwProblem): number {
+  if (P.kind === 'lowRank') return lowRankIdentityObjective(P);
   const { n, C1, C2, p } = P;
   let s = 0;
   for (let i = 0; i < n; i++) {
@@ -126,6 +151,7 @@ export function identityObjective(P: GwProblem): number {
 
 /** E at p qᵀ: c0 − 2 (pᵀC1p)(qᵀC2q). */
 export function productObjective(P: GwProblem): number {
+  if (P.kind === 'lowRank') return P.c0 - 2 * lowRankLinearForm(P.F1, P.p) * lowRankLinearForm(P.F2, P.q);
   return P.c0 - 2 * quadraticForm(P.C1, P.p, P.n, false) * quadraticForm(P.C2, P.q, P.m, false);
 }
 
@@ -133,13 +159,21 @@ export function productObjective(P: GwProblem): number {
  * E(T) = Σ_ijkl (C1_ik − C2_jl)² T_ij T_kl for any non-negative T (n×m), with the marginals of T
  * itself: <constC(T), T> − 2<C1 T C2ᵀ, T>. Two matrix products.
  */
-export function gwObjective(
-  C1: Float64Array,
-  C2: Float64Array,
-  T: Float64Array,
-  n: number,
-  m: number,
-): number {
+export function gwObjective(C1: GwCost, C2: GwCost, T: Float64Array, n: number, m: number): number {
+  if (isLowRankCost(C1) && isLowRankCost(C2)) {
+    if (C1.n !== n || C2.n !== m) throw new Error(`gwObjective: expected C1 ${n}×${n}, C2 ${m}×${m}`);
+    return lowRankGwObjective(C1, C2, T);
+  }
+  return denseGwObjective(
+    isLowRankCost(C1) ? lowRankToDense(C1) : C1,
+    isLowRankCost(C2) ? lowRankToDense(C2) : C2,
+    T,
+    n,
+    m,
+  );
+}
+
+function denseGwObjective(C1: Float64Array, C2: Float64Array, T: Float64Array, n: number, m: number): number {
   if (C1.length !== n * n || C2.length !== m * m || T.length !== n * m) {
     throw new Error(`gwObjective: expected C1 ${n}×${n}, C2 ${m}×${m}, T ${n}×${m}`);
   }
@@ -161,4 +195,41 @@ export function gwObjective(
   let s2 = 0;
   for (let j = 0; j < m; j++) for (let l = 0; l < m; l++) s2 += C2[j * m + l]! ** 2 * q[j]! * q[l]!;
   return s1 + s2 - 2 * cross;
+}
+
+/** E(T) with T's own marginals, on the problem's costs. */
+export function objectiveOf(P: GwProblem, T: Float64Array): number {
+  return P.kind === 'dense' ? denseGwObjective(P.C1, P.C2, T, P.n, P.m) : lowRankObjective(P, T);
+}
+
+/** What the line search and the next gradient need from a vertex Tc of the transport polytope. */
+export interface VertexTerms {
+  /** <C1 Tc C2ᵀ, Tc>. */
+  selfProduct: number;
+  /** B1ᵀ Tc B2 (factored costs only). */
+  core?: Float64Array;
+}
+
+export function vertexTerms(P: GwProblem, S: SparsePlan): VertexTerms {
+  if (P.kind === 'dense') return { selfProduct: sparseSelfProduct(P, S) };
+  const core = vertexCore(P, S);
+  return { selfProduct: coreSelfProduct(P, S, core), core };
+}
+
+/**
+ * C1 Tc C2ᵀ for a vertex. Dense costs: from the previous vertex's product by a rank-k update when
+ * fewer rows moved than Tc has (the previous product is updated in place). Factored: from the core.
+ */
+export function vertexProduct(
+  P: GwProblem,
+  Tc: SparsePlan,
+  terms: VertexTerms,
+  previous: { vertex: SparsePlan; G: Float64Array } | undefined,
+): Float64Array {
+  if (P.kind === 'lowRank') return coreProduct(P, terms.core!);
+  const diff = previous ? sparseDifference(Tc, previous.vertex, P.m) : undefined;
+  if (previous && diff && distinctRows(diff) < distinctRows(Tc)) {
+    return diff.values.length > 0 ? sparseTensorProduct(P, diff, previous.G) : previous.G;
+  }
+  return sparseTensorProduct(P, Tc);
 }

@@ -7,10 +7,28 @@
 
 import { validateMarginals } from '../emd.js';
 
-/** A GW problem between (C1, p) and (C2, q) with dense, symmetric cost matrices. */
-export interface GwProblem {
-  C1: Float64Array;
-  C2: Float64Array;
+/** A cost matrix in factored form C = A Bᵀ (n×n, symmetric), A and B n×rank, row-major. */
+export interface LowRankCost {
+  n: number;
+  rank: number;
+  A: Float64Array;
+  B: Float64Array;
+}
+
+/** A cost matrix: dense (n×n, row-major, symmetric) or factored (C = A Bᵀ). */
+export type GwCost = Float64Array | LowRankCost;
+
+/** C = A Bᵀ with the transposes kept for the products (At, Bt rank×n). */
+export interface Factors {
+  n: number;
+  r: number;
+  A: Float64Array;
+  B: Float64Array;
+  At: Float64Array;
+  Bt: Float64Array;
+}
+
+interface ProblemBase {
   n: number;
   m: number;
   p: Float64Array;
@@ -20,6 +38,22 @@ export interface GwProblem {
   /** n = m and p = q, so diag(p) is a coupling. */
   identityFeasible: boolean;
 }
+
+/** A GW problem between (C1, p) and (C2, q) with dense, symmetric cost matrices. */
+export interface DenseGwProblem extends ProblemBase {
+  kind: 'dense';
+  C1: Float64Array;
+  C2: Float64Array;
+}
+
+/** The same with both costs factored (C = A Bᵀ of low rank): every product costs O(n·m·r). */
+export interface LowRankGwProblem extends ProblemBase {
+  kind: 'lowRank';
+  F1: Factors;
+  F2: Factors;
+}
+
+export type GwProblem = DenseGwProblem | LowRankGwProblem;
 
 export function sideOf(name: string, C: Float64Array): number {
   const n = Math.round(Math.sqrt(C.length));
@@ -107,11 +141,11 @@ export function marginals(
   return [pp, qq];
 }
 
-export function prepareProblem(
+export function prepareDenseProblem(
   C1: Float64Array,
   C2: Float64Array,
   weights: { p?: Float64Array; q?: Float64Array },
-): GwProblem {
+): DenseGwProblem {
   if (!(C1 instanceof Float64Array) || !(C2 instanceof Float64Array)) {
     throw new Error('C1 and C2 must be Float64Arrays (n×n and m×m, row-major)');
   }
@@ -121,7 +155,7 @@ export function prepareProblem(
   const c1 = checkedSpace('C1', C1, n);
   const c2 = checkedSpace('C2', C2, m);
   const c0 = quadraticForm(c1, p, n, true) + quadraticForm(c2, q, m, true);
-  return { C1: c1, C2: c2, n, m, p, q, c0, identityFeasible: n === m && equalWeights(p, q) };
+  return { kind: 'dense', C1: c1, C2: c2, n, m, p, q, c0, identityFeasible: n === m && equalWeights(p, q) };
 }
 
 /**

@@ -6,7 +6,8 @@
 import type { SparsePlan } from '../emd.js';
 import { matmul } from '../linalg.js';
 import { tensorProduct } from './loss.js';
-import type { GwProblem } from './problem.js';
+import { coreProduct, lowRankTimes, vertexCore } from './lowrank.js';
+import type { DenseGwProblem, GwProblem } from './problem.js';
 
 export interface GwStart {
   T: Float64Array;
@@ -26,35 +27,47 @@ function ascendingOrder(values: Float64Array): Int32Array {
 }
 
 export function identityStart(P: GwProblem): GwStart {
-  const { n, p, C1, C2 } = P;
+  const { n, p } = P;
   const T = new Float64Array(n * n);
   for (let i = 0; i < n; i++) T[i * n + i] = p[i]!;
-  // C1 diag(p) C2: scale C1's columns, one product.
-  const scaled = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
-  const G = matmul(scaled, C2, n, n, n);
   const keep = Array.from(p, (w, i) => (w > 0 ? i : -1)).filter((i) => i >= 0);
   const vertex: SparsePlan = {
     rows: Int32Array.from(keep),
     cols: Int32Array.from(keep),
     values: Float64Array.from(keep, (i) => p[i]!),
   };
+  let G: Float64Array;
+  if (P.kind === 'lowRank') {
+    G = coreProduct(P, vertexCore(P, vertex));
+  } else {
+    // C1 diag(p) C2: scale C1's columns, one product.
+    const { C1, C2 } = P;
+    const scaled = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
+    G = matmul(scaled, C2, n, n, n);
+  }
   const order = Int32Array.from({ length: n }, (_, i) => i);
   return { T, G, vertex, basis: { rows: order, cols: order } };
 }
 
 export function productStart(P: GwProblem): GwStart {
-  const { n, m, p, q, C1, C2 } = P;
+  const { n, m, p, q } = P;
   const T = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
-  // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²).
+  // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored).
+  const [u, v] = P.kind === 'lowRank' ? [lowRankTimes(P.F1, p), lowRankTimes(P.F2, q)] : denseTimes(P);
+  const G = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
+  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) } };
+}
+
+function denseTimes(P: DenseGwProblem): [Float64Array, Float64Array] {
+  const { n, m, p, q, C1, C2 } = P;
   const u = new Float64Array(n);
   const v = new Float64Array(m);
   for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) u[i]! += C1[i * n + k]! * p[k]!;
   for (let j = 0; j < m; j++) for (let l = 0; l < m; l++) v[j]! += C2[j * m + l]! * q[l]!;
-  const G = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
-  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) } };
+  return [u, v];
 }
 
 export function givenStart(P: GwProblem, T0: Float64Array): GwStart {
