@@ -1,6 +1,6 @@
 // Training throughput of the demo CNN (default template, task {0,1}, batch 64, Adam) on the
 // WASM backend with the client's gradient kernels, next to the pure-JS CPU backend.
-// Targets on 2 cores (issue 3): ≥ 1,500 samples/s on WASM and ≥ 50× the CPU backend.
+// Targets on 2 cores: ≥ 1,500 samples/s on WASM and ≥ 50× the CPU backend.
 import { cpus } from 'node:os';
 import { initBackend } from '../src/client/backend.js';
 import { loadTaskData, parseTasks } from '../src/client/data.js';

@@ -1,4 +1,4 @@
-// Coordinator level-0 costs (issue 2 targets, 2 cores):
+// Coordinator level-0 costs (targets on 2 cores):
 //   * per-upload similarity/divergence update at 1,000 and 10,000 registered models (8 layers,
 //     m = 9, k = 3): < 1 ms at 10,000;
 //   * a /metrics scrape at 10,000 models: < 100 ms;

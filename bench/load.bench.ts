@@ -1,4 +1,4 @@
-// Load test (issue 8): N lightweight simulated clients (no TensorFlow, plain grpc-js) register
+// Load test: N lightweight simulated clients (no TensorFlow, plain grpc-js) register
 // and push atoms for the default template against a coordinator running as a CHILD PROCESS, so
 // its memory is measured apart from the generator's. Every upload is acknowledged by the
 // coordinator only after a durable commit.

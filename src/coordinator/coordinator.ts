@@ -32,18 +32,18 @@ export interface CoordinatorOptions {
   httpPort?: number;
   /** A resolved configuration, or overrides merged over the defaults (validated either way). */
   config?: DeepPartial<CoordinatorConfig>;
-  /** Level-1 analysis (issue 5); without it, report/analysis calls answer UNIMPLEMENTED / 501. */
+  /** Level-1 analysis; without it, report/analysis calls answer UNIMPLEMENTED / 501. */
   analysis?: AnalysisFactory;
   logger?: Logger;
-  /** gRPC transport credentials (issue 8: TLS). Default insecure. */
+  /** gRPC transport credentials (TLS). Default insecure. */
   grpcCredentials?: grpc.ServerCredentials;
-  /** Per-call authorisation on metadata (issue 8). */
+  /** Per-call authorisation on metadata (bearer tokens, mTLS identity). */
   authorize?: Authorize;
-  /** Enrolment check at Register (issue 8). */
+  /** Enrolment check at Register. */
   enroll?: Enroll;
-  /** HTTP authorisation (issue 8). */
+  /** HTTP authorisation. */
   httpAuthorize?: HttpAuthorize;
-  /** Serve the HTTP side over TLS with these node:https options (issue 8). */
+  /** Serve the HTTP side over TLS with these node:https options. */
   httpsOptions?: HttpsOptions;
   /** Storage to use instead of SQLite in dataDir (a server database later; tests). */
   storage?: Storage;

@@ -56,9 +56,9 @@ export class CoordinatorMetrics {
   readonly atomUploads: client.Counter<'outcome'>;
   readonly federationSimilarity: client.Gauge<'layer'>;
   readonly federationSimilarityMean: client.Gauge;
-  /** Incremented by the escalation logic (issue 5), one per triggered analysis. */
+  /** Incremented by the escalation logic, one per triggered analysis. */
   readonly escalations: client.Counter<'reason'>;
-  /** Finished analyses by outcome (issue 5). */
+  /** Finished analyses by outcome. */
   readonly analyses: client.Counter<'outcome'>;
   readonly analysisDuration: client.Histogram;
   readonly analysisInProgress: client.Gauge;

@@ -316,7 +316,7 @@ describe('label cardinality caps', () => {
   });
 });
 
-describe('authorisation hooks (issue 8 plugs in here)', () => {
+describe('authorisation hooks', () => {
   let h: Harness;
   const seen: string[] = [];
   beforeAll(async () => {

@@ -1,4 +1,4 @@
-// The Grafana dashboard: well-formed for Grafana's provisioning, showing what the issue asks for,
+// The Grafana dashboard: well-formed for Grafana's provisioning, showing what an operator needs,
 // and referring only to metrics the coordinator exports — checked against the contract list and,
 // once the coordinator exists, against what a real coordinator's /metrics declares.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

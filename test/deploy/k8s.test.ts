@@ -2,7 +2,7 @@
 // is installed, and in every case checked structurally — the references between the resources
 // (selectors, named ports, volumes, Secret and ConfigMap keys behind the files the coordinator is
 // told to read, the Service the client Job dials, the Service the ServiceMonitor scrapes) must
-// resolve, and the probes, resources and security settings the issue asks for must be there.
+// resolve, and the probes, resources and security settings a production deployment needs must be there.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

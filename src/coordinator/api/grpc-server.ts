@@ -38,7 +38,7 @@ export interface ServerDeps {
 export interface GrpcServerOptions {
   host: string;
   port: number;
-  /** Default: insecure (plaintext). Issue 8 passes TLS credentials here. */
+  /** Default: insecure (plaintext); TLS credentials when the coordinator is configured with them. */
   credentials?: grpc.ServerCredentials;
   authorize?: Authorize;
 }

@@ -22,7 +22,7 @@ import { analysisError, analysisInput } from './grpc-server.js';
 export type HttpRoute = 'metrics' | 'health' | 'reports' | 'analyses';
 
 /**
- * Authorisation hook for HTTP (issue 8): return a refusal for the request, or undefined to serve
+ * Authorisation hook for HTTP: return a refusal for the request, or undefined to serve
  * it. Runs before the route does anything.
  */
 export type HttpAuthorize = (

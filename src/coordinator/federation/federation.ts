@@ -52,7 +52,7 @@ export interface RegisterResult {
 }
 
 /**
- * Enrolment hook (issue 8): checks a registering client (enrolment secret, mTLS identity on the
+ * Enrolment hook: checks a registering client (enrolment secret, mTLS identity on the
  * call) and returns the bearer token to hand out ('' when authentication is off), or throws an
  * RpcError (UNAUTHENTICATED / PERMISSION_DENIED). Without one, registration is open. Runs after the
  * request is validated and before anything is stored.

@@ -1,5 +1,5 @@
 // The seam between the coordinator core and the level-1 analysis (probe → GW → segmentation →
-// report, issue 5). The core serves RunAnalysis / ListReports / GetReport and the HTTP report
+// report). The core serves RunAnalysis / ListReports / GetReport and the HTTP report
 // routes through this interface; without an implementation they answer UNIMPLEMENTED / 501.
 import type { Logger } from '../../shared/log.js';
 import type { ModelTemplate } from '../../shared/template.js';
