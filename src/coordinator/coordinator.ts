@@ -77,7 +77,7 @@ async function checkTemplate(storage: Storage, template: ModelTemplate): Promise
     alphaFingerprint: template.alphaFingerprint,
     layers: template.layers.map((l) => ({ name: l.name, m: l.m, k: l.k })),
   });
-  const stored = storage.getMeta(TEMPLATE_META);
+  const stored = await storage.getMeta(TEMPLATE_META);
   if (stored === undefined) {
     await storage.setMeta(TEMPLATE_META, identity);
     return;
@@ -132,11 +132,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       logger,
       ...(options.enroll ? { enroll: options.enroll } : {}),
     });
-    const warm = federation.warmUp();
+    const warm = await federation.warmUp();
     logger.info('state loaded', {
       clients: warm.clients,
       models: warm.models,
-      uploads: storage.countUploads(),
+      uploads: await storage.countUploads(),
     });
     const operator = new OperatorQueries({ config, federation, storage, similarity, sessions });
     metrics.bind({

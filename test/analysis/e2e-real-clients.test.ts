@@ -146,7 +146,7 @@ describe('analysis with real clients', () => {
     expect(report.template.probe.size).toBe(PROBE_SIZE);
     // The Gram matrices came over gRPC from the trained models and are stored.
     for (const m of report.models.slice(0, 2)) {
-      const rows = coordinator.storage.getProbeSummaries(m.requestId!);
+      const rows = await coordinator.storage.getProbeSummaries(m.requestId!);
       expect(rows).toHaveLength(coordinator.template.probeLayers.length);
       expect(rows.every((r) => r.n === PROBE_SIZE && r.round === 1)).toBe(true);
     }

@@ -107,7 +107,7 @@ describe('analysis end to end over gRPC', () => {
     // The probe data in the report is what the clients sent: stored under the request ids, and
     // CKA in the report equals CKA from the clients' own activations.
     for (const m of report.models.slice(0, 3)) {
-      const rows = coordinator.storage.getProbeSummaries(m.requestId!);
+      const rows = await coordinator.storage.getProbeSummaries(m.requestId!);
       expect(rows.map((r) => r.layer).sort()).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8']);
       expect(rows.every((r) => r.clientId === m.clientId && r.n === N)).toBe(true);
     }

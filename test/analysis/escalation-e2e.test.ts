@@ -8,10 +8,14 @@ import type { AnalysisServiceImpl } from '../../src/coordinator/level1/analysis-
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type SimClient, startClient } from './sim-client.js';
 
-async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -45,11 +49,11 @@ describe('automatic escalation', () => {
 
   it('a drifting upload starts an analysis of its task, recorded with the reason', async () => {
     const analysis = coordinator.analysis as AnalysisServiceImpl;
-    expect(analysis.listReports(10)).toEqual([]);
+    expect(await analysis.listReports(10)).toEqual([]);
     await clients[1]!.push(2, true);
-    const summary = await until('a report', () => analysis.listReports(10)[0]);
+    const summary = await until('a report', async () => (await analysis.listReports(10))[0]);
     expect(summary.trigger).toBe('drift');
-    const report = JSON.parse(analysis.getReport(summary.reportId)!.json) as AnalysisReport;
+    const report = JSON.parse((await analysis.getReport(summary.reportId))!.json) as AnalysisReport;
     expect(report.trigger.kind).toBe('drift');
     expect(report.trigger.reason).toMatch(/bob\/0-1 drifted/);
     expect(report.trigger.evidence[0]).toMatchObject({ name: 'drift', threshold: 0.25, clientId: 'bob' });
@@ -70,6 +74,6 @@ describe('automatic escalation', () => {
       () => (analysis.policy.suppressed.get('drift') ? true : undefined),
       5000,
     );
-    expect(analysis.listReports(10)).toHaveLength(1);
+    expect(await analysis.listReports(10)).toHaveLength(1);
   });
 });

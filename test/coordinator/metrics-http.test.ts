@@ -359,7 +359,7 @@ describe('authorisation hooks', () => {
       grpc.status.UNAUTHENTICATED,
       /token required/,
     );
-    expect(h.running.storage.countUploads()).toBe(0);
+    expect(await h.running.storage.countUploads()).toBe(0);
     const md = new grpc.Metadata();
     md.set('authorization', 'Bearer ok');
     await rpc((cb) => h.fed.PushAtoms(req, md, cb));

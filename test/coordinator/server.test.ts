@@ -112,7 +112,7 @@ describe('coordinator over gRPC', () => {
         sent.set(key(c, t), history);
       }
     }
-    expect(h.running.storage.countUploads()).toBe(10);
+    expect(await h.running.storage.countUploads()).toBe(10);
   });
 
   it('GetSimilarity: atom cosine between shared-α models, subspace for the mismatched one', async () => {
@@ -214,7 +214,7 @@ describe('coordinator over gRPC', () => {
       grpc.status.ALREADY_EXISTS,
       /already acknowledged.*last acknowledged round: 2/,
     );
-    expect(h.running.storage.countUploads()).toBe(10);
+    expect(await h.running.storage.countUploads()).toBe(10);
   });
 
   describe('bad input gets a precise error and changes nothing', () => {
@@ -293,10 +293,10 @@ describe('coordinator over gRPC', () => {
       ],
     ];
     it.each(cases)('%s', async (_name, build, code, message) => {
-      const uploads = h.running.storage.countUploads();
+      const uploads = await h.running.storage.countUploads();
       const rounds = h.running.similarity.list().map((m) => `${m.clientId}/${m.taskId}@${m.round}`);
       await expectStatus(push(h, build()), code, message);
-      expect(h.running.storage.countUploads()).toBe(uploads);
+      expect(await h.running.storage.countUploads()).toBe(uploads);
       expect(h.running.similarity.list().map((m) => `${m.clientId}/${m.taskId}@${m.round}`)).toEqual(rounds);
     });
 
@@ -334,14 +334,14 @@ describe('coordinator over gRPC', () => {
       ],
     ];
     it.each(registerCases)('Register: %s', async (_name, req, code, message) => {
-      const clients = h.running.storage.listClients().length;
+      const clients = (await h.running.storage.listClients()).length;
       await expectStatus(
         rpc((cb) => h.fed.Register(req, cb)),
         code,
         message,
       );
-      expect(h.running.storage.listClients().length).toBe(clients);
-      expect(h.running.storage.getTask('4-5')).toBeUndefined();
+      expect((await h.running.storage.listClients()).length).toBe(clients);
+      expect(await h.running.storage.getTask('4-5')).toBeUndefined();
     });
 
     it('operator queries', async () => {
@@ -389,7 +389,7 @@ describe('coordinator over gRPC', () => {
       (await h.running.metrics.storageCommit.get()).values.find((v) => v.metricName?.endsWith('_count'))!
         .value - commitsBefore;
     expect(commits).toBeLessThan(calls.length);
-    expect(h.running.storage.countUploads()).toBe(10 + calls.length);
+    expect(await h.running.storage.countUploads()).toBe(10 + calls.length);
     for (const id of ids) {
       const m = h.running.similarity.model(id, '2-3')!;
       expect(m.round).toBe(4);
@@ -417,7 +417,7 @@ describe('coordinator over gRPC', () => {
     expect(after.clients.clients.map((c) => ({ ...c, lastSeenMs: 0 }))).toEqual(
       before.clients.clients.map((c) => ({ ...c, lastSeenMs: 0 })),
     );
-    expect(h.running.storage.countUploads()).toBe(58);
+    expect(await h.running.storage.countUploads()).toBe(58);
     const again = await register(h, 'bob', ['0-1', '2-3']);
     expect(again.progress.map((p) => Number(p.lastRound))).toEqual([2, 2]);
     const resent = await push(

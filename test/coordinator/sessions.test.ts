@@ -159,7 +159,7 @@ describe('sessions and probe requests', () => {
     const conv3 = answer.layers.get('conv3')!;
     expect(conv3).toMatchObject({ n: N, featureDim: 16, round: 4 });
     expect([...conv3.gram]).toEqual([...gram(1)]);
-    const stored = h.running.storage.getProbeSummaries('req-1');
+    const stored = await h.running.storage.getProbeSummaries('req-1');
     expect(stored.map((r) => r.layer)).toEqual(['conv1', 'conv3']);
     expect(Buffer.compare(stored[0]!.gram, Buffer.from(gram(0).buffer))).toBe(0);
     const request = s.received.find((m) => m.kind === 'probeRequest')!.probeRequest!;
@@ -201,7 +201,7 @@ describe('sessions and probe requests', () => {
       grpc.status.NOT_FOUND,
       /unknown, already answered, failed or past its deadline/,
     );
-    expect(h.running.storage.getProbeSummaries('ignored')).toEqual([]);
+    expect(await h.running.storage.getProbeSummaries('ignored')).toEqual([]);
 
     const cut = await h.running.sessions.requestProbe('carol', probe({ requestId: 'cut' })).catch((e) => e);
     expect(cut).toMatchObject({ outcome: 'gone', clientId: 'carol' });
@@ -273,7 +273,7 @@ describe('sessions and probe requests', () => {
       grpc.status.INVALID_ARGUMENT,
       /Gram entry \[0, 5\] is NaN/,
     );
-    expect(h.running.storage.getProbeSummaries('strict')).toEqual([]);
+    expect(await h.running.storage.getProbeSummaries('strict')).toEqual([]);
     // The request is still waiting and a correct upload completes it.
     await pushChunks(h, good);
     expect((await answer).layers.get('conv2')!.gram[N + 1]).toBe(2 * 2);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DATABASE_FILE, SqliteStorage } from '../../src/coordinator/storage/sqlite.js';
+import { DATABASE_FILE, SQLITE_MIGRATIONS, SqliteStorage } from '../../src/coordinator/storage/sqlite.js';
 import { storageContract, upload, withClients } from './storage-contract.js';
 
 const dirs: string[] = [];
@@ -47,5 +47,56 @@ describe('SqliteStorage', () => {
     const raw = new Database(join(dir, DATABASE_FILE), { readonly: true });
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
+  });
+});
+
+describe('SqliteStorage migrations', () => {
+  function appliedSteps(dir: string): { version: number; name: string }[] {
+    const raw = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    try {
+      return raw.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all() as {
+        version: number;
+        name: string;
+      }[];
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('records every numbered step once, and opening again applies nothing twice', async () => {
+    const dir = freshDir();
+    await new SqliteStorage({ dataDir: dir }).close();
+    const steps = SQLITE_MIGRATIONS.map((m) => ({ version: m.version, name: m.name }));
+    expect(appliedSteps(dir)).toEqual(steps);
+    await new SqliteStorage({ dataDir: dir }).close();
+    expect(appliedSteps(dir)).toEqual(steps);
+  });
+
+  it('adopts a store written before the migrations table, keeping its data', async () => {
+    const dir = freshDir();
+    const s = new SqliteStorage({ dataDir: dir });
+    await withClients(s, ['a']);
+    await s.putAtoms(upload('a', 1, 1));
+    await s.close();
+    // What an older atomlens left: the version only in meta, no schema_migrations table.
+    const raw = new Database(join(dir, DATABASE_FILE));
+    raw.exec('DROP TABLE schema_migrations');
+    raw.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
+    raw.close();
+    const again = new SqliteStorage({ dataDir: dir });
+    expect(await again.countUploads()).toBe(1);
+    await again.close();
+    expect(appliedSteps(dir).map((m) => m.version)).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
+  });
+
+  it('refuses a store written by a newer atomlens, naming both versions', async () => {
+    const dir = freshDir();
+    await new SqliteStorage({ dataDir: dir }).close();
+    const raw = new Database(join(dir, DATABASE_FILE));
+    raw.prepare("INSERT INTO schema_migrations(version, name, applied_at_ms) VALUES (99, 'future', 0)").run();
+    raw.close();
+    expect(() => new SqliteStorage({ dataDir: dir })).toThrow(
+      new RegExp(`schema version 99; this atomlens understands up to ${SQLITE_MIGRATIONS.length}`),
+    );
   });
 });

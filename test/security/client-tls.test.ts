@@ -79,7 +79,7 @@ describe.skipIf(!HAS_OPENSSL)('real client over mutual TLS with tokens', () => {
     });
     expect(summary.tasks[0]!.rounds).toEqual([1, 2, 3]);
     expect(summary.reconnects).toBeGreaterThanOrEqual(1);
-    expect(running.storage.listRounds('alice', '0-1', false).map((r) => r.round)).toEqual([1, 2, 3]);
+    expect((await running.storage.listRounds('alice', '0-1', false)).map((r) => r.round)).toEqual([1, 2, 3]);
     expect(events.filter((e) => e.type === 'connected').length).toBeGreaterThanOrEqual(2);
   });
 

@@ -210,12 +210,12 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
     });
   }
 
-  it('stored only what it acknowledged', () => {
+  it('stored only what it acknowledged', async () => {
     const storage = f.running.storage;
-    for (const c of storage.listClients()) {
+    for (const c of await storage.listClients()) {
       expect(registered.has(c.clientId), `client '${c.clientId}' stored without an OK Register`).toBe(true);
       for (const t of c.tasks) {
-        for (const r of storage.listRounds(c.clientId, t.taskId, true)) {
+        for (const r of await storage.listRounds(c.clientId, t.taskId, true)) {
           expect(ackedUploads.has(`${c.clientId}/${t.taskId}/${r.round}`)).toBe(true);
           const values = new Float32Array(
             r.atoms.buffer.slice(r.atoms.byteOffset, r.atoms.byteOffset + r.atoms.byteLength),
@@ -232,10 +232,10 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
       ...atomsRequest('fuzz', '0-1', 99),
       taskId: 'x'.repeat(MAX_MESSAGE_BYTES + 10),
     });
-    const before = f.running.storage.countUploads();
+    const before = await f.running.storage.countUploads();
     const out = await callRaw(raw, push, [oversized]);
     expect(out.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(f.running.storage.countUploads()).toBe(before);
+    expect(await f.running.storage.countUploads()).toBe(before);
     await stillServing(f);
   });
 
@@ -317,7 +317,7 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
       }
       // Abrupt cancel after half a layer.
       expect(await codeOf(stream([chunk('conv1', 0, ones(half))], 50))).toBe(grpc.status.CANCELLED);
-      expect(f.running.storage.getProbeSummaries(requestId)).toHaveLength(0);
+      expect(await f.running.storage.getProbeSummaries(requestId)).toHaveLength(0);
 
       // The request is still open and a correct answer (two layers, chunked) completes it.
       const done = await stream([
@@ -327,7 +327,7 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
       ]);
       expect(done.layers).toEqual(['conv1', 'conv2']);
       expect((await answer).layers.size).toBe(2);
-      expect(f.running.storage.getProbeSummaries(requestId)).toHaveLength(2);
+      expect(await f.running.storage.getProbeSummaries(requestId)).toHaveLength(2);
     } finally {
       clearInterval(beat);
       session.cancel();
@@ -374,7 +374,7 @@ describe('fuzzing with authentication on: nothing gets in without credentials', 
     }
     expect(bad).toEqual([]);
     expect(ok).toEqual([]);
-    expect(f.running.storage.listClients()).toEqual([]);
-    expect(f.running.storage.countUploads()).toBe(0);
+    expect(await f.running.storage.listClients()).toEqual([]);
+    expect(await f.running.storage.countUploads()).toBe(0);
   });
 });

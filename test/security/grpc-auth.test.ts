@@ -124,7 +124,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     expect(bob).toMatch(/^al1:bob:/);
     const r = await push(fed, alice, 'alice', 1);
     expect(r.round).toBe(1);
-    expect(s.running.storage.getRound('alice', '0-1', 1)).toBeDefined();
+    expect(await s.running.storage.getRound('alice', '0-1', 1)).toBeDefined();
   });
 
   it('a plaintext client against the TLS server cannot even connect', async () => {
@@ -134,7 +134,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     } finally {
       plain.close();
     }
-    expect(s.running.storage.getClient('eve')).toBeUndefined();
+    expect(await s.running.storage.getClient('eve')).toBeUndefined();
   });
 
   it('Register with a wrong or missing secret is UNAUTHENTICATED and stores nothing', async () => {
@@ -142,26 +142,26 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
       grpc.status.UNAUTHENTICATED,
     );
     expect(await codeOf(register(fed, 'eve', ''))).toBe(grpc.status.UNAUTHENTICATED);
-    expect(s.running.storage.getClient('eve')).toBeUndefined();
+    expect(await s.running.storage.getClient('eve')).toBeUndefined();
   });
 
   it('PushAtoms without a token or with a forged one is UNAUTHENTICATED and stores nothing', async () => {
-    const before = s.running.storage.countUploads();
+    const before = await s.running.storage.countUploads();
     expect(await codeOf(push(fed, '', 'alice', 2))).toBe(grpc.status.UNAUTHENTICATED);
     expect(await codeOf(push(fed, 'garbage-token', 'alice', 2))).toBe(grpc.status.UNAUTHENTICATED);
     expect(await codeOf(push(fed, alice.replace(':alice:', ':bob:'), 'bob', 2))).toBe(
       grpc.status.UNAUTHENTICATED,
     );
-    expect(s.running.storage.countUploads()).toBe(before);
+    expect(await s.running.storage.countUploads()).toBe(before);
   });
 
   it('a client pushing as another is PERMISSION_DENIED and stores nothing', async () => {
-    const before = s.running.storage.countUploads();
+    const before = await s.running.storage.countUploads();
     const err = await push(fed, bob, 'alice', 2).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.PERMISSION_DENIED);
     expect((err as grpc.ServiceError).details).toMatch(/bound to client 'bob'/);
-    expect(s.running.storage.getRound('alice', '0-1', 2)).toBeUndefined();
-    expect(s.running.storage.countUploads()).toBe(before);
+    expect(await s.running.storage.getRound('alice', '0-1', 2)).toBeUndefined();
+    expect(await s.running.storage.countUploads()).toBe(before);
   });
 
   it('an expired token is UNAUTHENTICATED; registering again gives a working one', async () => {
@@ -171,7 +171,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     const err = await push(fed, carol, 'carol', 2).catch((e: grpc.ServiceError) => e);
     expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAUTHENTICATED);
     expect((err as grpc.ServiceError).details).toMatch(/expired/);
-    expect(s.running.storage.getRound('carol', '0-1', 2)).toBeUndefined();
+    expect(await s.running.storage.getRound('carol', '0-1', 2)).toBeUndefined();
     const fresh = (await register(fed, 'carol')).token;
     expect((await push(fed, fresh, 'carol', 2)).round).toBe(2);
     // The other clients' tokens were issued an hour "ago" too: refresh them for the next tests.
@@ -189,7 +189,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     s.auth.revokeClient('dave');
     expect(await codeOf(push(fed, again, 'dave', 3))).toBe(grpc.status.UNAUTHENTICATED);
     expect(await codeOf(register(fed, 'dave'))).toBe(grpc.status.PERMISSION_DENIED);
-    expect(s.running.storage.getRound('dave', '0-1', 3)).toBeUndefined();
+    expect(await s.running.storage.getRound('dave', '0-1', 3)).toBeUndefined();
   });
 
   it('operator calls need the operator token', async () => {
@@ -262,7 +262,7 @@ describe.skipIf(!HAS_OPENSSL)('TLS coordinator with enrolment secret and tokens'
     expect(await codeOf(upload(bob, 'alice'))).toBe(grpc.status.PERMISSION_DENIED);
     // bob, in his own name, quoting alice's request → refused (it was not sent to him).
     expect(await codeOf(upload(bob, 'bob'))).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(s.running.storage.getProbeSummaries(requestId)).toHaveLength(0);
+    expect(await s.running.storage.getProbeSummaries(requestId)).toHaveLength(0);
     // alice answers: accepted and delivered.
     expect((await upload(alice, 'alice')).layers).toEqual(['conv1']);
     const got = await answer;
@@ -307,9 +307,9 @@ describe.skipIf(!HAS_OPENSSL)('mutual TLS: the certificate CN must be the client
     try {
       const aliceToken = (await register(alice, 'alice', '')).token;
       expect(await codeOf(register(bob, 'alice', SECRET))).toBe(grpc.status.PERMISSION_DENIED);
-      const before = s.running.storage.countUploads();
+      const before = await s.running.storage.countUploads();
       expect(await codeOf(push(bob, aliceToken, 'alice', 2))).toBe(grpc.status.PERMISSION_DENIED);
-      expect(s.running.storage.countUploads()).toBe(before);
+      expect(await s.running.storage.countUploads()).toBe(before);
     } finally {
       alice.close();
       bob.close();

@@ -230,7 +230,7 @@ describe('slow and vanished clients', () => {
     expect(last.stage).toBe('done');
     expect(healthy.probes).toHaveLength(1);
     expect(vanishing.probes).toHaveLength(1);
-    const report = JSON.parse(running.analysis!.getReport(last.reportId)!.json) as {
+    const report = JSON.parse((await running.analysis!.getReport(last.reportId))!.json) as {
       missing: { clientId: string; reason: string }[];
     };
     expect(report.missing.map((m) => m.clientId)).toEqual(['vanishing']);

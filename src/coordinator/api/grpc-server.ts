@@ -298,13 +298,13 @@ function operatorHandlers(deps: ServerDeps): OperatorServiceHandlers {
     ListReports: unary(ctx, 'Operator', 'ListReports', 'start', async (req) => {
       const service = needAnalysis('ListReports');
       const limit = req.limit === 0 ? 50 : Math.min(req.limit, 1000);
-      return { reports: service.listReports(limit) };
+      return { reports: await service.listReports(limit) };
     }),
 
     GetReport: unary(ctx, 'Operator', 'GetReport', 'start', async (req) => {
       const service = needAnalysis('GetReport');
       if (!req.reportId) throw invalid('report_id is required');
-      const report = service.getReport(req.reportId);
+      const report = await service.getReport(req.reportId);
       if (!report) throw notFound(`no report '${req.reportId}'; ListReports shows the stored ones`);
       return { reportId: req.reportId, json: report.json, html: req.includeHtml ? report.html : '' };
     }),

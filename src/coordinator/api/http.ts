@@ -137,7 +137,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
         sendJson(res, 400, { error: 'limit must be an integer from 1 to 1000' });
         return;
       }
-      sendJson(res, 200, { reports: service.listReports(limit) });
+      sendJson(res, 200, { reports: await service.listReports(limit) });
       return;
     }
     let name: string;
@@ -149,7 +149,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
     }
     const html = name.endsWith('.html');
     const id = html ? name.slice(0, -'.html'.length) : name;
-    const report = service.getReport(id);
+    const report = await service.getReport(id);
     if (!report) {
       sendJson(res, 404, { error: `no report '${id}'; GET /reports lists the stored ones` });
       return;

@@ -69,7 +69,11 @@ export class OperatorQueries {
   }
 
   /** The similarity matrix as computed (before wire encoding); used by GetSimilarity and tools. */
-  similarityMatrix(req: { round: number; measure: string; taskIds: string[] }): SimilarityMatrix {
+  async similarityMatrix(req: {
+    round: number;
+    measure: string;
+    taskIds: string[];
+  }): Promise<SimilarityMatrix> {
     const { config, federation, similarity, storage } = this.deps;
     const measure: PairMeasure = req.measure === '' ? 'cosine' : (req.measure as PairMeasure);
     if (measure !== 'cosine' && measure !== 'subspace') {
@@ -80,7 +84,7 @@ export class OperatorQueries {
     const tasks = new Set(req.taskIds);
     for (const t of tasks) {
       checkTaskId(t, 'task_ids');
-      if (!storage.getTask(t)) throw notFound(`no client has declared task '${t}'`);
+      if (!(await storage.getTask(t))) throw notFound(`no client has declared task '${t}'`);
     }
     const keep = (m: { taskId: string }) => tasks.size === 0 || tasks.has(m.taskId);
     let inputs: MatrixInput[];
@@ -95,15 +99,12 @@ export class OperatorQueries {
           unit: similarity.latestUnit(m.clientId, m.taskId)!,
         }));
     } else {
-      inputs = storage
-        .atomsAtRound(req.round)
-        .filter(keep)
-        .map((r) => ({
-          clientId: r.clientId,
-          taskId: r.taskId,
-          fingerprintMatch: federation.client(r.clientId)?.fingerprintMatch ?? false,
-          unit: unitModelVector(splitAtoms(r.atoms, federation.template), similarity.layout),
-        }));
+      inputs = (await storage.atomsAtRound(req.round)).filter(keep).map((r) => ({
+        clientId: r.clientId,
+        taskId: r.taskId,
+        fingerprintMatch: federation.client(r.clientId)?.fingerprintMatch ?? false,
+        unit: unitModelVector(splitAtoms(r.atoms, federation.template), similarity.layout),
+      }));
     }
     // A stable order (client, then task), the same before and after a restart.
     inputs.sort(compareModels);
@@ -116,8 +117,8 @@ export class OperatorQueries {
     return pairwiseSimilarity(inputs, similarity.layout, { measure, perLayer: true });
   }
 
-  similarityResponse(req: GetSimilarityRequest__Output): GetSimilarityResponse {
-    const m = this.similarityMatrix({ round: req.round, measure: req.measure, taskIds: req.taskIds });
+  async similarityResponse(req: GetSimilarityRequest__Output): Promise<GetSimilarityResponse> {
+    const m = await this.similarityMatrix({ round: req.round, measure: req.measure, taskIds: req.taskIds });
     return {
       models: m.models,
       values: Array.from(m.mean),
@@ -144,7 +145,7 @@ export class OperatorQueries {
     };
   }
 
-  history(req: GetModelHistoryRequest__Output): GetModelHistoryResponse {
+  async history(req: GetModelHistoryRequest__Output): Promise<GetModelHistoryResponse> {
     const { federation, storage } = this.deps;
     const ref = req.model;
     if (!ref) throw invalid('model is required (client_id and task_id)');
@@ -153,7 +154,7 @@ export class OperatorQueries {
     federation.requireModel(ref.clientId, ref.taskId);
     const template = federation.template;
     let previous: Float32Array[] | undefined;
-    const rounds = storage.listRounds(ref.clientId, ref.taskId, true).map((r) => {
+    const rounds = (await storage.listRounds(ref.clientId, ref.taskId, true)).map((r) => {
       const layers = splitAtoms(r.atoms, template);
       const drift = previous ? 1 - modelCosine(layers, previous).mean : 0;
       previous = layers;

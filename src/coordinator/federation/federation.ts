@@ -94,13 +94,13 @@ export class FederationCore {
   }
 
   /** Loads the registry and the two latest rounds of every model from storage. */
-  warmUp(): { clients: number; models: number } {
+  async warmUp(): Promise<{ clients: number; models: number }> {
     const { storage, similarity, sessions } = this.deps;
-    for (const c of storage.listClients()) {
+    for (const c of await storage.listClients()) {
       this.clients.set(c.clientId, c);
       sessions.touch(c.clientId, c.lastSeenMs);
     }
-    storage.forEachRecentRound((clientId, taskId, round, atoms) => {
+    await storage.forEachRecentRound((clientId, taskId, round, atoms) => {
       const client = this.clients.get(clientId);
       similarity.update(
         { clientId, taskId, round, fingerprintMatch: client?.fingerprintMatch ?? false },
@@ -166,7 +166,7 @@ export class FederationCore {
       if (err instanceof StorageConflictError) throw failedPrecondition(err.message);
       throw err;
     }
-    const record = storage.getClient(input.clientId);
+    const record = await storage.getClient(input.clientId);
     if (!record) throw new Error(`client ${input.clientId} vanished after registration`);
     this.clients.set(input.clientId, record);
     if (existing && existing.fingerprintMatch !== fingerprintMatch) {
@@ -181,7 +181,7 @@ export class FederationCore {
       );
     }
     sessions.touch(input.clientId, now);
-    const last = storage.lastRounds(input.clientId);
+    const last = await storage.lastRounds(input.clientId);
     return {
       fingerprintMatch,
       progress: record.tasks.map((t) => ({ taskId: t.taskId, lastRound: last.get(t.taskId) ?? 0 })),
@@ -227,7 +227,7 @@ export class FederationCore {
     sessions.touch(upload.clientId, receivedAtMs);
     if (outcome === 'conflict') {
       metrics.atomUploads.inc({ outcome: 'conflict' });
-      const last = storage.lastRounds(upload.clientId).get(upload.taskId) ?? 0;
+      const last = (await storage.lastRounds(upload.clientId)).get(upload.taskId) ?? 0;
       throw alreadyExists(
         `round ${upload.round} of client '${upload.clientId}' task '${upload.taskId}' was already acknowledged with different atoms; ` +
           `send the next round instead (last acknowledged round: ${last})`,
@@ -235,7 +235,7 @@ export class FederationCore {
     }
     if (outcome === 'duplicate') {
       metrics.atomUploads.inc({ outcome: 'duplicate' });
-      const previous = storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
+      const previous = await storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
       const drift = previous
         ? 1 - modelCosine(upload.layers, splitAtoms(previous.atoms, this.template)).mean
         : undefined;
@@ -250,7 +250,7 @@ export class FederationCore {
     let drift = applied.applied === 'latest' ? applied.drift : undefined;
     if (applied.applied !== 'latest') {
       // An older round arrived late: its drift is against the stored round before it.
-      const previous = storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
+      const previous = await storage.getPreviousRound(upload.clientId, upload.taskId, upload.round);
       drift = previous
         ? 1 - modelCosine(upload.layers, splitAtoms(previous.atoms, this.template)).mean
         : undefined;

@@ -85,7 +85,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     onProgress: (p: AnalysisProgress) => void,
   ): Promise<{ reportId: string }> {
     if (this.closed) throw new AnalysisRequestError('unavailable', 'the coordinator is shutting down');
-    const models = this.resolveModels(req.models);
+    const models = await this.resolveModels(req.models);
     const maxQueued = this.options.maxQueued ?? 4;
     if (this.queued > maxQueued) {
       throw new AnalysisRequestError(
@@ -133,8 +133,8 @@ export class AnalysisServiceImpl implements AnalysisService {
     }
   }
 
-  listReports(limit: number): ReportSummary[] {
-    return this.deps.storage.listReports(limit).map((r) => ({
+  async listReports(limit: number): Promise<ReportSummary[]> {
+    return (await this.deps.storage.listReports(limit)).map((r) => ({
       reportId: r.reportId,
       createdAtMs: r.createdAtMs,
       trigger: r.trigger,
@@ -142,8 +142,8 @@ export class AnalysisServiceImpl implements AnalysisService {
     }));
   }
 
-  getReport(id: string): { json: string; html: string } | undefined {
-    const r = this.deps.storage.getReport(id);
+  async getReport(id: string): Promise<{ json: string; html: string } | undefined> {
+    const r = await this.deps.storage.getReport(id);
     return r ? { json: r.json, html: r.html } : undefined;
   }
 
@@ -217,14 +217,14 @@ export class AnalysisServiceImpl implements AnalysisService {
 
   // --- one analysis --------------------------------------------------------------------------
 
-  private resolveModels(
+  private async resolveModels(
     requested: { clientId: string; taskId: string }[],
-  ): { clientId: string; taskId: string }[] {
+  ): Promise<{ clientId: string; taskId: string }[]> {
     const { storage } = this.deps;
     if (requested.length === 0) {
       const all: { clientId: string; taskId: string }[] = [];
-      for (const c of storage.listClients()) {
-        const rounds = storage.lastRounds(c.clientId);
+      for (const c of await storage.listClients()) {
+        const rounds = await storage.lastRounds(c.clientId);
         for (const t of c.tasks)
           if ((rounds.get(t.taskId) ?? 0) > 0) all.push({ clientId: c.clientId, taskId: t.taskId });
       }
@@ -239,7 +239,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     const seen = new Set<string>();
     const out: { clientId: string; taskId: string }[] = [];
     for (const m of requested) {
-      const client = storage.getClient(m.clientId);
+      const client = await storage.getClient(m.clientId);
       if (!client)
         throw new AnalysisRequestError(
           'not_found',
@@ -285,10 +285,11 @@ export class AnalysisServiceImpl implements AnalysisService {
       await storage.putAnalysis({ ...record, status: 'running' });
       const probe = { ...template.probe, size: req.probeSize ?? template.probe.size };
       const layers = template.probeLayers;
-      const reportModels: ReportModel[] = models.map((m) => {
-        const client = storage.getClient(m.clientId);
-        const round = storage.lastRounds(m.clientId).get(m.taskId) ?? 0;
-        return {
+      const reportModels: ReportModel[] = [];
+      for (const m of models) {
+        const client = await storage.getClient(m.clientId);
+        const round = (await storage.lastRounds(m.clientId)).get(m.taskId) ?? 0;
+        reportModels.push({
           clientId: m.clientId,
           taskId: m.taskId,
           round: round > 0 ? round : null,
@@ -296,16 +297,18 @@ export class AnalysisServiceImpl implements AnalysisService {
           answered: false,
           reused: false,
           requestId: null,
-        };
-      });
-      const atoms = reportModels.map((m) => {
-        if (m.round === null) return null;
-        const stored = storage.getRound(m.clientId, m.taskId, m.round);
-        if (!stored) return null;
-        const values = new Float32Array(stored.atoms.byteLength / 4);
-        new Uint8Array(values.buffer).set(stored.atoms);
-        return splitAtoms(template, values);
-      });
+        });
+      }
+      const atoms = await Promise.all(
+        reportModels.map(async (m) => {
+          if (m.round === null) return null;
+          const stored = await storage.getRound(m.clientId, m.taskId, m.round);
+          if (!stored) return null;
+          const values = new Float32Array(stored.atoms.byteLength / 4);
+          new Uint8Array(values.buffer).set(stored.atoms);
+          return splitAtoms(template, values);
+        }),
+      );
 
       // Probing.
       const deadlineMs = Date.now() + (req.probeDeadlineMs ?? config.analysis.probeDeadlineMs);

@@ -79,16 +79,16 @@ function decodeGram(record: ProbeSummaryRecord): Float32Array {
 }
 
 /** Stored summaries covering every layer at the probe size, or undefined. */
-function storedAnswer(
+async function storedAnswer(
   storage: ProbeCollectorDeps['storage'],
   requestId: string,
   target: ProbeTarget,
   layers: readonly string[],
   n: number,
-): CollectedProbe | undefined {
-  const rows = storage
-    .getProbeSummaries(requestId)
-    .filter((r) => r.clientId === target.clientId && r.taskId === target.taskId && r.n === n);
+): Promise<CollectedProbe | undefined> {
+  const rows = (await storage.getProbeSummaries(requestId)).filter(
+    (r) => r.clientId === target.clientId && r.taskId === target.taskId && r.n === n,
+  );
   const byLayer = new Map(rows.map((r) => [r.layer, r]));
   if (!layers.every((l) => byLayer.has(l))) return undefined;
   const records = layers.map((l) => byLayer.get(l)!);
@@ -124,7 +124,7 @@ export async function collectProbes(
         onAnswer(settled, targets.length, target, 'grams' in r);
         return r;
       };
-      const reused = storedAnswer(deps.storage, requestId, target, request.layers, n);
+      const reused = await storedAnswer(deps.storage, requestId, target, request.layers, n);
       if (reused) return done(reused);
       try {
         const answer = await deps.sessions.requestProbe(target.clientId, {

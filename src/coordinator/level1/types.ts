@@ -55,8 +55,8 @@ export interface AnalysisService {
     onProgress: (p: AnalysisProgress) => void,
   ): Promise<{ reportId: string }>;
   /** Newest first. */
-  listReports(limit: number): ReportSummary[];
-  getReport(id: string): { json: string; html: string } | undefined;
+  listReports(limit: number): Promise<ReportSummary[]>;
+  getReport(id: string): Promise<{ json: string; html: string } | undefined>;
   /** Called once when the coordinator stops (cancel timers, finish or abandon running work). */
   close?(): Promise<void>;
 }

@@ -11,6 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { latestVersion, type Migration, pendingMigrations } from './migrations.js';
 import {
   type AnalysisRecord,
   type AtomUpload,
@@ -27,7 +28,6 @@ import {
 } from './types.js';
 
 export const DATABASE_FILE = 'atomlens.db';
-const SCHEMA_VERSION = 1;
 
 export interface SqliteStorageOptions {
   /** Directory holding atomlens.db (created if missing). ':memory:' for tests that need no file. */
@@ -44,7 +44,16 @@ interface QueuedWrite {
   reject: (err: unknown) => void;
 }
 
-const SCHEMA = `
+/**
+ * Numbered schema steps. Step 1 is the schema from before versioned migrations (hence IF NOT
+ * EXISTS: a store written then gets it recorded without change). Add steps; never edit one that
+ * has shipped.
+ */
+export const SQLITE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema: registry, atom uploads, probe summaries, analyses, reports',
+    sql: `
 CREATE TABLE IF NOT EXISTS meta (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -114,7 +123,9 @@ CREATE TABLE IF NOT EXISTS reports (
   html TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reports_by_time ON reports(created_at_ms);
-`;
+`,
+  },
+];
 
 interface RoundRow {
   round: number;
@@ -190,21 +201,46 @@ export class SqliteStorage implements Storage {
     this.db.pragma('foreign_keys = ON');
     // Another coordinator on the same file would interleave writes; fail fast instead of waiting.
     this.db.pragma('busy_timeout = 2000');
-    this.db.exec(SCHEMA);
-    const version = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get('schema_version') as
-      | string
-      | undefined;
-    if (version === undefined) {
-      this.db
-        .prepare('INSERT INTO meta(key, value) VALUES (?, ?)')
-        .run('schema_version', String(SCHEMA_VERSION));
-    } else if (Number(version) !== SCHEMA_VERSION) {
-      throw new Error(
-        `${this.path} has storage schema version ${version}; this coordinator understands ${SCHEMA_VERSION}. ` +
-          'Use a data directory written by the same atomlens version.',
-      );
+    try {
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
     }
     this.stmt = this.prepare();
+  }
+
+  private migrate(): void {
+    const db = this.db;
+    db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)`);
+    const applied = db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[];
+    // Stores from before the migrations table carry their version in meta instead.
+    const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+    const legacy = hasMeta
+      ? (db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as
+          | string
+          | undefined)
+      : undefined;
+    const record = db.prepare(
+      'INSERT OR IGNORE INTO schema_migrations(version, name, applied_at_ms) VALUES (?, ?, ?)',
+    );
+    if (legacy !== undefined && applied.length === 0) {
+      const version = Number(legacy);
+      pendingMigrations(SQLITE_MIGRATIONS, [version], this.path); // refuses a newer store
+      for (const m of SQLITE_MIGRATIONS.slice(0, version)) record.run(m.version, m.name, Date.now());
+      applied.push(...SQLITE_MIGRATIONS.slice(0, version).map((m) => m.version));
+    }
+    for (const m of pendingMigrations(SQLITE_MIGRATIONS, applied, this.path)) {
+      db.transaction(() => {
+        db.exec(m.sql);
+        record.run(m.version, m.name, Date.now());
+      })();
+    }
+    // Kept for atomlens versions before the migrations table, which refuse any other version.
+    db.prepare(
+      "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    ).run(String(latestVersion(SQLITE_MIGRATIONS)));
   }
 
   private prepare() {
@@ -353,7 +389,7 @@ export class SqliteStorage implements Storage {
 
   // --- meta --------------------------------------------------------------------------------
 
-  getMeta(key: string): string | undefined {
+  async getMeta(key: string): Promise<string | undefined> {
     return this.stmt.getMeta.get(key) as string | undefined;
   }
 
@@ -368,7 +404,8 @@ export class SqliteStorage implements Storage {
   upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void> {
     return this.enqueue(() => {
       for (const t of tasks) {
-        const existing = this.getTask(t.taskId);
+        const row = this.stmt.getTask.get(t.taskId) as TaskRow | undefined;
+        const existing = row ? taskFromRow(row) : undefined;
         if (existing && !sameClasses(existing.classes, t.classes)) {
           throw new StorageConflictError(
             `task '${t.taskId}' is already defined with classes [${existing.classes.join(', ')}], ` +
@@ -391,14 +428,14 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  getClient(clientId: string): ClientRecord | undefined {
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const row = this.stmt.getClient.get(clientId) as ClientRow | undefined;
     if (!row) return undefined;
     const tasks = (this.stmt.clientTasks.all(clientId) as TaskRow[]).map(taskFromRow);
     return clientFromRow(row, tasks);
   }
 
-  listClients(): ClientRecord[] {
+  async listClients(): Promise<ClientRecord[]> {
     const tasksByClient = new Map<string, TaskRecord[]>();
     for (const r of this.stmt.allClientTasks.all() as (TaskRow & { client_id: string })[]) {
       let list = tasksByClient.get(r.client_id);
@@ -413,7 +450,7 @@ export class SqliteStorage implements Storage {
     );
   }
 
-  getTask(taskId: string): TaskRecord | undefined {
+  async getTask(taskId: string): Promise<TaskRecord | undefined> {
     const row = this.stmt.getTask.get(taskId) as TaskRow | undefined;
     return row ? taskFromRow(row) : undefined;
   }
@@ -442,36 +479,36 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  getRound(clientId: string, taskId: string, round: number): StoredRound | undefined {
+  async getRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
     const row = this.stmt.getRound.get(clientId, taskId, round) as RoundRow | undefined;
     return row ? roundFromRow(row) : undefined;
   }
 
-  getPreviousRound(clientId: string, taskId: string, round: number): StoredRound | undefined {
+  async getPreviousRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
     const row = this.stmt.previousRound.get(clientId, taskId, round) as RoundRow | undefined;
     return row ? roundFromRow(row) : undefined;
   }
 
-  listRounds(clientId: string, taskId: string, withAtoms: boolean): StoredRound[] {
+  async listRounds(clientId: string, taskId: string, withAtoms: boolean): Promise<StoredRound[]> {
     const stmt = withAtoms ? this.stmt.listRoundsAtoms : this.stmt.listRounds;
     return (stmt.all(clientId, taskId) as RoundRow[]).map(roundFromRow);
   }
 
-  lastRounds(clientId: string): Map<string, number> {
+  async lastRounds(clientId: string): Promise<Map<string, number>> {
     const rows = this.stmt.lastRounds.all(clientId) as { task_id: string; round: number }[];
     return new Map(rows.map((r) => [r.task_id, r.round]));
   }
 
-  atomsAtRound(round: number): { clientId: string; taskId: string; atoms: Buffer }[] {
+  async atomsAtRound(round: number): Promise<{ clientId: string; taskId: string; atoms: Buffer }[]> {
     return (this.stmt.atomsAtRound.all(round) as { client_id: string; task_id: string; atoms: Buffer }[]).map(
       (r) => ({ clientId: r.client_id, taskId: r.task_id, atoms: r.atoms }),
     );
   }
 
-  forEachRecentRound(
+  async forEachRecentRound(
     fn: (clientId: string, taskId: string, round: number, atoms: Buffer) => void,
     perModel: number,
-  ): void {
+  ): Promise<void> {
     for (const row of this.stmt.recentRounds.iterate(perModel) as IterableIterator<{
       client_id: string;
       task_id: string;
@@ -482,7 +519,7 @@ export class SqliteStorage implements Storage {
     }
   }
 
-  countUploads(): number {
+  async countUploads(): Promise<number> {
     return this.stmt.countUploads.get() as number;
   }
 
@@ -494,7 +531,7 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  getProbeSummaries(requestId: string): ProbeSummaryRecord[] {
+  async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {
     return (this.stmt.getProbes.all(requestId) as ProbeRow[]).map((r) => ({
       requestId: r.request_id,
       clientId: r.client_id,
@@ -528,12 +565,12 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  getAnalysis(analysisId: string): AnalysisRecord | undefined {
+  async getAnalysis(analysisId: string): Promise<AnalysisRecord | undefined> {
     const row = this.stmt.getAnalysis.get(analysisId) as AnalysisRow | undefined;
     return row ? analysisFromRow(row) : undefined;
   }
 
-  listAnalyses(limit: number): AnalysisRecord[] {
+  async listAnalyses(limit: number): Promise<AnalysisRecord[]> {
     return (this.stmt.listAnalyses.all(limit) as AnalysisRow[]).map(analysisFromRow);
   }
 
@@ -544,12 +581,12 @@ export class SqliteStorage implements Storage {
     });
   }
 
-  getReport(reportId: string): ReportRecord | undefined {
+  async getReport(reportId: string): Promise<ReportRecord | undefined> {
     const row = this.stmt.getReport.get(reportId) as ReportRow | undefined;
     return row ? { ...reportSummaryFromRow(row), json: row.json, html: row.html } : undefined;
   }
 
-  listReports(limit: number): ReportSummaryRecord[] {
+  async listReports(limit: number): Promise<ReportSummaryRecord[]> {
     return (this.stmt.listReports.all(limit) as ReportRow[]).map(reportSummaryFromRow);
   }
 

@@ -2,11 +2,15 @@
 // embedded SQLite file without touching the rest (SPEC "Roles": registry, atom history, probe
 // summaries, analyses, reports).
 //
-// Contract every implementation keeps:
-//   * Writes return Promises that resolve only after the data is durably committed; an atom
-//     upload is acknowledged to the client only then.
-//   * Reads are synchronous and see every resolved write. (SQLite reads its own file; a server
-//     database would serve them from a cache it keeps consistent with its own writes.)
+// Contract every implementation keeps (test/coordinator/storage-contract.ts checks it):
+//   * Writes resolve only after the data is durably committed; an atom upload is acknowledged to
+//     the client only then.
+//   * Reads are asynchronous (a server database answers over the network) and see every resolved
+//     write. Nothing on the per-upload path waits for a read: the accepted-upload path awaits only
+//     putAtoms, the registry and the latest atoms live in memory (federation, similarity index),
+//     and reads serve registration, operator queries, analyses and the rare late/duplicate upload.
+//     So the embedded backend pays one microtask per read, and no cache has to be kept coherent
+//     between several coordinators on one database.
 //   * Nothing here knows about gRPC, metrics or the similarity index.
 
 export interface TaskRecord {
@@ -106,10 +110,10 @@ export interface Storage {
    * new ones are appended. Task ids are global: a task id always names the same classes.
    */
   upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void>;
-  getClient(clientId: string): ClientRecord | undefined;
-  listClients(): ClientRecord[];
+  getClient(clientId: string): Promise<ClientRecord | undefined>;
+  listClients(): Promise<ClientRecord[]>;
   /** The classes a task id was first declared with, or undefined. */
-  getTask(taskId: string): TaskRecord | undefined;
+  getTask(taskId: string): Promise<TaskRecord | undefined>;
 
   // --- atom uploads ------------------------------------------------------------------------
   /**
@@ -119,38 +123,38 @@ export interface Storage {
    * resolves after the transaction that holds it has committed.
    */
   putAtoms(upload: AtomUpload): Promise<PutAtomsOutcome>;
-  getRound(clientId: string, taskId: string, round: number): StoredRound | undefined;
+  getRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined>;
   /** Highest stored round below `round` (for drift of a re-sent round), or undefined. */
-  getPreviousRound(clientId: string, taskId: string, round: number): StoredRound | undefined;
+  getPreviousRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined>;
   /** Every stored round of one model, ascending. */
-  listRounds(clientId: string, taskId: string, withAtoms: boolean): StoredRound[];
+  listRounds(clientId: string, taskId: string, withAtoms: boolean): Promise<StoredRound[]>;
   /** Highest acknowledged round per task of a client. */
-  lastRounds(clientId: string): Map<string, number>;
+  lastRounds(clientId: string): Promise<Map<string, number>>;
   /** The atoms of every model at exactly `round`. */
-  atomsAtRound(round: number): { clientId: string; taskId: string; atoms: Buffer }[];
+  atomsAtRound(round: number): Promise<{ clientId: string; taskId: string; atoms: Buffer }[]>;
   /** Calls fn for the two highest rounds of every model, lower round first (index warm-up). */
   forEachRecentRound(
     fn: (clientId: string, taskId: string, round: number, atoms: Buffer) => void,
     perModel: number,
-  ): void;
-  countUploads(): number;
+  ): Promise<void>;
+  countUploads(): Promise<number>;
 
   // --- probe summaries ---------------------------------------------------------------------
   putProbeSummary(summary: ProbeSummaryRecord): Promise<void>;
-  getProbeSummaries(requestId: string): ProbeSummaryRecord[];
+  getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]>;
 
   // --- analyses and reports ----------------------------------------------------------------
   putAnalysis(analysis: AnalysisRecord): Promise<void>;
-  getAnalysis(analysisId: string): AnalysisRecord | undefined;
-  listAnalyses(limit: number): AnalysisRecord[];
+  getAnalysis(analysisId: string): Promise<AnalysisRecord | undefined>;
+  listAnalyses(limit: number): Promise<AnalysisRecord[]>;
   putReport(report: ReportRecord): Promise<void>;
-  getReport(reportId: string): ReportRecord | undefined;
+  getReport(reportId: string): Promise<ReportRecord | undefined>;
   /** Newest first. */
-  listReports(limit: number): ReportSummaryRecord[];
+  listReports(limit: number): Promise<ReportSummaryRecord[]>;
 
   // --- metadata ----------------------------------------------------------------------------
   /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
-  getMeta(key: string): string | undefined;
+  getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
 
   /** Registers the commit observer (one; replaces any previous). */
