@@ -16,7 +16,7 @@ import { SessionRegistry } from './federation/sessions.js';
 import { SimilarityIndex } from './level0/similarity-index.js';
 import type { AnalysisFactory, AnalysisService } from './level1/types.js';
 import { CoordinatorMetrics } from './metrics.js';
-import { SqliteStorage } from './storage/sqlite.js';
+import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
 export interface CoordinatorOptions {
@@ -45,7 +45,9 @@ export interface CoordinatorOptions {
   httpAuthorize?: HttpAuthorize;
   /** Serve the HTTP side over TLS with these node:https options. */
   httpsOptions?: HttpsOptions;
-  /** Storage to use instead of SQLite in dataDir (a server database later; tests). */
+  /** PostgreSQL connection URL (postgres://…); without it the state is SQLite in dataDir. */
+  store?: string;
+  /** Storage to use instead of opening one (tests). */
   storage?: Storage;
 }
 
@@ -105,11 +107,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   );
   const storage =
     options.storage ??
-    new SqliteStorage({
+    (await openStorage({
+      store: options.store,
       dataDir: options.dataDir,
       synchronous: config.storage.synchronous,
       maxBatch: config.storage.maxBatch,
-    });
+    }));
   storage.onCommit((seconds) => metrics.storageCommit.observe(seconds));
   const cleanup: (() => Promise<void> | void)[] = [() => storage.close()];
   try {

@@ -17,7 +17,7 @@ export const spec: CommandSpec = {
   summary:
     'Run the coordinator: gRPC (Federation + Operator) and HTTP (/metrics, /healthz, /readyz, /reports)',
   usage:
-    'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR] [--config FILE] [--host H] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] | --insecure]',
+    'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR | --store postgres://…] [--config FILE] [--host H] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] | --insecure]',
   options: {
     'grpc-port': {
       type: 'string',
@@ -36,6 +36,12 @@ export const spec: CommandSpec = {
       value: 'DIR',
       description: 'Data directory (SQLite database atomlens.db)',
       default: './atomlens-data',
+    },
+    store: {
+      type: 'string',
+      value: 'URL',
+      description:
+        'Keep the federation in PostgreSQL (postgres://user@host:5432/db; the password may come from PGPASSWORD) instead of SQLite in --data',
     },
     config: {
       type: 'string',
@@ -97,7 +103,7 @@ export const spec: CommandSpec = {
   details:
     'On start it prints "grpc listening on HOST:PORT" and "http listening on http://HOST:PORT" (https:// with TLS).\n' +
     'SIGINT/SIGTERM stop it: sessions end, calls in flight drain (up to 5 s), the database is closed.\n' +
-    'Everything acknowledged to a client has been committed to DIR/atomlens.db before the answer.\n' +
+    'Everything acknowledged to a client has been committed (DIR/atomlens.db, or PostgreSQL with --store) before the answer.\n' +
     'Security: plaintext is served only on loopback addresses or with --insecure. With --tls-cert/--tls-key\n' +
     'authentication is on unless the config says auth.enabled=false: clients enrol with auth.enrollmentSecret\n' +
     '(or ATOMLENS_ENROLLMENT_SECRET) or, with --tls-client-ca, by their certificate; operator calls and the\n' +
@@ -127,6 +133,7 @@ export async function run(parsed: Parsed): Promise<number> {
   try {
     running = await startCoordinator({
       dataDir: String(v.data),
+      ...(typeof v.store === 'string' ? { store: v.store } : {}),
       grpcHost: host,
       grpcPort,
       httpHost,

@@ -1,0 +1,741 @@
+// PostgreSQL storage (node-postgres): the system of record once a federation outgrows one machine.
+//
+// Durability: writes go through a commit queue like the SQLite backend's. While one transaction is
+// committing, new writes queue up; the next transaction takes all of them (group commit), and each
+// promise resolves only after that COMMIT returned — PostgreSQL has then flushed the WAL
+// (synchronous_commit=on, the server default), so an acknowledged upload survives a crash of either
+// side. One batch runs at a time, so writes commit in the order they were made.
+//
+// A write that fails (a refused registration, a lost connection) rolls its batch back; the batch is
+// then replayed one write per transaction, so only the failing write fails. During a database
+// outage every write rejects at once (the coordinator answers UNAVAILABLE and clients retry); the
+// pool opens fresh connections when the server is back.
+//
+// One coordinator per database: the duplicate/conflict decision of putAtoms relies on being the
+// only writer of atom_uploads.
+import pg from 'pg';
+import { latestVersion, type Migration, pendingMigrations } from './migrations.js';
+import {
+  type AnalysisRecord,
+  type AtomUpload,
+  type ClientRecord,
+  type CommitObserver,
+  type ProbeSummaryRecord,
+  type PutAtomsOutcome,
+  type ReportRecord,
+  type ReportSummaryRecord,
+  type Storage,
+  StorageConflictError,
+  type StoredRound,
+  type TaskRecord,
+} from './types.js';
+
+export interface PostgresStorageOptions {
+  /** postgres://user:password@host:port/database (libpq-style parameters such as sslmode work). */
+  connectionString: string;
+  /** Upper bound on writes per group-commit transaction. */
+  maxBatch?: number;
+  /** Connections in the pool (reads run beside the single writing connection). */
+  poolSize?: number;
+}
+
+// Identifiers compare byte-wise (COLLATE "C") so that ordering matches the SQLite backend and does
+// not depend on the server's locale.
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema: registry, atom uploads, probe summaries, analyses, reports',
+    sql: `
+CREATE TABLE meta (
+  key TEXT COLLATE "C" PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE clients (
+  client_id TEXT COLLATE "C" PRIMARY KEY,
+  alpha_fingerprint TEXT NOT NULL,
+  fingerprint_match BOOLEAN NOT NULL,
+  client_version TEXT NOT NULL,
+  registered_at_ms BIGINT NOT NULL,
+  last_seen_ms BIGINT NOT NULL
+);
+CREATE TABLE tasks (
+  task_id TEXT COLLATE "C" PRIMARY KEY,
+  classes TEXT NOT NULL
+);
+CREATE TABLE client_tasks (
+  client_id TEXT COLLATE "C" NOT NULL REFERENCES clients(client_id),
+  task_id TEXT COLLATE "C" NOT NULL REFERENCES tasks(task_id),
+  position INTEGER NOT NULL,
+  PRIMARY KEY (client_id, task_id)
+);
+CREATE TABLE atom_uploads (
+  client_id TEXT COLLATE "C" NOT NULL,
+  task_id TEXT COLLATE "C" NOT NULL,
+  round INTEGER NOT NULL,
+  received_at_ms BIGINT NOT NULL,
+  loss DOUBLE PRECISION NOT NULL,
+  accuracy DOUBLE PRECISION NOT NULL,
+  samples INTEGER NOT NULL,
+  template_version INTEGER NOT NULL,
+  atoms BYTEA NOT NULL,
+  PRIMARY KEY (client_id, task_id, round)
+);
+CREATE INDEX atom_uploads_by_round ON atom_uploads(round);
+CREATE TABLE probe_summaries (
+  request_id TEXT COLLATE "C" NOT NULL,
+  client_id TEXT COLLATE "C" NOT NULL,
+  task_id TEXT COLLATE "C" NOT NULL,
+  round INTEGER NOT NULL,
+  layer TEXT COLLATE "C" NOT NULL,
+  n INTEGER NOT NULL,
+  feature_dim INTEGER NOT NULL,
+  gram BYTEA NOT NULL,
+  received_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (request_id, client_id, task_id, layer)
+);
+CREATE TABLE analyses (
+  analysis_id TEXT COLLATE "C" PRIMARY KEY,
+  status TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  models TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL,
+  started_at_ms BIGINT,
+  finished_at_ms BIGINT,
+  message TEXT,
+  report_id TEXT
+);
+CREATE INDEX analyses_by_time ON analyses(created_at_ms);
+CREATE TABLE reports (
+  report_id TEXT COLLATE "C" PRIMARY KEY,
+  created_at_ms BIGINT NOT NULL,
+  trigger TEXT NOT NULL,
+  models INTEGER NOT NULL,
+  analysis_id TEXT,
+  json TEXT NOT NULL,
+  html TEXT NOT NULL
+);
+CREATE INDEX reports_by_time ON reports(created_at_ms);
+`,
+  },
+];
+
+/** Any number that fits: ms timestamps and counts are BIGINT, which node-postgres returns as text. */
+const INT8_OID = 20;
+const typeParsers = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID && format !== 'binary') return (v: string) => Number(v);
+    // biome-ignore lint/suspicious/noExplicitAny: node-postgres' own overloads
+    return (pg.types.getTypeParser as any)(oid, format);
+  },
+};
+
+/** Serialises migrations of processes that start together (coordinator and workers). */
+const MIGRATION_LOCK = 0x61746f6d; // "atom"
+
+interface QueuedWrite {
+  apply: (c: pg.PoolClient) => Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class PostgresStorage implements Storage {
+  readonly pool: pg.Pool;
+  /** The connection string with any password removed, for messages. */
+  readonly where: string;
+  private readonly maxBatch: number;
+  private queue: QueuedWrite[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  private observer: CommitObserver | undefined;
+
+  private constructor(options: PostgresStorageOptions) {
+    this.where = redact(options.connectionString);
+    this.maxBatch = options.maxBatch ?? 4096;
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 8,
+      types: typeParsers,
+      connectionTimeoutMillis: 5000,
+    });
+    // An idle connection the server dropped (restart, failover) is discarded by the pool; without a
+    // listener node-postgres would raise it as an uncaught error.
+    this.pool.on('error', () => {});
+  }
+
+  /** Connects, brings the schema up to date, and returns the storage. */
+  static async open(options: PostgresStorageOptions): Promise<PostgresStorage> {
+    const s = new PostgresStorage(options);
+    try {
+      await s.migrate();
+    } catch (err) {
+      await s.pool.end().catch(() => {});
+      throw new Error(`cannot open the database ${s.where}: ${(err as Error).message}`);
+    }
+    return s;
+  }
+
+  private async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    c.on('error', onError);
+    try {
+      await c.query('BEGIN');
+      await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)`);
+      const applied = (await c.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      );
+      for (const m of pendingMigrations(POSTGRES_MIGRATIONS, applied, this.where)) {
+        await c.query(m.sql);
+        await c.query('INSERT INTO schema_migrations(version, name, applied_at_ms) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          Date.now(),
+        ]);
+      }
+      await c.query(
+        `INSERT INTO meta(key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [String(latestVersion(POSTGRES_MIGRATIONS))],
+      );
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.off('error', onError);
+      c.release(broken);
+    }
+  }
+
+  onCommit(observer: CommitObserver): void {
+    this.observer = observer;
+  }
+
+  // --- the write path ----------------------------------------------------------------------
+
+  private enqueue<T>(apply: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('storage is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ apply, resolve: resolve as (v: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    // After this turn's I/O callbacks, so requests that arrived together share a transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flushing = this.flush().finally(() => {
+        this.flushing = undefined;
+        if (this.queue.length > 0) this.schedule();
+      });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      await this.commitBatch(batch);
+    }
+  }
+
+  private async commitBatch(batch: QueuedWrite[]): Promise<void> {
+    const started = performance.now();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      for (const w of batch) w.reject(unavailable(err));
+      return;
+    }
+    let broken: Error | undefined;
+    // A checked-out connection the server drops between queries reports it as an 'error' event;
+    // remember it so that the connection is discarded rather than returned to the pool.
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      const results: unknown[] = [];
+      try {
+        await client.query('BEGIN');
+        for (const w of batch) results.push(await w.apply(client));
+        await client.query('COMMIT');
+      } catch {
+        await client.query('ROLLBACK').catch(() => {});
+        // Replay one write per transaction so that only the failing one fails.
+        for (const w of batch) {
+          try {
+            await client.query('BEGIN');
+            const result = await w.apply(client);
+            await client.query('COMMIT');
+            w.resolve(result);
+          } catch (err) {
+            await client.query('ROLLBACK').catch((e: Error) => {
+              broken = e;
+            });
+            w.reject(err instanceof StorageConflictError ? err : unavailable(err));
+          }
+        }
+        this.observer?.((performance.now() - started) / 1000, batch.length);
+        return;
+      }
+      this.observer?.((performance.now() - started) / 1000, batch.length);
+      batch.forEach((w, i) => {
+        w.resolve(results[i]);
+      });
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  // --- meta --------------------------------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | undefined> {
+    const r = await this.pool.query<{ value: string }>('SELECT value FROM meta WHERE key = $1', [key]);
+    return r.rows[0]?.value;
+  }
+
+  setMeta(key: string, value: string): Promise<void> {
+    return this.enqueue(async (c) => {
+      await c.query(
+        'INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        [key, value],
+      );
+    });
+  }
+
+  // --- clients and tasks -------------------------------------------------------------------
+
+  upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void> {
+    return this.enqueue(async (c) => {
+      const ids = tasks.map((t) => t.taskId);
+      const known = await c.query<TaskRow>('SELECT task_id, classes FROM tasks WHERE task_id = ANY($1)', [
+        ids,
+      ]);
+      const byId = new Map(known.rows.map((r) => [r.task_id, taskFromRow(r)]));
+      for (const t of tasks) {
+        const existing = byId.get(t.taskId);
+        if (existing && !sameClasses(existing.classes, t.classes)) {
+          throw new StorageConflictError(
+            `task '${t.taskId}' is already defined with classes [${existing.classes.join(', ')}], ` +
+              `not [${t.classes.join(', ')}]; use another task id for a different class set`,
+          );
+        }
+      }
+      await c.query(
+        `INSERT INTO clients(client_id, alpha_fingerprint, fingerprint_match, client_version, registered_at_ms, last_seen_ms)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (client_id) DO UPDATE SET alpha_fingerprint = excluded.alpha_fingerprint,
+           fingerprint_match = excluded.fingerprint_match, client_version = excluded.client_version,
+           last_seen_ms = greatest(clients.last_seen_ms, excluded.last_seen_ms)`,
+        [
+          client.clientId,
+          client.alphaFingerprint,
+          client.fingerprintMatch,
+          client.clientVersion,
+          client.registeredAtMs,
+        ],
+      );
+      if (tasks.length === 0) return;
+      await c.query(
+        'INSERT INTO tasks(task_id, classes) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING',
+        [ids, tasks.map((t) => JSON.stringify(t.classes))],
+      );
+      // New tasks go after the client's existing ones, in declared order.
+      await c.query(
+        `INSERT INTO client_tasks(client_id, task_id, position)
+         SELECT $1, t.task_id,
+                (SELECT coalesce(max(position), -1) FROM client_tasks WHERE client_id = $1)
+                  + row_number() OVER (ORDER BY t.ord)
+         FROM unnest($2::text[]) WITH ORDINALITY AS t(task_id, ord)
+         WHERE NOT EXISTS (SELECT 1 FROM client_tasks ct WHERE ct.client_id = $1 AND ct.task_id = t.task_id)`,
+        [client.clientId, [...new Set(ids)]],
+      );
+    });
+  }
+
+  async getClient(clientId: string): Promise<ClientRecord | undefined> {
+    const row = (await this.pool.query<ClientRow>('SELECT * FROM clients WHERE client_id = $1', [clientId]))
+      .rows[0];
+    if (!row) return undefined;
+    const tasks = await this.pool.query<TaskRow>(
+      `SELECT t.task_id, t.classes FROM client_tasks ct JOIN tasks t ON t.task_id = ct.task_id
+       WHERE ct.client_id = $1 ORDER BY ct.position`,
+      [clientId],
+    );
+    return clientFromRow(row, tasks.rows.map(taskFromRow));
+  }
+
+  async listClients(): Promise<ClientRecord[]> {
+    const [clients, tasks] = await Promise.all([
+      this.pool.query<ClientRow>('SELECT * FROM clients ORDER BY registered_at_ms, client_id'),
+      this.pool.query<TaskRow & { client_id: string }>(
+        `SELECT ct.client_id, t.task_id, t.classes FROM client_tasks ct JOIN tasks t ON t.task_id = ct.task_id
+         ORDER BY ct.client_id, ct.position`,
+      ),
+    ]);
+    const byClient = new Map<string, TaskRecord[]>();
+    for (const r of tasks.rows) {
+      const list = byClient.get(r.client_id) ?? [];
+      list.push(taskFromRow(r));
+      byClient.set(r.client_id, list);
+    }
+    return clients.rows.map((row) => clientFromRow(row, byClient.get(row.client_id) ?? []));
+  }
+
+  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+    const row = (
+      await this.pool.query<TaskRow>('SELECT task_id, classes FROM tasks WHERE task_id = $1', [taskId])
+    ).rows[0];
+    return row ? taskFromRow(row) : undefined;
+  }
+
+  // --- atom uploads ------------------------------------------------------------------------
+
+  putAtoms(u: AtomUpload): Promise<PutAtomsOutcome> {
+    return this.enqueue(async (c): Promise<PutAtomsOutcome> => {
+      // One round trip: insert unless the round exists; touch the client only when inserted; and
+      // return what was there before (an earlier statement of this transaction included).
+      const r = await c.query<{ inserted: boolean; existing: Buffer | null }>(
+        `WITH ins AS (
+           INSERT INTO atom_uploads(client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT DO NOTHING RETURNING 1),
+         touch AS (
+           UPDATE clients SET last_seen_ms = greatest(last_seen_ms, $4)
+           WHERE client_id = $1 AND EXISTS (SELECT 1 FROM ins))
+         SELECT EXISTS (SELECT 1 FROM ins) AS inserted,
+                (SELECT atoms FROM atom_uploads WHERE client_id = $1 AND task_id = $2 AND round = $3) AS existing`,
+        [
+          u.clientId,
+          u.taskId,
+          u.round,
+          u.receivedAtMs,
+          u.stats.loss,
+          u.stats.accuracy,
+          u.stats.samples,
+          u.templateVersion,
+          u.atoms,
+        ],
+      );
+      const row = r.rows[0]!;
+      if (row.inserted) return 'accepted';
+      return row.existing?.equals(u.atoms) ? 'duplicate' : 'conflict';
+    });
+  }
+
+  async getRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
+    const r = await this.pool.query<RoundRow>(
+      `SELECT round, received_at_ms, loss, accuracy, samples, atoms FROM atom_uploads
+       WHERE client_id = $1 AND task_id = $2 AND round = $3`,
+      [clientId, taskId, round],
+    );
+    return r.rows[0] ? roundFromRow(r.rows[0]) : undefined;
+  }
+
+  async getPreviousRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
+    const r = await this.pool.query<RoundRow>(
+      `SELECT round, received_at_ms, loss, accuracy, samples, atoms FROM atom_uploads
+       WHERE client_id = $1 AND task_id = $2 AND round < $3 ORDER BY round DESC LIMIT 1`,
+      [clientId, taskId, round],
+    );
+    return r.rows[0] ? roundFromRow(r.rows[0]) : undefined;
+  }
+
+  async listRounds(clientId: string, taskId: string, withAtoms: boolean): Promise<StoredRound[]> {
+    const r = await this.pool.query<RoundRow>(
+      `SELECT round, received_at_ms, loss, accuracy, samples${withAtoms ? ', atoms' : ''} FROM atom_uploads
+       WHERE client_id = $1 AND task_id = $2 ORDER BY round`,
+      [clientId, taskId],
+    );
+    return r.rows.map(roundFromRow);
+  }
+
+  async lastRounds(clientId: string): Promise<Map<string, number>> {
+    const r = await this.pool.query<{ task_id: string; round: number }>(
+      'SELECT task_id, max(round) AS round FROM atom_uploads WHERE client_id = $1 GROUP BY task_id',
+      [clientId],
+    );
+    return new Map(r.rows.map((row) => [row.task_id, row.round]));
+  }
+
+  async atomsAtRound(round: number): Promise<{ clientId: string; taskId: string; atoms: Buffer }[]> {
+    const r = await this.pool.query<{ client_id: string; task_id: string; atoms: Buffer }>(
+      'SELECT client_id, task_id, atoms FROM atom_uploads WHERE round = $1 ORDER BY client_id, task_id',
+      [round],
+    );
+    return r.rows.map((row) => ({ clientId: row.client_id, taskId: row.task_id, atoms: row.atoms }));
+  }
+
+  async forEachRecentRound(
+    fn: (clientId: string, taskId: string, round: number, atoms: Buffer) => void,
+    perModel: number,
+  ): Promise<void> {
+    const r = await this.pool.query<{ client_id: string; task_id: string; round: number; atoms: Buffer }>(
+      `SELECT client_id, task_id, round, atoms FROM (
+         SELECT client_id, task_id, round, atoms,
+                row_number() OVER (PARTITION BY client_id, task_id ORDER BY round DESC) AS rank
+         FROM atom_uploads) recent
+       WHERE rank <= $1 ORDER BY client_id, task_id, round`,
+      [perModel],
+    );
+    for (const row of r.rows) fn(row.client_id, row.task_id, row.round, row.atoms);
+  }
+
+  async countUploads(): Promise<number> {
+    const r = await this.pool.query<{ n: number }>('SELECT count(*) AS n FROM atom_uploads');
+    return r.rows[0]!.n;
+  }
+
+  // --- probe summaries ---------------------------------------------------------------------
+
+  putProbeSummary(p: ProbeSummaryRecord): Promise<void> {
+    return this.enqueue(async (c) => {
+      await c.query(
+        `INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
+           feature_dim = excluded.feature_dim, gram = excluded.gram, received_at_ms = excluded.received_at_ms`,
+        [p.requestId, p.clientId, p.taskId, p.round, p.layer, p.n, p.featureDim, p.gram, p.receivedAtMs],
+      );
+    });
+  }
+
+  async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {
+    const r = await this.pool.query<ProbeRow>(
+      'SELECT * FROM probe_summaries WHERE request_id = $1 ORDER BY client_id, task_id, layer',
+      [requestId],
+    );
+    return r.rows.map((row) => ({
+      requestId: row.request_id,
+      clientId: row.client_id,
+      taskId: row.task_id,
+      round: row.round,
+      layer: row.layer,
+      n: row.n,
+      featureDim: row.feature_dim,
+      gram: row.gram,
+      receivedAtMs: row.received_at_ms,
+    }));
+  }
+
+  // --- analyses and reports ----------------------------------------------------------------
+
+  putAnalysis(a: AnalysisRecord): Promise<void> {
+    const values = [
+      a.analysisId,
+      a.status,
+      a.trigger,
+      a.reason,
+      JSON.stringify(a.models),
+      a.createdAtMs,
+      a.startedAtMs ?? null,
+      a.finishedAtMs ?? null,
+      a.message ?? null,
+      a.reportId ?? null,
+    ];
+    return this.enqueue(async (c) => {
+      await c.query(
+        `INSERT INTO analyses(analysis_id, status, trigger, reason, models, created_at_ms, started_at_ms, finished_at_ms, message, report_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (analysis_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+           reason = excluded.reason, models = excluded.models, started_at_ms = excluded.started_at_ms,
+           finished_at_ms = excluded.finished_at_ms, message = excluded.message, report_id = excluded.report_id`,
+        values,
+      );
+    });
+  }
+
+  async getAnalysis(analysisId: string): Promise<AnalysisRecord | undefined> {
+    const r = await this.pool.query<AnalysisRow>('SELECT * FROM analyses WHERE analysis_id = $1', [
+      analysisId,
+    ]);
+    return r.rows[0] ? analysisFromRow(r.rows[0]) : undefined;
+  }
+
+  async listAnalyses(limit: number): Promise<AnalysisRecord[]> {
+    const r = await this.pool.query<AnalysisRow>(
+      'SELECT * FROM analyses ORDER BY created_at_ms DESC, analysis_id DESC LIMIT $1',
+      [limit],
+    );
+    return r.rows.map(analysisFromRow);
+  }
+
+  putReport(r: ReportRecord): Promise<void> {
+    return this.enqueue(async (c) => {
+      await c.query(
+        `INSERT INTO reports(report_id, created_at_ms, trigger, models, analysis_id, json, html)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (report_id) DO UPDATE SET created_at_ms = excluded.created_at_ms, trigger = excluded.trigger,
+           models = excluded.models, analysis_id = excluded.analysis_id, json = excluded.json, html = excluded.html`,
+        [r.reportId, r.createdAtMs, r.trigger, r.models, r.analysisId ?? null, r.json, r.html],
+      );
+    });
+  }
+
+  async getReport(reportId: string): Promise<ReportRecord | undefined> {
+    const row = (await this.pool.query<ReportRow>('SELECT * FROM reports WHERE report_id = $1', [reportId]))
+      .rows[0];
+    return row ? { ...reportSummaryFromRow(row), json: row.json, html: row.html } : undefined;
+  }
+
+  async listReports(limit: number): Promise<ReportSummaryRecord[]> {
+    const r = await this.pool.query<ReportRow>(
+      `SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports
+       ORDER BY created_at_ms DESC, report_id DESC LIMIT $1`,
+      [limit],
+    );
+    return r.rows.map(reportSummaryFromRow);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Commit whatever is queued or committing, then let the connections go.
+    while (this.flushing || this.scheduled || this.queue.length > 0) {
+      if (this.flushing) await this.flushing;
+      else await new Promise((r) => setImmediate(r));
+    }
+    await this.pool.end();
+  }
+}
+
+/** A database error seen by a writer: the caller maps it to UNAVAILABLE ("retry later"). */
+function unavailable(err: unknown): Error {
+  const e = err as Error & { code?: string };
+  return new Error(`database unavailable: ${e.message}${e.code ? ` (${e.code})` : ''}`, { cause: err });
+}
+
+/** Hides the password of a connection string. */
+export function redact(connectionString: string): string {
+  try {
+    const u = new URL(connectionString);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the PostgreSQL database';
+  }
+}
+
+interface ClientRow {
+  client_id: string;
+  alpha_fingerprint: string;
+  fingerprint_match: boolean;
+  client_version: string;
+  registered_at_ms: number;
+  last_seen_ms: number;
+}
+
+interface TaskRow {
+  task_id: string;
+  classes: string;
+}
+
+interface RoundRow {
+  round: number;
+  received_at_ms: number;
+  loss: number;
+  accuracy: number;
+  samples: number;
+  atoms?: Buffer;
+}
+
+interface ProbeRow {
+  request_id: string;
+  client_id: string;
+  task_id: string;
+  round: number;
+  layer: string;
+  n: number;
+  feature_dim: number;
+  gram: Buffer;
+  received_at_ms: number;
+}
+
+interface AnalysisRow {
+  analysis_id: string;
+  status: AnalysisRecord['status'];
+  trigger: string;
+  reason: string;
+  models: string;
+  created_at_ms: number;
+  started_at_ms: number | null;
+  finished_at_ms: number | null;
+  message: string | null;
+  report_id: string | null;
+}
+
+interface ReportRow {
+  report_id: string;
+  created_at_ms: number;
+  trigger: string;
+  models: number;
+  analysis_id: string | null;
+  json: string;
+  html: string;
+}
+
+function clientFromRow(row: ClientRow, tasks: TaskRecord[]): ClientRecord {
+  return {
+    clientId: row.client_id,
+    tasks,
+    alphaFingerprint: row.alpha_fingerprint,
+    fingerprintMatch: row.fingerprint_match,
+    clientVersion: row.client_version,
+    registeredAtMs: row.registered_at_ms,
+    lastSeenMs: row.last_seen_ms,
+  };
+}
+
+function taskFromRow(row: TaskRow): TaskRecord {
+  return { taskId: row.task_id, classes: JSON.parse(row.classes) as number[] };
+}
+
+function roundFromRow(row: RoundRow): StoredRound {
+  return {
+    round: row.round,
+    receivedAtMs: row.received_at_ms,
+    stats: { loss: row.loss, accuracy: row.accuracy, samples: row.samples },
+    atoms: row.atoms ?? Buffer.alloc(0),
+  };
+}
+
+function analysisFromRow(r: AnalysisRow): AnalysisRecord {
+  return {
+    analysisId: r.analysis_id,
+    status: r.status,
+    trigger: r.trigger,
+    reason: r.reason,
+    models: JSON.parse(r.models) as AnalysisRecord['models'],
+    createdAtMs: r.created_at_ms,
+    ...(r.started_at_ms !== null ? { startedAtMs: r.started_at_ms } : {}),
+    ...(r.finished_at_ms !== null ? { finishedAtMs: r.finished_at_ms } : {}),
+    ...(r.message !== null ? { message: r.message } : {}),
+    ...(r.report_id !== null ? { reportId: r.report_id } : {}),
+  };
+}
+
+function reportSummaryFromRow(row: ReportRow): ReportSummaryRecord {
+  return {
+    reportId: row.report_id,
+    createdAtMs: row.created_at_ms,
+    trigger: row.trigger,
+    models: row.models,
+    ...(row.analysis_id !== null ? { analysisId: row.analysis_id } : {}),
+  };
+}
+
+function sameClasses(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

@@ -1,0 +1,94 @@
+// The coordinator with its state in PostgreSQL (`--store postgres://…`): uploads acknowledged
+// over gRPC are in the database, survive a coordinator restart, and a database restart in the
+// middle of uploads costs the clients a retry (UNAVAILABLE), never an acknowledged round.
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresStorage } from '../../src/coordinator/storage/postgres.js';
+import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
+import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
+import { buildTemplate } from '../../src/shared/template.js';
+import { type PostgresServer, postgresUnavailable, startPostgres } from '../helpers/postgres-server.js';
+import { type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
+
+const template = buildTemplate();
+const unavailable = postgresUnavailable();
+if (unavailable) console.warn(unavailable);
+
+describe.skipIf(unavailable !== undefined)('coordinator on PostgreSQL', () => {
+  let server: PostgresServer;
+  let store: string;
+  let h: Harness;
+  beforeAll(async () => {
+    server = await startPostgres();
+    store = await server.createDatabase();
+    h = await startHarness({ extra: { store } });
+  });
+  afterAll(async () => {
+    await h?.close();
+    server?.destroy();
+  });
+
+  const push = (clientId: string, round: number, seed: number) =>
+    rpc<PushAtomsResponse__Output>((cb) =>
+      h.fed.PushAtoms(pushRequest(template, clientId, '0-1', round, randomAtoms(template, seed)), cb),
+    );
+
+  it('stores registrations and uploads in the database, and has them after a restart', async () => {
+    expect(h.running.storage).toBeInstanceOf(PostgresStorage);
+    await rpc((cb) =>
+      h.fed.Register(
+        {
+          clientId: 'alice',
+          tasks: [{ taskId: '0-1', classes: [0, 1] }],
+          alphaFingerprint: '',
+          clientVersion: 't',
+        },
+        cb,
+      ),
+    );
+    for (let round = 1; round <= 3; round++)
+      expect((await push('alice', round, round)).duplicate).toBe(false);
+    await h.running.stop();
+    await h.restart();
+    expect(h.running.federation.client('alice')?.tasks.map((t) => t.taskId)).toEqual(['0-1']);
+    expect(h.running.similarity.model('alice', '0-1')?.round).toBe(3);
+    expect((await push('alice', 3, 3)).duplicate).toBe(true);
+    const history = await rpc<ModelHistoryResponse__Output>((cb) =>
+      h.op.GetModelHistory({ model: { clientId: 'alice', taskId: '0-1' } }, cb),
+    );
+    expect(history.rounds.map((r) => Number(r.round))).toEqual([1, 2, 3]);
+  });
+
+  it('answers UNAVAILABLE while the database is down and keeps every acknowledged upload', async () => {
+    const acked: number[] = [];
+    const refused: number[] = [];
+    let round = 10;
+    const pushOne = async () => {
+      const r = round++;
+      try {
+        await push('alice', r, r);
+        acked.push(r);
+      } catch (err) {
+        expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
+        expect((err as grpc.ServiceError).details).toMatch(/retry later/);
+        refused.push(r);
+      }
+    };
+    for (let i = 0; i < 5; i++) await pushOne();
+    server.stop();
+    try {
+      for (let i = 0; i < 5; i++) await pushOne();
+    } finally {
+      server.start();
+    }
+    for (let i = 0; i < 5; i++) await pushOne();
+    expect(refused).toEqual([15, 16, 17, 18, 19]);
+    // The clients retry what was refused; everything acknowledged is stored.
+    for (const r of refused) {
+      await push('alice', r, r);
+      acked.push(r);
+    }
+    const stored = (await h.running.storage.listRounds('alice', '0-1', false)).map((r) => r.round);
+    expect(stored).toEqual([1, 2, 3, ...acked.sort((a, b) => a - b)]);
+  });
+});
