@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStorage } from '../../src/coordinator/storage/postgres.js';
-import type { ModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/ModelHistoryResponse.js';
+import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../helpers/postgres-server.js';
@@ -53,7 +53,7 @@ describe.skipIf(unavailable !== undefined)('coordinator on PostgreSQL', () => {
     expect(h.running.federation.client('alice')?.tasks.map((t) => t.taskId)).toEqual(['0-1']);
     expect(h.running.similarity.model('alice', '0-1')?.round).toBe(3);
     expect((await push('alice', 3, 3)).duplicate).toBe(true);
-    const history = await rpc<ModelHistoryResponse__Output>((cb) =>
+    const history = await rpc<GetModelHistoryResponse__Output>((cb) =>
       h.op.GetModelHistory({ model: { clientId: 'alice', taskId: '0-1' } }, cb),
     );
     expect(history.rounds.map((r) => Number(r.round))).toEqual([1, 2, 3]);
