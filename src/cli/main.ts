@@ -25,6 +25,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'Start a coordinator and several clients on loopback, end with a report',
     load: () => import('./commands/demo.js'),
   },
+  template: {
+    summary: 'Create a federation template (from a trained model or a layer list), or show one',
+    load: () => import('./commands/template.js'),
+  },
   report: {
     summary: 'Request an analysis from a coordinator, or fetch/list reports',
     load: () => import('./commands/report.js'),

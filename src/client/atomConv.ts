@@ -7,6 +7,10 @@ import * as tf from '@tensorflow/tfjs';
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type Shape = (number | null)[];
 
+/** Activations the fused convolution applies itself (tf.fused.conv2d). */
+export const ATOM_CONV_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'sigmoid'] as const;
+export type AtomConvActivation = (typeof ATOM_CONV_ACTIVATIONS)[number];
+
 export interface AtomConv2DArgs extends LayerArgs {
   /** Output channels c_out. */
   filters: number;
@@ -16,8 +20,18 @@ export interface AtomConv2DArgs extends LayerArgs {
   atoms: number;
   strides?: number;
   padding?: 'same' | 'valid';
-  activation?: 'relu' | 'linear';
+  activation?: AtomConvActivation;
   useBias?: boolean;
+  /**
+   * The template layer these atoms belong to (what the coordinator calls the layer); defaults to
+   * the layer's name. Lets several task models (named apart) carry the same template layer.
+   */
+  templateLayer?: string;
+  /**
+   * templateLayer as UTF-8 hex, the form getConfig() saves: tfjs camel-cases every string value
+   * of a layer config on load except `name` ('block_a' would come back 'blockA'); hex cannot change.
+   */
+  templateLayerHex?: string;
   /** Seed of the atom initialiser (and of α's when no α is given). */
   seed?: number;
   /**
@@ -49,8 +63,9 @@ export class AtomConv2D extends tf.layers.Layer {
   readonly atomCount: number;
   readonly strides: number;
   readonly padding: 'same' | 'valid';
-  readonly activationName: 'relu' | 'linear';
+  readonly activationName: AtomConvActivation;
   readonly useBias: boolean;
+  readonly templateLayer: string;
   readonly seed: number;
   private readonly initialAlpha: Float32Array | undefined;
   private readonly initialAtoms: Float32Array | undefined;
@@ -66,6 +81,11 @@ export class AtomConv2D extends tf.layers.Layer {
       if (!Number.isInteger(v) || v < 1) throw new Error(`AtomConv2D: ${name} must be a positive integer`);
     }
     if (atoms > kernelSize * kernelSize) throw new Error('AtomConv2D: atoms must not exceed kernelSize²');
+    if (args.activation !== undefined && !ATOM_CONV_ACTIVATIONS.includes(args.activation)) {
+      throw new Error(
+        `AtomConv2D: activation '${args.activation}' is not supported (use one of ${ATOM_CONV_ACTIVATIONS.join(', ')}, or a separate Activation layer)`,
+      );
+    }
     this.filters = filters;
     this.kernelSize = kernelSize;
     this.atomCount = atoms;
@@ -73,6 +93,9 @@ export class AtomConv2D extends tf.layers.Layer {
     this.padding = args.padding ?? 'same';
     this.activationName = args.activation ?? 'relu';
     this.useBias = args.useBias ?? true;
+    this.templateLayer =
+      args.templateLayer ??
+      (args.templateLayerHex ? Buffer.from(args.templateLayerHex, 'hex').toString('utf8') : this.name);
     this.seed = args.seed ?? 1;
     this.initialAlpha = args.alpha;
     this.initialAtoms = args.initialAtoms;
@@ -177,6 +200,23 @@ export class AtomConv2D extends tf.layers.Layer {
     });
   }
 
+  /** Overwrites the frozen α ([c_out][c_in][m] values), e.g. after loading a saved model. */
+  setAlpha(values: Float32Array): void {
+    if (!this.alphaWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    const { filters, inChannels, atomCount: m } = this;
+    if (values.length !== filters * inChannels * m)
+      throw new Error(`expected ${filters * inChannels * m} alpha values, got ${values.length}`);
+    tf.tidy(() => {
+      this.alphaWeight!.write(tf.tensor3d(values, [filters, inChannels, m]));
+    });
+  }
+
+  /** Input channels c_in (known once built). */
+  get cIn(): number {
+    if (!this.built) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return this.inChannels;
+  }
+
   /** Frozen α, [c_out][c_in][m] in C order. */
   alphaValues(): Float32Array {
     if (!this.alphaWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
@@ -221,6 +261,9 @@ export class AtomConv2D extends tf.layers.Layer {
       activation: this.activationName,
       useBias: this.useBias,
       seed: this.seed,
+      ...(this.templateLayer !== this.name
+        ? { templateLayerHex: Buffer.from(this.templateLayer, 'utf8').toString('hex') }
+        : {}),
     };
   }
 }

@@ -117,6 +117,7 @@ export class ContinualModel {
         // Federation-wide starting atoms (see initialAtomSeed): comparable across clients and tasks.
         seed: initialAtomSeed(t, li),
         alpha: t.alpha[li],
+        ...(t.initialAtoms ? { initialAtoms: t.initialAtoms[li] } : {}),
       });
       x = conv.apply(x) as tf.SymbolicTensor;
       // Copy = the previous task's atoms and biases (α is the same template α either way).

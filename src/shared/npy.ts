@@ -6,7 +6,10 @@ const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
 export interface NpyArray {
   shape: number[];
+  /** Values widened to float64 (float32 files convert exactly). */
   data: Float64Array;
+  /** The element type stored in the file. */
+  dtype: 'float32' | 'float64';
 }
 
 function fail(msg: string): never {
@@ -75,26 +78,32 @@ export function readNpy(buf: Buffer): NpyArray {
   const data = new Float64Array(count);
   if (dtype.size === 8) for (let i = 0; i < count; i++) data[i] = view.getFloat64(i * 8, dtype.little);
   else for (let i = 0; i < count; i++) data[i] = view.getFloat32(i * 4, dtype.little);
-  return { shape, data };
+  return { shape, data, dtype: dtype.size === 8 ? 'float64' : 'float32' };
 }
 
-/** Writes a little-endian float64 C-order .npy (version 1.0), header padded to 64 bytes as numpy does. */
-export function writeNpy(data: ArrayLike<number>, shape: number[]): Buffer {
+/** Writes a little-endian C-order .npy (version 1.0), header padded to 64 bytes as numpy does. */
+export function writeNpy(
+  data: ArrayLike<number>,
+  shape: number[],
+  dtype: 'float32' | 'float64' = 'float64',
+): Buffer {
   const count = shape.reduce((a, b) => a * b, 1);
   if (data.length !== count) {
     throw new Error(`writeNpy: ${data.length} values do not fill shape (${shape.join(', ')})`);
   }
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  let header = `{'descr': '<f8', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  const size = dtype === 'float32' ? 4 : 8;
+  let header = `{'descr': '<f${size}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const unpadded = 10 + header.length + 1;
   header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
-  const out = Buffer.alloc(10 + header.length + count * 8);
+  const out = Buffer.alloc(10 + header.length + count * size);
   MAGIC.copy(out, 0);
   out[6] = 1;
   out[7] = 0;
   out.writeUInt16LE(header.length, 8);
   out.write(header, 10, 'latin1');
   const base = 10 + header.length;
-  for (let i = 0; i < count; i++) out.writeDoubleLE(data[i]!, base + i * 8);
+  if (size === 4) for (let i = 0; i < count; i++) out.writeFloatLE(data[i]!, base + i * 4);
+  else for (let i = 0; i < count; i++) out.writeDoubleLE(data[i]!, base + i * 8);
   return out;
 }

@@ -56,6 +56,11 @@ export interface ModelTemplate extends TemplateConfig {
   alpha: Float32Array[];
   /** Hex SHA-256 of alpha in the canonical layout (see alphaFingerprint). */
   alphaFingerprint: string;
+  /**
+   * The federation's explicit starting atoms per layer ([m][k][k], C order), from a template file.
+   * Absent for a seed-generated template, whose starting atoms follow from initialAtomSeed.
+   */
+  initialAtoms?: Float32Array[];
 }
 
 /**

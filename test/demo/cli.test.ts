@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 
-const COMMANDS = ['coordinator', 'client', 'demo', 'report', 'status', 'gw', 'experiment'];
+const COMMANDS = ['coordinator', 'client', 'demo', 'template', 'report', 'status', 'gw', 'experiment'];
 
 function capture() {
   const out: string[] = [];

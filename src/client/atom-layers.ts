@@ -1,0 +1,136 @@
+// Working with atom-factored layers inside any TensorFlow.js Layers model: build a layer from a
+// template layer, find a model's atom layers, read its atoms out, swap in another task's atoms,
+// and check a model against the federation's template.
+import type * as tf from '@tensorflow/tfjs';
+import type { AtomLayerTemplate, AtomTemplate } from '../shared/template-file.js';
+import { AtomConv2D, type AtomConvActivation } from './atomConv.js';
+
+export interface AtomConvOptions {
+  /** Keras layer name; defaults to the template layer's name. */
+  name?: string;
+  strides?: number;
+  padding?: 'same' | 'valid';
+  /** Fused activation (default 'linear', so batch norm can follow the convolution). */
+  activation?: AtomConvActivation;
+  useBias?: boolean;
+  /** Start from these atoms instead of the template's initial atoms. */
+  atoms?: Float32Array;
+}
+
+/**
+ * An AtomConv2D for one template layer: α frozen from the template, atoms starting at the
+ * federation's initial atoms. Use it like tf.layers.conv2d in a functional or sequential model;
+ * its input must have the template's c_in channels.
+ */
+export function atomConv2dFromTemplate(layer: AtomLayerTemplate, options: AtomConvOptions = {}): AtomConv2D {
+  return new AtomConv2D({
+    name: options.name ?? layer.name,
+    templateLayer: layer.name,
+    filters: layer.cOut,
+    kernelSize: layer.k,
+    atoms: layer.m,
+    strides: options.strides ?? 1,
+    padding: options.padding ?? 'same',
+    activation: options.activation ?? 'linear',
+    useBias: options.useBias ?? true,
+    alpha: layer.alpha,
+    initialAtoms: options.atoms ?? layer.initialAtoms,
+  });
+}
+
+function isLayersModel(layer: tf.layers.Layer): layer is tf.LayersModel {
+  return Array.isArray((layer as unknown as { layers?: unknown }).layers);
+}
+
+/** Every AtomConv2D in a model, nested models included, in layer order. */
+export function atomConvLayers(model: tf.LayersModel): AtomConv2D[] {
+  const found: AtomConv2D[] = [];
+  const walk = (m: tf.LayersModel) => {
+    for (const layer of m.layers) {
+      if (layer instanceof AtomConv2D) found.push(layer);
+      else if (isLayersModel(layer)) walk(layer);
+    }
+  };
+  walk(model);
+  return found;
+}
+
+/** The model's atom layers keyed by template layer; throws when one template layer appears twice. */
+export function atomLayersByTemplateName(model: tf.LayersModel): Map<string, AtomConv2D> {
+  const byName = new Map<string, AtomConv2D>();
+  for (const layer of atomConvLayers(model)) {
+    if (byName.has(layer.templateLayer)) {
+      throw new Error(
+        `the model has two atom layers for template layer '${layer.templateLayer}' (${byName.get(layer.templateLayer)!.name} and ${layer.name})`,
+      );
+    }
+    byName.set(layer.templateLayer, layer);
+  }
+  return byName;
+}
+
+/** Current atoms per template layer ([m][k][k] values each). */
+export function readAtoms(model: tf.LayersModel): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, layer] of atomLayersByTemplateName(model)) out.set(name, layer.atomValues().slice());
+  return out;
+}
+
+/**
+ * Writes atoms into the model's atom layers (per template layer name) and returns the atoms
+ * they held — swapping one task's atom set for another's, as atom-swapping continual learning
+ * does (Miao et al. 2022). Every named layer must exist; layers not named are left alone.
+ */
+export function swapAtoms(
+  model: tf.LayersModel,
+  atoms: ReadonlyMap<string, Float32Array> | Readonly<Record<string, Float32Array>>,
+): Map<string, Float32Array> {
+  const layers = atomLayersByTemplateName(model);
+  const entries = atoms instanceof Map ? [...atoms.entries()] : Object.entries(atoms);
+  for (const [name] of entries) {
+    if (!layers.has(name)) {
+      throw new Error(
+        `the model has no atom layer for '${name}' (it has ${[...layers.keys()].join(', ') || 'none'})`,
+      );
+    }
+  }
+  const previous = new Map<string, Float32Array>();
+  for (const [name, values] of entries) {
+    const layer = layers.get(name)!;
+    previous.set(name, layer.atomValues().slice());
+    layer.setAtoms(values);
+  }
+  return previous;
+}
+
+/**
+ * Problems between a model and the template (empty when the model can take part): every
+ * template layer present once with the template's c_in, c_out, k, m and exactly its α.
+ */
+export function templateMismatches(model: tf.LayersModel, template: AtomTemplate): string[] {
+  const problems: string[] = [];
+  let layers: Map<string, AtomConv2D>;
+  try {
+    layers = atomLayersByTemplateName(model);
+  } catch (err) {
+    return [(err as Error).message];
+  }
+  for (const t of template.layers) {
+    const layer = layers.get(t.name);
+    if (!layer) {
+      problems.push(`template layer '${t.name}' has no AtomConv2D in the model`);
+      continue;
+    }
+    const dims = { cIn: layer.cIn, cOut: layer.filters, k: layer.kernelSize, m: layer.atomCount };
+    for (const key of ['cIn', 'cOut', 'k', 'm'] as const) {
+      if (dims[key] !== t[key])
+        problems.push(`layer '${t.name}': ${key} is ${dims[key]} in the model, ${t[key]} in the template`);
+    }
+    if (problems.length === 0) {
+      const held = layer.alphaValues();
+      if (held.length !== t.alpha.length || held.some((v, i) => v !== t.alpha[i]))
+        problems.push(`layer '${t.name}': α differs from the template's`);
+    }
+  }
+  return problems;
+}
