@@ -1,6 +1,6 @@
 // The Grafana dashboard: well-formed for Grafana's provisioning, showing what an operator needs,
-// and referring only to metrics the coordinator exports — checked against the contract list and,
-// once the coordinator exists, against what a real coordinator's /metrics declares.
+// and referring only to metrics the coordinator exports — checked against the contract list and
+// against what a real coordinator's /metrics declares.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exposedFamilies, startTestCoordinator, type TestCoordinator } from './coordinator-harness.js';
 import {

@@ -5,12 +5,14 @@
 
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { ATOMLENS_VERSION } from '../../src/shared/version.js';
 import {
   canRun,
   DEPLOY_DIR,
   filesUnder,
   K8S_DIR,
   parseYamlDocuments,
+  REPO_ROOT,
   readText,
   repoRelative,
   run,
@@ -68,6 +70,17 @@ describe('deploy YAML files', () => {
       expect(documents.length).toBeGreaterThan(0);
       expect(parseYamlDocuments(r.stdout, '1.1')).toEqual(documents);
     }
+  });
+});
+
+describe('image tags', () => {
+  it('every atomlens image the deploy files name is tagged with the package version', () => {
+    const sources = [...filesUnder(DEPLOY_DIR, /\.(ya?ml|md)$/), `${REPO_ROOT}Dockerfile`];
+    const tags = sources.flatMap((file) =>
+      [...readText(file).matchAll(/\batomlens:(\d[\w.-]*)/g)].map((m) => `${repoRelative(file)}: ${m[1]}`),
+    );
+    expect(tags.length).toBeGreaterThanOrEqual(4);
+    for (const tag of tags) expect(tag).toMatch(new RegExp(`: ${ATOMLENS_VERSION.replaceAll('.', '\\.')}$`));
   });
 });
 
