@@ -28,11 +28,13 @@ execFileSync(
     '--oneofs',
     '--includeComments',
     '--grpcLib=@grpc/grpc-js',
+    '--importFileExtension=.js',
     `--outDir=${out}`,
     '-I',
     join(root, 'proto'),
   ],
   { stdio: ['ignore', 'ignore', 'inherit'], cwd: root },
 );
-// The generator writes extension-less relative imports; as CommonJS they resolve under NodeNext.
-writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n');
+// ES modules like the rest of the code: the generated enum files export values (the enum's
+// names), which verbatimModuleSyntax refuses in CommonJS files.
+writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');

@@ -15,7 +15,14 @@ import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest
 import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
 import { idProblem } from '../shared/ids.js';
 import { createLogger, type Logger } from '../shared/log.js';
-import { alphaFingerprint, generateAlpha, type ModelTemplate, templateFromWire } from '../shared/template.js';
+import {
+  alphaFingerprint,
+  generateAlpha,
+  type ModelTemplate,
+  type ProbeSetSpec,
+  probeSetFromWire,
+  templateFromWire,
+} from '../shared/template.js';
 import { encodeFloat32 } from '../shared/tensor.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
@@ -739,7 +746,12 @@ class FederatedClient {
           : `round ${wanted} of task ${request.taskId} is not held here (rounds ${rounds.map((r) => r.round).join(', ') || 'none'})`,
       );
     }
-    const probe = request.probe ?? this.template?.probe;
+    let probe: ProbeSetSpec | undefined;
+    try {
+      probe = request.probe ? probeSetFromWire(request.probe) : this.template?.probe;
+    } catch (err) {
+      return fail((err as Error).message);
+    }
     if (!probe) return fail('the request has no probe set');
     const layers = request.layers.length > 0 ? request.layers : (this.template?.probeLayers ?? []);
     let grams: ReturnType<ContinualModel['layerGrams']>;
@@ -751,17 +763,12 @@ class FederatedClient {
       model.setConvParameters(request.taskId, chosen.atoms, chosen.biases);
       try {
         const inputs = probeInputs({
-          source: probe.source as 'mnist' | 'noise',
+          source: probe.source,
           size: probe.size,
           seed: probe.seed,
         });
         try {
-          grams = model.layerGrams(
-            request.taskId,
-            inputs,
-            layers,
-            probe.pooling === 'flatten' ? 'flatten' : 'gap',
-          );
+          grams = model.layerGrams(request.taskId, inputs, layers, probe.pooling);
         } finally {
           inputs.dispose();
         }

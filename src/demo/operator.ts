@@ -11,11 +11,13 @@ import type { RunAnalysisResponse__Output } from '../generated/atomlens/v1/RunAn
 import {
   byDivergenceDesc,
   connectOperator,
+  latestAtomCosine,
   type ModelDivergenceView,
   meanOffDiagonal,
   modelDivergenceView,
   unary,
 } from '../operator/connection.js';
+import { ANALYSIS_STAGE } from '../shared/wire-enums.js';
 
 export type { ModelDivergenceView };
 
@@ -50,7 +52,7 @@ export class DemoOperator {
     const [divergence, similarity] = await Promise.all([
       unary<GetDivergenceResponse__Output>((cb) => this.client.GetDivergence({}, this.deadline(), cb)),
       unary<GetSimilarityResponse__Output>((cb) =>
-        this.client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, this.deadline(), cb),
+        this.client.GetSimilarity(latestAtomCosine(), this.deadline(), cb),
       ),
     ]);
     const models = divergence.models.map(modelDivergenceView).sort(byDivergenceDesc);
@@ -77,8 +79,9 @@ export class DemoOperator {
       );
       call.on('data', (p: RunAnalysisResponse__Output) => {
         onProgress(p);
-        if (p.stage === 'done' && p.reportId) outcome = { reportId: p.reportId, analysisId: p.analysisId };
-        if (p.stage === 'failed') failure = p.message;
+        const stage = ANALYSIS_STAGE.fromWire(p.stage);
+        if (stage === 'done' && p.reportId) outcome = { reportId: p.reportId, analysisId: p.analysisId };
+        if (stage === 'failed') failure = p.message;
       });
       call.on('error', (err: grpc.ServiceError) => reject(err));
       call.on('end', () => {
@@ -90,7 +93,7 @@ export class DemoOperator {
 
   async listReports(limit = 50): Promise<ReportSummary__Output[]> {
     const res = await unary<ListReportsResponse__Output>((cb) =>
-      this.client.ListReports({ limit }, this.deadline(), cb),
+      this.client.ListReports({ pageSize: limit }, this.deadline(), cb),
     );
     return res.reports;
   }

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from 'node:path';
 import type { AnalysisReport } from '../analysis/report/types.js';
 import type { ClientProgressEvent } from '../client/client.js';
+import { stageName, triggerName } from '../operator/connection.js';
 import { type ManagedChild, startChild, stopChildren } from './children.js';
 import { DemoDisplay, type Output } from './display.js';
 import { DemoOperator, type FederationSnapshot } from './operator.js';
@@ -244,7 +245,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const collectEscalations = async (): Promise<EscalationRecord[]> => {
       const found: EscalationRecord[] = [];
       for (const r of await op.listReports()) {
-        if (seenReports.has(r.reportId) || r.trigger === 'operator') continue;
+        const trigger = triggerName(r.trigger);
+        if (seenReports.has(r.reportId) || trigger === 'operator') continue;
         seenReports.add(r.reportId);
         const stored = await op.getReport(r.reportId);
         const htmlPath = join(dataDir, 'reports', `${r.reportId}.html`);
@@ -253,7 +255,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         const parsedReport = JSON.parse(stored.json) as AnalysisReport;
         const record = {
           reportId: r.reportId,
-          trigger: r.trigger,
+          trigger,
           reason: parsedReport.trigger.reason,
           models: r.models,
           htmlPath,
@@ -393,9 +395,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         op.requestAnalysis(
           { reason: 'demo: end of training', probeSize: options.probeSize, probeDeadlineMs: 60_000 },
           (p) => {
-            const text = `analysis ${(p.fraction * 100).toFixed(0).padStart(3)}% ${p.stage}: ${p.message}`;
-            display.status(text, p.stage !== lastStage);
-            lastStage = p.stage;
+            const stage = stageName(p.stage);
+            const text = `analysis ${(p.fraction * 100).toFixed(0).padStart(3)}% ${stage}: ${p.message}`;
+            display.status(text, stage !== lastStage);
+            lastStage = stage;
           },
           600_000,
         ),

@@ -2,9 +2,11 @@
 // one way to dial the Operator service (plaintext or TLS, bearer token), one promise wrapper for
 // unary calls, and one translation of gRPC failures into messages that say what to do.
 import * as grpc from '@grpc/grpc-js';
+import type { GetSimilarityRequest } from '../generated/atomlens/v1/GetSimilarityRequest.js';
 import type { ModelDivergence__Output } from '../generated/atomlens/v1/ModelDivergence.js';
 import type { OperatorServiceClient } from '../generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../shared/proto.js';
+import { ANALYSIS_STAGE, ANALYSIS_TRIGGER, SIMILARITY_MEASURE } from '../shared/wire-enums.js';
 
 export interface OperatorConnection {
   address: string;
@@ -50,6 +52,38 @@ export function modelDivergenceView(m: ModelDivergence__Output): ModelDivergence
     divergence: m.divergence,
     drift: m.drift,
   };
+}
+
+/** An analysis stage as the word operators read ('probing', 'done', …). */
+export function stageName(stage: string | number): string {
+  return ANALYSIS_STAGE.fromWire(stage) ?? String(stage);
+}
+
+/** A report's trigger as the word operators read ('operator', 'drift', …). */
+export function triggerName(trigger: string | number): string {
+  return ANALYSIS_TRIGGER.fromWire(trigger) ?? 'unknown';
+}
+
+/** The GetSimilarity request for every model's latest round by atom cosine. */
+export function latestAtomCosine(): GetSimilarityRequest {
+  return { round: 0, measure: SIMILARITY_MEASURE.toWire('cosine'), taskIds: [] };
+}
+
+/**
+ * Every item of a paginated list: asks for pages until next_page_token comes back empty.
+ * `fetch` returns one page for a page_token.
+ */
+export async function allPages<T>(
+  fetch: (pageToken: string) => Promise<{ items: T[]; nextPageToken: string }>,
+): Promise<T[]> {
+  const out: T[] = [];
+  let token = '';
+  do {
+    const page = await fetch(token);
+    out.push(...page.items);
+    token = page.nextPageToken;
+  } while (token !== '');
+  return out;
 }
 
 /** A unary grpc-js call as a promise. */

@@ -6,9 +6,24 @@ import type {
   ModelTemplate as WireModelTemplate,
   ModelTemplate__Output as WireModelTemplateOut,
 } from '../generated/atomlens/v1/ModelTemplate.js';
+import type {
+  ProbeSetSpec as WireProbeSetSpec,
+  ProbeSetSpec__Output as WireProbeSetSpecOut,
+} from '../generated/atomlens/v1/ProbeSetSpec.js';
 import { idProblem } from './ids.js';
 import { mulberry32 } from './rng.js';
 import { decodeFloat32, encodeFloat32 } from './tensor.js';
+import {
+  ACTIVATION,
+  type Activation,
+  PADDING,
+  type Padding,
+  POOLING,
+  type Pooling,
+  PROBE_SOURCE,
+  type ProbeSource,
+  type WireEnum,
+} from './wire-enums.js';
 
 export interface ConvLayerSpec {
   name: string;
@@ -17,17 +32,17 @@ export interface ConvLayerSpec {
   k: number;
   m: number;
   stride: number;
-  padding: 'same' | 'valid';
-  activation: 'relu' | 'linear';
+  padding: Padding;
+  activation: Activation;
   /** Max-pool window after the activation; 0 or 1 = none. */
   poolAfter: number;
 }
 
 export interface ProbeSetSpec {
-  source: 'mnist' | 'noise';
+  source: ProbeSource;
   size: number;
   seed: number;
-  pooling: 'gap' | 'flatten';
+  pooling: Pooling;
 }
 
 /** Everything that defines a template except α itself (which follows from alphaSeed). */
@@ -45,7 +60,7 @@ export interface TemplateConfig {
    * their start 0.94–0.97 after 8 rounds, against 0.80–0.91 with GAP) and atom divergences are
    * smaller numbers — thresholds in the escalation config are set for this head.
    */
-  headInput: 'flatten' | 'gap';
+  headInput: Pooling;
   alphaSeed: number;
   probe: ProbeSetSpec;
   probeLayers: string[];
@@ -260,16 +275,20 @@ export function templateToWire(t: ModelTemplate): WireModelTemplate {
     federationId: t.federationId,
     version: t.version,
     inputShape: [...t.inputShape],
-    layers: t.layers.map((l) => ({ ...l })),
+    layers: t.layers.map((l) => ({
+      ...l,
+      padding: PADDING.toWire(l.padding),
+      activation: ACTIVATION.toWire(l.activation),
+    })),
     headHidden: t.headHidden,
-    headInput: t.headInput,
+    headInput: POOLING.toWire(t.headInput),
     alphaSeed: t.alphaSeed,
     alpha: t.alpha.map((a, i) => {
       const l = t.layers[i]!;
       return encodeFloat32(a, [l.cOut, l.cIn, l.m]);
     }),
     alphaFingerprint: t.alphaFingerprint,
-    probe: { ...t.probe },
+    probe: probeSetToWire(t.probe),
     probeLayers: [...t.probeLayers],
   };
 }
@@ -281,26 +300,23 @@ export function templateFromWire(w: WireModelTemplateOut): ModelTemplate {
     federationId: w.federationId,
     version: w.version,
     inputShape: w.inputShape as [number, number, number],
-    layers: w.layers.map((l) => ({
+    layers: w.layers.map((l, i) => ({
       name: l.name,
       cIn: l.cIn,
       cOut: l.cOut,
       k: l.k,
       m: l.m,
       stride: l.stride,
-      padding: l.padding as ConvLayerSpec['padding'],
-      activation: l.activation as ConvLayerSpec['activation'],
+      padding: fromWire(PADDING, l.padding, `layers[${i}].padding`),
+      activation: fromWire(ACTIVATION, l.activation, `layers[${i}].activation`),
       poolAfter: l.poolAfter,
     })),
     headHidden: w.headHidden,
-    headInput: (w.headInput || 'flatten') as TemplateConfig['headInput'],
+    // The zero value means flatten, the layout templates had before the field existed.
+    headInput:
+      w.headInput === 'POOLING_UNSPECIFIED' ? 'flatten' : fromWire(POOLING, w.headInput, 'head_input'),
     alphaSeed: w.alphaSeed,
-    probe: {
-      source: w.probe.source as ProbeSetSpec['source'],
-      size: w.probe.size,
-      seed: w.probe.seed,
-      pooling: w.probe.pooling as ProbeSetSpec['pooling'],
-    },
+    probe: probeSetFromWire(w.probe),
     probeLayers: [...w.probeLayers],
   };
   validateTemplateConfig(config);
@@ -312,4 +328,35 @@ export function templateFromWire(w: WireModelTemplateOut): ModelTemplate {
     );
   }
   return { ...config, alpha, alphaFingerprint: fingerprint };
+}
+
+export function probeSetToWire(p: ProbeSetSpec): WireProbeSetSpec {
+  return {
+    source: PROBE_SOURCE.toWire(p.source),
+    size: p.size,
+    seed: p.seed,
+    pooling: POOLING.toWire(p.pooling),
+  };
+}
+
+/** Decodes a probe set received over gRPC; throws an Error naming an unknown enum value. */
+export function probeSetFromWire(w: WireProbeSetSpecOut): ProbeSetSpec {
+  return {
+    source: fromWire(PROBE_SOURCE, w.source, 'probe.source'),
+    size: w.size,
+    seed: w.seed,
+    pooling: fromWire(POOLING, w.pooling, 'probe.pooling'),
+  };
+}
+
+function fromWire<Name extends string>(
+  table: WireEnum<Name, string>,
+  value: string | number,
+  field: string,
+): Name {
+  const name = table.fromWire(value);
+  if (name === undefined) {
+    throw new Error(`invalid model template: ${field} is ${value}, which this version does not know`);
+  }
+  return name;
 }

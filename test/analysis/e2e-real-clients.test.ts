@@ -127,7 +127,7 @@ describe('analysis with real clients', () => {
       call.on('end', () => resolve(seen));
     });
     const elapsed = Date.now() - started;
-    expect(progress.at(-1)?.stage).toBe('done');
+    expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
     // Waited for the silent client up to the deadline, then went on without it.
     expect(elapsed).toBeGreaterThanOrEqual(PROBE_DEADLINE_MS - 100);
     const got = await unary<{ json: string }>((cb) =>

@@ -77,9 +77,9 @@ describe('analysis end to end over gRPC', () => {
     expect(elapsed).toBeGreaterThanOrEqual(PROBE_DEADLINE_MS - 50);
     expect(elapsed).toBeLessThan(PROBE_DEADLINE_MS + 30_000);
     const stages = progress.map((p) => p.stage);
-    expect(stages).toContain('probing');
-    expect(stages).toContain('solving');
-    expect(stages.at(-1)).toBe('done');
+    expect(stages).toContain('ANALYSIS_STAGE_PROBING');
+    expect(stages).toContain('ANALYSIS_STAGE_SOLVING');
+    expect(stages.at(-1)).toBe('ANALYSIS_STAGE_DONE');
     const fractions = progress.map((p) => p.fraction);
     expect([...fractions].sort((a, b) => a - b)).toEqual(fractions);
     const reportId = progress.at(-1)!.reportId;
@@ -141,7 +141,7 @@ describe('analysis end to end over gRPC', () => {
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toContain('reused from an earlier analysis');
     const list = await unary<{ reports: { reportId: string }[] }>((cb) =>
-      operator.ListReports({ limit: 10 }, cb),
+      operator.ListReports({ pageSize: 10 }, cb),
     );
     expect(list.reports.map((r) => r.reportId)[0]).toBe(reportId);
     expect(list.reports).toHaveLength(2);

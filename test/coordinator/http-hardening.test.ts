@@ -72,7 +72,7 @@ describe('HTTP hardening', () => {
       if (reason === 'late-failure') throw new AnalysisRequestError('unavailable', 'clients vanished');
       return { reportId: 'rep-1' };
     },
-    listReports: (limit) => deps.storage.listReports(limit),
+    listReports: (limit, before) => deps.storage.listReports(limit, before),
     getReport: (id) => deps.storage.getReport(id),
   });
   const port = () => h.running.httpPort!;

@@ -194,7 +194,7 @@ describe('with an analysis service', () => {
       });
       return { reportId: 'rep-1' };
     },
-    listReports: (limit) => deps.storage.listReports(limit),
+    listReports: (limit, before) => deps.storage.listReports(limit, before),
     getReport: (id) => deps.storage.getReport(id),
   });
 
@@ -222,7 +222,7 @@ describe('with an analysis service', () => {
       reason: 'look',
       probeDeadlineMs: 1500,
     });
-    expect(progress.map((p) => p.stage)).toEqual(['probing', 'done']);
+    expect(progress.map((p) => p.stage)).toEqual(['ANALYSIS_STAGE_PROBING', 'ANALYSIS_STAGE_DONE']);
     expect(progress[1]!.reportId).toBe('rep-1');
     const list = await rpc<ListReportsResponse__Output>((cb) => h.op.ListReports({}, cb));
     expect(list.reports.map((r) => r.reportId)).toEqual(['rep-1']);

@@ -12,6 +12,7 @@ import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtoms
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
 import type { RegisterRequest } from '../../src/generated/atomlens/v1/RegisterRequest.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
+import type { SimilarityMeasure } from '../../src/generated/atomlens/v1/SimilarityMeasure.js';
 import { buildTemplate, templateFromWire } from '../../src/shared/template.js';
 import { decodeFloat32 } from '../../src/shared/tensor.js';
 import { cos, expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
@@ -117,7 +118,7 @@ describe('coordinator over gRPC', () => {
 
   it('GetSimilarity: atom cosine between shared-α models, subspace for the mismatched one', async () => {
     const sim = await rpc<GetSimilarityResponse__Output>((cb) =>
-      h.op.GetSimilarity({ round: 0, measure: 'cosine' }, cb),
+      h.op.GetSimilarity({ round: 0, measure: 'SIMILARITY_MEASURE_ATOM_COSINE' }, cb),
     );
     const n = sim.models.length;
     expect(n).toBe(5);
@@ -129,11 +130,11 @@ describe('coordinator over gRPC', () => {
       for (let j = 0; j < n; j++) {
         const measure = sim.pairMeasure[i * n + j];
         if (isDave(i) || isDave(j)) {
-          expect(measure).toBe('subspace');
+          expect(measure).toBe('SIMILARITY_MEASURE_SUBSPACE');
           expect(sim.values[i * n + j]).toBeGreaterThanOrEqual(0);
           expect(sim.values[i * n + j]).toBeLessThanOrEqual(1 + 1e-9);
         } else {
-          expect(measure).toBe('cosine');
+          expect(measure).toBe('SIMILARITY_MEASURE_ATOM_COSINE');
           expect(sim.values[i * n + j]).toBeCloseTo(meanCos(latest(i), latest(j)), 6);
           sim.layers.forEach((layer, l) => {
             expect(layer.layer).toBe(template.layers[l]!.name);
@@ -146,7 +147,7 @@ describe('coordinator over gRPC', () => {
     expect(sim.values[aliceIndex * n + daveIndex]).toBeCloseTo(1, 6);
 
     const round1 = await rpc<GetSimilarityResponse__Output>((cb) =>
-      h.op.GetSimilarity({ round: 1, measure: 'cosine', taskIds: ['2-3'] }, cb),
+      h.op.GetSimilarity({ round: 1, measure: 'SIMILARITY_MEASURE_ATOM_COSINE', taskIds: ['2-3'] }, cb),
     );
     expect(round1.models.map((m) => m.clientId)).toEqual(['bob', 'carol']);
     expect(round1.values[1]).toBeCloseTo(
@@ -346,7 +347,8 @@ describe('coordinator over gRPC', () => {
 
     it('operator queries', async () => {
       await expectStatus(
-        rpc((cb) => h.op.GetSimilarity({ measure: 'euclid' }, cb)),
+        // A value this version does not define (a newer client's measure) is refused, not guessed.
+        rpc((cb) => h.op.GetSimilarity({ measure: 99 as unknown as SimilarityMeasure }, cb)),
         grpc.status.INVALID_ARGUMENT,
         /measure/,
       );

@@ -61,7 +61,11 @@ function gram(layerIndex: number, n = N): Float32Array {
   return k;
 }
 
-function chunksFor(p: ProbeRequest__Output, clientId: string, chunkBytes = 100): PushProbeSummaryRequest[] {
+function chunksFor(
+  p: Pick<ProbeRequest__Output, 'requestId' | 'taskId' | 'layers'>,
+  clientId: string,
+  chunkBytes = 100,
+): PushProbeSummaryRequest[] {
   const out: PushProbeSummaryRequest[] = [];
   p.layers.forEach((layer, li) => {
     const bytes = Buffer.from(gram(li).buffer);
@@ -164,7 +168,11 @@ describe('sessions and probe requests', () => {
     expect(Buffer.compare(stored[0]!.gram, Buffer.from(gram(0).buffer))).toBe(0);
     const request = s.received.find((m) => m.kind === 'probeRequest')!.probeRequest!;
     expect(request).toMatchObject({ requestId: 'req-1', taskId: '0-1', layers: ['conv1', 'conv3'] });
-    expect(request.probe).toMatchObject({ source: 'noise', size: N });
+    expect(request.probe).toMatchObject({
+      source: 'PROBE_SOURCE_NOISE',
+      size: N,
+      pooling: 'POOLING_GLOBAL_AVERAGE',
+    });
     s.stream.end();
   });
 
@@ -191,13 +199,7 @@ describe('sessions and probe requests', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     // An answer after the deadline is refused and not stored.
     await expectStatus(
-      pushChunks(
-        h,
-        chunksFor(
-          { ...probe(), requestId: 'ignored', round: 0, deadlineMs: 0 } as ProbeRequest__Output,
-          'carol',
-        ),
-      ),
+      pushChunks(h, chunksFor({ ...probe(), requestId: 'ignored' }, 'carol')),
       grpc.status.NOT_FOUND,
       /unknown, already answered, failed or past its deadline/,
     );

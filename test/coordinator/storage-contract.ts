@@ -501,6 +501,29 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
         });
         await s.close();
       });
+
+      it('lists the reports after a cursor (created time, then id, both descending)', async () => {
+        const { s } = await fresh();
+        // Two reports share a created time: the id breaks the tie, so no page repeats or skips one.
+        for (const [reportId, createdAtMs] of [
+          ['a', 10],
+          ['b', 20],
+          ['c', 20],
+          ['d', 30],
+        ] as const) {
+          await s.putReport({ reportId, createdAtMs, trigger: 'drift', models: 1, json: '{}', html: '' });
+        }
+        const ids = async (limit: number, before?: { createdAtMs: number; reportId: string }) =>
+          (await s.listReports(limit, before)).map((r) => r.reportId);
+        expect(await ids(10)).toEqual(['d', 'c', 'b', 'a']);
+        expect(await ids(10, { createdAtMs: 30, reportId: 'd' })).toEqual(['c', 'b', 'a']);
+        expect(await ids(1, { createdAtMs: 20, reportId: 'c' })).toEqual(['b']);
+        expect(await ids(10, { createdAtMs: 20, reportId: 'b' })).toEqual(['a']);
+        expect(await ids(10, { createdAtMs: 10, reportId: 'a' })).toEqual([]);
+        // A cursor naming a report that no longer exists still cuts at its place in the order.
+        expect(await ids(10, { createdAtMs: 25, reportId: 'zzz' })).toEqual(['c', 'b', 'a']);
+        await s.close();
+      });
     });
 
     describe('metadata', () => {

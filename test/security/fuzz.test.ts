@@ -84,13 +84,16 @@ function seedsFor(method: RawMethod): Buffer[] {
         }),
       ];
     case 'GetSimilarity':
-      return [e({ round: 0, measure: 'cosine', taskIds: ['0-1'] }), e({ measure: 'subspace' })];
+      return [
+        e({ round: 0, measure: 'SIMILARITY_MEASURE_ATOM_COSINE', taskIds: ['0-1'] }),
+        e({ measure: 'SIMILARITY_MEASURE_SUBSPACE' }),
+      ];
     case 'GetModelHistory':
       return [e({ model: { clientId: 'fuzz', taskId: '0-1' }, includeAtoms: true })];
     case 'RunAnalysis':
       return [e({ models: [{ clientId: 'fuzz', taskId: '0-1' }], reason: 'fuzz', probeDeadlineMs: 50 })];
     case 'ListReports':
-      return [e({ limit: 5 })];
+      return [e({ pageSize: 5 }), e({ pageSize: 1, pageToken: 'not-a-token' })];
     case 'GetReport':
       return [e({ reportId: 'nope', includeHtml: true })];
     default:

@@ -227,7 +227,7 @@ describe('slow and vanished clients', () => {
     // Probing ends at the deadline at the latest; a small GW solve follows.
     expect(elapsed).toBeLessThan(probeDeadlineMs + 20_000);
     const last = progress.at(-1)!;
-    expect(last.stage).toBe('done');
+    expect(last.stage).toBe('ANALYSIS_STAGE_DONE');
     expect(healthy.probes).toHaveLength(1);
     expect(vanishing.probes).toHaveLength(1);
     const report = JSON.parse((await running.analysis!.getReport(last.reportId))!.json) as {

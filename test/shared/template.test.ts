@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadAtomlensProto } from '../../src/shared/proto.js';
 import {
   alphaFingerprint,
   buildTemplate,
@@ -58,6 +59,32 @@ describe('model template', () => {
       alpha: wire.alpha!.map((x, i) => (i === 1 ? encodeFloat32(values, x.shape as number[]) : x)),
     };
     expect(() => templateFromWire(bad as never)).toThrow(/does not match its fingerprint/);
+  });
+
+  it('travels as the proto message, enums by name; an unset head_input means flatten', () => {
+    const message = loadAtomlensProto().atomlens.v1.ModelTemplate;
+    const t = buildTemplate({ ...DEFAULT_TEMPLATE_CONFIG, headInput: 'gap' });
+    const wire = templateToWire(t);
+    expect(wire.layers![0]).toMatchObject({ padding: 'PADDING_SAME', activation: 'ACTIVATION_RELU' });
+    expect(wire.probe).toMatchObject({ source: 'PROBE_SOURCE_MNIST', pooling: 'POOLING_GLOBAL_AVERAGE' });
+    expect(wire.headInput).toBe('POOLING_GLOBAL_AVERAGE');
+    const decoded = message.deserialize(message.serialize(wire));
+    const back = templateFromWire(decoded);
+    expect({ ...back, alpha: undefined }).toEqual({ ...t, alpha: undefined });
+    const unset = message.deserialize(message.serialize({ ...wire, headInput: 'POOLING_UNSPECIFIED' }));
+    expect(templateFromWire(unset).headInput).toBe('flatten');
+    // The zero value elsewhere, or a value this version does not define, is refused by name.
+    const noPadding = {
+      ...wire,
+      layers: wire.layers!.map((l, i) => (i === 2 ? { ...l, padding: 0 as const } : l)),
+    };
+    expect(() => templateFromWire(message.deserialize(message.serialize(noPadding)))).toThrow(
+      /layers\[2\]\.padding is PADDING_UNSPECIFIED/,
+    );
+    const newer = { ...wire, probe: { ...wire.probe, source: 7 as unknown as 'PROBE_SOURCE_MNIST' } };
+    expect(() => templateFromWire(message.deserialize(message.serialize(newer)))).toThrow(
+      /probe\.source is 7/,
+    );
   });
 
   it('rejects inconsistent architectures with a precise message', () => {

@@ -9,14 +9,9 @@ export const REPORT_SCHEMA_VERSION = 1;
 
 export type Matrix = (number | null)[][];
 
-/** What started an analysis (SPEC "Escalation"). */
-export type TriggerKind =
-  | 'operator'
-  | 'divergence'
-  | 'drift'
-  | 'fingerprint'
-  | 'similarity-change'
-  | 'schedule';
+import type { TriggerKind } from '../../shared/wire-enums.js';
+
+export type { TriggerKind };
 
 export interface ReportTrigger {
   kind: TriggerKind;

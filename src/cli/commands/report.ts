@@ -6,8 +6,9 @@ import type { AnalysisReport } from '../../analysis/report/types.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
 import type { ListReportsResponse__Output } from '../../generated/atomlens/v1/ListReportsResponse.js';
 import type { RunAnalysisResponse__Output } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
-import { operatorFailure, unary } from '../../operator/connection.js';
+import { operatorFailure, stageName, triggerName, unary } from '../../operator/connection.js';
 import { ID_CHARACTERS, ID_MAX_LENGTH, isValidId } from '../../shared/ids.js';
+import { ANALYSIS_STAGE } from '../../shared/wire-enums.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 import { connectOperatorFromFlags, OPERATOR_OPTIONS } from '../operator-flags.js';
 
@@ -95,18 +96,19 @@ function progressPrinter(stream: NodeJS.WriteStream): {
   let drawn = false;
   return {
     update(p) {
+      const stage = stageName(p.stage);
       if (tty) {
         const width = 30;
         const filled = Math.round(Math.max(0, Math.min(1, p.fraction)) * width);
         const bar = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
-        const line = `${bar} ${(p.fraction * 100).toFixed(0).padStart(3)}% ${p.stage}: ${p.message}`;
+        const line = `${bar} ${(p.fraction * 100).toFixed(0).padStart(3)}% ${stage}: ${p.message}`;
         const cols = stream.columns ?? 100;
         stream.write(`\r${line.slice(0, cols - 1).padEnd(cols - 1)}`);
         drawn = true;
-      } else if (p.stage !== lastStage) {
-        stream.write(`${p.stage} (${(p.fraction * 100).toFixed(0)}%): ${p.message}\n`);
+      } else if (stage !== lastStage) {
+        stream.write(`${stage} (${(p.fraction * 100).toFixed(0)}%): ${p.message}\n`);
       }
-      lastStage = p.stage;
+      lastStage = stage;
     },
     end() {
       if (drawn) stream.write('\n');
@@ -156,18 +158,19 @@ export async function run(parsed: Parsed): Promise<number> {
   try {
     if (v.list) {
       const res = await unary<ListReportsResponse__Output>((cb) =>
-        client.ListReports({ limit }, metadata, deadline(), cb),
+        client.ListReports({ pageSize: limit }, metadata, deadline(), cb),
       ).catch((err: grpc.ServiceError) => {
         throw operatorFailure(address, err);
       });
       if (v.json) {
-        process.stdout.write(`${JSON.stringify({ reports: res.reports }, null, 2)}\n`);
+        const reports = res.reports.map((r) => ({ ...r, trigger: triggerName(r.trigger) }));
+        process.stdout.write(`${JSON.stringify({ reports }, null, 2)}\n`);
       } else if (res.reports.length === 0) {
         process.stdout.write('no reports yet; run `atomlens report` to request one\n');
       } else {
         for (const r of res.reports) {
           process.stdout.write(
-            `${r.reportId}  ${new Date(r.createdAtMs).toISOString()}  ${r.trigger.padEnd(17)}  ${r.models} models\n`,
+            `${r.reportId}  ${new Date(r.createdAtMs).toISOString()}  ${triggerName(r.trigger).padEnd(17)}  ${r.models} models\n`,
           );
         }
       }
@@ -187,8 +190,9 @@ export async function run(parsed: Parsed): Promise<number> {
         );
         call.on('data', (p: RunAnalysisResponse__Output) => {
           printer.update(p);
-          if (p.stage === 'done' && p.reportId) id = p.reportId;
-          if (p.stage === 'failed') failed = p.message;
+          const stage = ANALYSIS_STAGE.fromWire(p.stage);
+          if (stage === 'done' && p.reportId) id = p.reportId;
+          if (stage === 'failed') failed = p.message;
         });
         call.on('error', (err: grpc.ServiceError) => {
           printer.end();

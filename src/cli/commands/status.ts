@@ -1,10 +1,12 @@
 // `atomlens status`: a snapshot of a running coordinator over the Operator service — clients and
 // their connection state, the federation's mean atom similarity, and the most divergent models.
 import * as grpc from '@grpc/grpc-js';
-import type { ClientInfo__Output } from '../../generated/atomlens/v1/ClientInfo.js';
+import type { ListClientsResponse__Output } from '../../generated/atomlens/v1/ListClientsResponse.js';
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
 import {
+  allPages,
   byDivergenceDesc,
+  latestAtomCosine,
   type ModelDivergenceView,
   meanOffDiagonal,
   modelDivergenceView,
@@ -61,8 +63,10 @@ export async function fetchStatus(
   const { address, client, metadata } = connection;
   const deadline = () => ({ deadline: Date.now() + options.timeoutMs });
   try {
-    const clients = await unary<{ clients: ClientInfo__Output[] }>((cb) =>
-      client.ListClients({}, metadata, deadline(), cb),
+    const clients = await allPages((pageToken) =>
+      unary<ListClientsResponse__Output>((cb) =>
+        client.ListClients({ pageToken }, metadata, deadline(), cb),
+      ).then((page) => ({ items: page.clients, nextPageToken: page.nextPageToken })),
     ).catch((err: grpc.ServiceError) => {
       throw operatorFailure(address, err);
     });
@@ -75,7 +79,7 @@ export async function fetchStatus(
     let similarityNote = '';
     try {
       const sim = await unary<{ models: unknown[]; values: number[] }>((cb) =>
-        client.GetSimilarity({ round: 0, measure: 'cosine', taskIds: [] }, metadata, deadline(), cb),
+        client.GetSimilarity(latestAtomCosine(), metadata, deadline(), cb),
       );
       similarityMean = meanOffDiagonal(sim.values, sim.models.length);
       if (similarityMean === null) similarityNote = 'needs at least two models';
@@ -88,7 +92,7 @@ export async function fetchStatus(
     const top = divergence.models.map(modelDivergenceView).sort(byDivergenceDesc).slice(0, options.top);
     return {
       coordinator: address,
-      clients: clients.clients.map((c) => ({
+      clients: clients.map((c) => ({
         clientId: c.clientId,
         connected: c.connected,
         fingerprintMatch: c.fingerprintMatch,

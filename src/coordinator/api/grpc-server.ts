@@ -3,6 +3,7 @@
 // codes (rpc.ts). TLS and authentication plug in through `credentials` and `authorize`.
 import * as grpc from '@grpc/grpc-js';
 import type { FederationServiceHandlers } from '../../generated/atomlens/v1/FederationService.js';
+import type { ListReportsResponse } from '../../generated/atomlens/v1/ListReportsResponse.js';
 import type { OperatorServiceHandlers } from '../../generated/atomlens/v1/OperatorService.js';
 import type { PushProbeSummaryRequest__Output } from '../../generated/atomlens/v1/PushProbeSummaryRequest.js';
 import type { RunAnalysisResponse as WireProgress } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
@@ -10,6 +11,7 @@ import type { SessionRequest__Output } from '../../generated/atomlens/v1/Session
 import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../../shared/proto.js';
 import { templateToWire } from '../../shared/template.js';
+import { ANALYSIS_STAGE, ANALYSIS_TRIGGER } from '../../shared/wire-enums.js';
 import { type Authorize, failedPrecondition, invalid, notFound, RpcError, unimplemented } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import { type FederationCore, ProbeIntake } from '../federation/federation.js';
@@ -23,6 +25,13 @@ import {
 } from '../level1/types.js';
 import type { Storage } from '../storage/types.js';
 import type { OperatorQueries } from './operator-queries.js';
+import {
+  decodePageToken,
+  encodePageToken,
+  type PageLimits,
+  type PageRequest,
+  pageSize,
+} from './page-token.js';
 import { authorizeCall, bidiStream, clientStream, type HandlerContext, serverStream, unary } from './rpc.js';
 
 export interface ServerDeps {
@@ -268,9 +277,7 @@ function operatorHandlers(deps: ServerDeps): OperatorServiceHandlers {
     return analysis;
   };
   return {
-    ListClients: unary(ctx, 'Operator', 'ListClients', 'start', async () => ({
-      clients: operator.listClients(),
-    })),
+    ListClients: unary(ctx, 'Operator', 'ListClients', 'start', async (req) => operator.listClients(req)),
     GetSimilarity: unary(ctx, 'Operator', 'GetSimilarity', 'start', async (req) =>
       operator.similarityResponse(req),
     ),
@@ -297,8 +304,7 @@ function operatorHandlers(deps: ServerDeps): OperatorServiceHandlers {
 
     ListReports: unary(ctx, 'Operator', 'ListReports', 'start', async (req) => {
       const service = needAnalysis('ListReports');
-      const limit = req.limit === 0 ? 50 : Math.min(req.limit, 1000);
-      return { reports: await service.listReports(limit) };
+      return listReportsPage(service, req);
     }),
 
     GetReport: unary(ctx, 'Operator', 'GetReport', 'start', async (req) => {
@@ -351,10 +357,36 @@ export function analysisError(err: unknown): RpcError | unknown {
   return err;
 }
 
+/** ListReports: 50 reports a page unless asked otherwise, at most 1,000. */
+export const LIST_REPORTS_PAGE: PageLimits = { defaultSize: 50, maxSize: 1000 };
+
+/** One page of stored reports, newest first; the token carries the last report's sort key. */
+async function listReportsPage(service: AnalysisService, req: PageRequest): Promise<ListReportsResponse> {
+  const size = pageSize(req.pageSize, LIST_REPORTS_PAGE);
+  const after = decodePageToken('ListReports', req.pageToken, ['number', 'string']);
+  const before = after ? { createdAtMs: after[0] as number, reportId: after[1] as string } : undefined;
+  // One more than the page, to know whether another page follows.
+  const found = await service.listReports(size + 1, before);
+  const page = found.slice(0, size);
+  const last = page[page.length - 1];
+  return {
+    reports: page.map((r) => ({
+      reportId: r.reportId,
+      createdAtMs: r.createdAtMs,
+      trigger: ANALYSIS_TRIGGER.isName(r.trigger)
+        ? ANALYSIS_TRIGGER.toWire(r.trigger)
+        : 'ANALYSIS_TRIGGER_UNSPECIFIED',
+      models: r.models,
+    })),
+    nextPageToken:
+      found.length > size && last ? encodePageToken('ListReports', [last.createdAtMs, last.reportId]) : '',
+  };
+}
+
 function wireProgress(p: AnalysisProgress): WireProgress {
   return {
     analysisId: p.analysisId,
-    stage: p.stage,
+    stage: ANALYSIS_STAGE.toWire(p.stage),
     fraction: p.fraction,
     message: p.message,
     reportId: p.reportId ?? '',

@@ -15,7 +15,9 @@ import type { GetModelHistoryRequest__Output } from '../../generated/atomlens/v1
 import type { GetModelHistoryResponse } from '../../generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { GetSimilarityRequest__Output } from '../../generated/atomlens/v1/GetSimilarityRequest.js';
 import type { GetSimilarityResponse } from '../../generated/atomlens/v1/GetSimilarityResponse.js';
+import type { ListClientsResponse } from '../../generated/atomlens/v1/ListClientsResponse.js';
 import { encodeFloat32 } from '../../shared/tensor.js';
+import { SIMILARITY_MEASURE } from '../../shared/wire-enums.js';
 import { exhausted, invalid, notFound } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { FederationCore } from '../federation/federation.js';
@@ -23,6 +25,12 @@ import type { SessionRegistry } from '../federation/sessions.js';
 import { checkClientId, checkTaskId, splitAtoms } from '../federation/validation.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
 import type { Storage } from '../storage/types.js';
+import { type PageLimits, type PageRequest, pageOf } from './page-token.js';
+
+/** ListClients: 100 clients a page unless asked otherwise, at most 1,000. */
+export const LIST_CLIENTS_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
+/** GetModelHistory: 100 rounds a page unless asked otherwise, at most 1,000. */
+export const MODEL_HISTORY_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
 
 export interface OperatorDeps {
   config: CoordinatorConfig;
@@ -50,12 +58,21 @@ function compareModels(
 export class OperatorQueries {
   constructor(private readonly deps: OperatorDeps) {}
 
-  listClients(): ClientInfo[] {
+  /** One page of the registered clients, in registration order (then by id). */
+  listClients(req: PageRequest): ListClientsResponse {
     const { federation, similarity, sessions } = this.deps;
     const clients = federation
       .listClients()
       .sort((a, b) => a.registeredAtMs - b.registeredAtMs || (a.clientId < b.clientId ? -1 : 1));
-    return clients.map((c) => ({
+    const page = pageOf(
+      'ListClients',
+      clients,
+      (c) => [c.registeredAtMs, c.clientId],
+      ['number', 'string'],
+      req,
+      LIST_CLIENTS_PAGE,
+    );
+    const infos: ClientInfo[] = page.items.map((c) => ({
       clientId: c.clientId,
       tasks: c.tasks.map((t) => ({
         taskId: t.taskId,
@@ -66,19 +83,17 @@ export class OperatorQueries {
       registeredAtMs: c.registeredAtMs,
       lastSeenMs: Math.max(c.lastSeenMs, sessions.lastSeen(c.clientId) ?? 0),
     }));
+    return { clients: infos, nextPageToken: page.nextPageToken };
   }
 
   /** The similarity matrix as computed (before wire encoding); used by GetSimilarity and tools. */
   async similarityMatrix(req: {
     round: number;
-    measure: string;
+    measure: PairMeasure;
     taskIds: string[];
   }): Promise<SimilarityMatrix> {
     const { config, federation, similarity, storage } = this.deps;
-    const measure: PairMeasure = req.measure === '' ? 'cosine' : (req.measure as PairMeasure);
-    if (measure !== 'cosine' && measure !== 'subspace') {
-      throw invalid(`measure must be "cosine" or "subspace", got ${JSON.stringify(req.measure)}`);
-    }
+    const measure = req.measure;
     if (!Number.isInteger(req.round) || req.round < 0)
       throw invalid(`round must be 0 (latest) or a round number`);
     const tasks = new Set(req.taskIds);
@@ -118,7 +133,14 @@ export class OperatorQueries {
   }
 
   async similarityResponse(req: GetSimilarityRequest__Output): Promise<GetSimilarityResponse> {
-    const m = await this.similarityMatrix({ round: req.round, measure: req.measure, taskIds: req.taskIds });
+    const measure =
+      req.measure === 'SIMILARITY_MEASURE_UNSPECIFIED' ? 'cosine' : SIMILARITY_MEASURE.fromWire(req.measure);
+    if (measure === undefined) {
+      throw invalid(
+        `measure ${JSON.stringify(req.measure)} is unknown: use SIMILARITY_MEASURE_ATOM_COSINE or SIMILARITY_MEASURE_SUBSPACE`,
+      );
+    }
+    const m = await this.similarityMatrix({ round: req.round, measure, taskIds: req.taskIds });
     return {
       models: m.models,
       values: Array.from(m.mean),
@@ -126,7 +148,9 @@ export class OperatorQueries {
         layer: l.name,
         values: Array.from(m.layers![i]!),
       })),
-      pairMeasure: Array.from(m.pairMeasure, (v) => (v === 0 ? 'cosine' : 'subspace')),
+      pairMeasure: Array.from(m.pairMeasure, (v) =>
+        SIMILARITY_MEASURE.toWire(v === 0 ? 'cosine' : 'subspace'),
+      ),
     };
   }
 
@@ -153,11 +177,16 @@ export class OperatorQueries {
     checkTaskId(ref.taskId, 'model.task_id');
     federation.requireModel(ref.clientId, ref.taskId);
     const template = federation.template;
+    // Drift needs each round's predecessor, so the page is cut after every round's drift is known.
     let previous: Float32Array[] | undefined;
-    const rounds = (await storage.listRounds(ref.clientId, ref.taskId, true)).map((r) => {
+    const all = (await storage.listRounds(ref.clientId, ref.taskId, true)).map((r) => {
       const layers = splitAtoms(r.atoms, template);
       const drift = previous ? 1 - modelCosine(layers, previous).mean : 0;
       previous = layers;
+      return { stored: r, layers, drift };
+    });
+    const page = pageOf('GetModelHistory', all, (r) => [r.stored.round], ['number'], req, MODEL_HISTORY_PAGE);
+    const rounds = page.items.map(({ stored: r, layers, drift }) => {
       return {
         round: r.round,
         receivedAtMs: r.receivedAtMs,
@@ -171,6 +200,10 @@ export class OperatorQueries {
           : [],
       };
     });
-    return { model: { clientId: ref.clientId, taskId: ref.taskId }, rounds };
+    return {
+      model: { clientId: ref.clientId, taskId: ref.taskId },
+      rounds,
+      nextPageToken: page.nextPageToken,
+    };
   }
 }

@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import type { Logger } from '../../shared/log.js';
-import type { ProbeSetSpec } from '../../shared/template.js';
+import { type ProbeSetSpec, probeSetToWire } from '../../shared/template.js';
 import type { CoordinatorMetrics, ProbeOutcome } from '../metrics.js';
 
 /** Where the registry writes a client's messages: the server side of its Session stream. */
@@ -390,7 +390,7 @@ function wireProbeRequest(p: PendingProbe): NonNullable<SessionResponse['probeRe
     taskId: p.taskId,
     round: p.round,
     layers: [...p.layers],
-    probe: { ...p.probe },
+    probe: probeSetToWire(p.probe),
     deadlineMs: p.deadlineMs,
   };
 }

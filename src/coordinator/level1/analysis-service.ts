@@ -17,6 +17,7 @@ import { modelKey } from '../../shared/ids.js';
 import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
+import type { ReportCursor } from '../storage/types.js';
 import { collectProbes, type ProbeTarget } from './probe-collection.js';
 import {
   type AnalysisDeps,
@@ -133,8 +134,8 @@ export class AnalysisServiceImpl implements AnalysisService {
     }
   }
 
-  async listReports(limit: number): Promise<ReportSummary[]> {
-    return (await this.deps.storage.listReports(limit)).map((r) => ({
+  async listReports(limit: number, before?: ReportCursor): Promise<ReportSummary[]> {
+    return (await this.deps.storage.listReports(limit, before)).map((r) => ({
       reportId: r.reportId,
       createdAtMs: r.createdAtMs,
       trigger: r.trigger,

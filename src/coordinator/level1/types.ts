@@ -3,12 +3,13 @@
 // routes through this interface; without an implementation they answer UNIMPLEMENTED / 501.
 import type { Logger } from '../../shared/log.js';
 import type { ModelTemplate } from '../../shared/template.js';
+import type { AnalysisStage } from '../../shared/wire-enums.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import type { SessionRegistry } from '../federation/sessions.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
 import type { CoordinatorMetrics } from '../metrics.js';
-import type { Storage } from '../storage/types.js';
+import type { ReportCursor, Storage } from '../storage/types.js';
 
 export interface AnalysisModelRef {
   clientId: string;
@@ -29,7 +30,7 @@ export interface AnalysisRequestInput {
 /** Mirrors proto RunAnalysisResponse. */
 export interface AnalysisProgress {
   analysisId: string;
-  stage: 'queued' | 'probing' | 'solving' | 'segmenting' | 'reporting' | 'done' | 'failed';
+  stage: AnalysisStage;
   /** 0..1 within the whole analysis. */
   fraction: number;
   message: string;
@@ -54,8 +55,8 @@ export interface AnalysisService {
     req: AnalysisRequestInput,
     onProgress: (p: AnalysisProgress) => void,
   ): Promise<{ reportId: string }>;
-  /** Newest first. */
-  listReports(limit: number): Promise<ReportSummary[]>;
+  /** Newest first; with `before`, the reports that follow that one (see Storage.listReports). */
+  listReports(limit: number, before?: ReportCursor): Promise<ReportSummary[]>;
   getReport(id: string): Promise<{ json: string; html: string } | undefined>;
   /** Called once when the coordinator stops (cancel timers, finish or abandon running work). */
   close?(): Promise<void>;

@@ -22,6 +22,7 @@ import {
   type CommitObserver,
   type ProbeSummaryRecord,
   type PutAtomsOutcome,
+  type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
   type Storage,
@@ -590,12 +591,19 @@ export class PostgresStorage implements Storage {
     return row ? { ...reportSummaryFromRow(row), json: row.json, html: row.html } : undefined;
   }
 
-  async listReports(limit: number): Promise<ReportSummaryRecord[]> {
-    const r = await this.pool.query<ReportRow>(
-      `SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports
-       ORDER BY created_at_ms DESC, report_id DESC LIMIT $1`,
-      [limit],
-    );
+  async listReports(limit: number, before?: ReportCursor): Promise<ReportSummaryRecord[]> {
+    const r = before
+      ? await this.pool.query<ReportRow>(
+          `SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports
+           WHERE (created_at_ms, report_id) < ($2, $3)
+           ORDER BY created_at_ms DESC, report_id DESC LIMIT $1`,
+          [limit, before.createdAtMs, before.reportId],
+        )
+      : await this.pool.query<ReportRow>(
+          `SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports
+           ORDER BY created_at_ms DESC, report_id DESC LIMIT $1`,
+          [limit],
+        );
     return r.rows.map(reportSummaryFromRow);
   }
 

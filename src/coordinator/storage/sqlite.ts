@@ -19,6 +19,7 @@ import {
   type CommitObserver,
   type ProbeSummaryRecord,
   type PutAtomsOutcome,
+  type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
   type Storage,
@@ -330,6 +331,11 @@ export class SqliteStorage implements Storage {
       listReports: db.prepare(
         'SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports ORDER BY created_at_ms DESC, report_id DESC LIMIT ?',
       ),
+      listReportsBefore: db.prepare(
+        `SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports
+          WHERE created_at_ms < ? OR (created_at_ms = ? AND report_id < ?)
+          ORDER BY created_at_ms DESC, report_id DESC LIMIT ?`,
+      ),
     };
   }
 
@@ -586,8 +592,11 @@ export class SqliteStorage implements Storage {
     return row ? { ...reportSummaryFromRow(row), json: row.json, html: row.html } : undefined;
   }
 
-  async listReports(limit: number): Promise<ReportSummaryRecord[]> {
-    return (this.stmt.listReports.all(limit) as ReportRow[]).map(reportSummaryFromRow);
+  async listReports(limit: number, before?: ReportCursor): Promise<ReportSummaryRecord[]> {
+    const rows = before
+      ? this.stmt.listReportsBefore.all(before.createdAtMs, before.createdAtMs, before.reportId, limit)
+      : this.stmt.listReports.all(limit);
+    return (rows as ReportRow[]).map(reportSummaryFromRow);
   }
 
   async close(): Promise<void> {

@@ -103,6 +103,12 @@ export type ReportSummaryRecord = Omit<ReportRecord, 'json' | 'html'>;
 /** Called after every commit of the write path (for the commit-latency histogram). */
 export type CommitObserver = (seconds: number, writes: number) => void;
 
+/** Where a page of reports ends: the last report's created time and id. */
+export interface ReportCursor {
+  createdAtMs: number;
+  reportId: string;
+}
+
 export interface Storage {
   // --- clients and tasks -------------------------------------------------------------------
   /**
@@ -149,8 +155,11 @@ export interface Storage {
   listAnalyses(limit: number): Promise<AnalysisRecord[]>;
   putReport(report: ReportRecord): Promise<void>;
   getReport(reportId: string): Promise<ReportRecord | undefined>;
-  /** Newest first. */
-  listReports(limit: number): Promise<ReportSummaryRecord[]>;
+  /**
+   * Newest first (by created time, then report id, both descending); with `before`, only the
+   * reports that sort after that one (the next page).
+   */
+  listReports(limit: number, before?: ReportCursor): Promise<ReportSummaryRecord[]>;
 
   // --- metadata ----------------------------------------------------------------------------
   /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
