@@ -36,22 +36,22 @@ export interface AuthCall {
 
 /** What an authorisation hook sees for each call. */
 export interface CallContext {
-  /** "Federation" or "Operator". */
+  /** "Federation", "Operator" or "Health". */
   service: string;
   method: string;
   call: AuthCall;
   /**
-   * The client the call acts for: the request's client_id (PushAtoms), the hello's client_id
-   * (Session, checked when the hello arrives) or each chunk's client_id (PushProbeSummary,
-   * checked per chunk). Undefined for Operator calls.
+   * Undefined when the call starts (its metadata has arrived, no handler has run). Then, for each
+   * request message that names the client the call acts for — the PushAtoms request's client_id,
+   * the Session hello's, each PushProbeSummary chunk's — that client id.
    */
   clientId: string | undefined;
 }
 
 /**
- * Authorisation hook (bearer tokens in `authorization` metadata, mTLS identity). Return
- * an RpcError (UNAUTHENTICATED / PERMISSION_DENIED) to refuse the call; undefined to let it
- * through. It runs before any state is touched. Register is not passed through it: enrolment is
- * the `enroll` hook of FederationCore.
+ * Authorisation hook (bearer tokens in `authorization` metadata, mTLS identity), run by the gRPC
+ * server's authorisation interceptor. Return an RpcError (UNAUTHENTICATED / PERMISSION_DENIED) to
+ * refuse the call; undefined to let it through. It runs before any state is touched. Register is
+ * not passed through it: enrolment is the `enroll` hook of FederationCore.
  */
 export type Authorize = (ctx: CallContext) => RpcError | undefined;

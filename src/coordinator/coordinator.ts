@@ -163,14 +163,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     if (analysis?.close) cleanup.unshift(() => analysis.close!());
 
     let stopping: string | undefined;
-    const grpcServer = createGrpcServer({
+    const { server: grpcServer, health } = createGrpcServer({
       config,
       federation,
       operator,
       sessions,
       storage,
       analysis,
-      handler: { metrics, logger, authorize: options.authorize },
+      metrics,
+      logger,
+      authorize: options.authorize,
     });
     const grpcHost = options.grpcHost ?? '127.0.0.1';
     const grpcPort = await bindGrpcServer(grpcServer, {
@@ -189,6 +191,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     });
     const httpPort = await listenHttp(httpServer, options.httpHost ?? grpcHost, options.httpPort ?? 0);
     cleanup.unshift(() => closeHttp(httpServer, 0));
+    health.serving();
 
     let stopped: Promise<void> | undefined;
     const stop = (stopOptions: { drain?: boolean; graceMs?: number } = {}): Promise<void> => {
@@ -196,6 +199,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         const drain = stopOptions.drain ?? true;
         const graceMs = stopOptions.graceMs ?? 5_000;
         stopping = 'shutting down';
+        health.notServing();
         sessions.stop();
         if (analysis?.close) {
           await analysis

@@ -17,7 +17,7 @@ import type { Logger } from '../../shared/log.js';
 import { RpcError } from '../calls.js';
 import type { AnalysisProgress, AnalysisService } from '../level1/types.js';
 import type { CoordinatorMetrics } from '../metrics.js';
-import { analysisError, analysisInput } from './grpc-server.js';
+import { analysisError, analysisInput } from './operator-handlers.js';
 
 export type HttpRoute = 'metrics' | 'health' | 'reports' | 'analyses';
 

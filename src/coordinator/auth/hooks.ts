@@ -10,20 +10,22 @@ import type { AuthError, Authenticator, Requirement } from './authenticator.js';
 const toRpc = (e: AuthError) => new RpcError(e.code, e.details);
 
 /**
- * Operator calls need an operator token; Federation calls need the token of the client they act
- * for (the request's client_id, the Session hello's, each probe chunk's), and under mTLS a
- * certificate for that same id. Register is checked by `enroll` instead.
+ * Operator calls need an operator token; Federation calls need a client token from their start,
+ * and for each client id they act for (the request's client_id, the Session hello's, each probe
+ * chunk's) the token of that client, and under mTLS a certificate for that same id. Health calls
+ * follow `auth.health`, like /healthz. Register is checked by `enroll` instead.
  */
 export function grpcAuthHooks(auth: Authenticator): { authorize: Authorize; enroll: Enroll } {
   return {
     authorize: (ctx) => {
       if (!auth.enabled) return undefined;
+      if (ctx.service === 'Health' && auth.config.http.health === 'open') return undefined;
       let requirement: Requirement;
-      if (ctx.service === 'Operator') requirement = { kind: 'operator' };
+      if (ctx.service !== 'Federation') requirement = { kind: 'operator' };
       else if (ctx.clientId !== undefined) requirement = { kind: 'client', clientId: ctx.clientId };
       else {
-        // A Federation call without a client id to check (stream start): authenticate only;
-        // the per-message check follows when the id is known.
+        // A Federation call starting: only a client may make it; which client is checked
+        // against each message that names one.
         const who = auth.authenticate(ctx.call);
         if (!who.ok) return toRpc(who.error);
         return who.value.kind === 'client'

@@ -1,0 +1,208 @@
+// FederationService handlers: decode, delegate to FederationCore / the session registry / probe
+// intake, encode. Authorisation, metrics and the mapping of internal errors happen around them,
+// in the server's interceptors.
+import * as grpc from '@grpc/grpc-js';
+import type { FederationServiceHandlers } from '../../generated/atomlens/v1/FederationService.js';
+import type { PushProbeSummaryRequest__Output } from '../../generated/atomlens/v1/PushProbeSummaryRequest.js';
+import type { SessionRequest__Output } from '../../generated/atomlens/v1/SessionRequest.js';
+import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
+import { templateToWire } from '../../shared/template.js';
+import { failedPrecondition, RpcError } from '../calls.js';
+import type { CoordinatorConfig } from '../config.js';
+import { type FederationCore, ProbeIntake } from '../federation/federation.js';
+import type { SessionHandle, SessionRegistry } from '../federation/sessions.js';
+import { checkClientId, validateRegister } from '../federation/validation.js';
+import type { Storage } from '../storage/types.js';
+import type { MethodPolicy } from './interceptors.js';
+import { reply, statusError } from './rpc.js';
+
+export interface FederationHandlerDeps {
+  config: CoordinatorConfig;
+  federation: FederationCore;
+  sessions: SessionRegistry;
+  storage: Storage;
+}
+
+/**
+ * Register is enrolment (its own check, in FederationCore); every other call needs a client's
+ * credentials from its start, and each message naming a client must name that client.
+ */
+export const FEDERATION_POLICIES: Record<keyof FederationServiceHandlers, MethodPolicy> = {
+  Register: { service: 'Federation', method: 'Register', authorize: false },
+  PushAtoms: {
+    service: 'Federation',
+    method: 'PushAtoms',
+    authorize: true,
+    actsFor: (req: { clientId: string }) => req.clientId,
+  },
+  Session: {
+    service: 'Federation',
+    method: 'Session',
+    authorize: true,
+    actsFor: (msg: SessionRequest__Output, index) => (index === 0 ? msg.hello?.clientId : undefined),
+  },
+  PushProbeSummary: {
+    service: 'Federation',
+    method: 'PushProbeSummary',
+    authorize: true,
+    actsFor: (chunk: PushProbeSummaryRequest__Output) => chunk.clientId,
+  },
+};
+
+export function federationHandlers(deps: FederationHandlerDeps): FederationServiceHandlers {
+  const { federation, sessions, config } = deps;
+  // The template never changes while the server runs: encode α once.
+  const template = templateToWire(federation.template);
+  return {
+    Register: (call, callback) =>
+      reply(async () => {
+        const req = call.request;
+        const tasks = validateRegister(req, config.limits.maxTasksPerClient);
+        const result = await federation.register({
+          clientId: req.clientId,
+          tasks,
+          alphaFingerprint: req.alphaFingerprint,
+          clientVersion: req.clientVersion,
+          enrollmentSecret: req.enrollmentSecret,
+          call,
+        });
+        return {
+          template,
+          fingerprintMatch: result.fingerprintMatch,
+          progress: result.progress,
+          token: result.token,
+          heartbeatIntervalMs: sessions.heartbeatIntervalMs,
+        };
+      }, callback),
+
+    PushAtoms: (call, callback) =>
+      reply(
+        () =>
+          federation.pushAtoms(call.request).then((result) => ({
+            duplicate: result.duplicate,
+            round: result.round,
+            hasDrift: result.drift !== undefined,
+            drift: result.drift ?? 0,
+          })),
+        callback,
+      ),
+
+    Session: (call) => runSession(call, federation, sessions),
+
+    PushProbeSummary: (call, callback) => {
+      const intake = new ProbeIntake({
+        sessions,
+        storage: deps.storage,
+        maxLayerBytes: config.limits.maxProbeLayerBytes,
+        now: Date.now,
+      });
+      reply(() => consumeChunks(call, intake), callback);
+    },
+  };
+}
+
+/** Serialises chunk handling: each chunk is stored before the next is read. */
+function consumeChunks(
+  call: grpc.ServerReadableStream<PushProbeSummaryRequest__Output, unknown>,
+  intake: ProbeIntake,
+): Promise<{ layers: string[] }> {
+  return new Promise((resolve, reject) => {
+    let chain = Promise.resolve();
+    let failed = false;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      call.removeAllListeners('data');
+      reject(err);
+    };
+    call.on('data', (c: PushProbeSummaryRequest__Output) => {
+      call.pause();
+      chain = chain
+        .then(() => (failed ? undefined : intake.chunk(c)))
+        .then(
+          () => {
+            call.resume();
+          },
+          (err) => fail(err),
+        );
+    });
+    call.on('end', () => {
+      chain.then(() => {
+        if (failed) return;
+        try {
+          intake.finish();
+          resolve({ layers: intake.completed });
+        } catch (err) {
+          fail(err);
+        }
+      });
+    });
+    // Ended by the client, or refused by an interceptor: nothing more will arrive.
+    call.on('cancelled', () => fail(new RpcError(grpc.status.CANCELLED, 'the upload was cancelled')));
+    call.on('error', (err) => fail(err));
+  });
+}
+
+/**
+ * One Session stream: the first message must be a hello from a registered client; every message
+ * after it is a heartbeat (and may report a probe failure).
+ */
+function runSession(
+  call: grpc.ServerDuplexStream<SessionRequest__Output, SessionResponse>,
+  federation: FederationCore,
+  sessions: SessionRegistry,
+): void {
+  let handle: SessionHandle | undefined;
+  let finished = false;
+  const failWith = (err: RpcError) => {
+    if (finished) return;
+    finished = true;
+    call.emit('error', statusError(err));
+  };
+  const hello = (msg: SessionRequest__Output) => {
+    if (msg.kind !== 'hello' || !msg.hello) {
+      failWith(failedPrecondition('the first Session message must be a hello carrying the client_id'));
+      return;
+    }
+    try {
+      checkClientId(msg.hello.clientId, 'hello.client_id');
+      federation.checkSessionHello(msg.hello.clientId);
+    } catch (err) {
+      failWith(err as RpcError);
+      return;
+    }
+    handle = sessions.open(msg.hello.clientId, {
+      send: (m) => {
+        if (!finished && call.writable) call.write(m);
+      },
+      end: (reason) =>
+        failWith(new RpcError(grpc.status.UNAVAILABLE, `session closed by the coordinator: ${reason}`)),
+    });
+  };
+  call.on('data', (msg: SessionRequest__Output) => {
+    if (finished) return;
+    if (!handle) {
+      hello(msg);
+      return;
+    }
+    sessions.heartbeat(handle);
+    if (msg.kind === 'probeFailure' && msg.probeFailure) {
+      sessions.probeFailed(handle.clientId, msg.probeFailure.requestId, msg.probeFailure.message);
+    }
+  });
+  call.on('end', () => {
+    if (handle) sessions.closed(handle, true);
+    if (!finished) {
+      finished = true;
+      call.end();
+    }
+  });
+  call.on('cancelled', () => {
+    finished = true;
+    if (handle) sessions.closed(handle, false, 'the client cancelled the stream or the connection broke');
+  });
+  call.on('error', () => {
+    finished = true;
+    if (handle) sessions.closed(handle, false, 'stream error');
+  });
+}

@@ -1,0 +1,157 @@
+// What every gRPC call goes through, as grpc-js server interceptors, outermost first:
+//   metrics        — requests and handling time by method and final status;
+//   error mapping  — internal failures logged, answered with a generic INTERNAL;
+//   authorisation  — the hook, run when a call starts (from its metadata, before any handler
+//                    runs: a stream is refused before its first message) and again for each
+//                    request message that names the client the call acts for.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../shared/log.js';
+import { type Authorize, type RpcError, statusName } from '../calls.js';
+import type { CoordinatorMetrics } from '../metrics.js';
+import { type CallStatus, internalFailure, statusError } from './rpc.js';
+
+/** How the server treats one RPC. */
+export interface MethodPolicy {
+  /** Short service name for labels and the hook: "Federation", "Operator", "Health". */
+  service: string;
+  method: string;
+  /** false: not passed through the authorisation hook (Register: enrolment is its own check). */
+  authorize: boolean;
+  /**
+   * The client a request message acts for (checked by the hook for that message), given the
+   * message and its index in the call; undefined when the message names none.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: messages are the decoded request of any RPC
+  actsFor?: (message: any, index: number) => string | undefined;
+}
+
+/** Policies by method path (`/atomlens.v1.FederationService/Register`). */
+export type MethodPolicies = ReadonlyMap<string, MethodPolicy>;
+
+/** A path no policy describes is still labelled and authorised, with its names from the path. */
+function policyOf(policies: MethodPolicies, path: string): MethodPolicy {
+  const known = policies.get(path);
+  if (known) return known;
+  const [, service = '', method = ''] = path.split('/');
+  return { service: service.split('.').pop() ?? service, method, authorize: true };
+}
+
+const labelOf = (p: MethodPolicy) => `${p.service}/${p.method}`;
+
+/**
+ * Counts every call by its final status and observes its duration (streams: until they end).
+ * A call that ends without a status from this server — the client cancelled, the deadline
+ * passed, grpc-js refused a message itself — counts as CANCELLED.
+ */
+export function metricsInterceptor(
+  metrics: CoordinatorMetrics,
+  policies: MethodPolicies,
+): grpc.ServerInterceptor {
+  return (definition, call) => {
+    const method = labelOf(policyOf(policies, definition.path));
+    const started = performance.now();
+    let ended = false;
+    const observe = (code: grpc.status) => {
+      if (ended) return;
+      ended = true;
+      metrics.grpcRequests.inc({ method, code: statusName(code) });
+      metrics.grpcDuration.observe({ method }, (performance.now() - started) / 1000);
+    };
+    const responder = new grpc.ResponderBuilder()
+      .withStart((next) =>
+        next(new grpc.ServerListenerBuilder().withOnCancel(() => observe(grpc.status.CANCELLED)).build()),
+      )
+      .withSendStatus((status, next) => {
+        observe(status.code);
+        next(status);
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, responder);
+  };
+}
+
+/**
+ * Internal failures (handler errors that are not an RpcError, and handlers that threw, which
+ * grpc-js answers with UNKNOWN) are logged with their stack and answered with INTERNAL and a
+ * generic message: no internal text reaches the caller.
+ */
+export function errorInterceptor(logger: Logger, policies: MethodPolicies): grpc.ServerInterceptor {
+  return (definition, call) => {
+    const method = labelOf(policyOf(policies, definition.path));
+    const responder = new grpc.ResponderBuilder()
+      .withSendStatus((status: CallStatus, next) => {
+        const failure = internalFailure(status);
+        if (!failure && status.code !== grpc.status.UNKNOWN) {
+          next(status);
+          return;
+        }
+        const error = failure ? ((failure.error as Error)?.stack ?? String(failure.error)) : status.details;
+        logger.error('handler failed', { method, error });
+        next({
+          code: grpc.status.INTERNAL,
+          details: `internal error in ${method}; the coordinator's log has the details`,
+          metadata: new grpc.Metadata(),
+        });
+      })
+      .build();
+    return new grpc.ServerInterceptingCall(call, responder);
+  };
+}
+
+/**
+ * Runs the authorisation hook when a call's metadata arrives and for every request message that
+ * names the client it acts for. A refusal ends the call with the hook's status at once: the
+ * handler never sees the refused metadata or message.
+ */
+export function authorizationInterceptor(
+  authorize: Authorize,
+  policies: MethodPolicies,
+): grpc.ServerInterceptor {
+  return (definition, call) => {
+    const policy = policyOf(policies, definition.path);
+    if (!policy.authorize) return new grpc.ServerInterceptingCall(call);
+    let metadata = new grpc.Metadata();
+    let refused = false;
+    let index = 0;
+    const check = (clientId: string | undefined): RpcError | undefined =>
+      authorize({
+        service: policy.service,
+        method: policy.method,
+        clientId,
+        call: { metadata, getPeer: () => call.getPeer(), getAuthContext: () => call.getAuthContext() },
+      });
+    /** The hook's verdict; a hook that throws refuses the call as an internal failure. */
+    const allowed = (clientId: string | undefined): boolean => {
+      let refusal: CallStatus | undefined;
+      try {
+        const denied = check(clientId);
+        if (denied) refusal = { code: denied.code, details: denied.message, metadata: new grpc.Metadata() };
+      } catch (err) {
+        refusal = statusError(err);
+      }
+      if (!refusal) return true;
+      refused = true;
+      intercepting.sendStatus(refusal);
+      return false;
+    };
+    const listener = new grpc.ServerListenerBuilder()
+      .withOnReceiveMetadata((received, next) => {
+        metadata = received;
+        if (allowed(undefined)) next(received);
+      })
+      .withOnReceiveMessage((message, next) => {
+        if (refused) return;
+        const clientId = policy.actsFor?.(message, index++);
+        if (clientId === undefined || allowed(clientId)) next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        if (!refused) next();
+      })
+      .build();
+    const intercepting = new grpc.ServerInterceptingCall(
+      call,
+      new grpc.ResponderBuilder().withStart((next) => next(listener)).build(),
+    );
+    return intercepting;
+  };
+}
