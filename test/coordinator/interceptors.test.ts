@@ -57,10 +57,10 @@ describe('gRPC interceptors', () => {
       }
       throw new Error('disk on fire under /var/lib/secret-path');
     },
-    listReports: () => {
+    listReports: async () => {
       throw new Error('database file /var/lib/secret-path is corrupt');
     },
-    getReport: () => undefined,
+    getReport: async () => undefined,
   });
 
   beforeAll(async () => {
