@@ -153,7 +153,7 @@ describe('gRPC interceptors', () => {
       grpc.status.PERMISSION_DENIED,
       /not you/,
     );
-    expect(h.running.storage.countUploads()).toBe(0);
+    expect(await h.running.storage.countUploads()).toBe(0);
     expect(await counted(h, 'Federation/PushAtoms', 'PERMISSION_DENIED')).toBe(1);
   });
 
