@@ -17,6 +17,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'Run the coordinator (gRPC + HTTP metrics/reports)',
     load: () => import('./commands/coordinator.js'),
   },
+  worker: {
+    summary: 'Solve GW jobs from the PostgreSQL queue (coordinator started with --store)',
+    load: () => import('./commands/worker.js'),
+  },
   client: {
     summary: 'Run a federated client that trains and uploads atoms',
     load: () => import('./commands/client.js'),

@@ -42,7 +42,41 @@ export interface GwSolveResult {
   identityValue: number | null;
 }
 
-export type SolveGw = (C1: Float64Array, C2: Float64Array) => Promise<GwSolveResult>;
+/** One side of a GW problem: probe layer `layer` (index into template.probeLayers) of model `model`
+ * (index into ReportInput.models). */
+export interface SolveSide {
+  model: number;
+  layer: number;
+}
+
+/**
+ * Solves one GW problem between metric spaces C1 and C2. `problem` says which layers of which
+ * models they are, so that a solver elsewhere (a job queue) can rebuild C1 and C2 from the stored
+ * probe summaries with probeMetricSpace instead of shipping them.
+ */
+export type SolveGw = (
+  C1: Float64Array,
+  C2: Float64Array,
+  problem: { a: SolveSide; b: SolveSide },
+) => Promise<GwSolveResult>;
+
+/**
+ * The metric-measure space of one probe layer: Euclidean distances from the Gram matrix K (n × n),
+ * normalised by their mean off-diagonal entry (SPEC "Measures": GW). `constant` when every probe
+ * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
+ * whose GW to any other is still defined).
+ */
+export function probeMetricSpace(
+  K: Float32Array | Float64Array,
+  n: number,
+): { C: Float64Array; constant: boolean } {
+  const C = gramToDistances(K, n);
+  try {
+    return { C: normaliseByMeanOffDiagonal(C, n), constant: false };
+  } catch {
+    return { C, constant: true };
+  }
+}
 
 export interface BuildProgress {
   stage: 'solving' | 'segmenting' | 'reporting';
@@ -188,17 +222,14 @@ export async function buildReport(
     spaces.set(
       i,
       K.map((k, l) => {
-        const C = gramToDistances(k, n);
-        try {
-          return normaliseByMeanOffDiagonal(C, n);
-        } catch {
-          // Every probe input maps to the same point (e.g. a dead ReLU layer): keep the all-zero
-          // distance matrix, a valid metric space whose GW to any other is still defined.
+        const space = probeMetricSpace(k, n);
+        if (space.constant) {
+          // E.g. a dead ReLU layer.
           notes.push(
             `${input.models[i]!.clientId}/${input.models[i]!.taskId} ${probeLayers[l]}: all probe inputs give the same output (distances all zero)`,
           );
-          return C;
         }
+        return space.C;
       }),
     );
   }
@@ -215,7 +246,7 @@ export async function buildReport(
     for (let a = 0; a < L; a++) {
       for (let b = a + 1; b < L; b++) {
         jobs.push({
-          run: () => solve(C[a]!, C[b]!),
+          run: () => solve(C[a]!, C[b]!, { a: { model: i, layer: a }, b: { model: i, layer: b } }),
           store: (r) => {
             const idv = r.identityValue === null ? Number.NaN : 0.5 * Math.sqrt(Math.max(0, r.identityValue));
             gw[a * L + b] = gw[b * L + a] = r.distance;
@@ -242,7 +273,8 @@ export async function buildReport(
         }
         crossCka[l]![a * P + b] = crossCka[l]![b * P + a] = cka;
         jobs.push({
-          run: () => solve(Ca, Cb),
+          run: () =>
+            solve(Ca, Cb, { a: { model: answered[a]!, layer: l }, b: { model: answered[b]!, layer: l } }),
           store: (r) => {
             const idv = r.identityValue === null ? Number.NaN : 0.5 * Math.sqrt(Math.max(0, r.identityValue));
             crossGw[l]![a * P + b] = crossGw[l]![b * P + a] = r.distance;

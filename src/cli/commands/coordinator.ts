@@ -59,7 +59,8 @@ export const spec: CommandSpec = {
     'analysis-workers': {
       type: 'string',
       value: 'N',
-      description: 'Worker threads for GW analyses (default: available CPU cores)',
+      description:
+        'Worker threads for GW analyses (default: available CPU cores); with --store, 0 leaves every solve to `atomlens worker` processes',
     },
     'without-analysis': {
       type: 'boolean',
@@ -126,14 +127,16 @@ export async function run(parsed: Parsed): Promise<number> {
   const revocation = revocationFromFlags(v, auth);
   if (revocation !== undefined) return revocation;
   const security = securityFromFlags(v, host, httpHost, auth);
+  const store = typeof v.store === 'string' ? v.store : undefined;
+  // With PostgreSQL, GW solves are queue jobs; 0 leaves them all to `atomlens worker` processes.
   const workers =
-    typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', 1, 64) : undefined;
+    typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', store ? 0 : 1, 64) : undefined;
   const logger = createLogger('coordinator');
   let running: Awaited<ReturnType<typeof startCoordinator>>;
   try {
     running = await startCoordinator({
       dataDir: String(v.data),
-      ...(typeof v.store === 'string' ? { store: v.store } : {}),
+      ...(store ? { store } : {}),
       grpcHost: host,
       grpcPort,
       httpHost,
@@ -141,7 +144,14 @@ export async function run(parsed: Parsed): Promise<number> {
       config,
       logger,
       ...security.options,
-      ...(v['without-analysis'] ? {} : { analysis: createAnalysisService(workers ? { workers } : {}) }),
+      ...(v['without-analysis']
+        ? {}
+        : {
+            analysis: createAnalysisService({
+              ...(workers !== undefined ? { workers } : {}),
+              ...(store ? { queue: { connectionString: store } } : {}),
+            }),
+          }),
     });
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.failure);

@@ -7,8 +7,9 @@
 // JSON + HTML report stored → metrics. Analyses run one at a time (they saturate the CPU); a few
 // may wait in line, more are refused as busy.
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { LabelThresholdSettings } from '../../analysis/labels.js';
-import { buildReport, splitAtoms } from '../../analysis/report/build.js';
+import { buildReport, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
 import { renderReportHtml } from '../../analysis/report/html.js';
 import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
@@ -18,6 +19,7 @@ import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
 import type { ReportCursor } from '../storage/types.js';
+import { type GramRef, GwQueue, type GwQueueOptions, GwWorker } from './gw-queue.js';
 import { collectProbes, type ProbeTarget } from './probe-collection.js';
 import {
   type AnalysisDeps,
@@ -42,6 +44,12 @@ export interface AnalysisServiceOptions {
   maxQueued?: number;
   /** Override of the coordinator config's `escalation` section. */
   escalation?: Partial<EscalationConfig>;
+  /**
+   * GW solves as jobs on the PostgreSQL queue (`atomlens worker` processes take them) instead of
+   * the in-process pool. The coordinator also works the queue with `workers` threads unless
+   * `workers` is 0.
+   */
+  queue?: GwQueueOptions;
 }
 
 /** An analysis request from inside the coordinator (escalation) carries its trigger. */
@@ -55,7 +63,8 @@ function newId(prefix: string, now: number): string {
 
 export class AnalysisServiceImpl implements AnalysisService {
   readonly policy: EscalationPolicy;
-  private readonly pool: GwPool;
+  private readonly pool: GwPool | undefined;
+  private readonly queue: Promise<{ queue: GwQueue; worker: GwWorker | undefined }> | undefined;
   private readonly ownsPool: boolean;
   private chain: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -71,7 +80,15 @@ export class AnalysisServiceImpl implements AnalysisService {
     const config = resolveEscalationConfig({ ...deps.config.escalation, ...options.escalation });
     this.policy = new EscalationPolicy(config);
     this.ownsPool = !options.pool;
-    this.pool = options.pool ?? new GwPool(options.workers ? { workers: options.workers } : {});
+    const solvesHere = !options.queue || options.workers !== 0;
+    this.pool =
+      options.pool ??
+      (solvesHere ? new GwPool(options.workers ? { workers: options.workers } : {}) : undefined);
+    if (options.queue) {
+      this.queue = this.openQueue(options.queue);
+      // Surfaces in the first analysis; logged now so that a bad URL is seen at start.
+      this.queue.catch((err: Error) => deps.logger.error('GW job queue unavailable', { error: err.message }));
+    }
     this.unsubscribe = deps.onUpload((e) => this.onUpload(e));
     if (config.enabled && config.scheduleMs > 0) {
       this.scheduleTimer = setInterval(() => this.onSchedule(), config.scheduleMs);
@@ -154,7 +171,23 @@ export class AnalysisServiceImpl implements AnalysisService {
     if (this.scheduleTimer) clearInterval(this.scheduleTimer);
     // Running analyses finish with whatever probes arrive before the sessions close.
     await Promise.allSettled([...this.running]);
-    if (this.ownsPool) await this.pool.close();
+    const queue = await this.queue?.catch(() => undefined);
+    await queue?.worker?.stop();
+    await queue?.queue.close();
+    if (this.ownsPool) await this.pool?.close();
+  }
+
+  private async openQueue(
+    options: GwQueueOptions,
+  ): Promise<{ queue: GwQueue; worker: GwWorker | undefined }> {
+    const logger = options.logger ?? this.deps.logger.child('gw-queue');
+    const queue = await GwQueue.open({ ...options, logger });
+    const pool = this.pool;
+    const threads = this.options.workers ?? availableParallelism();
+    const worker = pool
+      ? await GwWorker.start({ ...options, logger, pool, concurrency: threads, name: 'coordinator' })
+      : undefined;
+    return { queue, worker };
   }
 
   // --- escalation ----------------------------------------------------------------------------
@@ -361,6 +394,19 @@ export class AnalysisServiceImpl implements AnalysisService {
       // Solving, segmentation, report.
       const reportId = newId('rep', Date.now());
       const gw = this.options.gw ?? {};
+      const queued = this.queue
+        ? (await this.queue).queue.solverFor(analysisId, probe.size, gw, (model, layer): GramRef => {
+            const m = reportModels[model]!;
+            return { requestId: m.requestId!, clientId: m.clientId, taskId: m.taskId, layer: layers[layer]! };
+          })
+        : undefined;
+      const pool = this.pool;
+      const solve: SolveGw = queued
+        ? queued.solve
+        : (C1, C2) => {
+            if (!pool) throw new Error('no GW pool');
+            return pool.solve(C1, C2, gw);
+          };
       const report = await buildReport(
         {
           reportId,
@@ -384,9 +430,9 @@ export class AnalysisServiceImpl implements AnalysisService {
           probingSeconds: collected.seconds,
           notes,
         },
-        (C1, C2) => this.pool.solve(C1, C2, gw),
+        solve,
         (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
-      );
+      ).finally(() => queued?.finish());
       const html = renderReportHtml(report);
       const json = JSON.stringify(report);
       await storage.putReport({

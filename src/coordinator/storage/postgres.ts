@@ -119,6 +119,26 @@ CREATE TABLE reports (
 CREATE INDEX reports_by_time ON reports(created_at_ms);
 `,
   },
+  {
+    version: 2,
+    name: 'analysis_solves: GW results written by queue workers, one per (analysis, side a, side b)',
+    sql: `
+CREATE TABLE analysis_solves (
+  analysis_id TEXT COLLATE "C" NOT NULL,
+  side_a TEXT COLLATE "C" NOT NULL,
+  side_b TEXT COLLATE "C" NOT NULL,
+  distance DOUBLE PRECISION,
+  identity_value DOUBLE PRECISION,
+  error TEXT,
+  worker TEXT NOT NULL,
+  seconds DOUBLE PRECISION NOT NULL,
+  solved_at_ms BIGINT NOT NULL,
+  seq BIGSERIAL NOT NULL,
+  PRIMARY KEY (analysis_id, side_a, side_b)
+);
+CREATE INDEX analysis_solves_by_seq ON analysis_solves(analysis_id, seq);
+`,
+  },
 ];
 
 /** Any number that fits: ms timestamps and counts are BIGINT, which node-postgres returns as text. */

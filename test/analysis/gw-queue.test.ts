@@ -1,0 +1,166 @@
+// GW analysis fanned out through the PostgreSQL job queue: the same analysis computed in-process
+// (SQLite coordinator, worker threads) and by `atomlens worker` processes taking jobs from the
+// queue (PostgreSQL coordinator that solves nothing itself) gives the same report numbers, even
+// when a worker is killed with SIGKILL in the middle of a job.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AnalysisReport } from '../../src/analysis/report/types.js';
+import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { AnalysisServiceOptions } from '../../src/coordinator/level1/analysis-service.js';
+import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
+import { GW_QUEUE } from '../../src/coordinator/level1/gw-queue.js';
+import { createLogger } from '../../src/shared/log.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
+import { type PostgresServer, postgresUnavailable, startPostgres } from '../helpers/postgres-server.js';
+import { type SimClient, startClient, templateConfig } from './sim-client.js';
+
+const unavailable = postgresUnavailable();
+if (unavailable) console.warn(unavailable);
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+
+async function startFederation(
+  name: string,
+  store: string | undefined,
+  analysis: AnalysisServiceOptions,
+): Promise<{ coordinator: RunningCoordinator; clients: SimClient[] }> {
+  const dir = mkdtempSync(join(tmpdir(), `atomlens-${name}-`));
+  dirs.push(dir);
+  const coordinator = await startCoordinator({
+    dataDir: dir,
+    ...(store ? { store } : {}),
+    config: {
+      template: templateConfig(),
+      sessions: { heartbeatIntervalMs: 200, timeoutMs: 3000 },
+      metrics: { defaultMetrics: false },
+      escalation: { enabled: false },
+    },
+    analysis: createAnalysisService(analysis),
+    logger: createLogger(name, 'silent'),
+  });
+  const address = `127.0.0.1:${coordinator.grpcPort}`;
+  const clients = [
+    await startClient(address, 'alice', '0-1', 'classes', { seed: 11 }),
+    await startClient(address, 'bob', '0-1', 'classes2', { seed: 12 }),
+    await startClient(address, 'carol', '2-3', 'classes', { seed: 13 }),
+  ];
+  for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 3; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  return { coordinator, clients };
+}
+
+async function analyse(coordinator: RunningCoordinator): Promise<AnalysisReport> {
+  const { reportId } = await coordinator.analysis!.request(
+    {
+      models: ['alice', 'bob', 'carol'].map((c, i) => ({ clientId: c, taskId: i < 2 ? '0-1' : '2-3' })),
+      reason: 'queue test',
+      probeDeadlineMs: 10_000,
+    },
+    () => {},
+  );
+  const stored = await coordinator.analysis!.getReport(reportId);
+  return JSON.parse(stored!.json) as AnalysisReport;
+}
+
+/** The numbers of a report: everything except ids, times and timings. */
+function numbers(r: AnalysisReport): unknown {
+  const { reportId: _r, analysisId: _a, createdAtMs: _c, createdAt: _d, timings: _t, ...rest } = r;
+  return rest;
+}
+
+function startWorker(store: string): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    atomlensArgv(['worker', '--store', store, '--threads', '1', '--expired-check-seconds', '1']),
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+  );
+  children.push(child);
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('worker ready')) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${out}`)));
+  });
+}
+
+describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job queue', () => {
+  let server: PostgresServer;
+  const federations: { coordinator: RunningCoordinator; clients: SimClient[] }[] = [];
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    for (const f of federations) {
+      for (const c of f.clients) c.close();
+      await f.coordinator.stop({ drain: false });
+    }
+    server?.destroy();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('queue workers give the in-process numbers, and a worker killed mid-job is replaced', async () => {
+    const local = await startFederation('inproc', undefined, { workers: 2 });
+    federations.push(local);
+    const expected = await analyse(local.coordinator);
+    expect(expected.timings.gwSolves).toBeGreaterThan(100);
+
+    const store = await server.createDatabase();
+    const queued = await startFederation('queued', store, {
+      workers: 0,
+      queue: { connectionString: store, expireInSeconds: 2, maintenanceIntervalSeconds: 1, pollMs: 50 },
+    });
+    federations.push(queued);
+    const db = new pg.Client({ connectionString: store });
+    await db.connect();
+    try {
+      const doomed = await startWorker(store);
+      const report = analyse(queued.coordinator);
+      // Wait until the worker holds a job, then kill it without warning.
+      let active: string[] = [];
+      for (let i = 0; i < 2000 && active.length === 0; i++) {
+        const r = await db.query<{ id: string }>(
+          "SELECT id FROM pgboss.job WHERE name = $1 AND state = 'active'",
+          [GW_QUEUE],
+        );
+        active = r.rows.map((row) => row.id);
+        if (active.length === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+      doomed.kill('SIGKILL');
+      await new Promise((r) => doomed.once('exit', r));
+      const held = await db.query<{ id: string }>(
+        "SELECT id FROM pgboss.job WHERE name = $1 AND state = 'active'",
+        [GW_QUEUE],
+      );
+      expect(held.rows).toHaveLength(1);
+      await startWorker(store);
+      const got = await report;
+      expect(numbers(got)).toEqual(numbers(expected));
+      // The job the killed worker held expired and was taken again.
+      const retried = await db.query<{ retry_count: number; state: string }>(
+        'SELECT retry_count, state FROM pgboss.job WHERE id = $1',
+        [held.rows[0]!.id],
+      );
+      expect(retried.rows[0]).toMatchObject({ state: 'completed' });
+      expect(retried.rows[0]!.retry_count).toBeGreaterThanOrEqual(1);
+      // Every (analysis, models, layers) result is written once.
+      const solves = await db.query<{ n: string; distinct_keys: string }>(
+        'SELECT count(*) AS n, count(DISTINCT (side_a, side_b)) AS distinct_keys FROM analysis_solves WHERE analysis_id = $1',
+        [got.analysisId],
+      );
+      expect(Number(solves.rows[0]!.n)).toBe(expected.timings.gwSolves);
+      expect(Number(solves.rows[0]!.distinct_keys)).toBe(expected.timings.gwSolves);
+    } finally {
+      await db.end();
+    }
+  });
+});
