@@ -244,18 +244,40 @@ interface SimdKernel {
 }
 
 let simdKernel: SimdKernel | null | undefined;
+let compiledModule: object | null | undefined;
+
+/**
+ * The compiled kernel module, compiled once per process (null where WebAssembly SIMD is
+ * unavailable). Worker threads receive it (a compiled module is structured-cloneable) instead of
+ * compiling their own; see shareKernelModule.
+ */
+export function kernelModule(): object | null {
+  if (compiledModule !== undefined) return compiledModule;
+  try {
+    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
+    compiledModule = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
+  } catch {
+    compiledModule = null;
+  }
+  return compiledModule;
+}
+
+/** Makes this thread use a module compiled elsewhere (by the thread that started it). */
+export function shareKernelModule(module: object | null | undefined): void {
+  if (module && compiledModule === undefined) compiledModule = module;
+}
 
 /** The per-thread kernel instance, or null where WebAssembly SIMD is unavailable. */
 function kernel(): SimdKernel | null {
   if (simdKernel !== undefined) return simdKernel;
   try {
-    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
-    if (!wasm?.validate(bytes)) {
+    const module = kernelModule();
+    if (!wasm || !module) {
       simdKernel = null;
       return null;
     }
     const memory = new wasm.Memory({ initial: 1 });
-    const instance = new wasm.Instance(new wasm.Module(bytes), { env: { memory } });
+    const instance = new wasm.Instance(module, { env: { memory } });
     simdKernel = { memory, run: instance.exports.matmul as SimdKernel['run'] };
   } catch {
     simdKernel = null;

@@ -1,8 +1,9 @@
 // Worker-thread entry for GwPool: solves one GW problem per message and posts the result back,
 // transferring the plan's buffer.
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { type GwOptions, gromovWasserstein } from './gromov/gw.js';
 import type { GwCost } from './gromov/problem.js';
+import { shareKernelModule } from './linalg.js';
 
 export interface GwTask {
   id: number;
@@ -17,6 +18,8 @@ export type GwReply =
 
 if (!parentPort) throw new Error('gw/worker.ts must run in a worker thread (started by GwPool)');
 const port = parentPort;
+// The matrix kernel as the parent compiled it: no second compilation here.
+shareKernelModule((workerData as { kernelModule?: object } | undefined)?.kernelModule);
 port.on('message', (task: GwTask) => {
   try {
     const result = gromovWasserstein(task.C1, task.C2, task.options);

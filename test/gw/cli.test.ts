@@ -71,6 +71,19 @@ describe('atomlens gw (spawned CLI)', () => {
     expect(out.distance).toBeCloseTo(0.5 * Math.sqrt(expected.gw), 14);
     expect(out.identityValue).toBeCloseTo(expected.identityValue!, 14);
     expect(out.converged).toBe(true);
+    // --threads 2: the product start on a worker thread, the same answer.
+    const two = await atomlens([
+      'gw',
+      path('X.npy'),
+      path('Y.npy'),
+      '--input',
+      'activations',
+      '--json',
+      '--threads',
+      '2',
+    ]);
+    expect(two.code).toBe(0);
+    expect(JSON.parse(two.stdout).gw).toBe(out.gw);
   });
 
   it('reads distance matrices from .npy and JSON and reproduces POT from the product start', async () => {
@@ -134,6 +147,7 @@ describe('atomlens gw (spawned CLI)', () => {
       ['gw', path('C1.npy'), path('C2.json'), '--epsilon', '0.1'],
       ['gw', path('C1.npy'), path('C2.json'), '--max-iter', '0'],
       ['gw', path('X.npy'), path('C1.npy'), '--input', 'activations', '--init', 'identity'],
+      ['gw', path('C1.npy'), path('C2.json'), '--threads', '3'],
     ];
     const runs = await Promise.all(cases.map((args) => atomlens(args)));
     for (const [k, r] of runs.entries()) {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { GwPool, gromovWasserstein } from '../../src/ot/index.js';
+import { GwPool, gromovWasserstein, solveBestOnTwoThreads } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { flat, gwCases, randomDistances } from './fixtures.js';
 
 describe('GwPool (worker threads)', () => {
   it('returns what the in-thread solver returns, for every start and solver', async () => {
-    const pool = new GwPool({ workers: 2 });
+    const pool = new GwPool({ workers: 2, inThreadMaxSize: 0 });
     try {
       for (const { data } of gwCases().slice(0, 3)) {
         const C1 = flat(data.C1);
@@ -35,7 +35,7 @@ describe('GwPool (worker threads)', () => {
   });
 
   it('completes many concurrent solves through a small bounded queue', async () => {
-    const pool = new GwPool({ workers: 2, maxQueue: 3 });
+    const pool = new GwPool({ workers: 2, maxQueue: 3, inThreadMaxSize: 0 });
     const rng = mulberry32(77);
     const problems = Array.from({ length: 24 }, (_, k) => ({
       A: randomDistances(24 + (k % 5), 3, rng),
@@ -83,7 +83,7 @@ describe('GwPool (worker threads)', () => {
   });
 
   it('passes solver errors back as rejections and keeps working', async () => {
-    const pool = new GwPool({ workers: 1 });
+    const pool = new GwPool({ workers: 1, inThreadMaxSize: 0 });
     try {
       const A = randomDistances(6, 2, mulberry32(1));
       await expect(pool.solve(A, new Float64Array(5))).rejects.toThrow(/not n×n/);
@@ -91,6 +91,42 @@ describe('GwPool (worker threads)', () => {
       expect(same.gw).toBeLessThan(1e-14);
     } finally {
       await pool.close();
+    }
+  });
+
+  it('solves small problems in the calling thread without starting a worker', async () => {
+    const pool = new GwPool({ workers: 2 });
+    try {
+      const rng = mulberry32(5);
+      const A = randomDistances(40, 3, rng);
+      const B = randomDistances(30, 4, rng);
+      const r = await pool.solve(A, B);
+      expect(r.gw).toBe(gromovWasserstein(A, B).gw);
+      await expect(pool.solve(A, new Float64Array(5))).rejects.toThrow(/not n×n/);
+      expect(pool.started).toBe(0);
+      // Above the threshold the work goes to workers, started on demand.
+      const big = randomDistances(60, 3, rng);
+      await pool.solve(big, big, { init: 'product' });
+      expect(pool.started).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('solveBestOnTwoThreads: identity here, product on a worker, the same result as best in one thread', async () => {
+    const rng = mulberry32(6);
+    for (const [A, B] of [
+      [randomDistances(50, 3, rng), randomDistances(50, 5, rng)],
+      [
+        flat(gwCases().find((c) => c.name === 'permuted_copy_n10')!.data.C1),
+        flat(gwCases().find((c) => c.name === 'permuted_copy_n10')!.data.C2),
+      ],
+    ] as const) {
+      const two = await solveBestOnTwoThreads(A, B, { returnPlan: true });
+      const one = gromovWasserstein(A, B, { returnPlan: true });
+      expect(two.gw).toBe(one.gw);
+      expect(two.init).toBe(one.init);
+      expect(Array.from(two.plan!)).toEqual(Array.from(one.plan!));
     }
   });
 
