@@ -73,10 +73,20 @@ function numbers(r: AnalysisReport): unknown {
   return rest;
 }
 
-function startWorker(store: string): Promise<ChildProcess> {
+function startWorker(store: string): Promise<{ child: ChildProcess; metrics: string | undefined }> {
   const child = spawn(
     process.execPath,
-    atomlensArgv(['worker', '--store', store, '--threads', '1', '--expired-check-seconds', '1']),
+    atomlensArgv([
+      'worker',
+      '--store',
+      store,
+      '--threads',
+      '1',
+      '--expired-check-seconds',
+      '1',
+      '--metrics-port',
+      '0',
+    ]),
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
   );
   children.push(child);
@@ -84,7 +94,7 @@ function startWorker(store: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const onData = (b: Buffer) => {
       out += b.toString();
-      if (out.includes('worker ready')) resolve(child);
+      if (out.includes('worker ready')) resolve({ child, metrics: /metrics on (\S+)/.exec(out)?.[1] });
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
@@ -121,9 +131,10 @@ describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job qu
     });
     federations.push(queued);
     const db = new pg.Client({ connectionString: store });
+    db.on('error', () => {}); // cut by the database restart below
     await db.connect();
     try {
-      const doomed = await startWorker(store);
+      const { child: doomed } = await startWorker(store);
       const report = analyse(queued.coordinator);
       // Wait until the worker holds a job, then kill it without warning.
       let active: string[] = [];
@@ -142,7 +153,7 @@ describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job qu
         [GW_QUEUE],
       );
       expect(held.rows).toHaveLength(1);
-      await startWorker(store);
+      const survivor = await startWorker(store);
       const got = await report;
       expect(numbers(got)).toEqual(numbers(expected));
       // The job the killed worker held expired and was taken again.
@@ -159,6 +170,30 @@ describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job qu
       );
       expect(Number(solves.rows[0]!.n)).toBe(expected.timings.gwSolves);
       expect(Number(solves.rows[0]!.distinct_keys)).toBe(expected.timings.gwSolves);
+
+      // The surviving worker's metrics: what it solved, the retried job, the empty queue.
+      const metrics = await (await fetch(survivor.metrics!)).text();
+      expect(
+        Number(/atomlens_gw_job_duration_seconds_count\{outcome="solved"\} (\d+)/.exec(metrics)?.[1]),
+      ).toBeGreaterThan(0);
+      expect(metrics).toMatch(/atomlens_gw_job_retries_total [1-9]/);
+      expect(metrics).toMatch(/atomlens_gw_queue_depth 0/);
+      // The survivor, and the killed worker until its last report is 30 s old.
+      expect(metrics).toMatch(/atomlens_gw_workers_live [12]\n/);
+      const coordinatorMetrics = await queued.coordinator.metrics.registry.metrics();
+      expect(coordinatorMetrics).toMatch(/atomlens_gw_queue_active_jobs 0/);
+
+      // A database restart: the worker reconnects with backoff and the next analysis completes.
+      server.stop();
+      await new Promise((r) => setTimeout(r, 1500));
+      server.start();
+      const again = await analyse(queued.coordinator);
+      expect(again.models.every((m) => m.reused)).toBe(true);
+      expect([again.layerGw, again.crossModel, again.blocks]).toEqual([
+        expected.layerGw,
+        expected.crossModel,
+        expected.blocks,
+      ]);
     } finally {
       await db.end();
     }

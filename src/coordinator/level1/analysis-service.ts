@@ -7,7 +7,7 @@
 // JSON + HTML report stored → metrics. Analyses run one at a time (they saturate the CPU); a few
 // may wait in line, more are refused as busy.
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import type { LabelThresholdSettings } from '../../analysis/labels.js';
 import { buildReport, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
 import { renderReportHtml } from '../../analysis/report/html.js';
@@ -20,6 +20,7 @@ import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
 import type { ReportCursor } from '../storage/types.js';
 import { type GramRef, GwQueue, type GwQueueOptions, GwWorker } from './gw-queue.js';
+import { registerQueueGauges, WorkerJobMetrics } from './gw-queue-metrics.js';
 import { collectProbes, type ProbeTarget } from './probe-collection.js';
 import {
   type AnalysisDeps,
@@ -182,10 +183,19 @@ export class AnalysisServiceImpl implements AnalysisService {
   ): Promise<{ queue: GwQueue; worker: GwWorker | undefined }> {
     const logger = options.logger ?? this.deps.logger.child('gw-queue');
     const queue = await GwQueue.open({ ...options, logger });
+    registerQueueGauges(this.deps.metrics.registry, () => queue.counts());
+    const jobMetrics = new WorkerJobMetrics(this.deps.metrics.registry);
     const pool = this.pool;
     const threads = this.options.workers ?? availableParallelism();
     const worker = pool
-      ? await GwWorker.start({ ...options, logger, pool, concurrency: threads, name: 'coordinator' })
+      ? await GwWorker.start({
+          ...options,
+          logger,
+          pool,
+          concurrency: threads,
+          name: `coordinator:${hostname()}:${process.pid}`,
+          onJob: (e) => jobMetrics.observe(e),
+        })
       : undefined;
     return { queue, worker };
   }

@@ -21,6 +21,8 @@ import PgBoss from 'pg-boss';
 import { type GwSolveResult, probeMetricSpace, type SolveGw } from '../../analysis/report/build.js';
 import type { GwOptions, GwPool } from '../../ot/index.js';
 import type { Logger } from '../../shared/log.js';
+import { PostgresStorage } from '../storage/postgres.js';
+import type { QueueCounts } from './gw-queue-metrics.js';
 
 export const GW_QUEUE = 'atomlens-gw-solve';
 
@@ -58,13 +60,29 @@ export interface GwQueueOptions {
   logger?: Logger;
 }
 
+/** Jobs waiting and held, and workers seen within the last 30 s. */
+export async function queueCounts(boss: PgBoss, db: pg.Pool): Promise<QueueCounts> {
+  const [waiting, notDone, live] = await Promise.all([
+    boss.getQueueSize(GW_QUEUE, { before: 'active' }),
+    boss.getQueueSize(GW_QUEUE, { before: 'completed' }),
+    db.query<{ n: string }>('SELECT count(*) AS n FROM gw_workers WHERE last_seen_ms > $1', [
+      Date.now() - 30_000,
+    ]),
+  ]);
+  return { waiting, active: notDone - waiting, liveWorkers: Number(live.rows[0]!.n) };
+}
+
 /** Result key of one side: the model and the layer, e.g. "alice/0-1@conv2". */
 export function sideKey(ref: GramRef): string {
   return `${ref.clientId}/${ref.taskId}@${ref.layer}`;
 }
 
-/** A pg-boss instance on the federation's database (its tables live in the `pgboss` schema). */
+/**
+ * A pg-boss instance on the federation's database (its tables live in the `pgboss` schema), after
+ * bringing atomlens' own tables up to date (a worker may start before any coordinator).
+ */
 export async function startBoss(options: GwQueueOptions, supervise = true): Promise<PgBoss> {
+  await (await PostgresStorage.open({ connectionString: options.connectionString, poolSize: 1 })).close();
   const boss = new PgBoss({
     connectionString: options.connectionString,
     max: 4,
@@ -107,9 +125,8 @@ export class GwQueue {
     return new GwQueue(boss, db, options);
   }
 
-  /** Jobs waiting to be taken (created or waiting for a retry). */
-  async depth(): Promise<number> {
-    return this.boss.getQueueSize(GW_QUEUE, { before: 'active' });
+  counts(): Promise<QueueCounts> {
+    return queueCounts(this.boss, this.db);
   }
 
   /**
@@ -261,8 +278,32 @@ export class GwWorker {
     const db = new pg.Pool({ connectionString: options.connectionString, max: options.concurrency + 1 });
     db.on('error', () => {});
     const worker = new GwWorker(boss, db, options);
+    await worker.heartbeat();
+    worker.heartbeatTimer = setInterval(() => void worker.heartbeat(), 5000);
+    worker.heartbeatTimer.unref();
     for (let i = 0; i < options.concurrency; i++) worker.loops.push(worker.loop());
     return worker;
+  }
+
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly startedAtMs = Date.now();
+
+  get name(): string {
+    return this.options.name ?? `${hostname()}:${process.pid}`;
+  }
+
+  counts(): Promise<QueueCounts> {
+    return queueCounts(this.boss, this.db);
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.db
+      .query(
+        `INSERT INTO gw_workers(name, threads, started_at_ms, last_seen_ms) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (name) DO UPDATE SET threads = excluded.threads, last_seen_ms = excluded.last_seen_ms`,
+        [this.name, this.options.concurrency, this.startedAtMs, Date.now()],
+      )
+      .catch(() => {});
   }
 
   private readonly loops: Promise<void>[] = [];
@@ -275,17 +316,26 @@ export class GwWorker {
    * 0.5 s per job); poll every pollMs when the queue is empty.
    */
   private async loop(): Promise<void> {
+    let failures = 0;
     while (!this.stopping) {
       let jobs: PgBoss.JobWithMetadata<GwJobData>[] = [];
       try {
         jobs = await this.boss.fetch<GwJobData>(GW_QUEUE, { batchSize: 1, includeMetadata: true });
+        failures = 0;
       } catch (err) {
-        this.options.logger?.warn('fetching GW jobs failed; retrying', { error: (err as Error).message });
+        // The database is away (restart, failover): back off 0.25 s, 0.5 s, … up to 8 s.
+        failures++;
+        if (failures === 1 || failures % 10 === 0) {
+          this.options.logger?.warn('the job queue is unreachable; retrying', {
+            error: (err as Error).message,
+          });
+        }
       }
       const job = jobs[0];
       if (!job) {
+        const wait = failures > 0 ? Math.min(8000, 250 * 2 ** (failures - 1)) : (this.options.pollMs ?? 250);
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.options.pollMs ?? 250);
+          const timer = setTimeout(resolve, wait);
           this.idleTimer = { timer, wake: resolve };
         });
         continue;
@@ -352,7 +402,7 @@ export class GwWorker {
         r.distance,
         r.identityValue,
         r.error,
-        this.options.name ?? `${hostname()}:${process.pid}`,
+        this.name,
         (performance.now() - started) / 1000,
         Date.now(),
       ],
@@ -394,6 +444,8 @@ export class GwWorker {
       this.idleTimer.wake();
     }
     await Promise.allSettled(this.loops);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.db.query('DELETE FROM gw_workers WHERE name = $1', [this.name]).catch(() => {});
     await this.boss.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => {});
     await this.db.end().catch(() => {});
   }

@@ -139,6 +139,18 @@ CREATE TABLE analysis_solves (
 CREATE INDEX analysis_solves_by_seq ON analysis_solves(analysis_id, seq);
 `,
   },
+  {
+    version: 3,
+    name: 'gw_workers: every GW worker reports here, for the live-workers metric',
+    sql: `
+CREATE TABLE gw_workers (
+  name TEXT COLLATE "C" PRIMARY KEY,
+  threads INTEGER NOT NULL,
+  started_at_ms BIGINT NOT NULL,
+  last_seen_ms BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** Any number that fits: ms timestamps and counts are BIGINT, which node-postgres returns as text. */
