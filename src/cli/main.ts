@@ -21,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: 'Solve GW jobs from the PostgreSQL queue (coordinator started with --store)',
     load: () => import('./commands/worker.js'),
   },
+  store: {
+    summary: 'Move a federation from SQLite to PostgreSQL (store migrate --from DIR --to URL)',
+    load: () => import('./commands/store.js'),
+  },
   client: {
     summary: 'Run a federated client that trains and uploads atoms',
     load: () => import('./commands/client.js'),
