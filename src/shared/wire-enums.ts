@@ -11,8 +11,6 @@ import type { SimilarityMeasure__Output } from '../generated/atomlens/v1/Similar
 
 /** One enum's translation both ways. */
 export interface WireEnum<Name extends string, Wire extends string> {
-  /** Every internal name, in proto order. */
-  readonly names: readonly Name[];
   toWire(name: Name): Wire;
   /** Whether a stored or configured string is one of the internal names. */
   isName(value: string): value is Name;
@@ -29,7 +27,6 @@ function wireEnum<Name extends string, Wire extends string>(
   const names = Object.keys(table) as Name[];
   const byWire = new Map<string, Name>(names.map((n) => [table[n], n]));
   return {
-    names,
     toWire: (name) => table[name],
     isName: (value): value is Name => Object.hasOwn(table, value),
     fromWire: (value) => (typeof value === 'string' ? byWire.get(value) : undefined),

@@ -176,6 +176,21 @@ describe('list RPCs over gRPC', () => {
       r6: 'ANALYSIS_TRIGGER_UNSPECIFIED',
     });
     expect((await list(0)).reports).toHaveLength(7);
+    // page_size 0 is 50 reports; a size above the maximum (1,000) is cut, not refused.
+    for (let i = 7; i < 60; i++) {
+      await h.running.storage.putReport({
+        reportId: `r${i}`,
+        createdAtMs: 2_000 + i,
+        trigger: 'drift',
+        models: 1,
+        json: '{}',
+        html: '',
+      });
+    }
+    const byDefault = await list(0);
+    expect(byDefault.reports).toHaveLength(50);
+    expect(byDefault.nextPageToken).not.toBe('');
+    expect((await list(5_000)).reports).toHaveLength(60);
     await expectStatus(list(3, encodePageToken('ListClients', [0, 'x'])), grpc.status.INVALID_ARGUMENT);
   });
 });

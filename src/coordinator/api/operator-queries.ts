@@ -28,9 +28,9 @@ import type { Storage } from '../storage/types.js';
 import { type PageLimits, type PageRequest, pageOf } from './page-token.js';
 
 /** ListClients: 100 clients a page unless asked otherwise, at most 1,000. */
-export const LIST_CLIENTS_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
+const LIST_CLIENTS_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
 /** GetModelHistory: 100 rounds a page unless asked otherwise, at most 1,000. */
-export const MODEL_HISTORY_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
+const MODEL_HISTORY_PAGE: PageLimits = { defaultSize: 100, maxSize: 1000 };
 
 export interface OperatorDeps {
   config: CoordinatorConfig;

@@ -63,7 +63,7 @@ export function decodePageToken(rpc: string, token: string, shape: PageKeyShape)
   return key as PageKey;
 }
 
-export function compareKeys(a: PageKey, b: PageKey): number {
+function compareKeys(a: PageKey, b: PageKey): number {
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
