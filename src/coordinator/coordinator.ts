@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/log.js';
 import { buildTemplate, type ModelTemplate } from '../shared/template.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { bindGrpcServer, createGrpcServer } from './api/grpc-server.js';
+import type { HealthStatus } from './api/health.js';
 import { createHttpServer, type HttpAuthorize, listenHttp } from './api/http.js';
 import { OperatorQueries } from './api/operator-queries.js';
 import type { Authorize } from './calls.js';
@@ -92,6 +93,131 @@ async function checkTemplate(storage: Storage, template: ModelTemplate): Promise
   }
 }
 
+/** The coordinator's state and roles, before any server listens. */
+interface Core {
+  config: CoordinatorConfig;
+  template: ModelTemplate;
+  logger: Logger;
+  metrics: CoordinatorMetrics;
+  storage: Storage;
+  similarity: SimilarityIndex;
+  sessions: SessionRegistry;
+  federation: FederationCore;
+  operator: OperatorQueries;
+  analysis: AnalysisService | undefined;
+}
+
+type Cleanup = (() => Promise<void> | void)[];
+
+/** Checks the data directory against the template, loads the state and builds the roles. */
+async function buildCore(
+  options: CoordinatorOptions,
+  base: Pick<Core, 'config' | 'template' | 'logger' | 'metrics' | 'storage'>,
+  cleanup: Cleanup,
+): Promise<Core> {
+  const { config, template, logger, metrics, storage } = base;
+  await checkTemplate(storage, template);
+  const similarity = new SimilarityIndex(template.layers);
+  const sessions = new SessionRegistry({
+    heartbeatIntervalMs: config.sessions.heartbeatIntervalMs,
+    timeoutMs: config.sessions.timeoutMs,
+    metrics,
+    logger: logger.child('sessions'),
+  });
+  cleanup.unshift(() => sessions.stop());
+  const federation = new FederationCore({
+    ...base,
+    similarity,
+    sessions,
+    ...(options.enroll ? { enroll: options.enroll } : {}),
+  });
+  const warm = await federation.warmUp();
+  logger.info('state loaded', {
+    clients: warm.clients,
+    models: warm.models,
+    uploads: await storage.countUploads(),
+  });
+  const operator = new OperatorQueries({ config, federation, storage, similarity, sessions });
+  metrics.bind({
+    clientsRegistered: () => federation.clientCount,
+    clientsConnected: () => sessions.connectedCount(),
+    lastSeen: () => sessions.lastSeenAll().entries(),
+    divergences: () => similarity.divergences(),
+    federationSimilarity: () => similarity.federationSimilarity(),
+    layerNames: () => template.layers.map((l) => l.name),
+  });
+  const analysis = options.analysis?.({
+    ...base,
+    sessions,
+    similarity,
+    logger: logger.child('analysis'),
+    onUpload: (listener) => federation.onUpload(listener),
+  });
+  if (analysis?.close) cleanup.unshift(() => analysis.close!());
+  return { ...base, similarity, sessions, federation, operator, analysis };
+}
+
+interface Servers {
+  grpcServer: grpc.Server;
+  grpcPort: number;
+  httpServer: HttpServer;
+  httpPort: number;
+  health: HealthStatus;
+  /** Why the coordinator is not ready (HTTP /readyz); undefined while it is. */
+  stopping: string | undefined;
+}
+
+/** Binds gRPC, then HTTP; reports SERVING on the health service once both listen. */
+async function startServers(options: CoordinatorOptions, core: Core, cleanup: Cleanup): Promise<Servers> {
+  const { server: grpcServer, health } = createGrpcServer({ ...core, authorize: options.authorize });
+  const grpcHost = options.grpcHost ?? '127.0.0.1';
+  const grpcPort = await bindGrpcServer(grpcServer, {
+    host: grpcHost,
+    port: options.grpcPort ?? 0,
+    ...(options.grpcCredentials ? { credentials: options.grpcCredentials } : {}),
+  });
+  cleanup.unshift(() => grpcServer.forceShutdown());
+  const servers: Partial<Servers> & { stopping: string | undefined } = { stopping: undefined };
+  const httpServer = createHttpServer({
+    metrics: core.metrics,
+    analysis: core.analysis,
+    logger: core.logger,
+    notReady: () => servers.stopping,
+    ...(options.httpAuthorize ? { authorize: options.httpAuthorize } : {}),
+    ...(options.httpsOptions ? { https: options.httpsOptions } : {}),
+  });
+  const httpPort = await listenHttp(httpServer, options.httpHost ?? grpcHost, options.httpPort ?? 0);
+  cleanup.unshift(() => closeHttp(httpServer, 0));
+  health.serving();
+  return Object.assign(servers, { grpcServer, grpcPort, httpServer, httpPort, health });
+}
+
+/** Stop in order: not ready → end sessions → close the analysis → drain calls → close storage. */
+function stopper(core: Core, servers: Servers): RunningCoordinator['stop'] {
+  const { sessions, analysis, logger, storage } = core;
+  let stopped: Promise<void> | undefined;
+  return (stopOptions = {}) => {
+    stopped ??= (async () => {
+      const drain = stopOptions.drain ?? true;
+      const graceMs = stopOptions.graceMs ?? 5_000;
+      servers.stopping = 'shutting down';
+      servers.health.notServing();
+      sessions.stop();
+      if (analysis?.close) {
+        await analysis
+          .close()
+          .catch((err: unknown) => logger.error('analysis close failed', { error: String(err) }));
+      }
+      if (drain) await shutdownGrpc(servers.grpcServer, graceMs);
+      else servers.grpcServer.forceShutdown();
+      await closeHttp(servers.httpServer, drain ? graceMs : 0);
+      await storage.close();
+      logger.info('stopped');
+    })();
+    return stopped;
+  };
+}
+
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const logger = options.logger ?? createLogger('coordinator');
   const config = resolveConfig(options.config ?? {});
@@ -114,109 +240,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       maxBatch: config.storage.maxBatch,
     }));
   storage.onCommit((seconds) => metrics.storageCommit.observe(seconds));
-  const cleanup: (() => Promise<void> | void)[] = [() => storage.close()];
+  const cleanup: Cleanup = [() => storage.close()];
   try {
-    await checkTemplate(storage, template);
-    const similarity = new SimilarityIndex(template.layers);
-    const sessions = new SessionRegistry({
-      heartbeatIntervalMs: config.sessions.heartbeatIntervalMs,
-      timeoutMs: config.sessions.timeoutMs,
-      metrics,
-      logger: logger.child('sessions'),
-    });
-    cleanup.unshift(() => sessions.stop());
-    const federation = new FederationCore({
-      config,
-      template,
-      storage,
-      similarity,
-      sessions,
-      metrics,
-      logger,
-      ...(options.enroll ? { enroll: options.enroll } : {}),
-    });
-    const warm = await federation.warmUp();
-    logger.info('state loaded', {
-      clients: warm.clients,
-      models: warm.models,
-      uploads: await storage.countUploads(),
-    });
-    const operator = new OperatorQueries({ config, federation, storage, similarity, sessions });
-    metrics.bind({
-      clientsRegistered: () => federation.clientCount,
-      clientsConnected: () => sessions.connectedCount(),
-      lastSeen: () => sessions.lastSeenAll().entries(),
-      divergences: () => similarity.divergences(),
-      federationSimilarity: () => similarity.federationSimilarity(),
-      layerNames: () => template.layers.map((l) => l.name),
-    });
-    const analysis = options.analysis?.({
-      config,
-      template,
-      storage,
-      sessions,
-      similarity,
-      metrics,
-      logger: logger.child('analysis'),
-      onUpload: (listener) => federation.onUpload(listener),
-    });
-    if (analysis?.close) cleanup.unshift(() => analysis.close!());
-
-    let stopping: string | undefined;
-    const { server: grpcServer, health } = createGrpcServer({
-      config,
-      federation,
-      operator,
-      sessions,
-      storage,
-      analysis,
-      metrics,
-      logger,
-      authorize: options.authorize,
-    });
-    const grpcHost = options.grpcHost ?? '127.0.0.1';
-    const grpcPort = await bindGrpcServer(grpcServer, {
-      host: grpcHost,
-      port: options.grpcPort ?? 0,
-      ...(options.grpcCredentials ? { credentials: options.grpcCredentials } : {}),
-    });
-    cleanup.unshift(() => grpcServer.forceShutdown());
-    const httpServer = createHttpServer({
-      metrics,
-      analysis,
-      logger,
-      notReady: () => stopping,
-      ...(options.httpAuthorize ? { authorize: options.httpAuthorize } : {}),
-      ...(options.httpsOptions ? { https: options.httpsOptions } : {}),
-    });
-    const httpPort = await listenHttp(httpServer, options.httpHost ?? grpcHost, options.httpPort ?? 0);
-    cleanup.unshift(() => closeHttp(httpServer, 0));
-    health.serving();
-
-    let stopped: Promise<void> | undefined;
-    const stop = (stopOptions: { drain?: boolean; graceMs?: number } = {}): Promise<void> => {
-      stopped ??= (async () => {
-        const drain = stopOptions.drain ?? true;
-        const graceMs = stopOptions.graceMs ?? 5_000;
-        stopping = 'shutting down';
-        health.notServing();
-        sessions.stop();
-        if (analysis?.close) {
-          await analysis
-            .close()
-            .catch((err: unknown) => logger.error('analysis close failed', { error: String(err) }));
-        }
-        if (drain) await shutdownGrpc(grpcServer, graceMs);
-        else grpcServer.forceShutdown();
-        await closeHttp(httpServer, drain ? graceMs : 0);
-        await storage.close();
-        logger.info('stopped');
-      })();
-      return stopped;
-    };
+    const core = await buildCore(options, { config, template, logger, metrics, storage }, cleanup);
+    const servers = await startServers(options, core, cleanup);
+    const { similarity, sessions, federation, operator, analysis } = core;
     return {
-      grpcPort,
-      httpPort,
+      grpcPort: servers.grpcPort,
+      httpPort: servers.httpPort,
       config,
       template,
       storage,
@@ -226,7 +257,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       federation,
       operator,
       analysis,
-      stop,
+      stop: stopper(core, servers),
     };
   } catch (err) {
     for (const fn of cleanup) {

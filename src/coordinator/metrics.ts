@@ -24,6 +24,21 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
+/** prom-client's process_* and nodejs_* metrics. */
+function registerProcessMetrics(registry: client.Registry): void {
+  client.collectDefaultMetrics({ register: registry });
+  // prom-client names three gauges *_total, which `promtool check metrics` rejects (the suffix is
+  // reserved for counters). Their per-type breakdown, nodejs_active_{handles,requests,resources},
+  // stays and carries the same information.
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
+    registry.removeSingleMetric(name);
+  }
+}
+
 /** What the scrape-time gauges read. Bound once the coordinator's parts exist. */
 export interface MetricsSources {
   clientsRegistered(): number;
@@ -78,19 +93,7 @@ export class CoordinatorMetrics {
     this.maxClientSeries = options.maxClientSeries ?? 2000;
     const registers = [new client.Registry()];
     this.registry = registers[0]!;
-    if (options.defaultMetrics ?? true) {
-      client.collectDefaultMetrics({ register: this.registry });
-      // prom-client names three gauges *_total, which `promtool check metrics` rejects (the suffix
-      // is reserved for counters). Their per-type breakdown, nodejs_active_{handles,requests,
-      // resources}, stays and carries the same information.
-      for (const name of [
-        'nodejs_active_handles_total',
-        'nodejs_active_requests_total',
-        'nodejs_active_resources_total',
-      ]) {
-        this.registry.removeSingleMetric(name);
-      }
-    }
+    if (options.defaultMetrics ?? true) registerProcessMetrics(this.registry);
     const self = this;
 
     this.buildInfo = new client.Gauge({

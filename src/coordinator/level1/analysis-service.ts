@@ -310,10 +310,9 @@ export class AnalysisServiceImpl implements AnalysisService {
     trigger: ReportTrigger,
     models: { clientId: string; taskId: string }[],
     req: AnalysisRequestInput,
-    progress: (p: Omit<AnalysisProgress, 'analysisId'>) => void,
+    progress: Progress,
   ): Promise<{ reportId: string }> {
-    const { storage, metrics, template, sessions, config } = this.deps;
-    const startedAtMs = Date.now();
+    const { storage, metrics } = this.deps;
     const started = performance.now();
     metrics.analysisInProgress.inc();
     this.policy.analysisStarted(this.federationMean());
@@ -323,137 +322,25 @@ export class AnalysisServiceImpl implements AnalysisService {
       reason: req.reason,
       models,
       createdAtMs,
-      startedAtMs,
+      startedAtMs: Date.now(),
     };
     try {
       await storage.putAnalysis({ ...record, status: 'running' });
-      const probe = { ...template.probe, size: req.probeSize ?? template.probe.size };
-      const layers = template.probeLayers;
-      const reportModels: ReportModel[] = [];
-      for (const m of models) {
-        const client = await storage.getClient(m.clientId);
-        const round = (await storage.lastRounds(m.clientId)).get(m.taskId) ?? 0;
-        reportModels.push({
-          clientId: m.clientId,
-          taskId: m.taskId,
-          round: round > 0 ? round : null,
-          fingerprintMatch: client?.fingerprintMatch ?? false,
-          answered: false,
-          reused: false,
-          requestId: null,
-        });
-      }
-      const atoms = await Promise.all(
-        reportModels.map(async (m) => {
-          if (m.round === null) return null;
-          const stored = await storage.getRound(m.clientId, m.taskId, m.round);
-          if (!stored) return null;
-          const values = new Float32Array(stored.atoms.byteLength / 4);
-          new Uint8Array(values.buffer).set(stored.atoms);
-          return splitAtoms(template, values);
-        }),
-      );
-
-      // Probing.
-      const deadlineMs = Date.now() + (req.probeDeadlineMs ?? config.analysis.probeDeadlineMs);
-      progress({
-        stage: 'probing',
-        fraction: 0.02,
-        message: `asking ${models.length} model(s) for probe summaries`,
-      });
-      const targets: ProbeTarget[] = reportModels.map((m) => ({
-        clientId: m.clientId,
-        taskId: m.taskId,
-        round: m.round ?? 0,
-      }));
-      const collected = await collectProbes(
-        { sessions, storage },
-        targets,
-        { layers, probe, deadlineMs },
-        (settled, total, target, ok) =>
-          progress({
-            stage: 'probing',
-            fraction: 0.02 + (0.28 * settled) / total,
-            message: `${target.clientId}/${target.taskId} ${ok ? 'answered' : 'did not answer'} (${settled}/${total})`,
-          }),
-      );
-      const grams = new Map<number, Float32Array[]>();
-      for (const a of collected.answered) {
-        const i = targets.indexOf(a.target);
-        reportModels[i] = {
-          ...reportModels[i]!,
-          answered: true,
-          reused: a.reused,
-          requestId: a.requestId,
-          round: a.round > 0 ? a.round : reportModels[i]!.round,
-        };
-        grams.set(i, a.grams);
-      }
-      const missing = collected.missing.map((m) => ({
-        clientId: m.target.clientId,
-        taskId: m.target.taskId,
-        reason: m.reason,
-      }));
+      const stored = await this.storedModels(models);
+      const probed = await this.probe(stored.reportModels, req, progress);
       const notes: string[] = [];
-      const reusedCount = collected.answered.filter((a) => a.reused).length;
+      const reusedCount = probed.reportModels.filter((m) => m.reused).length;
       if (reusedCount > 0)
         notes.push(`${reusedCount} model(s) reused probe summaries stored at the same round.`);
-      if (atoms.some((a) => a === null))
+      if (stored.atoms.some((a) => a === null)) {
         notes.push('Models without stored atoms are left out of the atom similarity.');
-
-      // Solving, segmentation, report.
-      const reportId = newId('rep', Date.now());
-      const gw = this.options.gw ?? {};
-      const queued = this.queue
-        ? (await this.queue).queue.solverFor(analysisId, probe.size, gw, (model, layer): GramRef => {
-            const m = reportModels[model]!;
-            return { requestId: m.requestId!, clientId: m.clientId, taskId: m.taskId, layer: layers[layer]! };
-          })
-        : undefined;
-      const pool = this.pool;
-      const solve: SolveGw = queued
-        ? queued.solve
-        : (C1, C2) => {
-            if (!pool) throw new Error('no GW pool');
-            return pool.solve(C1, C2, gw);
-          };
-      const report = await buildReport(
-        {
-          reportId,
-          analysisId,
-          createdAtMs: Date.now(),
-          trigger,
-          template,
-          probe,
-          models: reportModels,
-          missing,
-          atoms,
-          grams,
-          ...(this.options.thresholds ? { thresholds: this.options.thresholds } : {}),
-          ...(this.options.segmentation ? { segmentation: this.options.segmentation } : {}),
-          solver: {
-            method: gw.solver ?? 'cg',
-            init: typeof gw.init === 'string' ? gw.init : 'best',
-            maxIterations: gw.maxIter ?? null,
-            tolerance: gw.tol ?? null,
-          },
-          probingSeconds: collected.seconds,
-          notes,
-        },
-        solve,
-        (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
-      ).finally(() => queued?.finish());
-      const html = renderReportHtml(report);
-      const json = JSON.stringify(report);
-      await storage.putReport({
-        reportId,
-        createdAtMs: report.createdAtMs,
-        trigger: trigger.kind,
-        models: models.length,
+      }
+      const reportId = await this.writeReport(
         analysisId,
-        json,
-        html,
-      });
+        trigger,
+        { ...probed, atoms: stored.atoms, notes },
+        progress,
+      );
       await storage.putAnalysis({ ...record, status: 'completed', finishedAtMs: Date.now(), reportId });
       metrics.analyses.inc({ outcome: 'completed' });
       progress({ stage: 'done', fraction: 1, message: `report ${reportId} written`, reportId });
@@ -472,6 +359,176 @@ export class AnalysisServiceImpl implements AnalysisService {
       this.policy.analysisFinished();
     }
   }
+
+  /** Each model's latest stored round, fingerprint status and atoms (null without a round). */
+  private async storedModels(
+    models: { clientId: string; taskId: string }[],
+  ): Promise<{ reportModels: ReportModel[]; atoms: (Float32Array[] | null)[] }> {
+    const { storage, template } = this.deps;
+    const reportModels: ReportModel[] = [];
+    for (const m of models) {
+      const client = await storage.getClient(m.clientId);
+      const round = (await storage.lastRounds(m.clientId)).get(m.taskId) ?? 0;
+      reportModels.push({
+        clientId: m.clientId,
+        taskId: m.taskId,
+        round: round > 0 ? round : null,
+        fingerprintMatch: client?.fingerprintMatch ?? false,
+        answered: false,
+        reused: false,
+        requestId: null,
+      });
+    }
+    const atoms = await Promise.all(
+      reportModels.map(async (m) => {
+        if (m.round === null) return null;
+        const stored = await storage.getRound(m.clientId, m.taskId, m.round);
+        if (!stored) return null;
+        const values = new Float32Array(stored.atoms.byteLength / 4);
+        new Uint8Array(values.buffer).set(stored.atoms);
+        return splitAtoms(template, values);
+      }),
+    );
+    return { reportModels, atoms };
+  }
+
+  /** Asks every model for probe summaries (progress 2–30 %) and waits up to the deadline. */
+  private async probe(
+    reportModels: ReportModel[],
+    req: AnalysisRequestInput,
+    progress: Progress,
+  ): Promise<Probed> {
+    const { storage, template, sessions, config } = this.deps;
+    const probe = { ...template.probe, size: req.probeSize ?? template.probe.size };
+    const deadlineMs = Date.now() + (req.probeDeadlineMs ?? config.analysis.probeDeadlineMs);
+    progress({
+      stage: 'probing',
+      fraction: 0.02,
+      message: `asking ${reportModels.length} model(s) for probe summaries`,
+    });
+    const targets: ProbeTarget[] = reportModels.map((m) => ({
+      clientId: m.clientId,
+      taskId: m.taskId,
+      round: m.round ?? 0,
+    }));
+    const collected = await collectProbes(
+      { sessions, storage },
+      targets,
+      { layers: template.probeLayers, probe, deadlineMs },
+      (settled, total, target, ok) =>
+        progress({
+          stage: 'probing',
+          fraction: 0.02 + (0.28 * settled) / total,
+          message: `${target.clientId}/${target.taskId} ${ok ? 'answered' : 'did not answer'} (${settled}/${total})`,
+        }),
+    );
+    const answeredModels = [...reportModels];
+    const grams = new Map<number, Float32Array[]>();
+    for (const a of collected.answered) {
+      const i = targets.indexOf(a.target);
+      answeredModels[i] = {
+        ...answeredModels[i]!,
+        answered: true,
+        reused: a.reused,
+        requestId: a.requestId,
+        round: a.round > 0 ? a.round : answeredModels[i]!.round,
+      };
+      grams.set(i, a.grams);
+    }
+    const missing = collected.missing.map((m) => ({
+      clientId: m.target.clientId,
+      taskId: m.target.taskId,
+      reason: m.reason,
+    }));
+    return { probe, reportModels: answeredModels, grams, missing, probingSeconds: collected.seconds };
+  }
+
+  /** GW, segmentation and labels (progress 30–95 %), then the report stored as JSON and HTML. */
+  private async writeReport(
+    analysisId: string,
+    trigger: ReportTrigger,
+    input: Probed & { atoms: (Float32Array[] | null)[]; notes: string[] },
+    progress: Progress,
+  ): Promise<string> {
+    const reportId = newId('rep', Date.now());
+    const gw = this.options.gw ?? {};
+    const solver = await this.solverFor(analysisId, input);
+    const report = await buildReport(
+      {
+        reportId,
+        analysisId,
+        createdAtMs: Date.now(),
+        trigger,
+        template: this.deps.template,
+        probe: input.probe,
+        models: input.reportModels,
+        missing: input.missing,
+        atoms: input.atoms,
+        grams: input.grams,
+        ...(this.options.thresholds ? { thresholds: this.options.thresholds } : {}),
+        ...(this.options.segmentation ? { segmentation: this.options.segmentation } : {}),
+        solver: {
+          method: gw.solver ?? 'cg',
+          init: typeof gw.init === 'string' ? gw.init : 'best',
+          maxIterations: gw.maxIter ?? null,
+          tolerance: gw.tol ?? null,
+        },
+        probingSeconds: input.probingSeconds,
+        notes: input.notes,
+      },
+      solver.solve,
+      (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
+    ).finally(() => solver.finish?.());
+    await this.deps.storage.putReport({
+      reportId,
+      createdAtMs: report.createdAtMs,
+      trigger: trigger.kind,
+      models: input.reportModels.length,
+      analysisId,
+      json: JSON.stringify(report),
+      html: renderReportHtml(report),
+    });
+    return reportId;
+  }
+
+  /** GW solves as jobs on the queue when there is one, else on the in-process pool. */
+  private async solverFor(
+    analysisId: string,
+    input: Probed,
+  ): Promise<{ solve: SolveGw; finish?: () => void }> {
+    const gw = this.options.gw ?? {};
+    const layers = this.deps.template.probeLayers;
+    if (this.queue) {
+      const queued = (await this.queue).queue.solverFor(
+        analysisId,
+        input.probe.size,
+        gw,
+        (model, layer): GramRef => {
+          const m = input.reportModels[model]!;
+          return { requestId: m.requestId!, clientId: m.clientId, taskId: m.taskId, layer: layers[layer]! };
+        },
+      );
+      return { solve: queued.solve, finish: () => queued.finish() };
+    }
+    const pool = this.pool;
+    return {
+      solve: (C1, C2) => {
+        if (!pool) throw new Error('no GW pool');
+        return pool.solve(C1, C2, gw);
+      },
+    };
+  }
+}
+
+type Progress = (p: Omit<AnalysisProgress, 'analysisId'>) => void;
+
+/** What probing gives the report: the probe set, who answered with which Gram matrices, who not. */
+interface Probed {
+  probe: AnalysisDeps['template']['probe'];
+  reportModels: ReportModel[];
+  grams: Map<number, Float32Array[]>;
+  missing: { clientId: string; taskId: string; reason: string }[];
+  probingSeconds: number;
 }
 
 /** Factory for startCoordinator({ analysis: createAnalysisService(...) }). */
