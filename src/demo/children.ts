@@ -1,17 +1,17 @@
 // Child processes of `atomlens demo`: the coordinator and the clients, each `atomlens <command>`
-// started through src/shared/runtime.ts's tsx loader. Each child runs in its own process group (detached), so
-// a Ctrl-C in the terminal reaches only the demo, which then stops the children exactly once and
-// in order (clients first, coordinator last) — a signal sent to the whole group would make every
+// started as src/shared/runtime.ts says (compiled JavaScript, or the sources through tsx). Each
+// child runs in its own process group (detached), so a Ctrl-C in the terminal reaches only the
+// demo, which then stops the children exactly once and in order (clients first, coordinator last) — a signal sent to the whole group would make every
 // child stop on its own, racing the demo's own shutdown. If the demo is killed outright, each
 // child notices its stdin closing and stops itself (exit-with-parent.ts). stderr of every child
 // goes to a log file; stdout is read line by line by the demo.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { CLI_MAIN, TS_EXEC_ARGV } from '../shared/runtime.js';
+import { CLI_MAIN, moduleUrl, NODE_EXEC_ARGV } from '../shared/runtime.js';
 
 /** Preload that stops a child when the demo's end of its stdin pipe closes (exit-with-parent.ts). */
-const EXIT_WITH_PARENT = new URL('./exit-with-parent.ts', import.meta.url).href;
+const EXIT_WITH_PARENT = moduleUrl('./exit-with-parent.js', import.meta.url).href;
 
 export interface ChildExit {
   code: number | null;
@@ -44,7 +44,7 @@ export interface StartChildOptions {
 /** Starts `atomlens <args…>` as a detached child (its own process group). */
 export function startChild(options: StartChildOptions): ManagedChild {
   const log: WriteStream = createWriteStream(options.logPath, { flags: 'a' });
-  const argv = [...TS_EXEC_ARGV, '--import', EXIT_WITH_PARENT, CLI_MAIN, ...options.args];
+  const argv = [...NODE_EXEC_ARGV, '--import', EXIT_WITH_PARENT, CLI_MAIN, ...options.args];
   const child: ChildProcess = spawn(process.execPath, argv, {
     // stdin is a pipe nobody writes to: it closes when the demo dies, however it dies.
     stdio: ['pipe', 'pipe', 'pipe'],

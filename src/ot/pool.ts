@@ -12,7 +12,8 @@
 // first ones, a worker's start-up) are solved in the calling thread; they take about a
 // millisecond. Workers receive the compiled WebAssembly kernel rather than compiling their own.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleUrl, startWorker } from '../shared/runtime.js';
 import { type GwOptions, type GwResult, gromovWasserstein } from './gromov/gw.js';
 import type { GwCost } from './gromov/problem.js';
 import { kernelModule } from './linalg.js';
@@ -29,8 +30,7 @@ export interface GwPoolOptions {
 
 const IN_THREAD_MAX_SIZE = 48 * 48;
 
-const WORKER_ENTRY = new URL('./worker.ts', import.meta.url).href;
-const TSX_API = import.meta.resolve('tsx/esm/api');
+const WORKER_ENTRY = moduleUrl('./worker.js', import.meta.url);
 
 interface Job {
   task: GwTask;
@@ -162,12 +162,7 @@ export class GwPool {
   }
 
   private spawn(): Slot {
-    // Node 20 does not apply `--import tsx` hooks (TS_EXEC_ARGV) to a worker's .ts entry, so the
-    // worker is a one-line script that loads the entry through tsx's tsImport API.
-    const worker = new Worker(
-      `import(${JSON.stringify(TSX_API)}).then((api) => api.tsImport(${JSON.stringify(WORKER_ENTRY)}, ${JSON.stringify(WORKER_ENTRY)}));`,
-      { eval: true, workerData: { kernelModule: kernelModule() } },
-    );
+    const worker = startWorker(WORKER_ENTRY, { workerData: { kernelModule: kernelModule() } });
     const slot: Slot = { worker };
     worker.on('message', (reply: GwReply) => {
       const job = slot.job;

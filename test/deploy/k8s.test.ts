@@ -12,6 +12,7 @@ import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveAuthConfig } from '../../src/coordinator/auth/config.js';
 import { loadConfigFile } from '../../src/coordinator/config.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
 import { checkFlags, commandSpec } from './cli-flags.js';
 import {
   asList,
@@ -254,7 +255,7 @@ function checkFederationResources(resources: Resource[], rendered: boolean): voi
   const containerSecurity = asMap(coordinator!.raw.securityContext, 'container securityContext');
   expect(containerSecurity.allowPrivilegeEscalation).toBe(false);
   expect(containerSecurity.readOnlyRootFilesystem).toBe(true);
-  // A read-only root needs a writable /tmp (tsx's transpile cache).
+  // A read-only root needs a writable /tmp (SQLite's temporary files).
   expect(coordinator!.volumeMounts.map((m) => m.mountPath)).toContain('/tmp');
 
   // The data directory is the persistent volume claim.
@@ -575,7 +576,8 @@ describe('the StatefulSet command line, run outside a cluster', () => {
       set('--host', '127.0.0.1');
       set('--grpc-port', '0');
       set('--http-port', '0');
-      child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'atomlens.js'), ...args], {
+      // The image runs bin/atomlens.js (the compiled CLI); here the same CLI runs from the sources.
+      child = spawn(process.execPath, atomlensArgv(args), {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ATOMLENS_ENROLLMENT_SECRET: '', ATOMLENS_OPERATOR_TOKEN: '' },
       });

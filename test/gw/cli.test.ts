@@ -123,7 +123,7 @@ describe('atomlens gw (spawned CLI)', () => {
 
   it('exits 4 with a message naming the file for unreadable or malformed input', async () => {
     const files = ['missing.npy', 'garbage.npy', 'bad.json', 'vector.npy', 'X.npy'];
-    // Spawned together: each CLI start pays tsx's start-up.
+    // Spawned together: each CLI start (from the sources) pays tsx's start-up.
     const runs = new Map(files.map((f) => [f, atomlens(['gw', path(f), path('C1.npy')])]));
     for (const [file, message] of [
       ['missing.npy', /cannot read: ENOENT/],
