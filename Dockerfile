@@ -59,7 +59,7 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 # The embedded database, atom history and reports live here; mount a volume to keep them.
 VOLUME ["/data"]
-# 50051: gRPC (Federation + Operator services); 9464: HTTP (/metrics, /healthz, /readyz, /reports).
+# 50051: gRPC (FederationService, OperatorService, grpc.health.v1.Health); 9464: HTTP (/metrics, /healthz, /readyz, /reports).
 EXPOSE 50051 9464
 # The probe (deploy/docker/healthcheck.mjs) is Node itself (slim images have no curl); it asks
 # /healthz over HTTPS or plain HTTP, whichever the coordinator serves.
