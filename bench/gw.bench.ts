@@ -6,40 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gramFromActivations, gramToDistances } from '../src/analysis/representation.js';
-import {
-  emd,
-  GwPool,
-  gromovWasserstein,
-  NetworkSimplex,
-  normaliseByMeanOffDiagonal,
-} from '../src/ot/index.js';
+import { emd, GwPool, gromovWasserstein, NetworkSimplex } from '../src/ot/index.js';
 import { jsMatmul, matmul } from '../src/ot/linalg.js';
 import { writeNpy } from '../src/shared/npy.js';
-import { mulberry32, normalSampler } from '../src/shared/rng.js';
+import { mulberry32 } from '../src/shared/rng.js';
+import { hasPot, PYTHON, spaces } from './gw-data.js';
 import type { BenchTable } from './run.js';
 
-const PYTHON = '/usr/bin/python3';
 const SIZES = [256, 512, 1024];
-
-function spaces(n: number, seed: number): { C1: Float64Array; C2: Float64Array } {
-  const normal = normalSampler(mulberry32(seed));
-  const dx = 32;
-  const dy = 48;
-  const X = Float64Array.from({ length: n * dx }, normal);
-  const W = Float64Array.from({ length: dx * dy }, normal);
-  const Y = new Float64Array(n * dy);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < dy; j++) {
-      let s = 0;
-      for (let k = 0; k < dx; k++) s += X[i * dx + k]! * W[k * dy + j]!;
-      Y[i * dy + j] = Math.tanh(s / Math.sqrt(dx)) + 0.3 * normal();
-    }
-  }
-  const dist = (Z: Float64Array, d: number) =>
-    normaliseByMeanOffDiagonal(gramToDistances(gramFromActivations(Z, n, d), n), n);
-  return { C1: dist(X, dx), C2: dist(Y, dy) };
-}
 
 const POT_SCRIPT = `
 import json, sys, time
@@ -62,11 +36,6 @@ print(json.dumps(out))
 interface PotResult {
   default: { seconds: number; gw: number; iterations: number };
   identity: { seconds: number; gw: number; iterations: number };
-}
-
-function hasPot(): boolean {
-  const r = spawnSync(PYTHON, ['-c', 'import ot, numpy'], { encoding: 'utf8' });
-  return r.status === 0;
 }
 
 function runPot(dir: string, C1: Float64Array, C2: Float64Array, n: number, reps: number): PotResult {
