@@ -3,12 +3,14 @@
 // INVALID_ARGUMENT for tokens the RPC did not issue.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fetchStatus } from '../../src/cli/commands/status.js';
 import { decodePageToken, encodePageToken, pageOf, pageSize } from '../../src/coordinator/api/page-token.js';
 import { RpcError } from '../../src/coordinator/calls.js';
 import type { AnalysisFactory } from '../../src/coordinator/level1/types.js';
 import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';
 import type { ListReportsResponse__Output } from '../../src/generated/atomlens/v1/ListReportsResponse.js';
+import { connectOperator } from '../../src/operator/connection.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import { expectStatus, type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
 
@@ -129,6 +131,22 @@ describe('list RPCs over gRPC', () => {
     expect(pages.flatMap((p) => p.rounds)).toEqual(whole.rounds);
     expect(pages[1]!.rounds[0]!.drift).toBeGreaterThan(0);
     await expectStatus(history(2, encodePageToken('ListClients', [0, 'c1'])), grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('atomlens status follows the pages: every client, past the default page of 100', async () => {
+    const before = (await listClients(1_000)).clients.length;
+    for (let i = 0; i < 101; i++) await register(`p${String(i).padStart(3, '0')}`);
+    const connection = connectOperator(`127.0.0.1:${h.running.grpcPort}`);
+    try {
+      const status = await fetchStatus(connection, { timeoutMs: 10_000, top: 3 });
+      expect(status.clients).toHaveLength(before + 101);
+      expect(status.clients.map((c) => c.clientId)).toEqual(
+        (await listClients(1_000)).clients.map((c) => c.clientId),
+      );
+    } finally {
+      connection.close();
+    }
+    expect((await listClients(0)).clients).toHaveLength(100);
   });
 
   it('ListReports: newest first across pages, ties on created time broken by id; triggers as enum values', async () => {
