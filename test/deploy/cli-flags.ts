@@ -5,10 +5,15 @@ import { expect } from 'vitest';
 import type { CommandSpec } from '../../src/cli/args.js';
 import { spec as clientSpec } from '../../src/cli/commands/client.js';
 import { spec as coordinatorSpec } from '../../src/cli/commands/coordinator.js';
+import { spec as workerSpec } from '../../src/cli/commands/worker.js';
 
 /** The option table of an `atomlens` command that deploy files run. */
 export function commandSpec(command: string): CommandSpec {
-  const specs: Record<string, CommandSpec> = { coordinator: coordinatorSpec, client: clientSpec };
+  const specs: Record<string, CommandSpec> = {
+    coordinator: coordinatorSpec,
+    client: clientSpec,
+    worker: workerSpec,
+  };
   const spec = specs[command];
   if (!spec) throw new Error(`deploy files run 'atomlens ${command}', which these tests do not know`);
   return spec;
