@@ -143,8 +143,9 @@ async function main() {
       `import { GwPool } from './dist/ot/index.js';
 const n = 24, C = new Float64Array(n * n), D = new Float64Array(n * n);
 for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) { C[i * n + j] = Math.abs(i - j); D[i * n + j] = (i - j) ** 2 / n; }
-const pool = new GwPool({ workers: 2 });
+const pool = new GwPool({ workers: 2, inThreadMaxSize: 0 });
 const r = await pool.solve(C, D);
+if (pool.started !== 2) throw new Error(\`expected 2 worker threads, \${pool.started} started\`);
 await pool.close();
 process.stdout.write(String(r.gw));
 `,

@@ -33,10 +33,12 @@ describe('runtime', () => {
       `import { GwPool } from ${JSON.stringify(ot)};
 const n = 12;
 const C = new Float64Array(n * n).map((_, k) => Math.abs(Math.floor(k / n) - (k % n)));
-const pool = new GwPool({ workers: 2 });
+// inThreadMaxSize 0: even this small problem goes to a worker thread.
+const pool = new GwPool({ workers: 2, inThreadMaxSize: 0 });
 const r = await pool.solve(C, C, { init: 'product' });
+const started = pool.started;
 await pool.close();
-process.stdout.write(String(r.gw));
+process.stdout.write(JSON.stringify({ gw: r.gw, started }));
 `,
     );
     const r = spawnSync(process.execPath, [...NODE_EXEC_ARGV, '--import', preload, script], {
@@ -45,7 +47,9 @@ process.stdout.write(String(r.gw));
     });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
+    const { gw, started } = JSON.parse(r.stdout) as { gw: number; started: number };
+    expect(started).toBe(1);
     // GW of a space with itself from the product coupling: the solver finds the identity, 0.
-    expect(Number(r.stdout)).toBeCloseTo(0, 12);
+    expect(gw).toBeCloseTo(0, 12);
   });
 });
