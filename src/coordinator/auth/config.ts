@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { type AuthSection, resolveConfig } from '../config.js';
 import { tokenDigest } from './tokens.js';
 
-export type HttpAccess = 'open' | 'operator';
+type HttpAccess = 'open' | 'operator';
 
 export interface AuthConfig {
   /** false: no checks at all and Register returns an empty token (loopback demos only). */
@@ -24,7 +24,7 @@ export interface AuthConfig {
 }
 
 /** Secrets shorter than this are refused: they could be guessed online. */
-export const MIN_SECRET_LENGTH = 16;
+const MIN_SECRET_LENGTH = 16;
 
 export class AuthConfigError extends Error {}
 
