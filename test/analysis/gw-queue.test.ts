@@ -15,6 +15,8 @@ import { createAnalysisService } from '../../src/coordinator/level1/analysis-ser
 import { GW_QUEUE } from '../../src/coordinator/level1/gw-queue.js';
 import { createLogger } from '../../src/shared/log.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
+import { exposedFamilies } from '../deploy/coordinator-harness.js';
+import { QUEUE_METRICS } from '../deploy/deploy-files.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../helpers/postgres-server.js';
 import { type SimClient, startClient, templateConfig } from './sim-client.js';
 
@@ -180,7 +182,17 @@ describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job qu
       expect(metrics).toMatch(/atomlens_gw_queue_depth 0/);
       // The survivor, and the killed worker until its last report is 30 s old.
       expect(metrics).toMatch(/atomlens_gw_workers_live [12]\n/);
+      // Every queue metric the dashboard and alert rules may use, with its type.
+      const families = exposedFamilies(metrics);
+      for (const [name, type] of Object.entries(QUEUE_METRICS)) expect(families[name], name).toBe(type);
       const coordinatorMetrics = await queued.coordinator.metrics.registry.metrics();
+      for (const name of [
+        'atomlens_gw_queue_depth',
+        'atomlens_gw_queue_active_jobs',
+        'atomlens_gw_workers_live',
+      ]) {
+        expect(exposedFamilies(coordinatorMetrics)[name], name).toBe('gauge');
+      }
       expect(coordinatorMetrics).toMatch(/atomlens_gw_queue_active_jobs 0/);
 
       // A database restart: the worker reconnects with backoff and the next analysis completes.

@@ -43,6 +43,21 @@ export const COORDINATOR_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 
   atomlens_storage_commit_duration_seconds: 'histogram',
 };
 
+/**
+ * The GW job queue's metrics: only with --store postgres://…, exported by the coordinator and by
+ * every `atomlens worker --metrics-port` (test/analysis/gw-queue.test.ts checks both).
+ */
+export const QUEUE_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 'histogram'>> = {
+  atomlens_gw_queue_depth: 'gauge',
+  atomlens_gw_queue_active_jobs: 'gauge',
+  atomlens_gw_workers_live: 'gauge',
+  atomlens_gw_job_duration_seconds: 'histogram',
+  atomlens_gw_job_retries_total: 'counter',
+};
+
+/** Every metric the dashboard and the alert rules may use. */
+export const ALL_METRICS = { ...COORDINATOR_METRICS, ...QUEUE_METRICS };
+
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
 
 /** Sample names a metric family exposes: histograms as _bucket/_sum/_count, others as themselves. */
