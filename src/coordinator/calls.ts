@@ -2,15 +2,48 @@
 // (thrown by federation, validation, queries and auth alike) and what an authorisation hook sees.
 // It sits at the coordinator's root so that the roles below it (api, auth, federation, …) can
 // all use it without importing one another.
+import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 
-/** An error that becomes a gRPC status: the message is what the caller sees. */
+/** Characters of a caller's input that a message quotes back; the rest becomes '…'. */
+export const ECHO_MAX_CHARS = 80;
+/**
+ * Longest status message, in characters. The message travels as percent-encoded HTTP/2
+ * metadata, and gRPC clients built on C-core (Python, C++, Ruby, PHP) and Java refuse metadata
+ * above 8 KiB: 512 characters stay below that even when every one is a 4-byte UTF-8 character
+ * (12 bytes percent-encoded) — with room for the rest of the headers.
+ */
+export const STATUS_MESSAGE_MAX_CHARS = 512;
+
+/** A caller's value quoted for a message: at most ECHO_MAX_CHARS characters, then '…'. */
+export function quoteInput(value: string): string {
+  const chars = [...value];
+  return `'${chars.length > ECHO_MAX_CHARS ? `${chars.slice(0, ECHO_MAX_CHARS).join('')}…` : value}'`;
+}
+
+/**
+ * Any message cut to STATUS_MESSAGE_MAX_CHARS: the one bound every status passes through
+ * (RpcError's constructor and the server's error interceptor), whatever a message quotes.
+ */
+export function boundMessage(message: string): string {
+  if (message.length <= STATUS_MESSAGE_MAX_CHARS) return message;
+  const chars = [...message];
+  if (chars.length <= STATUS_MESSAGE_MAX_CHARS) return message;
+  return `${chars.slice(0, STATUS_MESSAGE_MAX_CHARS - 1).join('')}…`;
+}
+
+/** A short random id under which an internal failure is logged; the caller gets only the id. */
+export function correlationId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+/** An error that becomes a gRPC status: the message (bounded) is what the caller sees. */
 export class RpcError extends Error {
   constructor(
     readonly code: grpc.status,
     message: string,
   ) {
-    super(message);
+    super(boundMessage(message));
     this.name = 'RpcError';
   }
 }

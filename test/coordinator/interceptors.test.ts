@@ -174,10 +174,15 @@ describe('gRPC interceptors', () => {
       (e) => e,
     )) as grpc.ServiceError;
     expect(err.code).toBe(grpc.status.INTERNAL);
-    expect(err.details).toBe("internal error in Operator/ListReports; the coordinator's log has the details");
+    const id =
+      /^internal error in Operator\/ListReports \(correlation id ([0-9a-f]{12})\); the coordinator's log has the details$/.exec(
+        err.details,
+      )?.[1];
+    expect(id, err.details).toBeDefined();
     const line = logged.find(
       (l) => l.msg === 'handler failed' && l.fields?.method === 'Operator/ListReports',
     );
+    expect(line?.fields?.correlationId).toBe(id);
     expect(String(line?.fields?.error)).toMatch(/database file \/var\/lib\/secret-path is corrupt\n\s+at /);
     expect(await counted(h, 'Operator/ListReports', 'INTERNAL')).toBe(1);
   });

@@ -85,12 +85,8 @@ describe('list RPCs over gRPC', () => {
   const listClients = (pageSize: number, pageToken = '') =>
     rpc<ListClientsResponse__Output>((cb) => h.op.ListClients({ pageSize, pageToken }, cb));
 
-  it('ListClients: pages in registration order; a client registered meanwhile comes last, once', async () => {
-    for (const id of ['c1', 'c2', 'c3', 'c4', 'c5']) {
-      await register(id);
-      // Distinct registration times keep the expected order independent of id ties.
-      await new Promise((r) => setTimeout(r, 2));
-    }
+  it('ListClients: pages in client-id order, whatever the registration order; a client registered meanwhile appears where its id sorts, once', async () => {
+    for (const id of ['c4', 'c1', 'c5', 'c3', 'c2']) await register(id);
     const all = await listClients(0);
     expect(all.clients.map((c) => c.clientId)).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
     expect(all.nextPageToken).toBe('');
@@ -98,11 +94,12 @@ describe('list RPCs over gRPC', () => {
     const first = await listClients(2);
     expect(first.clients.map((c) => c.clientId)).toEqual(['c1', 'c2']);
     expect(first.nextPageToken).not.toBe('');
-    await register('a0'); // sorts first by id, but registers last
+    await register('a0'); // sorts before the cut: not on a later page
+    await register('c35'); // sorts after the cut: on the next page
     const second = await listClients(2, first.nextPageToken);
-    expect(second.clients.map((c) => c.clientId)).toEqual(['c3', 'c4']);
+    expect(second.clients.map((c) => c.clientId)).toEqual(['c3', 'c35']);
     const third = await listClients(2, second.nextPageToken);
-    expect(third.clients.map((c) => c.clientId)).toEqual(['c5', 'a0']);
+    expect(third.clients.map((c) => c.clientId)).toEqual(['c4', 'c5']);
     expect(third.nextPageToken).toBe('');
   });
 

@@ -11,7 +11,7 @@ import { failedPrecondition, RpcError } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import { type FederationCore, ProbeIntake } from '../federation/federation.js';
 import type { SessionHandle, SessionRegistry } from '../federation/sessions.js';
-import { checkClientId, validateRegister } from '../federation/validation.js';
+import { checkClientId, FIELD_LIMITS, validateRegister } from '../federation/validation.js';
 import type { Storage } from '../storage/types.js';
 import type { MethodPolicy } from './interceptors.js';
 import { reply, statusError } from './rpc.js';
@@ -187,7 +187,13 @@ function runSession(
     }
     sessions.heartbeat(handle);
     if (msg.kind === 'probeFailure' && msg.probeFailure) {
-      sessions.probeFailed(handle.clientId, msg.probeFailure.requestId, msg.probeFailure.message);
+      const { requestId, message } = msg.probeFailure;
+      // Free text for a report line: cut, not refused, so the failure still reaches the analysis.
+      const cut =
+        message.length > FIELD_LIMITS.probeFailureMessage
+          ? `${message.slice(0, FIELD_LIMITS.probeFailureMessage - 1)}…`
+          : message;
+      sessions.probeFailed(handle.clientId, requestId, cut);
     }
   });
   call.on('end', () => {

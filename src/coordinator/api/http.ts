@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { Logger } from '../../shared/log.js';
-import { RpcError } from '../calls.js';
+import { quoteInput, RpcError } from '../calls.js';
 import type { AnalysisProgress, AnalysisService } from '../level1/types.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import { analysisError, analysisInput } from './operator-handlers.js';
@@ -151,7 +151,9 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
     const id = html ? name.slice(0, -'.html'.length) : name;
     const report = await service.getReport(id);
     if (!report) {
-      sendJson(res, 404, { error: `no report '${id}'; GET /reports lists the stored ones` });
+      sendJson(res, 404, {
+        error: `no report ${quoteInput(id)}; \`atomlens report --list\` (or GET /reports) shows the stored ones`,
+      });
       return;
     }
     if (html) {

@@ -6,7 +6,7 @@
 //                    request message that names the client the call acts for.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../shared/log.js';
-import { type Authorize, type RpcError, statusName } from '../calls.js';
+import { type Authorize, boundMessage, correlationId, type RpcError, statusName } from '../calls.js';
 import type { CoordinatorMetrics } from '../metrics.js';
 import { type CallStatus, internalFailure, statusError } from './rpc.js';
 
@@ -72,8 +72,9 @@ export function metricsInterceptor(
 
 /**
  * Internal failures (handler errors that are not an RpcError, and handlers that threw, which
- * grpc-js answers with UNKNOWN) are logged with their stack and answered with INTERNAL and a
- * generic message: no internal text reaches the caller.
+ * grpc-js answers with UNKNOWN) are logged with their stack under a correlation id and answered
+ * with INTERNAL, a generic message and that id: no internal text reaches the caller. Every other
+ * status message is cut to STATUS_MESSAGE_MAX_CHARS, whoever wrote it.
  */
 export function errorInterceptor(logger: Logger, policies: MethodPolicies): grpc.ServerInterceptor {
   return (definition, call) => {
@@ -82,14 +83,15 @@ export function errorInterceptor(logger: Logger, policies: MethodPolicies): grpc
       .withSendStatus((status: CallStatus, next) => {
         const failure = internalFailure(status);
         if (!failure && status.code !== grpc.status.UNKNOWN) {
-          next(status);
+          next(status.details === undefined ? status : { ...status, details: boundMessage(status.details) });
           return;
         }
         const error = failure ? ((failure.error as Error)?.stack ?? String(failure.error)) : status.details;
-        logger.error('handler failed', { method, error });
+        const id = correlationId();
+        logger.error('handler failed', { method, error, correlationId: id });
         next({
           code: grpc.status.INTERNAL,
-          details: `internal error in ${method}; the coordinator's log has the details`,
+          details: `internal error in ${method} (correlation id ${id}); the coordinator's log has the details`,
           metadata: new grpc.Metadata(),
         });
       })

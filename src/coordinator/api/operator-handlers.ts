@@ -6,8 +6,8 @@ import type { ListReportsResponse } from '../../generated/atomlens/v1/ListReport
 import type { OperatorServiceHandlers } from '../../generated/atomlens/v1/OperatorService.js';
 import type { RunAnalysisResponse as WireProgress } from '../../generated/atomlens/v1/RunAnalysisResponse.js';
 import { ANALYSIS_STAGE, ANALYSIS_TRIGGER } from '../../shared/wire-enums.js';
-import { invalid, notFound, RpcError, unimplemented } from '../calls.js';
-import { checkClientId, checkTaskId } from '../federation/validation.js';
+import { invalid, notFound, quoteInput, RpcError, unimplemented } from '../calls.js';
+import { checkClientId, checkLength, checkTaskId, FIELD_LIMITS } from '../federation/validation.js';
 import {
   type AnalysisProgress,
   AnalysisRequestError,
@@ -69,8 +69,12 @@ export function operatorHandlers(
         const service = needAnalysis('GetReport');
         const req = call.request;
         if (!req.reportId) throw invalid('report_id is required');
+        checkLength('report_id', req.reportId, FIELD_LIMITS.reportId);
         const report = await service.getReport(req.reportId);
-        if (!report) throw notFound(`no report '${req.reportId}'; ListReports shows the stored ones`);
+        if (!report)
+          throw notFound(
+            `no report ${quoteInput(req.reportId)}; \`atomlens report --list\` shows the stored ones`,
+          );
         return { reportId: req.reportId, json: report.json, html: req.includeHtml ? report.html : '' };
       }, callback),
   };
@@ -102,6 +106,7 @@ export function analysisInput(req: {
   probeDeadlineMs: number;
   probeSize: number;
 }): AnalysisRequestInput {
+  checkLength('reason', req.reason, FIELD_LIMITS.analysisReason);
   req.models.forEach((m, i) => {
     checkClientId(m.clientId, `models[${i}].client_id`);
     checkTaskId(m.taskId, `models[${i}].task_id`);

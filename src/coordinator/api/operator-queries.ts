@@ -18,7 +18,7 @@ import type { GetSimilarityResponse } from '../../generated/atomlens/v1/GetSimil
 import type { ListClientsResponse } from '../../generated/atomlens/v1/ListClientsResponse.js';
 import { encodeFloat32 } from '../../shared/tensor.js';
 import { SIMILARITY_MEASURE } from '../../shared/wire-enums.js';
-import { exhausted, invalid, notFound } from '../calls.js';
+import { exhausted, invalid, notFound, quoteInput } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { FederationCore } from '../federation/federation.js';
 import type { SessionRegistry } from '../federation/sessions.js';
@@ -58,20 +58,13 @@ function compareModels(
 export class OperatorQueries {
   constructor(private readonly deps: OperatorDeps) {}
 
-  /** One page of the registered clients, in registration order (then by id). */
+  /** One page of the registered clients, ordered by client id (byte order, as ids compare). */
   listClients(req: PageRequest): ListClientsResponse {
     const { federation, similarity, sessions } = this.deps;
     const clients = federation
       .listClients()
-      .sort((a, b) => a.registeredAtMs - b.registeredAtMs || (a.clientId < b.clientId ? -1 : 1));
-    const page = pageOf(
-      'ListClients',
-      clients,
-      (c) => [c.registeredAtMs, c.clientId],
-      ['number', 'string'],
-      req,
-      LIST_CLIENTS_PAGE,
-    );
+      .sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
+    const page = pageOf('ListClients', clients, (c) => [c.clientId], ['string'], req, LIST_CLIENTS_PAGE);
     const infos: ClientInfo[] = page.items.map((c) => ({
       clientId: c.clientId,
       tasks: c.tasks.map((t) => ({
@@ -99,7 +92,7 @@ export class OperatorQueries {
     const tasks = new Set(req.taskIds);
     for (const t of tasks) {
       checkTaskId(t, 'task_ids');
-      if (!(await storage.getTask(t))) throw notFound(`no client has declared task '${t}'`);
+      if (!(await storage.getTask(t))) throw notFound(`no client has declared task ${quoteInput(t)}`);
     }
     const keep = (m: { taskId: string }) => tasks.size === 0 || tasks.has(m.taskId);
     let inputs: MatrixInput[];

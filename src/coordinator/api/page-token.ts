@@ -38,6 +38,9 @@ export function encodePageToken(rpc: string, key: PageKey): string {
  * The key a token carries; undefined for the empty token (first page). A token that is not
  * one this RPC issued (garbled, from another RPC, wrong key shape) is INVALID_ARGUMENT.
  */
+/** Longest page token accepted (the proto states it); the ones issued are far shorter. */
+export const PAGE_TOKEN_MAX_CHARS = 512;
+
 export function decodePageToken(rpc: string, token: string, shape: PageKeyShape): PageKey | undefined {
   if (token === '') return undefined;
   const refuse = () =>
@@ -46,7 +49,7 @@ export function decodePageToken(rpc: string, token: string, shape: PageKeyShape)
     );
   let parsed: unknown;
   try {
-    if (!/^[A-Za-z0-9_-]+$/.test(token)) throw refuse();
+    if (token.length > PAGE_TOKEN_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(token)) throw refuse();
     parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
     throw refuse();

@@ -11,10 +11,12 @@ import type { ModelTemplate } from '../../shared/template.js';
 import {
   type AuthCall,
   alreadyExists,
+  correlationId,
   exhausted,
   failedPrecondition,
   invalid,
   notFound,
+  quoteInput,
   RpcError,
 } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
@@ -142,7 +144,7 @@ export class FederationCore {
     const added = input.tasks.filter((t) => !known.has(t.taskId));
     if (known.size + added.length > config.limits.maxTasksPerClient) {
       throw invalid(
-        `client '${input.clientId}' would have ${known.size + added.length} tasks; at most ${config.limits.maxTasksPerClient} are allowed`,
+        `client ${quoteInput(input.clientId)} would have ${known.size + added.length} tasks; at most ${config.limits.maxTasksPerClient} are allowed`,
       );
     }
     const fingerprintMatch =
@@ -219,9 +221,16 @@ export class FederationCore {
       });
     } catch (err) {
       metrics.atomUploads.inc({ outcome: 'rejected' });
+      // The storage's own words stay in the log: the client learns only that it may retry.
+      const id = correlationId();
+      this.deps.logger.error('could not store an upload', {
+        correlationId: id,
+        client: upload.clientId,
+        error: (err as Error)?.stack ?? String(err),
+      });
       throw new RpcError(
         grpc.status.UNAVAILABLE,
-        `could not store the upload: ${(err as Error).message}; retry later`,
+        `the coordinator could not store the upload (correlation id ${id}); the client retries it`,
       );
     }
     sessions.touch(upload.clientId, receivedAtMs);
@@ -229,7 +238,7 @@ export class FederationCore {
       metrics.atomUploads.inc({ outcome: 'conflict' });
       const last = (await storage.lastRounds(upload.clientId)).get(upload.taskId) ?? 0;
       throw alreadyExists(
-        `round ${upload.round} of client '${upload.clientId}' task '${upload.taskId}' was already acknowledged with different atoms; ` +
+        `round ${upload.round} of client ${quoteInput(upload.clientId)} task ${quoteInput(upload.taskId)} was already acknowledged with different atoms; ` +
           `send the next round instead (last acknowledged round: ${last})`,
       );
     }
@@ -277,7 +286,7 @@ export class FederationCore {
   checkSessionHello(clientId: string): void {
     if (!this.clients.has(clientId)) {
       throw failedPrecondition(
-        `client '${clientId}' is not registered: call Register before opening a Session`,
+        `client ${quoteInput(clientId)} is not registered: call Register before opening a Session`,
       );
     }
   }
@@ -285,10 +294,10 @@ export class FederationCore {
   /** The client record of a (client, task) model, or NOT_FOUND naming what is missing. */
   requireModel(clientId: string, taskId: string): ClientRecord {
     const c = this.clients.get(clientId);
-    if (!c) throw notFound(`no client '${clientId}' is registered`);
+    if (!c) throw notFound(`no client ${quoteInput(clientId)} is registered`);
     if (!c.tasks.some((t) => t.taskId === taskId)) {
       throw notFound(
-        `client '${clientId}' has no task '${taskId}' (its tasks: ${c.tasks.map((t) => t.taskId).join(', ')})`,
+        `client ${quoteInput(clientId)} has no task ${quoteInput(taskId)} (its tasks: ${c.tasks.map((t) => t.taskId).join(', ')})`,
       );
     }
     return c;
@@ -334,22 +343,22 @@ export class ProbeIntake {
     const pending = this.deps.sessions.pendingProbe(c.requestId);
     if (!pending) {
       throw notFound(
-        `probe request '${c.requestId}' is unknown, already answered, failed or past its deadline`,
+        `probe request ${quoteInput(c.requestId)} is unknown, already answered, failed or past its deadline`,
       );
     }
     if (pending.clientId !== c.clientId || pending.taskId !== c.taskId) {
       throw invalid(
-        `probe request '${c.requestId}' was sent to client '${pending.clientId}' task '${pending.taskId}', ` +
-          `not '${c.clientId}' task '${c.taskId}'`,
+        `probe request ${quoteInput(c.requestId)} was sent to client ${quoteInput(pending.clientId)} task ${quoteInput(pending.taskId)}, ` +
+          `not ${quoteInput(c.clientId)} task ${quoteInput(c.taskId)}`,
       );
     }
     if (!pending.layers.includes(c.layer)) {
       throw invalid(
-        `layer '${c.layer}' was not requested; probe '${c.requestId}' asks for ${pending.layers.join(', ')}`,
+        `layer ${quoteInput(c.layer)} was not requested; probe ${quoteInput(c.requestId)} asks for ${pending.layers.join(', ')}`,
       );
     }
     if (c.n !== pending.probe.size) {
-      throw invalid(`n is ${c.n} but probe '${c.requestId}' uses ${pending.probe.size} inputs`);
+      throw invalid(`n is ${c.n} but probe ${quoteInput(c.requestId)} uses ${pending.probe.size} inputs`);
     }
     const bytes = c.n * c.n * 4;
     if (bytes > this.deps.maxLayerBytes) {
@@ -360,9 +369,11 @@ export class ProbeIntake {
     let cur = this.current;
     if (!cur || cur.requestId !== c.requestId || cur.layer !== c.layer) {
       if (cur)
-        throw invalid(`layer '${cur.layer}' ended after ${cur.filled} of ${cur.buffer.byteLength} bytes`);
+        throw invalid(
+          `layer ${quoteInput(cur.layer)} ended after ${cur.filled} of ${cur.buffer.byteLength} bytes`,
+        );
       if (c.offset !== 0)
-        throw invalid(`the first chunk of layer '${c.layer}' must have offset 0, got ${c.offset}`);
+        throw invalid(`the first chunk of layer ${quoteInput(c.layer)} must have offset 0, got ${c.offset}`);
       cur = {
         requestId: c.requestId,
         layer: c.layer,
@@ -374,16 +385,16 @@ export class ProbeIntake {
       };
       this.current = cur;
     } else if (c.n !== cur.n || c.featureDim !== cur.featureDim || c.round !== cur.round) {
-      throw invalid(`chunks of layer '${c.layer}' disagree on n, feature_dim or round`);
+      throw invalid(`chunks of layer ${quoteInput(c.layer)} disagree on n, feature_dim or round`);
     }
     if (c.offset !== cur.filled) {
       throw invalid(
-        `layer '${c.layer}': chunk offset ${c.offset}, expected ${cur.filled} (chunks must arrive in order)`,
+        `layer ${quoteInput(c.layer)}: chunk offset ${c.offset}, expected ${cur.filled} (chunks must arrive in order)`,
       );
     }
     if (cur.filled + c.data.byteLength > cur.buffer.byteLength) {
       throw invalid(
-        `layer '${c.layer}': chunks exceed the ${cur.buffer.byteLength} bytes of an ${c.n}×${c.n} float32 matrix`,
+        `layer ${quoteInput(c.layer)}: chunks exceed the ${cur.buffer.byteLength} bytes of an ${c.n}×${c.n} float32 matrix`,
       );
     }
     c.data.copy(cur.buffer, cur.filled);
@@ -395,7 +406,7 @@ export class ProbeIntake {
     for (let i = 0; i < gram.length; i++) {
       if (!Number.isFinite(gram[i]!)) {
         throw invalid(
-          `layer '${cur.layer}': Gram entry [${Math.floor(i / cur.n)}, ${i % cur.n}] is ${gram[i]}; only finite values are accepted`,
+          `layer ${quoteInput(cur.layer)}: Gram entry [${Math.floor(i / cur.n)}, ${i % cur.n}] is ${gram[i]}; only finite values are accepted`,
         );
       }
     }
@@ -419,7 +430,9 @@ export class ProbeIntake {
     };
     this.completed.push(cur.layer);
     if (!this.deps.sessions.deliverLayer(cur.requestId, summary)) {
-      throw notFound(`probe request '${cur.requestId}' expired while its layer '${cur.layer}' was uploading`);
+      throw notFound(
+        `probe request ${quoteInput(cur.requestId)} expired while its layer ${quoteInput(cur.layer)} was uploading`,
+      );
     }
   }
 
@@ -428,7 +441,7 @@ export class ProbeIntake {
     const cur = this.current;
     if (cur) {
       throw invalid(
-        `stream ended in the middle of layer '${cur.layer}' (${cur.filled} of ${cur.buffer.byteLength} bytes received)`,
+        `stream ended in the middle of layer ${quoteInput(cur.layer)} (${cur.filled} of ${cur.buffer.byteLength} bytes received)`,
       );
     }
   }

@@ -4,13 +4,34 @@ import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushA
 import type { RegisterRequest__Output } from '../../generated/atomlens/v1/RegisterRequest.js';
 import { idProblem } from '../../shared/ids.js';
 import type { ModelTemplate } from '../../shared/template.js';
-import { failedPrecondition, invalid, notFound, type RpcError } from '../calls.js';
+import { failedPrecondition, invalid, notFound, quoteInput, type RpcError } from '../calls.js';
 import type { UploadOutcome } from '../metrics.js';
 import type { ClientRecord, TaskRecord } from '../storage/types.js';
 
 /** Rounds are uint64 on the wire but must stay exact as JS numbers. */
 export const MAX_ROUND = Number.MAX_SAFE_INTEGER;
 const MAX_CLASS = 1_000_000;
+
+/**
+ * Length caps, in characters, of the free-text and opaque string fields (ids have their own rule,
+ * ID_PATTERN). The proto states the same numbers; a longer value is INVALID_ARGUMENT before
+ * anything is stored, except ProbeFailure.message, which is cut (it only feeds a report line).
+ */
+export const FIELD_LIMITS = {
+  clientVersion: 128,
+  enrollmentSecret: 1024,
+  analysisReason: 1024,
+  probeFailureMessage: 1024,
+  reportId: 128,
+  pageToken: 512,
+} as const;
+
+/** INVALID_ARGUMENT when `value` is longer than `max` characters (the value is not echoed). */
+export function checkLength(field: string, value: string, max: number): void {
+  if (value.length > max) {
+    throw invalid(`${field} has ${value.length} characters; at most ${max} are accepted`);
+  }
+}
 
 export class UploadRejection extends Error {
   constructor(
@@ -34,6 +55,8 @@ export function checkTaskId(id: string, field = 'task_id'): void {
 /** Validates a RegisterRequest's identity and tasks; returns the tasks as records. */
 export function validateRegister(req: RegisterRequest__Output, maxTasks: number): TaskRecord[] {
   checkClientId(req.clientId);
+  checkLength('client_version', req.clientVersion, FIELD_LIMITS.clientVersion);
+  checkLength('enrollment_secret', req.enrollmentSecret, FIELD_LIMITS.enrollmentSecret);
   if (req.tasks.length === 0)
     throw invalid('tasks is empty: declare at least one task (task_id and its classes)');
   if (req.tasks.length > maxTasks) {
@@ -42,14 +65,14 @@ export function validateRegister(req: RegisterRequest__Output, maxTasks: number)
   const seen = new Set<string>();
   return req.tasks.map((t, i) => {
     checkTaskId(t.taskId, `tasks[${i}].task_id`);
-    if (seen.has(t.taskId)) throw invalid(`tasks[${i}].task_id '${t.taskId}' is declared twice`);
+    if (seen.has(t.taskId)) throw invalid(`tasks[${i}].task_id ${quoteInput(t.taskId)} is declared twice`);
     seen.add(t.taskId);
-    if (t.classes.length === 0) throw invalid(`tasks[${i}] ('${t.taskId}') has no classes`);
+    if (t.classes.length === 0) throw invalid(`tasks[${i}] (${quoteInput(t.taskId)}) has no classes`);
     const classes = [...t.classes];
     if (new Set(classes).size !== classes.length)
-      throw invalid(`tasks[${i}] ('${t.taskId}') repeats a class`);
+      throw invalid(`tasks[${i}] (${quoteInput(t.taskId)}) repeats a class`);
     if (classes.some((c) => c > MAX_CLASS))
-      throw invalid(`tasks[${i}] ('${t.taskId}') has a class above ${MAX_CLASS}`);
+      throw invalid(`tasks[${i}] (${quoteInput(t.taskId)}) has a class above ${MAX_CLASS}`);
     return { taskId: t.taskId, classes };
   });
 }
@@ -86,14 +109,16 @@ export function validateUpload(
   }
   if (!client) {
     reject(
-      failedPrecondition(`client '${req.clientId}' is not registered: call Register before PushAtoms`),
+      failedPrecondition(
+        `client ${quoteInput(req.clientId)} is not registered: call Register before PushAtoms`,
+      ),
       'rejected',
     );
   }
   if (!client!.tasks.some((t) => t.taskId === req.taskId)) {
     reject(
       notFound(
-        `task '${req.taskId}' is not one of client '${req.clientId}''s tasks (${client!.tasks.map((t) => t.taskId).join(', ')}); ` +
+        `task ${quoteInput(req.taskId)} is not one of client ${quoteInput(req.clientId)}'s tasks (${client!.tasks.map((t) => t.taskId).join(', ')}); ` +
           're-register declaring it first',
       ),
       'not_found',
@@ -108,12 +133,13 @@ export function validateUpload(
     if (index < 0) {
       reject(
         notFound(
-          `layers[${i}]: unknown layer '${l.layer}'; the template's layers are ${template.layers.map((t) => t.name).join(', ')}`,
+          `layers[${i}]: unknown layer ${quoteInput(l.layer)}; the template's layers are ${template.layers.map((t) => t.name).join(', ')}`,
         ),
         'not_found',
       );
     }
-    if (byName.has(l.layer)) reject(invalid(`layers[${i}]: layer '${l.layer}' is sent twice`), 'invalid');
+    if (byName.has(l.layer))
+      reject(invalid(`layers[${i}]: layer ${quoteInput(l.layer)} is sent twice`), 'invalid');
     byName.set(l.layer, i);
   });
   const missing = template.layers.filter((t) => !byName.has(t.name)).map((t) => t.name);
@@ -132,7 +158,7 @@ export function validateUpload(
     if (shape.length !== 3 || shape.some((d, i) => d !== expected[i])) {
       reject(
         invalid(
-          `layer '${spec.name}': atoms have shape [${shape.join(', ')}], expected [${expected.join(', ')}] (m, k, k)`,
+          `layer ${quoteInput(spec.name)}: atoms have shape [${shape.join(', ')}], expected [${expected.join(', ')}] (m, k, k)`,
         ),
         'invalid',
       );
@@ -142,7 +168,7 @@ export function validateUpload(
     if (data.byteLength !== count * 4) {
       reject(
         invalid(
-          `layer '${spec.name}': atoms carry ${data.byteLength} bytes, expected ${count * 4} (${count} float32 values, little-endian)`,
+          `layer ${quoteInput(spec.name)}: atoms carry ${data.byteLength} bytes, expected ${count * 4} (${count} float32 values, little-endian)`,
         ),
         'invalid',
       );
@@ -158,7 +184,7 @@ export function validateUpload(
         ];
         reject(
           invalid(
-            `layer '${spec.name}': atom value [${j}, ${r}, ${c}] is ${values[i]}; only finite values are accepted`,
+            `layer ${quoteInput(spec.name)}: atom value [${j}, ${r}, ${c}] is ${values[i]}; only finite values are accepted`,
           ),
           'invalid',
         );
