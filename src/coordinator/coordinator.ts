@@ -201,7 +201,7 @@ function stopper(core: Core, servers: Servers): RunningCoordinator['stop'] {
       const drain = stopOptions.drain ?? true;
       const graceMs = stopOptions.graceMs ?? 5_000;
       servers.stopping = 'shutting down';
-      servers.health.notServing();
+      servers.health.shutDown();
       sessions.stop();
       if (analysis?.close) {
         await analysis
