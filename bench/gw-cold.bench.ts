@@ -4,6 +4,7 @@
 // process's wall time, and its CPU seconds (user + system over all threads, from /usr/bin/time),
 // which the shared machine's load distorts less than wall time. Sizes: GW_BENCH_COLD_SIZES
 // (default 256,512,1024,2048).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,6 +50,10 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const sizes = (process.env.GW_BENCH_COLD_SIZES ?? '256,512,1024,2048').split(',').map(Number);
   const pot = hasPot();
   if (!pot) log(`POT not importable from ${PYTHON}: POT columns are skipped (apt install python3-pot)`);
+  // The command runs the compiled output, as after `npm install`: build it from these sources.
+  log('npm run build');
+  const build = spawnSync('npm', ['run', 'build'], { cwd: join(dirname(CLI), '..'), encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed: ${build.stderr}`);
   const dir = mkdtempSync(join(tmpdir(), 'atomlens-gw-cold-'));
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
@@ -95,7 +100,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   }
   notes.push(
     'one process each per size, POT first; POT solves from its default start (p qᵀ); atomlens runs its default --init best (identity and product starts, the lower E kept; from 1024² points the product start runs on a worker thread)',
-    "process wall includes start-up: POT's Python + numpy/scipy import, atomlens's Node + TypeScript loading through tsx; CPU seconds count every thread (OpenBLAS threads for POT, the worker for atomlens)",
+    "process wall includes start-up: POT's Python + numpy/scipy import, atomlens's Node + loading the compiled CLI (dist/, built first); CPU seconds count every thread (OpenBLAS threads for POT, the worker for atomlens)",
     'load = 1-min load average before→after the row, on a 2-core machine shared with other jobs: wall times are noisy when it exceeds 2',
   );
   return [

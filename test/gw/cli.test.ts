@@ -3,8 +3,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gramFromActivations, gramToDistances } from '../../src/analysis/representation.js';
-import { gromovWasserstein, normaliseByMeanOffDiagonal } from '../../src/ot/index.js';
+import {
+  gramFromActivations,
+  gramToDistances,
+  gramToSquaredDistances,
+} from '../../src/analysis/representation.js';
+import { gromovWasserstein, normaliseByMeanOffDiagonal, squaredEuclideanCost } from '../../src/ot/index.js';
 import { readNpy, writeNpy } from '../../src/shared/npy.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
@@ -86,6 +90,32 @@ describe('atomlens gw (spawned CLI)', () => {
     expect(JSON.parse(two.stdout).gw).toBe(out.gw);
   });
 
+  it('--cost sqeuclidean: GW on squared distances (factored from activations), as the library computes it', async () => {
+    const r = await atomlens([
+      'gw',
+      path('X.npy'),
+      path('Y.npy'),
+      '--input',
+      'activations',
+      '--cost',
+      'sqeuclidean',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.cost).toBe('sqeuclidean');
+    const factored = gromovWasserstein(
+      squaredEuclideanCost(X, n, 5, { normalise: true }),
+      squaredEuclideanCost(Y, n, 3, { normalise: true }),
+    );
+    expect(out.gw).toBe(factored.gw);
+    // The same objective as squared distances computed densely from the Gram matrices.
+    const dense = (Z: Float64Array, d: number) =>
+      normaliseByMeanOffDiagonal(gramToSquaredDistances(gramFromActivations(Z, n, d), n), n);
+    expect(Math.abs(out.gw / gromovWasserstein(dense(X, 5), dense(Y, 3)).gw - 1)).toBeLessThan(1e-10);
+  });
+
   it('reads distance matrices from .npy and JSON and reproduces POT from the product start', async () => {
     const r = await atomlens([
       'gw',
@@ -148,6 +178,7 @@ describe('atomlens gw (spawned CLI)', () => {
       ['gw', path('C1.npy'), path('C2.json'), '--max-iter', '0'],
       ['gw', path('X.npy'), path('C1.npy'), '--input', 'activations', '--init', 'identity'],
       ['gw', path('C1.npy'), path('C2.json'), '--threads', '3'],
+      ['gw', path('C1.npy'), path('C2.json'), '--cost', 'sqeuclidean'],
     ];
     const runs = await Promise.all(cases.map((args) => atomlens(args)));
     for (const [k, r] of runs.entries()) {

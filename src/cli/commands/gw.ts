@@ -3,14 +3,20 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
-import { gramFromActivations, gramToDistances } from '../../analysis/representation.js';
 import {
+  gramFromActivations,
+  gramToDistances,
+  gramToSquaredDistances,
+} from '../../analysis/representation.js';
+import {
+  type GwCost,
   type GwInit,
   type GwResult,
   type GwSolver,
   gromovWasserstein,
   normaliseByMeanOffDiagonal,
   solveBestOnTwoThreads,
+  squaredEuclideanCost,
 } from '../../ot/index.js';
 import { readNpy, writeNpy } from '../../shared/npy.js';
 import {
@@ -27,6 +33,8 @@ import {
 const INPUTS = ['distance', 'gram', 'activations'] as const;
 type InputKind = (typeof INPUTS)[number];
 const NORMALISE = ['auto', 'mean', 'none'] as const;
+const COSTS = ['euclidean', 'sqeuclidean'] as const;
+type CostKind = (typeof COSTS)[number];
 const THREADS = ['auto', '1', '2'] as const;
 /** From this many point pairs (n·m) a start outlasts a worker thread's start-up. */
 const TWO_THREADS_FROM = 1024 * 1024;
@@ -50,6 +58,13 @@ export const spec: CommandSpec = {
       default: 'auto',
       description:
         'Divide each distance matrix by its mean off-diagonal entry (mean), or not (none); auto = mean for gram/activations, none for distance',
+    },
+    cost: {
+      type: 'string',
+      value: 'KIND',
+      default: 'euclidean',
+      description:
+        'With --input gram or activations: euclidean distances, or sqeuclidean (squared distances; from activations with few features GW runs on the rank d + 2 factorisation, O(n²d) per iteration)',
     },
     solver: {
       type: 'string',
@@ -161,8 +176,15 @@ export function readMatrix(file: string): Matrix {
   return m;
 }
 
-/** The (possibly normalised) distance matrix a file describes. */
-function toDistances(file: string, m: Matrix, input: InputKind, normalise: boolean): Float64Array {
+/** The (possibly normalised) cost a file describes: dense, or factored for squared distances of activations. */
+function toCost(file: string, m: Matrix, input: InputKind, normalise: boolean, cost: CostKind): GwCost {
+  if (input === 'activations' && cost === 'sqeuclidean') {
+    try {
+      return squaredEuclideanCost(m.data, m.rows, m.cols, { normalise });
+    } catch (err) {
+      badInput(file, (err as Error).message);
+    }
+  }
   let D: Float64Array;
   if (input === 'activations') {
     D = gramToDistances(gramFromActivations(m.data, m.rows, m.cols), m.rows);
@@ -173,7 +195,9 @@ function toDistances(file: string, m: Matrix, input: InputKind, normalise: boole
         `a ${input} matrix must be square, got ${m.rows}×${m.cols} (use --input activations for n×d data)`,
       );
     }
-    D = input === 'gram' ? gramToDistances(m.data, m.rows) : m.data;
+    if (input === 'gram') {
+      D = cost === 'sqeuclidean' ? gramToSquaredDistances(m.data, m.rows) : gramToDistances(m.data, m.rows);
+    } else D = m.data;
   }
   if (!normalise) return D;
   try {
@@ -196,11 +220,17 @@ export async function run(parsed: Parsed): Promise<number> {
     epsilon = numberFlag(values, 'epsilon', Number.MIN_VALUE, 1e6);
   }
   const normalise = normaliseFlag === 'auto' ? input !== 'distance' : normaliseFlag === 'mean';
+  const cost = choiceFlag(values, 'cost', COSTS);
+  if (cost !== 'euclidean' && input === 'distance') {
+    throw new UsageError(
+      '--cost applies to --input gram or activations (distance matrices are used as given)',
+    );
+  }
   const [fileA, fileB] = positionals as [string, string];
   const A = readMatrix(fileA);
   const B = readMatrix(fileB);
-  const C1 = toDistances(fileA, A, input, normalise);
-  const C2 = toDistances(fileB, B, input, normalise);
+  const C1 = toCost(fileA, A, input, normalise, cost);
+  const C2 = toCost(fileB, B, input, normalise, cost);
   const n = A.rows;
   const m = B.rows;
   if (init === 'identity' && n !== m) {
@@ -236,10 +266,12 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   const { plan: _plan, ...summary } = result;
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ ...summary, solver, input, normalised: normalise, n, m })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...summary, solver, input, cost, normalised: normalise, n, m })}\n`,
+    );
   } else {
     const lines = [
-      `GW (square loss, ${solver}${solver === 'entropic' ? `, ε = ${epsilon ?? 0.05}` : ''}) between ${n} and ${m} points, ${input}${normalise ? ', normalised by mean off-diagonal distance' : ''}`,
+      `GW (square loss, ${solver}${solver === 'entropic' ? `, ε = ${epsilon ?? 0.05}` : ''}) between ${n} and ${m} points, ${input}${input === 'distance' ? '' : `, ${cost}`}${normalise ? ', normalised by mean off-diagonal distance' : ''}`,
       `  E          ${result.gw.toPrecision(8)}   (start: ${result.init})`,
       `  distance   ${result.distance.toPrecision(8)}   (½√E)`,
       `  identity   ${result.identityValue === null ? 'n/a (sizes differ)' : result.identityValue.toPrecision(8)}`,
