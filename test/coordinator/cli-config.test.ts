@@ -1,11 +1,12 @@
 // Configuration merging/validation, and the `atomlens coordinator` / `atomlens status` commands
 // as child processes (ports printed, status over gRPC, clean exit on SIGTERM, clear errors).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, defaultConfig, loadConfigFile, resolveConfig } from '../../src/coordinator/config.js';
+import { COORDINATOR_CONFIG_SCHEMA } from '../../src/coordinator/config-schema.js';
 import { DEFAULT_ESCALATION_CONFIG } from '../../src/coordinator/level0/escalation.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 
@@ -50,6 +51,18 @@ describe('coordinator configuration', () => {
   ])('rejects %j', (override, message) => {
     expect(() => resolveConfig(override as never)).toThrow(ConfigError);
     expect(() => resolveConfig(override as never)).toThrow(message);
+  });
+
+  it('has every setting of the schema in the README configuration reference', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const reference = readme.slice(readme.indexOf('## Configuration reference'));
+    const sections = COORDINATOR_CONFIG_SCHEMA.properties as Record<string, { properties: object }>;
+    const missing = Object.entries(sections).flatMap(([section, schema]) =>
+      Object.keys(schema.properties)
+        .map((key) => `${section}.${key}`)
+        .filter((path) => !reference.includes(`\`${path}\``)),
+    );
+    expect(missing).toEqual([]);
   });
 
   it('reads a JSON file and names the file in errors', () => {
