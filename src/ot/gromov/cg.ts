@@ -26,7 +26,7 @@ export interface GwRun {
 }
 
 /** Minimiser on [0, 1] of a α² + b α (POT's solve_1d_linesearch_quad). */
-export function quadraticStep(a: number, b: number): number {
+function quadraticStep(a: number, b: number): number {
   if (a > 0) return Math.min(1, Math.max(0, -b / (2 * a)));
   return a + b < 0 ? 1 : 0;
 }
@@ -37,7 +37,7 @@ export function quadraticStep(a: number, b: number): number {
  * E(T + αΔ) = E − 4α<G, Δ> − 2α²<C1 Δ C2, Δ>, Δ = Tc − T, using <C1 T C2, Tc> = <G, Tc>.
  * Returns the step and the coefficients a α² + b α of the change in E.
  */
-export function gwLineSearch(
+function gwLineSearch(
   P: GwProblem,
   G: Float64Array,
   gT: number,

@@ -100,7 +100,7 @@ function runFrom(P: GwProblem, start: GwStart, s: SolverSettings): GwRun {
 }
 
 /** Runs the chosen starts and keeps the lowest E. */
-export function solveProblem(P: GwProblem, options: GwOptions, started = performance.now()): GwResult {
+function solveProblem(P: GwProblem, options: GwOptions, started = performance.now()): GwResult {
   const settings = solverSettings(options);
   const starts = chooseStarts(P, options.init ?? 'best');
   let best: (GwRun & { kind: StartKind }) | undefined;
@@ -130,7 +130,7 @@ export function solveProblem(P: GwProblem, options: GwOptions, started = perform
  * The problem in the form that computes fastest: factored when both costs are factored with rank
  * below half their size (then a product costs O(n·m·r) < O(n²m)); dense otherwise.
  */
-export function prepareProblem(C1: GwCost, C2: GwCost, options: GwOptions): GwProblem {
+function prepareProblem(C1: GwCost, C2: GwCost, options: GwOptions): GwProblem {
   if (isLowRankCost(C1) && isLowRankCost(C2) && 2 * C1.rank < C1.n && 2 * C2.rank < C2.n) {
     return prepareLowRankProblem(C1, C2, options);
   }

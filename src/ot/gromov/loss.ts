@@ -66,7 +66,7 @@ function sparseTensorProduct(P: DenseGwProblem, S: SparsePlan, into?: Float64Arr
 }
 
 /** <C1 S C2, S> = Σ_ab s_a s_b C1[i_a, i_b] C2[j_a, j_b] for sparse S: O(nnz²). */
-export function sparseSelfProduct(P: DenseGwProblem, S: SparsePlan): number {
+function sparseSelfProduct(P: DenseGwProblem, S: SparsePlan): number {
   const { n, m, C1, C2 } = P;
   const { rows, cols, values } = S;
   const k = values.length;

@@ -64,7 +64,7 @@ export function squaredEuclideanCost(
 }
 
 /** Mean off-diagonal entry of C = A Bᵀ: (1ᵀC1 − tr C) / (n(n − 1)), O(n·r). */
-export function lowRankMeanOffDiagonal(F: LowRankCost): number {
+function lowRankMeanOffDiagonal(F: LowRankCost): number {
   const { n, rank: r, A, B } = F;
   if (n < 2) throw new Error('need at least 2 points to have off-diagonal entries');
   const sumA = new Float64Array(r);
@@ -83,7 +83,7 @@ export function lowRankMeanOffDiagonal(F: LowRankCost): number {
 }
 
 /** s·C in factored form (A scaled). */
-export function scaleLowRank(F: LowRankCost, s: number): LowRankCost {
+function scaleLowRank(F: LowRankCost, s: number): LowRankCost {
   return { ...F, A: F.A.map((v) => v * s), B: Float64Array.from(F.B) };
 }
 

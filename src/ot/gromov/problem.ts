@@ -55,7 +55,7 @@ export interface LowRankGwProblem extends ProblemBase {
 
 export type GwProblem = DenseGwProblem | LowRankGwProblem;
 
-export function sideOf(name: string, C: Float64Array): number {
+function sideOf(name: string, C: Float64Array): number {
   const n = Math.round(Math.sqrt(C.length));
   if (n * n !== C.length || n === 0) {
     throw new Error(`${name} has ${C.length} values, which is not n×n for any n ≥ 1: pass a square matrix`);
@@ -98,7 +98,7 @@ function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
   return out;
 }
 
-export function uniform(n: number): Float64Array {
+function uniform(n: number): Float64Array {
   return new Float64Array(n).fill(1 / n);
 }
 
