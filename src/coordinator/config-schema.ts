@@ -165,6 +165,14 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
     }),
     analysis: section('Level-1 analyses', {
       probeDeadlineMs: int(1, 24 * HOUR_MS, 60_000, 'Default time to wait for probe answers (ms)'),
+      timeoutMs: int(
+        1_000,
+        7 * 24 * HOUR_MS,
+        HOUR_MS,
+        'An analysis running longer than this (ms, from its start) ends with outcome timeout',
+      ),
+      maxModels: int(2, 100_000, 200, 'Models one analysis may cover at most'),
+      maxWaiting: int(0, 1_000, 4, 'Analyses allowed to wait behind the running one; more are refused'),
     }),
     escalation: escalationSchema,
     auth: authSchema,

@@ -47,6 +47,12 @@ export interface MetricsConfig {
 export interface AnalysisConfig {
   /** Default time to wait for probe answers (ms). */
   probeDeadlineMs: number;
+  /** An analysis still running this long after it started ends with outcome `timeout` (ms). */
+  timeoutMs: number;
+  /** Models one analysis may cover at most (operator requests; escalation has its own cap). */
+  maxModels: number;
+  /** Analyses allowed to wait behind the running one; more are refused as busy. */
+  maxWaiting: number;
 }
 
 /**

@@ -53,7 +53,7 @@ export interface MetricsSources {
 
 export type UploadOutcome = 'accepted' | 'duplicate' | 'invalid' | 'not_found' | 'conflict' | 'rejected';
 export type ProbeOutcome = 'answered' | 'failed' | 'timeout' | 'gone';
-export type AnalysisOutcome = 'completed' | 'failed' | 'timeout';
+export type AnalysisOutcome = 'completed' | 'failed' | 'timeout' | 'cancelled';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const COMMIT_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
@@ -167,11 +167,11 @@ export class CoordinatorMetrics {
     });
     this.analyses = new client.Counter({
       name: 'atomlens_analyses_total',
-      help: 'Finished analyses by outcome: completed, failed, timeout.',
+      help: 'Finished analyses by outcome: completed, failed, timeout, cancelled.',
       labelNames: ['outcome'],
       registers,
     });
-    for (const outcome of ['completed', 'failed', 'timeout']) this.analyses.inc({ outcome }, 0);
+    for (const outcome of ['completed', 'failed', 'timeout', 'cancelled']) this.analyses.inc({ outcome }, 0);
     this.analysisDuration = new client.Histogram({
       name: 'atomlens_analysis_duration_seconds',
       help: 'Wall time of an analysis from request to report.',

@@ -214,9 +214,14 @@ async function postAnalysis(
     if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8' });
     if (!res.writableEnded) res.write(`${JSON.stringify(v)}\n`);
   };
+  // The caller closing the request before the reply ended stops the analysis.
+  const cancel = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) cancel.abort();
+  });
   let sawDone = false;
   try {
-    const { reportId } = await service.request(input, (p: AnalysisProgress) => {
+    const { reportId } = await service.request({ ...input, signal: cancel.signal }, (p: AnalysisProgress) => {
       if (p.stage === 'done') sawDone = true;
       line(p);
     });

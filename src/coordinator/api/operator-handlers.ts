@@ -85,7 +85,10 @@ async function runAnalysis(
   service: AnalysisService,
   call: Parameters<OperatorServiceHandlers['RunAnalysis']>[0],
 ): Promise<void> {
-  const input = analysisInput(call.request);
+  // A cancelled call (the caller's cancel or deadline, a broken connection) stops the analysis.
+  const cancel = new AbortController();
+  call.on('cancelled', () => cancel.abort());
+  const input = { ...analysisInput(call.request), signal: cancel.signal };
   let sawDone = false;
   const write = (p: AnalysisProgress) => {
     if (p.stage === 'done') sawDone = true;
@@ -134,6 +137,8 @@ export function analysisError(err: unknown): RpcError | unknown {
       not_found: grpc.status.NOT_FOUND,
       unavailable: grpc.status.UNAVAILABLE,
       busy: grpc.status.RESOURCE_EXHAUSTED,
+      cancelled: grpc.status.CANCELLED,
+      timeout: grpc.status.DEADLINE_EXCEEDED,
     }[err.code];
     return new RpcError(code, err.message);
   }

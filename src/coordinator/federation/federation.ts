@@ -86,6 +86,8 @@ export class FederationCore {
   readonly template: ModelTemplate;
   private readonly deps: FederationDeps;
   private readonly clients = new Map<string, ClientRecord>();
+  /** New client ids whose registration is under way (counted against limits.maxClients). */
+  private readonly registering = new Set<string>();
   private readonly uploadListeners = new Set<(e: UploadEvent) => void>();
   private readonly now: () => number;
 
@@ -130,16 +132,33 @@ export class FederationCore {
   }
 
   async register(input: RegisterInput): Promise<RegisterResult> {
-    const { config, storage, similarity, sessions } = this.deps;
+    const { config } = this.deps;
     const token = this.deps.enroll
       ? this.deps.enroll({ clientId: input.clientId, enrollmentSecret: input.enrollmentSecret }, input.call)
       : '';
     const existing = this.clients.get(input.clientId);
-    if (!existing && this.clients.size >= config.limits.maxClients) {
+    // A new id takes its slot before the first await, so simultaneous registrations of new ids
+    // cannot all pass the limit; the slot is released when the registration ends either way.
+    const reserving = !existing && !this.registering.has(input.clientId);
+    if (reserving && this.clients.size + this.registering.size >= config.limits.maxClients) {
       throw exhausted(
         `the federation already has ${this.clients.size} clients (limits.maxClients); ask the operator to raise the limit`,
       );
     }
+    if (reserving) this.registering.add(input.clientId);
+    try {
+      return await this.registerAdmitted(input, existing, token);
+    } finally {
+      if (reserving) this.registering.delete(input.clientId);
+    }
+  }
+
+  private async registerAdmitted(
+    input: RegisterInput,
+    existing: ClientRecord | undefined,
+    token: string,
+  ): Promise<RegisterResult> {
+    const { config, storage, similarity, sessions } = this.deps;
     const known = new Set(existing?.tasks.map((t) => t.taskId) ?? []);
     const added = input.tasks.filter((t) => !known.has(t.taskId));
     if (known.size + added.length > config.limits.maxTasksPerClient) {

@@ -104,14 +104,40 @@ export class AnalysisServiceImpl implements AnalysisService {
     onProgress: (p: AnalysisProgress) => void,
   ): Promise<{ reportId: string }> {
     if (this.closed) throw new AnalysisRequestError('unavailable', 'the coordinator is shutting down');
-    const models = await this.resolveModels(req.models);
-    const maxQueued = this.options.maxQueued ?? 4;
-    if (this.queued > maxQueued) {
+    const { config } = this.deps;
+    const maxWaiting = this.options.maxQueued ?? config.analysis.maxWaiting;
+    // The slot is taken before the first await: concurrent requests cannot all pass the check.
+    // At most one analysis runs and maxWaiting wait, so maxWaiting + 1 are admitted.
+    if (this.queued >= maxWaiting + 1) {
       throw new AnalysisRequestError(
         'busy',
-        `${this.queued} analyses are already running or waiting; try again when one has finished`,
+        `${this.queued} analyses are already running or waiting (at most ${maxWaiting + 1}, analysis.maxWaiting + 1); ` +
+          'try again when one has finished',
       );
     }
+    this.queued++;
+    try {
+      return await this.admitted(req, onProgress);
+    } finally {
+      this.queued--;
+    }
+  }
+
+  /** An admitted request: resolved, recorded, then run in turn (or left when cancelled first). */
+  private async admitted(
+    req: TriggeredRequest,
+    onProgress: (p: AnalysisProgress) => void,
+  ): Promise<{ reportId: string }> {
+    const { config } = this.deps;
+    const models = await this.resolveModels(req.models);
+    if (models.length > config.analysis.maxModels) {
+      throw new AnalysisRequestError(
+        'invalid',
+        `${models.length} models would be analysed; one analysis covers at most ${config.analysis.maxModels} ` +
+          '(analysis.maxModels): choose some with `atomlens report --models CLIENT/TASK,…` or raise the limit',
+      );
+    }
+    req.signal?.throwIfAborted();
     const createdAtMs = Date.now();
     const analysisId = newId('ana', createdAtMs);
     const trigger: ReportTrigger = {
@@ -139,17 +165,17 @@ export class AnalysisServiceImpl implements AnalysisService {
         // A listener that went away (cancelled stream) must not fail the analysis.
       }
     };
-    progress({ stage: 'queued', fraction: 0, message: `waiting for ${this.queued} earlier analysis(es)` });
-    this.queued++;
+    progress({
+      stage: 'queued',
+      fraction: 0,
+      message: `waiting for ${this.queued - 1} earlier analysis(es)`,
+    });
     const run = this.chain.then(() => this.run(analysisId, createdAtMs, trigger, models, req, progress));
     this.chain = run.catch(() => {});
     this.running.add(run);
-    try {
-      return await run;
-    } finally {
-      this.queued--;
-      this.running.delete(run);
-    }
+    run.finally(() => this.running.delete(run)).catch(() => {});
+    // A request cancelled while it waits leaves the line at once; its turn then does nothing.
+    return req.signal ? Promise.race([run, rejectOnAbort(req.signal)]) : run;
   }
 
   async listReports(limit: number, before?: ReportCursor): Promise<ReportSummary[]> {
@@ -312,7 +338,38 @@ export class AnalysisServiceImpl implements AnalysisService {
     req: AnalysisRequestInput,
     progress: Progress,
   ): Promise<{ reportId: string }> {
-    const { storage, metrics } = this.deps;
+    const { storage, metrics, config } = this.deps;
+    if (req.signal?.aborted) {
+      await storage
+        .putAnalysis({
+          analysisId,
+          trigger: trigger.kind,
+          reason: req.reason,
+          models,
+          createdAtMs,
+          status: 'failed',
+          finishedAtMs: Date.now(),
+          message: 'cancelled before it started',
+        })
+        .catch(() => {});
+      throw cancelledError(req.signal);
+    }
+    // Stops the analysis at its next step: the caller's cancellation, or analysis.timeoutMs.
+    const stop = new AbortController();
+    const onCallerAbort = () => stop.abort(cancelledError(req.signal!));
+    req.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const timer = setTimeout(
+      () =>
+        stop.abort(
+          new AnalysisRequestError(
+            'timeout',
+            `the analysis ran longer than analysis.timeoutMs (${config.analysis.timeoutMs} ms) and was stopped`,
+          ),
+        ),
+      config.analysis.timeoutMs,
+    );
+    timer.unref();
+    const signal = stop.signal;
     const started = performance.now();
     metrics.analysisInProgress.inc();
     this.policy.analysisStarted(this.federationMean());
@@ -327,7 +384,9 @@ export class AnalysisServiceImpl implements AnalysisService {
     try {
       await storage.putAnalysis({ ...record, status: 'running' });
       const stored = await this.storedModels(models);
-      const probed = await this.probe(stored.reportModels, req, progress);
+      signal.throwIfAborted();
+      const probed = await abortable(this.probe(stored.reportModels, req, progress), signal);
+      signal.throwIfAborted();
       const notes: string[] = [];
       const reusedCount = probed.reportModels.filter((m) => m.reused).length;
       if (reusedCount > 0)
@@ -340,20 +399,32 @@ export class AnalysisServiceImpl implements AnalysisService {
         trigger,
         { ...probed, atoms: stored.atoms, notes },
         progress,
+        signal,
       );
       await storage.putAnalysis({ ...record, status: 'completed', finishedAtMs: Date.now(), reportId });
       metrics.analyses.inc({ outcome: 'completed' });
       progress({ stage: 'done', fraction: 1, message: `report ${reportId} written`, reportId });
       return { reportId };
-    } catch (err) {
+    } catch (thrown) {
+      // A step that failed because the analysis was stopped reports why it was stopped.
+      const err = signal.aborted ? signal.reason : thrown;
       const message = (err as Error).message ?? String(err);
-      metrics.analyses.inc({ outcome: 'failed' });
+      const timedOut = err instanceof AnalysisRequestError && err.code === 'timeout';
+      const cancelled = err instanceof AnalysisRequestError && err.code === 'cancelled';
+      metrics.analyses.inc({ outcome: timedOut ? 'timeout' : cancelled ? 'cancelled' : 'failed' });
       await storage
-        .putAnalysis({ ...record, status: 'failed', finishedAtMs: Date.now(), message })
+        .putAnalysis({
+          ...record,
+          status: timedOut ? 'timeout' : 'failed',
+          finishedAtMs: Date.now(),
+          message,
+        })
         .catch(() => {});
       progress({ stage: 'failed', fraction: 1, message });
       throw err;
     } finally {
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onCallerAbort);
       metrics.analysisInProgress.dec();
       metrics.analysisDuration.observe((performance.now() - started) / 1000);
       this.policy.analysisFinished();
@@ -449,10 +520,17 @@ export class AnalysisServiceImpl implements AnalysisService {
     trigger: ReportTrigger,
     input: Probed & { atoms: (Float32Array[] | null)[]; notes: string[] },
     progress: Progress,
+    signal: AbortSignal,
   ): Promise<string> {
     const reportId = newId('rep', Date.now());
     const gw = this.options.gw ?? {};
     const solver = await this.solverFor(analysisId, input);
+    // No new solve starts once the analysis is stopped, and a solve in flight is not waited for
+    // (a worker finishes it and the result is dropped).
+    const solve: SolveGw = (C1, C2, problem) => {
+      signal.throwIfAborted();
+      return abortable(Promise.resolve(solver.solve(C1, C2, problem)), signal);
+    };
     const report = await buildReport(
       {
         reportId,
@@ -476,9 +554,10 @@ export class AnalysisServiceImpl implements AnalysisService {
         probingSeconds: input.probingSeconds,
         notes: input.notes,
       },
-      solver.solve,
+      solve,
       (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
     ).finally(() => solver.finish?.());
+    signal.throwIfAborted();
     await this.deps.storage.putReport({
       reportId,
       createdAtMs: report.createdAtMs,
@@ -521,6 +600,44 @@ export class AnalysisServiceImpl implements AnalysisService {
 }
 
 type Progress = (p: Omit<AnalysisProgress, 'analysisId'>) => void;
+
+function cancelledError(signal: AbortSignal): AnalysisRequestError {
+  const reason = signal.reason;
+  return reason instanceof AnalysisRequestError
+    ? reason
+    : new AnalysisRequestError(
+        'cancelled',
+        'the analysis was cancelled by its caller; no report was written',
+      );
+}
+
+/** Rejects when `signal` aborts (with the reason it was stopped for). */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(cancelledError(signal));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
+
+/** `work`, or the abort's reason as soon as `signal` aborts, whichever comes first. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
 
 /** What probing gives the report: the probe set, who answered with which Gram matrices, who not. */
 interface Probed {

@@ -25,6 +25,11 @@ export interface AnalysisRequestInput {
   probeDeadlineMs?: number;
   /** Probe set size override; absent = the template's. */
   probeSize?: number;
+  /**
+   * Aborts the analysis (the caller cancelled its RunAnalysis, or closed its HTTP request): a
+   * waiting analysis leaves the line, a running one stops at its next step and no report is stored.
+   */
+  signal?: AbortSignal;
 }
 
 /** Mirrors proto RunAnalysisResponse. */
@@ -65,7 +70,7 @@ export interface AnalysisService {
 /** A request the service refuses; `code` picks the gRPC status / HTTP status. */
 export class AnalysisRequestError extends Error {
   constructor(
-    readonly code: 'invalid' | 'not_found' | 'unavailable' | 'busy',
+    readonly code: 'invalid' | 'not_found' | 'unavailable' | 'busy' | 'cancelled' | 'timeout',
     message: string,
   ) {
     super(message);
