@@ -70,7 +70,9 @@ describe.skipIf(unavailable !== undefined)('coordinator on PostgreSQL', () => {
         acked.push(r);
       } catch (err) {
         expect((err as grpc.ServiceError).code).toBe(grpc.status.UNAVAILABLE);
-        expect((err as grpc.ServiceError).details).toMatch(/retry later/);
+        expect((err as grpc.ServiceError).details).toMatch(
+          /could not store the upload \(correlation id [0-9a-f]+\); the client retries it/,
+        );
         refused.push(r);
       }
     };
