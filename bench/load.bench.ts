@@ -15,6 +15,8 @@
 //   LOAD_CONNECTIONS=0      TCP connections (0 = one per client)
 //   LOAD_SECURE=1           TLS + enrolment + bearer tokens (default: --insecure, like the demo)
 //   LOAD_SYNCHRONOUS=full   storage.synchronous: full (fsync per group commit, default) or normal
+//   LOAD_STORE=postgres     state in a throwaway PostgreSQL server (Debian's postgresql package,
+//                           fsync on) instead of SQLite: the coordinator runs with --store
 //   LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   Node flags for the coordinator process
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,6 +32,7 @@ import type { OperatorServiceClient } from '../src/generated/atomlens/v1/Operato
 import type { RegisterResponse__Output } from '../src/generated/atomlens/v1/RegisterResponse.js';
 import { loadAtomlensProto } from '../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
+import { type PostgresServer, postgresUnavailable, startPostgres } from '../test/helpers/postgres-server.js';
 import { type CoordinatorProcess, spawnCoordinator } from './coordinator-process.js';
 import type { BenchTable } from './run.js';
 
@@ -41,6 +44,8 @@ const RATE = Number(env.LOAD_RATE ?? 3000);
 const CONNECTIONS = Number(env.LOAD_CONNECTIONS ?? 0);
 const SECURE = env.LOAD_SECURE === '1';
 const SYNCHRONOUS = env.LOAD_SYNCHRONOUS === 'normal' ? 'normal' : 'full';
+const POSTGRES = env.LOAD_STORE === 'postgres';
+let postgres: PostgresServer | undefined;
 const SECRET = 'load-bench-enrolment-secret-0123456789';
 const OPERATOR_TOKEN = 'load-bench-operator-token-0123456789';
 
@@ -140,6 +145,7 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
   }
   writeFileSync(configFile, JSON.stringify(config));
   args.push('--config', configFile);
+  if (postgres) args.push('--store', await postgres.createDatabase());
   const coordinator: CoordinatorProcess = await spawnCoordinator({
     dataDir: join(dataDir, 'data'),
     args,
@@ -384,10 +390,22 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
 
 export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const rows: (string | number)[][] = [];
-  for (const n of CLIENT_COUNTS) rows.push(await runOnce(n, log));
+  if (POSTGRES) {
+    const unavailable = postgresUnavailable();
+    if (unavailable) throw new Error(unavailable);
+    postgres = await startPostgres({ fsync: true });
+  }
+  try {
+    for (const n of CLIENT_COUNTS) rows.push(await runOnce(n, log));
+  } finally {
+    postgres?.destroy();
+  }
+  const store = POSTGRES
+    ? `PostgreSQL ${postgres!.version} on loopback, fsync on`
+    : `SQLite synchronous=${SYNCHRONOUS}`;
   return [
     {
-      title: `Load: acknowledged atom uploads against a coordinator child process (${SECONDS} s measured, ${SECURE ? 'TLS + tokens' : 'plaintext --insecure'}, synchronous=${SYNCHRONOUS})`,
+      title: `Load: acknowledged atom uploads against a coordinator child process (${SECONDS} s measured, ${SECURE ? 'TLS + tokens' : 'plaintext --insecure'}, ${store})`,
       columns: [
         'clients',
         'connections',

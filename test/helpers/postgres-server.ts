@@ -56,7 +56,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+/** `fsync: true` for measurements (benches); tests default to a server that skips fsync. */
+export async function startPostgres(options: { fsync?: boolean } = {}): Promise<PostgresServer> {
   const found = findPostgresBin();
   if (!found) throw new Error(postgresUnavailable());
   const asRoot = process.getuid?.() === 0;
@@ -79,10 +80,11 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
   run('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--locale=C']);
   const port = await freePort();
-  // fsync off: a throwaway server whose durability is not what the tests measure (every write the
-  // storage acknowledges has still been COMMITted; a fast shutdown keeps it).
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
-  const start = () => run('pg_ctl', ['-D', data, '-l', log, '-o', options, '-w', '-t', '60', 'start']);
+  // fsync off for tests: a throwaway server whose durability is not what they check (every write
+  // the storage acknowledges has still been COMMITted; a fast shutdown keeps it).
+  const fsync = options.fsync ? 'on' : 'off';
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=${fsync} -c max_connections=200`;
+  const start = () => run('pg_ctl', ['-D', data, '-l', log, '-o', serverOptions, '-w', '-t', '60', 'start']);
   const stop = () => run('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
   start();
   let running = true;
