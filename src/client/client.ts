@@ -283,6 +283,13 @@ class FederatedClient {
   }
 
   /** Sleeps, waking early (with AbortedError) when the signal fires. */
+  /** Delay before retry number `attempt` (0-based): full jitter in [d/2, d], d capped at max. */
+  private backoffDelay(attempt: number): number {
+    const { initialMs, maxMs, multiplier } = this.backoff;
+    const cap = Math.min(maxMs, initialMs * multiplier ** attempt);
+    return cap / 2 + this.random() * (cap / 2);
+  }
+
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const signal = this.options.signal;
@@ -366,11 +373,8 @@ class FederatedClient {
       });
     } catch (err) {
       const code = statusCode(err);
-      if (
-        code === grpcStatus.INVALID_ARGUMENT ||
-        code === grpcStatus.UNAUTHENTICATED ||
-        code === grpcStatus.PERMISSION_DENIED
-      ) {
+      // Only transient failures are retried; any other answer would be the same next time.
+      if (code !== undefined && !isTransient(err)) {
         throw new RejectedError(`coordinator refused registration: ${describe(err)}`);
       }
       throw err;
@@ -470,16 +474,21 @@ class FederatedClient {
           } else {
             this.shortSessions = 0;
           }
-          for (;;) {
+          for (let attempt = 0; ; attempt++) {
             await this.connect(true);
             try {
               await this.resendUnacknowledged();
               return;
             } catch (err) {
               if (!(isTransient(err) || statusCode(err) === grpcStatus.FAILED_PRECONDITION)) throw err;
-              this.log.warn(`re-sending rounds failed (${describe(err)}); reconnecting`);
+              // Register may keep succeeding while the re-send keeps failing: back off each time.
+              const delay = this.backoffDelay(attempt);
+              this.log.warn(
+                `re-sending rounds failed (${describe(err)}); reconnecting in ${Math.round(delay)} ms`,
+              );
               this.connected = false;
               this.stopSession();
+              await this.sleep(delay);
             }
           }
         } finally {
@@ -594,6 +603,9 @@ class FederatedClient {
     // or certificate) gets a new one, or a refusal that ends the run. Once per upload, so a
     // coordinator that keeps refusing fresh tokens cannot make this loop forever.
     let renewedToken = false;
+    // Failed attempts of this upload: each retry waits longer (Register may succeed every time
+    // while PushAtoms keeps failing, so reconnecting alone is no delay).
+    let failures = 0;
     for (;;) {
       if (entry.acknowledged) return;
       if (this.aborted) throw new AbortedError();
@@ -608,10 +620,13 @@ class FederatedClient {
         const code = statusCode(err);
         if (code === grpcStatus.FAILED_PRECONDITION || isTransient(err)) {
           // Not registered any more (coordinator restarted) or unreachable: reconnect, retry.
+          const delay = this.backoffDelay(failures++);
           this.log.warn(
-            `upload of ${entry.taskId} round ${entry.round} failed (${describe(err)}); reconnecting`,
+            `upload of ${entry.taskId} round ${entry.round} failed (${describe(err)}); retrying in ${Math.round(delay)} ms`,
           );
+          this.emit({ type: 'retry', attempt: failures, delayMs: Math.round(delay), reason: describe(err) });
           this.connected = false;
+          await this.sleep(delay);
           await this.ensureReconnect();
           continue;
         }

@@ -26,16 +26,18 @@ export interface ConnectionOptions {
   callTimeoutMs?: number;
 }
 
-/** gRPC status codes that mean "the coordinator is not there right now": reconnect and retry. */
+/**
+ * gRPC status codes worth retrying (after a backoff): the coordinator is not there right now,
+ * did not answer in time, or is over a limit for the moment. Every other code is an answer that
+ * the same request will get again.
+ */
 const TRANSIENT = new Set<number>([
   grpc.status.UNAVAILABLE,
   grpc.status.DEADLINE_EXCEEDED,
-  grpc.status.CANCELLED,
-  grpc.status.UNKNOWN,
-  grpc.status.INTERNAL,
-  grpc.status.ABORTED,
+  grpc.status.RESOURCE_EXHAUSTED,
 ]);
 
+/** True for a transient status, and for failures that carry no status (the network itself). */
 export function isTransient(err: unknown): boolean {
   const code = (err as { code?: number } | null)?.code;
   return typeof code === 'number' ? TRANSIENT.has(code) : true;
