@@ -149,6 +149,19 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
       maxMessageBytes: int(64 * 1024, GIB, 16 * 1024 * 1024, 'Largest gRPC message accepted (bytes)'),
       maxProbeLayerBytes: int(16, GIB, 64 * 1024 * 1024, 'Largest probe Gram matrix per layer (bytes)'),
       maxSimilarityModels: int(1, 100_000, 200, 'Largest similarity matrix a query may ask for (models)'),
+      firstMessageMs: int(
+        10,
+        HOUR_MS,
+        10_000,
+        'A Session or PushProbeSummary stream without its first message after this long ends (ms)',
+      ),
+      maxStreamsPerConnection: int(2, 100_000, 100, 'Concurrent calls on one connection at most'),
+      idleConnectionMs: int(
+        100,
+        24 * HOUR_MS,
+        300_000,
+        'A connection without calls this long is closed (ms)',
+      ),
     }),
     sessions: section('Client sessions (heartbeats)', {
       heartbeatIntervalMs: int(10, HOUR_MS, 5_000, 'Interval clients heartbeat at (ms)'),

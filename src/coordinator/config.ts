@@ -19,6 +19,12 @@ export interface LimitsConfig {
   maxProbeLayerBytes: number;
   /** Largest similarity matrix a query may ask for (models); filter by task beyond this. */
   maxSimilarityModels: number;
+  /** A Session or PushProbeSummary stream without its first message after this long ends (ms). */
+  firstMessageMs: number;
+  /** Concurrent calls (HTTP/2 streams) on one connection at most. */
+  maxStreamsPerConnection: number;
+  /** A connection without calls for this long is closed (ms). */
+  idleConnectionMs: number;
 }
 
 export interface SessionsConfig {

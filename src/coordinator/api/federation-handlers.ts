@@ -87,7 +87,7 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
         callback,
       ),
 
-    Session: (call) => runSession(call, federation, sessions),
+    Session: (call) => runSession(call, federation, sessions, config.limits.firstMessageMs),
 
     PushProbeSummary: (call, callback) => {
       const intake = new ProbeIntake({
@@ -96,7 +96,7 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
         maxLayerBytes: config.limits.maxProbeLayerBytes,
         now: Date.now,
       });
-      reply(() => consumeChunks(call, intake), callback);
+      reply(() => consumeChunks(call, intake, config.limits.firstMessageMs), callback);
     },
   };
 }
@@ -105,6 +105,7 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
 function consumeChunks(
   call: grpc.ServerReadableStream<PushProbeSummaryRequest__Output, unknown>,
   intake: ProbeIntake,
+  firstMessageMs: number,
 ): Promise<{ layers: string[] }> {
   return new Promise((resolve, reject) => {
     let chain = Promise.resolve();
@@ -112,10 +113,13 @@ function consumeChunks(
     const fail = (err: unknown) => {
       if (failed) return;
       failed = true;
+      clearTimeout(firstMessage);
       call.removeAllListeners('data');
       reject(err);
     };
+    const firstMessage = firstMessageTimer(firstMessageMs, 'PushProbeSummary', 'chunk', fail);
     call.on('data', (c: PushProbeSummaryRequest__Output) => {
+      clearTimeout(firstMessage);
       call.pause();
       chain = chain
         .then(() => (failed ? undefined : intake.chunk(c)))
@@ -127,6 +131,7 @@ function consumeChunks(
         );
     });
     call.on('end', () => {
+      clearTimeout(firstMessage);
       chain.then(() => {
         if (failed) return;
         try {
@@ -151,14 +156,17 @@ function runSession(
   call: grpc.ServerDuplexStream<SessionRequest__Output, SessionResponse>,
   federation: FederationCore,
   sessions: SessionRegistry,
+  firstMessageMs: number,
 ): void {
   let handle: SessionHandle | undefined;
   let finished = false;
   const failWith = (err: RpcError) => {
+    clearTimeout(firstMessage);
     if (finished) return;
     finished = true;
     call.emit('error', statusError(err));
   };
+  const firstMessage = firstMessageTimer(firstMessageMs, 'Session', 'hello', failWith);
   const hello = (msg: SessionRequest__Output) => {
     if (msg.kind !== 'hello' || !msg.hello) {
       failWith(failedPrecondition('the first Session message must be a hello carrying the client_id'));
@@ -180,6 +188,7 @@ function runSession(
     });
   };
   call.on('data', (msg: SessionRequest__Output) => {
+    clearTimeout(firstMessage);
     if (finished) return;
     if (!handle) {
       hello(msg);
@@ -197,6 +206,7 @@ function runSession(
     }
   });
   call.on('end', () => {
+    clearTimeout(firstMessage);
     if (handle) sessions.closed(handle, true);
     if (!finished) {
       finished = true;
@@ -204,6 +214,7 @@ function runSession(
     }
   });
   call.on('cancelled', () => {
+    clearTimeout(firstMessage);
     finished = true;
     if (handle) sessions.closed(handle, false, 'the client cancelled the stream or the connection broke');
   });
@@ -211,4 +222,28 @@ function runSession(
     finished = true;
     if (handle) sessions.closed(handle, false, 'stream error');
   });
+}
+
+/**
+ * Ends a stream whose first message has not arrived within `ms` (DEADLINE_EXCEEDED): an opened
+ * stream that never speaks would otherwise hold its resources until the connection dies.
+ */
+function firstMessageTimer(
+  ms: number,
+  rpc: string,
+  what: string,
+  fail: (err: RpcError) => void,
+): NodeJS.Timeout {
+  const timer = setTimeout(
+    () =>
+      fail(
+        new RpcError(
+          grpc.status.DEADLINE_EXCEEDED,
+          `no ${what} within ${ms} ms of opening ${rpc} (limits.firstMessageMs); send it first`,
+        ),
+      ),
+    ms,
+  );
+  timer.unref();
+  return timer;
 }

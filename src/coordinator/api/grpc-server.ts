@@ -74,6 +74,10 @@ export function createGrpcServer(deps: ServerDeps): { server: grpc.Server; healt
   const server = new grpc.Server({
     'grpc.max_receive_message_length': deps.config.limits.maxMessageBytes,
     'grpc.max_send_message_length': MAX_SEND_BYTES,
+    // Bounds on what one peer can hold open: streams per connection (HTTP/2 SETTINGS; a client
+    // asking for more waits for one to finish), and connections left without calls.
+    'grpc.max_concurrent_streams': deps.config.limits.maxStreamsPerConnection,
+    'grpc.max_connection_idle_ms': deps.config.limits.idleConnectionMs,
     // Transport-level liveness in addition to Session heartbeats: a dead peer is noticed even
     // while no application message is due.
     'grpc.keepalive_time_ms': 30_000,
