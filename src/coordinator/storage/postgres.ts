@@ -168,6 +168,8 @@ const MIGRATION_LOCK = 0x61746f6d; // "atom"
 
 interface QueuedWrite {
   apply: (c: pg.PoolClient) => Promise<unknown>;
+  /** Set for putAtoms: consecutive uploads in a batch go to the server in one statement. */
+  upload?: AtomUpload;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -253,10 +255,15 @@ export class PostgresStorage implements Storage {
 
   // --- the write path ----------------------------------------------------------------------
 
-  private enqueue<T>(apply: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  private enqueue<T>(apply: (c: pg.PoolClient) => Promise<T>, upload?: AtomUpload): Promise<T> {
     if (this.closed) return Promise.reject(new Error('storage is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ apply, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({
+        apply,
+        ...(upload ? { upload } : {}),
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
       this.schedule();
     });
   }
@@ -301,7 +308,24 @@ export class PostgresStorage implements Storage {
       const results: unknown[] = [];
       try {
         await client.query('BEGIN');
-        for (const w of batch) results.push(await w.apply(client));
+        for (let i = 0; i < batch.length; ) {
+          // A run of uploads is one round trip (putAtomsBulk) instead of one per upload: the
+          // transaction's length, not the server's work, is what bounds acknowledged uploads/s.
+          let end = i;
+          while (end < batch.length && batch[end]!.upload) end++;
+          if (end - i >= 2) {
+            results.push(
+              ...(await putAtomsBulk(
+                client,
+                batch.slice(i, end).map((w) => w.upload!),
+              )),
+            );
+            i = end;
+          } else {
+            results.push(await batch[i]!.apply(client));
+            i++;
+          }
+        }
         await client.query('COMMIT');
       } catch {
         await client.query('ROLLBACK').catch(() => {});
@@ -437,35 +461,7 @@ export class PostgresStorage implements Storage {
   // --- atom uploads ------------------------------------------------------------------------
 
   putAtoms(u: AtomUpload): Promise<PutAtomsOutcome> {
-    return this.enqueue(async (c): Promise<PutAtomsOutcome> => {
-      // One round trip: insert unless the round exists; touch the client only when inserted; and
-      // return what was there before (an earlier statement of this transaction included).
-      const r = await c.query<{ inserted: boolean; existing: Buffer | null }>(
-        `WITH ins AS (
-           INSERT INTO atom_uploads(client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT DO NOTHING RETURNING 1),
-         touch AS (
-           UPDATE clients SET last_seen_ms = greatest(last_seen_ms, $4)
-           WHERE client_id = $1 AND EXISTS (SELECT 1 FROM ins))
-         SELECT EXISTS (SELECT 1 FROM ins) AS inserted,
-                (SELECT atoms FROM atom_uploads WHERE client_id = $1 AND task_id = $2 AND round = $3) AS existing`,
-        [
-          u.clientId,
-          u.taskId,
-          u.round,
-          u.receivedAtMs,
-          u.stats.loss,
-          u.stats.accuracy,
-          u.stats.samples,
-          u.templateVersion,
-          u.atoms,
-        ],
-      );
-      const row = r.rows[0]!;
-      if (row.inserted) return 'accepted';
-      return row.existing?.equals(u.atoms) ? 'duplicate' : 'conflict';
-    });
+    return this.enqueue(async (c): Promise<PutAtomsOutcome> => (await putAtomsBulk(c, [u]))[0]!, u);
   }
 
   async getRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
@@ -649,6 +645,66 @@ export class PostgresStorage implements Storage {
     }
     await this.pool.end();
   }
+}
+
+/**
+ * Stores uploads in one statement, in order, with putAtoms' outcome for each: the first upload of a
+ * (client, task, round) not yet stored is inserted ('accepted'); any other is compared with the
+ * stored atoms — stored before this statement, or by an earlier upload in it — 'duplicate' when
+ * equal, 'conflict' otherwise. Clients whose uploads were inserted are marked seen.
+ */
+async function putAtomsBulk(c: pg.PoolClient, uploads: AtomUpload[]): Promise<PutAtomsOutcome[]> {
+  const column = <T>(f: (u: AtomUpload) => T) => uploads.map(f);
+  const r = await c.query<{ ord: number; inserted: boolean; existing: Buffer | null }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::float8[], $6::float8[],
+                            $7::int[], $8::int[], $9::bytea[])
+         WITH ORDINALITY AS u(client_id, task_id, round, received_at_ms, loss, accuracy, samples,
+                              template_version, atoms, ord)),
+     firsts AS (
+       SELECT DISTINCT ON (client_id, task_id, round) * FROM input ORDER BY client_id, task_id, round, ord),
+     ins AS (
+       INSERT INTO atom_uploads(client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms)
+       SELECT client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms FROM firsts
+       ON CONFLICT DO NOTHING
+       RETURNING client_id, task_id, round, received_at_ms),
+     touch AS (
+       UPDATE clients c SET last_seen_ms = greatest(c.last_seen_ms, m.seen)
+       FROM (SELECT client_id, max(received_at_ms) AS seen FROM ins GROUP BY client_id) m
+       WHERE c.client_id = m.client_id)
+     SELECT i.ord,
+            EXISTS (SELECT 1 FROM firsts f JOIN ins x
+                      ON x.client_id = f.client_id AND x.task_id = f.task_id AND x.round = f.round
+                    WHERE f.ord = i.ord) AS inserted,
+            a.atoms AS existing
+     FROM input i
+     LEFT JOIN atom_uploads a ON a.client_id = i.client_id AND a.task_id = i.task_id AND a.round = i.round
+     ORDER BY i.ord`,
+    [
+      column((u) => u.clientId),
+      column((u) => u.taskId),
+      column((u) => u.round),
+      column((u) => u.receivedAtMs),
+      column((u) => u.stats.loss),
+      column((u) => u.stats.accuracy),
+      column((u) => u.stats.samples),
+      column((u) => u.templateVersion),
+      column((u) => u.atoms),
+    ],
+  );
+  // The first upload of each key in this statement, for later ones that repeat it.
+  const firstOf = new Map<string, AtomUpload>();
+  return r.rows.map((row, i): PutAtomsOutcome => {
+    const u = uploads[i]!;
+    const key = `${u.clientId}\n${u.taskId}\n${u.round}`;
+    if (row.inserted) {
+      firstOf.set(key, u);
+      return 'accepted';
+    }
+    // The row as it was before this statement (the snapshot); else the earlier upload in it.
+    const stored = row.existing ?? firstOf.get(key)?.atoms;
+    return stored?.equals(u.atoms) ? 'duplicate' : 'conflict';
+  });
 }
 
 /** A database error seen by a writer: the caller maps it to UNAVAILABLE ("retry later"). */
