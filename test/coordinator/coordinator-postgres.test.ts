@@ -1,11 +1,16 @@
 // The coordinator with its state in PostgreSQL (`--store postgres://…`): uploads acknowledged
 // over gRPC are in the database, survive a coordinator restart, and a database restart in the
 // middle of uploads costs the clients a retry (UNAVAILABLE), never an acknowledged round.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresStorage } from '../../src/coordinator/storage/postgres.js';
 import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { PushAtomsResponse__Output } from '../../src/generated/atomlens/v1/PushAtomsResponse.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import { type PostgresServer, postgresUnavailable, startPostgres } from '../helpers/postgres-server.js';
 import { type Harness, pushRequest, randomAtoms, rpc, startHarness } from './helpers.js';
@@ -92,5 +97,79 @@ describe.skipIf(unavailable !== undefined)('coordinator on PostgreSQL', () => {
     }
     const stored = (await h.running.storage.listRounds('alice', '0-1', false)).map((r) => r.round);
     expect(stored).toEqual([1, 2, 3, ...acked.sort((a, b) => a - b)]);
+  });
+
+  it('atomlens coordinator --store: starts on PostgreSQL with the job queue, and exports the queue metrics', async () => {
+    const url = await server.createDatabase();
+    const data = mkdtempSync(join(tmpdir(), 'atomlens-cli-pg-'));
+    const child = spawn(
+      process.execPath,
+      atomlensArgv([
+        'coordinator',
+        '--grpc-port',
+        '0',
+        '--http-port',
+        '0',
+        '--data',
+        data,
+        '--store',
+        url,
+        '--analysis-workers',
+        '0',
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+    );
+    try {
+      let out = '';
+      const http = await new Promise<string>((resolve, reject) => {
+        const onData = (b: Buffer) => {
+          out += b.toString();
+          const m = /http listening on (\S+)/.exec(out);
+          if (m && out.includes('grpc listening')) resolve(m[1]!);
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+        child.on('exit', (code) => reject(new Error(`coordinator exited with ${code}: ${out}`)));
+      });
+      let metrics = '';
+      for (let i = 0; i < 100 && !metrics.includes('atomlens_gw_queue_depth'); i++) {
+        metrics = await (await fetch(`${http}/metrics`)).text();
+        if (!metrics.includes('atomlens_gw_queue_depth')) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(metrics).toMatch(/atomlens_gw_queue_depth 0/);
+      expect(metrics).toMatch(/atomlens_gw_workers_live 0/);
+    } finally {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses --analysis-workers 0 without --store, and a --store that is not a PostgreSQL URL', () => {
+    const noStore = spawnSync(process.execPath, atomlensArgv(['coordinator', '--analysis-workers', '0']), {
+      encoding: 'utf8',
+    });
+    expect(noStore.status).toBe(2);
+    expect(noStore.stderr).toMatch(/--analysis-workers must be an integer from 1 to 64/);
+    const data = mkdtempSync(join(tmpdir(), 'atomlens-cli-pg-'));
+    const bad = spawnSync(
+      process.execPath,
+      atomlensArgv([
+        'coordinator',
+        '--grpc-port',
+        '0',
+        '--http-port',
+        '0',
+        '--data',
+        data,
+        '--store',
+        'mysql://x/y',
+      ]),
+      { encoding: 'utf8' },
+    );
+    rmSync(data, { recursive: true, force: true });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/--store must be a postgres:\/\/ or postgresql:\/\/ URL/);
   });
 });
