@@ -16,6 +16,17 @@ export interface TrainOptions {
   /** Learning rate of round r is learningRate · decay^(rounds trained before); default 1. */
   learningRateDecay?: number;
   seed?: number;
+  /**
+   * Lifetime of the Adam state (first/second moments and bias correction): 'task' (default) keeps
+   * one optimiser for every round of the task, as one uninterrupted run of local training;
+   * 'round' starts a new optimiser every round, as FedAvg-style clients that rebuild theirs
+   * from each new global model do. They differ most once the loss is near zero: with 'round' the
+   * first steps of every round are ≈ learningRate · sign(gradient) however small the gradient
+   * (Adam's bias correction, Kingma & Ba 2015 §3), so parameters keep moving by about the
+   * learning rate per step; with 'task' the second moment remembers the early large gradients
+   * and the steps shrink with the gradient.
+   */
+  optimizerScope?: 'task' | 'round';
   /** Stops training at the next batch boundary. */
   signal?: AbortSignal;
   /** Called after every batch (loss of that batch). */
@@ -38,7 +49,14 @@ export interface RoundResult {
   aborted: boolean;
 }
 
-const DEFAULTS = { epochs: 1, batchSize: 64, learningRate: 1e-2, learningRateDecay: 1, seed: 1 };
+const DEFAULTS = {
+  epochs: 1,
+  batchSize: 64,
+  learningRate: 1e-2,
+  learningRateDecay: 1,
+  seed: 1,
+  optimizerScope: 'task' as 'task' | 'round',
+};
 
 /** Copies the selected images into a [batch, 28, 28, 1] tensor. */
 function imageBatch(images: Float32Array, indices: ArrayLike<number>, from: number, to: number): tf.Tensor4D {
@@ -58,15 +76,20 @@ function targetBatch(targets: Int32Array, indices: ArrayLike<number>, from: numb
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Trains one task of a ContinualModel; keeps its optimizer state across rounds. */
+/** Trains one task of a ContinualModel; keeps its optimizer state across rounds unless told not to. */
 export class TaskTrainer {
   readonly taskId: string;
-  private readonly optimizer: tf.AdamOptimizer;
+  private optimizer: tf.AdamOptimizer;
   private readonly options: Required<
-    Pick<TrainOptions, 'epochs' | 'batchSize' | 'learningRate' | 'learningRateDecay' | 'seed'>
+    Pick<
+      TrainOptions,
+      'epochs' | 'batchSize' | 'learningRate' | 'learningRateDecay' | 'seed' | 'optimizerScope'
+    >
   > &
     TrainOptions;
   private roundsTrained = 0;
+  /** Steps the current optimiser has taken. */
+  private optimizerSteps = 0;
 
   constructor(
     private readonly model: ContinualModel,
@@ -81,6 +104,9 @@ export class TaskTrainer {
       throw new Error('batchSize must be a positive integer');
     if (!(epochs > 0)) throw new Error('epochs must be positive');
     if (!(learningRate > 0)) throw new Error('learningRate must be positive');
+    if (this.options.optimizerScope !== 'task' && this.options.optimizerScope !== 'round') {
+      throw new Error(`optimizerScope must be 'task' or 'round', got '${this.options.optimizerScope}'`);
+    }
     this.optimizer = tf.train.adam(learningRate);
   }
 
@@ -97,6 +123,11 @@ export class TaskTrainer {
     const variables = this.model.trainableVariables(this.taskId);
     const totalSamples = Math.max(1, Math.round(epochs * n));
     const batches = Math.min(Math.ceil(totalSamples / batchSize), maxBatches ?? Number.POSITIVE_INFINITY);
+    if (this.options.optimizerScope === 'round' && this.optimizerSteps > 0) {
+      this.optimizer.dispose();
+      this.optimizer = tf.train.adam(this.options.learningRate);
+      this.optimizerSteps = 0;
+    }
     // tfjs optimizers have no schedule API; Adam reads this field at every step.
     (this.optimizer as unknown as { learningRate: number }).learningRate =
       this.options.learningRate * this.options.learningRateDecay ** this.roundsTrained;
@@ -129,6 +160,7 @@ export class TaskTrainer {
         true,
         variables,
       );
+      this.optimizerSteps++;
       const lossValue = loss!.dataSync()[0]!;
       loss!.dispose();
       x.dispose();

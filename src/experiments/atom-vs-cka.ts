@@ -30,7 +30,13 @@ import {
   standaloneSvg,
   trainWithCheckpoints,
 } from './common.js';
-import { type CorrelationResult, correlate, type PairedSample, pointCorrelation } from './correlation.js';
+import {
+  type CorrelationResult,
+  correlate,
+  type PairedSample,
+  pointCorrelation,
+  withinGroupSample,
+} from './correlation.js';
 import { pairCostCount } from './cost.js';
 
 export interface AtomVsCkaConfig {
@@ -48,6 +54,8 @@ export interface AtomVsCkaConfig {
   batchesPerRound: number;
   batchSize: number;
   learningRate: number;
+  /** Adam state per client: kept over all rounds ('task') or new every round ('round'). */
+  optimizerScope: 'task' | 'round';
   /** Concentration of the Dirichlet split of each task's data among its clients. */
   dirichletAlpha: number;
   probeSize: number;
@@ -67,6 +75,7 @@ export const ATOM_VS_CKA_DEFAULTS: AtomVsCkaConfig = {
   batchesPerRound: 25,
   batchSize: 32,
   learningRate: 0.01,
+  optimizerScope: 'task',
   dirichletAlpha: 1,
   probeSize: 256,
   pairResamples: 2000,
@@ -159,6 +168,8 @@ export async function runAtomVsCka(
 
   // --- training --------------------------------------------------------------------------------
   const models: ModelRecord[] = [];
+  /** Per cohort, the atoms its clients start from. */
+  const startAtoms = new Map<number, Float32Array[]>();
   const trainLog: { client: number; task: string; cohort: number; examples: number; accuracy: number[] }[] =
     [];
   for (let c = 0; c < config.clients; c++) {
@@ -190,16 +201,18 @@ export async function runAtomVsCka(
     const initialAtoms =
       cohort === 0 ? undefined : independentInitialAtoms(template, config.seed * 31 + cohort);
     const n = data.train.count;
+    // Round 0 is always taken: the starting atoms measure how far each round has moved.
     const { checkpoints, results } = await trainWithCheckpoints(
       model,
       data,
       config.rounds,
-      config.checkpoints,
+      [...new Set([0, ...config.checkpoints])],
       {
         epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / n),
         maxBatches: config.batchesPerRound,
         batchSize: config.batchSize,
         learningRate: config.learningRate,
+        optimizerScope: config.optimizerScope,
         seed: config.seed * 7919 + c,
       },
       initialAtoms,
@@ -213,6 +226,8 @@ export async function runAtomVsCka(
       accuracy: results.map((r) => r.accuracy),
     });
     for (const cp of checkpoints) {
+      if (cp.round === 0 && !startAtoms.has(cohort)) startAtoms.set(cohort, cp.atoms);
+      if (cp.round === 0 && !config.checkpoints.includes(0)) continue;
       if (cp.round === 0) {
         // Every client of a cohort starts from the same atoms: keep the initialisation once.
         if (models.some((m) => m.round === 0 && m.cohort === cohort && sameParameters(m.checkpoint, cp)))
@@ -449,6 +464,55 @@ export async function runAtomVsCka(
     sample(ckaIn, ckaMean.get('held-out-digits')!),
   );
   add('model', 'CKA in-dist (mean)', 'CKA noise (mean)', sample(ckaIn, ckaMean.get('noise')!));
+  // Between clients of one round (same origin): the comparison atomlens makes most often. Pairs
+  // of models at different rounds also differ in how far training has carried them, which both
+  // measures see; within a round only the clients' own differences remain. Each origin (cohort)
+  // is its own population: cohorts sit at different levels of atom cosine and CKA, so their
+  // pairs are correlated after centring within the cohort, never pooled raw (withinGroupSample).
+  const cohortOf = Int32Array.from(models, (m) => m.cohort);
+  const cohorts = [...new Set(models.filter((m) => m.round > 0).map((m) => m.cohort))].sort((a, b) => a - b);
+  const withinRound = config.checkpoints
+    .filter((r) => r > 0)
+    .flatMap((round) => {
+      const atRound = (q: number) =>
+        models[pairA[q]!]!.round === round && models[pairB[q]!]!.round === round;
+      const describe = (origin: string, keep: (q: number) => boolean, s: PairedSample) => {
+        let low = Number.POSITIVE_INFINITY;
+        let high = Number.NEGATIVE_INFINITY;
+        let ckaSum = 0;
+        let count = 0;
+        for (let q = 0; q < P; q++) {
+          if (!keep(q) || !Number.isFinite(ckaIn[q]!)) continue;
+          low = Math.min(low, 1 - atomMean[q]!);
+          high = Math.max(high, 1 - atomMean[q]!);
+          ckaSum += ckaIn[q]!;
+          count++;
+        }
+        const travel = models
+          .filter((m) => m.round === round && (origin === 'within origins' || `init ${m.cohort}` === origin))
+          .map((m) => modelCosine(m.checkpoint.atoms, startAtoms.get(m.cohort)!).mean);
+        return {
+          round,
+          origin,
+          correlation: correlate(s, statOpts),
+          meanCka: count ? ckaSum / count : Number.NaN,
+          oneMinusCosineRange: count ? ([low, high] as [number, number]) : null,
+          cosineToStart: meanOf(travel),
+        };
+      };
+      const rowsOfRound = cohorts.map((cohort) => {
+        const keep = (q: number) =>
+          atRound(q) && cohortOf[pairA[q]!] === cohort && cohortOf[pairB[q]!] === cohort;
+        return describe(`init ${cohort}`, keep, sample(atomMean, ckaIn, keep));
+      });
+      if (cohorts.length > 1) {
+        const keep = (q: number) => atRound(q) && cohortOf[pairA[q]!] === cohortOf[pairB[q]!];
+        rowsOfRound.push(
+          describe('within origins', keep, withinGroupSample(sample(atomMean, ckaIn, keep), cohortOf)),
+        );
+      }
+      return rowsOfRound;
+    });
   stage.statistics = (performance.now() - t0) / 1000;
 
   // Robustness: how far does CKA move when the probe set changes?
@@ -664,6 +728,30 @@ export async function runAtomVsCka(
       ci(r.spearmanModelCi),
     ]),
   );
+  const withinRoundTable = markdownTable(
+    [
+      'round',
+      'starting atoms',
+      'pairs',
+      'Pearson r',
+      '95% CI (models)',
+      'Spearman ρ',
+      'mean CKA',
+      '1 − atom cosine, range',
+      'atom cosine to the start (mean over clients)',
+    ],
+    withinRound.map((w) => [
+      w.round,
+      w.origin,
+      w.correlation.pairs,
+      num(w.correlation.pearson),
+      ci(w.correlation.pearsonModelCi),
+      num(w.correlation.spearman),
+      w.origin === 'within origins' ? '(centred)' : num(w.meanCka),
+      w.oneMinusCosineRange ? `${num(w.oneMinusCosineRange[0])}–${num(w.oneMinusCosineRange[1])}` : 'n/a',
+      w.cosineToStart.toFixed(4),
+    ]),
+  );
   const robustTable = markdownTable(
     [
       'probe set',
@@ -761,6 +849,12 @@ Pair-bootstrap intervals treat pairs as independent; model-bootstrap intervals r
 
 ${corrTable}
 
+## Between clients of one round
+
+Pairs of clients kept after the same round that share their starting atoms, per starting point; mean atom cosine vs mean in-distribution CKA. "within origins" pools the starting points after centring both measures within each (their levels differ, and pooling raw values would mix that difference into the correlation). The last column is how far training has carried the atoms (Adam state ${config.optimizerScope === 'task' ? 'kept over all rounds' : 'new every round'}).
+
+${withinRoundTable}
+
 ## Robustness to the probe set
 
 ${robustTable}
@@ -804,6 +898,7 @@ ${figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
     })),
     pairs: P,
     correlations: rows,
+    withinRound,
     robustness,
     cost: {
       probeSize: n,

@@ -125,3 +125,39 @@ export function correlate(
     spearmanModelCi: modelBootstrapCi(s, 'spearman', modelOpts),
   };
 }
+
+/**
+ * Keeps the pairs whose two models are both in group g (groups[model] = g) for some g, and
+ * centres x and y within each group: the pooled within-group sample. Its correlation is the
+ * within-group correlation (the "pooled within-class" correlation of analysis of covariance),
+ * which a difference between the groups' means cannot move. Correlating the raw pooled pairs
+ * instead mixes that difference in and can even reverse the sign (Simpson 1951): models that
+ * start from different atoms sit at different levels of atom cosine and CKA.
+ */
+export function withinGroupSample(sample: PairedSample, groups: ArrayLike<number>): PairedSample {
+  const s = finitePairs(sample);
+  const keep: number[] = [];
+  const sums = new Map<number, { x: number; y: number; n: number }>();
+  for (let p = 0; p < s.x.length; p++) {
+    const g = groups[s.pairA[p]!]!;
+    if (g !== groups[s.pairB[p]!]!) continue;
+    keep.push(p);
+    const acc = sums.get(g) ?? { x: 0, y: 0, n: 0 };
+    acc.x += s.x[p]!;
+    acc.y += s.y[p]!;
+    acc.n++;
+    sums.set(g, acc);
+  }
+  const centred = (values: Float64Array, which: 'x' | 'y') =>
+    Float64Array.from(keep, (p) => {
+      const acc = sums.get(groups[s.pairA[p]!]!)!;
+      return values[p]! - acc[which] / acc.n;
+    });
+  return {
+    models: s.models,
+    pairA: Int32Array.from(keep, (p) => s.pairA[p]!),
+    pairB: Int32Array.from(keep, (p) => s.pairB[p]!),
+    x: centred(s.x, 'x'),
+    y: centred(s.y, 'y'),
+  };
+}

@@ -103,6 +103,20 @@ describe('experiment atom-vs-cka (tiny)', () => {
     expect(Number(t.rows[1]![3]) + Number(t.rows[2]![3])).toBe(PAIRS);
   });
 
+  it('between clients of one round: a row per round and starting point, plus the centred pool', () => {
+    const t = tableAfter(md, '## Between clients of one round');
+    const rounds = config.checkpoints.filter((c) => c > 0);
+    // Clients c start from cohort ⌊c / tasks⌋ mod cohorts: two cohorts of two clients here.
+    const origins = ['init 0', 'init 1', 'within origins'];
+    expect(t.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(rounds.flatMap((r) => origins.map((o) => `${r} ${o}`)));
+    // One pair per cohort and round; the centred pool holds both.
+    expect(column(t, 'pairs')).toEqual(rounds.flatMap(() => [1, 1, 2]));
+    for (const v of column(t, 'atom cosine to the start (mean over clients)')) {
+      expect(v).toBeGreaterThan(0.5);
+      expect(v).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('robustness table: CKA in [0, 1], the in-distribution row is the reference', () => {
     const t = tableAfter(md, '## Robustness to the probe set');
     expect(t.rows.map((r) => r[0])).toEqual(['in-distribution', 'held-out-digits', 'noise']);

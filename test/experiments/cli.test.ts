@@ -40,6 +40,9 @@ describe('atomlens experiment', () => {
     expect(badRef.code).toBe(2);
     expect(badRef.stderr).toMatch(/--reference-size 100 is not one of the probe sizes 64, 128/);
     expect(cli(['atom-vs-cka', '--checkpoints', '0,9', '--rounds', '4']).code).toBe(2);
+    const badScope = cli(['atom-vs-cka', '--optimizer-scope', 'epoch']);
+    expect(badScope.code).toBe(2);
+    expect(badScope.stderr).toMatch(/--optimizer-scope must be 'task' or 'round', got 'epoch'/);
   });
 
   it('runs atom-vs-cka --tiny and records the command that reproduces it', () => {

@@ -2,7 +2,12 @@
 // analytic cost model, Markdown tables and standalone SVG.
 import { describe, expect, it } from 'vitest';
 import { markdownTable, standaloneSvg } from '../../src/experiments/common.js';
-import { correlate, modelBootstrapCi } from '../../src/experiments/correlation.js';
+import {
+  correlate,
+  modelBootstrapCi,
+  pointCorrelation,
+  withinGroupSample,
+} from '../../src/experiments/correlation.js';
 import { layerCosts, pairCostCount } from '../../src/experiments/cost.js';
 import {
   adjustedRandIndex,
@@ -150,5 +155,59 @@ describe('output helpers', () => {
     expect(() => parseXml('<svg a="1" a="2"/>')).toThrow(/duplicate attribute/);
     expect(() => parseXml('<svg/><svg/>')).toThrow(/only one root/);
     expect(() => parseXml('<svg><g>')).toThrow(/unclosed/);
+  });
+});
+
+describe('withinGroupSample (correlation between clients of one round, per starting point)', () => {
+  // Two starting points: within each, atom cosine and CKA rise together, but the second group's
+  // models sit higher in atom cosine and lower in CKA (as clients from other starting atoms did in
+  // atom-vs-cka). Pooling the raw pairs, as the within-round figures were once computed, turns
+  // two strong positive relations into a negative one.
+  const models = 8;
+  const groups = [0, 0, 0, 0, 1, 1, 1, 1];
+  const pairA: number[] = [];
+  const pairB: number[] = [];
+  const x: number[] = [];
+  const y: number[] = [];
+  for (let a = 0; a < models; a++) {
+    for (let b = a + 1; b < models; b++) {
+      pairA.push(a);
+      pairB.push(b);
+      const g = groups[a]! === groups[b]! ? groups[a]! : -1;
+      const t = ((a * 7 + b * 3) % 5) / 5; // a spread of values within the group
+      x.push(g === 1 ? 0.97 + 0.01 * t : 0.95 + 0.01 * t);
+      y.push(g === 1 ? 0.85 + 0.05 * t : g === 0 ? 0.9 + 0.05 * t : 0.5);
+    }
+  }
+  const sample = {
+    models,
+    pairA: Int32Array.from(pairA),
+    pairB: Int32Array.from(pairB),
+    x: Float64Array.from(x),
+    y: Float64Array.from(y),
+  };
+  const sameGroup = pairA.map((a, p) => groups[a] === groups[pairB[p]!]);
+  const pooledRaw = {
+    ...sample,
+    pairA: Int32Array.from(pairA.filter((_, p) => sameGroup[p])),
+    pairB: Int32Array.from(pairB.filter((_, p) => sameGroup[p])),
+    x: Float64Array.from(x.filter((_, p) => sameGroup[p])),
+    y: Float64Array.from(y.filter((_, p) => sameGroup[p])),
+  };
+
+  it('keeps same-group pairs only, centred within their group', () => {
+    const s = withinGroupSample(sample, groups);
+    expect(s.x.length).toBe(12);
+    for (let p = 0; p < s.x.length; p++) expect(groups[s.pairA[p]!]).toBe(groups[s.pairB[p]!]);
+    for (const g of [0, 1]) {
+      const idx = [...s.pairA.keys()].filter((p) => groups[s.pairA[p]!] === g);
+      expect(idx.reduce((acc, p) => acc + s.x[p]!, 0)).toBeCloseTo(0, 12);
+      expect(idx.reduce((acc, p) => acc + s.y[p]!, 0)).toBeCloseTo(0, 12);
+    }
+  });
+
+  it('recovers the within-group relation that pooling the raw pairs reverses', () => {
+    expect(pointCorrelation(pooledRaw).pearson).toBeLessThan(0);
+    expect(pointCorrelation(withinGroupSample(sample, groups)).pearson).toBeCloseTo(1, 10);
   });
 });

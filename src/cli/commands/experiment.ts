@@ -63,6 +63,12 @@ export const spec: CommandSpec = {
       value: 'N',
       description: 'atom-vs-cka: probe inputs per set (default 256)',
     },
+    'optimizer-scope': {
+      type: 'string',
+      value: 'task|round',
+      description:
+        'atom-vs-cka: one Adam per client for all rounds (task, default, what atomlens clients do) or a new Adam every round (round)',
+    },
     seeds: {
       type: 'string',
       value: 'N',
@@ -132,6 +138,13 @@ function atomVsCkaConfig(v: Parsed['values'], seed: number, tiny: boolean): Atom
   }
   if (checkpoints !== undefined) config.checkpoints = checkpoints;
   if (probeSize !== undefined) config.probeSize = probeSize;
+  const scope = v['optimizer-scope'];
+  if (scope !== undefined) {
+    if (scope !== 'task' && scope !== 'round') {
+      throw new UsageError(`--optimizer-scope must be 'task' or 'round', got '${String(scope)}'`);
+    }
+    config.optimizerScope = scope;
+  }
   if (config.checkpoints.some((c) => c > config.rounds)) {
     throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
   }
