@@ -14,8 +14,15 @@
 // The number of blocks k is chosen by a stated criterion:
 //   * 'silhouette' (default): the k in 2..maxK whose optimal split has the largest mean
 //     silhouette (Rousseeuw 1987): per layer s = (b − a) / max(a, b), a = mean distance to the
-//     other layers of its block, b = the smallest mean distance to another block; a layer
-//     alone in its block has s = 0. When no split reaches `minSilhouette` (default 0.25, the
+//     other layers of its block, b = the smallest mean distance to another block. A layer alone
+//     in its block has no a; Rousseeuw sets s = 0 there, which merges a genuinely distinct layer
+//     into a neighbour. Here a singleton's a is the split's typical within-block distance (the
+//     mean over all pairs of layers sharing a block of two or more), so a layer that is as far
+//     from every block as blocks are from each other scores like any well-placed layer, and one
+//     close to a neighbour scores ≈ 0 or below. With no block of two layers (every layer alone),
+//     a singleton's a is `sameFunctionScale` when the caller knows one — e.g. the typical distance
+//     between different models' versions of one layer — and s = 0 otherwise.
+//     When no split reaches `minSilhouette` (default 0.25, the
 //     level below which Kaufman & Rousseeuw call a structure "not substantial") the layers form
 //     one block. Ties go to the smaller k.
 //   * 'elbow': the k whose point on the normalised curve cost(k)/cost(1) lies farthest below
@@ -33,6 +40,8 @@ export interface SegmentationOptions {
   maxK?: number;
   /** 'silhouette': below this best mean silhouette the layers stay one block (default 0.25). */
   minSilhouette?: number;
+  /** Typical distance between two versions of one function (see the file comment); optional. */
+  sameFunctionScale?: number;
 }
 
 export interface LayerBlock {
@@ -159,18 +168,42 @@ function meanBetween(S: Float64Array, L: number, a0: number, a1: number, b0: num
   return count === 0 ? Number.NaN : sum / count;
 }
 
-/** Mean silhouette (Rousseeuw 1987) of a contiguous split; singleton layers count as 0. */
-export function meanSilhouette(S: Float64Array, L: number, starts: number[]): number {
+/**
+ * Mean silhouette (Rousseeuw 1987) of a contiguous split; a singleton layer's a is the split's
+ * typical within-block distance (file comment), or s = 0 when no block has two layers.
+ */
+export function meanSilhouette(
+  S: Float64Array,
+  L: number,
+  starts: number[],
+  sameFunctionScale?: number,
+): number {
   const k = starts.length;
   if (k < 2) return Number.NaN;
   const of = blockIndexOfLayer(starts, L);
   const bounds = starts.map((s, b) => [s, b + 1 < k ? starts[b + 1]! - 1 : L - 1] as const);
+  let withinSum = 0;
+  let withinCount = 0;
+  for (const [s0, s1] of bounds) {
+    for (let i = s0; i <= s1; i++) {
+      for (let j = i + 1; j <= s1; j++) {
+        withinSum += S[i * L + j]!;
+        withinCount++;
+      }
+    }
+  }
+  const typicalWithin =
+    withinCount > 0
+      ? withinSum / withinCount
+      : sameFunctionScale !== undefined && Number.isFinite(sameFunctionScale)
+        ? sameFunctionScale
+        : Number.NaN;
   let total = 0;
   for (let i = 0; i < L; i++) {
     const own = of[i]!;
     const [s0, s1] = bounds[own]!;
-    if (s1 === s0) continue; // singleton: s = 0
-    const a = meanBetween(S, L, i, i, s0, s1);
+    if (s1 === s0 && Number.isNaN(typicalWithin)) continue; // only singletons, no scale: s = 0
+    const a = s1 === s0 ? typicalWithin : meanBetween(S, L, i, i, s0, s1);
     let b = Number.POSITIVE_INFINITY;
     for (let other = 0; other < k; other++) {
       if (other === own) continue;
@@ -236,7 +269,9 @@ export function segmentLayers(
   const minSilhouette = options.minSilhouette ?? DEFAULT_MIN_SILHOUETTE;
   const W = blockScatter(S, L);
   const { cost, starts } = optimalSplits(W, L, maxK);
-  const silhouetteByK = starts.map((s) => (s.length < 2 ? null : meanSilhouette(S, L, s)));
+  const silhouetteByK = starts.map((s) =>
+    s.length < 2 ? null : meanSilhouette(S, L, s, options.sameFunctionScale),
+  );
 
   let chosen = 1;
   let reason: string;

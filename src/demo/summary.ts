@@ -52,17 +52,18 @@ export function summariseDemo(
   }
   for (const b of report.blocks) {
     layersByLabel[b.label] = [...(layersByLabel[b.label] ?? []), ...b.layers];
-    const gwDeparting = b.gw.departing.map((d) => `${d.clientId}/${d.taskId}`);
+    const view = b.decidedBy === 'matched' && b.matched ? b.matched : b.gw;
+    const gwDeparting = view.departing.map((d) => `${d.clientId}/${d.taskId}`);
     for (const m of gwDeparting) departingCount.set(m, (departingCount.get(m) ?? 0) + 1);
     const atomView = b.atoms
       ? `atoms say ${b.atoms.label}${b.atomsAgree === false ? ' (disagree)' : ''}`
       : 'no atom view';
     lines.push(
-      `  ${blockName(b).padEnd(13)} ${b.label.padEnd(15)} GW max ${fmt(b.gw.max)}, ${atomView}` +
+      `  ${blockName(b).padEnd(13)} ${b.label.padEnd(15)} ${b.labelConfidence === null ? '' : `(${Math.round(b.labelConfidence * 100)} % of probe resamples) `}${b.decidedBy === 'matched' ? `matched max ${fmt(view.max)}, ` : ''}GW max ${fmt(b.gw.max)}${b.matched && !b.gwAgrees ? ` (GW alone: ${b.gw.label})` : ''}, ${atomView}` +
         (gwDeparting.length > 0 ? `; departing: ${gwDeparting.join(', ')}` : ''),
     );
     // The explanation's first clause is the reason; the rest repeats the departing list.
-    lines.push(`  ${''.padEnd(13)} ${b.gw.explanation.split(': ')[0]}`);
+    lines.push(`  ${''.padEnd(13)} ${view.explanation.split(': ')[0]}`);
   }
   const labelOrder = ['shared', 'task-specific', 'client-specific', 'inconclusive'];
   const byLabel = labelOrder
@@ -85,12 +86,12 @@ export function summariseDemo(
   const tag = (m: string) => (noteFor(m) ? `${m} (${noteFor(m)})` : m);
   if (clear.length > 0) {
     lines.push(
-      `diverged (GW view): ${clear.map(tag).join(', ')} — departs from the other models of its task`,
+      `diverged (probe view): ${clear.map(tag).join(', ')} — departs from the other models of its task`,
     );
   }
   if (paired.length > 0) {
     lines.push(
-      `differ (GW view): ${paired.map(tag).join(', ')} — a task with two models, so either may have moved`,
+      `differ (probe view): ${paired.map(tag).join(', ')} — a task with two models, so either may have moved`,
     );
   }
   if (mostDivergent) {

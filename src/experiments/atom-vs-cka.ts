@@ -474,8 +474,7 @@ export async function runAtomVsCka(
   const withinRound = config.checkpoints
     .filter((r) => r > 0)
     .flatMap((round) => {
-      const atRound = (q: number) =>
-        models[pairA[q]!]!.round === round && models[pairB[q]!]!.round === round;
+      const atRound = (q: number) => models[pairA[q]!]!.round === round && models[pairB[q]!]!.round === round;
       const describe = (origin: string, keep: (q: number) => boolean, s: PairedSample) => {
         let low = Number.POSITIVE_INFINITY;
         let high = Number.NEGATIVE_INFINITY;

@@ -68,7 +68,8 @@ describe('atomlens report', () => {
     expect(run.stderr).toMatch(/solving/);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/trigger operator: from the CLI test/);
-    expect(run.stdout).toMatch(/c7,c8\s+client-specific/);
+    // Two models of one task that differ: which one moved cannot be told, so no client is named.
+    expect(run.stdout).toMatch(/c7,c8\s+inconclusive\s+\(\d+ % of probe resamples\)/);
     expect(run.stdout).toContain(`HTML written to ${page}`);
     expect(existsSync(page)).toBe(true);
     expect(readFileSync(page, 'utf8')).toContain('class="heatmap" data-kind="gw-layers"');

@@ -29,7 +29,7 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     const ok = validate(parsed);
     expect(validate.errors ?? []).toEqual([]);
     expect(ok).toBe(true);
-    expect(parsed.schemaVersion).toBe(1);
+    expect(parsed.schemaVersion).toBe(2);
     expect(json).not.toMatch(/NaN|Infinity/);
   });
 
@@ -42,7 +42,7 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     delete missing.crossCheck;
     expect(validate(missing)).toBe(false);
     const version = JSON.parse(json);
-    version.schemaVersion = 2;
+    version.schemaVersion = 1;
     expect(validate(version)).toBe(false);
   });
 
@@ -54,8 +54,18 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     ]);
     expect(report.blocks.map((b) => b.label)).toEqual(['shared', 'shared', 'client-specific']);
     const last = report.blocks[2]!;
-    // bob departs from alice (same task); carol (other task) computes alice's function.
-    expect(last.gw.departing.map((d) => d.clientId).sort()).toEqual(['alice', 'bob']);
+    // bob departs from alice (same task); carol (other task) computes alice's function, so bob
+    // is the one who moved: the only model at odds with both others.
+    expect(last.decidedBy).toBe('matched');
+    expect(last.matched!.departing.map((d) => d.clientId)).toEqual(['bob']);
+    expect(last.gw.departing.map((d) => d.clientId)).toEqual(['bob']);
+    // Confidence from probe resamples: a fraction per label and per boundary (none after the last).
+    for (const b of report.blocks) {
+      expect(b.labelConfidence).toBeGreaterThanOrEqual(0.5);
+      expect(b.labelConfidence).toBeLessThanOrEqual(1);
+    }
+    expect(report.blocks.map((b) => b.boundaryConfidence === null)).toEqual([false, false, true]);
+    expect(report.bootstrap.resamples).toBeGreaterThan(0);
     expect(last.layers).toEqual(['c7', 'c8']);
     for (const m of report.layerGw) {
       expect(m.segmentation.blocks.map((b) => [b.start, b.end])).toEqual([

@@ -13,7 +13,10 @@ function evidence(label: BlockLabel, departing: Model[]): ReportViewEvidence {
   return {
     label,
     units: 'gw-distance',
+    threshold: 0.05,
     pairs: [],
+    pairsCompared: 15,
+    misfit: 0,
     max: 0.2,
     mean: 0.1,
     withinTaskMean: null,
@@ -40,16 +43,21 @@ function block(layers: string[], label: BlockLabel, departing: Model[] = []): Re
     cohesion: 0.1,
     separationLeft: null,
     separationRight: null,
+    decidedBy: 'gw',
+    matched: null,
     gw: evidence(label, departing),
+    gwAgrees: true,
     atoms: evidence(label, []),
     atomsAgree: true,
+    labelConfidence: null,
+    boundaryConfidence: null,
     perLayer: [],
   };
 }
 
 function report(models: Model[], blocks: ReportBlock[], missing: Model[] = []): AnalysisReport {
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
     reportId: 'rep-test',
     analysisId: 'ana-test',
     createdAt: new Date(0).toISOString(),
@@ -90,11 +98,13 @@ function report(models: Model[], blocks: ReportBlock[], missing: Model[] = []): 
     blocks,
     thresholds: {
       sharedMaxGw: 0.05,
-      taskRatio: 2,
-      clientRatio: 2,
+      sharedMaxIdentity: 0.05,
+      maxMisfit: 0.2,
       sharedMinCosine: 0.9,
       sharedMaxGwRule: 'test',
+      sharedMaxIdentityRule: 'test',
     },
+    bootstrap: { resamples: 0, method: 'test' },
     crossCheck: {
       points: [],
       overall: { n: 12, pearson: 0.5, spearman: 0.6, pearsonCi: null, spearmanCi: null },
@@ -141,8 +151,8 @@ describe('summariseDemo', () => {
     expect(s.layersByLabel).toEqual({ shared: ['conv1', 'conv2'], 'client-specific': ['conv3'] });
     const text = s.lines.join('\n');
     expect(text).toContain('in short — shared: conv1, conv2 · client-specific: conv3');
-    expect(text).toContain('diverged (GW view): d/0-1 (skewed share)');
-    expect(text).toContain('differ (GW view): a/2-3 — a task with two models');
+    expect(text).toContain('diverged (probe view): d/0-1 (skewed share)');
+    expect(text).toContain('differ (probe view): a/2-3 — a task with two models');
     expect(text).toContain('most divergent (atom view): c/0-1, divergence 0.200');
   });
 

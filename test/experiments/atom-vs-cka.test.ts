@@ -108,7 +108,9 @@ describe('experiment atom-vs-cka (tiny)', () => {
     const rounds = config.checkpoints.filter((c) => c > 0);
     // Clients c start from cohort ⌊c / tasks⌋ mod cohorts: two cohorts of two clients here.
     const origins = ['init 0', 'init 1', 'within origins'];
-    expect(t.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(rounds.flatMap((r) => origins.map((o) => `${r} ${o}`)));
+    expect(t.rows.map((r) => `${r[0]} ${r[1]}`)).toEqual(
+      rounds.flatMap((r) => origins.map((o) => `${r} ${o}`)),
+    );
     // One pair per cohort and round; the centred pool holds both.
     expect(column(t, 'pairs')).toEqual(rounds.flatMap(() => [1, 1, 2]));
     for (const v of column(t, 'atom cosine to the start (mean over clients)')) {

@@ -13,12 +13,14 @@ import { normaliseByMeanOffDiagonal } from '../../ot/index.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import {
   DEFAULT_LABEL_SETTINGS,
+  decidingView,
   type LabelThresholdSettings,
   type LabelThresholds,
   labelBlocks,
   resolveSharedMaxGw,
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
+import { bootstrapBlocks } from '../probeBootstrap.js';
 import { gramToDistances, linearCkaFromGram } from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
 import { correlationCi, pearson, spearman } from '../stats.js';
@@ -106,8 +108,13 @@ export interface ReportInput {
   probingSeconds: number;
   /** Seed for the bootstrap intervals (default: fixed, so a report is reproducible). */
   bootstrapSeed?: number;
+  /** Probe-input resamples for the confidence of boundaries and labels (0 = none). */
+  bootstrapResamples?: number;
   notes?: string[];
 }
+
+/** Default probe-input resamples: ~0.05 s each for 12 models × 5 layers at n = 256. */
+export const DEFAULT_BOOTSTRAP_RESAMPLES = 40;
 
 const toJsonNumber = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
@@ -148,6 +155,26 @@ function correlation(x: number[], y: number[], seed: number): CorrelationSummary
     pearsonCi: ci('pearson', p),
     spearmanCi: ci('spearman', s),
   };
+}
+
+/**
+ * Median over layers of the smallest distance between two models' versions of the layer: how far
+ * apart two versions of one function land (with more than one model some pair usually shares it).
+ */
+export function typicalCrossModelDistance(crossLayer: Float64Array[], P: number): number {
+  const med = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const perLayer = crossLayer
+    .map((m) => {
+      const v: number[] = [];
+      for (let a = 0; a < P; a++)
+        for (let b = a + 1; b < P; b++) if (Number.isFinite(m[a * P + b]!)) v.push(m[a * P + b]!);
+      return v.length ? Math.min(...v) : Number.NaN;
+    })
+    .filter((v) => Number.isFinite(v));
+  return perLayer.length ? med(perLayer) : Number.NaN;
 }
 
 /** Splits a model's concatenated float32 atoms (template layer order) into per-layer arrays. */
@@ -303,16 +330,33 @@ export async function buildReport(
 
   // --- segmentation and labels ---------------------------------------------------------------
   onProgress({ stage: 'segmenting', fraction: 0.9, message: 'segmenting layers into blocks' });
+  // How far apart two models' versions of one layer typically are: the scale of "the same
+  // function" that lets segmentation call every layer a block of its own (segmentation.ts).
+  const segmentation: SegmentationOptions = {
+    ...(P >= 2 ? { sameFunctionScale: typicalCrossModelDistance(crossGw, P) } : {}),
+    ...input.segmentation,
+  };
   const perModel = answered.map((i) => {
     const { gw, identity } = layerGw.get(i)!;
-    return { model: i, gw, identity, segmentation: segmentLayers(gw, L, input.segmentation) };
+    return { model: i, gw, identity, segmentation: segmentLayers(gw, L, segmentation) };
   });
   const shared = resolveSharedMaxGw(
     settings.sharedMaxGw,
-    perModel.map((m) => m.gw),
+    perModel.map((m) => ({ matrix: m.gw, blocks: m.segmentation.blocks })),
     L,
+    'GW',
   );
-  const thresholds: LabelThresholds = { ...settings, sharedMaxGw: shared.value };
+  const sharedIdentity = resolveSharedMaxGw(
+    settings.sharedMaxGw,
+    perModel.map((m) => ({ matrix: m.identity, blocks: m.segmentation.blocks })),
+    L,
+    'identity-coupling',
+  );
+  const thresholds: LabelThresholds & { sharedMaxIdentity: number } = {
+    ...settings,
+    sharedMaxGw: shared.value,
+    sharedMaxIdentity: sharedIdentity.value,
+  };
   const consensus =
     P > 0
       ? segmentLayers(
@@ -321,7 +365,7 @@ export async function buildReport(
             L * L,
           ),
           L,
-          input.segmentation,
+          segmentation,
         )
       : null;
   const atomIndexOfProbe = probeLayers.map((name) => template.layers.findIndex((l) => l.name === name));
@@ -347,11 +391,36 @@ export async function buildReport(
             layers: probeLayers,
             blocks: consensus.blocks,
             crossGw,
+            crossIdentity,
             atomCosine: crossCosine,
           },
           thresholds,
         )
       : [];
+  // Confidence by resampling the probe inputs (see probeBootstrap.ts); needs two models.
+  const resamples = input.bootstrapResamples ?? DEFAULT_BOOTSTRAP_RESAMPLES;
+  const confidence =
+    consensus && P >= 2 && resamples > 0
+      ? bootstrapBlocks({
+          models: answered.map((i) => input.models[i]!),
+          layers: probeLayers,
+          n,
+          spaces: answered.map((i) => spaces.get(i)!),
+          layerGw: perModel.map((m) => m.gw),
+          layerIdentity: perModel.map((m) => m.identity),
+          crossGw,
+          crossIdentity,
+          blocks: consensus.blocks,
+          labels: labelled.map((b) => ({
+            label: b.label,
+            departing: decidingView(b).departing.map((d) => `${d.clientId}/${d.taskId}`),
+          })),
+          settings,
+          segmentation,
+          resamples,
+          seed: (input.bootstrapSeed ?? 20240611) + 17,
+        })
+      : null;
 
   // --- cross-check: atom cosine vs CKA --------------------------------------------------------
   onProgress({ stage: 'reporting', fraction: 0.95, message: 'cross-checking atom cosine against CKA' });
@@ -444,13 +513,26 @@ export async function buildReport(
         cohesion: seg.cohesion,
         separationLeft: seg.separationLeft,
         separationRight: seg.separationRight,
+        decidedBy: b.decidedBy,
+        matched: b.matched,
         gw: b.gw,
+        gwAgrees: b.gwAgrees,
         atoms: b.atoms,
         atomsAgree: b.atomsAgree,
+        labelConfidence: confidence ? toJsonNumber(confidence.labelConfidence[index]!) : null,
+        boundaryConfidence:
+          confidence && index < labelled.length - 1
+            ? toJsonNumber(confidence.boundaryConfidence[index]!)
+            : null,
         perLayer: b.perLayer,
       };
     }),
-    thresholds: { ...thresholds, sharedMaxGwRule: shared.rule },
+    bootstrap: {
+      resamples: confidence?.resamples ?? 0,
+      method:
+        'probe inputs resampled with replacement; identity-coupling distances recomputed exactly, GW rescaled by the change in the identity distance (not re-solved)',
+    },
+    thresholds: { ...thresholds, sharedMaxGwRule: shared.rule, sharedMaxIdentityRule: sharedIdentity.rule },
     crossCheck: { points, overall, perLayer },
     solver: input.solver,
     timings: {

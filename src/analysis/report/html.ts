@@ -39,22 +39,36 @@ function corrRow(name: string, c: CorrelationSummary): string {
   return `<tr><td>${esc(name)}</td><td class="num">${c.n}</td><td class="num">${fmt(c.pearson)}</td><td class="num">${ci(c.pearsonCi)}</td><td class="num">${fmt(c.spearman)}</td><td class="num">${ci(c.spearmanCi)}</td></tr>`;
 }
 
-function viewCell(v: ReportViewEvidence | null): string {
+const UNIT_NAMES: Record<ReportViewEvidence['units'], string> = {
+  'gw-distance': 'GW',
+  'identity-distance': 'matched',
+  'one-minus-cosine': '1−cos',
+};
+
+function viewCell(v: ReportViewEvidence | null, agrees: boolean | null = null): string {
   if (!v) return '<span class="muted">not comparable</span>';
-  const unit = v.units === 'gw-distance' ? 'GW' : '1−cos';
-  return `${labelBadge(v.label)}<br><span class="muted">${unit}: max ${fmt(v.max)}, within-task ${fmt(v.withinTaskMean)}, across-task ${fmt(v.acrossTaskMean)}</span>`;
+  const unit = UNIT_NAMES[v.units];
+  const disagree = agrees === false ? ' <strong>(disagrees)</strong>' : '';
+  return `${labelBadge(v.label)}${disagree}<br><span class="muted">${unit} ≤ ${fmt(v.threshold)} counts as the same; max ${fmt(v.max)}, within-task ${fmt(v.withinTaskMean)}, across-task ${fmt(v.acrossTaskMean)}; ${v.misfit} of ${v.pairsCompared} pairs do not fit</span>`;
 }
 
+const pct = (v: number | null) => (v === null ? '—' : `${Math.round(v * 100)} %`);
+
 function blockRow(b: ReportBlock): string {
+  const deciding = b.decidedBy === 'matched' && b.matched ? b.matched : b.gw;
   const departing =
-    b.gw.departing.length === 0
+    deciding.departing.length === 0
       ? '—'
-      : b.gw.departing.map((d) => `${esc(d.clientId)}/${esc(d.taskId)} (${fmt(d.meanToTask)})`).join('<br>');
-  const agree = b.atomsAgree === null ? '—' : b.atomsAgree ? 'yes' : '<strong>no</strong>';
+      : deciding.departing
+          .map((d) => `${esc(d.clientId)}/${esc(d.taskId)} (${fmt(d.meanToTask)})`)
+          .join('<br>');
   const perLayer = b.perLayer
-    .map((p) => `${esc(p.layer)}: GW max ${fmt(p.gwMax)}, cos min ${fmt(p.cosineMin)}`)
+    .map(
+      (p) =>
+        `${esc(p.layer)}: matched max ${fmt(p.identityMax)}, GW max ${fmt(p.gwMax)}, cos min ${fmt(p.cosineMin)}`,
+    )
     .join('<br>');
-  return `<tr class="block-row" data-label="${esc(b.label)}"><td class="num">${b.index + 1}</td><td>${esc(b.layers.join(', '))}</td><td>${labelBadge(b.label)}</td><td class="num">${fmt(b.cohesion)}</td><td class="num">${fmt(b.separationLeft)}</td><td class="num">${fmt(b.separationRight)}</td><td>${viewCell(b.gw)}</td><td>${viewCell(b.atoms)}</td><td>${agree}</td><td>${departing}</td><td>${esc(b.gw.explanation)}<br><span class="muted">${perLayer}</span></td></tr>`;
+  return `<tr class="block-row" data-label="${esc(b.label)}"><td class="num">${b.index + 1}</td><td>${esc(b.layers.join(', '))}</td><td>${labelBadge(b.label)}<br><span class="confidence">${pct(b.labelConfidence)} of resamples</span></td><td class="num">${pct(b.boundaryConfidence)}</td><td class="num">${fmt(b.cohesion)}</td><td>${viewCell(b.matched)}</td><td>${viewCell(b.gw, b.matched ? b.gwAgrees : null)}</td><td>${viewCell(b.atoms, b.atomsAgree)}</td><td>${departing}</td><td>${esc(deciding.explanation)}<br><span class="muted">${perLayer}</span></td></tr>`;
 }
 
 export function renderReportHtml(r: AnalysisReport): string {
@@ -109,14 +123,17 @@ export function renderReportHtml(r: AnalysisReport): string {
   out.push(`<h2 id="blocks">Sub-networks and labels</h2>`);
   if (r.consensus) {
     out.push(
-      `<p>Consensus segmentation of the ${r.crossModels.length} models' mean GW layer matrix into <strong>${r.consensus.k}</strong> block(s): ${esc(r.consensus.reason)}. Thresholds: shared when every pair's GW ≤ ${fmt(r.thresholds.sharedMaxGw)} (${esc(r.thresholds.sharedMaxGwRule)}); task-specific when across-task ≥ ${r.thresholds.taskRatio}× within-task; a client departs at ≥ ${r.thresholds.clientRatio}× its task's spread; atoms count as the same at cosine ≥ ${r.thresholds.sharedMinCosine}.</p>`,
+      `<p>Consensus segmentation of the ${r.crossModels.length} models' mean GW layer matrix into <strong>${r.consensus.k}</strong> block(s): ${esc(r.consensus.reason)}.</p>`,
+    );
+    out.push(
+      `<p class="explain">How labels are decided: two models count as computing the same function in a block when their layers' distance is at most a threshold — in the <em>matched</em> view (every probe input compared with itself; used because all models answer the same probe inputs) ${fmt(r.thresholds.sharedMaxIdentity)} (${esc(r.thresholds.sharedMaxIdentityRule)}); in the GW view, which may re-match inputs and so sees only the shape of the representation, ${fmt(r.thresholds.sharedMaxGw)} (${esc(r.thresholds.sharedMaxGwRule)}). The label is the structure (shared, task-specific, or some named clients departing) that explains the most model pairs; when none explains at least ${Math.round((1 - r.thresholds.maxMisfit) * 100)} % of them, or two fit equally well, it is <em>inconclusive</em>. Atoms count as the same at cosine ≥ ${r.thresholds.sharedMinCosine}. Confidence: the fraction of ${r.bootstrap.resamples} resamples of the probe inputs giving the same label (or the same boundary). Cohesion is the mean GW distance between a block's layers (smaller = more alike).</p>`,
     );
   }
   if (r.blocks.length === 0) {
     out.push('<p class="muted">No blocks: no model returned probe data.</p>');
   } else {
     out.push(
-      '<table id="block-table" class="block-table"><tr><th>#</th><th>Layers</th><th>Label</th><th>Cohesion</th><th>Sep. left</th><th>Sep. right</th><th>GW view</th><th>Atom view</th><th>Agree</th><th>Departing</th><th>Evidence</th></tr>',
+      '<table id="block-table" class="block-table"><tr><th>#</th><th>Layers</th><th>Label (confidence)</th><th>Boundary after (confidence)</th><th>Cohesion</th><th>Matched view (decides)</th><th>GW view</th><th>Atom view</th><th>Departing</th><th>Evidence</th></tr>',
     );
     for (const b of r.blocks) out.push(blockRow(b));
     out.push('</table>');

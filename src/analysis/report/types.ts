@@ -5,7 +5,7 @@ import type { BlockLabel, LabelThresholds } from '../labels.js';
 import type { SegmentationCriterion } from '../segmentation.js';
 
 /** Bumped on any incompatible change to the report's shape; readers check it. */
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
 
 export type Matrix = (number | null)[][];
 
@@ -105,13 +105,24 @@ export interface ReportBlock {
   cohesion: number | null;
   separationLeft: number | null;
   separationRight: number | null;
+  /** The view that decided the label: 'matched' (identity coupling) when probe inputs correspond. */
+  decidedBy: 'matched' | 'gw';
+  matched: ReportViewEvidence | null;
   gw: ReportViewEvidence;
+  /** Whether GW alone gives the same label (false: same geometry, inputs assigned differently). */
+  gwAgrees: boolean;
   atoms: ReportViewEvidence | null;
   atomsAgree: boolean | null;
+  /** Fraction of probe resamples giving the same label and departing clients; null without a bootstrap. */
+  labelConfidence: number | null;
+  /** Fraction of probe resamples whose consensus has the boundary after this block; null for the last. */
+  boundaryConfidence: number | null;
   perLayer: {
     layer: string;
     gwMax: number | null;
     gwMean: number | null;
+    identityMax: number | null;
+    identityMean: number | null;
     cosineMin: number | null;
     cosineMean: number | null;
   }[];
@@ -119,7 +130,9 @@ export interface ReportBlock {
 
 export interface ReportViewEvidence {
   label: BlockLabel;
-  units: 'gw-distance' | 'one-minus-cosine';
+  units: 'gw-distance' | 'identity-distance' | 'one-minus-cosine';
+  /** The "same function" threshold used, in these units. */
+  threshold: number;
   /** Order = crossModels. */
   pairs: Matrix;
   max: number | null;
@@ -128,6 +141,9 @@ export interface ReportViewEvidence {
   withinTaskMax: number | null;
   acrossTaskMean: number | null;
   acrossTaskMin: number | null;
+  pairsCompared: number;
+  /** Pairs the chosen structure contradicts. */
+  misfit: number;
   departing: { clientId: string; taskId: string; meanToTask: number; othersMean: number | null }[];
   explanation: string;
 }
@@ -164,8 +180,14 @@ export interface AnalysisReport {
   /** Segmentation of the mean of the answered models' layer matrices; blocks are labelled on it. */
   consensus: SegmentationJson | null;
   blocks: ReportBlock[];
-  /** The thresholds the labels used; sharedMaxGwRule says how sharedMaxGw was set. */
-  thresholds: LabelThresholds & { sharedMaxGwRule: string };
+  /** How the confidences in `blocks` were obtained. */
+  bootstrap: { resamples: number; method: string };
+  /** The thresholds the labels used; the rules say how each was set. */
+  thresholds: LabelThresholds & {
+    sharedMaxIdentity: number;
+    sharedMaxGwRule: string;
+    sharedMaxIdentityRule: string;
+  };
   crossCheck: {
     points: CrossCheckPoint[];
     overall: CorrelationSummary;

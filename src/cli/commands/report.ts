@@ -127,9 +127,12 @@ export function summariseReport(r: AnalysisReport): string {
   for (const m of r.missing) out.push(`  no probe data from ${m.clientId}/${m.taskId}: ${m.reason}`);
   if (r.consensus) out.push(`blocks (${r.consensus.reason}):`);
   for (const b of r.blocks) {
-    const who = b.gw.departing.map((d) => `${d.clientId}/${d.taskId}`).join(', ');
+    const view = b.decidedBy === 'matched' && b.matched ? b.matched : b.gw;
+    const who = view.departing.map((d) => `${d.clientId}/${d.taskId}`).join(', ');
+    const sure =
+      b.labelConfidence === null ? '' : ` (${Math.round(b.labelConfidence * 100)} % of probe resamples)`;
     out.push(
-      `  ${b.layers.join(',').padEnd(24)} ${b.label.padEnd(16)} GW max ${fmt(b.gw.max)}${who ? `  departing: ${who}` : ''}`,
+      `  ${b.layers.join(',').padEnd(24)} ${b.label.padEnd(16)}${sure} matched max ${fmt(b.matched?.max ?? null)}, GW max ${fmt(b.gw.max)}${who ? `  departing: ${who}` : ''}`,
     );
   }
   const o = r.crossCheck.overall;
