@@ -45,6 +45,8 @@ export function summariseDemo(
   lines.push(
     `report ${report.reportId}: ${report.models.length} models, ${answered} with probe data (n = ${report.template.probe.size} probe inputs)`,
   );
+  // The report's verdict first, in plain sentences; the block-by-block evidence follows.
+  for (const sentence of report.verdict ?? []) lines.push(`  ${sentence}`);
   if (report.consensus) {
     lines.push(`sub-network blocks, ${report.consensus.k} by ${report.consensus.reason}:`);
   } else {

@@ -27,6 +27,8 @@ interface PageFacts {
   scatterPoints: number;
   missing: string;
   trigger: string;
+  verdict: string[];
+  distanceScales: string[];
 }
 
 describe('HTML report in headless Chromium', () => {
@@ -68,6 +70,8 @@ describe('HTML report in headless Chromium', () => {
           scatterPoints: q('svg.scatter circle.point').length,
           missing: document.querySelector('#missing')?.textContent ?? '',
           trigger: document.querySelector('#trigger + p')?.textContent ?? '',
+          verdict: q('#verdict li').map((e) => e.textContent),
+          distanceScales: q('svg.heatmap[data-kind^="gw-layers"], svg.heatmap[data-kind="cross-gw"]').map((e) => e.getAttribute('data-max')),
         };
       })()`)) as PageFacts;
       await page.screenshot({ path: join(tmpdir(), 'atomlens-report-test.png'), fullPage: true });
@@ -86,6 +90,11 @@ describe('HTML report in headless Chromium', () => {
       expect(seen.scatterPoints).toBe(24);
       expect(seen.missing).toContain('dave/2-3');
       expect(seen.trigger).toContain('divergence');
+      // The verdict is rendered first, and every distance heatmap uses one colour scale.
+      expect(seen.verdict[0]).toMatch(/^Triggered by the divergence signal/);
+      expect(seen.verdict.some((v) => v.startsWith('The probe analysis confirms it: bob/0-1'))).toBe(true);
+      expect(seen.distanceScales.length).toBeGreaterThan(6);
+      expect(new Set(seen.distanceScales).size).toBe(1);
 
       // Control: the same recording does see a page that fetches something.
       const leaky = await context.newPage();

@@ -76,6 +76,20 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     }
   });
 
+  it('opens with a verdict: trigger, confirmation for the named model, labels and how sure, next step', () => {
+    const v = report.verdict;
+    expect(v[0]).toMatch(
+      /^Triggered by the divergence signal: bob\/0-1 diverged from its task \(divergence 0\.410 against a threshold of 0\.3 for bob\/0-1\)\.$/,
+    );
+    expect(v[1]).toMatch(
+      /^The probe analysis confirms it: bob\/0-1 computes c7–c8 \(\d+ % of probe resamples\) differently/,
+    );
+    expect(v.find((x) => x.startsWith('Layers — '))).toMatch(
+      /shared: c1–c3 .*; c4–c6 .* · client-specific: c7–c8, departing: bob\/0-1/,
+    );
+    expect(v[v.length - 1]).toMatch(/^Next step: look at bob\/0-1/);
+  });
+
   it('GW never exceeds the identity-coupling value, and both are symmetric with a zero diagonal', () => {
     for (const m of report.layerGw) {
       m.gw.forEach((row, i) => {
@@ -146,6 +160,16 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     // Only the SVG namespace mentions http.
     expect(html.replaceAll('xmlns="http://www.w3.org/2000/svg"', '')).not.toMatch(/https?:/);
     expect(html.match(/class="heatmap" data-kind="gw-layers"/g)).toHaveLength(3);
+    // Verdict first (before the trigger section); one colour scale for every distance heatmap.
+    expect(html.indexOf('id="verdict"')).toBeGreaterThan(0);
+    expect(html.indexOf('id="verdict"')).toBeLessThan(html.indexOf('id="trigger"'));
+    const scales = [
+      ...html.matchAll(
+        /data-kind="(gw-layers|gw-layers-identity|cross-gw)" data-min="0" data-max="([^"]+)"/g,
+      ),
+    ];
+    expect(scales.length).toBe(3 + 3 + 8);
+    expect(new Set(scales.map((m) => m[2])).size).toBe(1);
     expect(html.match(/class="heatmap" data-kind="atom-similarity"/g)).toHaveLength(1);
     expect(html.match(/class="block-row"/g)).toHaveLength(3);
     expect(html.match(/class="block-boundary"/g)!.length).toBeGreaterThanOrEqual(3 * 3);

@@ -148,7 +148,7 @@ describe('atomlens demo', () => {
     const labelled = new Map<string, string[]>();
     for (const b of report.blocks) labelled.set(b.label, [...(labelled.get(b.label) ?? []), ...b.layers]);
     for (const [label, layers] of labelled) expect(out).toContain(`${label}: ${layers.join(', ')}`);
-    expect(out).toMatch(/(diverged|most divergent|diverged most) \((GW|atom) view\): site-\w\/\d-\d/);
+    expect(out).toMatch(/(diverged|most divergent|diverged most) \((probe|atom) view\): site-\w\/\d-\d/);
     expect(out).toMatch(/atom cosine vs CKA over \d+ \(pair, layer\) points/);
     expect(existsSync(join(dir, 'logs', 'coordinator.log'))).toBe(true);
     expect(existsSync(join(dir, 'logs', 'site-a.log'))).toBe(true);

@@ -58,6 +58,7 @@ function block(layers: string[], label: BlockLabel, departing: Model[] = []): Re
 function report(models: Model[], blocks: ReportBlock[], missing: Model[] = []): AnalysisReport {
   return {
     schemaVersion: 2,
+    verdict: ['test verdict.'],
     reportId: 'rep-test',
     analysisId: 'ana-test',
     createdAt: new Date(0).toISOString(),
@@ -149,6 +150,8 @@ describe('summariseDemo', () => {
     expect(s.diverged).toBe('d/0-1');
     expect(s.departing).toEqual(['d/0-1', 'a/2-3']);
     expect(s.layersByLabel).toEqual({ shared: ['conv1', 'conv2'], 'client-specific': ['conv3'] });
+    // The report's verdict comes right after the headline.
+    expect(s.lines[1]).toBe('  test verdict.');
     const text = s.lines.join('\n');
     expect(text).toContain('in short — shared: conv1, conv2 · client-specific: conv3');
     expect(text).toContain('diverged (probe view): d/0-1 (skewed share)');

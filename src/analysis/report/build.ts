@@ -35,6 +35,7 @@ import {
   type ReportTrigger,
   type SegmentationJson,
 } from './types.js';
+import { reportVerdict } from './verdict.js';
 
 /** What a GW solve must return (a subset of the engine's GwResult). */
 export interface GwSolveResult {
@@ -467,7 +468,7 @@ export async function buildReport(
 
   const totalSeconds = input.probingSeconds + (performance.now() - started) / 1000;
   const segByModel = new Map(perModel.map((m) => [m.model, m.segmentation]));
-  return {
+  const report: Omit<AnalysisReport, 'verdict'> = {
     schemaVersion: REPORT_SCHEMA_VERSION,
     reportId: input.reportId,
     analysisId: input.analysisId,
@@ -543,4 +544,5 @@ export async function buildReport(
     },
     notes,
   };
+  return { ...report, verdict: reportVerdict(report) };
 }

@@ -23,6 +23,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .warn{background:#fff4e5;border:1px solid #f0b36b;padding:8px 12px;border-radius:6px}
 .ok{background:#edf7ee;border:1px solid #9ccc9f;padding:8px 12px;border-radius:6px}
 code{background:#f4f4f4;padding:0 3px;border-radius:3px}
+.verdict{background:#f5f8ff;border:1px solid #b9c9ef;border-radius:6px;padding:4px 16px 8px}.verdict h2{border:0;margin-top:8px}
 `;
 
 function modelName(r: AnalysisReport, index: number): string {
@@ -81,6 +82,11 @@ export function renderReportHtml(r: AnalysisReport): string {
   out.push(`<h1>Sub-network report</h1>`);
   out.push(
     `<div class="meta">Report <code>${esc(r.reportId)}</code> · analysis <code>${esc(r.analysisId)}</code> · ${esc(r.createdAt)} · federation <code>${esc(r.template.federationId)}</code> (template v${r.template.version}) · ${r.models.length} models, ${answered} with probe data · schema v${r.schemaVersion}</div>`,
+  );
+
+  // Verdict first: plain sentences (verdict.ts); the evidence follows.
+  out.push(
+    `<section id="verdict" class="verdict"><h2>Verdict</h2><ul>${r.verdict.map((v) => `<li>${esc(v)}</li>`).join('')}</ul></section>`,
   );
 
   // Trigger
@@ -148,7 +154,7 @@ export function renderReportHtml(r: AnalysisReport): string {
   );
   r.atomSimilarity.perLayer.forEach((l, i) => {
     out.push(
-      `<div class="fig">${heatmapSvg({ id: `atom-${i}`, kind: 'atom-similarity-layer', title: `Atom similarity: ${l.layer}`, rowLabels: names, colLabels: names, values: l.values, max: 1, showValues: false })}</div>`,
+      `<div class="fig">${heatmapSvg({ id: `atom-${i}`, kind: 'atom-similarity-layer', title: `Atom similarity: ${l.layer}`, rowLabels: names, colLabels: names, values: l.values, max: 1 })}</div>`,
     );
   });
   out.push('</div>');
@@ -159,11 +165,22 @@ export function renderReportHtml(r: AnalysisReport): string {
     '<p class="muted">Left: the GW optimum; right: the value at the identity coupling (probe inputs matched to themselves), an upper bound. Red outlines are the model\'s own blocks.</p>',
   );
   const layers = r.template.probeLayers;
+  // One colour scale for every distance heatmap (layer matrices and cross-model), so that the
+  // same colour is the same distance everywhere on the page.
+  const distanceMax = Math.max(
+    1e-9,
+    ...[...r.layerGw.flatMap((g) => [g.gw, g.identity]), ...r.crossModel.flatMap((l) => [l.gw, l.identity])]
+      .flat(2)
+      .filter((v): v is number => v !== null && Number.isFinite(v)),
+  );
+  out.push(
+    `<p class="muted">Every distance heatmap on this page shares one colour scale, 0 to ${fmt(distanceMax)}.</p>`,
+  );
   out.push('<div class="figs">');
   for (const g of r.layerGw) {
     const blocks = g.segmentation.blocks;
     out.push(
-      `<div class="fig">${heatmapSvg({ id: `gw-${g.model}`, kind: 'gw-layers', title: `${modelName(r, g.model)}: GW (k = ${g.segmentation.k})`, rowLabels: layers, colLabels: layers, values: g.gw, min: 0, blocks })}${heatmapSvg({ id: `gwid-${g.model}`, kind: 'gw-layers-identity', title: `${modelName(r, g.model)}: identity coupling`, rowLabels: layers, colLabels: layers, values: g.identity, min: 0, blocks })}</div>`,
+      `<div class="fig">${heatmapSvg({ id: `gw-${g.model}`, kind: 'gw-layers', title: `${modelName(r, g.model)}: GW (k = ${g.segmentation.k})`, rowLabels: layers, colLabels: layers, values: g.gw, min: 0, max: distanceMax, blocks })}${heatmapSvg({ id: `gwid-${g.model}`, kind: 'gw-layers-identity', title: `${modelName(r, g.model)}: identity coupling`, rowLabels: layers, colLabels: layers, values: g.identity, min: 0, max: distanceMax, blocks })}</div>`,
     );
   }
   out.push('</div>');
@@ -175,7 +192,7 @@ export function renderReportHtml(r: AnalysisReport): string {
     out.push('<div class="figs">');
     r.crossModel.forEach((l, i) => {
       out.push(
-        `<div class="fig">${heatmapSvg({ id: `x-gw-${i}`, kind: 'cross-gw', title: `${l.layer}: GW across models`, rowLabels: cnames, colLabels: cnames, values: l.gw, min: 0 })}${heatmapSvg({ id: `x-cka-${i}`, kind: 'cross-cka', title: `${l.layer}: linear CKA`, rowLabels: cnames, colLabels: cnames, values: l.cka, min: 0, max: 1 })}</div>`,
+        `<div class="fig">${heatmapSvg({ id: `x-gw-${i}`, kind: 'cross-gw', title: `${l.layer}: GW across models`, rowLabels: cnames, colLabels: cnames, values: l.gw, min: 0, max: distanceMax })}${heatmapSvg({ id: `x-cka-${i}`, kind: 'cross-cka', title: `${l.layer}: linear CKA`, rowLabels: cnames, colLabels: cnames, values: l.cka, min: 0, max: 1 })}</div>`,
       );
     });
     out.push('</div>');

@@ -101,7 +101,7 @@ export function heatmapSvg(o: HeatmapOptions): string {
   const digits = o.digits ?? 2;
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-kind="${esc(o.kind)}" data-rows="${rows}" data-cols="${cols}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(o.title)}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" data-kind="${esc(o.kind)}" data-min="${min}" data-max="${max}" data-rows="${rows}" data-cols="${cols}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(o.title)}">`,
   );
   parts.push(`<title>${esc(o.title)}</title>`);
   parts.push(`<text x="0" y="14" class="fig-title">${esc(o.title)}</text>`);

@@ -150,6 +150,8 @@ export interface ReportViewEvidence {
 
 export interface AnalysisReport {
   schemaVersion: typeof REPORT_SCHEMA_VERSION;
+  /** Plain sentences first: trigger, confirmation, labels and how sure, disagreements, next step. */
+  verdict: string[];
   reportId: string;
   analysisId: string;
   /** ISO 8601. */
