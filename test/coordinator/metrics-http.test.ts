@@ -221,6 +221,8 @@ describe('with an analysis service', () => {
       models: [{ clientId: 'a', taskId: '0-1' }],
       reason: 'look',
       probeDeadlineMs: 1500,
+      // Aborted when the call is cancelled, which stops the analysis.
+      signal: expect.any(AbortSignal),
     });
     expect(progress.map((p) => p.stage)).toEqual(['ANALYSIS_STAGE_PROBING', 'ANALYSIS_STAGE_DONE']);
     expect(progress[1]!.reportId).toBe('rep-1');
