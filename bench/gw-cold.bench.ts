@@ -57,6 +57,14 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const dir = mkdtempSync(join(tmpdir(), 'atomlens-gw-cold-'));
   const rows: (string | number)[][] = [];
   const notes: string[] = [];
+  // Start-up alone: the same command on a 2-point problem.
+  const tiny = join(dir, 'tiny.npy');
+  writeFileSync(tiny, writeNpy([0, 1, 1, 0], [2, 2]));
+  const baseline = timedRun(process.execPath, [CLI, 'gw', tiny, tiny, '--json'], 600);
+  if (baseline.status !== 0) throw new Error(`atomlens gw failed: ${baseline.stderr}`);
+  notes.push(
+    `atomlens start-up alone (a 2-point problem): ${fmt(baseline.wall)} s wall, ${fmt(baseline.cpu)} s CPU`,
+  );
   try {
     for (const n of sizes) {
       const { C1, C2 } = spaces(n, n);
@@ -84,10 +92,11 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       const potBest = potOut ? Math.min(potOut.gw, potOut.identityGw) : undefined;
       rows.push([
         n,
-        potOut ? potOut.seconds : '–',
+        potOut ? `${fmt(potOut.seconds)} / ${fmt(potOut.cpu)}` : '–',
         potOut ? `${fmt(potOut.untilSolved)} / ${fmt(potOut.cpuUntilSolved)}` : '–',
         out.seconds,
         `${fmt(ours.wall)} / ${fmt(ours.cpu)}`,
+        ours.cpu !== null && baseline.cpu !== null ? fmt(ours.cpu - baseline.cpu) : '–',
         potOut ? (out.seconds / potOut.seconds).toFixed(2) : '–',
         potOut ? `${potOut.gw.toPrecision(7)} / ${potOut.identityGw.toPrecision(7)}` : '–',
         `${out.gw.toPrecision(7)} (${out.init}, ${out.iterations} it)`,
@@ -108,10 +117,11 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       title: 'Cold GW as a user runs it: `atomlens gw A B --json` vs a fresh POT 0.8.2 process',
       columns: [
         'n',
-        'POT solve s',
+        'POT solve: wall / CPU s',
         'POT process until solved: wall / CPU s',
         'ours solve s (as reported)',
         'ours process: wall / CPU s',
+        'ours process CPU − start-up CPU s',
         'solve ratio ours/POT',
         'POT E default / identity start',
         'ours E',
