@@ -37,6 +37,7 @@ import {
   type TaskData,
 } from './data.js';
 import { ContinualModel, type NewTaskInit } from './model.js';
+import { DEFAULT_PROBE_CACHE_DIR, operatorProbeInputs, operatorProbeValues } from './probe-set.js';
 import { TaskTrainer } from './train.js';
 
 export const CLIENT_VERSION = `atomlens-client/${ATOMLENS_VERSION}`;
@@ -74,6 +75,8 @@ export type ClientProgressEvent =
 export interface ClientOptions {
   /** Coordinator HOST:PORT. */
   address: string;
+  /** Where an operator-supplied probe set is cached (by its SHA-256); default under the OS temp dir. */
+  probeCacheDir?: string;
   clientId: string;
   /** Tasks in learning order: Task objects or a list such as "0-1,2-3". */
   tasks: Task[] | string;
@@ -184,6 +187,7 @@ class FederatedClient {
   private heartbeat: NodeJS.Timeout | undefined;
   private heartbeatMs = 5_000;
   private template: ModelTemplate | undefined;
+  private probeSetCache: { sha256: string; values: Float32Array } | undefined;
   private model: ContinualModel | undefined;
   private fingerprint = '';
   private fingerprintMatch = true;
@@ -387,6 +391,22 @@ class FederatedClient {
     this.connected = true;
   }
 
+  /** The operator's probe set, fetched once per hash (memory, then the disk cache, then gRPC). */
+  private async operatorProbeSet(
+    probe: ProbeSetSpec,
+    connection: FederationConnection,
+  ): Promise<Float32Array> {
+    const cached = this.probeSetCache;
+    if (cached && cached.sha256 === probe.sha256) return cached.values;
+    const values = await operatorProbeValues(
+      probe,
+      this.options.probeCacheDir ?? DEFAULT_PROBE_CACHE_DIR,
+      (sha256) => connection.fetchProbeSet(this.options.clientId, sha256),
+    );
+    this.probeSetCache = { sha256: probe.sha256!, values };
+    return values;
+  }
+
   /** First registration: take the coordinator's template (α verified against its fingerprint). */
   private adoptTemplate(response: RegisterResponse__Output): void {
     if (!response.template) throw new RejectedError('coordinator sent no model template');
@@ -403,6 +423,11 @@ class FederatedClient {
       template = templateFromWire(response.template);
     } catch (err) {
       throw new RejectedError(`the coordinator's model template is unusable: ${(err as Error).message}`);
+    }
+    if (template.customNetwork) {
+      throw new RejectedError(
+        "the coordinator's template describes the atom layers of a custom network; this built-in client trains only the demo CNN — use the atomlens SDK with your own model (docs/sdk.md)",
+      );
     }
     const fromSeed = alphaFingerprint(template.layers, generateAlpha(template.layers, template.alphaSeed));
     if (fromSeed !== template.alphaFingerprint) {
@@ -769,6 +794,14 @@ class FederatedClient {
     }
     if (!probe) return fail('the request has no probe set');
     const layers = request.layers.length > 0 ? request.layers : (this.template?.probeLayers ?? []);
+    let operatorValues: Float32Array | undefined;
+    if (probe.source === 'operator') {
+      try {
+        operatorValues = await this.operatorProbeSet(probe, connection);
+      } catch (err) {
+        return fail(`cannot obtain the operator's probe set: ${(err as Error).message}`);
+      }
+    }
     let grams: ReturnType<ContinualModel['layerGrams']>;
     try {
       // The model is between two batches here (this runs on the event loop between them);
@@ -777,11 +810,10 @@ class FederatedClient {
       const liveBiases = model.getBiases(request.taskId);
       model.setConvParameters(request.taskId, chosen.atoms, chosen.biases);
       try {
-        const inputs = probeInputs({
-          source: probe.source,
-          size: probe.size,
-          seed: probe.seed,
-        });
+        const inputs =
+          probe.source === 'operator'
+            ? operatorProbeInputs(operatorValues!, probe.shape ?? [], probe.size)
+            : probeInputs({ source: probe.source, size: probe.size, seed: probe.seed });
         try {
           grams = model.layerGrams(request.taskId, inputs, layers, probe.pooling);
         } finally {

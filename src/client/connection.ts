@@ -3,6 +3,7 @@
 // here — client.ts decides when to reconnect.
 import * as grpc from '@grpc/grpc-js';
 import type { FederationServiceClient } from '../generated/atomlens/v1/FederationService.js';
+import type { FetchProbeSetResponse__Output } from '../generated/atomlens/v1/FetchProbeSetResponse.js';
 import type { PushAtomsRequest } from '../generated/atomlens/v1/PushAtomsRequest.js';
 import type { PushAtomsResponse__Output } from '../generated/atomlens/v1/PushAtomsResponse.js';
 import type { PushProbeSummaryRequest } from '../generated/atomlens/v1/PushProbeSummaryRequest.js';
@@ -162,6 +163,37 @@ export class FederationConnection {
         }
       };
       pump();
+    });
+  }
+
+  /**
+   * Downloads the operator's probe set (FetchProbeSet): the chunks in order, concatenated.
+   * The caller verifies the bytes against the template's SHA-256.
+   */
+  fetchProbeSet(clientId: string, sha256: string, timeoutMs?: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.fetchProbeSet({ clientId, sha256, offset: 0 }, this.metadata(), {
+        deadline: new Date(Date.now() + (timeoutMs ?? this.callTimeoutMs)),
+      });
+      const parts: Buffer[] = [];
+      let received = 0;
+      let total = -1;
+      call.on('data', (chunk: FetchProbeSetResponse__Output) => {
+        if (Number(chunk.offset) !== received) {
+          call.cancel();
+          reject(new Error(`probe set chunk at offset ${String(chunk.offset)}, expected ${received}`));
+          return;
+        }
+        total = Number(chunk.totalBytes);
+        parts.push(Buffer.from(chunk.data));
+        received += chunk.data.length;
+      });
+      call.on('error', reject);
+      call.on('end', () => {
+        if (received !== total)
+          reject(new Error(`probe set download ended at ${received} of ${total} bytes`));
+        else resolve(Buffer.concat(parts, received));
+      });
     });
   }
 

@@ -5,6 +5,8 @@ import type { ServerOptions as HttpsOptions } from 'node:https';
 import type * as grpc from '@grpc/grpc-js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { buildTemplate, type ModelTemplate } from '../shared/template.js';
+import { probeSetIdentity } from '../shared/template-file.js';
+import { encodeFloat32 } from '../shared/tensor.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { bindGrpcServer, createGrpcServer } from './api/grpc-server.js';
 import type { HealthStatus } from './api/health.js';
@@ -33,6 +35,16 @@ export interface CoordinatorOptions {
   httpPort?: number;
   /** A resolved configuration, or overrides merged over the defaults (validated either way). */
   config?: DeepPartial<CoordinatorConfig>;
+  /**
+   * The federation's template, e.g. from a template file (α and initial atoms explicit). When
+   * absent, the template is generated from the configuration's `template` section (α from its seed).
+   */
+  template?: ModelTemplate;
+  /**
+   * An operator-chosen probe set (float32, [n, ...input shape]): the template's probe becomes
+   * source 'operator' with its SHA-256, and clients fetch it with FetchProbeSet.
+   */
+  probeSet?: { values: Float32Array; shape: number[] };
   /** Level-1 analysis; without it, report/analysis calls answer UNIMPLEMENTED / 501. */
   analysis?: AnalysisFactory;
   logger?: Logger;
@@ -168,8 +180,16 @@ interface Servers {
 }
 
 /** Binds gRPC, then HTTP; reports SERVING on the health service once both listen. */
-async function startServers(options: CoordinatorOptions, core: Core, cleanup: Cleanup): Promise<Servers> {
-  const { server: grpcServer, health } = createGrpcServer({ ...core, authorize: options.authorize });
+async function startServers(
+  options: CoordinatorOptions,
+  core: Core & { probeSetBytes: Buffer | undefined },
+  cleanup: Cleanup,
+): Promise<Servers> {
+  const { server: grpcServer, health } = createGrpcServer({
+    ...core,
+    authorize: options.authorize,
+    ...(core.probeSetBytes ? { probeSet: core.probeSetBytes } : {}),
+  });
   const grpcHost = options.grpcHost ?? '127.0.0.1';
   const grpcPort = await bindGrpcServer(grpcServer, {
     host: grpcHost,
@@ -218,10 +238,51 @@ function stopper(core: Core, servers: Servers): RunningCoordinator['stop'] {
   };
 }
 
+/** The template with the operator's probe set in place of its own (validated against the input shape). */
+function withProbeSet(
+  template: ModelTemplate,
+  probeSet: CoordinatorOptions['probeSet'],
+): { template: ModelTemplate; probeSetBytes: Buffer | undefined } {
+  if (!probeSet) {
+    if (template.customNetwork) {
+      throw new Error('a template for a custom network needs the operator probe set: --probe-set probe.npy');
+    }
+    return { template, probeSetBytes: undefined };
+  }
+  const identity = probeSetIdentity(probeSet.values, probeSet.shape);
+  if (template.probe.sha256 && template.probe.sha256 !== identity.sha256) {
+    throw new Error(
+      `the probe set given (SHA-256 ${identity.sha256}) is not the one the template records (${template.probe.sha256})`,
+    );
+  }
+  const n = probeSet.shape[0]!;
+  if (probeSet.shape.slice(1).join() !== template.inputShape.join()) {
+    throw new Error(
+      `the probe set's inputs have shape [${probeSet.shape.slice(1).join(', ')}] but the template's input shape is [${template.inputShape.join(', ')}]`,
+    );
+  }
+  if (n < 2 || n > 4096) throw new Error(`the probe set has ${n} inputs; use 2 to 4096`);
+  const probe = {
+    ...template.probe,
+    source: 'operator' as const,
+    size: n,
+    seed: 0,
+    sha256: identity.sha256,
+    shape: identity.shape,
+  };
+  return {
+    template: { ...template, probe },
+    probeSetBytes: Buffer.from(encodeFloat32(probeSet.values, probeSet.shape).data),
+  };
+}
+
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const logger = options.logger ?? createLogger('coordinator');
   const config = resolveConfig(options.config ?? {});
-  const template = buildTemplate(config.template);
+  const { template, probeSetBytes } = withProbeSet(
+    options.template ?? buildTemplate(config.template),
+    options.probeSet,
+  );
   const metrics = new CoordinatorMetrics(
     {
       version: ATOMLENS_VERSION,
@@ -243,7 +304,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const cleanup: Cleanup = [() => storage.close()];
   try {
     const core = await buildCore(options, { config, template, logger, metrics, storage }, cleanup);
-    const servers = await startServers(options, core, cleanup);
+    const servers = await startServers(options, { ...core, probeSetBytes }, cleanup);
     const { similarity, sessions, federation, operator, analysis } = core;
     return {
       grpcPort: servers.grpcPort,

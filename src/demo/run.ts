@@ -6,6 +6,12 @@ import { join, resolve } from 'node:path';
 import type { AnalysisReport } from '../analysis/report/types.js';
 import type { ClientProgressEvent } from '../client/client.js';
 import { stageName, triggerName } from '../operator/connection.js';
+import {
+  type AtomTemplate,
+  DEMO_TEMPLATE_PATH,
+  readTemplateFile,
+  writeTemplateFile,
+} from '../shared/template-file.js';
 import { type ManagedChild, startChild, stopChildren } from './children.js';
 import { DemoDisplay, type Output } from './display.js';
 import { DemoOperator, type FederationSnapshot } from './operator.js';
@@ -53,12 +59,15 @@ export interface DemoResult {
 }
 
 /**
- * The coordinator configuration the demo runs with: only the probe size (the final analysis asks
- * for the same size). Escalation runs on the coordinator's defaults, which are chosen to fire on
- * the demo's skewed client (see DEFAULT_ESCALATION_CONFIG).
+ * The template the demo's coordinator runs with: the built-in demo template file (α and initial
+ * atoms from a base-trained CNN) with the probe size asked for (the final analysis asks for the
+ * same size; the probe size is not part of α's fingerprint). Escalation runs on the coordinator's
+ * defaults, which are chosen to fire on the demo's skewed client (see DEFAULT_ESCALATION_CONFIG).
  */
-export function demoCoordinatorConfig(probeSize: number): Record<string, unknown> {
-  return { template: { probe: { size: probeSize } } };
+export function demoTemplate(probeSize: number): AtomTemplate {
+  const t = readTemplateFile(DEMO_TEMPLATE_PATH);
+  if (!t.probe.builtin) throw new Error(`${DEMO_TEMPLATE_PATH} has no built-in probe set`);
+  return { ...t, probe: { ...t.probe, builtin: { ...t.probe.builtin, size: probeSize } } };
 }
 
 export interface EscalationRecord {
@@ -128,7 +137,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 /** Waits for the coordinator's two "listening" lines. */
 function startCoordinatorChild(
   options: DemoOptions,
-  configPath: string,
+  templatePath: string,
 ): { child: ManagedChild; ready: Promise<{ grpc: string; http: string }> } {
   let grpcAddress: string | undefined;
   let httpUrl: string | undefined;
@@ -148,8 +157,8 @@ function startCoordinatorChild(
       String(options.httpPort),
       '--data',
       options.dataDir,
-      '--config',
-      configPath,
+      '--template',
+      templatePath,
       // Plaintext without authentication: the coordinator allows it on loopback only.
     ],
     logPath: join(options.dataDir, 'logs', 'coordinator.log'),
@@ -184,8 +193,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const opts = { ...options, dataDir };
   const { signal } = options;
   prepareDataDir(dataDir, options.fresh);
-  const configPath = join(dataDir, 'demo-config.json');
-  writeFileSync(configPath, `${JSON.stringify(demoCoordinatorConfig(options.probeSize), null, 2)}\n`);
+  const templatePath = join(dataDir, 'demo.template.json');
+  writeTemplateFile(templatePath, demoTemplate(options.probeSize));
 
   const plans = planScenario({
     clients: options.clients,
@@ -213,7 +222,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       `atomlens demo: ${plans.length} clients, tasks ${options.tasks.join(', ')}, ${options.rounds} rounds per task`,
     );
     display.line(`data directory ${dataDir} (logs in ${join(dataDir, 'logs')})`);
-    const coord = startCoordinatorChild(opts, configPath);
+    const coord = startCoordinatorChild(opts, templatePath);
     coordinator = coord.child;
     children.push(coord.child);
     options.onChild?.('coordinator', coord.child.pid);

@@ -17,6 +17,7 @@ import { type DataSplit, loadTaskData, type Task, taskFromId } from '../client/d
 import { ContinualModel } from '../client/model.js';
 import type { Logger } from '../shared/log.js';
 import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type TemplateConfig } from '../shared/template.js';
+import { readModelTemplateFile } from '../shared/template-file.js';
 import {
   buildProbeSets,
   type Checkpoint,
@@ -62,6 +63,8 @@ export interface AtomVsCkaConfig {
   pairResamples: number;
   modelResamples: number;
   template: TemplateConfig;
+  /** A template file (α and initial atoms explicit) used instead of `template`. */
+  templateFile?: string;
 }
 
 export const ATOM_VS_CKA_DEFAULTS: AtomVsCkaConfig = {
@@ -149,7 +152,9 @@ export async function runAtomVsCka(
   const started = performance.now();
   const environment = runEnvironment(backend);
   const out = new ResultsWriter(dir);
-  const template = buildTemplate(config.template);
+  const template = config.templateFile
+    ? readModelTemplateFile(config.templateFile)
+    : buildTemplate(config.template);
   const layers = template.layers.map((l) => l.name);
   const L = layers.length;
   if (template.probeLayers.join() !== layers.join()) {

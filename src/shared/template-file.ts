@@ -12,6 +12,7 @@
 // and α's fingerprint (alphaFingerprint in ./template.ts) can be recomputed and checked on load.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { mulberry32 } from './rng.js';
 import {
   alphaFingerprint,
@@ -369,21 +370,83 @@ export function writeTemplateFile(path: string, t: AtomTemplate): void {
 // ---- the built-in client's ModelTemplate ----
 
 /**
- * The built-in client's template (demo CNN wiring + α + initial atoms) from a template file.
- * Needs the `network` section and a built-in probe set.
+ * The demo's template file, shipped with the package: the demo CNN with α and initial atoms from
+ * a network trained on a base task (scripts/pretrain-demo-template.ts regenerates it).
  */
-export function modelTemplateFromAtomTemplate(t: AtomTemplate): ModelTemplate {
+export const DEMO_TEMPLATE_PATH = fileURLToPath(
+  new URL('../../templates/demo.template.json', import.meta.url),
+);
+
+/** Reads a template file into a ModelTemplate (see modelTemplateFromAtomTemplate). */
+export function readModelTemplateFile(path: string, probeSetShape?: number[]): ModelTemplate {
+  const t = readTemplateFile(path);
+  try {
+    return modelTemplateFromAtomTemplate(t, probeSetShape);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * The coordinator's and the built-in client's ModelTemplate from a template file. With a
+ * `network` section it is the built-in demo CNN (needs a built-in probe set). Without one it is a
+ * custom network the clients wire themselves (customNetwork): the probe set must then be the
+ * operator's, and `probeSetShape` ([n, height, width, channels], from the .npy the coordinator
+ * serves) gives the input shape when the file does not record the set.
+ */
+export function modelTemplateFromAtomTemplate(t: AtomTemplate, probeSetShape?: number[]): ModelTemplate {
   const network = t.network;
-  if (!network)
-    throw new Error('the template has no network section, so the built-in client cannot build its CNN');
+  const base = {
+    federationId: t.federationId,
+    version: t.version,
+    alphaSeed: 0,
+    probeLayers: [...t.probe.layers],
+    alpha: t.layers.map((l) => l.alpha),
+    alphaFingerprint: t.alphaFingerprint,
+    initialAtoms: t.layers.map((l) => l.initialAtoms),
+  };
+  if (!network) {
+    const shape = t.probe.set?.shape ?? probeSetShape;
+    if (shape?.length !== 4) {
+      throw new Error(
+        'the template has no network section (a custom network), so it needs an operator probe set of shape [n, height, width, channels]: --probe-set probe.npy',
+      );
+    }
+    return {
+      ...base,
+      customNetwork: true,
+      inputShape: [shape[1]!, shape[2]!, shape[3]!],
+      // Placeholders: a custom network's wiring stays with its clients.
+      layers: t.layers.map((l) => ({
+        name: l.name,
+        cIn: l.cIn,
+        cOut: l.cOut,
+        k: l.k,
+        m: l.m,
+        stride: 1,
+        padding: 'same' as const,
+        activation: 'linear' as const,
+        poolAfter: 0,
+      })),
+      headHidden: 0,
+      headInput: 'flatten',
+      probe: {
+        source: 'operator',
+        size: shape[0]!,
+        seed: 0,
+        pooling: t.probe.pooling,
+        ...(t.probe.set ? { sha256: t.probe.set.sha256 } : {}),
+        shape: [...shape],
+      },
+    };
+  }
   const builtin = t.probe.builtin;
   if (!builtin)
     throw new Error(
       'the template has no built-in probe set (probe.builtin), which the built-in client needs',
     );
   const config: TemplateConfig = {
-    federationId: t.federationId,
-    version: t.version,
+    ...base,
     inputShape: [...network.inputShape],
     layers: t.layers.map((l, i) => ({
       ...network.layers[i]!,
@@ -395,15 +458,13 @@ export function modelTemplateFromAtomTemplate(t: AtomTemplate): ModelTemplate {
     })),
     headHidden: network.headHidden,
     headInput: network.headInput,
-    alphaSeed: 0,
     probe: { ...builtin, pooling: t.probe.pooling },
-    probeLayers: [...t.probe.layers],
   };
   return {
     ...config,
-    alpha: t.layers.map((l) => l.alpha),
-    alphaFingerprint: t.alphaFingerprint,
-    initialAtoms: t.layers.map((l) => l.initialAtoms),
+    alpha: base.alpha,
+    alphaFingerprint: base.alphaFingerprint,
+    initialAtoms: base.initialAtoms,
   };
 }
 

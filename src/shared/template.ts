@@ -12,7 +12,7 @@ import type {
 } from '../generated/atomlens/v1/ProbeSetSpec.js';
 import { idProblem } from './ids.js';
 import { mulberry32 } from './rng.js';
-import { decodeFloat32, encodeFloat32 } from './tensor.js';
+import { allFinite, decodeFloat32, encodeFloat32 } from './tensor.js';
 import {
   ACTIVATION,
   type Activation,
@@ -43,6 +43,10 @@ export interface ProbeSetSpec {
   size: number;
   seed: number;
   pooling: Pooling;
+  /** source 'operator': SHA-256 of the inputs as float32 LE in C order (probeSetIdentity). */
+  sha256?: string;
+  /** source 'operator': [n, ...input shape]. */
+  shape?: number[];
 }
 
 /** Everything that defines a template except α itself (which follows from alphaSeed). */
@@ -64,6 +68,12 @@ export interface TemplateConfig {
   alphaSeed: number;
   probe: ProbeSetSpec;
   probeLayers: string[];
+  /**
+   * True when the atom layers belong to a network the client wires itself (a template file
+   * without a `network` section, used through the SDK): the layers' stride, padding, activation
+   * and pooling and the head fields are placeholders, and the layers need not form a chain.
+   */
+  customNetwork?: boolean;
 }
 
 export interface ModelTemplate extends TemplateConfig {
@@ -171,7 +181,7 @@ export function validateTemplateConfig(config: TemplateConfig): void {
       if (!Number.isInteger(l[key]) || l[key] < 1)
         problems.push(`${where}: ${key} must be a positive integer`);
     }
-    if (l.cIn !== channels)
+    if (!config.customNetwork && l.cIn !== channels)
       problems.push(`${where}: cIn is ${l.cIn} but the previous layer gives ${channels}`);
     if (l.m > l.k * l.k) problems.push(`${where}: m (${l.m}) exceeds k*k (${l.k * l.k})`);
     if (l.padding !== 'same' && l.padding !== 'valid')
@@ -184,8 +194,18 @@ export function validateTemplateConfig(config: TemplateConfig): void {
   });
   for (const p of config.probeLayers) if (!names.has(p)) problems.push(`probeLayers: unknown layer ${p}`);
   const probe = config.probe;
-  if (probe.source !== 'mnist' && probe.source !== 'noise')
-    problems.push('probe.source must be mnist or noise');
+  if (probe.source !== 'mnist' && probe.source !== 'noise' && probe.source !== 'operator')
+    problems.push('probe.source must be mnist, noise or operator');
+  if (probe.source === 'operator') {
+    if (!/^[0-9a-f]{64}$/.test(probe.sha256 ?? ''))
+      problems.push('probe.sha256 must be 64 lowercase hex digits');
+    const shape = probe.shape ?? [];
+    if (shape[0] !== probe.size || shape.slice(1).join() !== config.inputShape.join()) {
+      problems.push(
+        `probe set shape [${shape.join(', ')}] must be [size, ...inputShape] = [${probe.size}, ${config.inputShape.join(', ')}]`,
+      );
+    }
+  }
   if (!Number.isInteger(probe.size) || probe.size < 2 || probe.size > 4096) {
     problems.push('probe.size must be an integer in [2, 4096]');
   }
@@ -282,6 +302,7 @@ export function templateToWire(t: ModelTemplate): WireModelTemplate {
     })),
     headHidden: t.headHidden,
     headInput: POOLING.toWire(t.headInput),
+    customNetwork: t.customNetwork === true,
     alphaSeed: t.alphaSeed,
     alpha: t.alpha.map((a, i) => {
       const l = t.layers[i]!;
@@ -290,6 +311,10 @@ export function templateToWire(t: ModelTemplate): WireModelTemplate {
     alphaFingerprint: t.alphaFingerprint,
     probe: probeSetToWire(t.probe),
     probeLayers: [...t.probeLayers],
+    initialAtoms: (t.initialAtoms ?? []).map((a, i) => {
+      const l = t.layers[i]!;
+      return encodeFloat32(a, [l.m, l.k, l.k]);
+    }),
   };
 }
 
@@ -318,6 +343,7 @@ export function templateFromWire(w: WireModelTemplateOut): ModelTemplate {
     alphaSeed: w.alphaSeed,
     probe: probeSetFromWire(w.probe),
     probeLayers: [...w.probeLayers],
+    ...(w.customNetwork ? { customNetwork: true } : {}),
   };
   validateTemplateConfig(config);
   const alpha = w.alpha.map((a) => decodeFloat32(a));
@@ -327,7 +353,26 @@ export function templateFromWire(w: WireModelTemplateOut): ModelTemplate {
       `template alpha does not match its fingerprint (${fingerprint} != ${w.alphaFingerprint})`,
     );
   }
-  return { ...config, alpha, alphaFingerprint: fingerprint };
+  const initialAtoms = (w.initialAtoms ?? []).map((a) => decodeFloat32(a));
+  if (initialAtoms.length > 0) {
+    if (initialAtoms.length !== config.layers.length) {
+      throw new Error(
+        `template has initial atoms for ${initialAtoms.length} of ${config.layers.length} layers`,
+      );
+    }
+    initialAtoms.forEach((a, i) => {
+      const l = config.layers[i]!;
+      if (a.length !== atomCount(l) || !allFinite(a)) {
+        throw new Error(`template's initial atoms for ${l.name} are not ${atomCount(l)} finite values`);
+      }
+    });
+  }
+  return {
+    ...config,
+    alpha,
+    alphaFingerprint: fingerprint,
+    ...(initialAtoms.length > 0 ? { initialAtoms } : {}),
+  };
 }
 
 export function probeSetToWire(p: ProbeSetSpec): WireProbeSetSpec {
@@ -336,6 +381,8 @@ export function probeSetToWire(p: ProbeSetSpec): WireProbeSetSpec {
     size: p.size,
     seed: p.seed,
     pooling: POOLING.toWire(p.pooling),
+    sha256: p.sha256 ?? '',
+    shape: [...(p.shape ?? [])],
   };
 }
 
@@ -346,6 +393,8 @@ export function probeSetFromWire(w: WireProbeSetSpecOut): ProbeSetSpec {
     size: w.size,
     seed: w.seed,
     pooling: fromWire(POOLING, w.pooling, 'probe.pooling'),
+    ...(w.sha256 ? { sha256: w.sha256 } : {}),
+    ...(w.shape?.length ? { shape: [...w.shape] } : {}),
   };
 }
 

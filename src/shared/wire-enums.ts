@@ -42,10 +42,12 @@ export const ACTIVATION = wireEnum<Activation, Activation__Output>({
   linear: 'ACTIVATION_LINEAR',
 });
 
-export type ProbeSource = 'mnist' | 'noise';
+/** 'operator' = inputs the operator supplied (coordinator --probe-set), fetched by clients. */
+export type ProbeSource = 'mnist' | 'noise' | 'operator';
 export const PROBE_SOURCE = wireEnum<ProbeSource, ProbeSource__Output>({
   mnist: 'PROBE_SOURCE_MNIST',
   noise: 'PROBE_SOURCE_NOISE',
+  operator: 'PROBE_SOURCE_OPERATOR',
 });
 
 /** 'gap' = global average pooling over height and width. */

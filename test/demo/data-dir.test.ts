@@ -4,8 +4,12 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/coordinator/config.js';
-import { DEMO_MARKER, demoCoordinatorConfig, prepareDataDir } from '../../src/demo/run.js';
+import { DEMO_MARKER, demoTemplate, prepareDataDir } from '../../src/demo/run.js';
+import {
+  DEMO_TEMPLATE_PATH,
+  modelTemplateFromAtomTemplate,
+  readTemplateFile,
+} from '../../src/shared/template-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'atomlens-demo-dir-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -43,12 +47,15 @@ describe('prepareDataDir', () => {
   });
 });
 
-describe('demoCoordinatorConfig', () => {
-  it('is a valid coordinator configuration that sets the probe size and leaves escalation at its defaults', () => {
-    const config = resolveConfig(demoCoordinatorConfig(48));
-    expect(config.template.probe.size).toBe(48);
-    expect(config.escalation).toEqual(resolveConfig({}).escalation);
-    // Everything else stays at the defaults.
-    expect(config.template.layers).toEqual(resolveConfig({}).template.layers);
+describe('demoTemplate', () => {
+  it('is the built-in demo template file with the probe size asked for (α and its fingerprint unchanged)', () => {
+    const file = readTemplateFile(DEMO_TEMPLATE_PATH);
+    const t = demoTemplate(48);
+    expect(t.probe.builtin?.size).toBe(48);
+    expect(t.alphaFingerprint).toBe(file.alphaFingerprint);
+    expect(t.layers).toEqual(file.layers);
+    const model = modelTemplateFromAtomTemplate(t);
+    expect(model.probe.size).toBe(48);
+    expect(model.initialAtoms).toHaveLength(model.layers.length);
   });
 });

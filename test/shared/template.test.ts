@@ -8,6 +8,7 @@ import {
   templateFromWire,
   templateToWire,
 } from '../../src/shared/template.js';
+import { DEMO_TEMPLATE_PATH, readModelTemplateFile } from '../../src/shared/template-file.js';
 import { decodeFloat32, encodeFloat32 } from '../../src/shared/tensor.js';
 
 describe('model template', () => {
@@ -84,6 +85,33 @@ describe('model template', () => {
     const newer = { ...wire, probe: { ...wire.probe, source: 7 as unknown as 'PROBE_SOURCE_MNIST' } };
     expect(() => templateFromWire(message.deserialize(message.serialize(newer)))).toThrow(
       /probe\.source is 7/,
+    );
+  });
+
+  it('carries a template file’s explicit initial atoms through the proto message', () => {
+    const message = loadAtomlensProto().atomlens.v1.ModelTemplate;
+    const t = readModelTemplateFile(DEMO_TEMPLATE_PATH);
+    expect(t.initialAtoms).toHaveLength(t.layers.length);
+    const back = templateFromWire(message.deserialize(message.serialize(templateToWire(t))));
+    expect(back.alphaFingerprint).toBe(t.alphaFingerprint);
+    back.initialAtoms!.forEach((atoms, i) => {
+      expect(Array.from(atoms)).toEqual(Array.from(t.initialAtoms![i]!));
+    });
+    // A seed-generated template sends none; a short or non-finite set is refused.
+    expect(
+      templateFromWire(message.deserialize(message.serialize(templateToWire(buildTemplate())))).initialAtoms,
+    ).toBeUndefined();
+    const wire = templateToWire(t);
+    const short = { ...wire, initialAtoms: wire.initialAtoms!.slice(1) };
+    expect(() => templateFromWire(message.deserialize(message.serialize(short)))).toThrow(
+      /initial atoms for 4 of 5 layers/,
+    );
+    const nan = templateToWire({
+      ...t,
+      initialAtoms: t.initialAtoms!.map((a, i) => (i === 1 ? a.map(() => Number.NaN) : a)),
+    });
+    expect(() => templateFromWire(message.deserialize(message.serialize(nan)))).toThrow(
+      /initial atoms for conv2 are not 81 finite values/,
     );
   });
 

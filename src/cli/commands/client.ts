@@ -81,6 +81,12 @@ export const spec: CommandSpec = {
       description: 'Federation enrolment secret (or ATOMLENS_ENROLLMENT_SECRET)',
     },
     ...CLIENT_TLS_OPTIONS,
+    'probe-cache': {
+      type: 'string',
+      value: 'DIR',
+      description:
+        "Where the operator's probe set is cached after download, by its SHA-256 (default: atomlens-probe-sets in the OS temp dir)",
+    },
     json: { type: 'boolean', description: 'Progress as JSON lines on stdout (one event per line)' },
   },
   details: `Tasks: "0-1,2-3" is task {0,1} then task {2,3}; "4-5-6" is one 3-class task; a list of single
@@ -249,6 +255,7 @@ export async function run(parsed: Parsed): Promise<number> {
       backend,
       giveUpAfterMs: giveUpSeconds * 1000,
       lingerMs,
+      ...(typeof v['probe-cache'] === 'string' ? { probeCacheDir: v['probe-cache'] } : {}),
       ...(credentials ? { credentials } : {}),
       ...(enrollmentSecret ? { enrollmentSecret } : {}),
       onProgress: progress,

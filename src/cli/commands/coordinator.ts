@@ -2,6 +2,8 @@
 // database. Prints one line per listener for scripts to parse:
 //   grpc listening on HOST:PORT
 //   http listening on http://HOST:PORT
+
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openAuthenticator } from '../../coordinator/auth/authenticator.js';
 import { type AuthConfig, AuthConfigError, resolveAuthConfig } from '../../coordinator/auth/config.js';
@@ -10,6 +12,9 @@ import { type CoordinatorConfig, loadConfigFile, resolveConfig } from '../../coo
 import { startCoordinator } from '../../coordinator/coordinator.js';
 import { createAnalysisService } from '../../coordinator/level1/analysis-service.js';
 import { createLogger } from '../../shared/log.js';
+import { readNpy } from '../../shared/npy.js';
+import type { ModelTemplate } from '../../shared/template.js';
+import { readModelTemplateFile } from '../../shared/template-file.js';
 import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
@@ -17,7 +22,7 @@ export const spec: CommandSpec = {
   summary:
     'Run the coordinator: gRPC (Federation + Operator) and HTTP (/metrics, /healthz, /readyz, /reports)',
   usage:
-    'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR | --store postgres://…] [--config FILE] [--host H] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] | --insecure]',
+    'atomlens coordinator [--grpc-port P] [--http-port Q] [--data DIR | --store postgres://…] [--config FILE] [--template FILE] [--probe-set probe.npy] [--host H] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] | --insecure]',
   options: {
     'grpc-port': {
       type: 'string',
@@ -42,6 +47,18 @@ export const spec: CommandSpec = {
       value: 'URL',
       description:
         'Keep the federation in PostgreSQL (postgres://user@host:5432/db; the password may come from PGPASSWORD) instead of SQLite in --data',
+    },
+    template: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        "The federation's template file (α and initial atoms explicit, e.g. templates/demo.template.json, which the demo uses); without it α is generated from the config's template section (its alphaSeed)",
+    },
+    'probe-set': {
+      type: 'string',
+      value: 'probe.npy',
+      description:
+        'Probe inputs chosen by the operator (.npy, float32, n × input shape); clients fetch them over gRPC and verify them by SHA-256',
     },
     config: {
       type: 'string',
@@ -124,6 +141,8 @@ export async function run(parsed: Parsed): Promise<number> {
     process.stdout.write(`${JSON.stringify(printableConfig(config, auth), null, 2)}\n`);
     return EXIT.ok;
   }
+  const probeSet = probeSetFromFlags(v);
+  const template = templateFromFlags(v, probeSet?.shape);
   const revocation = revocationFromFlags(v, auth);
   if (revocation !== undefined) return revocation;
   const security = securityFromFlags(v, host, httpHost, auth);
@@ -142,6 +161,8 @@ export async function run(parsed: Parsed): Promise<number> {
       httpHost,
       httpPort,
       config,
+      ...(template ? { template } : {}),
+      ...(probeSet ? { probeSet } : {}),
       logger,
       ...security.options,
       ...(v['without-analysis']
@@ -208,6 +229,41 @@ function configFromFlags(v: Parsed['values']): { config: CoordinatorConfig; auth
     const where = configFile && err instanceof AuthConfigError ? `config file ${configFile}: ` : '';
     throw new CliError(`${where}${(err as Error).message}`, EXIT.badInput);
   }
+}
+
+/** The template from --template FILE, if given (else the coordinator generates α from the config's seed). */
+function templateFromFlags(v: Parsed['values'], probeSetShape?: number[]): ModelTemplate | undefined {
+  if (typeof v.template !== 'string') return undefined;
+  try {
+    return readModelTemplateFile(v.template, probeSetShape);
+  } catch (err) {
+    throw new CliError(`--template: ${(err as Error).message}`, EXIT.badInput);
+  }
+}
+
+/** The operator's probe set from --probe-set (float32 .npy), if given. */
+function probeSetFromFlags(v: Parsed['values']): { values: Float32Array; shape: number[] } | undefined {
+  if (typeof v['probe-set'] !== 'string') return undefined;
+  const path = v['probe-set'];
+  let npy: ReturnType<typeof readNpy>;
+  try {
+    npy = readNpy(readFileSync(path));
+  } catch (err) {
+    throw new CliError(`--probe-set ${path}: ${(err as Error).message}`, EXIT.badInput);
+  }
+  if (npy.dtype !== 'float32') {
+    throw new CliError(
+      `--probe-set ${path} holds ${npy.dtype}; save it as float32 (numpy: x.astype('float32'))`,
+      EXIT.badInput,
+    );
+  }
+  if (npy.shape.length < 2) {
+    throw new CliError(
+      `--probe-set ${path} must be n × input shape, got [${npy.shape.join(', ')}]`,
+      EXIT.badInput,
+    );
+  }
+  return { values: Float32Array.from(npy.data), shape: npy.shape };
 }
 
 /** TLS files from the flags, and the hooks for the resolved auth configuration. */

@@ -69,6 +69,12 @@ export const spec: CommandSpec = {
       description:
         'atom-vs-cka: one Adam per client for all rounds (task, default, what atomlens clients do) or a new Adam every round (round)',
     },
+    template: {
+      type: 'string',
+      value: 'FILE',
+      description:
+        'atom-vs-cka: template file for α and the initial atoms (e.g. templates/demo.template.json); default α from the seed',
+    },
     seeds: {
       type: 'string',
       value: 'N',
@@ -145,6 +151,7 @@ function atomVsCkaConfig(v: Parsed['values'], seed: number, tiny: boolean): Atom
     }
     config.optimizerScope = scope;
   }
+  if (typeof v.template === 'string') config.templateFile = v.template;
   if (config.checkpoints.some((c) => c > config.rounds)) {
     throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
   }

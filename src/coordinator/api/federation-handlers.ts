@@ -7,21 +7,26 @@ import type { PushProbeSummaryRequest__Output } from '../../generated/atomlens/v
 import type { SessionRequest__Output } from '../../generated/atomlens/v1/SessionRequest.js';
 import type { SessionResponse } from '../../generated/atomlens/v1/SessionResponse.js';
 import { templateToWire } from '../../shared/template.js';
-import { failedPrecondition, RpcError } from '../calls.js';
+import { failedPrecondition, invalid, notFound, RpcError } from '../calls.js';
 import type { CoordinatorConfig } from '../config.js';
 import { type FederationCore, ProbeIntake } from '../federation/federation.js';
 import type { SessionHandle, SessionRegistry } from '../federation/sessions.js';
 import { checkClientId, FIELD_LIMITS, validateRegister } from '../federation/validation.js';
 import type { Storage } from '../storage/types.js';
 import type { MethodPolicy } from './interceptors.js';
-import { reply, statusError } from './rpc.js';
+import { endStream, reply, statusError } from './rpc.js';
 
 export interface FederationHandlerDeps {
   config: CoordinatorConfig;
   federation: FederationCore;
   sessions: SessionRegistry;
   storage: Storage;
+  /** The operator's probe set (float32 LE values, C order) when the template's probe source is 'operator'. */
+  probeSet?: Buffer;
 }
+
+/** FetchProbeSet chunk size (the proto promises at most 1 MiB). */
+export const PROBE_SET_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Register is enrolment (its own check, in FederationCore); every other call needs a client's
@@ -46,6 +51,12 @@ export const FEDERATION_POLICIES: Record<keyof FederationServiceHandlers, Method
     method: 'PushProbeSummary',
     authorize: true,
     actsFor: (chunk: PushProbeSummaryRequest__Output) => chunk.clientId,
+  },
+  FetchProbeSet: {
+    service: 'Federation',
+    method: 'FetchProbeSet',
+    authorize: true,
+    actsFor: (req: { clientId: string }) => req.clientId,
   },
 };
 
@@ -89,6 +100,12 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
 
     Session: (call) => runSession(call, federation, sessions, config.limits.firstMessageMs),
 
+    FetchProbeSet: (call) =>
+      endStream(
+        () => streamProbeSet(call, deps.probeSet, federation.template.probe.sha256),
+        call as grpc.ServerWritableStream<unknown, unknown>,
+      ),
+
     PushProbeSummary: (call, callback) => {
       const intake = new ProbeIntake({
         sessions,
@@ -99,6 +116,28 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
       reply(() => consumeChunks(call, intake, config.limits.firstMessageMs), callback);
     },
   };
+}
+
+/** Writes the probe set from the requested offset in chunks, waiting for the stream to drain. */
+async function streamProbeSet(
+  call: Parameters<FederationServiceHandlers['FetchProbeSet']>[0],
+  bytes: Buffer | undefined,
+  sha256: string | undefined,
+): Promise<void> {
+  const req = call.request;
+  if (!bytes || !sha256) throw failedPrecondition('this federation has no operator probe set');
+  if (req.sha256 !== sha256) throw notFound(`probe set ${req.sha256} is not this federation's (${sha256})`);
+  const start = Number(req.offset);
+  if (!Number.isSafeInteger(start) || start < 0 || start > bytes.length || start % 4 !== 0) {
+    throw invalid(`offset ${String(req.offset)} is not a multiple of 4 within the ${bytes.length} bytes`);
+  }
+  for (let offset = start; offset < bytes.length; offset += PROBE_SET_CHUNK_BYTES) {
+    if (call.cancelled) return;
+    const data = bytes.subarray(offset, Math.min(bytes.length, offset + PROBE_SET_CHUNK_BYTES));
+    if (!call.write({ offset, data, totalBytes: bytes.length })) {
+      await new Promise<void>((resolve) => call.once('drain', resolve));
+    }
+  }
 }
 
 /** Serialises chunk handling: each chunk is stored before the next is read. */

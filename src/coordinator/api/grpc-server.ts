@@ -35,6 +35,8 @@ export interface ServerDeps {
   logger: Logger;
   /** Per-call authorisation; absent = every call allowed. */
   authorize: Authorize | undefined;
+  /** The operator's probe set (float32 LE values, C order) when the template's probe source is 'operator'. */
+  probeSet?: Buffer;
 }
 
 export interface GrpcServerOptions {
