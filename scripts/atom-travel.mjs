@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // Two figures from an atom-vs-cka run's pairs.csv (results/atom-vs-cka/pairs.csv):
-//   * atom travel: each shared-start client's mean atom cosine to its starting atoms, per round;
+//   * atom travel: each client's mean atom cosine to its own starting atoms, per round;
 //   * within-round correlation: Pearson r of atom cosine vs CKA (in-distribution probe, means over
-//     layers) between the shared-start clients kept at the same round.
-// Client c starts from cohort ⌊c / tasks⌋ mod cohorts (the experiment's rule); cohort 0 is the
-// federation-wide start.
+//     layers) between clients with the same starting atoms kept at the same round.
+// Client c starts from cohort ⌊c / tasks⌋ mod cohorts (the experiment's rule).
 //
 //   node scripts/atom-travel.mjs results/atom-vs-cka [--tasks 4] [--cohorts 2]
 import { readFileSync } from 'node:fs';
@@ -41,12 +40,12 @@ for (const row of rows) {
   const cka = Number(f[CKA]);
   const [init, model] =
     a.init !== undefined ? [a, b] : b.init !== undefined ? [b, a] : [undefined, undefined];
-  if (init && model?.client !== undefined && cohortOf(model.client) === init.init && init.init === 0) {
+  if (init && model?.client !== undefined && cohortOf(model.client) === init.init) {
     if (!travel.has(model.round)) travel.set(model.round, []);
     travel.get(model.round).push(atom);
   }
   if (a.client !== undefined && b.client !== undefined && a.round === b.round && a.round > 0) {
-    if (cohortOf(a.client) === 0 && cohortOf(b.client) === 0) {
+    if (cohortOf(a.client) === cohortOf(b.client)) {
       if (!withinRound.has(a.round)) withinRound.set(a.round, []);
       withinRound.get(a.round).push([atom, cka]);
     }
@@ -67,7 +66,7 @@ function pearson(points) {
   return sxy / Math.sqrt(sxx * syy);
 }
 console.log(
-  'round | atom cosine to start (mean, min–max, shared-start clients) | within-round pairs | Pearson r (atom vs CKA) | atom cosine range | CKA range',
+  'round | atom cosine to start (mean, min–max) | within-round pairs | Pearson r (atom vs CKA) | atom cosine range | CKA range',
 );
 for (const round of [...new Set([...travel.keys(), ...withinRound.keys()])].sort((x, y) => x - y)) {
   const t = travel.get(round) ?? [];

@@ -1,7 +1,7 @@
 // Working with atom-factored layers inside any TensorFlow.js Layers model: build a layer from a
 // template layer, find a model's atom layers, read its atoms out, swap in another task's atoms,
 // and check a model against the federation's template.
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { AtomLayerTemplate, AtomTemplate } from '../shared/template-file.js';
 import { AtomConv2D, type AtomConvActivation } from './atomConv.js';
 
@@ -107,7 +107,7 @@ export function swapAtoms(
  * Problems between a model and the template (empty when the model can take part): every
  * template layer present once with the template's c_in, c_out, k, m and exactly its α.
  */
-export function templateMismatches(model: tf.LayersModel, template: AtomTemplate): string[] {
+export function templateMismatches(model: tf.LayersModel, template: Pick<AtomTemplate, 'layers'>): string[] {
   const problems: string[] = [];
   let layers: Map<string, AtomConv2D>;
   try {
@@ -133,4 +133,56 @@ export function templateMismatches(model: tf.LayersModel, template: AtomTemplate
     }
   }
   return problems;
+}
+
+/**
+ * Probe summaries' input: for each named template layer, its atom layer's output for the inputs
+ * ([n, ...input shape], float32 C order), pooled ('gap': mean over height and width) or
+ * flattened, as an n × d row-major matrix. Runs in batches of `batchSize`.
+ */
+export function layerActivations(
+  model: tf.LayersModel,
+  inputs: Float32Array,
+  shape: number[],
+  layers: readonly string[],
+  pooling: 'gap' | 'flatten',
+  batchSize = 64,
+): Record<string, Float32Array> {
+  const byName = atomLayersByTemplateName(model);
+  const outputs = layers.map((name) => {
+    const layer = byName.get(name);
+    if (!layer) throw new Error(`the model has no atom layer for '${name}'`);
+    return layer.output as tf.SymbolicTensor;
+  });
+  const features = tf.model({ inputs: model.inputs, outputs });
+  const [n, ...inputShape] = shape as [number, ...number[]];
+  const rowSize = inputShape.reduce((a, b) => a * b, 1);
+  const parts: Float32Array[][] = layers.map(() => []);
+  for (let start = 0; start < n; start += batchSize) {
+    const size = Math.min(batchSize, n - start);
+    const pooled = tf.tidy(() => {
+      const x = tf.tensor(inputs.subarray(start * rowSize, (start + size) * rowSize), [size, ...inputShape]);
+      const out = features.predict(x);
+      const list = Array.isArray(out) ? out : [out];
+      return list.map((t) =>
+        pooling === 'gap' && t.rank === 4 ? tf.mean(t, [1, 2]) : tf.reshape(t, [size, -1]),
+      );
+    });
+    pooled.forEach((t, i) => {
+      parts[i]!.push(t.dataSync() as Float32Array);
+      t.dispose();
+    });
+  }
+  return Object.fromEntries(
+    layers.map((name, i) => {
+      const total = parts[i]!.reduce((a, p) => a + p.length, 0);
+      const joined = new Float32Array(total);
+      let offset = 0;
+      for (const p of parts[i]!) {
+        joined.set(p, offset);
+        offset += p.length;
+      }
+      return [name, joined];
+    }),
+  );
 }
