@@ -67,6 +67,7 @@ describe('the proto states what the code does', () => {
       'PushAtoms',
       'Session',
       'PushProbeSummary',
+      'FetchProbeSet',
       'ListClients',
       'GetSimilarity',
       'GetDivergence',
