@@ -13,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'src', 'ot', 'kernels');
 
 /** Options shared with the test; minimal LEB128 sizes and no name section keep the bytes small. */
-export const WAT_FEATURES = { simd: true };
+export const WAT_FEATURES = { simd: true, threads: true };
 export const TO_BINARY_OPTIONS = { canonicalize_lebs: true, write_debug_names: false, relocatable: false };
 
 /** The binary module for one .wat source. */
@@ -22,7 +22,7 @@ export async function compileWat(file) {
   const parsed = wabt.parseWat(basename(file), readFileSync(file, 'utf8'), WAT_FEATURES);
   try {
     parsed.resolveNames();
-    parsed.validate();
+    parsed.validate(WAT_FEATURES);
     return parsed.toBinary(TO_BINARY_OPTIONS).buffer;
   } finally {
     parsed.destroy();

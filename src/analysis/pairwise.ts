@@ -2,6 +2,7 @@
 // subspace similarity otherwise, as blocked Gram products of per-layer unit vectors. Pure code,
 // used by the level-0 index and by reports.
 
+import { gramUpperF32 } from '../ot/linalg.js';
 import type { ConvLayerSpec } from '../shared/template.js';
 import { basisSimilarity, clampUnit, orthonormalRows } from './atoms.js';
 
@@ -98,9 +99,12 @@ export function pairwiseSimilarity(
   const pairMeasure = new Uint8Array(n * n);
   const cosineOk = models.map((m) => options.measure === 'cosine' && m.fingerprintMatch);
   const subspaceRows: number[] = [];
+  // A row of a model that can use cosine is 0 where the other model can too; any other row is all 1.
+  const cosineRow = Uint8Array.from(cosineOk, (ok) => (ok ? 0 : 1));
   for (let i = 0; i < n; i++) {
     if (!cosineOk[i]) subspaceRows.push(i);
-    for (let j = 0; j < n; j++) pairMeasure[i * n + j] = cosineOk[i] && cosineOk[j] ? 0 : 1;
+    if (cosineOk[i]) pairMeasure.set(cosineRow, i * n);
+    else pairMeasure.fill(1, i * n, (i + 1) * n);
   }
   const mean = new Float64Array(n * n);
   const layers = options.perLayer ? layout.map(() => new Float32Array(n * n)) : undefined;
@@ -110,12 +114,9 @@ export function pairwiseSimilarity(
   const inv = 1 / layerCount;
   if (!layers) {
     const size = layoutSize(layout);
-    const block = new Float64Array(n * size);
+    const block = new Float32Array(n * size);
     for (let i = 0; i < n; i++) block.set(models[i]!.unit, i * size);
-    gramUpper(block, n, size, mean);
-    for (let i = 0; i < n; i++) {
-      for (let j = i; j < n; j++) mean[i * n + j] = clampUnit(mean[i * n + j]! * inv);
-    }
+    cosineGramUpper(block, n, size, inv, mean);
     // Pairs that cannot use cosine get their layer-wise subspace values instead.
     if (subspaceRows.length > 0) {
       for (const l of layout) {
@@ -137,10 +138,10 @@ export function pairwiseSimilarity(
   } else {
     const scratch = new Float64Array(n * n);
     layout.forEach((l, li) => {
-      const block = new Float64Array(n * l.size);
+      const block = new Float32Array(n * l.size);
       for (let i = 0; i < n; i++)
         block.set(models[i]!.unit.subarray(l.offset, l.offset + l.size), i * l.size);
-      gramUpper(block, n, l.size, scratch);
+      cosineGramUpper(block, n, l.size, 1, scratch);
       if (subspaceRows.length > 0) {
         const bases = models.map((m) =>
           orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
@@ -206,6 +207,34 @@ function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
         for (let j = Math.max(jb, i + 1); j < jEnd; j++) a[j * n + i] = a[i * n + j]!;
       }
     }
+  }
+}
+
+/**
+ * Absolute error allowed in a similarity computed by the float32 Gram kernel, against the same
+ * sums in float64 (test/coordinator/similarity.test.ts checks it): each entry sums d ≤ 2,000 products of
+ * float32 unit-vector components, whose rounding errors are ≈ √d·2⁻²⁴·(Σ_t |u_t v_t| ≤ 1 per
+ * layer) ≈ 3·10⁻⁶, far below the differences between models that the measures report.
+ */
+export const SIMILARITY_TOLERANCE = 1e-5;
+
+/**
+ * out[i·n + j] = clamp(scale · <x_i, x_j>) for j ≥ i (lower triangle untouched), with the float32
+ * WebAssembly Gram kernel (both cores when large; see SIMILARITY_TOLERANCE) or, where WebAssembly
+ * SIMD is unavailable, the float64 JS kernel below.
+ */
+function cosineGramUpper(x: Float32Array, n: number, d: number, scale: number, out: Float64Array): void {
+  const done = gramUpperF32(x, n, d, (rowStart, rowEnd, c, stride) => {
+    for (let i = rowStart; i < rowEnd; i++) {
+      const src = (i - rowStart) * stride;
+      const dst = i * n;
+      for (let j = i; j < n; j++) out[dst + j] = clampUnit(c[src + j]! * scale);
+    }
+  });
+  if (done) return;
+  gramUpper(Float64Array.from(x), n, d, out);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) out[i * n + j] = clampUnit(out[i * n + j]! * scale);
   }
 }
 

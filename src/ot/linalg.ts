@@ -2,12 +2,13 @@
 // experiments need.
 //
 // The matrix product is the O(n³) step of every GW iteration. Plain JS has no SIMD, so it runs on
-// a small WebAssembly kernel using 128-bit f64x2 lanes (kernels/linalg.wat, ~4× the best JS loop
-// on this machine) and falls back to a JS 4×4 register-tiled loop where WebAssembly SIMD is missing
-// or the product is tiny. Both accumulate Σ_p A_ip B_pj in the same order without fused
-// multiply-add, so they give bit-identical results.
+// WebAssembly kernels using 128-bit lanes (kernels/linalg.wat: packed operands, 6 × 4 register
+// tiles, on both cores for large products via kernels/team.ts) and falls back to a JS 4×4
+// register-tiled loop where WebAssembly SIMD is missing or the product is tiny. Both accumulate
+// Σ_p A_ip B_pj in the same order without fused multiply-add, so they give bit-identical results.
+// The same file has the float32 Gram kernel behind the pairwise similarity matrix.
 
-import { LINALG_WASM_BASE64 } from './kernels/linalg.wasm.js';
+import { DATA_BASE, KernelTeam, kernelTeam } from './kernels/team.js';
 
 export type Matrix = Float64Array;
 type Readable = ArrayLike<number>;
@@ -216,100 +217,117 @@ export function maxAbs(A: Readable): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// WebAssembly SIMD kernel: `matmul` in kernels/linalg.wat (C = A·B with B packed in panels of 4
-// columns, a 4×4 block of C in f64x2 registers), compiled by `npm run gen:wasm`.
+// WebAssembly SIMD kernels (kernels/linalg.wat, compiled by `npm run gen:wasm`) on a shared memory,
+// with helper threads for large problems (kernels/team.ts).
+
+export {
+  kernelModule,
+  kernelTeam,
+  kernelThreads,
+  setKernelThreads,
+  shareKernelModule,
+} from './kernels/team.js';
 
 /** Below this many multiply-adds the copies into WebAssembly memory cost more than they save. */
 const SIMD_MIN_WORK = 32 * 32 * 32;
-/** Above this many bytes of operands the JS kernel runs instead of growing WebAssembly memory. */
-const SIMD_MAX_BYTES = 1 << 30;
-
-// The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
-// parts used here.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-
-interface SimdKernel {
-  memory: WasmMemory;
-  run: (a: number, b: number, c: number, n4: number, k: number, m4: number) => void;
-}
-
-let simdKernel: SimdKernel | null | undefined;
-let compiledModule: object | null | undefined;
-
-/**
- * The compiled kernel module, compiled once per process (null where WebAssembly SIMD is
- * unavailable). Worker threads receive it (a compiled module is structured-cloneable) instead of
- * compiling their own; see shareKernelModule.
- */
-export function kernelModule(): object | null {
-  if (compiledModule !== undefined) return compiledModule;
-  try {
-    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
-    compiledModule = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
-  } catch {
-    compiledModule = null;
-  }
-  return compiledModule;
-}
-
-/** Makes this thread use a module compiled elsewhere (by the thread that started it). */
-export function shareKernelModule(module: object | null | undefined): void {
-  if (module && compiledModule === undefined) compiledModule = module;
-}
-
-/** The per-thread kernel instance, or null where WebAssembly SIMD is unavailable. */
-function kernel(): SimdKernel | null {
-  if (simdKernel !== undefined) return simdKernel;
-  try {
-    const module = kernelModule();
-    if (!wasm || !module) {
-      simdKernel = null;
-      return null;
-    }
-    const memory = new wasm.Memory({ initial: 1 });
-    const instance = new wasm.Instance(module, { env: { memory } });
-    simdKernel = { memory, run: instance.exports.matmul as SimdKernel['run'] };
-  } catch {
-    simdKernel = null;
-  }
-  return simdKernel;
-}
+/** From this many multiply-adds (≈ 1 ms on one core) a product is split across threads. */
+const PARALLEL_MIN_WORK = 160 * 160 * 160;
+/** Rows of a register tile of C in linalg.wat (the height of A's packed micro-panels). */
+const TILE_ROWS = 4;
 
 /** C = A·B on the SIMD kernel; false when it is unavailable or the operands are too large. */
 function simdMatmul(A: Readable, B: Readable, n: number, k: number, m: number, out: Float64Array): boolean {
-  const kern = kernel();
-  if (!kern) return false;
-  const n4 = Math.ceil(n / 4) * 4;
-  const m4 = Math.ceil(m / 4) * 4;
-  const aBytes = n4 * k * 8;
-  const bBytes = m4 * k * 8;
-  const cBytes = n4 * m4 * 8;
-  const needed = aBytes + bBytes + cBytes;
-  if (needed > SIMD_MAX_BYTES) return false;
-  const have = kern.memory.buffer.byteLength;
-  if (have < needed) kern.memory.grow(Math.ceil((needed - have) / 65536));
-  const heap = new Float64Array(kern.memory.buffer);
-  // Rows n…n4−1 of A and columns m…m4−1 of B only feed rows/columns of C that are never read
-  // back, so the padding is left as whatever the memory holds.
-  heap.set(A, 0);
-  const bBase = aBytes / 8;
+  const team = kernelTeam();
+  if (!team) return false;
+  const rowTiles = Math.ceil(n / TILE_ROWS);
+  const panels = Math.ceil(m / 4);
+  const aLen = rowTiles * k * TILE_ROWS;
+  const bLen = panels * k * 4;
+  const cStride = panels * 4;
+  const needed = (aLen + bLen + rowTiles * TILE_ROWS * cStride) * 8;
+  if (needed > KernelTeam.maxBytes) return false;
+  const heap = new Float64Array(team.reserve(needed), DATA_BASE, needed / 8);
+  // Rows n… of the packed A and columns m… of the packed B only feed entries of C that are never
+  // read back, so the padding is left as whatever the memory holds.
+  for (let i = 0; i < n; i++) {
+    const base = Math.floor(i / TILE_ROWS) * k * TILE_ROWS + (i % TILE_ROWS);
+    const row = i * k;
+    for (let p = 0; p < k; p++) heap[base + p * TILE_ROWS] = A[row + p]!;
+  }
   for (let p = 0; p < k; p++) {
     const row = p * m;
-    for (let j = 0; j < m; j++) heap[bBase + ((j >> 2) * k + p) * 4 + (j & 3)] = B[row + j]!;
+    for (let j = 0; j < m; j++) heap[aLen + ((j >> 2) * k + p) * 4 + (j & 3)] = B[row + j]!;
   }
-  const cBase = (aBytes + bBytes) / 8;
-  kern.run(0, aBytes, aBytes + bBytes, n4, k, m4);
-  if (m4 === m) out.set(heap.subarray(cBase, cBase + n * m));
-  else for (let i = 0; i < n; i++) out.set(heap.subarray(cBase + i * m4, cBase + i * m4 + m), i * m);
+  const cBase = aLen + bLen;
+  team.run(
+    'matmul_f64',
+    [DATA_BASE, DATA_BASE + aLen * 8, DATA_BASE + cBase * 8, rowTiles, k, panels, cStride * 8],
+    n * k * m >= PARALLEL_MIN_WORK,
+  );
+  const c = new Float64Array(team.memory.buffer, DATA_BASE + cBase * 8, rowTiles * TILE_ROWS * cStride);
+  if (cStride === m) out.set(c.subarray(0, n * m));
+  else for (let i = 0; i < n; i++) out.set(c.subarray(i * cStride, i * cStride + m), i * m);
+  return true;
+}
+
+/** Output rows per call of the Gram kernel: whole blocks of 4 row tiles, about `bytes` of float32. */
+function gramChunkRows(stride: number, bytes: number): number {
+  const block = 4 * TILE_ROWS;
+  return Math.max(block, Math.floor(bytes / (4 * stride) / block) * block);
+}
+
+/**
+ * The upper triangle (j ≥ i) of the Gram matrix X Xᵀ of X (n × d, row-major float32), computed in
+ * float32 on the WebAssembly SIMD kernel, on several threads when large. Delivered in chunks of
+ * consecutive rows: visit(rowStart, rowEnd, c, stride) with G[i, j] = c[(i − rowStart)·stride + j]
+ * for rowStart ≤ i < rowEnd and i ≤ j < n; entries below the diagonal are unspecified, and `c` is
+ * valid only during the call (chunks hold about `chunkBytes`). Returns false (having visited nothing) when the kernel is
+ * unavailable or X too large, so the caller can fall back.
+ *
+ * Error: each entry is a float32 sum of d products of float32 values, so |Ĝ − G| ≤ γ_d Σ_t |x_it
+ * x_jt| with γ_d ≈ d·2⁻²⁴ (Higham 2002, §3.1); random rounding typically gives ≈ √d·2⁻²⁴.
+ */
+export function gramUpperF32(
+  x: Float32Array,
+  n: number,
+  d: number,
+  visit: (rowStart: number, rowEnd: number, c: Float32Array, stride: number) => void,
+  chunkBytes = 64 << 20,
+): boolean {
+  checkSize('gramUpperF32: X', x, n * d);
+  if (n === 0) return true;
+  const team = d > 0 ? kernelTeam() : null;
+  if (!team) return false;
+  const rowTiles = Math.ceil(n / TILE_ROWS);
+  const panels = Math.ceil(n / 8);
+  const stride = panels * 8;
+  const aLen = rowTiles * d * TILE_ROWS;
+  const bLen = panels * d * 8;
+  const chunkRows = Math.min(gramChunkRows(stride, chunkBytes), rowTiles * TILE_ROWS);
+  const needed = (aLen + bLen + chunkRows * stride) * 4;
+  if (needed > KernelTeam.maxBytes) return false;
+  const heap = new Float32Array(team.reserve(needed), DATA_BASE, needed / 4);
+  for (let i = 0; i < n; i++) {
+    const aBase = Math.floor(i / TILE_ROWS) * d * TILE_ROWS + (i % TILE_ROWS);
+    const bBase = aLen + (i >> 3) * d * 8 + (i & 7);
+    const row = i * d;
+    for (let p = 0; p < d; p++) {
+      const v = x[row + p]!;
+      heap[aBase + p * TILE_ROWS] = v;
+      heap[bBase + p * 8] = v;
+    }
+  }
+  const cBase = aLen + bLen;
+  const chunkTiles = chunkRows / TILE_ROWS;
+  for (let t = 0; t < rowTiles; t += chunkTiles) {
+    const tEnd = Math.min(rowTiles, t + chunkTiles);
+    team.run(
+      'gram_f32',
+      [DATA_BASE, DATA_BASE + aLen * 4, DATA_BASE + cBase * 4, t, tEnd, d, panels, stride * 4],
+      (tEnd - t) * TILE_ROWS * (n - t * TILE_ROWS) * d >= 2 * PARALLEL_MIN_WORK,
+    );
+    const c = new Float32Array(team.memory.buffer, DATA_BASE + cBase * 4, chunkRows * stride);
+    visit(t * TILE_ROWS, Math.min(n, tEnd * TILE_ROWS), c, stride);
+  }
   return true;
 }

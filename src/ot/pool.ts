@@ -16,7 +16,7 @@ import type { Worker } from 'node:worker_threads';
 import { moduleUrl, startWorker } from '../shared/runtime.js';
 import { type GwOptions, type GwResult, gromovWasserstein } from './gromov/gw.js';
 import type { GwCost } from './gromov/problem.js';
-import { kernelModule } from './linalg.js';
+import { kernelModule, kernelThreads, setKernelThreads } from './linalg.js';
 import type { GwReply, GwTask } from './worker.js';
 
 export interface GwPoolOptions {
@@ -232,7 +232,15 @@ export async function solveBestOnTwoThreads(
     const product = pool.solve(C1, C2, { ...options, init: 'product' });
     // A failure in this thread must not leave the worker's promise unobserved.
     product.catch(() => undefined);
-    const identity = gromovWasserstein(C1, C2, { ...options, init: 'identity' });
+    // Both cores are busy with the two starts: this thread's products get no helper thread.
+    const threads = kernelThreads();
+    setKernelThreads(1);
+    let identity: GwResult;
+    try {
+      identity = gromovWasserstein(C1, C2, { ...options, init: 'identity' });
+    } finally {
+      setKernelThreads(threads);
+    }
     const other = await product;
     // As 'best' in one thread: identity first, product only when strictly lower.
     const best = other.gw < identity.gw ? other : identity;

@@ -3,7 +3,13 @@
 // memory at 10,000 models), so agreement is to ~1e-7, checked at 1e-6.
 import { describe, expect, it } from 'vitest';
 import { subspaceSimilarity } from '../../src/analysis/atoms.js';
-import { gramUpper, layerLayout, pairwiseSimilarity, unitModelVector } from '../../src/analysis/pairwise.js';
+import {
+  gramUpper,
+  layerLayout,
+  pairwiseSimilarity,
+  SIMILARITY_TOLERANCE,
+  unitModelVector,
+} from '../../src/analysis/pairwise.js';
 import { SimilarityIndex } from '../../src/coordinator/level0/similarity-index.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
 import { cos } from './helpers.js';
@@ -174,6 +180,49 @@ describe('pairwiseSimilarity', () => {
       subspaceSimilarity(models[0]!.raw[1]!, models[1]!.raw[1]!, l.m, 9),
       5,
     );
+  });
+
+  it('the float32 Gram kernel stays within SIMILARITY_TOLERANCE of float64 sums (8 layers, d = 648)', () => {
+    const layers = Array.from({ length: 8 }, (_, i) => ({ name: `conv${i}`, m: 9, k: 3 }));
+    const big = layerLayout(layers);
+    const n = 150;
+    const normal = normalSampler(mulberry32(5));
+    // Correlated models (a shared component plus noise), as trained clients are: cosines far from 0.
+    const base = layers.map((l) => Float32Array.from({ length: l.m * 9 }, () => normal()));
+    const units = Array.from({ length: n }, () =>
+      unitModelVector(
+        base.map((b) => b.map((v) => v + 0.7 * normal())),
+        big,
+      ),
+    );
+    const inputs = units.map((unit, i) => ({ clientId: `c${i}`, taskId: 't', unit, fingerprintMatch: true }));
+    const mean = pairwiseSimilarity(inputs, big, { measure: 'cosine', perLayer: false }).mean;
+    const perLayer = pairwiseSimilarity(inputs, big, { measure: 'cosine', perLayer: true });
+    let worstMean = 0;
+    let worstLayer = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let total = 0;
+        big.forEach((l, li) => {
+          let s = 0;
+          for (let t = l.offset; t < l.offset + l.size; t++) s += units[i]![t]! * units[j]![t]!;
+          total += s / big.length;
+          worstLayer = Math.max(
+            worstLayer,
+            Math.abs(perLayer.layers![li]![i * n + j]! - Math.max(-1, Math.min(1, s))),
+          );
+        });
+        worstMean = Math.max(worstMean, Math.abs(mean[i * n + j]! - Math.max(-1, Math.min(1, total))));
+        worstMean = Math.max(
+          worstMean,
+          Math.abs(perLayer.mean[i * n + j]! - Math.max(-1, Math.min(1, total))),
+        );
+      }
+    }
+    expect(worstMean).toBeLessThanOrEqual(SIMILARITY_TOLERANCE);
+    expect(worstLayer).toBeLessThanOrEqual(SIMILARITY_TOLERANCE);
+    // Not trivially exact: the float32 sums do differ from the float64 ones.
+    expect(worstMean).toBeGreaterThan(0);
   });
 
   it('gramUpper fills the upper triangle of X Xᵀ for sizes that do not fit the 2×4 kernel', () => {

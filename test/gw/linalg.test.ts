@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { colSums, jsMatmul, matmul, matvec, maxAsymmetry, rowSums, transpose } from '../../src/ot/linalg.js';
+import {
+  colSums,
+  gramUpperF32,
+  jsMatmul,
+  kernelTeam,
+  matmul,
+  matvec,
+  maxAsymmetry,
+  rowSums,
+  setKernelThreads,
+  transpose,
+} from '../../src/ot/linalg.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 
 function naive(A: Float64Array, B: Float64Array, n: number, k: number, m: number): Float64Array {
@@ -60,4 +71,85 @@ describe('small helpers', () => {
     expect(Array.from(colSums(A, 2, 3))).toEqual([5, 7, 9]);
     expect(maxAsymmetry([1, 2, 2.5, 1], 2)).toBe(0.5);
   });
+});
+
+describe('float32 Gram kernel', () => {
+  function reference(x: Float32Array, d: number, i: number, j: number): number {
+    let s = 0;
+    for (let t = 0; t < d; t++) s += x[i * d + t]! * x[j * d + t]!;
+    return s;
+  }
+
+  for (const [n, d, chunkBytes] of [
+    [1, 1, undefined],
+    [7, 3, undefined],
+    [37, 81, undefined],
+    [130, 200, 4096],
+    [301, 17, 10_000],
+  ] as const) {
+    it(`n = ${n}, d = ${d}${chunkBytes ? ` in chunks of ${chunkBytes} bytes` : ''}: the upper triangle of X Xᵀ to float32 accuracy`, () => {
+      const rng = mulberry32(n * 7 + d);
+      const x = Float32Array.from({ length: n * d }, () => rng() * 2 - 1);
+      const seen = new Uint8Array(n * n);
+      let chunks = 0;
+      const ok = gramUpperF32(
+        x,
+        n,
+        d,
+        (rowStart, rowEnd, c, stride) => {
+          chunks++;
+          for (let i = rowStart; i < rowEnd; i++) {
+            for (let j = i; j < n; j++) {
+              const ref = reference(x, d, i, j);
+              // float32 sums of d products of magnitude ≤ 1: error ≤ d·2⁻²⁴·Σ|x_it x_jt|.
+              expect(Math.abs(c[(i - rowStart) * stride + j]! - ref)).toBeLessThanOrEqual(d * 2 ** -24 * d);
+              seen[i * n + j]++;
+            }
+          }
+        },
+        chunkBytes,
+      );
+      expect(ok).toBe(true);
+      for (let i = 0; i < n; i++) for (let j = i; j < n; j++) expect(seen[i * n + j]).toBe(1);
+      if (chunkBytes) expect(chunks).toBeGreaterThan(1);
+    });
+  }
+});
+
+describe('kernels on two threads', () => {
+  it('a helper thread joins large products and the results are unchanged (bit for bit, f64)', async () => {
+    setKernelThreads(2);
+    try {
+      const rng = mulberry32(99);
+      const n = 200;
+      const k = 190;
+      const m = 210;
+      const A = Float64Array.from({ length: n * k }, () => rng() * 2 - 1);
+      const B = Float64Array.from({ length: k * m }, () => rng() * 2 - 1);
+      const ref = jsMatmul(A, B, n, k, m);
+      const x = Float32Array.from({ length: 400 * 300 }, () => rng() * 2 - 1);
+      const gramRef = new Float32Array(400 * 400);
+      gramUpperF32(x, 400, 300, (r0, r1, c, stride) => {
+        for (let i = r0; i < r1; i++)
+          gramRef.set(c.subarray((i - r0) * stride + i, (i - r0) * stride + 400), i * 400 + i);
+      });
+      const team = kernelTeam()!;
+      const deadline = Date.now() + 20_000;
+      while (team.helperJoins < 3 && Date.now() < deadline) {
+        expect(Array.from(matmul(A, B, n, k, m))).toEqual(Array.from(ref));
+        gramUpperF32(x, 400, 300, (r0, r1, c, stride) => {
+          for (let i = r0; i < r1; i++) {
+            const row = c.subarray((i - r0) * stride + i, (i - r0) * stride + 400);
+            // Each entry is one thread's sum in a fixed order, so threads do not change it.
+            expect(Array.from(row)).toEqual(Array.from(gramRef.subarray(i * 400 + i, i * 400 + 400)));
+          }
+        });
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(team.helperCount).toBe(1);
+      expect(team.helperJoins).toBeGreaterThanOrEqual(3);
+    } finally {
+      setKernelThreads(1);
+    }
+  }, 30_000);
 });

@@ -1,0 +1,196 @@
+// The WebAssembly kernels of linalg.wat on a shared memory, run by the calling thread and — for
+// large problems, from the main thread — by helper worker threads instantiated on the same memory.
+//
+// A call writes its arguments into a control block at the start of the memory, opens a new
+// generation and wakes the helpers (Atomics.notify); every participant calls the same export,
+// which claims blocks of work with an atomic counter until none are left. The caller never waits
+// for a helper to start: a helper that wakes late finds the generation closed or the counter
+// exhausted, so the caller only ever waits for blocks a helper actually claimed. Helpers start
+// on the first large call (that call runs in-thread) and never hold the process open.
+import { availableParallelism } from 'node:os';
+import { isMainThread, type Worker } from 'node:worker_threads';
+import { moduleUrl, startWorker } from '../../shared/runtime.js';
+import { LINALG_WASM_BASE64 } from './linalg.wasm.js';
+
+// The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
+// parts used here.
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+/** Exports of linalg.wat, by the op number written into the control block. */
+const OPS = ['matmul_f64', 'gram_f32'] as const;
+export type Op = (typeof OPS)[number];
+type KernelFn = (...args: number[]) => void;
+
+// Control block (Int32 indices) and where data starts (bytes).
+export const GEN = 0;
+export const OPEN = 1;
+export const ACTIVE = 2;
+export const OP = 3;
+export const ARGC = 4;
+export const ARGS = 5;
+const MAX_ARGS = 16;
+/** Calls a helper has taken part in (for tests: proof the threaded path ran). */
+export const JOINED = 40;
+const COUNTER_BYTES = 192;
+export const DATA_BASE = 256;
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+
+let compiledModule: object | null | undefined;
+
+/** The compiled kernel module, once per process (null where WebAssembly SIMD/threads are missing). */
+export function kernelModule(): object | null {
+  if (compiledModule !== undefined) return compiledModule;
+  try {
+    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
+    compiledModule = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
+  } catch {
+    compiledModule = null;
+  }
+  return compiledModule;
+}
+
+/** Makes this thread use a module compiled elsewhere (by the thread that started it). */
+export function shareKernelModule(module: object | null | undefined): void {
+  if (module && compiledModule === undefined) compiledModule = module;
+}
+
+/** Instantiates the kernels on `memory`: the export for each op number. */
+export function instantiate(module: object, memory: WasmMemory): KernelFn[] {
+  const instance = new wasmApi!.Instance(module, { env: { memory } });
+  return OPS.map((name) => instance.exports[name] as KernelFn);
+}
+
+let threadLimit = isMainThread ? Math.min(4, availableParallelism()) : 1;
+
+/**
+ * Threads a large kernel call may use, the caller included (default: the available cores, up to
+ * 4, on the main thread; 1 in worker threads, which are already one of several). Set 1 where the
+ * caller runs other CPU-bound threads itself.
+ */
+export function setKernelThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new Error(`kernel threads must be ≥ 1, got ${threads}`);
+  threadLimit = threads;
+}
+
+export function kernelThreads(): number {
+  return threadLimit;
+}
+
+const HELPER_ENTRY = moduleUrl('./helper.js', import.meta.url);
+
+export class KernelTeam {
+  readonly memory: WasmMemory;
+  private readonly fns: KernelFn[];
+  private readonly helpers: Worker[] = [];
+  private generation = 0;
+
+  constructor(private readonly module: object) {
+    this.memory = new wasmApi!.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    this.fns = instantiate(module, this.memory);
+  }
+
+  /** Largest data size (bytes after DATA_BASE) the memory can hold. */
+  static readonly maxBytes = MAX_PAGES * PAGE - DATA_BASE - PAGE;
+
+  /** Grows the memory so `bytes` of data fit after DATA_BASE; returns its (new) buffer. */
+  reserve(bytes: number): ArrayBuffer {
+    const needed = DATA_BASE + bytes;
+    const have = this.memory.buffer.byteLength;
+    if (have < needed) this.memory.grow(Math.ceil((needed - have) / PAGE));
+    return this.memory.buffer;
+  }
+
+  /** Helper threads started so far. */
+  get helperCount(): number {
+    return this.helpers.length;
+  }
+
+  /** Calls that a helper thread has taken part in so far. */
+  get helperJoins(): number {
+    return Atomics.load(new Int32Array(this.memory.buffer, 0, DATA_BASE / 4), JOINED);
+  }
+
+  /**
+   * Runs `op(...args, counter)` to completion; with `parallel`, helper threads (started now if
+   * there are none yet) take part.
+   */
+  run(op: Op, args: number[], parallel: boolean): void {
+    const code = OPS.indexOf(op);
+    const fn = this.fns[code]!;
+    const all = [...args, COUNTER_BYTES];
+    const ctrl = new Int32Array(this.memory.buffer, 0, DATA_BASE / 4);
+    ctrl[COUNTER_BYTES / 4] = 0;
+    if (!parallel || threadLimit < 2) {
+      fn(...all);
+      return;
+    }
+    if (this.helpers.length < threadLimit - 1) this.startHelpers();
+    if (all.length > MAX_ARGS) throw new Error(`${op}: too many arguments`);
+    ctrl[OP] = code;
+    ctrl[ARGC] = all.length;
+    for (let i = 0; i < all.length; i++) ctrl[ARGS + i] = all[i]!;
+    this.generation = (this.generation % 0x7ffffffe) + 1;
+    Atomics.store(ctrl, OPEN, this.generation);
+    Atomics.store(ctrl, GEN, this.generation);
+    Atomics.notify(ctrl, GEN);
+    try {
+      fn(...all);
+    } finally {
+      Atomics.store(ctrl, OPEN, 0);
+      // Helpers that joined finish the blocks they claimed; the results are read after this.
+      for (;;) {
+        const active = Atomics.load(ctrl, ACTIVE);
+        if (active === 0) break;
+        Atomics.wait(ctrl, ACTIVE, active);
+      }
+    }
+  }
+
+  private startHelpers(): void {
+    while (this.helpers.length < threadLimit - 1) {
+      const worker = startWorker(HELPER_ENTRY, {
+        workerData: { module: this.module, memory: this.memory },
+      });
+      worker.unref();
+      const drop = () => {
+        const i = this.helpers.indexOf(worker);
+        if (i >= 0) this.helpers.splice(i, 1);
+      };
+      worker.on('error', drop);
+      worker.on('exit', drop);
+      this.helpers.push(worker);
+    }
+  }
+
+  /** Stops the helper threads (the next large call starts new ones). */
+  async stopHelpers(): Promise<void> {
+    const helpers = this.helpers.splice(0);
+    await Promise.all(helpers.map((w) => w.terminate()));
+  }
+}
+
+let team: KernelTeam | null | undefined;
+
+/** This thread's kernel team, or null where WebAssembly SIMD or shared memory is unavailable. */
+export function kernelTeam(): KernelTeam | null {
+  if (team !== undefined) return team;
+  try {
+    const module = kernelModule();
+    team = module ? new KernelTeam(module) : null;
+  } catch {
+    team = null;
+  }
+  return team;
+}
