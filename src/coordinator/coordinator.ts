@@ -19,6 +19,7 @@ import { SessionRegistry } from './federation/sessions.js';
 import { SimilarityIndex } from './level0/similarity-index.js';
 import type { AnalysisFactory, AnalysisService } from './level1/types.js';
 import { CoordinatorMetrics } from './metrics.js';
+import { lockDataDir } from './storage/data-dir-lock.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 
@@ -212,8 +213,11 @@ async function startServers(
   return Object.assign(servers, { grpcServer, grpcPort, httpServer, httpPort, health });
 }
 
-/** Stop in order: not ready → end sessions → close the analysis → drain calls → close storage. */
-function stopper(core: Core, servers: Servers): RunningCoordinator['stop'] {
+/**
+ * Stop in order: not ready → end sessions → close the analysis → drain calls → close storage →
+ * release the data directory.
+ */
+function stopper(core: Core, servers: Servers, unlock: () => void): RunningCoordinator['stop'] {
   const { sessions, analysis, logger, storage } = core;
   let stopped: Promise<void> | undefined;
   return (stopOptions = {}) => {
@@ -231,7 +235,11 @@ function stopper(core: Core, servers: Servers): RunningCoordinator['stop'] {
       if (drain) await shutdownGrpc(servers.grpcServer, graceMs);
       else servers.grpcServer.forceShutdown();
       await closeHttp(servers.httpServer, drain ? graceMs : 0);
-      await storage.close();
+      try {
+        await storage.close();
+      } finally {
+        unlock();
+      }
       logger.info('stopped');
     })();
     return stopped;
@@ -292,16 +300,24 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     },
     (msg) => logger.warn(msg),
   );
-  const storage =
-    options.storage ??
-    (await openStorage({
-      store: options.store,
-      dataDir: options.dataDir,
-      synchronous: config.storage.synchronous,
-      maxBatch: config.storage.maxBatch,
-    }));
+  // Before anything in the directory is opened: a second coordinator stops here.
+  const unlock = lockDataDir(options.dataDir);
+  let storage: Storage;
+  try {
+    storage =
+      options.storage ??
+      (await openStorage({
+        store: options.store,
+        dataDir: options.dataDir,
+        synchronous: config.storage.synchronous,
+        maxBatch: config.storage.maxBatch,
+      }));
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   storage.onCommit((seconds) => metrics.storageCommit.observe(seconds));
-  const cleanup: Cleanup = [() => storage.close()];
+  const cleanup: Cleanup = [() => storage.close(), unlock];
   try {
     const core = await buildCore(options, { config, template, logger, metrics, storage }, cleanup);
     const servers = await startServers(options, { ...core, probeSetBytes }, cleanup);
@@ -318,7 +334,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       federation,
       operator,
       analysis,
-      stop: stopper(core, servers),
+      stop: stopper(core, servers, unlock),
     };
   } catch (err) {
     for (const fn of cleanup) {
