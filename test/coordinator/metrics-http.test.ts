@@ -217,16 +217,13 @@ describe('with an analysis service', () => {
       call.on('error', reject);
       call.on('end', () => resolve());
     });
-    const { signal, ...asked } = requests[0]!;
-    expect(asked).toEqual({
+    expect(requests[0]).toEqual({
       models: [{ clientId: 'a', taskId: '0-1' }],
       reason: 'look',
       probeDeadlineMs: 1500,
       // Aborted when the call is cancelled, which stops the analysis.
       signal: expect.any(AbortSignal),
     });
-    // The call's cancellation reaches the service as a signal.
-    expect(signal).toBeInstanceOf(AbortSignal);
     expect(progress.map((p) => p.stage)).toEqual(['ANALYSIS_STAGE_PROBING', 'ANALYSIS_STAGE_DONE']);
     expect(progress[1]!.reportId).toBe('rep-1');
     const list = await rpc<ListReportsResponse__Output>((cb) => h.op.ListReports({}, cb));
