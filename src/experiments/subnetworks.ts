@@ -188,6 +188,46 @@ export interface SubnetworksSummary {
   seconds: number;
 }
 
+/** What a stage shares with the others: the run's settings, its GW pool, notes and stage times. */
+interface SubnetworksRun {
+  config: SubnetworksConfig;
+  /** Probe sizes, ascending and distinct; nMax is the largest, nRef the reference size. */
+  sizes: number[];
+  nMax: number;
+  nRef: number;
+  tasks: Task[];
+  pool: GwPool;
+  probeTensor: tf.Tensor4D;
+  notes: string[];
+  /** Seconds per stage, in the order the stages ran. */
+  stage: Record<string, number>;
+  log: Logger;
+  solves: number;
+}
+
+/** One trained (learner, task) model: its probe Grams at the largest probe size, atoms, accuracy. */
+interface ProbedModel {
+  seedIndex: number;
+  task: string;
+  grams: Float32Array[];
+  atoms: Float32Array[];
+  accuracy: number;
+  accuracyAtEnd: number;
+}
+
+/** All models of one architecture with their cross-model matrices (one M×M matrix per layer). */
+interface ArchitectureResult {
+  arch: Architecture;
+  layers: string[];
+  models: ModelResult[];
+  crossGw: Float64Array[];
+  crossIdentity: Float64Array[];
+  atomCos: Float64Array[];
+  consensus: Segmentation;
+}
+
+const modelLabel = (m: ModelResult) => `learner${m.seedIndex + 1}/${m.task}`;
+
 export async function runSubnetworks(
   config: SubnetworksConfig,
   dir: string,
@@ -206,496 +246,619 @@ export async function runSubnetworks(
     throw new Error(`the reference probe size ${nRef} must be one of the probe sizes ${sizes.join(', ')}`);
   }
   if (sizes[0]! < 4) throw new Error('probe sizes must be at least 4');
-  const tasks: Task[] = config.tasks.map((t) => taskFromId(t));
-  const notes: string[] = [];
-  const stage: Record<string, number> = {};
-  const pool = new GwPool({ workers: config.workers });
-  const probeTensor = tf.tensor4d(probeImages({ source: 'mnist', size: nMax, seed: config.probeSeed }), [
+  const run: SubnetworksRun = {
+    config,
+    sizes,
     nMax,
-    IMAGE_SIZE,
-    IMAGE_SIZE,
-    1,
-  ]);
-  const results: ModelResult[] = [];
-  let solves = 0;
-  const perArch: {
-    arch: Architecture;
-    layers: string[];
-    models: ModelResult[];
-    crossGw: Float64Array[];
-    crossIdentity: Float64Array[];
-    atomCos: Float64Array[];
-    consensus: Segmentation;
-  }[] = [];
+    nRef,
+    tasks: config.tasks.map((t) => taskFromId(t)),
+    pool: new GwPool({ workers: config.workers }),
+    probeTensor: tf.tensor4d(probeImages({ source: 'mnist', size: nMax, seed: config.probeSeed }), [
+      nMax,
+      IMAGE_SIZE,
+      IMAGE_SIZE,
+      1,
+    ]),
+    notes: [],
+    stage: {},
+    log,
+    solves: 0,
+  };
+  const perArch: ArchitectureResult[] = [];
   try {
-    for (const arch of config.architectures) {
-      const template = buildTemplate(arch.template);
-      const layers = template.probeLayers;
-      const L = layers.length;
-      let t0 = performance.now();
-      // --- training: each learner learns the tasks in order, α frozen, atoms swapped ------------
-      const grams: {
-        seedIndex: number;
-        task: string;
-        grams: Float32Array[];
-        atoms: Float32Array[];
-        accuracy: number;
-        accuracyAtEnd: number;
-      }[] = [];
-      for (let s = 0; s < config.seeds; s++) {
-        const model = new ContinualModel(template, { seed: config.seed * 101 + s + 1, newTaskInit: 'copy' });
-        const datas = tasks.map((t) => loadTaskData(t));
-        const accuracy: number[] = [];
-        try {
-          for (const [ti, data] of datas.entries()) {
-            // Only the first task's start is chosen here; later tasks copy the previous task's atoms.
-            const initialAtoms =
-              ti === 0 && s > 0 && config.learnerInit === 'independent'
-                ? independentInitialAtoms(template, config.seed * 131 + s)
-                : undefined;
-            const { results: rounds } = await trainWithCheckpoints(
-              model,
-              data,
-              config.roundsPerTask,
-              [],
-              {
-                epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / data.train.count),
-                maxBatches: config.batchesPerRound,
-                batchSize: config.batchSize,
-                learningRate: config.learningRate,
-                seed: config.seed * 7919 + s * 31 + ti,
-              },
-              initialAtoms,
-            );
-            accuracy.push(rounds[rounds.length - 1]?.accuracy ?? Number.NaN);
-          }
-          for (const [ti, data] of datas.entries()) {
-            const task = tasks[ti]!;
-            const g = model.layerGrams(task.id, probeTensor, layers, template.probe.pooling);
-            grams.push({
-              seedIndex: s,
-              task: task.id,
-              grams: g.map((x) => x.gram),
-              atoms: model.getAtoms(task.id).map((a) => Float32Array.from(a)),
-              accuracy: accuracy[ti]!,
-              accuracyAtEnd: evaluateTask(model, data),
-            });
-          }
-        } finally {
-          model.dispose();
-        }
-        log.info(
-          `${arch.name}: learner ${s + 1}/${config.seeds} accuracy per task ${accuracy.map((a) => a.toFixed(2)).join(', ')}`,
+    for (const arch of config.architectures) perArch.push(await runArchitecture(run, arch));
+  } finally {
+    run.probeTensor.dispose();
+    await run.pool.close();
+  }
+
+  const figures: { file: string; caption: string }[] = [];
+  const sections: string[] = [];
+  const json: Record<string, unknown>[] = [];
+  for (const result of perArch) {
+    const stats = architectureStatistics(run, result);
+    figures.push(...writeArchitectureFigures(out, run, result, stats));
+    sections.push(architectureSection(run, result, stats));
+    json.push(architectureJson(run, result, stats));
+  }
+
+  const totalSeconds = (performance.now() - started) / 1000;
+  const models = perArch.reduce((n, a) => n + a.models.length, 0);
+  writeSubnetworksFiles(out, run, { environment, backend, command, sections, figures, json, totalSeconds });
+  log.info(
+    `subnetworks: ${models} models, ${run.solves} GW solves; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
+  );
+  return { dir, files: [...out.files], models, solves: run.solves, seconds: totalSeconds };
+}
+
+/** Training, per-model GW layer matrices and cross-model GW for one architecture. */
+async function runArchitecture(run: SubnetworksRun, arch: Architecture): Promise<ArchitectureResult> {
+  const template = buildTemplate(arch.template);
+  const layers = template.probeLayers;
+  const L = layers.length;
+  let t0 = performance.now();
+  const probed: ProbedModel[] = [];
+  for (let s = 0; s < run.config.seeds; s++) probed.push(...(await trainLearner(run, arch, template, s)));
+  run.stage[`${arch.name}: training + probe`] = (performance.now() - t0) / 1000;
+
+  t0 = performance.now();
+  const models: ModelResult[] = [];
+  for (const g of probed) {
+    models.push(await layerMatricesOfModel(run, arch.name, layers, g));
+    run.log.info(
+      `${arch.name}: GW layer matrices of learner ${g.seedIndex + 1} task ${g.task} at n = ${run.sizes.join(', ')}`,
+    );
+  }
+  run.stage[`${arch.name}: per-model GW`] = (performance.now() - t0) / 1000;
+
+  t0 = performance.now();
+  const { crossGw, crossIdentity, atomCos } = await crossModelMatrices(run, models, L);
+  run.stage[`${arch.name}: cross-model GW`] = (performance.now() - t0) / 1000;
+  const consensus = segmentLayers(
+    meanMatrix(
+      models.map((m) => m.byN.get(run.nRef)!.gw),
+      L * L,
+    ),
+    L,
+  );
+  for (const m of models) m.referenceSpaces = [];
+  return { arch, layers, models, crossGw, crossIdentity, atomCos, consensus };
+}
+
+/**
+ * Training stage for one learner: it learns the tasks in order, α frozen, atoms swapped; then each
+ * task's model answers the probe set (Grams per probe layer) and is evaluated again.
+ */
+async function trainLearner(
+  run: SubnetworksRun,
+  arch: Architecture,
+  template: ReturnType<typeof buildTemplate>,
+  s: number,
+): Promise<ProbedModel[]> {
+  const { config, tasks } = run;
+  const model = new ContinualModel(template, { seed: config.seed * 101 + s + 1, newTaskInit: 'copy' });
+  const datas = tasks.map((t) => loadTaskData(t));
+  const accuracy: number[] = [];
+  const probed: ProbedModel[] = [];
+  try {
+    for (const [ti, data] of datas.entries()) {
+      // Only the first task's start is chosen here; later tasks copy the previous task's atoms.
+      const initialAtoms =
+        ti === 0 && s > 0 && config.learnerInit === 'independent'
+          ? independentInitialAtoms(template, config.seed * 131 + s)
+          : undefined;
+      const { results: rounds } = await trainWithCheckpoints(
+        model,
+        data,
+        config.roundsPerTask,
+        [],
+        {
+          epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / data.train.count),
+          maxBatches: config.batchesPerRound,
+          batchSize: config.batchSize,
+          learningRate: config.learningRate,
+          seed: config.seed * 7919 + s * 31 + ti,
+        },
+        initialAtoms,
+      );
+      accuracy.push(rounds[rounds.length - 1]?.accuracy ?? Number.NaN);
+    }
+    for (const [ti, data] of datas.entries()) {
+      const task = tasks[ti]!;
+      const g = model.layerGrams(task.id, run.probeTensor, template.probeLayers, template.probe.pooling);
+      probed.push({
+        seedIndex: s,
+        task: task.id,
+        grams: g.map((x) => x.gram),
+        atoms: model.getAtoms(task.id).map((a) => Float32Array.from(a)),
+        accuracy: accuracy[ti]!,
+        accuracyAtEnd: evaluateTask(model, data),
+      });
+    }
+  } finally {
+    model.dispose();
+  }
+  run.log.info(
+    `${arch.name}: learner ${s + 1}/${config.seeds} accuracy per task ${accuracy.map((a) => a.toFixed(2)).join(', ')}`,
+  );
+  return probed;
+}
+
+/** Per-model stage: the L×L GW layer matrix and its segmentation at every probe size. */
+async function layerMatricesOfModel(
+  run: SubnetworksRun,
+  archName: string,
+  layers: string[],
+  g: ProbedModel,
+): Promise<ModelResult> {
+  const L = layers.length;
+  const byN: ModelResult['byN'] = new Map();
+  let referenceSpaces: Float64Array[] = [];
+  for (const n of run.sizes) {
+    const spaces = g.grams.map((K, l) =>
+      metricSpace(
+        leadingBlock(K, run.nMax, n),
+        n,
+        run.notes,
+        `${archName} seed ${g.seedIndex} ${g.task} ${layers[l]} n=${n}`,
+      ),
+    );
+    if (n === run.nRef) referenceSpaces = spaces;
+    const { gw, identity, identityOptimal, solves } = await layerGwMatrix(run.pool, spaces);
+    run.solves += solves;
+    byN.set(n, {
+      gw,
+      identity,
+      identityOptimal,
+      solves,
+      segmentation: segmentLayers(gw, L),
+      identitySegmentation: segmentLayers(identity, L),
+    });
+  }
+  return {
+    arch: archName,
+    seedIndex: g.seedIndex,
+    task: g.task,
+    accuracy: g.accuracy,
+    accuracyAtEnd: g.accuracyAtEnd,
+    atoms: g.atoms,
+    byN,
+    referenceSpaces,
+  };
+}
+
+/** GW distances between every pair of one model's layers, and the distances at the identity coupling. */
+async function layerGwMatrix(pool: GwPool, spaces: Float64Array[]) {
+  const L = spaces.length;
+  const gw = new Float64Array(L * L);
+  const identity = new Float64Array(L * L);
+  let identityOptimal = 0;
+  const jobs: Promise<void>[] = [];
+  for (let a = 0; a < L; a++) {
+    for (let b = a + 1; b < L; b++) {
+      jobs.push(
+        pool.solve(spaces[a]!, spaces[b]!).then((r) => {
+          const idv = 0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
+          gw[a * L + b] = gw[b * L + a] = r.distance;
+          identity[a * L + b] = identity[b * L + a] = idv;
+          // The optimum did not improve on the identity coupling (within rounding).
+          if (r.identityValue !== null && r.gw >= r.identityValue * (1 - 1e-9)) identityOptimal++;
+        }),
+      );
+    }
+  }
+  await Promise.all(jobs);
+  return { gw, identity, identityOptimal, solves: jobs.length };
+}
+
+/** Pairs stage: per layer, GW (and identity-coupling) distance and atom cosine between every two models. */
+async function crossModelMatrices(run: SubnetworksRun, models: ModelResult[], L: number) {
+  const M = models.length;
+  const crossGw = Array.from({ length: L }, () => new Float64Array(M * M));
+  const crossIdentity = Array.from({ length: L }, () => new Float64Array(M * M));
+  const atomCos = Array.from({ length: L }, () => new Float64Array(M * M));
+  const jobs: Promise<void>[] = [];
+  for (let l = 0; l < L; l++) {
+    for (let i = 0; i < M; i++) {
+      atomCos[l]![i * M + i] = 1;
+      for (let j = i + 1; j < M; j++) {
+        atomCos[l]![i * M + j] = atomCos[l]![j * M + i] = atomCosine(
+          models[i]!.atoms[l]!,
+          models[j]!.atoms[l]!,
+        );
+        jobs.push(
+          run.pool.solve(models[i]!.referenceSpaces[l]!, models[j]!.referenceSpaces[l]!).then((r) => {
+            crossGw[l]![i * M + j] = crossGw[l]![j * M + i] = r.distance;
+            crossIdentity[l]![i * M + j] = crossIdentity[l]![j * M + i] =
+              0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
+          }),
         );
       }
-      stage[`${arch.name}: training + probe`] = (performance.now() - t0) / 1000;
+    }
+  }
+  await Promise.all(jobs);
+  run.solves += jobs.length;
+  return { crossGw, crossIdentity, atomCos };
+}
 
-      // --- per-model GW layer matrices at every probe size ---------------------------------------
-      t0 = performance.now();
-      const models: ModelResult[] = [];
-      for (const g of grams) {
-        const byN: ModelResult['byN'] = new Map();
-        let referenceSpaces: Float64Array[] = [];
-        for (const n of sizes) {
-          const spaces = g.grams.map((K, l) =>
-            metricSpace(
-              leadingBlock(K, nMax, n),
-              n,
-              notes,
-              `${arch.name} seed ${g.seedIndex} ${g.task} ${layers[l]} n=${n}`,
-            ),
-          );
-          if (n === nRef) referenceSpaces = spaces;
-          const gw = new Float64Array(L * L);
-          const identity = new Float64Array(L * L);
-          let identityOptimal = 0;
-          const jobs: Promise<void>[] = [];
-          for (let a = 0; a < L; a++) {
-            for (let b = a + 1; b < L; b++) {
-              jobs.push(
-                pool.solve(spaces[a]!, spaces[b]!).then((r) => {
-                  const idv = 0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
-                  gw[a * L + b] = gw[b * L + a] = r.distance;
-                  identity[a * L + b] = identity[b * L + a] = idv;
-                  // The optimum did not improve on the identity coupling (within rounding).
-                  if (r.identityValue !== null && r.gw >= r.identityValue * (1 - 1e-9)) identityOptimal++;
-                }),
-              );
-            }
+// --- statistics ------------------------------------------------------------------------------------
+
+type PairKind = 'same learner, other task' | 'other learner, same task' | 'other learner, other task';
+const PAIR_KINDS: PairKind[] = [
+  'same learner, other task',
+  'other learner, same task',
+  'other learner, other task',
+];
+
+interface LearnerLabelRow {
+  learner: number;
+  block: string;
+  gw: string;
+  atoms: string;
+  agree: boolean | null;
+  gwMax: number | null;
+  atomMaxChange: number | null;
+}
+
+type ArchitectureStatistics = ReturnType<typeof architectureStatistics>;
+
+/** Statistics stage for one architecture: stability, agreement across learners, labels, pair kinds. */
+function architectureStatistics(run: SubnetworksRun, result: ArchitectureResult) {
+  const { models, layers, consensus, crossGw, atomCos } = result;
+  const { segRows, aris } = blocksPerModelAndProbeSize(run, models, layers);
+  const { seedRows, seedAgreement } = agreementAcrossLearners(run, models, layers);
+
+  // Labels of the consensus blocks (learners act as clients).
+  const labelled = labelBlocks({
+    models: models.map((m) => ({ clientId: `learner${m.seedIndex + 1}`, taskId: m.task })),
+    layers,
+    blocks: consensus.blocks,
+    crossGw,
+    atomCosine: atomCos,
+  });
+  const labelRows = labelled.map((b) => [
+    b.layers.join(', '),
+    b.label,
+    b.atoms?.label ?? '—',
+    b.atomsAgree === null ? '—' : b.atomsAgree ? 'yes' : 'no',
+    num(b.gw.withinTaskMean),
+    num(b.gw.acrossTaskMean),
+    b.gw.explanation,
+  ]);
+  const learnerLabels = labelsWithinLearners(run.config.seeds, result);
+  const learnerAgree = learnerLabels.filter((r) => r.agree === true).length;
+  const pairKinds = pairKindsPerLayer(result);
+  const withinRho =
+    pairKinds.withinGw.length >= 3 ? spearman(pairKinds.withinAtom, pairKinds.withinGw) : Number.NaN;
+  const chainRho = chainSpearmanPerModel(models, layers.length, run.nRef);
+  const finiteChain = chainRho.filter((r) => Number.isFinite(r));
+  const chainMean = finiteChain.length
+    ? finiteChain.reduce((a, b) => a + b, 0) / finiteChain.length
+    : Number.NaN;
+  const agreeCount = labelled.filter((b) => b.atomsAgree === true).length;
+  return {
+    segRows,
+    aris,
+    seedRows,
+    seedAgreement,
+    labelled,
+    labelRows,
+    learnerLabels,
+    learnerAgree,
+    ...pairKinds,
+    withinRho,
+    chainRho,
+    finiteChain,
+    chainMean,
+    agreeCount,
+  };
+}
+
+/** Segmentation per model and probe size, with stability against the largest n. */
+function blocksPerModelAndProbeSize(run: SubnetworksRun, models: ModelResult[], layers: string[]) {
+  const L = layers.length;
+  const segRows: (string | number)[][] = [];
+  const aris: (number | null)[][] = [];
+  for (const m of models) {
+    const ref = blockLabels(m.byN.get(run.nMax)!.segmentation.blocks, L);
+    const row: (number | null)[] = [];
+    for (const n of run.sizes) {
+      const r = m.byN.get(n)!;
+      const labels = blockLabels(r.segmentation.blocks, L);
+      const idLabels = blockLabels(r.identitySegmentation.blocks, L);
+      const ari = adjustedRandIndex(labels, ref);
+      row.push(ari);
+      let gwSum = 0;
+      let idSum = 0;
+      let ratioSum = 0;
+      let count = 0;
+      for (let a = 0; a < L; a++) {
+        for (let b = a + 1; b < L; b++) {
+          gwSum += r.gw[a * L + b]!;
+          idSum += r.identity[a * L + b]!;
+          if (r.identity[a * L + b]! > 0) {
+            ratioSum += r.gw[a * L + b]! / r.identity[a * L + b]!;
+            count++;
           }
-          await Promise.all(jobs);
-          solves += jobs.length;
-          byN.set(n, {
-            gw,
-            identity,
-            identityOptimal,
-            solves: jobs.length,
-            segmentation: segmentLayers(gw, L),
-            identitySegmentation: segmentLayers(identity, L),
-          });
         }
-        models.push({
-          arch: arch.name,
-          seedIndex: g.seedIndex,
-          task: g.task,
-          accuracy: g.accuracy,
-          accuracyAtEnd: g.accuracyAtEnd,
-          atoms: g.atoms,
-          byN,
-          referenceSpaces,
+      }
+      const P = (L * (L - 1)) / 2;
+      const best = r.segmentation.silhouetteByK[r.segmentation.k - 1];
+      segRows.push([
+        modelLabel(m),
+        n,
+        r.segmentation.k,
+        describeSplit(r.segmentation.blocks, layers),
+        best === null || best === undefined ? '—' : num(best, 2),
+        num(ari, 2),
+        num(boundaryAgreement(labels, ref), 2),
+        num(gwSum / P),
+        num(idSum / P),
+        num(count ? ratioSum / count : Number.NaN, 2),
+        `${r.identityOptimal}/${r.solves}`,
+        describeSplit(r.identitySegmentation.blocks, layers),
+        num(adjustedRandIndex(idLabels, labels), 2),
+      ]);
+    }
+    aris.push(row);
+  }
+  return { segRows, aris };
+}
+
+/** Across learners: how alike the blocks of the same task at the same probe size are. */
+function agreementAcrossLearners(run: SubnetworksRun, models: ModelResult[], layers: string[]) {
+  const L = layers.length;
+  const seedRows: (string | number)[][] = [];
+  const seedAgreement: { task: string; n: number; meanAri: number; meanBoundary: number }[] = [];
+  for (const task of run.config.tasks) {
+    const same = models.filter((m) => m.task === task);
+    for (const n of run.sizes) {
+      const labels = same.map((m) => blockLabels(m.byN.get(n)!.segmentation.blocks, L));
+      let ari = 0;
+      let boundary = 0;
+      let count = 0;
+      for (let i = 0; i < labels.length; i++) {
+        for (let j = i + 1; j < labels.length; j++) {
+          ari += adjustedRandIndex(labels[i]!, labels[j]!);
+          boundary += boundaryAgreement(labels[i]!, labels[j]!);
+          count++;
+        }
+      }
+      const splits = new Map<string, number>();
+      for (const m of same) {
+        const d = describeSplit(m.byN.get(n)!.segmentation.blocks, layers);
+        splits.set(d, (splits.get(d) ?? 0) + 1);
+      }
+      const meanAri = count ? ari / count : Number.NaN;
+      const meanBoundary = count ? boundary / count : Number.NaN;
+      seedAgreement.push({ task, n, meanAri, meanBoundary });
+      seedRows.push([
+        task,
+        n,
+        num(meanAri, 2),
+        num(meanBoundary, 2),
+        [...splits].map(([d, c]) => `${c}× ${d}`).join('; '),
+      ]);
+    }
+  }
+  return { seedRows, seedAgreement };
+}
+
+/**
+ * Within one learner (its task models only): the continual-learning question proper. With one
+ * model per task the rule can only say shared or task-specific (or inconclusive).
+ */
+function labelsWithinLearners(seeds: number, result: ArchitectureResult): LearnerLabelRow[] {
+  const { models, layers, consensus, crossGw, atomCos } = result;
+  const M = models.length;
+  const sub = (matrix: Float64Array, idx: number[]) => {
+    const k = idx.length;
+    const o = new Float64Array(k * k);
+    for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) o[a * k + b] = matrix[idx[a]! * M + idx[b]!]!;
+    return o;
+  };
+  const learnerLabels: LearnerLabelRow[] = [];
+  for (let s = 0; s < seeds; s++) {
+    const idx = models.flatMap((m, i) => (m.seedIndex === s ? [i] : []));
+    const within = labelBlocks({
+      models: idx.map((i) => ({ clientId: `learner${s + 1}`, taskId: models[i]!.task })),
+      layers,
+      blocks: consensus.blocks,
+      crossGw: crossGw.map((m) => sub(m, idx)),
+      atomCosine: atomCos.map((m) => sub(m, idx)),
+    });
+    for (const b of within) {
+      learnerLabels.push({
+        learner: s + 1,
+        block: b.layers.join(', '),
+        gw: b.label,
+        atoms: b.atoms?.label ?? '—',
+        agree: b.atomsAgree,
+        gwMax: b.gw.max,
+        atomMaxChange: b.atoms?.max ?? null,
+      });
+    }
+  }
+  return learnerLabels;
+}
+
+/** Per layer, three kinds of model pair: the continual-learning structure in numbers. */
+function pairKindsPerLayer(result: ArchitectureResult) {
+  const { models, layers, crossGw, crossIdentity, atomCos } = result;
+  const L = layers.length;
+  const M = models.length;
+  const kindOf = (i: number, j: number): PairKind =>
+    models[i]!.seedIndex === models[j]!.seedIndex
+      ? 'same learner, other task'
+      : models[i]!.task === models[j]!.task
+        ? 'other learner, same task'
+        : 'other learner, other task';
+  const layerRows: (string | number)[][] = [];
+  const withinGw: number[] = [];
+  const withinAtom: number[] = [];
+  const scatterPoints: ScatterPoint[] = [];
+  for (let l = 0; l < L; l++) {
+    const acc = new Map<PairKind, { gw: number[]; id: number[]; cos: number[] }>(
+      PAIR_KINDS.map((k) => [k, { gw: [], id: [], cos: [] }]),
+    );
+    for (let i = 0; i < M; i++) {
+      for (let j = i + 1; j < M; j++) {
+        const k = kindOf(i, j);
+        const gw = crossGw[l]![i * M + j]!;
+        const cos = atomCos[l]![i * M + j]!;
+        acc.get(k)!.gw.push(gw);
+        acc.get(k)!.id.push(crossIdentity[l]![i * M + j]!);
+        acc.get(k)!.cos.push(cos);
+        if (k === 'same learner, other task') {
+          withinGw.push(gw);
+          withinAtom.push(1 - cos);
+        }
+        scatterPoints.push({
+          x: 1 - cos,
+          y: gw,
+          group: k,
+          tip: `${layers[l]} ${modelLabel(models[i]!)} vs ${modelLabel(models[j]!)}`,
         });
-        log.info(
-          `${arch.name}: GW layer matrices of learner ${g.seedIndex + 1} task ${g.task} at n = ${sizes.join(', ')}`,
-        );
       }
-      stage[`${arch.name}: per-model GW`] = (performance.now() - t0) / 1000;
+    }
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+    layerRows.push([
+      layers[l]!,
+      ...PAIR_KINDS.flatMap((k) => [
+        num(mean(acc.get(k)!.gw)),
+        num(mean(acc.get(k)!.id)),
+        num(mean(acc.get(k)!.cos)),
+      ]),
+    ]);
+  }
+  return { layerRows, withinGw, withinAtom, scatterPoints };
+}
 
-      // --- cross-model GW per layer at the reference size ---------------------------------------
-      t0 = performance.now();
-      const M = models.length;
-      const crossGw = layers.map(() => new Float64Array(M * M));
-      const crossIdentity = layers.map(() => new Float64Array(M * M));
-      const atomCos = layers.map(() => new Float64Array(M * M));
-      const jobs: Promise<void>[] = [];
-      for (let l = 0; l < L; l++) {
-        for (let i = 0; i < M; i++) {
-          atomCos[l]![i * M + i] = 1;
-          for (let j = i + 1; j < M; j++) {
-            atomCos[l]![i * M + j] = atomCos[l]![j * M + i] = atomCosine(
-              models[i]!.atoms[l]!,
-              models[j]!.atoms[l]!,
-            );
-            jobs.push(
-              pool.solve(models[i]!.referenceSpaces[l]!, models[j]!.referenceSpaces[l]!).then((r) => {
-                crossGw[l]![i * M + j] = crossGw[l]![j * M + i] = r.distance;
-                crossIdentity[l]![i * M + j] = crossIdentity[l]![j * M + i] =
-                  0.5 * Math.sqrt(Math.max(0, r.identityValue ?? Number.NaN));
-              }),
-            );
-          }
-        }
+/**
+ * How much of each model's layer matrix is a plain chain (distance growing with depth gap |i − j|)?
+ * A ρ near 1 means blocks can only be cut out of a gradient, so their edges are fragile.
+ */
+function chainSpearmanPerModel(models: ModelResult[], L: number, nRef: number): number[] {
+  return models.map((m) => {
+    const gw = m.byN.get(nRef)!.gw;
+    const gap: number[] = [];
+    const d: number[] = [];
+    for (let a = 0; a < L; a++) {
+      for (let b = a + 1; b < L; b++) {
+        gap.push(b - a);
+        d.push(gw[a * L + b]!);
       }
-      await Promise.all(jobs);
-      solves += jobs.length;
-      stage[`${arch.name}: cross-model GW`] = (performance.now() - t0) / 1000;
-      const consensus = segmentLayers(
+    }
+    return d.length >= 3 ? spearman(gap, d) : Number.NaN;
+  });
+}
+
+// --- files -------------------------------------------------------------------------------------------
+
+/** Writes one architecture's figures; returns them with their captions, in the order written. */
+function writeArchitectureFigures(
+  out: ResultsWriter,
+  run: SubnetworksRun,
+  result: ArchitectureResult,
+  stats: ArchitectureStatistics,
+): { file: string; caption: string }[] {
+  const { arch, layers, models, consensus } = result;
+  const { nRef, nMax, sizes } = run;
+  const L = layers.length;
+  const figures: { file: string; caption: string }[] = [];
+  const fig = (file: string, caption: string, svg: string) => {
+    out.write(file, standaloneSvg(svg));
+    figures.push({ file, caption });
+  };
+  fig(
+    `${arch.name}-consensus-gw.svg`,
+    `${arch.name}: mean GW layer matrix over all models (n = ${nRef}) with consensus blocks`,
+    heatmapSvg({
+      id: `${arch.name}-consensus`,
+      kind: 'gw-layers',
+      title: `${arch.name}: mean GW distance between layers (n = ${nRef})`,
+      rowLabels: layers,
+      colLabels: layers,
+      values: toMatrix(
         meanMatrix(
           models.map((m) => m.byN.get(nRef)!.gw),
           L * L,
         ),
         L,
-      );
-      for (const m of models) m.referenceSpaces = [];
-      results.push(...models);
-      perArch.push({ arch, layers, models, crossGw, crossIdentity, atomCos, consensus });
-    }
-  } finally {
-    probeTensor.dispose();
-    await pool.close();
-  }
-
-  // --- tables ------------------------------------------------------------------------------------
-  const figures: { file: string; caption: string }[] = [];
-  const sections: string[] = [];
-  const json: Record<string, unknown>[] = [];
-  for (const { arch, layers, models, crossGw, crossIdentity, atomCos, consensus } of perArch) {
-    const L = layers.length;
-    const M = models.length;
-    const label = (m: ModelResult) => `learner${m.seedIndex + 1}/${m.task}`;
-
-    // Segmentation per model and probe size, with stability against the largest n.
-    const segRows: (string | number)[][] = [];
-    const aris: (number | null)[][] = [];
-    for (const m of models) {
-      const ref = blockLabels(m.byN.get(nMax)!.segmentation.blocks, L);
-      const row: (number | null)[] = [];
-      for (const n of sizes) {
-        const r = m.byN.get(n)!;
-        const labels = blockLabels(r.segmentation.blocks, L);
-        const idLabels = blockLabels(r.identitySegmentation.blocks, L);
-        const ari = adjustedRandIndex(labels, ref);
-        row.push(ari);
-        let gwSum = 0;
-        let idSum = 0;
-        let ratioSum = 0;
-        let count = 0;
-        for (let a = 0; a < L; a++) {
-          for (let b = a + 1; b < L; b++) {
-            gwSum += r.gw[a * L + b]!;
-            idSum += r.identity[a * L + b]!;
-            if (r.identity[a * L + b]! > 0) {
-              ratioSum += r.gw[a * L + b]! / r.identity[a * L + b]!;
-              count++;
-            }
-          }
-        }
-        const P = (L * (L - 1)) / 2;
-        const best = r.segmentation.silhouetteByK[r.segmentation.k - 1];
-        segRows.push([
-          label(m),
-          n,
-          r.segmentation.k,
-          describeSplit(r.segmentation.blocks, layers),
-          best === null || best === undefined ? '—' : num(best, 2),
-          num(ari, 2),
-          num(boundaryAgreement(labels, ref), 2),
-          num(gwSum / P),
-          num(idSum / P),
-          num(count ? ratioSum / count : Number.NaN, 2),
-          `${r.identityOptimal}/${r.solves}`,
-          describeSplit(r.identitySegmentation.blocks, layers),
-          num(adjustedRandIndex(idLabels, labels), 2),
-        ]);
-      }
-      aris.push(row);
-    }
-    // Across learners: same task, same n.
-    const seedRows: (string | number)[][] = [];
-    const seedAgreement: { task: string; n: number; meanAri: number; meanBoundary: number }[] = [];
-    for (const task of config.tasks) {
-      const same = models.filter((m) => m.task === task);
-      for (const n of sizes) {
-        const labels = same.map((m) => blockLabels(m.byN.get(n)!.segmentation.blocks, L));
-        let ari = 0;
-        let boundary = 0;
-        let count = 0;
-        for (let i = 0; i < labels.length; i++) {
-          for (let j = i + 1; j < labels.length; j++) {
-            ari += adjustedRandIndex(labels[i]!, labels[j]!);
-            boundary += boundaryAgreement(labels[i]!, labels[j]!);
-            count++;
-          }
-        }
-        const splits = new Map<string, number>();
-        for (const m of same) {
-          const d = describeSplit(m.byN.get(n)!.segmentation.blocks, layers);
-          splits.set(d, (splits.get(d) ?? 0) + 1);
-        }
-        const meanAri = count ? ari / count : Number.NaN;
-        const meanBoundary = count ? boundary / count : Number.NaN;
-        seedAgreement.push({ task, n, meanAri, meanBoundary });
-        seedRows.push([
-          task,
-          n,
-          num(meanAri, 2),
-          num(meanBoundary, 2),
-          [...splits].map(([d, c]) => `${c}× ${d}`).join('; '),
-        ]);
-      }
-    }
-
-    // Labels of the consensus blocks (learners act as clients).
-    const labelled = labelBlocks({
-      models: models.map((m) => ({ clientId: `learner${m.seedIndex + 1}`, taskId: m.task })),
-      layers,
+      ),
       blocks: consensus.blocks,
-      crossGw,
-      atomCosine: atomCos,
-    });
-    const labelRows = labelled.map((b) => [
-      b.layers.join(', '),
-      b.label,
-      b.atoms?.label ?? '—',
-      b.atomsAgree === null ? '—' : b.atomsAgree ? 'yes' : 'no',
-      num(b.gw.withinTaskMean),
-      num(b.gw.acrossTaskMean),
-      b.gw.explanation,
-    ]);
-
-    // Within one learner (its task models only): the continual-learning question proper. With
-    // one model per task the rule can only say shared or task-specific (or inconclusive).
-    const sub = (matrix: Float64Array, idx: number[]) => {
-      const k = idx.length;
-      const o = new Float64Array(k * k);
-      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) o[a * k + b] = matrix[idx[a]! * M + idx[b]!]!;
-      return o;
-    };
-    const learnerLabels: {
-      learner: number;
-      block: string;
-      gw: string;
-      atoms: string;
-      agree: boolean | null;
-      gwMax: number | null;
-      atomMaxChange: number | null;
-    }[] = [];
-    for (let s = 0; s < config.seeds; s++) {
-      const idx = models.flatMap((m, i) => (m.seedIndex === s ? [i] : []));
-      const within = labelBlocks({
-        models: idx.map((i) => ({ clientId: `learner${s + 1}`, taskId: models[i]!.task })),
-        layers,
-        blocks: consensus.blocks,
-        crossGw: crossGw.map((m) => sub(m, idx)),
-        atomCosine: atomCos.map((m) => sub(m, idx)),
-      });
-      for (const b of within) {
-        learnerLabels.push({
-          learner: s + 1,
-          block: b.layers.join(', '),
-          gw: b.label,
-          atoms: b.atoms?.label ?? '—',
-          agree: b.atomsAgree,
-          gwMax: b.gw.max,
-          atomMaxChange: b.atoms?.max ?? null,
-        });
-      }
-    }
-    const learnerAgree = learnerLabels.filter((r) => r.agree === true).length;
-
-    // Per layer, three kinds of model pair: the continual-learning structure in numbers.
-    type Kind = 'same learner, other task' | 'other learner, same task' | 'other learner, other task';
-    const kinds: Kind[] = [
-      'same learner, other task',
-      'other learner, same task',
-      'other learner, other task',
-    ];
-    const kindOf = (i: number, j: number): Kind =>
-      models[i]!.seedIndex === models[j]!.seedIndex
-        ? 'same learner, other task'
-        : models[i]!.task === models[j]!.task
-          ? 'other learner, same task'
-          : 'other learner, other task';
-    const layerRows: (string | number)[][] = [];
-    const withinGw: number[] = [];
-    const withinAtom: number[] = [];
-    const scatterPoints: ScatterPoint[] = [];
-    for (let l = 0; l < L; l++) {
-      const acc = new Map<Kind, { gw: number[]; id: number[]; cos: number[] }>(
-        kinds.map((k) => [k, { gw: [], id: [], cos: [] }]),
-      );
-      for (let i = 0; i < M; i++) {
-        for (let j = i + 1; j < M; j++) {
-          const k = kindOf(i, j);
-          const gw = crossGw[l]![i * M + j]!;
-          const cos = atomCos[l]![i * M + j]!;
-          acc.get(k)!.gw.push(gw);
-          acc.get(k)!.id.push(crossIdentity[l]![i * M + j]!);
-          acc.get(k)!.cos.push(cos);
-          if (k === 'same learner, other task') {
-            withinGw.push(gw);
-            withinAtom.push(1 - cos);
-          }
-          scatterPoints.push({
-            x: 1 - cos,
-            y: gw,
-            group: k,
-            tip: `${layers[l]} ${label(models[i]!)} vs ${label(models[j]!)}`,
-          });
-        }
-      }
-      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
-      layerRows.push([
-        layers[l]!,
-        ...kinds.flatMap((k) => [
-          num(mean(acc.get(k)!.gw)),
-          num(mean(acc.get(k)!.id)),
-          num(mean(acc.get(k)!.cos)),
-        ]),
-      ]);
-    }
-    const withinRho = withinGw.length >= 3 ? spearman(withinAtom, withinGw) : Number.NaN;
-    // How much of the layer matrix is a plain chain (distance growing with depth gap |i − j|)?
-    // A ρ near 1 means blocks can only be cut out of a gradient, so their edges are fragile.
-    const chainRho = models.map((m) => {
-      const gw = m.byN.get(nRef)!.gw;
-      const gap: number[] = [];
-      const d: number[] = [];
-      for (let a = 0; a < L; a++) {
-        for (let b = a + 1; b < L; b++) {
-          gap.push(b - a);
-          d.push(gw[a * L + b]!);
-        }
-      }
-      return d.length >= 3 ? spearman(gap, d) : Number.NaN;
-    });
-    const finiteChain = chainRho.filter((r) => Number.isFinite(r));
-    const chainMean = finiteChain.length
-      ? finiteChain.reduce((a, b) => a + b, 0) / finiteChain.length
-      : Number.NaN;
-    const agreeCount = labelled.filter((b) => b.atomsAgree === true).length;
-
-    // --- figures ---------------------------------------------------------------------------------
-    const fig = (file: string, caption: string, svg: string) => {
-      out.write(file, standaloneSvg(svg));
-      figures.push({ file, caption });
-    };
+    }),
+  );
+  for (const m of models.filter((x) => x.seedIndex === 0)) {
+    const r = m.byN.get(nRef)!;
     fig(
-      `${arch.name}-consensus-gw.svg`,
-      `${arch.name}: mean GW layer matrix over all models (n = ${nRef}) with consensus blocks`,
+      `${arch.name}-learner1-${m.task}-gw.svg`,
+      `${arch.name}, learner 1, task ${m.task}: GW layer matrix (n = ${nRef}) and its blocks`,
       heatmapSvg({
-        id: `${arch.name}-consensus`,
+        id: `${arch.name}-${m.task}-gw`,
         kind: 'gw-layers',
-        title: `${arch.name}: mean GW distance between layers (n = ${nRef})`,
+        title: `${arch.name} learner 1 task ${m.task}: GW distance (n = ${nRef})`,
         rowLabels: layers,
         colLabels: layers,
-        values: toMatrix(
-          meanMatrix(
-            models.map((m) => m.byN.get(nRef)!.gw),
-            L * L,
-          ),
-          L,
-        ),
-        blocks: consensus.blocks,
+        values: toMatrix(r.gw, L),
+        blocks: r.segmentation.blocks,
       }),
     );
-    for (const m of models.filter((x) => x.seedIndex === 0)) {
-      const r = m.byN.get(nRef)!;
-      fig(
-        `${arch.name}-learner1-${m.task}-gw.svg`,
-        `${arch.name}, learner 1, task ${m.task}: GW layer matrix (n = ${nRef}) and its blocks`,
-        heatmapSvg({
-          id: `${arch.name}-${m.task}-gw`,
-          kind: 'gw-layers',
-          title: `${arch.name} learner 1 task ${m.task}: GW distance (n = ${nRef})`,
-          rowLabels: layers,
-          colLabels: layers,
-          values: toMatrix(r.gw, L),
-          blocks: r.segmentation.blocks,
-        }),
-      );
-      fig(
-        `${arch.name}-learner1-${m.task}-identity.svg`,
-        `${arch.name}, learner 1, task ${m.task}: distances at the identity coupling (n = ${nRef}) and their blocks`,
-        heatmapSvg({
-          id: `${arch.name}-${m.task}-id`,
-          kind: 'identity-layers',
-          title: `${arch.name} learner 1 task ${m.task}: identity-coupling distance (n = ${nRef})`,
-          rowLabels: layers,
-          colLabels: layers,
-          values: toMatrix(r.identity, L),
-          blocks: r.identitySegmentation.blocks,
-        }),
-      );
-    }
     fig(
-      `${arch.name}-stability.svg`,
-      `${arch.name}: adjusted Rand index of each model's blocks at probe size n vs n = ${nMax}`,
+      `${arch.name}-learner1-${m.task}-identity.svg`,
+      `${arch.name}, learner 1, task ${m.task}: distances at the identity coupling (n = ${nRef}) and their blocks`,
       heatmapSvg({
-        id: `${arch.name}-stability`,
-        kind: 'stability',
-        title: `${arch.name}: ARI of blocks vs n = ${nMax}`,
-        rowLabels: models.map(label),
-        colLabels: sizes.map((n) => `n=${n}`),
-        values: aris,
-        min: 0,
-        max: 1,
-        showValues: true,
+        id: `${arch.name}-${m.task}-id`,
+        kind: 'identity-layers',
+        title: `${arch.name} learner 1 task ${m.task}: identity-coupling distance (n = ${nRef})`,
+        rowLabels: layers,
+        colLabels: layers,
+        values: toMatrix(r.identity, L),
+        blocks: r.identitySegmentation.blocks,
       }),
     );
-    fig(
-      `${arch.name}-atoms-vs-gw.svg`,
-      `${arch.name}: per layer and model pair, 1 − atom cosine vs cross-model GW distance (n = ${nRef})`,
-      scatterSvg({
-        kind: 'atoms-vs-gw',
-        title: `${arch.name}: atom change vs GW between corresponding layers`,
-        xLabel: '1 − atom cosine',
-        yLabel: `GW distance (n = ${nRef})`,
-        points: scatterPoints,
-      }),
-    );
+  }
+  fig(
+    `${arch.name}-stability.svg`,
+    `${arch.name}: adjusted Rand index of each model's blocks at probe size n vs n = ${nMax}`,
+    heatmapSvg({
+      id: `${arch.name}-stability`,
+      kind: 'stability',
+      title: `${arch.name}: ARI of blocks vs n = ${nMax}`,
+      rowLabels: models.map(modelLabel),
+      colLabels: sizes.map((n) => `n=${n}`),
+      values: stats.aris,
+      min: 0,
+      max: 1,
+      showValues: true,
+    }),
+  );
+  fig(
+    `${arch.name}-atoms-vs-gw.svg`,
+    `${arch.name}: per layer and model pair, 1 − atom cosine vs cross-model GW distance (n = ${nRef})`,
+    scatterSvg({
+      kind: 'atoms-vs-gw',
+      title: `${arch.name}: atom change vs GW between corresponding layers`,
+      xLabel: '1 − atom cosine',
+      yLabel: `GW distance (n = ${nRef})`,
+      points: stats.scatterPoints,
+    }),
+  );
+  return figures;
+}
 
-    const accRows = models.map((m) => [label(m), num(m.accuracy, 3), num(m.accuracyAtEnd, 3)]);
-    sections.push(`## Architecture ${arch.name} (${L} layers: ${layers.join(', ')})
+/** The results page's section for one architecture. */
+function architectureSection(
+  run: SubnetworksRun,
+  result: ArchitectureResult,
+  stats: ArchitectureStatistics,
+): string {
+  const { arch, layers, models, consensus } = result;
+  const { nRef, nMax } = run;
+  const L = layers.length;
+  const { finiteChain, learnerLabels } = stats;
+  const accRows = models.map((m) => [modelLabel(m), num(m.accuracy, 3), num(m.accuracyAtEnd, 3)]);
+  return `## Architecture ${arch.name} (${L} layers: ${layers.join(', ')})
 
 ### Accuracy (after learning the task / after the last task)
 
@@ -705,23 +868,23 @@ ${markdownTable(['model', 'accuracy', 'accuracy at end'], accRows)}
 
 ARI and boundary agreement compare with the same model's blocks at n = ${nMax}. "GW/identity" is the mean ratio of the GW distance to the distance at the identity coupling (1 = the identity is optimal); "identity optimal" counts the layer pairs where the solver found nothing better than the identity.
 
-${markdownTable(['model', 'n', 'k', 'blocks (GW)', 'silhouette', 'ARI vs n max', 'boundary agreement', 'mean GW', 'mean identity', 'GW/identity', 'identity optimal', 'blocks (identity matrix)', 'ARI identity vs GW'], segRows)}
+${markdownTable(['model', 'n', 'k', 'blocks (GW)', 'silhouette', 'ARI vs n max', 'boundary agreement', 'mean GW', 'mean identity', 'GW/identity', 'identity optimal', 'blocks (identity matrix)', 'ARI identity vs GW'], stats.segRows)}
 
 ### Agreement across learners (same task, same probe size)
 
-${markdownTable(['task', 'n', 'mean pairwise ARI', 'mean boundary agreement', 'splits found'], seedRows)}
+${markdownTable(['task', 'n', 'mean pairwise ARI', 'mean boundary agreement', 'splits found'], stats.seedRows)}
 
 ### Consensus blocks and labels (n = ${nRef}; learners act as clients)
 
 Consensus: ${describeSplit(consensus.blocks, layers)} — ${consensus.reason}.
-Chain structure: Spearman ρ between layer gap |i − j| and GW distance, per model at n = ${nRef}: mean ${num(chainMean)} (range ${num(Math.min(...finiteChain))} to ${num(Math.max(...finiteChain))}).
-The atom view (1 − atom cosine, threshold from the label defaults) agrees with the GW label on ${agreeCount} of ${labelled.length} block(s).
+Chain structure: Spearman ρ between layer gap |i − j| and GW distance, per model at n = ${nRef}: mean ${num(stats.chainMean)} (range ${num(Math.min(...finiteChain))} to ${num(Math.max(...finiteChain))}).
+The atom view (1 − atom cosine, threshold from the label defaults) agrees with the GW label on ${stats.agreeCount} of ${stats.labelled.length} block(s).
 
-${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], labelRows)}
+${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], stats.labelRows)}
 
 ### Within each learner: blocks across its tasks (n = ${nRef})
 
-Atom swapping with α frozen: a learner's task models share α and differ only in their atoms (each task's initialised from the previous task's). Labels from GW between the tasks' corresponding layers vs from 1 − atom cosine; they agree on ${learnerAgree} of ${learnerLabels.length}.
+Atom swapping with α frozen: a learner's task models share α and differ only in their atoms (each task's initialised from the previous task's). Labels from GW between the tasks' corresponding layers vs from 1 − atom cosine; they agree on ${stats.learnerAgree} of ${learnerLabels.length}.
 
 ${markdownTable(
   [
@@ -746,52 +909,77 @@ ${markdownTable(
 
 ### Per layer: GW / identity distance / atom cosine by kind of model pair (n = ${nRef})
 
-Within one learner (frozen α, atoms of a new task copied from the previous task), Spearman ρ between atom change (1 − cosine) and GW over (task pair, layer): ${num(withinRho)} (${withinGw.length} points).
+Within one learner (frozen α, atoms of a new task copied from the previous task), Spearman ρ between atom change (1 − cosine) and GW over (task pair, layer): ${num(stats.withinRho)} (${stats.withinGw.length} points).
 
-${markdownTable(['layer', ...kinds.flatMap((k) => [`GW: ${k}`, `identity: ${k}`, `cos: ${k}`])], layerRows)}
-`);
-    json.push({
-      architecture: arch.name,
-      layers,
-      consensus: { blocks: consensus.blocks, reason: consensus.reason },
-      labels: labelled.map((b) => ({
-        layers: b.layers,
-        label: b.label,
-        atomLabel: b.atoms?.label ?? null,
-        agree: b.atomsAgree,
-        explanation: b.gw.explanation,
-      })),
-      withinLearnerSpearmanAtomChangeVsGw: withinRho,
-      chainSpearmanPerModel: chainRho,
-      learnerLabels,
-      seedAgreement,
-      models: models.map((m) => ({
-        learner: m.seedIndex + 1,
-        task: m.task,
-        accuracy: m.accuracy,
-        accuracyAtEnd: m.accuracyAtEnd,
-        byProbeSize: sizes.map((n) => {
-          const r = m.byN.get(n)!;
-          return {
-            n,
-            k: r.segmentation.k,
-            blocks: r.segmentation.blocks.map((b) => [b.start, b.end]),
-            identityBlocks: r.identitySegmentation.blocks.map((b) => [b.start, b.end]),
-            ariVsLargest: adjustedRandIndex(
-              blockLabels(r.segmentation.blocks, L),
-              blockLabels(m.byN.get(nMax)!.segmentation.blocks, L),
-            ),
-            gw: r.gw,
-            identity: r.identity,
-            identityOptimal: r.identityOptimal,
-            solves: r.solves,
-          };
-        }),
-      })),
-    });
-  }
+${markdownTable(['layer', ...PAIR_KINDS.flatMap((k) => [`GW: ${k}`, `identity: ${k}`, `cos: ${k}`])], stats.layerRows)}
+`;
+}
 
-  const totalSeconds = (performance.now() - started) / 1000;
+/** results.json's entry for one architecture. */
+function architectureJson(
+  run: SubnetworksRun,
+  result: ArchitectureResult,
+  stats: ArchitectureStatistics,
+): Record<string, unknown> {
+  const { arch, layers, models, consensus } = result;
+  const L = layers.length;
+  return {
+    architecture: arch.name,
+    layers,
+    consensus: { blocks: consensus.blocks, reason: consensus.reason },
+    labels: stats.labelled.map((b) => ({
+      layers: b.layers,
+      label: b.label,
+      atomLabel: b.atoms?.label ?? null,
+      agree: b.atomsAgree,
+      explanation: b.gw.explanation,
+    })),
+    withinLearnerSpearmanAtomChangeVsGw: stats.withinRho,
+    chainSpearmanPerModel: stats.chainRho,
+    learnerLabels: stats.learnerLabels,
+    seedAgreement: stats.seedAgreement,
+    models: models.map((m) => ({
+      learner: m.seedIndex + 1,
+      task: m.task,
+      accuracy: m.accuracy,
+      accuracyAtEnd: m.accuracyAtEnd,
+      byProbeSize: run.sizes.map((n) => {
+        const r = m.byN.get(n)!;
+        return {
+          n,
+          k: r.segmentation.k,
+          blocks: r.segmentation.blocks.map((b) => [b.start, b.end]),
+          identityBlocks: r.identitySegmentation.blocks.map((b) => [b.start, b.end]),
+          ariVsLargest: adjustedRandIndex(
+            blockLabels(r.segmentation.blocks, L),
+            blockLabels(m.byN.get(run.nMax)!.segmentation.blocks, L),
+          ),
+          gw: r.gw,
+          identity: r.identity,
+          identityOptimal: r.identityOptimal,
+          solves: r.solves,
+        };
+      }),
+    })),
+  };
+}
+
+/** Writes results.md, config.json and results.json. */
+function writeSubnetworksFiles(
+  out: ResultsWriter,
+  run: SubnetworksRun,
+  parts: {
+    environment: ReturnType<typeof runEnvironment>;
+    backend: string;
+    command: string | undefined;
+    sections: string[];
+    figures: { file: string; caption: string }[];
+    json: Record<string, unknown>[];
+    totalSeconds: number;
+  },
+): void {
+  const { config, sizes, notes, stage, solves } = run;
+  const { environment, backend, command, sections, figures, json, totalSeconds } = parts;
   const md = `# Experiment subnetworks
 
 Does GW find sub-network structure in a network's layers, and is it stable across seeds and probe sizes?
@@ -824,8 +1012,4 @@ ${figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
     stageSeconds: stage,
     totalSeconds,
   });
-  log.info(
-    `subnetworks: ${results.length} models, ${solves} GW solves; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
-  );
-  return { dir, files: [...out.files], models: results.length, solves, seconds: totalSeconds };
 }
