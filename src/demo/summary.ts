@@ -73,7 +73,10 @@ export function summariseDemo(
     .map((l) => `${l}: ${layersByLabel[l]!.join(', ')}`);
   if (byLabel.length > 0) lines.push(`in short — ${byLabel.join(' · ')}`);
 
-  const top = snapshot.models.find((m) => Number.isFinite(m.divergence));
+  // Only models the report covers: the live snapshot may list models the report never saw.
+  const inReport = (m: { clientId: string; taskId: string }) =>
+    report.models.some((r) => r.clientId === m.clientId && r.taskId === m.taskId);
+  const top = snapshot.models.find((m) => Number.isFinite(m.divergence) && inReport(m));
   const mostDivergent = top ? { model: `${top.clientId}/${top.taskId}`, divergence: top.divergence } : null;
   // A model departing from a task with only two models is ambiguous (either may have moved);
   // with three or more, the departing one is the odd one out.

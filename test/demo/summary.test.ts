@@ -146,7 +146,15 @@ describe('summariseDemo', () => {
         ['d', '0-1'],
       ]),
     ]);
-    const s = summariseDemo(r, snapshot([['c', '0-1', 0.2]]), { d: 'skewed share' });
+    // The snapshot's most divergent model (x/9-9) is not in the report: it is not named.
+    const s = summariseDemo(
+      r,
+      snapshot([
+        ['x', '9-9', 0.9],
+        ['c', '0-1', 0.2],
+      ]),
+      { d: 'skewed share' },
+    );
     expect(s.diverged).toBe('d/0-1');
     expect(s.departing).toEqual(['d/0-1', 'a/2-3']);
     expect(s.layersByLabel).toEqual({ shared: ['conv1', 'conv2'], 'client-specific': ['conv3'] });
