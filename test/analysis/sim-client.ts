@@ -42,7 +42,14 @@ export async function startClient(
   id: string,
   task: string,
   last: LayerMap,
-  options: { silent?: boolean; noSession?: boolean; seed: number; template?: ModelTemplate },
+  options: {
+    silent?: boolean;
+    noSession?: boolean;
+    seed: number;
+    template?: ModelTemplate;
+    /** Layer activations to answer with (N probe inputs each) instead of the synthetic stack. */
+    stack?: Activations[];
+  },
 ): Promise<SimClient> {
   const proto = loadAtomlensProto();
   const fed = new proto.atomlens.v1.FederationService(
@@ -95,17 +102,13 @@ export async function startClient(
   await push(1, false);
 
   const inputs = probeInputs(N, 8, 4);
-  const stack = layerStack(
-    ['linear', 'linear', 'linear', 'folded', 'folded', 'folded', last, last],
-    inputs,
-    N,
-    8,
-    {
+  const stack =
+    options.stack ??
+    layerStack(['linear', 'linear', 'linear', 'folded', 'folded', 'folded', last, last], inputs, N, 8, {
       mapSeed: 9,
       noiseSeed: options.seed,
       noise: 0.1,
-    },
-  );
+    });
   const client: SimClient = { id, task, stack, probeRequests: 0, push, close: () => fed.close() };
   if (options.noSession) return client;
   const session = fed.Session();
