@@ -133,28 +133,55 @@ export function resolveSharedMaxGw(
   models: readonly ModelBlocks[],
   L: number,
   units = 'GW',
+  /** "Same function" scale to use when no block has two layers (e.g. every layer its own block). */
+  fallbackSame?: number,
 ): { value: number; rule: string } {
   if (setting !== 'auto') return { value: setting, rule: 'fixed by configuration' };
   const { within, between } = blockDistances(models, L);
-  if (within.length === 0) {
+  const useFallback =
+    within.length === 0 && fallbackSame !== undefined && Number.isFinite(fallbackSame) && fallbackSame > 0;
+  if (within.length === 0 && !useFallback) {
     return {
       value: DEFAULT_LABEL_THRESHOLDS.sharedMaxGw,
       rule: 'auto: no block has two layers to measure, fixed default',
     };
   }
-  const same = quantile(within, WITHIN_BLOCK_QUANTILE);
+  const same = useFallback ? fallbackSame! : quantile(within, WITHIN_BLOCK_QUANTILE);
   const different = between.length > 0 ? quantile(between, 0.5) : Number.NaN;
   const raw =
     Number.isFinite(different) && different > same ? Math.sqrt(same * different) : AUTO_SHARED_FACTOR * same;
   const value = Math.max(AUTO_SHARED_FLOOR, raw);
+  const sameText = useFallback
+    ? `the typical ${units} distance between two models' versions of one layer (${same.toFixed(4)}; no block has two layers)`
+    : `the 90th percentile of ${units} distances between layers of one block (${same.toFixed(4)}, ${within.length} pairs)`;
   const how =
     Number.isFinite(different) && different > same
-      ? `√(same × different) with same = the 90th percentile of ${units} distances between layers of one block (${same.toFixed(4)}, ${within.length} pairs) and different = the median between blocks (${different.toFixed(4)}, ${between.length} pairs)`
-      : `${AUTO_SHARED_FACTOR} × the 90th percentile of ${units} distances between layers of one block (${same.toFixed(4)}, ${within.length} pairs)`;
+      ? `√(same × different) with same = ${sameText} and different = the median between blocks (${different.toFixed(4)}, ${between.length} pairs)`
+      : `${AUTO_SHARED_FACTOR} × ${sameText}`;
   return {
     value,
     rule: `auto: ${how}${value > raw ? `, raised to the floor ${AUTO_SHARED_FLOOR}` : ''}`,
   };
+}
+
+/**
+ * Median over layers of the smallest distance between two models' versions of the layer: how far
+ * apart two versions of one function land (with more than one model some pair usually shares it).
+ */
+export function typicalCrossModelDistance(crossLayer: Float64Array[], P: number): number {
+  const med = (v: number[]) => {
+    const s = [...v].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const perLayer = crossLayer
+    .map((m) => {
+      const v: number[] = [];
+      for (let a = 0; a < P; a++)
+        for (let b = a + 1; b < P; b++) if (Number.isFinite(m[a * P + b]!)) v.push(m[a * P + b]!);
+      return v.length ? Math.min(...v) : Number.NaN;
+    })
+    .filter((v) => Number.isFinite(v));
+  return perLayer.length ? med(perLayer) : Number.NaN;
 }
 
 export interface LabelInput {

@@ -9,7 +9,13 @@
 // identity distance of the same two layers, gw_b = gw · id_b / id — the optimal coupling is taken
 // as fixed and only the distances it transports vary. Segmentations use these rescaled values.
 import { mulberry32 } from '../shared/rng.js';
-import { type LabelModel, type LabelThresholdSettings, labelBlocks, resolveSharedMaxGw } from './labels.js';
+import {
+  type LabelModel,
+  type LabelThresholdSettings,
+  labelBlocks,
+  resolveSharedMaxGw,
+  typicalCrossModelDistance,
+} from './labels.js';
 import { meanMatrix, type SegmentationOptions, segmentLayers } from './segmentation.js';
 
 export interface BootstrapInput {
@@ -124,8 +130,12 @@ export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
         }
       }
     }
-    const perModelBlocks = gwB.map((g) => segmentLayers(g, L, input.segmentation).blocks);
-    const consensus = segmentLayers(meanMatrix(gwB, L * L), L, input.segmentation);
+    const segmentation: SegmentationOptions = {
+      ...input.segmentation,
+      sameFunctionScale: typicalCrossModelDistance(crossGw, M),
+    };
+    const perModelBlocks = gwB.map((g) => segmentLayers(g, L, segmentation).blocks);
+    const consensus = segmentLayers(meanMatrix(gwB, L * L), L, segmentation);
     const found = new Set(boundaries(consensus.blocks));
     pointBoundaries.forEach((b, i) => {
       if (found.has(b)) boundaryHits[i]++;
@@ -134,11 +144,15 @@ export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
       input.settings.sharedMaxGw,
       gwB.map((matrix, m) => ({ matrix, blocks: perModelBlocks[m]! })),
       L,
+      'GW',
+      typicalCrossModelDistance(crossGw, M),
     );
     const idT = resolveSharedMaxGw(
       input.settings.sharedMaxGw,
       idB.map((matrix, m) => ({ matrix, blocks: perModelBlocks[m]! })),
       L,
+      'identity-coupling',
+      typicalCrossModelDistance(crossId, M),
     );
     const labelled = labelBlocks(
       { models, layers, blocks: input.blocks, crossGw, crossIdentity: crossId },

@@ -276,6 +276,17 @@ describe('resolveSharedMaxGw', () => {
       resolveSharedMaxGw('auto', [{ matrix: stack(singletons, 0, 0.4), blocks: blocksOf(singletons) }], 5)
         .rule,
     ).toMatch(/fixed default/);
+    // Every layer its own block: the same-function scale comes from the caller (two models'
+    // versions of one layer), and the different-function scale from the model as before.
+    const fallback = resolveSharedMaxGw(
+      'auto',
+      [{ matrix: stack(singletons, 0, 0.4), blocks: blocksOf(singletons) }],
+      5,
+      'GW',
+      0.01,
+    );
+    expect(fallback.value).toBeCloseTo(Math.sqrt(0.01 * 0.4), 12);
+    expect(fallback.rule).toMatch(/versions of one layer/);
     expect(resolveSharedMaxGw(0.2, [], 5)).toEqual({ value: 0.2, rule: 'fixed by configuration' });
   });
 });

@@ -18,6 +18,7 @@ import {
   type LabelThresholds,
   labelBlocks,
   resolveSharedMaxGw,
+  typicalCrossModelDistance,
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
 import { bootstrapBlocks } from '../probeBootstrap.js';
@@ -156,26 +157,6 @@ function correlation(x: number[], y: number[], seed: number): CorrelationSummary
     pearsonCi: ci('pearson', p),
     spearmanCi: ci('spearman', s),
   };
-}
-
-/**
- * Median over layers of the smallest distance between two models' versions of the layer: how far
- * apart two versions of one function land (with more than one model some pair usually shares it).
- */
-export function typicalCrossModelDistance(crossLayer: Float64Array[], P: number): number {
-  const med = (v: number[]) => {
-    const s = [...v].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
-  const perLayer = crossLayer
-    .map((m) => {
-      const v: number[] = [];
-      for (let a = 0; a < P; a++)
-        for (let b = a + 1; b < P; b++) if (Number.isFinite(m[a * P + b]!)) v.push(m[a * P + b]!);
-      return v.length ? Math.min(...v) : Number.NaN;
-    })
-    .filter((v) => Number.isFinite(v));
-  return perLayer.length ? med(perLayer) : Number.NaN;
 }
 
 /** Splits a model's concatenated float32 atoms (template layer order) into per-layer arrays. */
@@ -346,12 +327,14 @@ export async function buildReport(
     perModel.map((m) => ({ matrix: m.gw, blocks: m.segmentation.blocks })),
     L,
     'GW',
+    P >= 2 ? typicalCrossModelDistance(crossGw, P) : undefined,
   );
   const sharedIdentity = resolveSharedMaxGw(
     settings.sharedMaxGw,
     perModel.map((m) => ({ matrix: m.identity, blocks: m.segmentation.blocks })),
     L,
     'identity-coupling',
+    P >= 2 ? typicalCrossModelDistance(crossIdentity, P) : undefined,
   );
   const thresholds: LabelThresholds & { sharedMaxIdentity: number } = {
     ...settings,
