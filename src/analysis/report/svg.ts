@@ -178,7 +178,8 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? 10 * mag;
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+  // A step below the float spacing at lo would never advance t: at most count + 2 ticks.
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9 && ticks.length <= count + 1; t += step)
     ticks.push(Number(t.toFixed(10)));
   return ticks;
 }
@@ -187,7 +188,8 @@ function domain(values: number[], fallback: [number, number]): [number, number] 
   if (values.length === 0) return fallback;
   let lo = Math.min(...values);
   let hi = Math.max(...values);
-  const pad = (hi - lo) * 0.05 || 0.05;
+  // Values equal up to rounding (e.g. a similarity that is 1 for every pair) get a fixed margin.
+  const pad = hi - lo > 1e-9 * Math.max(1, Math.abs(hi)) ? (hi - lo) * 0.05 : 0.05;
   lo -= pad;
   hi += pad;
   return [lo, hi];
