@@ -71,10 +71,13 @@ describe('enrolment', () => {
       expect(wrong.error.code).toBe(grpc.status.UNAUTHENTICATED);
       expect(wrong.error.details).not.toContain('not-the-secret');
       expect(wrong.error.details).not.toContain(SECRET);
+      expect(wrong.error.details).toMatch(/--enrollment-secret.*ATOMLENS_ENROLLMENT_SECRET/);
     }
     const missing = auth.enroll(call(), { clientId: 'alice', enrollmentSecret: '' });
     expect(!missing.ok && missing.error.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(!missing.ok && missing.error.details).toMatch(/requires an enrolment secret/);
+    // Both name the client's flag and environment variable.
+    expect(!missing.ok && missing.error.details).toMatch(/--enrollment-secret.*ATOMLENS_ENROLLMENT_SECRET/);
   });
 
   it('mTLS: a certificate whose CN is the id enrols without the secret; one for another id is refused', () => {
@@ -154,6 +157,11 @@ describe('per-call authorisation', () => {
     expect(!asClient.ok && asClient.error.code).toBe(grpc.status.PERMISSION_DENIED);
     const guess = auth.authorize(call('operator-token-abcdefghijklmnoq'), { kind: 'operator' });
     expect(!guess.ok && guess.error.code).toBe(grpc.status.UNAUTHENTICATED);
+    // An operator with a wrong token is told which flag carries it, not to register.
+    expect(!guess.ok && guess.error.details).not.toMatch(/register/i);
+    expect(!guess.ok && guess.error.details).toMatch(/--token.*ATOMLENS_OPERATOR_TOKEN/);
+    const none = auth.authorize(call(), { kind: 'operator' });
+    expect(!none.ok && none.error.details).toMatch(/--token.*ATOMLENS_OPERATOR_TOKEN/);
     const opAsClient = auth.authorize(call(OPERATOR), { kind: 'client', clientId: 'alice' });
     expect(!opAsClient.ok && opAsClient.error.code).toBe(grpc.status.PERMISSION_DENIED);
   });
@@ -222,6 +230,27 @@ describe('expiry and revocation', () => {
     const fresh = enrolled(reopened, 'alice');
     expect(reopened.authorize(call(fresh), { kind: 'client', clientId: 'alice' }).ok).toBe(true);
     expect(reopened.authorize(call(token), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
+  });
+
+  it('a running coordinator hears of revocations made by another process, and of an unreadable list', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-auth-'));
+    const events: string[] = [];
+    const running = openAuthenticator(dataDir, config(), undefined, {
+      revoked: (clientId) => events.push(`revoked ${clientId}`),
+      unreadable: (message) => events.push(`unreadable: ${message}`),
+    });
+    const token = enrolled(running, 'alice');
+    // The CLI's --revoke-client, in another process, edits the same file.
+    openAuthenticator(dataDir, config()).revokeClient('alice');
+    await new Promise((r) => setTimeout(r, 1_100)); // the file is looked at once a second
+    expect(running.authorize(call(token), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
+    expect(events).toEqual(['revoked alice']);
+    writeFileSync(join(dataDir, 'auth', 'revocations.json'), '{"version":1,');
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(running.authorize(call(token), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
+    running.authorize(call(token), { kind: 'client', clientId: 'alice' });
+    expect(events.slice(1)).toHaveLength(1);
+    expect(events[1]).toMatch(/^unreadable: .*corrupt.*1 client revocation\(s\) already known stay in force/);
   });
 
   it('keeps the key owner-only and refuses a corrupt key or revocation list', () => {

@@ -11,7 +11,7 @@ import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinato
 import { type CoordinatorConfig, loadConfigFile, resolveConfig } from '../../coordinator/config.js';
 import { startCoordinator } from '../../coordinator/coordinator.js';
 import { createAnalysisService } from '../../coordinator/level1/analysis-service.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger, type Logger } from '../../shared/log.js';
 import { readNpy } from '../../shared/npy.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import { readModelTemplateFile } from '../../shared/template-file.js';
@@ -145,12 +145,12 @@ export async function run(parsed: Parsed): Promise<number> {
   const template = templateFromFlags(v, probeSet?.shape);
   const revocation = revocationFromFlags(v, auth);
   if (revocation !== undefined) return revocation;
-  const security = securityFromFlags(v, host, httpHost, auth);
+  const logger = createLogger('coordinator');
+  const security = securityFromFlags(v, host, httpHost, auth, logger);
   const store = typeof v.store === 'string' ? v.store : undefined;
   // With PostgreSQL, GW solves are queue jobs; 0 leaves them all to `atomlens worker` processes.
   const workers =
     typeof v['analysis-workers'] === 'string' ? intFlag(v, 'analysis-workers', store ? 0 : 1, 64) : undefined;
-  const logger = createLogger('coordinator');
   let running: Awaited<ReturnType<typeof startCoordinator>>;
   try {
     running = await startCoordinator({
@@ -267,7 +267,13 @@ function probeSetFromFlags(v: Parsed['values']): { values: Float32Array; shape: 
 }
 
 /** TLS files from the flags, and the hooks for the resolved auth configuration. */
-function securityFromFlags(v: Parsed['values'], host: string, httpHost: string, auth: AuthConfig): Security {
+function securityFromFlags(
+  v: Parsed['values'],
+  host: string,
+  httpHost: string,
+  auth: AuthConfig,
+  logger: Logger,
+): Security {
   const str = (name: string) => (typeof v[name] === 'string' ? (v[name] as string) : undefined);
   const cert = str('tls-cert');
   const key = str('tls-key');
@@ -293,6 +299,7 @@ function securityFromFlags(v: Parsed['values'], host: string, httpHost: string, 
         : {}),
       httpPlaintext: v['http-insecure'] === true,
       auth,
+      logger,
     });
   } catch (err) {
     throw new CliError((err as Error).message, EXIT.badInput);

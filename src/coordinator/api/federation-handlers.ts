@@ -45,6 +45,8 @@ export const FEDERATION_POLICIES: Record<keyof FederationServiceHandlers, Method
     method: 'Session',
     authorize: true,
     actsFor: (msg: SessionRequest__Output, index) => (index === 0 ? msg.hello?.clientId : undefined),
+    // A revoked (or expired) token ends the open session at its next heartbeat.
+    recheckEachMessage: true,
   },
   PushProbeSummary: {
     service: 'Federation',

@@ -23,6 +23,12 @@ export interface MethodPolicy {
    */
   // biome-ignore lint/suspicious/noExplicitAny: messages are the decoded request of any RPC
   actsFor?: (message: any, index: number) => string | undefined;
+  /**
+   * Check every later message for the client an earlier one named (Session: each heartbeat
+   * for the hello's client), so that a token revoked or expired while a long-lived stream is
+   * open ends that stream at its next message.
+   */
+  recheckEachMessage?: boolean;
 }
 
 /** Policies by method path (`/atomlens.v1.FederationService/Register`). */
@@ -115,6 +121,7 @@ export function authorizationInterceptor(
     let metadata = new grpc.Metadata();
     let refused = false;
     let index = 0;
+    let actingFor: string | undefined;
     const check = (clientId: string | undefined): RpcError | undefined =>
       authorize({
         service: policy.service,
@@ -143,7 +150,9 @@ export function authorizationInterceptor(
       })
       .withOnReceiveMessage((message, next) => {
         if (refused) return;
-        const clientId = policy.actsFor?.(message, index++);
+        const named = policy.actsFor?.(message, index++);
+        if (named !== undefined) actingFor = named;
+        const clientId = named ?? (policy.recheckEachMessage ? actingFor : undefined);
         if (clientId === undefined || allowed(clientId)) next(message);
       })
       .withOnReceiveHalfClose((next) => {

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { idProblem } from '../../shared/ids.js';
 import { peerCommonName } from '../../shared/tls.js';
 import type { AuthConfig } from './config.js';
-import { RevocationList } from './revocations.js';
+import { type RevocationEvents, RevocationList } from './revocations.js';
 import { constantTimeEqual, loadOrCreateTokenKey, sha256, TOKEN_KEY_BYTES, TokenSigner } from './tokens.js';
 
 export type Principal =
@@ -79,6 +79,8 @@ export interface AuthenticatorOptions {
   key: Buffer;
   /** Where revocations persist (JSON); memory only when absent. */
   revocationFile?: string;
+  /** Told about revocations made by another process and about an unreadable revocation file. */
+  revocationEvents?: RevocationEvents;
   /** Clock, injectable for expiry tests. */
   now?: () => number;
 }
@@ -103,7 +105,7 @@ export class Authenticator {
     this.config = config;
     this.signer = new TokenSigner(options.key);
     this.now = options.now ?? Date.now;
-    this.revocations = new RevocationList(options.revocationFile, this.now);
+    this.revocations = new RevocationList(options.revocationFile, this.now, options.revocationEvents);
     this.secretDigest = config.enrollmentSecret !== undefined ? sha256(config.enrollmentSecret) : undefined;
     this.operatorDigests = config.operatorTokenDigests.map((h) => Buffer.from(h, 'hex'));
   }
@@ -193,7 +195,16 @@ export class Authenticator {
    */
   authorize(call: CallLike, requirement: Requirement): AuthResult<Principal> {
     const who = this.authenticate(call);
-    if (!who.ok) return who;
+    if (!who.ok) {
+      // An operator's fix is its token flag; "register again" is advice for clients only.
+      if (requirement.kind === 'operator' && who.error.code === grpc.status.UNAUTHENTICATED) {
+        return unauthenticated(
+          'this call needs an operator token the coordinator accepts: pass --token or set ' +
+            "ATOMLENS_OPERATOR_TOKEN (one of the coordinator's auth.operatorTokens)",
+        );
+      }
+      return who;
+    }
     return this.permits(who.value, requirement, call);
   }
 
@@ -230,11 +241,14 @@ export class Authenticator {
     }
     if (!secret) {
       return unauthenticated(
-        'this coordinator requires an enrolment secret (enrollment_secret in RegisterRequest)',
+        'this coordinator requires an enrolment secret: start the client with --enrollment-secret ' +
+          'or ATOMLENS_ENROLLMENT_SECRET (the federation operator has it)',
       );
     }
     if (!constantTimeEqual(sha256(secret), this.secretDigest))
-      return unauthenticated('wrong enrolment secret');
+      return unauthenticated(
+        "wrong enrolment secret: check --enrollment-secret or ATOMLENS_ENROLLMENT_SECRET against the federation operator's",
+      );
     return { ok: true, value: 'secret' };
   }
 
@@ -274,11 +288,17 @@ export class Authenticator {
 }
 
 /** An Authenticator whose key and revocation list live under `<dataDir>/auth/`. */
-export function openAuthenticator(dataDir: string, config: AuthConfig, now?: () => number): Authenticator {
+export function openAuthenticator(
+  dataDir: string,
+  config: AuthConfig,
+  now?: () => number,
+  revocationEvents?: RevocationEvents,
+): Authenticator {
   const key = config.enabled ? loadOrCreateTokenKey(dataDir) : randomBytes(TOKEN_KEY_BYTES);
   return new Authenticator(config, {
     key,
     ...(config.enabled ? { revocationFile: join(dataDir, 'auth', 'revocations.json') } : {}),
     ...(now ? { now } : {}),
+    ...(revocationEvents ? { revocationEvents } : {}),
   });
 }

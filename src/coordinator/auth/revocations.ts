@@ -18,16 +18,27 @@ interface RevocationState {
   clients: Map<string, ClientEntry>;
 }
 
+/** What a running coordinator learns from the file another process edits. */
+export interface RevocationEvents {
+  /** A client was revoked (its tokens before now are invalid) by another process. */
+  revoked?(clientId: string): void;
+  /** The file changed but cannot be read; the revocations already known stay in force. */
+  unreadable?(message: string): void;
+}
+
 export class RevocationList {
   private state: RevocationState;
   /** mtime+size+inode of the file as last read or written, and when it was last checked. */
   private stamp: string;
   private checkedAt = 0;
+  /** The stamp of the last unreadable version reported (each bad version is reported once). */
+  private reportedStamp = '';
 
   /** `file` absent: memory only. `now` dates revocations and expires old entries. */
   constructor(
     private readonly file: string | undefined,
     private readonly now: () => number,
+    private readonly events: RevocationEvents = {},
   ) {
     this.state = file ? loadRevocations(file) : emptyRevocations();
     this.stamp = file ? fileStamp(file) : '';
@@ -79,12 +90,26 @@ export class RevocationList {
     this.checkedAt = now;
     const stamp = fileStamp(this.file);
     if (stamp === this.stamp) return;
+    let next: RevocationState;
     try {
-      this.state = loadRevocations(this.file);
-      this.stamp = stamp;
-    } catch {
-      // Half-written by a writer that does not rename atomically, or damaged: keep what we have
-      // and look again next second.
+      next = loadRevocations(this.file);
+    } catch (err) {
+      // Half-written by a writer that does not rename atomically, or damaged: keep what we have,
+      // say so (once per version of the file), and look again next second.
+      if (stamp !== this.reportedStamp) {
+        this.reportedStamp = stamp;
+        this.events.unreadable?.(
+          `${(err as Error).message}; the ${this.state.clients.size} client revocation(s) already known stay in force`,
+        );
+      }
+      return;
+    }
+    const before = this.state;
+    this.state = next;
+    this.stamp = stamp;
+    for (const [clientId, entry] of next.clients) {
+      if (entry.notBeforeMs > (before.clients.get(clientId)?.notBeforeMs ?? 0))
+        this.events.revoked?.(clientId);
     }
   }
 

@@ -2,6 +2,8 @@
 // one place that turns "TLS files + auth section" into the coordinator's hooks (gRPC credentials,
 // per-call authorize, Register-time enroll, HTTP authorize, HTTPS options), so the CLI, the demo
 // and tests configure security the same way.
+
+import type { Logger } from '../../shared/log.js';
 import {
   grpcServerCredentials,
   httpsServerOptions,
@@ -25,6 +27,8 @@ export interface SecurityInput {
   auth?: AuthConfig;
   /** Clock for token expiry (tests). */
   now?: () => number;
+  /** Where revocations made by another process (and an unreadable revocation file) are logged. */
+  logger?: Logger;
 }
 
 export interface Security {
@@ -45,7 +49,21 @@ export function prepareSecurity(input: SecurityInput): Security {
   const auth = input.auth?.enabled ? input.auth : undefined;
   if (auth)
     checkAuthUsable(auth, { tls: tls !== undefined, clientCertificates: tls?.requireClientCert ?? false });
-  const authenticator = auth ? openAuthenticator(input.dataDir, auth, input.now) : undefined;
+  const logger = input.logger;
+  const authenticator = auth
+    ? openAuthenticator(
+        input.dataDir,
+        auth,
+        input.now,
+        logger && {
+          revoked: (clientId) =>
+            logger.warn('client revoked: its tokens are refused and its open session ends', {
+              client: clientId,
+            }),
+          unreadable: (message) => logger.error('revocation list unreadable', { error: message }),
+        },
+      )
+    : undefined;
   const options: Security['options'] = {};
   if (tls) {
     options.grpcCredentials = grpcServerCredentials(tls);
