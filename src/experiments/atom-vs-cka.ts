@@ -16,7 +16,12 @@ import { linearCkaFromGram } from '../analysis/representation.js';
 import { type DataSplit, loadTaskData, type Task, taskFromId } from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
 import type { Logger } from '../shared/log.js';
-import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type TemplateConfig } from '../shared/template.js';
+import {
+  buildTemplate,
+  DEFAULT_TEMPLATE_CONFIG,
+  type ModelTemplate,
+  type TemplateConfig,
+} from '../shared/template.js';
 import { readModelTemplateFile } from '../shared/template-file.js';
 import {
   buildProbeSets,
@@ -25,6 +30,7 @@ import {
   markdownTable,
   num,
   type ProbeKind,
+  type ProbeSet,
   ResultsWriter,
   runEnvironment,
   secs,
@@ -156,12 +162,10 @@ export async function runAtomVsCka(
     ? readModelTemplateFile(config.templateFile)
     : buildTemplate(config.template);
   const layers = template.layers.map((l) => l.name);
-  const L = layers.length;
   if (template.probeLayers.join() !== layers.join()) {
     throw new Error('atom-vs-cka compares layer by layer: the template must probe every layer');
   }
   const tasks: Task[] = config.tasks.map((t) => taskFromId(t));
-  const T = tasks.length;
   const trainedDigits = [...new Set(tasks.flatMap((t) => t.classes))].sort((a, b) => a - b);
   const clash = config.heldOutDigits.filter((d) => trainedDigits.includes(d));
   if (clash.length > 0) throw new Error(`held-out digits ${clash.join(',')} are also trained on`);
@@ -171,101 +175,244 @@ export async function runAtomVsCka(
   const stage: Record<string, number> = {};
   let t0 = performance.now();
 
-  // --- training --------------------------------------------------------------------------------
-  const models: ModelRecord[] = [];
-  /** Per cohort, the atoms its clients start from. */
-  const startAtoms = new Map<number, Float32Array[]>();
-  const trainLog: { client: number; task: string; cohort: number; examples: number; accuracy: number[] }[] =
-    [];
-  for (let c = 0; c < config.clients; c++) {
-    const task = tasks[c % T]!;
-    const clientsOnTask = Math.floor((config.clients - 1 - (c % T)) / T) + 1;
-    const share = Math.floor(c / T) + 1;
-    const cohort = Math.floor(c / T) % config.cohorts;
-    const split: DataSplit =
-      clientsOnTask === 1
-        ? { kind: 'all' }
-        : {
-            kind: 'dirichlet',
-            alpha: config.dirichletAlpha,
-            index: share,
-            of: clientsOnTask,
-            seed: config.seed,
-          };
-    let data: ReturnType<typeof loadTaskData>;
-    try {
-      data = loadTaskData(task, split);
-    } catch (err) {
-      throw new Error(
-        `client ${c} (task ${task.id}, Dirichlet share ${share}/${clientsOnTask}): ${(err as Error).message}; try another --seed or a larger Dirichlet alpha`,
-      );
-    }
-    const model = new ContinualModel(template, { seed: config.seed * 1009 + c + 1 });
-    // Cohort 0 starts from the federation-wide initial atoms (what every real client does);
-    // other cohorts from atoms of their own, i.e. with no common origin.
-    const initialAtoms =
-      cohort === 0 ? undefined : independentInitialAtoms(template, config.seed * 31 + cohort);
-    const n = data.train.count;
-    // Round 0 is always taken: the starting atoms measure how far each round has moved.
-    const { checkpoints, results } = await trainWithCheckpoints(
-      model,
-      data,
-      config.rounds,
-      [...new Set([0, ...config.checkpoints])],
-      {
-        epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / n),
-        maxBatches: config.batchesPerRound,
-        batchSize: config.batchSize,
-        learningRate: config.learningRate,
-        optimizerScope: config.optimizerScope,
-        seed: config.seed * 7919 + c,
-      },
-      initialAtoms,
-    );
-    model.dispose();
-    trainLog.push({
-      client: c,
-      task: task.id,
-      cohort,
-      examples: n,
-      accuracy: results.map((r) => r.accuracy),
-    });
-    for (const cp of checkpoints) {
-      if (cp.round === 0 && !startAtoms.has(cohort)) startAtoms.set(cohort, cp.atoms);
-      if (cp.round === 0 && !config.checkpoints.includes(0)) continue;
-      if (cp.round === 0) {
-        // Every client of a cohort starts from the same atoms: keep the initialisation once.
-        if (models.some((m) => m.round === 0 && m.cohort === cohort && sameParameters(m.checkpoint, cp)))
-          continue;
-        models.push({
-          id: `init${cohort}`,
-          client: null,
-          cohort,
-          task: '(init)',
-          round: 0,
-          accuracy: Number.NaN,
-          checkpoint: cp,
-        });
-        continue;
-      }
-      models.push({
-        id: `c${c}-r${cp.round}`,
-        client: c,
-        cohort,
-        task: task.id,
-        round: cp.round,
-        accuracy: cp.accuracy,
-        checkpoint: cp,
-      });
-    }
-    log.info(
-      `client ${c + 1}/${config.clients}: task ${task.id}, init ${cohort}, ${n} examples, accuracy ${results.map((r) => r.accuracy.toFixed(2)).join(' → ')}`,
-    );
-  }
+  const training = await trainClients(config, template, tasks, log);
+  const { models } = training;
   stage.training = (performance.now() - t0) / 1000;
 
-  // --- probe summaries: forward passes + Gram per model and probe set ---------------------------
   t0 = performance.now();
+  const summaries = probeSummaries(config, template, tasks, trainedDigits, models);
+  stage.probeSummaries = (performance.now() - t0) / 1000;
+  log.info(
+    `probe summaries: ${models.length} models × ${summaries.probes.length} probe sets of ${config.probeSize}`,
+  );
+
+  t0 = performance.now();
+  const pairs = pairMeasures(template, models, summaries.grams, config.probeSize);
+  stage.pairMeasures = (performance.now() - t0) / 1000;
+
+  t0 = performance.now();
+  const cost = measurePairCost(template, models, pairs, summaries.forwardSeconds, config.probeSize, log);
+  stage.costTiming = (performance.now() - t0) / 1000;
+
+  t0 = performance.now();
+  const rows = correlationRows(config, layers, models, pairs);
+  const withinRound = betweenClientsOfOneRound(config, models, pairs, training.startAtoms);
+  stage.statistics = (performance.now() - t0) / 1000;
+  const robustness = probeRobustness(models, pairs, summaries.probes);
+
+  const totalSeconds = (performance.now() - started) / 1000;
+  const figures = writeFigures(out, layers, models, pairs);
+  writePairsCsv(out, layers, models, pairs);
+  const head = rows[0]!.r;
+  out.write(
+    'results.md',
+    resultsMarkdown({
+      config,
+      template,
+      backend,
+      environment,
+      command,
+      totalSeconds,
+      training,
+      probes: summaries.probes,
+      pairs,
+      rows,
+      withinRound,
+      robustness,
+      cost,
+      stage,
+      figures,
+    }),
+  );
+  out.json('config.json', {
+    experiment: 'atom-vs-cka',
+    config,
+    environment,
+    alphaFingerprint: template.alphaFingerprint,
+  });
+  out.json('results.json', {
+    experiment: 'atom-vs-cka',
+    seed: config.seed,
+    models: models.map((m) => ({
+      id: m.id,
+      client: m.client,
+      cohort: m.cohort,
+      task: m.task,
+      round: m.round,
+      accuracy: m.accuracy,
+    })),
+    pairs: pairs.P,
+    correlations: rows,
+    withinRound,
+    robustness,
+    cost: costJson(cost, summaries.forwardSeconds, config.probeSize),
+    training: training.trainLog,
+    stageSeconds: stage,
+    totalSeconds,
+  });
+  log.info(
+    `atom-vs-cka: ${pairs.M} models, ${pairs.P} pairs, r = ${num(head.pearson)}; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
+  );
+  return {
+    dir,
+    files: [...out.files],
+    models: pairs.M,
+    pairs: pairs.P,
+    seconds: totalSeconds,
+    modelLevel: head,
+  };
+}
+
+const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
+
+// --- training --------------------------------------------------------------------------------------
+
+interface TrainLogEntry {
+  client: number;
+  task: string;
+  cohort: number;
+  examples: number;
+  accuracy: number[];
+}
+
+interface Training {
+  /** The kept models: each cohort's initialisation once, then every client's checkpoints. */
+  models: ModelRecord[];
+  /** Per cohort, the atoms its clients start from. */
+  startAtoms: Map<number, Float32Array[]>;
+  trainLog: TrainLogEntry[];
+}
+
+/** Training stage: every client trains its task's share, keeping checkpoints after chosen rounds. */
+async function trainClients(
+  config: AtomVsCkaConfig,
+  template: ModelTemplate,
+  tasks: Task[],
+  log: Logger,
+): Promise<Training> {
+  const training: Training = { models: [], startAtoms: new Map(), trainLog: [] };
+  for (let c = 0; c < config.clients; c++) {
+    const { task, cohort, examples, checkpoints, accuracy } = await trainClient(config, template, tasks, c);
+    training.trainLog.push({ client: c, task: task.id, cohort, examples, accuracy });
+    keepCheckpoints(config, training, c, task, cohort, checkpoints);
+    log.info(
+      `client ${c + 1}/${config.clients}: task ${task.id}, init ${cohort}, ${examples} examples, accuracy ${accuracy.map((a) => a.toFixed(2)).join(' → ')}`,
+    );
+  }
+  return training;
+}
+
+/** Client c: its task, Dirichlet share and cohort; trains and returns its checkpoints. */
+async function trainClient(config: AtomVsCkaConfig, template: ModelTemplate, tasks: Task[], c: number) {
+  const T = tasks.length;
+  const task = tasks[c % T]!;
+  const clientsOnTask = Math.floor((config.clients - 1 - (c % T)) / T) + 1;
+  const share = Math.floor(c / T) + 1;
+  const cohort = Math.floor(c / T) % config.cohorts;
+  const split: DataSplit =
+    clientsOnTask === 1
+      ? { kind: 'all' }
+      : {
+          kind: 'dirichlet',
+          alpha: config.dirichletAlpha,
+          index: share,
+          of: clientsOnTask,
+          seed: config.seed,
+        };
+  let data: ReturnType<typeof loadTaskData>;
+  try {
+    data = loadTaskData(task, split);
+  } catch (err) {
+    throw new Error(
+      `client ${c} (task ${task.id}, Dirichlet share ${share}/${clientsOnTask}): ${(err as Error).message}; try another --seed or a larger Dirichlet alpha`,
+    );
+  }
+  const model = new ContinualModel(template, { seed: config.seed * 1009 + c + 1 });
+  // Cohort 0 starts from the federation-wide initial atoms (what every real client does);
+  // other cohorts from atoms of their own, i.e. with no common origin.
+  const initialAtoms =
+    cohort === 0 ? undefined : independentInitialAtoms(template, config.seed * 31 + cohort);
+  const n = data.train.count;
+  // Round 0 is always taken: the starting atoms measure how far each round has moved.
+  const { checkpoints, results } = await trainWithCheckpoints(
+    model,
+    data,
+    config.rounds,
+    [...new Set([0, ...config.checkpoints])],
+    {
+      epochs: Math.max(1, (config.batchesPerRound * config.batchSize) / n),
+      maxBatches: config.batchesPerRound,
+      batchSize: config.batchSize,
+      learningRate: config.learningRate,
+      optimizerScope: config.optimizerScope,
+      seed: config.seed * 7919 + c,
+    },
+    initialAtoms,
+  );
+  model.dispose();
+  return { task, cohort, examples: n, checkpoints, accuracy: results.map((r) => r.accuracy) };
+}
+
+/** Adds client c's checkpoints to the kept models (its cohort's initialisation only once). */
+function keepCheckpoints(
+  config: AtomVsCkaConfig,
+  training: Training,
+  c: number,
+  task: Task,
+  cohort: number,
+  checkpoints: Checkpoint[],
+): void {
+  const { models, startAtoms } = training;
+  for (const cp of checkpoints) {
+    if (cp.round === 0 && !startAtoms.has(cohort)) startAtoms.set(cohort, cp.atoms);
+    if (cp.round === 0 && !config.checkpoints.includes(0)) continue;
+    if (cp.round === 0) {
+      // Every client of a cohort starts from the same atoms: keep the initialisation once.
+      if (models.some((m) => m.round === 0 && m.cohort === cohort && sameParameters(m.checkpoint, cp)))
+        continue;
+      models.push({
+        id: `init${cohort}`,
+        client: null,
+        cohort,
+        task: '(init)',
+        round: 0,
+        accuracy: Number.NaN,
+        checkpoint: cp,
+      });
+      continue;
+    }
+    models.push({
+      id: `c${c}-r${cp.round}`,
+      client: c,
+      cohort,
+      task: task.id,
+      round: cp.round,
+      accuracy: cp.accuracy,
+      checkpoint: cp,
+    });
+  }
+}
+
+// --- probe summaries -------------------------------------------------------------------------------
+
+interface ProbeSummaries {
+  /** The probe sets (their inputs already disposed: kind and description remain). */
+  probes: ProbeSet[];
+  /** Per variant, per model, the Gram of each layer. */
+  grams: Map<Variant, Float64Array[][]>;
+  /** Per probe set, seconds of forward passes + Grams, one entry per model. */
+  forwardSeconds: Map<ProbeKind, number[]>;
+}
+
+/** Probe summaries stage: forward passes + Gram per model and probe set. */
+function probeSummaries(
+  config: AtomVsCkaConfig,
+  template: ModelTemplate,
+  tasks: Task[],
+  trainedDigits: number[],
+  models: ModelRecord[],
+): ProbeSummaries {
+  const layers = template.probeLayers;
   const probes = buildProbeSets(config.probeSize, config.seed + 100, trainedDigits, config.heldOutDigits);
   const evaluator = new ContinualModel(template, { seed: 1 });
   evaluator.addTask(tasks[0]!);
@@ -290,42 +437,67 @@ export async function runAtomVsCka(
     evaluator.dispose();
     for (const p of probes) p.inputs.dispose();
   }
-  stage.probeSummaries = (performance.now() - t0) / 1000;
-  log.info(`probe summaries: ${models.length} models × ${probes.length} probe sets of ${config.probeSize}`);
+  return { probes, grams, forwardSeconds };
+}
 
-  // --- every pair ------------------------------------------------------------------------------
-  t0 = performance.now();
+// --- every pair ------------------------------------------------------------------------------------
+
+/** Every pair of distinct models (a < b) and its measures, pair p at index p of each array. */
+interface PairTable {
+  M: number;
+  P: number;
+  pairA: Int32Array;
+  pairB: Int32Array;
+  atomLayer: Float64Array[];
+  atomMean: Float64Array;
+  subspaceLayer: Float64Array[];
+  subspaceMean: Float64Array;
+  ckaLayer: Map<Variant, Float64Array[]>;
+  ckaMean: Map<Variant, Float64Array>;
+  /** Seconds spent computing CKA from the Grams, per variant, over all pairs. */
+  ckaSeconds: Map<Variant, number>;
+}
+
+/** Pairs stage: atom cosine, subspace similarity and CKA (every probe variant) for every pair. */
+function pairMeasures(
+  template: ModelTemplate,
+  models: ModelRecord[],
+  grams: Map<Variant, Float64Array[][]>,
+  n: number,
+): PairTable {
+  const L = template.layers.length;
   const M = models.length;
   const P = (M * (M - 1)) / 2;
-  const pairA = new Int32Array(P);
-  const pairB = new Int32Array(P);
-  const atomLayer = Array.from({ length: L }, () => new Float64Array(P));
-  const atomMean = new Float64Array(P);
-  const subspaceLayer = Array.from({ length: L }, () => new Float64Array(P));
-  const subspaceMean = new Float64Array(P);
-  const ckaLayer = new Map<Variant, Float64Array[]>(
-    VARIANTS.map((k) => [k, Array.from({ length: L }, () => new Float64Array(P))]),
-  );
-  const ckaMean = new Map<Variant, Float64Array>(VARIANTS.map((k) => [k, new Float64Array(P)]));
-  const n = config.probeSize;
-  const ckaSeconds = new Map<Variant, number>(VARIANTS.map((k) => [k, 0]));
+  const t: PairTable = {
+    M,
+    P,
+    pairA: new Int32Array(P),
+    pairB: new Int32Array(P),
+    atomLayer: Array.from({ length: L }, () => new Float64Array(P)),
+    atomMean: new Float64Array(P),
+    subspaceLayer: Array.from({ length: L }, () => new Float64Array(P)),
+    subspaceMean: new Float64Array(P),
+    ckaLayer: new Map(VARIANTS.map((k) => [k, Array.from({ length: L }, () => new Float64Array(P))])),
+    ckaMean: new Map(VARIANTS.map((k) => [k, new Float64Array(P)])),
+    ckaSeconds: new Map(VARIANTS.map((k) => [k, 0])),
+  };
   let p = 0;
   for (let a = 0; a < M; a++) {
     for (let b = a + 1; b < M; b++, p++) {
-      pairA[p] = a;
-      pairB[p] = b;
+      t.pairA[p] = a;
+      t.pairB[p] = b;
       const A = models[a]!.checkpoint.atoms;
       const B = models[b]!.checkpoint.atoms;
       const cos = modelCosine(A, B);
-      atomMean[p] = cos.mean;
+      t.atomMean[p] = cos.mean;
       let sub = 0;
       for (let l = 0; l < L; l++) {
-        atomLayer[l]![p] = cos.perLayer[l]!;
+        t.atomLayer[l]![p] = cos.perLayer[l]!;
         const spec = template.layers[l]!;
-        subspaceLayer[l]![p] = subspaceSimilarity(A[l]!, B[l]!, spec.m, spec.k * spec.k);
-        sub += subspaceLayer[l]![p]!;
+        t.subspaceLayer[l]![p] = subspaceSimilarity(A[l]!, B[l]!, spec.m, spec.k * spec.k);
+        sub += t.subspaceLayer[l]![p]!;
       }
-      subspaceMean[p] = sub / L;
+      t.subspaceMean[p] = sub / L;
       for (const kind of VARIANTS) {
         const gA = grams.get(kind)![a]!;
         const gB = grams.get(kind)![b]!;
@@ -338,18 +510,63 @@ export async function runAtomVsCka(
           } catch {
             // A representation constant over the probe set (dead layer): CKA undefined, pair dropped.
           }
-          ckaLayer.get(kind)![l]![p] = v;
+          t.ckaLayer.get(kind)![l]![p] = v;
           sum += v;
         }
-        ckaMean.get(kind)![p] = sum / L;
-        ckaSeconds.set(kind, ckaSeconds.get(kind)! + (performance.now() - s) / 1000);
+        t.ckaMean.get(kind)![p] = sum / L;
+        t.ckaSeconds.set(kind, t.ckaSeconds.get(kind)! + (performance.now() - s) / 1000);
       }
     }
   }
-  stage.pairMeasures = (performance.now() - t0) / 1000;
+  return t;
+}
 
-  // --- cost of each measure per pair, measured in this run -------------------------------------
-  t0 = performance.now();
+/** The pairs (optionally those `keep` accepts) as a sample of x against y. */
+function pairedSample(
+  t: PairTable,
+  x: Float64Array,
+  y: Float64Array,
+  keep?: (q: number) => boolean,
+): PairedSample {
+  if (!keep) return { models: t.M, pairA: t.pairA, pairB: t.pairB, x, y };
+  const idx: number[] = [];
+  for (let q = 0; q < t.P; q++) if (keep(q)) idx.push(q);
+  return {
+    models: t.M,
+    pairA: Int32Array.from(idx, (q) => t.pairA[q]!),
+    pairB: Int32Array.from(idx, (q) => t.pairB[q]!),
+    x: Float64Array.from(idx, (q) => x[q]!),
+    y: Float64Array.from(idx, (q) => y[q]!),
+  };
+}
+
+/** Whether pair q's two models share their starting atoms (the same cohort). */
+const sameCohortPair =
+  (models: ModelRecord[], t: PairTable) =>
+  (q: number): boolean =>
+    models[t.pairA[q]!]!.cohort === models[t.pairB[q]!]!.cohort;
+
+// --- cost of each measure per pair, measured in this run -------------------------------------------
+
+interface PairCost {
+  atomPerPair: number;
+  subspacePerPair: number;
+  forwardPerModel: number;
+  ckaPerPair: number;
+  probePairCold: number;
+  counts: ReturnType<typeof pairCostCount>;
+}
+
+function measurePairCost(
+  template: ModelTemplate,
+  models: ModelRecord[],
+  t: PairTable,
+  forwardSeconds: Map<ProbeKind, number[]>,
+  n: number,
+  log: Logger,
+): PairCost {
+  const L = template.layers.length;
+  const { P, pairA, pairB } = t;
   const timePerPair = (fn: (a: number, b: number) => void): number => {
     // Repeat the all-pairs loop until it has run ≥ 0.25 s, so timer resolution does not matter.
     let loops = 0;
@@ -373,35 +590,44 @@ export async function runAtomVsCka(
     }
   });
   if (!Number.isFinite(sink)) log.debug('non-finite similarity sum');
-  const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);
   const forwardPerModel = meanOf(forwardSeconds.get('in-distribution')!);
-  const ckaPerPair = ckaSeconds.get('in-distribution')! / Math.max(1, P);
+  const ckaPerPair = t.ckaSeconds.get('in-distribution')! / Math.max(1, P);
   const probePairCold = 2 * forwardPerModel + ckaPerPair;
   const counts = pairCostCount(template, n);
-  stage.costTiming = (performance.now() - t0) / 1000;
+  return { atomPerPair, subspacePerPair, forwardPerModel, ckaPerPair, probePairCold, counts };
+}
 
-  // --- statistics ------------------------------------------------------------------------------
-  t0 = performance.now();
-  const statOpts = {
-    pairResamples: config.pairResamples,
-    modelResamples: config.modelResamples,
-    seed: config.seed,
-  };
-  const sample = (x: Float64Array, y: Float64Array, keep?: (q: number) => boolean): PairedSample => {
-    if (!keep) return { models: M, pairA, pairB, x, y };
-    const idx: number[] = [];
-    for (let q = 0; q < P; q++) if (keep(q)) idx.push(q);
-    return {
-      models: M,
-      pairA: Int32Array.from(idx, (q) => pairA[q]!),
-      pairB: Int32Array.from(idx, (q) => pairB[q]!),
-      x: Float64Array.from(idx, (q) => x[q]!),
-      y: Float64Array.from(idx, (q) => y[q]!),
-    };
-  };
+// --- statistics ------------------------------------------------------------------------------------
+
+interface CorrelationRow {
+  level: string;
+  x: string;
+  y: string;
+  subset: string;
+  r: CorrelationResult;
+}
+
+const statOptions = (config: AtomVsCkaConfig) => ({
+  pairResamples: config.pairResamples,
+  modelResamples: config.modelResamples,
+  seed: config.seed,
+});
+
+/** The correlation table: model level first (the headline), then per layer and per probe set. */
+function correlationRows(
+  config: AtomVsCkaConfig,
+  layers: string[],
+  models: ModelRecord[],
+  t: PairTable,
+): CorrelationRow[] {
+  const L = layers.length;
+  const { atomLayer, atomMean, subspaceMean, ckaLayer, ckaMean } = t;
+  const statOpts = statOptions(config);
+  const sample = (x: Float64Array, y: Float64Array, keep?: (q: number) => boolean) =>
+    pairedSample(t, x, y, keep);
   const cumulativeAtom = (upTo: number) => {
-    const out = new Float64Array(P);
-    for (let q = 0; q < P; q++) {
+    const out = new Float64Array(t.P);
+    for (let q = 0; q < t.P; q++) {
       let s = 0;
       for (let l = 0; l <= upTo; l++) s += atomLayer[l]![q]!;
       out[q] = s / (upTo + 1);
@@ -409,8 +635,8 @@ export async function runAtomVsCka(
     return out;
   };
   const ckaIn = ckaMean.get('in-distribution')!;
-  const sameCohort = (q: number) => models[pairA[q]!]!.cohort === models[pairB[q]!]!.cohort;
-  const rows: { level: string; x: string; y: string; subset: string; r: CorrelationResult }[] = [];
+  const sameCohort = sameCohortPair(models, t);
+  const rows: CorrelationRow[] = [];
   const add = (level: string, x: string, y: string, s: PairedSample, subset = 'all pairs') => {
     rows.push({ level, x, y, subset, r: correlate(s, statOpts) });
   };
@@ -469,18 +695,41 @@ export async function runAtomVsCka(
     sample(ckaIn, ckaMean.get('held-out-digits')!),
   );
   add('model', 'CKA in-dist (mean)', 'CKA noise (mean)', sample(ckaIn, ckaMean.get('noise')!));
-  // Between clients of one round (same origin): the comparison atomlens makes most often. Pairs
-  // of models at different rounds also differ in how far training has carried them, which both
-  // measures see; within a round only the clients' own differences remain. Each origin (cohort)
-  // is its own population: cohorts sit at different levels of atom cosine and CKA, so their
-  // pairs are correlated after centring within the cohort, never pooled raw (withinGroupSample).
+  return rows;
+}
+
+interface WithinRoundRow {
+  round: number;
+  origin: string;
+  correlation: CorrelationResult;
+  meanCka: number;
+  oneMinusCosineRange: [number, number] | null;
+  cosineToStart: number;
+}
+
+/**
+ * Between clients of one round (same origin): the comparison atomlens makes most often. Pairs of
+ * models at different rounds also differ in how far training has carried them, which both
+ * measures see; within a round only the clients' own differences remain. Each origin (cohort) is
+ * its own population: cohorts sit at different levels of atom cosine and CKA, so their pairs are
+ * correlated after centring within the cohort, never pooled raw (withinGroupSample).
+ */
+function betweenClientsOfOneRound(
+  config: AtomVsCkaConfig,
+  models: ModelRecord[],
+  t: PairTable,
+  startAtoms: Map<number, Float32Array[]>,
+): WithinRoundRow[] {
+  const { P, pairA, pairB, atomMean } = t;
+  const ckaIn = t.ckaMean.get('in-distribution')!;
+  const statOpts = statOptions(config);
   const cohortOf = Int32Array.from(models, (m) => m.cohort);
   const cohorts = [...new Set(models.filter((m) => m.round > 0).map((m) => m.cohort))].sort((a, b) => a - b);
-  const withinRound = config.checkpoints
+  return config.checkpoints
     .filter((r) => r > 0)
     .flatMap((round) => {
       const atRound = (q: number) => models[pairA[q]!]!.round === round && models[pairB[q]!]!.round === round;
-      const describe = (origin: string, keep: (q: number) => boolean, s: PairedSample) => {
+      const describe = (origin: string, keep: (q: number) => boolean, s: PairedSample): WithinRoundRow => {
         let low = Number.POSITIVE_INFINITY;
         let high = Number.NEGATIVE_INFINITY;
         let ckaSum = 0;
@@ -507,26 +756,33 @@ export async function runAtomVsCka(
       const rowsOfRound = cohorts.map((cohort) => {
         const keep = (q: number) =>
           atRound(q) && cohortOf[pairA[q]!] === cohort && cohortOf[pairB[q]!] === cohort;
-        return describe(`init ${cohort}`, keep, sample(atomMean, ckaIn, keep));
+        return describe(`init ${cohort}`, keep, pairedSample(t, atomMean, ckaIn, keep));
       });
       if (cohorts.length > 1) {
         const keep = (q: number) => atRound(q) && cohortOf[pairA[q]!] === cohortOf[pairB[q]!];
         rowsOfRound.push(
-          describe('within origins', keep, withinGroupSample(sample(atomMean, ckaIn, keep), cohortOf)),
+          describe(
+            'within origins',
+            keep,
+            withinGroupSample(pairedSample(t, atomMean, ckaIn, keep), cohortOf),
+          ),
         );
       }
       return rowsOfRound;
     });
-  stage.statistics = (performance.now() - t0) / 1000;
+}
 
-  // Robustness: how far does CKA move when the probe set changes?
-  const robustness = PROBE_KINDS.map((kind) => {
-    const values = ckaMean.get(kind)!;
+/** Robustness: how far does CKA move when the probe set changes? */
+function probeRobustness(models: ModelRecord[], t: PairTable, probes: ProbeSet[]) {
+  const ckaIn = t.ckaMean.get('in-distribution')!;
+  const sameCohort = sameCohortPair(models, t);
+  return PROBE_KINDS.map((kind) => {
+    const values = t.ckaMean.get(kind)!;
     let sumAbs = 0;
     let maxAbs = 0;
     let count = 0;
     let mean = 0;
-    for (let q = 0; q < P; q++) {
+    for (let q = 0; q < t.P; q++) {
       const v = values[q]!;
       const ref = ckaIn[q]!;
       if (!Number.isFinite(v) || !Number.isFinite(ref)) continue;
@@ -536,9 +792,9 @@ export async function runAtomVsCka(
       mean += v;
       count++;
     }
-    const vsIn = pointCorrelation(sample(ckaIn, values));
-    const vsAtom = pointCorrelation(sample(atomMean, values));
-    const vsAtomSameInit = pointCorrelation(sample(atomMean, values, sameCohort));
+    const vsIn = pointCorrelation(pairedSample(t, ckaIn, values));
+    const vsAtom = pointCorrelation(pairedSample(t, t.atomMean, values));
+    const vsAtomSameInit = pointCorrelation(pairedSample(t, t.atomMean, values, sameCohort));
     return {
       kind,
       description: probes.find((x) => x.kind === kind)!.description,
@@ -553,15 +809,26 @@ export async function runAtomVsCka(
       pearsonWithAtomSameInit: vsAtomSameInit.pearson,
     };
   });
+}
 
-  // --- files -----------------------------------------------------------------------------------
-  const totalSeconds = (performance.now() - started) / 1000;
+// --- files -----------------------------------------------------------------------------------------
+
+/** Writes the scatter plots and the per-layer correlation heatmap; returns them with captions. */
+function writeFigures(
+  out: ResultsWriter,
+  layers: string[],
+  models: ModelRecord[],
+  t: PairTable,
+): { file: string; caption: string }[] {
+  const L = layers.length;
+  const { atomLayer, atomMean, subspaceMean, ckaLayer, ckaMean } = t;
+  const ckaIn = ckaMean.get('in-distribution')!;
   const points = (x: Float64Array, y: Float64Array, keep?: (q: number) => boolean): ScatterPoint[] => {
     const pts: ScatterPoint[] = [];
-    for (let q = 0; q < P; q++) {
+    for (let q = 0; q < t.P; q++) {
       if (!Number.isFinite(x[q]!) || !Number.isFinite(y[q]!) || (keep && !keep(q))) continue;
-      const a = models[pairA[q]!]!;
-      const b = models[pairB[q]!]!;
+      const a = models[t.pairA[q]!]!;
+      const b = models[t.pairB[q]!]!;
       pts.push({
         x: x[q]!,
         y: y[q]!,
@@ -604,7 +871,7 @@ export async function runAtomVsCka(
     'linear CKA (mean over layers)',
     atomMean,
     ckaIn,
-    sameCohort,
+    sameCohortPair(models, t),
   );
   scatter(
     'subspace-vs-cka-model.svg',
@@ -648,9 +915,20 @@ export async function runAtomVsCka(
     atomMean,
     ckaMean.get('noise')!,
   );
-  // Correlation per layer as a small heatmap: rows = probe sets, columns = layers.
+  figures.push(writeLayerCorrelationHeatmap(out, layers, t));
+  return figures;
+}
+
+/** Correlation per layer as a small heatmap: rows = probe sets, columns = layers. */
+function writeLayerCorrelationHeatmap(
+  out: ResultsWriter,
+  layers: string[],
+  t: PairTable,
+): { file: string; caption: string } {
   const layerCorr = PROBE_KINDS.map((kind) =>
-    layers.map((_, l) => pointCorrelation(sample(atomLayer[l]!, ckaLayer.get(kind)![l]!)).pearson),
+    layers.map(
+      (_, l) => pointCorrelation(pairedSample(t, t.atomLayer[l]!, t.ckaLayer.get(kind)![l]!)).pearson,
+    ),
   );
   out.write(
     'layer-correlation.svg',
@@ -668,11 +946,14 @@ export async function runAtomVsCka(
       }),
     ),
   );
-  figures.push({
+  return {
     file: 'layer-correlation.svg',
     caption: 'Pearson r of atom cosine vs CKA per layer (rows: probe sets)',
-  });
+  };
+}
 
+/** pairs.csv: one row per pair with every measure. */
+function writePairsCsv(out: ResultsWriter, layers: string[], models: ModelRecord[], t: PairTable): void {
   const csv = [
     [
       'a',
@@ -684,27 +965,33 @@ export async function runAtomVsCka(
       ...VARIANTS.flatMap((k) => [`cka_${k}_mean`, ...layers.map((l) => `cka_${k}_${l}`)]),
     ].join(','),
   ];
-  for (let q = 0; q < P; q++) {
-    const a = models[pairA[q]!]!;
-    const b = models[pairB[q]!]!;
+  for (let q = 0; q < t.P; q++) {
+    const a = models[t.pairA[q]!]!;
+    const b = models[t.pairB[q]!]!;
     csv.push(
       [
         a.id,
         b.id,
         pairGroup(a, b).replaceAll(', ', '; '),
-        atomMean[q],
-        subspaceMean[q],
-        ...layers.map((_, l) => atomLayer[l]![q]),
-        ...VARIANTS.flatMap((k) => [ckaMean.get(k)![q], ...layers.map((_, l) => ckaLayer.get(k)![l]![q])]),
+        t.atomMean[q],
+        t.subspaceMean[q],
+        ...layers.map((_, l) => t.atomLayer[l]![q]),
+        ...VARIANTS.flatMap((k) => [
+          t.ckaMean.get(k)![q],
+          ...layers.map((_, l) => t.ckaLayer.get(k)![l]![q]),
+        ]),
       ]
         .map((v) => (typeof v === 'number' ? (Number.isFinite(v) ? v.toPrecision(6) : '') : v))
         .join(','),
     );
   }
   out.write('pairs.csv', `${csv.join('\n')}\n`);
+}
 
-  const ci = (c: { low: number; high: number }) => `[${num(c.low)}, ${num(c.high)}]`;
-  const corrTable = markdownTable(
+const ci = (c: { low: number; high: number }) => `[${num(c.low)}, ${num(c.high)}]`;
+
+function correlationTable(rows: CorrelationRow[]): string {
+  return markdownTable(
     [
       'level',
       'x',
@@ -732,7 +1019,10 @@ export async function runAtomVsCka(
       ci(r.spearmanModelCi),
     ]),
   );
-  const withinRoundTable = markdownTable(
+}
+
+function withinRoundTable(withinRound: WithinRoundRow[]): string {
+  return markdownTable(
     [
       'round',
       'starting atoms',
@@ -756,7 +1046,10 @@ export async function runAtomVsCka(
       w.cosineToStart.toFixed(4),
     ]),
   );
-  const robustTable = markdownTable(
+}
+
+function robustnessTable(robustness: ReturnType<typeof probeRobustness>): string {
+  return markdownTable(
     [
       'probe set',
       'pairs',
@@ -784,6 +1077,10 @@ export async function runAtomVsCka(
       '0 (uses no probe data)',
     ]),
   );
+}
+
+function costTable(cost: PairCost, n: number): string {
+  const { atomPerPair, subspacePerPair, ckaPerPair, forwardPerModel, probePairCold, counts } = cost;
   const costRows = [
     ['atom cosine, all layers', secs(atomPerPair), '1', counts.atomCosine.toLocaleString('en-US'), '1'],
     [
@@ -815,7 +1112,7 @@ export async function runAtomVsCka(
       num(counts.probeTotal / counts.atomCosine, 0),
     ],
   ];
-  const costTable = markdownTable(
+  return markdownTable(
     [
       'measure (one model pair)',
       'measured s',
@@ -825,9 +1122,55 @@ export async function runAtomVsCka(
     ],
     costRows,
   );
+}
+
+/** results.json's cost section. */
+function costJson(cost: PairCost, forwardSeconds: Map<ProbeKind, number[]>, n: number) {
+  const { atomPerPair, subspacePerPair, ckaPerPair, probePairCold, counts } = cost;
+  return {
+    probeSize: n,
+    measuredSecondsPerPair: {
+      atomCosine: atomPerPair,
+      subspace: subspacePerPair,
+      ckaFromGrams: ckaPerPair,
+      probePairCold,
+    },
+    forwardAndGramSecondsPerModel: Object.fromEntries(
+      PROBE_KINDS.map((k) => [k, meanOf(forwardSeconds.get(k)!)]),
+    ),
+    measuredRatio: { ckaFromGrams: ckaPerPair / atomPerPair, probePairCold: probePairCold / atomPerPair },
+    analyticOperations: counts,
+    analyticRatio: {
+      ckaFromGrams: counts.ckaFromGram / counts.atomCosine,
+      probePairCold: counts.probeTotal / counts.atomCosine,
+    },
+  };
+}
+
+/** results.md: the run's settings, then every table, stage times and the list of figures. */
+function resultsMarkdown(r: {
+  config: AtomVsCkaConfig;
+  template: ModelTemplate;
+  backend: string;
+  environment: ReturnType<typeof runEnvironment>;
+  command: string | undefined;
+  totalSeconds: number;
+  training: Training;
+  probes: ProbeSet[];
+  pairs: PairTable;
+  rows: CorrelationRow[];
+  withinRound: WithinRoundRow[];
+  robustness: ReturnType<typeof probeRobustness>;
+  cost: PairCost;
+  stage: Record<string, number>;
+  figures: { file: string; caption: string }[];
+}): string {
+  const { config, environment, training, pairs } = r;
+  const { models } = training;
+  const n = config.probeSize;
   const modelTable = markdownTable(
     ['client', 'task', 'init', 'train examples', 'accuracy by round'],
-    trainLog.map((t) => [
+    training.trainLog.map((t) => [
       t.client,
       t.task,
       t.cohort,
@@ -835,37 +1178,37 @@ export async function runAtomVsCka(
       t.accuracy.map((a) => a.toFixed(2)).join(' → '),
     ]),
   );
-  const reproduce = command ?? `npm run experiment -- atom-vs-cka --seed ${config.seed}`;
-  const head = rows[0]!.r;
-  const md = `# Experiment atom-vs-cka
+  const reproduce = r.command ?? `npm run experiment -- atom-vs-cka --seed ${config.seed}`;
+  const head = r.rows[0]!.r;
+  return `# Experiment atom-vs-cka
 
 Does the atom cosine of models that share α track linear CKA on probe data?
 
 - Reproduce: \`${reproduce}\` (the exact configuration is in config.json; \`--tiny\` gives a test-sized run)
-- ${M} models (${models.filter((m) => m.round === 0).length} initialisations + ${config.clients} clients × checkpoints after rounds ${config.checkpoints.filter((r) => r > 0).join(', ')}), ${P} pairs; tasks ${config.tasks.join(', ')}, held-out digits ${config.heldOutDigits.join(',')}
-- Probe sets of n = ${n}: ${probes.map((x) => x.description).join('; ')}; pooling ${template.probe.pooling}
-- Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; total ${totalSeconds.toFixed(0)} s
+- ${pairs.M} models (${models.filter((m) => m.round === 0).length} initialisations + ${config.clients} clients × checkpoints after rounds ${config.checkpoints.filter((x) => x > 0).join(', ')}), ${pairs.P} pairs; tasks ${config.tasks.join(', ')}, held-out digits ${config.heldOutDigits.join(',')}
+- Probe sets of n = ${n}: ${r.probes.map((x) => x.description).join('; ')}; pooling ${r.template.probe.pooling}
+- Seed ${config.seed}; backend ${r.backend}; ${environment.cpus} CPUs (${environment.cpuModel}); load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; total ${r.totalSeconds.toFixed(0)} s
 - Headline: Pearson r = ${num(head.pearson)} (model-bootstrap 95% CI ${ci(head.pearsonModelCi)}), Spearman ρ = ${num(head.spearman)} between mean atom cosine and mean in-distribution CKA.
 
 ## Correlations
 
 Pair-bootstrap intervals treat pairs as independent; model-bootstrap intervals resample models (pairs sharing a model are dependent), and are the ones to quote.
 
-${corrTable}
+${correlationTable(r.rows)}
 
 ## Between clients of one round
 
 Pairs of clients kept after the same round that share their starting atoms, per starting point; mean atom cosine vs mean in-distribution CKA. "within origins" pools the starting points after centring both measures within each (their levels differ, and pooling raw values would mix that difference into the correlation). The last column is how far training has carried the atoms (Adam state ${config.optimizerScope === 'task' ? 'kept over all rounds' : 'new every round'}).
 
-${withinRoundTable}
+${withinRoundTable(r.withinRound)}
 
 ## Robustness to the probe set
 
-${robustTable}
+${robustnessTable(r.robustness)}
 
 ## Cost per model pair (measured in this run; timings on a shared machine are noisy)
 
-${costTable}
+${costTable(r.cost, n)}
 
 ## Clients
 
@@ -875,59 +1218,11 @@ ${modelTable}
 
 ${markdownTable(
   ['stage', 'seconds'],
-  Object.entries(stage).map(([k, v]) => [k, v.toFixed(1)]),
+  Object.entries(r.stage).map(([k, v]) => [k, v.toFixed(1)]),
 )}
 
 ## Figures
 
-${figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
+${r.figures.map((f) => `- [${f.file}](${f.file}): ${f.caption}`).join('\n')}
 `;
-  out.write('results.md', md);
-  out.json('config.json', {
-    experiment: 'atom-vs-cka',
-    config,
-    environment,
-    alphaFingerprint: template.alphaFingerprint,
-  });
-  out.json('results.json', {
-    experiment: 'atom-vs-cka',
-    seed: config.seed,
-    models: models.map((m) => ({
-      id: m.id,
-      client: m.client,
-      cohort: m.cohort,
-      task: m.task,
-      round: m.round,
-      accuracy: m.accuracy,
-    })),
-    pairs: P,
-    correlations: rows,
-    withinRound,
-    robustness,
-    cost: {
-      probeSize: n,
-      measuredSecondsPerPair: {
-        atomCosine: atomPerPair,
-        subspace: subspacePerPair,
-        ckaFromGrams: ckaPerPair,
-        probePairCold,
-      },
-      forwardAndGramSecondsPerModel: Object.fromEntries(
-        PROBE_KINDS.map((k) => [k, meanOf(forwardSeconds.get(k)!)]),
-      ),
-      measuredRatio: { ckaFromGrams: ckaPerPair / atomPerPair, probePairCold: probePairCold / atomPerPair },
-      analyticOperations: counts,
-      analyticRatio: {
-        ckaFromGrams: counts.ckaFromGram / counts.atomCosine,
-        probePairCold: counts.probeTotal / counts.atomCosine,
-      },
-    },
-    training: trainLog,
-    stageSeconds: stage,
-    totalSeconds,
-  });
-  log.info(
-    `atom-vs-cka: ${M} models, ${P} pairs, r = ${num(head.pearson)}; ${totalSeconds.toFixed(0)} s; results in ${dir}`,
-  );
-  return { dir, files: [...out.files], models: M, pairs: P, seconds: totalSeconds, modelLevel: head };
 }

@@ -31,6 +31,7 @@ import {
   buildTemplate,
   type ConvLayerSpec,
   DEFAULT_TEMPLATE_CONFIG,
+  type ModelTemplate,
   type TemplateConfig,
 } from '../shared/template.js';
 import {
@@ -332,7 +333,7 @@ async function runArchitecture(run: SubnetworksRun, arch: Architecture): Promise
 async function trainLearner(
   run: SubnetworksRun,
   arch: Architecture,
-  template: ReturnType<typeof buildTemplate>,
+  template: ModelTemplate,
   s: number,
 ): Promise<ProbedModel[]> {
   const { config, tasks } = run;
