@@ -172,6 +172,33 @@ describe('the SDK with a model of the user’s own', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('the built-in split-MNIST client refuses a custom network’s template and points at the SDK', async () => {
+    const child = spawn(
+      process.execPath,
+      atomlensArgv([
+        'client',
+        '--coordinator',
+        address,
+        '--id',
+        'carol',
+        '--tasks',
+        '0-1',
+        '--rounds',
+        '1',
+        '--give-up',
+        '10',
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+    );
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(
+      /custom network; this built-in client trains only the demo CNN — use the atomlens SDK/,
+    );
+  });
+
   it('two clients train with their own loop, push atoms, answer probes; the report names the layers', async () => {
     for (const [clientId, task] of [
       ['alice', 'lr'],
