@@ -13,7 +13,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'src', 'ot', 'kernels');
 
 /** Options shared with the test; minimal LEB128 sizes and no name section keep the bytes small. */
-export const WAT_FEATURES = { simd: true, threads: true };
+export const WAT_FEATURES = { simd: true, threads: true, relaxed_simd: true };
 export const TO_BINARY_OPTIONS = { canonicalize_lebs: true, write_debug_names: false, relocatable: false };
 
 /** The binary module for one .wat source. */

@@ -224,6 +224,7 @@ export {
   kernelModule,
   kernelTeam,
   kernelThreads,
+  kernelVariant,
   setKernelThreads,
   shareKernelModule,
 } from './kernels/team.js';
@@ -237,16 +238,59 @@ const TILE_ROWS = 4;
 
 /** C = A·B on the SIMD kernel; false when it is unavailable or the operands are too large. */
 function simdMatmul(A: Readable, B: Readable, n: number, k: number, m: number, out: Float64Array): boolean {
+  return packedMatmul(A, B, n, k, m, out, 'matmul_f64', Float64Array, 4);
+}
+
+/**
+ * C = A·B in float32 (A n×k, B k×m, row-major) on the WebAssembly SIMD kernel, on several threads
+ * when large: for products whose inputs are float32 anyway and whose tolerance allows float32 sums
+ * of k products (error ≈ √k·2⁻²⁴ relative, typically). Falls back to the float64 kernels (rounded
+ * to float32) where WebAssembly SIMD is unavailable.
+ */
+export function matmulF32(
+  A: Readable,
+  B: Readable,
+  n: number,
+  k: number,
+  m: number,
+  out: Float32Array = new Float32Array(n * m),
+): Float32Array {
+  checkSize('matmulF32: A', A, n * k);
+  checkSize('matmulF32: B', B, k * m);
+  checkSize('matmulF32: out', out, n * m);
+  if (n === 0 || m === 0) return out;
+  if (k === 0) return out.fill(0);
+  if (packedMatmul(A, B, n, k, m, out, 'matmul_f32', Float32Array, 8)) return out;
+  out.set(jsMatmul(A, B, n, k, m));
+  return out;
+}
+
+/**
+ * Packs A into micro-panels of TILE_ROWS rows and B into panels of `width` columns (the layout
+ * of linalg.wat), runs `op` and copies C out; false when the kernel is unavailable or too small.
+ */
+function packedMatmul<T extends Float64Array | Float32Array>(
+  A: Readable,
+  B: Readable,
+  n: number,
+  k: number,
+  m: number,
+  out: T,
+  op: 'matmul_f64' | 'matmul_f32',
+  Heap: { new (buffer: ArrayBuffer, offset: number, length: number): T; BYTES_PER_ELEMENT: number },
+  width: number,
+): boolean {
   const team = kernelTeam();
   if (!team) return false;
+  const size = Heap.BYTES_PER_ELEMENT;
   const rowTiles = Math.ceil(n / TILE_ROWS);
-  const panels = Math.ceil(m / 4);
+  const panels = Math.ceil(m / width);
   const aLen = rowTiles * k * TILE_ROWS;
-  const bLen = panels * k * 4;
-  const cStride = panels * 4;
-  const needed = (aLen + bLen + rowTiles * TILE_ROWS * cStride) * 8;
+  const bLen = panels * k * width;
+  const cStride = panels * width;
+  const needed = (aLen + bLen + rowTiles * TILE_ROWS * cStride) * size;
   if (needed > KernelTeam.maxBytes) return false;
-  const heap = new Float64Array(team.reserve(needed), DATA_BASE, needed / 8);
+  const heap = new Heap(team.reserve(needed), DATA_BASE, needed / size);
   // Rows n… of the packed A and columns m… of the packed B only feed entries of C that are never
   // read back, so the padding is left as whatever the memory holds.
   for (let i = 0; i < n; i++) {
@@ -256,15 +300,17 @@ function simdMatmul(A: Readable, B: Readable, n: number, k: number, m: number, o
   }
   for (let p = 0; p < k; p++) {
     const row = p * m;
-    for (let j = 0; j < m; j++) heap[aLen + ((j >> 2) * k + p) * 4 + (j & 3)] = B[row + j]!;
+    for (let j = 0; j < m; j++) {
+      heap[aLen + (Math.floor(j / width) * k + p) * width + (j % width)] = B[row + j]!;
+    }
   }
   const cBase = aLen + bLen;
   team.run(
-    'matmul_f64',
-    [DATA_BASE, DATA_BASE + aLen * 8, DATA_BASE + cBase * 8, rowTiles, k, panels, cStride * 8],
+    op,
+    [DATA_BASE, DATA_BASE + aLen * size, DATA_BASE + cBase * size, rowTiles, k, panels, cStride * size],
     n * k * m >= PARALLEL_MIN_WORK,
   );
-  const c = new Float64Array(team.memory.buffer, DATA_BASE + cBase * 8, rowTiles * TILE_ROWS * cStride);
+  const c = new Heap(team.memory.buffer, DATA_BASE + cBase * size, rowTiles * TILE_ROWS * cStride);
   if (cStride === m) out.set(c.subarray(0, n * m));
   else for (let i = 0; i < n; i++) out.set(c.subarray(i * cStride, i * cStride + m), i * m);
   return true;

@@ -5,6 +5,7 @@ import {
   jsMatmul,
   kernelTeam,
   matmul,
+  matmulF32,
   matvec,
   maxAsymmetry,
   rowSums,
@@ -71,6 +72,26 @@ describe('small helpers', () => {
     expect(Array.from(colSums(A, 2, 3))).toEqual([5, 7, 9]);
     expect(maxAsymmetry([1, 2, 2.5, 1], 2)).toBe(0.5);
   });
+});
+
+describe('matmulF32', () => {
+  for (const [n, k, m] of [
+    [1, 1, 1],
+    [5, 3, 9],
+    [33, 70, 17],
+    [130, 129, 260],
+  ] as const) {
+    it(`${n}×${k} · ${k}×${m} to float32 accuracy`, () => {
+      const rng = mulberry32(n + k + m);
+      const A = Float32Array.from({ length: n * k }, () => rng() * 2 - 1);
+      const B = Float32Array.from({ length: k * m }, () => rng() * 2 - 1);
+      const C = matmulF32(A, B, n, k, m);
+      const ref = naive(Float64Array.from(A), Float64Array.from(B), n, k, m);
+      // |error| ≤ k·2⁻²⁴·Σ_p |A_ip B_pj| ≤ k²·2⁻²⁴ for entries of magnitude ≤ 1.
+      for (let e = 0; e < C.length; e++)
+        expect(Math.abs(C[e]! - ref[e]!)).toBeLessThanOrEqual(k * k * 2 ** -24);
+    });
+  }
 });
 
 describe('float32 Gram kernel', () => {

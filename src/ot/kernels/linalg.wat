@@ -178,6 +178,58 @@
           (br_if $depth (i32.lt_u (local.get $p0) (local.get $k))))
         (br $claim))))
 
+  ;; matmul_f32(a, b, c, row_tiles, k, panels, cs, counter): C (4·row_tiles × 8·panels, row
+  ;; stride cs bytes) = A·B in float32, as matmul_f64 with panels of 8 columns.
+  (func (export "matmul_f32")
+    (param $a i32) (param $b i32) (param $c i32) (param $row_tiles i32) (param $k i32)
+    (param $panels i32) (param $cs i32) (param $counter i32)
+    (local $col_groups i32) (local $blocks i32) (local $block i32)
+    (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
+    (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
+    (local.set $a_bytes (i32.mul (local.get $k) (i32.const 16)))
+    (local.set $b_bytes (i32.shl (local.get $k) (i32.const 5)))
+    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 31)) (i32.const 5)))
+    (local.set $blocks
+      (i32.mul (local.get $col_groups) (i32.shr_u (i32.add (local.get $row_tiles) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $claim
+        (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
+        (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
+        (local.set $t0 (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2)))
+        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (if (i32.gt_u (local.get $t1) (local.get $row_tiles)) (then (local.set $t1 (local.get $row_tiles))))
+        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 5)))
+        (local.set $j1 (i32.add (local.get $j0) (i32.const 32)))
+        (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
+        (local.set $p0 (i32.const 0))
+        (loop $depth
+          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (if (i32.gt_u (local.get $p1) (local.get $k)) (then (local.set $p1 (local.get $k))))
+          (local.set $j (local.get $j0))
+          (loop $cols
+            (local.set $t (local.get $t0))
+            (loop $rows
+              (local.set $a_ptr
+                (i32.add (i32.add (local.get $a) (i32.mul (local.get $t) (local.get $a_bytes)))
+                  (i32.mul (local.get $p0) (i32.const 16))))
+              (call $tile_f32
+                (local.get $a_ptr)
+                (i32.add (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $b_bytes)))
+                  (i32.shl (local.get $p0) (i32.const 5)))
+                (i32.add (local.get $a_ptr) (i32.mul (i32.sub (local.get $p1) (local.get $p0)) (i32.const 16)))
+                (i32.add (local.get $c)
+                  (i32.add (i32.mul (i32.mul (local.get $t) (i32.const 4)) (local.get $cs))
+                    (i32.shl (local.get $j) (i32.const 5))))
+                (local.get $cs)
+                (i32.eqz (local.get $p0)))
+              (local.set $t (i32.add (local.get $t) (i32.const 1)))
+              (br_if $rows (i32.lt_u (local.get $t) (local.get $t1))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $cols (i32.lt_u (local.get $j) (local.get $j1))))
+          (local.set $p0 (local.get $p1))
+          (br_if $depth (i32.lt_u (local.get $p0) (local.get $k))))
+        (br $claim))))
+
   ;; gram_f32(a, b, c, t_begin, t_end, d, panels, cs, counter): the upper triangle of X Xᵀ for
   ;; the rows of row tiles t_begin…t_end−1, X (n × d) packed twice: a in micro-panels of 4 rows,
   ;; b in panels of 8 rows. C holds those rows only (row 4·t_begin first, row stride cs bytes),

@@ -8,9 +8,11 @@
 // exhausted, so the caller only ever waits for blocks a helper actually claimed. Helpers start
 // on the first large call (that call runs in-thread) and never hold the process open.
 import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import { isMainThread, type Worker } from 'node:worker_threads';
 import { moduleUrl, startWorker } from '../../shared/runtime.js';
 import { LINALG_WASM_BASE64 } from './linalg.wasm.js';
+import { LINALG_FMA_WASM_BASE64 } from './linalg-fma.wasm.js';
 
 // The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
 // parts used here.
@@ -27,7 +29,7 @@ interface WasmApi {
 const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** Exports of linalg.wat, by the op number written into the control block. */
-const OPS = ['matmul_f64', 'gram_f32'] as const;
+const OPS = ['matmul_f64', 'matmul_f32', 'gram_f32'] as const;
 export type Op = (typeof OPS)[number];
 type KernelFn = (...args: number[]) => void;
 
@@ -47,22 +49,59 @@ const PAGE = 65536;
 const MAX_PAGES = 65536;
 
 let compiledModule: object | null | undefined;
+let fmaModule = false;
 
-/** The compiled kernel module, once per process (null where WebAssembly SIMD/threads are missing). */
+/**
+ * True when WebAssembly relaxed SIMD validates. Node 20's V8 (11.3) has it behind a flag, on by
+ * default from V8 11.4 (Node 22); V8 reads wasm feature flags when it validates a module, so
+ * turning the flag on before the first compilation takes effect for this and later modules.
+ */
+function relaxedSimd(bytes: Uint8Array): boolean {
+  if (wasmApi!.validate(bytes)) return true;
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    return false;
+  }
+  return wasmApi!.validate(bytes);
+}
+
+/**
+ * The compiled kernel module, once per process: linalg-fma.wat where relaxed SIMD is available
+ * (fused multiply-add in the float32 kernels), else linalg.wat; null where WebAssembly SIMD or
+ * threads are missing.
+ */
 export function kernelModule(): object | null {
   if (compiledModule !== undefined) return compiledModule;
-  try {
-    const bytes = Buffer.from(LINALG_WASM_BASE64, 'base64');
-    compiledModule = wasmApi?.validate(bytes) ? new wasmApi.Module(bytes) : null;
-  } catch {
-    compiledModule = null;
+  compiledModule = null;
+  if (!wasmApi) return null;
+  for (const base64 of [LINALG_FMA_WASM_BASE64, LINALG_WASM_BASE64]) {
+    try {
+      const bytes = Buffer.from(base64, 'base64');
+      const valid = base64 === LINALG_FMA_WASM_BASE64 ? relaxedSimd(bytes) : wasmApi.validate(bytes);
+      if (!valid) continue;
+      compiledModule = new wasmApi.Module(bytes);
+      fmaModule = base64 === LINALG_FMA_WASM_BASE64;
+      return compiledModule;
+    } catch {
+      compiledModule = null;
+    }
   }
   return compiledModule;
 }
 
+/** Which kernel module this process runs: 'fma' (linalg-fma.wat), 'simd' (linalg.wat) or 'none'. */
+export function kernelVariant(): 'fma' | 'simd' | 'none' {
+  const module = kernelModule();
+  return module === null ? 'none' : fmaModule ? 'fma' : 'simd';
+}
+
 /** Makes this thread use a module compiled elsewhere (by the thread that started it). */
-export function shareKernelModule(module: object | null | undefined): void {
-  if (module && compiledModule === undefined) compiledModule = module;
+export function shareKernelModule(module: object | null | undefined, fma = false): void {
+  if (module && compiledModule === undefined) {
+    compiledModule = module;
+    fmaModule = fma;
+  }
 }
 
 /** Instantiates the kernels on `memory`: the export for each op number. */

@@ -1,0 +1,305 @@
+;; linalg.wat with fused multiply-add in the float32 tiles (f32x4.relaxed_madd, relaxed SIMD):
+;; one instruction where linalg.wat has a multiply and an add, so twice the float32 flops per
+;; cycle on hardware with FMA, and one register fewer per tile. Used where the runtime validates
+;; relaxed SIMD (kernels/team.ts). float32 results may differ from linalg.wat's in the last bits
+;; (one rounding per step instead of two, or the same, at the engine's choice); float64 kernels
+;; are unchanged, so they stay bit-identical to the JS kernel. Everything else as in linalg.wat:
+;;
+;; (linalg.wat) WebAssembly SIMD kernels for src/ot/linalg.ts, compiled by `npm run gen:wasm` (wabt) into
+;; linalg.wasm.ts beside this file; a test checks that the committed bytes match this source.
+;; Pointers are byte offsets into the shared memory the host passes in as env.memory; every thread
+;; working on a product instantiates this module on the same memory and calls the same export.
+;;
+;; Layout (packed by the host, as in Goto & van de Geijn 2008, "Anatomy of high-performance
+;; matrix multiplication"): A in micro-panels of 4 rows, a[(t·k + p)·4 + r] = A[4t + r, p]; B in
+;; panels of one C tile's width (4 f64 or 8 f32 columns), b[(j·k + p)·w + c] = B[p, w·j + c]. A
+;; 4 × w tile of C lives in eight v128 registers while p runs over 0…k−1: per p two loads of B and
+;; four splat-loads of A for eight multiplies and eight adds. (Taller tiles spill: V8 allocates 15
+;; xmm registers and needs one for each product before its add.) Each entry of C is accumulated as
+;; Σ_p A_ip B_pj in increasing p with separate multiply and add (no fused multiply-add), the order
+;; of linalg.ts's JS kernel, so f64 results are bit-identical to it.
+;;
+;; Work is split into blocks of 4 row tiles × up to 256 columns, claimed one at a time with an
+;; atomic increment of the counter at `counter`: any number of threads (one included) can run the
+;; same call, each taking blocks until none are left, so a late or busy helper costs nothing.
+
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; tile_f64(a, b, end, c, cs): one 4×4 block of C at c (row stride cs bytes) +=
+  ;; Σ_p a[p]ᵀ b[p] over the packed micro-panels a (4 f64/p) and b (4 f64/p); end = a + (number of p)·32; C starts from 0 when first ≠ 0.
+  (func $tile_f64 (param $a i32) (param $b i32) (param $end i32) (param $c i32) (param $cs i32) (param $first i32)
+    (local $acc00 v128) (local $acc01 v128) (local $acc10 v128) (local $acc11 v128) (local $acc20 v128) (local $acc21 v128) (local $acc30 v128) (local $acc31 v128)
+    (local $b0 v128) (local $b1 v128) (local $x v128) (local $c_row i32)
+    ;; Continue the sums stored in C unless this is the first block of p (exact: f64/f32 stores round-trip).
+    (if (i32.eqz (local.get $first))
+      (then
+        (local.set $c_row (local.get $c))
+        (local.set $acc00 (v128.load (local.get $c_row)))
+        (local.set $acc01 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc10 (v128.load (local.get $c_row)))
+        (local.set $acc11 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc20 (v128.load (local.get $c_row)))
+        (local.set $acc21 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc30 (v128.load (local.get $c_row)))
+        (local.set $acc31 (v128.load offset=16 (local.get $c_row)))
+      ))
+    (loop $p
+      (local.set $b0 (v128.load (local.get $b)))
+      (local.set $b1 (v128.load offset=16 (local.get $b)))
+      (local.set $x (v128.load64_splat (local.get $a)))
+      (local.set $acc00 (f64x2.add (local.get $acc00) (f64x2.mul (local.get $x) (local.get $b0))))
+      (local.set $acc01 (f64x2.add (local.get $acc01) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $x (v128.load64_splat offset=8 (local.get $a)))
+      (local.set $acc10 (f64x2.add (local.get $acc10) (f64x2.mul (local.get $x) (local.get $b0))))
+      (local.set $acc11 (f64x2.add (local.get $acc11) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $x (v128.load64_splat offset=16 (local.get $a)))
+      (local.set $acc20 (f64x2.add (local.get $acc20) (f64x2.mul (local.get $x) (local.get $b0))))
+      (local.set $acc21 (f64x2.add (local.get $acc21) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $x (v128.load64_splat offset=24 (local.get $a)))
+      (local.set $acc30 (f64x2.add (local.get $acc30) (f64x2.mul (local.get $x) (local.get $b0))))
+      (local.set $acc31 (f64x2.add (local.get $acc31) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $a (i32.add (local.get $a) (i32.const 32)))
+      (local.set $b (i32.add (local.get $b) (i32.const 32)))
+      (br_if $p (i32.lt_u (local.get $a) (local.get $end))))
+    (v128.store (local.get $c) (local.get $acc00))
+    (v128.store offset=16 (local.get $c) (local.get $acc01))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc10))
+    (v128.store offset=16 (local.get $c) (local.get $acc11))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc20))
+    (v128.store offset=16 (local.get $c) (local.get $acc21))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc30))
+    (v128.store offset=16 (local.get $c) (local.get $acc31))
+  )
+
+  ;; tile_f32(a, b, end, c, cs): one 4×8 block of C at c (row stride cs bytes) +=
+  ;; Σ_p a[p]ᵀ b[p] over the packed micro-panels a (4 f32/p) and b (8 f32/p); end = a + (number of p)·16; C starts from 0 when first ≠ 0.
+  (func $tile_f32 (param $a i32) (param $b i32) (param $end i32) (param $c i32) (param $cs i32) (param $first i32)
+    (local $acc00 v128) (local $acc01 v128) (local $acc10 v128) (local $acc11 v128) (local $acc20 v128) (local $acc21 v128) (local $acc30 v128) (local $acc31 v128)
+    (local $b0 v128) (local $b1 v128) (local $x v128) (local $c_row i32)
+    ;; Continue the sums stored in C unless this is the first block of p (exact: f64/f32 stores round-trip).
+    (if (i32.eqz (local.get $first))
+      (then
+        (local.set $c_row (local.get $c))
+        (local.set $acc00 (v128.load (local.get $c_row)))
+        (local.set $acc01 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc10 (v128.load (local.get $c_row)))
+        (local.set $acc11 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc20 (v128.load (local.get $c_row)))
+        (local.set $acc21 (v128.load offset=16 (local.get $c_row)))
+        (local.set $c_row (i32.add (local.get $c_row) (local.get $cs)))
+        (local.set $acc30 (v128.load (local.get $c_row)))
+        (local.set $acc31 (v128.load offset=16 (local.get $c_row)))
+      ))
+    (loop $p
+      (local.set $b0 (v128.load (local.get $b)))
+      (local.set $b1 (v128.load offset=16 (local.get $b)))
+      (local.set $x (v128.load32_splat (local.get $a)))
+      (local.set $acc00 (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc00)))
+      (local.set $acc01 (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc01)))
+      (local.set $x (v128.load32_splat offset=4 (local.get $a)))
+      (local.set $acc10 (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc10)))
+      (local.set $acc11 (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc11)))
+      (local.set $x (v128.load32_splat offset=8 (local.get $a)))
+      (local.set $acc20 (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc20)))
+      (local.set $acc21 (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc21)))
+      (local.set $x (v128.load32_splat offset=12 (local.get $a)))
+      (local.set $acc30 (f32x4.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc30)))
+      (local.set $acc31 (f32x4.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc31)))
+      (local.set $a (i32.add (local.get $a) (i32.const 16)))
+      (local.set $b (i32.add (local.get $b) (i32.const 32)))
+      (br_if $p (i32.lt_u (local.get $a) (local.get $end))))
+    (v128.store (local.get $c) (local.get $acc00))
+    (v128.store offset=16 (local.get $c) (local.get $acc01))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc10))
+    (v128.store offset=16 (local.get $c) (local.get $acc11))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc20))
+    (v128.store offset=16 (local.get $c) (local.get $acc21))
+    (local.set $c (i32.add (local.get $c) (local.get $cs)))
+    (v128.store (local.get $c) (local.get $acc30))
+    (v128.store offset=16 (local.get $c) (local.get $acc31))
+  )
+
+  ;; matmul_f64(a, b, c, row_tiles, k, panels, cs, counter): C (4·row_tiles × 4·panels, row
+  ;; stride cs bytes) = A·B from the packed A (row_tiles micro-panels) and B (panels of 4 columns).
+  ;; A block is 4 row tiles × up to 64 panels: each panel of B is reused by 4 row tiles while in
+  ;; L1/L2. p runs in slices of at most 4096; shorter slices (256, 512, sized for L1) measured
+  ;; slower on the target machine (AMD EPYC, 48 KB L1d) than streaming A and B from L2.
+  (func (export "matmul_f64")
+    (param $a i32) (param $b i32) (param $c i32) (param $row_tiles i32) (param $k i32)
+    (param $panels i32) (param $cs i32) (param $counter i32)
+    (local $col_groups i32) (local $blocks i32) (local $block i32)
+    (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
+    (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
+    (local.set $a_bytes (i32.mul (local.get $k) (i32.const 32)))
+    (local.set $b_bytes (i32.shl (local.get $k) (i32.const 5)))
+    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 63)) (i32.const 6)))
+    (local.set $blocks
+      (i32.mul (local.get $col_groups) (i32.shr_u (i32.add (local.get $row_tiles) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $claim
+        (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
+        (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
+        (local.set $t0 (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2)))
+        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (if (i32.gt_u (local.get $t1) (local.get $row_tiles)) (then (local.set $t1 (local.get $row_tiles))))
+        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 6)))
+        (local.set $j1 (i32.add (local.get $j0) (i32.const 64)))
+        (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
+        (local.set $p0 (i32.const 0))
+        (loop $depth
+          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (if (i32.gt_u (local.get $p1) (local.get $k)) (then (local.set $p1 (local.get $k))))
+          (local.set $j (local.get $j0))
+          (loop $cols
+            (local.set $t (local.get $t0))
+            (loop $rows
+              (local.set $a_ptr
+                (i32.add (i32.add (local.get $a) (i32.mul (local.get $t) (local.get $a_bytes)))
+                  (i32.mul (local.get $p0) (i32.const 32))))
+              (call $tile_f64
+                (local.get $a_ptr)
+                (i32.add (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $b_bytes)))
+                  (i32.shl (local.get $p0) (i32.const 5)))
+                (i32.add (local.get $a_ptr) (i32.mul (i32.sub (local.get $p1) (local.get $p0)) (i32.const 32)))
+                (i32.add (local.get $c)
+                  (i32.add (i32.mul (i32.mul (local.get $t) (i32.const 4)) (local.get $cs))
+                    (i32.shl (local.get $j) (i32.const 5))))
+                (local.get $cs)
+                (i32.eqz (local.get $p0)))
+              (local.set $t (i32.add (local.get $t) (i32.const 1)))
+              (br_if $rows (i32.lt_u (local.get $t) (local.get $t1))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $cols (i32.lt_u (local.get $j) (local.get $j1))))
+          (local.set $p0 (local.get $p1))
+          (br_if $depth (i32.lt_u (local.get $p0) (local.get $k))))
+        (br $claim))))
+
+  ;; matmul_f32(a, b, c, row_tiles, k, panels, cs, counter): C (4·row_tiles × 8·panels, row
+  ;; stride cs bytes) = A·B in float32, as matmul_f64 with panels of 8 columns.
+  (func (export "matmul_f32")
+    (param $a i32) (param $b i32) (param $c i32) (param $row_tiles i32) (param $k i32)
+    (param $panels i32) (param $cs i32) (param $counter i32)
+    (local $col_groups i32) (local $blocks i32) (local $block i32)
+    (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
+    (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
+    (local.set $a_bytes (i32.mul (local.get $k) (i32.const 16)))
+    (local.set $b_bytes (i32.shl (local.get $k) (i32.const 5)))
+    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 31)) (i32.const 5)))
+    (local.set $blocks
+      (i32.mul (local.get $col_groups) (i32.shr_u (i32.add (local.get $row_tiles) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $claim
+        (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
+        (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
+        (local.set $t0 (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2)))
+        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (if (i32.gt_u (local.get $t1) (local.get $row_tiles)) (then (local.set $t1 (local.get $row_tiles))))
+        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 5)))
+        (local.set $j1 (i32.add (local.get $j0) (i32.const 32)))
+        (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
+        (local.set $p0 (i32.const 0))
+        (loop $depth
+          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (if (i32.gt_u (local.get $p1) (local.get $k)) (then (local.set $p1 (local.get $k))))
+          (local.set $j (local.get $j0))
+          (loop $cols
+            (local.set $t (local.get $t0))
+            (loop $rows
+              (local.set $a_ptr
+                (i32.add (i32.add (local.get $a) (i32.mul (local.get $t) (local.get $a_bytes)))
+                  (i32.mul (local.get $p0) (i32.const 16))))
+              (call $tile_f32
+                (local.get $a_ptr)
+                (i32.add (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $b_bytes)))
+                  (i32.shl (local.get $p0) (i32.const 5)))
+                (i32.add (local.get $a_ptr) (i32.mul (i32.sub (local.get $p1) (local.get $p0)) (i32.const 16)))
+                (i32.add (local.get $c)
+                  (i32.add (i32.mul (i32.mul (local.get $t) (i32.const 4)) (local.get $cs))
+                    (i32.shl (local.get $j) (i32.const 5))))
+                (local.get $cs)
+                (i32.eqz (local.get $p0)))
+              (local.set $t (i32.add (local.get $t) (i32.const 1)))
+              (br_if $rows (i32.lt_u (local.get $t) (local.get $t1))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $cols (i32.lt_u (local.get $j) (local.get $j1))))
+          (local.set $p0 (local.get $p1))
+          (br_if $depth (i32.lt_u (local.get $p0) (local.get $k))))
+        (br $claim))))
+
+  ;; gram_f32(a, b, c, t_begin, t_end, d, panels, cs, counter): the upper triangle of X Xᵀ for
+  ;; the rows of row tiles t_begin…t_end−1, X (n × d) packed twice: a in micro-panels of 4 rows,
+  ;; b in panels of 8 rows. C holds those rows only (row 4·t_begin first, row stride cs bytes),
+  ;; all 8·panels columns; tiles wholly below the diagonal are skipped, the rest written whole.
+  ;; Blocks are 4 row tiles × up to 32 panels, with d in slices of 4096 as in matmul_f64.
+  (func (export "gram_f32")
+    (param $a i32) (param $b i32) (param $c i32) (param $t_begin i32) (param $t_end i32)
+    (param $d i32) (param $panels i32) (param $cs i32) (param $counter i32)
+    (local $col_groups i32) (local $blocks i32) (local $block i32)
+    (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
+    (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
+    (local.set $a_bytes (i32.mul (local.get $d) (i32.const 16)))
+    (local.set $b_bytes (i32.shl (local.get $d) (i32.const 5)))
+    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 31)) (i32.const 5)))
+    (local.set $blocks
+      (i32.mul (local.get $col_groups)
+        (i32.shr_u (i32.add (i32.sub (local.get $t_end) (local.get $t_begin)) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $claim
+        (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
+        (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
+        (local.set $t0
+          (i32.add (local.get $t_begin)
+            (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2))))
+        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (if (i32.gt_u (local.get $t1) (local.get $t_end)) (then (local.set $t1 (local.get $t_end))))
+        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 5)))
+        (local.set $j1 (i32.add (local.get $j0) (i32.const 32)))
+        (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
+        ;; The whole block lies below the diagonal: its last column precedes its first row.
+        (if (i32.le_u (i32.shl (local.get $j1) (i32.const 3)) (i32.mul (local.get $t0) (i32.const 4)))
+          (then (br $claim)))
+        (local.set $p0 (i32.const 0))
+        (loop $depth
+          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (if (i32.gt_u (local.get $p1) (local.get $d)) (then (local.set $p1 (local.get $d))))
+          (local.set $j (local.get $j0))
+          (loop $cols
+            (local.set $t (local.get $t0))
+            (loop $rows
+              ;; Panel j's last column 8j + 7 reaches the diagonal of tile t's first row.
+              (if (i32.gt_u (i32.shl (i32.add (local.get $j) (i32.const 1)) (i32.const 3))
+                    (i32.mul (local.get $t) (i32.const 4)))
+                (then
+                  (local.set $a_ptr
+                    (i32.add (i32.add (local.get $a) (i32.mul (local.get $t) (local.get $a_bytes)))
+                      (i32.mul (local.get $p0) (i32.const 16))))
+                  (call $tile_f32
+                    (local.get $a_ptr)
+                    (i32.add (i32.add (local.get $b) (i32.mul (local.get $j) (local.get $b_bytes)))
+                      (i32.shl (local.get $p0) (i32.const 5)))
+                    (i32.add (local.get $a_ptr) (i32.mul (i32.sub (local.get $p1) (local.get $p0)) (i32.const 16)))
+                    (i32.add (local.get $c)
+                      (i32.add
+                        (i32.mul (i32.mul (i32.sub (local.get $t) (local.get $t_begin)) (i32.const 4)) (local.get $cs))
+                        (i32.shl (local.get $j) (i32.const 5))))
+                    (local.get $cs)
+                    (i32.eqz (local.get $p0)))))
+              (local.set $t (i32.add (local.get $t) (i32.const 1)))
+              (br_if $rows (i32.lt_u (local.get $t) (local.get $t1))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br_if $cols (i32.lt_u (local.get $j) (local.get $j1))))
+          (local.set $p0 (local.get $p1))
+          (br_if $depth (i32.lt_u (local.get $p0) (local.get $d))))
+        (br $claim))))
+)
