@@ -95,8 +95,28 @@ describe('atomlens report', () => {
     const missing = await atomlens(['report', '--coordinator', address, '--get', 'rep-nope']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no report 'rep-nope'/);
+    // The fix is a command, not an RPC.
+    expect(missing.stderr).toMatch(/atomlens report --list/);
+    expect(missing.stderr).not.toMatch(/ListReports/);
     const unknown = await atomlens(['report', '--coordinator', address, '--models', 'zed/0-1']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/unknown client 'zed'/);
+    expect(unknown.stderr).not.toMatch(/ListClients/);
+  });
+
+  it('checks --out before it asks for an analysis', async () => {
+    const before = (await coordinator.storage.listReports(1000)).length;
+    const started = Date.now();
+    const bad = await atomlens([
+      'report',
+      '--coordinator',
+      address,
+      '--out',
+      '/nonexistent-dir/x/report.html',
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--out.*\/nonexistent-dir\/x/);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect((await coordinator.storage.listReports(1000)).length).toBe(before);
   });
 });

@@ -91,6 +91,25 @@ describe('HTTP hardening', () => {
     await h?.close();
   });
 
+  it('sends the report HTML with a Content-Security-Policy that allows no script and no fetch', async () => {
+    await h.running.storage.putReport({
+      reportId: 'rep-csp',
+      createdAtMs: 1,
+      trigger: 'operator',
+      models: 0,
+      analysisId: 'ana-csp',
+      json: '{}',
+      html: '<!doctype html><p>report</p>',
+    });
+    const res = await raw(port(), { method: 'GET', path: '/reports/rep-csp.html' });
+    expect(res.status).toBe(200);
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).not.toMatch(/script-src/);
+    expect(csp).toMatch(/frame-ancestors 'none'/);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+  });
+
   it('answers 400 for a malformed percent-encoding in a report path', async () => {
     const res = await raw(port(), { method: 'GET', path: '/reports/%ZZ' });
     expect(res.status).toBe(400);

@@ -1,6 +1,7 @@
 // `atomlens report`: ask a running coordinator for a sub-network analysis (escalation level 1)
 // and follow its progress to the report, or list / fetch stored reports.
-import { writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { AnalysisReport } from '../../analysis/report/types.js';
 import type { GetReportResponse__Output } from '../../generated/atomlens/v1/GetReportResponse.js';
@@ -154,6 +155,8 @@ export async function run(parsed: Parsed): Promise<number> {
   const deadlineMs = intFlag(v, 'deadline', 0, 24 * 3_600_000);
   const probeSize = intFlag(v, 'probe-size', 0, 4096);
   const limit = intFlag(v, 'limit', 1, 1000);
+  // Before the analysis runs (it can take minutes): a path that cannot be written fails now.
+  if (out) checkWritable(out);
 
   const connection = connectOperatorFromFlags(v);
   const { address, client, metadata } = connection;
@@ -235,5 +238,33 @@ export async function run(parsed: Parsed): Promise<number> {
     return EXIT.ok;
   } finally {
     client.close();
+  }
+}
+
+/** UsageError unless `path` can be created or overwritten (its directory exists and is writable). */
+function checkWritable(path: string): void {
+  const dir = dirname(resolve(path));
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    // Missing: reported below.
+  }
+  if (!isDir)
+    throw new UsageError(
+      `--out ${path}: the directory ${dir} does not exist; create it or choose another path`,
+    );
+  try {
+    accessSync(dir, constants.W_OK);
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory())
+        throw new UsageError(`--out ${path} is a directory; give a file name (e.g. report.html)`);
+      accessSync(path, constants.W_OK);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(
+      `--out ${path} cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'}); choose another path`,
+    );
   }
 }

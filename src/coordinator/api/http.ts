@@ -157,7 +157,12 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse):
       return;
     }
     if (html) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        // The page is self-contained (inline style and SVG, no script): nothing else may load or run.
+        'content-security-policy': REPORT_CSP,
+        'x-content-type-options': 'nosniff',
+      });
       res.end(report.html);
     } else {
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
@@ -270,6 +275,10 @@ function refuseOversized(req: IncomingMessage, res: ServerResponse): boolean {
   });
   return true;
 }
+
+/** The report page needs its inline style and data: images, nothing more. */
+const REPORT_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 function logInternal(deps: HttpDeps, err: unknown, url: string | undefined): string {
   const correlationId = randomBytes(6).toString('hex');

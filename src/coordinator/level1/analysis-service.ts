@@ -15,6 +15,7 @@ import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/rep
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
 import { modelKey } from '../../shared/ids.js';
+import { quoteInput } from '../calls.js';
 import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
@@ -313,12 +314,12 @@ export class AnalysisServiceImpl implements AnalysisService {
       if (!client)
         throw new AnalysisRequestError(
           'not_found',
-          `unknown client '${m.clientId}'; ListClients shows the registered ones`,
+          `unknown client ${quoteInput(m.clientId)}; \`atomlens status\` shows the registered ones`,
         );
       if (!client.tasks.some((t) => t.taskId === m.taskId)) {
         throw new AnalysisRequestError(
           'not_found',
-          `client '${m.clientId}' has no task '${m.taskId}' (its tasks: ${client.tasks.map((t) => t.taskId).join(', ')})`,
+          `client ${quoteInput(m.clientId)} has no task ${quoteInput(m.taskId)} (its tasks: ${client.tasks.map((t) => t.taskId).join(', ')})`,
         );
       }
       const k = modelKey(m.clientId, m.taskId);
