@@ -190,8 +190,6 @@ function startCoordinatorChild(
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const started = Date.now();
   const dataDir = resolve(options.dataDir);
-  const opts = { ...options, dataDir };
-  const { signal } = options;
   prepareDataDir(dataDir, options.fresh);
   const templatePath = join(dataDir, 'demo.template.json');
   writeTemplateFile(templatePath, demoTemplate(options.probeSize));
@@ -201,110 +199,113 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     tasks: options.tasks,
     countShare: options.countShare,
   });
-  const display = new DemoDisplay(options.out, plans, options.rounds);
-  const children: ManagedChild[] = [];
-  let operator: DemoOperator | undefined;
-  let coordinator: ManagedChild | undefined;
-  let stopping = false;
-
-  const shutdown = async () => {
-    stopping = true;
-    display.finish();
-    operator?.close();
-    const clients = children.filter((c) => c !== coordinator);
-    // Clients first (they close their sessions), then the coordinator drains and closes storage.
-    await stopChildren(clients, 10_000);
-    if (coordinator) await stopChildren([coordinator], 15_000);
-  };
-
+  const run = new DemoRun({ ...options, dataDir }, plans);
   try {
-    display.line(
+    run.display.line(
       `atomlens demo: ${plans.length} clients, tasks ${options.tasks.join(', ')}, ${options.rounds} rounds per task`,
     );
-    display.line(`data directory ${dataDir} (logs in ${join(dataDir, 'logs')})`);
-    const coord = startCoordinatorChild(opts, templatePath);
-    coordinator = coord.child;
-    children.push(coord.child);
-    options.onChild?.('coordinator', coord.child.pid);
-    const { grpc: grpcAddress, http: httpUrl } = await abortable(coord.ready, signal);
-    display.line(`coordinator (pid ${coord.child.pid}): gRPC ${grpcAddress}, HTTP ${httpUrl}`);
-    const metricsUrl = `${httpUrl}/metrics`;
-    operator = new DemoOperator(grpcAddress);
-    const op = operator;
+    run.display.line(`data directory ${dataDir} (logs in ${join(dataDir, 'logs')})`);
+    const coordinator = await run.startCoordinator(templatePath);
+
+    const trainingStarted = Date.now();
+    run.startClients(coordinator.grpcAddress);
+    await run.waitForTraining(coordinator.gone);
+    const trainingSeconds = (Date.now() - trainingStarted) / 1000;
+    run.requireTwoTrainedClients();
+    run.display.line(
+      `training finished in ${trainingSeconds.toFixed(1)} s; asking the coordinator for an analysis of every model`,
+    );
+
+    const analysisStarted = Date.now();
+    const analysis = await run.finalAnalysis(coordinator.gone);
+    const analysisSeconds = (Date.now() - analysisStarted) / 1000;
+    const summary = await run.finalSummary(analysis.report);
+
+    const result: DemoResult = {
+      reportId: analysis.reportId,
+      reportHtmlPath: analysis.htmlPath,
+      reportJsonPath: analysis.jsonPath,
+      reportUrl: `${coordinator.httpUrl}/reports/${analysis.reportId}.html`,
+      metricsUrl: coordinator.metricsUrl,
+      grpcAddress: coordinator.grpcAddress,
+      summary,
+      escalations: run.escalations,
+      plans,
+      seconds: { total: (Date.now() - started) / 1000, training: trainingSeconds, analysis: analysisSeconds },
+    };
+    printResult(options.out, result);
+    if (options.keepRunning) await run.keepRunning(result, coordinator.gone);
+    return result;
+  } finally {
+    await run.shutdown();
+  }
+}
+
+/** The coordinator as the demo reaches it, and a promise that rejects if it dies while needed. */
+interface RunningCoordinator {
+  grpcAddress: string;
+  httpUrl: string;
+  metricsUrl: string;
+  /** Rejects with a DemoError when the coordinator exits before the demo stops it; never resolves. */
+  gone: Promise<never>;
+}
+
+/** One demo run's moving parts: children, the operator connection, the display and what it saw. */
+class DemoRun {
+  readonly display: DemoDisplay;
+  readonly escalations: EscalationRecord[] = [];
+  private readonly children: ManagedChild[] = [];
+  private readonly clientExits: Promise<unknown>[] = [];
+  private coordinator: ManagedChild | undefined;
+  private operatorConnection: DemoOperator | undefined;
+  private stopping = false;
+  private announcedRounds = 0;
+  private readonly seenReports = new Set<string>();
+  /** What the summaries say about each client beside its numbers (the skewed one is named). */
+  private readonly notes: Record<string, string> = {};
+  private snapshotChain: Promise<void> = Promise.resolve();
+  private lastSnapshot: FederationSnapshot = { similarity: null, models: [] };
+
+  constructor(
+    private readonly options: DemoOptions,
+    private readonly plans: DemoClientPlan[],
+  ) {
+    this.display = new DemoDisplay(options.out, plans, options.rounds);
+    for (const p of plans) if (p.role === 'skewed') this.notes[p.id] = 'skewed share';
+  }
+
+  private get operator(): DemoOperator {
+    if (!this.operatorConnection) throw new Error('the coordinator has not been started');
+    return this.operatorConnection;
+  }
+
+  /** Starts the coordinator child and waits until it listens; the operator connection follows. */
+  async startCoordinator(templatePath: string): Promise<RunningCoordinator> {
+    const coord = startCoordinatorChild(this.options, templatePath);
+    this.coordinator = coord.child;
+    this.children.push(coord.child);
+    this.options.onChild?.('coordinator', coord.child.pid);
+    const { grpc: grpcAddress, http: httpUrl } = await abortable(coord.ready, this.options.signal);
+    this.display.line(`coordinator (pid ${coord.child.pid}): gRPC ${grpcAddress}, HTTP ${httpUrl}`);
+    this.operatorConnection = new DemoOperator(grpcAddress);
 
     // Fail loudly if the coordinator dies while the demo still needs it.
-    const coordinatorGone = coord.child.exited.then((exit) => {
-      if (!stopping) {
+    const gone = coord.child.exited.then((exit) => {
+      if (!this.stopping) {
         throw new DemoError(
           `the coordinator exited unexpectedly (code ${exit.code ?? exit.signal}); its log (${coord.child.logPath}):\n${tail(coord.child.logPath)}`,
         );
       }
       return new Promise<never>(() => {});
     });
-    coordinatorGone.catch(() => {});
+    gone.catch(() => {});
+    return { grpcAddress, httpUrl, metricsUrl: `${httpUrl}/metrics`, gone };
+  }
 
-    // --- clients --------------------------------------------------------------------------
-    const trainingStarted = Date.now();
-    let announcedRounds = 0;
-    const seenReports = new Set<string>();
-    const escalations: EscalationRecord[] = [];
-    const notes: Record<string, string> = {};
-    for (const p of plans) if (p.role === 'skewed') notes[p.id] = 'skewed share';
-    /** Reports the coordinator wrote on its own since the last look, saved beside the demo's. */
-    const collectEscalations = async (): Promise<EscalationRecord[]> => {
-      const found: EscalationRecord[] = [];
-      for (const r of await op.listReports()) {
-        const trigger = triggerName(r.trigger);
-        if (seenReports.has(r.reportId) || trigger === 'operator') continue;
-        seenReports.add(r.reportId);
-        const stored = await op.getReport(r.reportId);
-        const htmlPath = join(dataDir, 'reports', `${r.reportId}.html`);
-        writeFileSync(htmlPath, stored.html);
-        writeFileSync(join(dataDir, 'reports', `${r.reportId}.json`), stored.json);
-        const parsedReport = JSON.parse(stored.json) as AnalysisReport;
-        const record = {
-          reportId: r.reportId,
-          trigger,
-          reason: parsedReport.trigger.reason,
-          models: r.models,
-          htmlPath,
-          summary: summariseDemo(parsedReport, lastSnapshot, notes),
-        };
-        escalations.push(record);
-        found.push(record);
-      }
-      return found;
-    };
-    let snapshotChain: Promise<void> = Promise.resolve();
-    let lastSnapshot: FederationSnapshot = { similarity: null, models: [] };
-    const onFederationProgress = () => {
-      const done = display.completedFederationRounds();
-      if (done <= announcedRounds) return;
-      announcedRounds = done;
-      snapshotChain = snapshotChain.then(async () => {
-        try {
-          const snap = await op.snapshot();
-          lastSnapshot = snap;
-          const top = snap.models.find((m) => Number.isFinite(m.divergence));
-          display.line(
-            `round ${done}/${display.totalFederationRounds()}: federation similarity ${snap.similarity === null ? 'n/a' : snap.similarity.toFixed(4)}` +
-              (top
-                ? ` · most divergent ${top.clientId}/${top.taskId} (divergence ${top.divergence.toFixed(4)}, drift ${top.drift.toFixed(4)})`
-                : ''),
-          );
-          for (const e of await collectEscalations()) {
-            display.line(
-              `escalation (${e.trigger}): ${e.reason} → ${e.models} models analysed, ${e.htmlPath}`,
-            );
-          }
-        } catch (err) {
-          if (!stopping) display.line(`(could not query the coordinator: ${(err as Error).message})`);
-        }
-      });
-    };
-
-    const clientExits: Promise<unknown>[] = [];
-    for (const plan of plans) {
+  /** Starts one client child per plan; their JSON events drive the display and the progress lines. */
+  startClients(grpcAddress: string): void {
+    const { options } = this;
+    for (const plan of this.plans) {
       const child = startChild({
         name: plan.id,
         args: [
@@ -334,46 +335,105 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           '30',
           '--json',
         ],
-        logPath: join(dataDir, 'logs', `${plan.id}.log`),
-        onLine(line) {
+        logPath: join(options.dataDir, 'logs', `${plan.id}.log`),
+        onLine: (line) => {
           let event: ClientProgressEvent;
           try {
             event = JSON.parse(line) as ClientProgressEvent;
           } catch {
             return;
           }
-          if (display.clientEvent(plan.id, event)) onFederationProgress();
+          if (this.display.clientEvent(plan.id, event)) this.onFederationProgress();
         },
       });
-      children.push(child);
-      display.setPid(plan.id, child.pid);
+      this.children.push(child);
+      this.display.setPid(plan.id, child.pid);
       options.onChild?.(plan.id, child.pid);
-      display.line(`[${plan.id}] started (pid ${child.pid}): ${plan.note}`);
-      clientExits.push(
-        child.exited.then((exit) => {
-          if (stopping) return;
-          const ok = exit.code === 0;
-          display.setState(
-            plan.id,
-            ok ? 'done' : 'failed',
-            ok ? 'exited' : `exited with ${exit.code ?? exit.signal}`,
-          );
-          if (!ok)
-            display.line(
-              `[${plan.id}] failed (exit ${exit.code ?? exit.signal}); its log:\n${tail(child.logPath)}`,
-            );
-          onFederationProgress();
-        }),
-      );
+      this.display.line(`[${plan.id}] started (pid ${child.pid}): ${plan.note}`);
+      this.clientExits.push(child.exited.then((exit) => this.onClientExit(plan, child, exit)));
     }
+  }
 
-    // Wait until every client has uploaded all its rounds (or has failed).
+  private onClientExit(plan: DemoClientPlan, child: ManagedChild, exit: Awaited<ManagedChild['exited']>) {
+    if (this.stopping) return;
+    const ok = exit.code === 0;
+    this.display.setState(
+      plan.id,
+      ok ? 'done' : 'failed',
+      ok ? 'exited' : `exited with ${exit.code ?? exit.signal}`,
+    );
+    if (!ok)
+      this.display.line(
+        `[${plan.id}] failed (exit ${exit.code ?? exit.signal}); its log:\n${tail(child.logPath)}`,
+      );
+    this.onFederationProgress();
+  }
+
+  /**
+   * After each completed federation round: one line with the coordinator's similarity view, and
+   * any escalation report it wrote meanwhile. Queries run one after another (a chain).
+   */
+  private onFederationProgress(): void {
+    const { display } = this;
+    const done = display.completedFederationRounds();
+    if (done <= this.announcedRounds) return;
+    this.announcedRounds = done;
+    this.snapshotChain = this.snapshotChain.then(async () => {
+      try {
+        const snap = await this.operator.snapshot();
+        this.lastSnapshot = snap;
+        const top = snap.models.find((m) => Number.isFinite(m.divergence));
+        display.line(
+          `round ${done}/${display.totalFederationRounds()}: federation similarity ${snap.similarity === null ? 'n/a' : snap.similarity.toFixed(4)}` +
+            (top
+              ? ` · most divergent ${top.clientId}/${top.taskId} (divergence ${top.divergence.toFixed(4)}, drift ${top.drift.toFixed(4)})`
+              : ''),
+        );
+        for (const e of await this.collectEscalations()) {
+          display.line(`escalation (${e.trigger}): ${e.reason} → ${e.models} models analysed, ${e.htmlPath}`);
+        }
+      } catch (err) {
+        if (!this.stopping) display.line(`(could not query the coordinator: ${(err as Error).message})`);
+      }
+    });
+  }
+
+  /** Reports the coordinator wrote on its own since the last look, saved beside the demo's. */
+  private async collectEscalations(): Promise<EscalationRecord[]> {
+    const found: EscalationRecord[] = [];
+    const op = this.operator;
+    for (const r of await op.listReports()) {
+      const trigger = triggerName(r.trigger);
+      if (this.seenReports.has(r.reportId) || trigger === 'operator') continue;
+      this.seenReports.add(r.reportId);
+      const stored = await op.getReport(r.reportId);
+      const htmlPath = join(this.options.dataDir, 'reports', `${r.reportId}.html`);
+      writeFileSync(htmlPath, stored.html);
+      writeFileSync(join(this.options.dataDir, 'reports', `${r.reportId}.json`), stored.json);
+      const parsedReport = JSON.parse(stored.json) as AnalysisReport;
+      const record = {
+        reportId: r.reportId,
+        trigger,
+        reason: parsedReport.trigger.reason,
+        models: r.models,
+        htmlPath,
+        summary: summariseDemo(parsedReport, this.lastSnapshot, this.notes),
+      };
+      this.escalations.push(record);
+      found.push(record);
+    }
+    return found;
+  }
+
+  /** Waits until every client has uploaded all its rounds (or has failed), and the last progress line. */
+  async waitForTraining(coordinatorGone: Promise<never>): Promise<void> {
+    const { signal } = this.options;
     await abortable(
       Promise.race([
         coordinatorGone,
         new Promise<void>((resolveTrained) => {
           const check = setInterval(() => {
-            if (display.allTrained()) {
+            if (this.display.allTrained()) {
               clearInterval(check);
               resolveTrained();
             }
@@ -383,30 +443,31 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       ]),
       signal,
     );
-    await abortable(snapshotChain, signal);
-    const trainingSeconds = (Date.now() - trainingStarted) / 1000;
-    const trained = [...display.rows.values()].filter((r) => r.uploads > 0).length;
+    await abortable(this.snapshotChain, signal);
+  }
+
+  requireTwoTrainedClients(): void {
+    const trained = [...this.display.rows.values()].filter((r) => r.uploads > 0).length;
     if (trained < 2) {
       throw new DemoError(
-        `only ${trained} client(s) uploaded atoms; an analysis needs at least two models. See the logs in ${join(dataDir, 'logs')}`,
+        `only ${trained} client(s) uploaded atoms; an analysis needs at least two models. See the logs in ${join(this.options.dataDir, 'logs')}`,
       );
     }
-    display.line(
-      `training finished in ${trainingSeconds.toFixed(1)} s; asking the coordinator for an analysis of every model`,
-    );
+  }
 
-    // --- analysis ---------------------------------------------------------------------------
-    const analysisStarted = Date.now();
+  /** Asks for an analysis of every model, following its progress; writes the report's two files. */
+  async finalAnalysis(coordinatorGone: Promise<never>) {
+    const { signal, dataDir } = this.options;
     let lastStage = '';
     const outcome = await abortable(
       Promise.race([
         coordinatorGone,
-        op.requestAnalysis(
-          { reason: 'demo: end of training', probeSize: options.probeSize, probeDeadlineMs: 60_000 },
+        this.operator.requestAnalysis(
+          { reason: 'demo: end of training', probeSize: this.options.probeSize, probeDeadlineMs: 60_000 },
           (p) => {
             const stage = stageName(p.stage);
             const text = `analysis ${(p.fraction * 100).toFixed(0).padStart(3)}% ${stage}: ${p.message}`;
-            display.status(text, stage !== lastStage);
+            this.display.status(text, stage !== lastStage);
             lastStage = stage;
           },
           600_000,
@@ -414,48 +475,51 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       ]),
       signal,
     );
-    display.status('', false);
-    const report = await abortable(op.getReport(outcome.reportId), signal);
-    const reportJsonPath = join(dataDir, 'reports', `${outcome.reportId}.json`);
-    const reportHtmlPath = join(dataDir, 'reports', `${outcome.reportId}.html`);
-    writeFileSync(reportJsonPath, report.json);
-    writeFileSync(reportHtmlPath, report.html);
-    const analysisSeconds = (Date.now() - analysisStarted) / 1000;
-    const parsed = JSON.parse(report.json) as AnalysisReport;
-    // Divergence as the coordinator sees it now (level 0), beside the report's GW view.
-    const snapshot = await abortable(op.snapshot(), signal).catch(() => lastSnapshot);
-    await collectEscalations().catch(() => []);
-    const summary = summariseDemo(parsed, snapshot, notes);
-    display.finish();
-
-    const result: DemoResult = {
+    this.display.status('', false);
+    const report = await abortable(this.operator.getReport(outcome.reportId), signal);
+    const jsonPath = join(dataDir, 'reports', `${outcome.reportId}.json`);
+    const htmlPath = join(dataDir, 'reports', `${outcome.reportId}.html`);
+    writeFileSync(jsonPath, report.json);
+    writeFileSync(htmlPath, report.html);
+    return {
       reportId: outcome.reportId,
-      reportHtmlPath,
-      reportJsonPath,
-      reportUrl: `${httpUrl}/reports/${outcome.reportId}.html`,
-      metricsUrl,
-      grpcAddress,
-      summary,
-      escalations,
-      plans,
-      seconds: { total: (Date.now() - started) / 1000, training: trainingSeconds, analysis: analysisSeconds },
+      jsonPath,
+      htmlPath,
+      report: JSON.parse(report.json) as AnalysisReport,
     };
-    printResult(options.out, result);
+  }
 
-    if (options.keepRunning) {
-      options.out.write(
-        `\nThe coordinator and clients stay up: browse ${result.reportUrl} and ${metricsUrl};\n` +
-          `try \`atomlens status --coordinator ${grpcAddress}\` or \`atomlens report --coordinator ${grpcAddress} --out again.html\`.\n` +
-          'Press Ctrl-C to stop everything.\n',
-      );
-      await abortable(coordinatorGone, signal).catch((err: unknown) => {
-        if (!(err instanceof DemoInterrupted)) throw err;
-      });
-    }
-    void clientExits;
-    return result;
-  } finally {
-    await shutdown();
+  /** The summary of the final report, with divergence as the coordinator sees it now (level 0). */
+  async finalSummary(report: AnalysisReport): Promise<DemoSummary> {
+    const snapshot = await abortable(this.operator.snapshot(), this.options.signal).catch(
+      () => this.lastSnapshot,
+    );
+    await this.collectEscalations().catch(() => []);
+    const summary = summariseDemo(report, snapshot, this.notes);
+    this.display.finish();
+    return summary;
+  }
+
+  /** --keep-running: everything stays up until Ctrl-C (or the coordinator dies). */
+  async keepRunning(result: DemoResult, coordinatorGone: Promise<never>): Promise<void> {
+    this.options.out.write(
+      `\nThe coordinator and clients stay up: browse ${result.reportUrl} and ${result.metricsUrl};\n` +
+        `try \`atomlens status --coordinator ${result.grpcAddress}\` or \`atomlens report --coordinator ${result.grpcAddress} --out again.html\`.\n` +
+        'Press Ctrl-C to stop everything.\n',
+    );
+    await abortable(coordinatorGone, this.options.signal).catch((err: unknown) => {
+      if (!(err instanceof DemoInterrupted)) throw err;
+    });
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.display.finish();
+    this.operatorConnection?.close();
+    const clients = this.children.filter((c) => c !== this.coordinator);
+    // Clients first (they close their sessions), then the coordinator drains and closes storage.
+    await stopChildren(clients, 10_000);
+    if (this.coordinator) await stopChildren([this.coordinator], 15_000);
   }
 }
 
