@@ -1,4 +1,4 @@
-// Wall time of one level-1 analysis after probing (SPEC "Escalation"): every GW solve on the
+// Wall time of one level-1 analysis after probing: every GW solve on the
 // worker pool, segmentation, labels, cross-check and the HTML page, for synthetic models with
 // the demo template's shape (5 probe layers). `npm run bench -- analysis`.
 import { availableParallelism } from 'node:os';

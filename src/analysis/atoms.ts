@@ -1,9 +1,9 @@
-// Atom-based measures between models (SPEC "Measures"). Pure functions over typed arrays:
+// Atom-based measures between models. Pure functions over typed arrays:
 // a layer's atoms D (m × k × k) travel as one flat Float32Array of m·k·k values in C order,
 // so atom j is the slice [j·k², (j+1)·k²).
 
 /** Dot product of two equally long vectors, accumulated in float64. */
-export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`dot: lengths differ (${a.length} vs ${b.length})`);
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
@@ -11,7 +11,7 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Euclidean norm. */
-export function norm(a: ArrayLike<number>): number {
+function norm(a: ArrayLike<number>): number {
   return Math.sqrt(dot(a, a));
 }
 
@@ -126,7 +126,7 @@ export function basisSimilarity(
 }
 
 /**
- * Subspace similarity (basis-free, SPEC "Measures"): the principal angles between the spans of
+ * Subspace similarity (basis-free): the principal angles between the spans of
  * the m flattened atoms of each side in R^(k·k); returns the mean cos² of the angles, in [0, 1].
  * Invariant to any invertible recombination of the atoms, so it does not need shared α.
  * `a` and `b` hold m × kk values each (kk = k·k).
@@ -140,7 +140,10 @@ export function subspaceSimilarity(
   return basisSimilarity(orthonormalRows(a, m, kk), orthonormalRows(b, m, kk), kk);
 }
 
-/** Copy of `v` scaled to unit Euclidean norm (float64); all zeros stays all zeros. */
+/**
+ * Copy of `v` scaled to unit Euclidean norm (float64); all zeros stays all zeros.
+ * @internal exported for its tests
+ */
 export function unitVector(v: ArrayLike<number>): Float64Array {
   const out = new Float64Array(v.length);
   const n = norm(v);
@@ -149,16 +152,11 @@ export function unitVector(v: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** sum += scale · v, in place (running sums for centroids). */
-export function addScaled(sum: Float64Array, v: ArrayLike<number>, scale: number): void {
-  if (sum.length !== v.length) throw new Error(`addScaled: lengths differ (${sum.length} vs ${v.length})`);
-  for (let i = 0; i < sum.length; i++) sum[i]! += scale * v[i]!;
-}
-
 /**
  * Cosine between a unit vector u that is part of a running sum S of unit vectors and the
  * centroid of the *other* members, S − u (leave-one-out, so a model is never compared with
  * itself). 0 when there are no other members or they cancel out.
+ * @internal exported for its tests
  */
 export function cosineToOthers(unit: Float64Array, sum: Float64Array): number {
   let uo = 0;

@@ -1,4 +1,4 @@
-// Labels for corresponding blocks across models (SPEC "Sub-networks"): is a block the same
+// Labels for corresponding blocks across models: is a block the same
 // function everywhere (*shared*), the same within a task but different across tasks
 // (*task-specific*), or do some clients' models depart from everyone else (*client-specific*,
 // always naming them)? Every label carries the numbers behind it.
@@ -54,7 +54,7 @@ export interface LabelThresholds {
  * RMS difference of about 10 % between the two layers' distance matrices (½·√E with
  * E = mean squared difference); functionally different layers sit at 0.15–0.3.
  */
-export const DEFAULT_LABEL_THRESHOLDS: LabelThresholds = {
+const DEFAULT_LABEL_THRESHOLDS: LabelThresholds = {
   sharedMaxGw: 0.05,
   maxMisfit: 0.2,
   // Every model starts from the federation's atoms, so cosines are high throughout: on the demo,
@@ -76,14 +76,17 @@ export const DEFAULT_LABEL_SETTINGS: LabelThresholdSettings = {
   sharedMaxGw: 'auto',
 };
 
-/** Lower bound of the automatic threshold, so that near-identical stacks do not make it 0. */
+/**
+ * Lower bound of the automatic threshold, so that near-identical stacks do not make it 0.
+ * @internal exported for its tests
+ */
 export const AUTO_SHARED_FLOOR = 0.01;
 
 /** With no between-block pairs, the automatic threshold is this multiple of the within-block scale. */
-export const AUTO_SHARED_FACTOR = 2;
+const AUTO_SHARED_FACTOR = 2;
 
 /** Quantile of the within-block distances taken as the "same function" scale. */
-export const WITHIN_BLOCK_QUANTILE = 0.9;
+const WITHIN_BLOCK_QUANTILE = 0.9;
 
 /** One model's L×L layer distances and its own blocks (for the automatic threshold). */
 export interface ModelBlocks {
@@ -92,10 +95,7 @@ export interface ModelBlocks {
 }
 
 /** Distances between two layers of one model, split by whether the layers share a block. */
-export function blockDistances(
-  models: readonly ModelBlocks[],
-  L: number,
-): { within: number[]; between: number[] } {
+function blockDistances(models: readonly ModelBlocks[], L: number): { within: number[]; between: number[] } {
   const within: number[] = [];
   const between: number[] = [];
   for (const m of models) {
@@ -320,6 +320,7 @@ function* subsets(M: number, maxSize: number): Generator<number[]> {
 /**
  * The labelling rule (file comment) on one view's pairwise *distances* `dist` (M×M, null = unknown)
  * with "same function" threshold `small`.
+ * @internal exported for its tests
  */
 export function classifyPairs(
   models: LabelModel[],

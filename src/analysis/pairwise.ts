@@ -1,4 +1,4 @@
-// Pairwise atom similarity of many models (SPEC "Measures"): atom cosine where models share α,
+// Pairwise atom similarity of many models: atom cosine where models share α,
 // subspace similarity otherwise, as blocked Gram products of per-layer unit vectors. Pure code,
 // used by the level-0 index and by reports.
 
@@ -215,6 +215,7 @@ function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
  * sums in float64 (test/coordinator/similarity.test.ts checks it): each entry sums d ≤ 2,000 products of
  * float32 unit-vector components, whose rounding errors are ≈ √d·2⁻²⁴·(Σ_t |u_t v_t| ≤ 1 per
  * layer) ≈ 3·10⁻⁶, far below the differences between models that the measures report.
+ * @internal exported for its tests
  */
 export const SIMILARITY_TOLERANCE = 1e-5;
 
@@ -245,6 +246,7 @@ const GRAM_TILE = 32;
  * Upper triangle (j ≥ i) of X Xᵀ for X (n × d, row-major) into out (n × n, row-major); the
  * lower triangle is left untouched. Cache-blocked over j with a 2 × 4 register kernel: each pass
  * over t loads 6 values for 8 multiply-adds instead of 2 for 1.
+ * @internal exported for its tests
  */
 export function gramUpper(x: Float64Array, n: number, d: number, out: Float64Array): void {
   for (let jb = 0; jb < n; jb += GRAM_TILE) {

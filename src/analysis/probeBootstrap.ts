@@ -48,7 +48,7 @@ export interface BootstrapResult {
 }
 
 /** ½·√(mean over all n² entries of (X − Y)²): the GW objective at the identity coupling. */
-export function identityDistance(X: Float64Array, Y: Float64Array): number {
+function identityDistance(X: Float64Array, Y: Float64Array): number {
   let e = 0;
   for (let i = 0; i < X.length; i++) {
     const d = X[i]! - Y[i]!;
@@ -58,7 +58,7 @@ export function identityDistance(X: Float64Array, Y: Float64Array): number {
 }
 
 /** C restricted to the drawn inputs, C'[a,b] = C[idx_a, idx_b], divided by its mean off-diagonal entry. */
-export function resampleSpace(C: Float64Array, n: number, idx: Uint32Array, out: Float64Array): Float64Array {
+function resampleSpace(C: Float64Array, n: number, idx: Uint32Array, out: Float64Array): Float64Array {
   let sum = 0;
   for (let a = 0; a < n; a++) {
     const row = idx[a]! * n;

@@ -98,7 +98,10 @@ export function linearCkaFromGram(K: ArrayLike<number>, L: ArrayLike<number>, n:
   return kl / Math.sqrt(kk * ll);
 }
 
-/** Linear CKA from activations X (n×dx) and Y (n×dy), via their Gram matrices. */
+/**
+ * Linear CKA from activations X (n×dx) and Y (n×dy), via their Gram matrices.
+ * @internal exported for its tests
+ */
 export function linearCka(X: Numeric, Y: Numeric, n: number, dx: number, dy: number): number {
   return linearCkaFromGram(gramFromActivations(X, n, dx), gramFromActivations(Y, n, dy), n);
 }

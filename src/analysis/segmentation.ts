@@ -1,4 +1,4 @@
-// Sub-network discovery (SPEC "Measures" → "Sub-networks"): split a network's layers, kept in
+// Sub-network discovery: split a network's layers, kept in
 // order, into contiguous blocks of functionally similar layers, from the L×L matrix of GW
 // distances between its layers.
 //
@@ -69,7 +69,7 @@ export interface Segmentation {
   silhouetteByK: (number | null)[];
 }
 
-export const DEFAULT_MIN_SILHOUETTE = 0.25;
+const DEFAULT_MIN_SILHOUETTE = 0.25;
 
 /** Checks shape and values, and returns the symmetrised matrix (D + Dᵀ)/2 with a zero diagonal. */
 function symmetricDistances(D: ArrayLike<number>, L: number): Float64Array {
@@ -171,6 +171,7 @@ function meanBetween(S: Float64Array, L: number, a0: number, a1: number, b0: num
 /**
  * Mean silhouette (Rousseeuw 1987) of a contiguous split; a singleton layer's a is the split's
  * typical within-block distance (file comment), or s = 0 when no block has two layers.
+ * @internal exported for its tests
  */
 export function meanSilhouette(
   S: Float64Array,

@@ -43,7 +43,10 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return Math.max(-1, Math.min(1, sxy / Math.sqrt(sxx * syy)));
 }
 
-/** Ranks 1..n in ascending order; tied values share the mean of the ranks they span. */
+/**
+ * Ranks 1..n in ascending order; tied values share the mean of the ranks they span.
+ * @internal exported for its tests
+ */
 export function averageRanks(values: ArrayLike<number>): Float64Array {
   const n = values.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a]! - values[b]!);
@@ -91,7 +94,7 @@ export interface ConfidenceInterval {
 }
 
 /** The q-quantile of sorted values by linear interpolation between order statistics. */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
+function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return Number.NaN;
   const pos = q * (n - 1);

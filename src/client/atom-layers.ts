@@ -56,7 +56,7 @@ export function atomConvLayers(model: tf.LayersModel): AtomConv2D[] {
 }
 
 /** The model's atom layers keyed by template layer; throws when one template layer appears twice. */
-export function atomLayersByTemplateName(model: tf.LayersModel): Map<string, AtomConv2D> {
+function atomLayersByTemplateName(model: tf.LayersModel): Map<string, AtomConv2D> {
   const byName = new Map<string, AtomConv2D>();
   for (const layer of atomConvLayers(model)) {
     if (byName.has(layer.templateLayer)) {

@@ -1,4 +1,4 @@
-// Atom-factored 2-D convolution (SPEC "Filter-subspace similarity"): every k×k filter is a
+// Atom-factored 2-D convolution: every k×k filter is a
 // combination of m shared filter atoms, W[o,c,:,:] = Σ_a α[o,c,a] · D[a,:,:], with α frozen
 // (from the federation's template) and only the atoms D (and the bias) trained.
 // Miao et al., "Continual learning with filter atom swapping", ICLR 2022, §3.
@@ -46,6 +46,7 @@ export interface AtomConv2DArgs extends LayerArgs {
 /**
  * Composes the convolution weight in tfjs's [k, k, c_in, c_out] layout from α [c_out, c_in, m]
  * and D [m, k, k]: one matrix product (c_out·c_in × m)(m × k²) and a transpose.
+ * @internal exported for its tests
  */
 export function composeWeight(alpha: tf.Tensor, atoms: tf.Tensor, cOut: number, cIn: number): tf.Tensor4D {
   return tf.tidy(() => {

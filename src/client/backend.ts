@@ -34,7 +34,7 @@ const requireFromHere = createRequire(import.meta.url);
 let wasmPathsSet = false;
 
 /** Directory holding the tfjs-backend-wasm .wasm binaries (the package's own dist/). */
-export function wasmBinaryDir(): string {
+function wasmBinaryDir(): string {
   return dirname(requireFromHere.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
 }
 

@@ -1,4 +1,4 @@
-// The federated client (SPEC "Roles"): registers with the coordinator, trains its tasks one
+// The federated client: registers with the coordinator, trains its tasks one
 // after another with atom swapping, pushes each round's atoms, keeps a Session open (heartbeats,
 // probe requests) and survives coordinator restarts.
 //
@@ -40,6 +40,7 @@ import { ContinualModel, type NewTaskInit } from './model.js';
 import { DEFAULT_PROBE_CACHE_DIR, operatorProbeInputs, operatorProbeValues } from './probe-set.js';
 import { TaskTrainer } from './train.js';
 
+/** @internal exported for its tests */
 export const CLIENT_VERSION = `atomlens-client/${ATOMLENS_VERSION}`;
 
 export interface BackoffOptions {

@@ -15,7 +15,10 @@ import type { SessionResponse__Output } from '../generated/atomlens/v1/SessionRe
 import { loadAtomlensProto } from '../shared/proto.js';
 import { encodeFloat32 } from '../shared/tensor.js';
 
-/** Largest probe-summary payload per chunk: 1 MiB minus room for the chunk's other fields. */
+/**
+ * Largest probe-summary payload per chunk: 1 MiB minus room for the chunk's other fields.
+ * @internal exported for its tests
+ */
 export const MAX_CHUNK_DATA_BYTES = 1024 * 1024 - 4096;
 
 export interface ConnectionOptions {

@@ -249,7 +249,7 @@ export function trainShare(classes: readonly number[], split: DataSplit): { digi
 }
 
 /** Every evaluation example of the given classes. */
-export function evalItems(classes: readonly number[]): { digit: number; index: number }[] {
+function evalItems(classes: readonly number[]): { digit: number; index: number }[] {
   return classes.flatMap((digit) => [...poolIndices(digit, 'eval')].map((index) => ({ digit, index })));
 }
 
@@ -286,13 +286,16 @@ export function loadTaskData(task: Task, split: DataSplit = { kind: 'all' }): Ta
 // ---------------------------------------------------------------------------------------------
 // Probe inputs
 
-/** Number of images in the probe pool (all digits). */
+/**
+ * Number of images in the probe pool (all digits).
+ * @internal exported for its tests
+ */
 export function probePoolSize(): number {
   return digits().reduce((sum, d) => sum + d.pools.probe.length, 0);
 }
 
 /**
- * The probe set's pixels [n × 28 × 28] (SPEC "Probe summaries"): the same images on every
+ * The probe set's pixels [n × 28 × 28]: the same images on every
  * client for the same spec. 'mnist': n images drawn by the seed from the probe pool across all
  * digits; 'noise': uniform noise in [0, 1) from the seed.
  */

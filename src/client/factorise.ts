@@ -22,7 +22,10 @@ export interface KernelFactorisation {
   relativeError: number;
 }
 
-/** Eigen-decomposition of a symmetric n × n matrix (row-major); eigenvalues descending, vectors as columns. */
+/**
+ * Eigen-decomposition of a symmetric n × n matrix (row-major); eigenvalues descending, vectors as columns.
+ * @internal exported for its tests
+ */
 export function symmetricEigen(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   const A = Float64Array.from(a);
   const V = new Float64Array(n * n);
@@ -131,7 +134,7 @@ export function factoriseKernel(
 }
 
 /** ‖M − A·D‖_F / ‖M‖_F (0 when M = 0), accumulated in float64. */
-export function reconstructionError(
+function reconstructionError(
   kernel: ArrayLike<number>,
   alpha: ArrayLike<number>,
   atoms: ArrayLike<number>,

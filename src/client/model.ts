@@ -204,7 +204,7 @@ export class ContinualModel {
   }
 
   /**
-   * Probe summaries (SPEC "Probe summaries"): for each named layer, the block outputs for the
+   * Probe summaries: for each named layer, the block outputs for the
    * inputs, pooled ('gap': mean over height and width) or flattened into X (n × d), and the
    * Gram matrix K = X Xᵀ. Inputs run in batches of `batchSize` to bound memory.
    */

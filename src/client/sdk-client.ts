@@ -3,7 +3,7 @@
 // per layer) and the operator's probe set, pushes each round's atoms with acknowledgement
 // (resending with exponential backoff across coordinator restarts), and answers probe requests
 // by calling a user function for per-layer activations, from which it computes the centred Gram
-// matrices the coordinator's analysis needs (SPEC "Probe summaries").
+// matrices the coordinator's analysis needs.
 import * as grpc from '@grpc/grpc-js';
 import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest.js';
 import { createLogger, type Logger } from '../shared/log.js';

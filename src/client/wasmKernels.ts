@@ -91,6 +91,7 @@ function conv2DStride1(
 /**
  * Writes Pᵀ for a channels-last input: row (i·kW + j)·cIn + c, column (b·outH + y)·outW + x holds
  * xpad[b, y·sH + i, x·sW + j, c] (zero where the window hangs over the padding).
+ * @internal exported for its tests
  */
 export function writeTransposedPatches(
   x: Float32Array,
@@ -234,7 +235,10 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend: rawBackend, attrs }
   return dw;
 };
 
-/** W̃[i,j,o,c] = W[kH−1−i, kW−1−j, c, o]. */
+/**
+ * W̃[i,j,o,c] = W[kH−1−i, kW−1−j, c, o].
+ * @internal exported for its tests
+ */
 export function rotateAndSwapFilter(
   w: Float32Array,
   out: Float32Array,
@@ -309,7 +313,7 @@ const conv2DBackpropInput: KernelFunc = (args) => {
  * dx for max pooling: each window's first maximum of x (scanning rows, then columns) receives
  * that window's dy; overlapping windows accumulate. dx must be zero-filled by the caller.
  */
-export function writeMaxPoolGrad(
+function writeMaxPoolGrad(
   x: Float32Array,
   dy: Float32Array,
   dx: Float32Array,

@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 
 /** Characters of a caller's input that a message quotes back; the rest becomes '…'. */
-export const ECHO_MAX_CHARS = 80;
+const ECHO_MAX_CHARS = 80;
 /**
  * Longest status message, in characters. The message travels as percent-encoded HTTP/2
  * metadata, and gRPC clients built on C-core (Python, C++, Ruby, PHP) and Java refuse metadata
  * above 8 KiB: 512 characters stay below that even when every one is a 4-byte UTF-8 character
  * (12 bytes percent-encoded) — with room for the rest of the headers.
+ * @internal exported for its tests
  */
 export const STATUS_MESSAGE_MAX_CHARS = 512;
 

@@ -94,6 +94,7 @@ export type DeepPartial<T> = T extends (infer U)[]
     ? { [K in keyof T]?: DeepPartial<T[K]> }
     : T;
 
+/** @internal exported for its tests */
 export class ConfigError extends Error {}
 
 let compiled: ValidateFunction | undefined;
@@ -194,11 +195,6 @@ export function resolveConfig(
   if (!validate(config)) throw new ConfigError(describeError(validate.errors![0]!));
   checkAcrossKeys(config as CoordinatorConfig);
   return config as CoordinatorConfig;
-}
-
-/** The defaults: what an empty configuration file gives. */
-export function defaultConfig(): CoordinatorConfig {
-  return resolveConfig({});
 }
 
 /** Escalation settings: `override` over the defaults, validated like the file's section. */

@@ -1,4 +1,4 @@
-// Prometheus metrics of the coordinator (SPEC "What users see"). One prom-client Registry per
+// Prometheus metrics of the coordinator. One prom-client Registry per
 // coordinator — never the global default registry — so several coordinators (tests, benches) can
 // live in one process.
 //
@@ -53,7 +53,6 @@ export interface MetricsSources {
 
 export type UploadOutcome = 'accepted' | 'duplicate' | 'invalid' | 'not_found' | 'conflict' | 'rejected';
 export type ProbeOutcome = 'answered' | 'failed' | 'timeout' | 'gone';
-export type AnalysisOutcome = 'completed' | 'failed' | 'timeout' | 'cancelled';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const COMMIT_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];

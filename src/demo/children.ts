@@ -104,13 +104,3 @@ export async function stopChildren(children: readonly ManagedChild[], graceMs: n
   clearTimeout(timer);
   await Promise.all(running.map((c) => c.exited));
 }
-
-/** Whether a process with this pid exists (signal 0 probes without sending anything). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

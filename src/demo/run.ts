@@ -18,7 +18,10 @@ import { DemoOperator, type FederationSnapshot } from './operator.js';
 import { type DemoClientPlan, planScenario, type ShareCounter } from './scenario.js';
 import { type DemoSummary, summariseDemo } from './summary.js';
 
-/** File that marks a directory as created by the demo, so a fresh run may delete it. */
+/**
+ * File that marks a directory as created by the demo, so a fresh run may delete it.
+ * @internal exported for its tests
+ */
 export const DEMO_MARKER = '.atomlens-demo';
 
 export interface DemoOptions {
@@ -63,6 +66,7 @@ export interface DemoResult {
  * atoms from a base-trained CNN) with the probe size asked for (the final analysis asks for the
  * same size; the probe size is not part of α's fingerprint). Escalation runs on the coordinator's
  * defaults, which are chosen to fire on the demo's skewed client (see DEFAULT_ESCALATION_CONFIG).
+ * @internal exported for its tests
  */
 export function demoTemplate(probeSize: number): AtomTemplate {
   const t = readTemplateFile(DEMO_TEMPLATE_PATH);
@@ -89,7 +93,10 @@ export class DemoInterrupted extends Error {
 
 export class DemoError extends Error {}
 
-/** Prepares the data directory: a fresh default one is emptied, a foreign non-empty one refused. */
+/**
+ * Prepares the data directory: a fresh default one is emptied, a foreign non-empty one refused.
+ * @internal exported for its tests
+ */
 export function prepareDataDir(dir: string, fresh: boolean): void {
   if (fresh && existsSync(dir)) {
     const entries = readdirSync(dir);
@@ -524,7 +531,7 @@ class DemoRun {
 }
 
 /** The summary block printed at the end of a run. */
-export function printResult(out: Output, r: DemoResult): void {
+function printResult(out: Output, r: DemoResult): void {
   const lines = [
     '',
     `Summary (analysis of every model at the end)`,

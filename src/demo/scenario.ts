@@ -11,12 +11,18 @@
 // federation where the coordinator hands out one initial model, so differences between models come
 // from the data and tasks they trained on, not from unrelated random initialisations.
 
-/** Split-MNIST tasks in the order the demo hands them out. */
+/**
+ * Split-MNIST tasks in the order the demo hands them out.
+ * @internal exported for its tests
+ */
 export const DEMO_TASK_POOL = ['0-1', '2-3', '4-5', '6-7', '8-9'] as const;
 
 /** Concentration of the skewed client's Dirichlet split (small = strongly non-IID). */
-export const SKEW_ALPHA = 0.3;
-/** The skewed client needs enough examples to train at all. */
+const SKEW_ALPHA = 0.3;
+/**
+ * The skewed client needs enough examples to train at all.
+ * @internal exported for its tests
+ */
 export const SKEW_MIN_EXAMPLES = 150;
 
 export type ClientRole = 'continual' | 'iid' | 'skewed';
@@ -48,6 +54,7 @@ export interface ScenarioOptions {
  * A Dirichlet share of the task's classes that is clearly skewed yet big enough to train on.
  * Dirichlet draws are random (a share can hold almost nothing), so this tries the shares I/M of
  * a few partitions and keeps the most skewed one with at least SKEW_MIN_EXAMPLES examples.
+ * @internal exported for its tests
  */
 export function chooseSkewedSplit(
   classes: number[],
@@ -114,6 +121,7 @@ function clientId(i: number): string {
  * IID shard numbers: every client gets I/N with the smallest I not taken by another learner of
  * any of its tasks, N = the most learners any task has. Learners of a task then hold disjoint
  * shards, and a task learned by one client alone is shared by fewer (bigger shards).
+ * @internal exported for its tests
  */
 export function assignShards(taskLists: readonly (readonly string[])[]): { index: number; of: number }[] {
   const learners = new Map<string, number>();

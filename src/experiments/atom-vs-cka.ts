@@ -1,5 +1,5 @@
 // Experiment `atom-vs-cka`: does the cheap atom measure track the expensive probe-based one?
-// (SPEC "Filter-subspace similarity"; the published claim: a strong linear correlation with
+// (The published claim for filter-subspace similarity: a strong linear correlation with
 // CKA at a tiny fraction of the computation, and robustness to the choice of probe data.)
 //
 // A federation of clients with one shared α trains on split-MNIST tasks from non-IID shares

@@ -135,7 +135,7 @@ export interface ProbeSet {
  * n images from the reserved probe pool (never trained or evaluated on) of the given digits,
  * in a seeded order. Throws when the digits' probe pool holds fewer than n images.
  */
-export function probePoolImages(digits: readonly number[], n: number, seed: number): Float32Array {
+function probePoolImages(digits: readonly number[], n: number, seed: number): Float32Array {
   const all: { digit: number; index: number }[] = [];
   for (const digit of digits) {
     if (!Number.isInteger(digit) || digit < 0 || digit >= DIGITS)
@@ -197,7 +197,7 @@ export interface Checkpoint {
 }
 
 /** Copies of a task's current atoms and biases. */
-export function snapshot(model: ContinualModel, taskId: string, round: number, accuracy: number): Checkpoint {
+function snapshot(model: ContinualModel, taskId: string, round: number, accuracy: number): Checkpoint {
   return {
     round,
     atoms: model.getAtoms(taskId).map((a) => Float32Array.from(a)),

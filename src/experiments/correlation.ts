@@ -34,7 +34,7 @@ export interface CorrelationResult {
 }
 
 /** Drops pairs where x or y is not finite (e.g. CKA undefined for a dead layer). */
-export function finitePairs(s: PairedSample): PairedSample {
+function finitePairs(s: PairedSample): PairedSample {
   const keep: number[] = [];
   for (let p = 0; p < s.x.length; p++) if (Number.isFinite(s.x[p]!) && Number.isFinite(s.y[p]!)) keep.push(p);
   return {
@@ -53,7 +53,10 @@ export function pointCorrelation(sample: PairedSample): { pairs: number; pearson
   return { pairs: s.x.length, pearson: pearson(s.x, s.y), spearman: spearman(s.x, s.y) };
 }
 
-/** Cluster (model-level) bootstrap CI of a correlation; see the file comment. */
+/**
+ * Cluster (model-level) bootstrap CI of a correlation; see the file comment.
+ * @internal exported for its tests
+ */
 export function modelBootstrapCi(
   s: PairedSample,
   method: 'pearson' | 'spearman',

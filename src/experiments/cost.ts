@@ -25,7 +25,10 @@ export interface LayerCost {
   composeMacs: number;
 }
 
-/** Per-layer convolution costs of the template's network on its input size. */
+/**
+ * Per-layer convolution costs of the template's network on its input size.
+ * @internal exported for its tests
+ */
 export function layerCosts(config: Pick<TemplateConfig, 'inputShape' | 'layers'>): LayerCost[] {
   let size = config.inputShape[0];
   return config.layers.map((l) => {

@@ -3,22 +3,14 @@ export {
   ATOM_VS_CKA_DEFAULTS,
   ATOM_VS_CKA_TINY,
   type AtomVsCkaConfig,
-  type AtomVsCkaSummary,
   runAtomVsCka,
 } from './atom-vs-cka.js';
+
 export {
-  adjustedRandIndex,
-  blockLabels,
-  boundaryAgreement,
-  describeSplit,
-} from './partition.js';
-export {
-  DEEP_TEMPLATE_CONFIG,
   runSubnetworks,
   SUBNETWORKS_DEFAULTS,
   SUBNETWORKS_TINY,
   type SubnetworksConfig,
-  type SubnetworksSummary,
 } from './subnetworks.js';
 
 export const EXPERIMENTS = {

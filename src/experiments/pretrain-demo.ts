@@ -32,7 +32,7 @@ export interface PretrainOptions {
  * rank-6 kernels lose 8 % (conv1) to 53 % (conv5) of the kernel norm and base-task accuracy
  * drops from 0.987 to 0.895.
  */
-export const DEMO_ARCHITECTURE: TemplateConfig = {
+const DEMO_ARCHITECTURE: TemplateConfig = {
   ...DEFAULT_TEMPLATE_CONFIG,
   layers: DEFAULT_TEMPLATE_CONFIG.layers.map((l) => ({ ...l, m: l.k * l.k })),
 };
@@ -106,9 +106,7 @@ function accuracy(model: tf.LayersModel, images: Float32Array, targets: Int32Arr
 }
 
 /** Trains the base CNN, decomposes it and returns the demo template (α, initial atoms, wiring). */
-export async function pretrainDemoTemplate(
-  options: PretrainOptions = PRETRAIN_DEFAULTS,
-): Promise<PretrainResult> {
+async function pretrainDemoTemplate(options: PretrainOptions = PRETRAIN_DEFAULTS): Promise<PretrainResult> {
   const log = options.log ?? createLogger('pretrain');
   const started = performance.now();
   const arch = options.architecture;

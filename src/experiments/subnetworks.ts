@@ -1,5 +1,4 @@
 // Experiment `subnetworks`: does GW find real sub-network structure, and is it stable?
-// (SPEC "Gromov–Wasserstein (GW) sub-network discovery" and "Sub-networks".)
 //
 // For the demo CNN and a deeper variant, several independent learners (seeds) learn split-MNIST
 // tasks one after another by atom swapping: α is the template's and frozen, each task gets its own
@@ -58,7 +57,7 @@ const conv = (name: string, cIn: number, cOut: number, poolAfter = 0): ConvLayer
 });
 
 /** The deeper variant: eight atom-factored layers (two pooling stages) instead of five. */
-export const DEEP_TEMPLATE_CONFIG: TemplateConfig = {
+const DEEP_TEMPLATE_CONFIG: TemplateConfig = {
   ...DEFAULT_TEMPLATE_CONFIG,
   federationId: 'deep',
   layers: [

@@ -10,7 +10,6 @@
 
 import { DATA_BASE, KernelTeam, kernelTeam } from './kernels/team.js';
 
-export type Matrix = Float64Array;
 type Readable = ArrayLike<number>;
 
 function checkSize(name: string, a: Readable, expected: number): void {
@@ -151,14 +150,6 @@ export function transpose(A: Readable, n: number, m: number): Float64Array {
   return out;
 }
 
-/** Frobenius inner product <A, B> = Σ A_ij B_ij. */
-export function frobeniusDot(A: Readable, B: Readable): number {
-  if (A.length !== B.length) throw new Error(`frobeniusDot: sizes differ (${A.length} vs ${B.length})`);
-  let s = 0;
-  for (let i = 0; i < A.length; i++) s += A[i]! * B[i]!;
-  return s;
-}
-
 /** A·x for an n×m matrix A. */
 export function matvec(A: Readable, x: Readable, n: number, m: number): Float64Array {
   checkSize('matvec: A', A, n * m);
@@ -202,16 +193,6 @@ export function maxAsymmetry(A: Readable, n: number): number {
       const d = Math.abs(A[i * n + j]! - A[j * n + i]!);
       if (d > worst || Number.isNaN(d)) worst = d;
     }
-  }
-  return worst;
-}
-
-/** Largest |A_ij|. */
-export function maxAbs(A: Readable): number {
-  let worst = 0;
-  for (let i = 0; i < A.length; i++) {
-    const v = Math.abs(A[i]!);
-    if (v > worst) worst = v;
   }
   return worst;
 }

@@ -5,11 +5,11 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/atomlens.js';
 
-export const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
-export const PROTO_FILE = 'atomlens/v1/atomlens.proto';
+const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+const PROTO_FILE = 'atomlens/v1/atomlens.proto';
 
 /** Options must match scripts/gen-proto.mjs so runtime objects have the generated shapes. */
-export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   longs: Number,
   enums: String,
   defaults: true,

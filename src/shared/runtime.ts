@@ -30,7 +30,10 @@ export function moduleUrl(relativeJs: string, base: string): URL {
 /** Absolute path of the CLI's main module, for spawning `atomlens <command>` as a child process. */
 export const CLI_MAIN = fileURLToPath(moduleUrl('../cli/main.js', import.meta.url));
 
-/** argv (after the node binary) to run `atomlens <args…>` in a child process. */
+/**
+ * argv (after the node binary) to run `atomlens <args…>` in a child process.
+ * @internal exported for its tests
+ */
 export function atomlensArgv(args: string[]): string[] {
   return [...NODE_EXEC_ARGV, CLI_MAIN, ...args];
 }

@@ -24,8 +24,8 @@ import {
 } from './template.js';
 import { allFinite, decodeFloat32, encodeFloat32 } from './tensor.js';
 
-export const TEMPLATE_FORMAT = 'atomlens-template';
-export const TEMPLATE_FORMAT_VERSION = 1;
+const TEMPLATE_FORMAT = 'atomlens-template';
+const TEMPLATE_FORMAT_VERSION = 1;
 
 /** One atom-factored layer: W[o,i] = Σ_j α[o,i,j] D[j] with D the (per-task) atoms. */
 export interface AtomLayerTemplate {
@@ -102,7 +102,7 @@ export function probeSetIdentity(values: Float32Array, shape: number[]): ProbeSe
 }
 
 /** The α fingerprint of an atom template's layers. */
-export function atomTemplateFingerprint(layers: readonly AtomLayerTemplate[]): string {
+function atomTemplateFingerprint(layers: readonly AtomLayerTemplate[]): string {
   return alphaFingerprint(
     layers.map((l) => ({ name: l.name, cIn: l.cIn, cOut: l.cOut, m: l.m })) as ConvLayerSpec[],
     layers.map((l) => l.alpha),
@@ -114,7 +114,7 @@ function isPositiveInt(v: unknown): v is number {
 }
 
 /** Problems with an in-memory template (shapes, names, finiteness, probe and network sections). */
-export function atomTemplateProblems(t: AtomTemplate): string[] {
+function atomTemplateProblems(t: AtomTemplate): string[] {
   const problems: string[] = [];
   if (!FEDERATION_RE.test(t.federationId)) problems.push(`federationId must match ${FEDERATION_RE}`);
   if (!isPositiveInt(t.version)) problems.push('version must be a positive integer');
@@ -393,6 +393,7 @@ export function readModelTemplateFile(path: string, probeSetShape?: number[]): M
  * custom network the clients wire themselves (customNetwork): the probe set must then be the
  * operator's, and `probeSetShape` ([n, height, width, channels], from the .npy the coordinator
  * serves) gives the input shape when the file does not record the set.
+ * @internal exported for its tests
  */
 export function modelTemplateFromAtomTemplate(t: AtomTemplate, probeSetShape?: number[]): ModelTemplate {
   const network = t.network;
@@ -468,7 +469,10 @@ export function modelTemplateFromAtomTemplate(t: AtomTemplate, probeSetShape?: n
   };
 }
 
-/** A template file's content for a built-in ModelTemplate, with explicit initial atoms. */
+/**
+ * A template file's content for a built-in ModelTemplate, with explicit initial atoms.
+ * @internal exported for its tests
+ */
 export function atomTemplateFromModelTemplate(
   mt: ModelTemplate,
   initialAtoms: Float32Array[],

@@ -1,4 +1,4 @@
-// The federation's model template (SPEC "The shared coefficients"): architecture, probe set,
+// The federation's model template: architecture, probe set,
 // and the frozen coefficients α generated from a seed, with a SHA-256 fingerprint over a
 // canonical little-endian float32 layout. Both the coordinator and the clients use this module.
 import { createHash } from 'node:crypto';
@@ -286,7 +286,7 @@ export function initialAtomSeed(config: Pick<TemplateConfig, 'alphaSeed'>, layer
 }
 
 /** Number of atom values (m·k·k) a layer uploads. */
-export function atomCount(layer: ConvLayerSpec): number {
+function atomCount(layer: ConvLayerSpec): number {
   return layer.m * layer.k * layer.k;
 }
 

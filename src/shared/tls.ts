@@ -162,7 +162,10 @@ export function loadServerTls(files: ServerTlsFiles, now: Date = new Date()): Se
   };
 }
 
-/** Reads and validates the TLS files of a client or operator tool. */
+/**
+ * Reads and validates the TLS files of a client or operator tool.
+ * @internal exported for its tests
+ */
 export function loadClientTls(files: ClientTlsFiles, now: Date = new Date()): ClientTlsMaterial {
   if ((files.cert === undefined) !== (files.key === undefined)) {
     throw new TlsConfigError(
@@ -255,13 +258,4 @@ export function clientTlsFromFlags(flags: ClientTlsFlags): ClientTlsMaterial | u
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
   });
-}
-
-/**
- * Channel credentials for a CLI tool from its flags: TLS when any of tls/ca/cert/key is given
- * (system roots unless ca), plaintext otherwise. Throws TlsConfigError naming a bad file.
- */
-export function channelCredentialsFromFlags(flags: ClientTlsFlags): grpc.ChannelCredentials {
-  const material = clientTlsFromFlags(flags);
-  return material ? grpcChannelCredentials(material) : grpc.credentials.createInsecure();
 }

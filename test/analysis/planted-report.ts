@@ -14,7 +14,7 @@ import {
   plantedTruth,
 } from './planted.js';
 
-export function plantedTemplate(L: number, n: number) {
+function plantedTemplate(L: number, n: number) {
   const names = Array.from({ length: L }, (_, i) => `l${i + 1}`);
   const layers: ConvLayerSpec[] = names.map((name, i) => ({
     name,

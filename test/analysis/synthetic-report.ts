@@ -16,7 +16,7 @@ import {
 import { type Activations, gram, type LayerMap, layerStack, probeInputs } from './synthetic.js';
 
 export const N = 32;
-export const LAYER_NAMES = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'];
+const LAYER_NAMES = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'];
 
 export function eightLayerTemplate(): ModelTemplate {
   const layers: ConvLayerSpec[] = LAYER_NAMES.map((name, i) => ({

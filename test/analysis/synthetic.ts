@@ -23,13 +23,7 @@ export interface Activations {
  */
 export type LayerMap = 'linear' | 'folded' | 'classes' | 'classes2';
 
-export function applyMap(
-  map: LayerMap,
-  inputs: Float64Array,
-  n: number,
-  dim: number,
-  seed: number,
-): Activations {
+function applyMap(map: LayerMap, inputs: Float64Array, n: number, dim: number, seed: number): Activations {
   const normal = normalSampler(mulberry32(seed));
   const d = 16;
   const P = Float64Array.from({ length: dim * d }, () => normal() / Math.sqrt(dim));
@@ -55,7 +49,7 @@ export function applyMap(
 }
 
 /** A copy with i.i.d. Gaussian noise of `relative` times the activations' RMS added. */
-export function perturb(a: Activations, relative: number, seed: number): Activations {
+function perturb(a: Activations, relative: number, seed: number): Activations {
   const normal = normalSampler(mulberry32(seed));
   let ss = 0;
   for (const v of a.X) ss += v * v;

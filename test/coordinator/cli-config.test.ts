@@ -5,7 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { ConfigError, defaultConfig, loadConfigFile, resolveConfig } from '../../src/coordinator/config.js';
+import { ConfigError, loadConfigFile, resolveConfig } from '../../src/coordinator/config.js';
+
+/** The defaults: what an empty configuration file gives. */
+const defaultConfig = () => resolveConfig({});
+
 import { COORDINATOR_CONFIG_SCHEMA } from '../../src/coordinator/config-schema.js';
 import { DEFAULT_ESCALATION_CONFIG } from '../../src/coordinator/level0/escalation.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAX_CHUNK_DATA_BYTES } from '../../src/client/connection.js';
-import { defaultConfig } from '../../src/coordinator/config.js';
+import { resolveConfig } from '../../src/coordinator/config.js';
 import { Activation } from '../../src/generated/atomlens/v1/Activation.js';
 import { AnalysisStage } from '../../src/generated/atomlens/v1/AnalysisStage.js';
 import { AnalysisTrigger } from '../../src/generated/atomlens/v1/AnalysisTrigger.js';
@@ -34,7 +34,7 @@ const text = proto
 const grouped = (n: number) => n.toLocaleString('en-US');
 
 describe('the proto states what the code does', () => {
-  const config = defaultConfig();
+  const config = resolveConfig({});
 
   it('limits and defaults', () => {
     const mib = (bytes: number) => bytes / 1024 / 1024;

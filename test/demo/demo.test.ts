@@ -9,8 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
-import { isAlive } from '../../src/demo/children.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
+
+/** Whether a process with this pid exists (signal 0 probes without sending anything). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 const dirs: string[] = [];
 const started: ChildProcess[] = [];

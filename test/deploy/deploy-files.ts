@@ -12,7 +12,7 @@ export const DEPLOY_DIR = join(REPO_ROOT, 'deploy');
 export const PROMETHEUS_CONFIG = join(DEPLOY_DIR, 'prometheus', 'prometheus.yml');
 export const RULES_FILE = join(DEPLOY_DIR, 'prometheus', 'rules', 'atomlens.rules.yml');
 export const RULES_TEST_FILE = join(DEPLOY_DIR, 'prometheus', 'rules', 'atomlens.rules.test.yml');
-export const DASHBOARD_FILE = join(DEPLOY_DIR, 'grafana', 'dashboards', 'atomlens.json');
+const DASHBOARD_FILE = join(DEPLOY_DIR, 'grafana', 'dashboards', 'atomlens.json');
 export const K8S_DIR = join(DEPLOY_DIR, 'k8s');
 
 /**
@@ -59,11 +59,6 @@ export const QUEUE_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 'histo
 export const ALL_METRICS = { ...COORDINATOR_METRICS, ...QUEUE_METRICS };
 
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
-
-/** Sample names a metric family exposes: histograms as _bucket/_sum/_count, others as themselves. */
-export function sampleNames(family: string, type: string): string[] {
-  return type === 'histogram' ? HISTOGRAM_SUFFIXES.map((s) => family + s) : [family];
-}
 
 /** Maps a sample name used in a query to its family in `families` (name → type), if any. */
 export function familyOf(sample: string, families: Readonly<Record<string, string>>): string | undefined {
@@ -226,7 +221,7 @@ export function rulesOf(groupsHolder: YamlValue, what: string): RuleEntry[] {
 }
 
 /** Metric names (atomlens_*) an expression refers to; recording-rule names (with ':') excluded. */
-export function atomlensNamesIn(expr: string): string[] {
+function atomlensNamesIn(expr: string): string[] {
   return [...new Set([...expr.matchAll(/\batomlens_[A-Za-z0-9_]+/g)].map((m) => m[0]))];
 }
 

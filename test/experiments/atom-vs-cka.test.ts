@@ -9,7 +9,6 @@ import {
   ATOM_VS_CKA_DEFAULTS,
   ATOM_VS_CKA_TINY,
   type AtomVsCkaConfig,
-  type AtomVsCkaSummary,
   runAtomVsCka,
 } from '../../src/experiments/index.js';
 import { createLogger } from '../../src/shared/log.js';
@@ -24,7 +23,7 @@ const LAYERS = config.template.layers.map((l) => l.name);
 
 describe('experiment atom-vs-cka (tiny)', () => {
   let dir: string;
-  let summary: AtomVsCkaSummary;
+  let summary: Awaited<ReturnType<typeof runAtomVsCka>>;
   let md: string;
 
   beforeAll(async () => {

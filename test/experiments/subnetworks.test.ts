@@ -11,7 +11,6 @@ import {
   SUBNETWORKS_DEFAULTS,
   SUBNETWORKS_TINY,
   type SubnetworksConfig,
-  type SubnetworksSummary,
 } from '../../src/experiments/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { column, tableAfter } from './tables.js';
@@ -56,7 +55,7 @@ function coversLayers(blocks: [number, number][], L: number): boolean {
 
 describe('experiment subnetworks (tiny)', () => {
   let dir: string;
-  let summary: SubnetworksSummary;
+  let summary: Awaited<ReturnType<typeof runSubnetworks>>;
   let md: string;
   let results: {
     architectures: {

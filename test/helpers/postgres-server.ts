@@ -23,7 +23,7 @@ export interface PostgresServer {
 }
 
 /** The newest installed server binaries, or undefined. */
-export function findPostgresBin(): { bin: string; version: string } | undefined {
+function findPostgresBin(): { bin: string; version: string } | undefined {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
   const versions = readdirSync(root)

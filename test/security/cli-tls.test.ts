@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CoordinatorProcess, spawnCoordinator } from '../../bench/coordinator-process.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
-import { channelCredentialsFromFlags } from '../../src/shared/tls.js';
+import { clientTlsFromFlags, grpcChannelCredentials } from '../../src/shared/tls.js';
 import {
   atomsRequest,
   bearer,
@@ -87,7 +87,7 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
   it('prints an https URL and serves gRPC over TLS with enrolment by secret', async () => {
     expect(coordinator.httpUrl).toMatch(/^https:\/\//);
     const address = `localhost:${coordinator.grpcPort}`;
-    const fed = federationClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+    const fed = federationClient(address, grpcChannelCredentials(clientTlsFromFlags({ ca: certs.ca })!));
     const plain = federationClient(`127.0.0.1:${coordinator.grpcPort}`);
     try {
       const reg = await rpc<RegisterResponse__Output>((cb) =>
@@ -115,7 +115,7 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
       expect(await codeOf(rpc((cb) => plain.register({ clientId: 'eve', tasks: [] }, cb)))).toBe(
         grpc.status.UNAVAILABLE,
       );
-      const op = operatorClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+      const op = operatorClient(address, grpcChannelCredentials(clientTlsFromFlags({ ca: certs.ca })!));
       try {
         expect(await codeOf(rpc((cb) => op.listClients({}, bearer(reg.token), cb)))).toBe(
           grpc.status.PERMISSION_DENIED,
@@ -215,7 +215,7 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
         { encoding: 'utf8', env: { ...process.env, ATOMLENS_LOG: 'error' }, timeout: 60_000 },
       );
     const address = `localhost:${coordinator.grpcPort}`;
-    const fed = federationClient(address, channelCredentialsFromFlags({ ca: certs.ca }));
+    const fed = federationClient(address, grpcChannelCredentials(clientTlsFromFlags({ ca: certs.ca })!));
     const push = (token: string) =>
       rpc((cb) => fed.pushAtoms(atomsRequest('alice', '0-1', 1), bearer(token), cb));
     const register = () =>

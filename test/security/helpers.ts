@@ -45,7 +45,7 @@ export function makeCerts(clientIds: string[], env: Record<string, string> = {})
   };
 }
 
-export const TEMPLATE = buildTemplate(DEFAULT_TEMPLATE_CONFIG);
+const TEMPLATE = buildTemplate(DEFAULT_TEMPLATE_CONFIG);
 
 /** A valid PushAtomsRequest for the default template (atoms from a seeded normal). */
 export function atomsRequest(

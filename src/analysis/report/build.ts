@@ -1,4 +1,4 @@
-// From probe summaries and atoms to the analysis report (SPEC "Measures" → "Sub-networks"):
+// From probe summaries and atoms to the analysis report:
 //   * per answered model, GW between every pair of its probe layers (the L×L matrix) and the
 //     value at the identity coupling beside it;
 //   * per probe layer, GW and linear CKA between the answered models' versions of that layer;
@@ -66,7 +66,7 @@ export type SolveGw = (
 
 /**
  * The metric-measure space of one probe layer: Euclidean distances from the Gram matrix K (n × n),
- * normalised by their mean off-diagonal entry (SPEC "Measures": GW). `constant` when every probe
+ * normalised by their mean off-diagonal entry. `constant` when every probe
  * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
  * whose GW to any other is still defined).
  */
@@ -116,7 +116,7 @@ export interface ReportInput {
 }
 
 /** Default probe-input resamples: ~0.05 s each for 12 models × 5 layers at n = 256. */
-export const DEFAULT_BOOTSTRAP_RESAMPLES = 40;
+const DEFAULT_BOOTSTRAP_RESAMPLES = 40;
 
 const toJsonNumber = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
@@ -130,7 +130,7 @@ function squareToMatrix(values: ArrayLike<number>, size: number): Matrix {
   return out;
 }
 
-export function segmentationToJson(s: Segmentation, layers: string[]): SegmentationJson {
+function segmentationToJson(s: Segmentation, layers: string[]): SegmentationJson {
   return {
     k: s.k,
     criterion: s.criterion,

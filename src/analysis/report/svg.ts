@@ -33,7 +33,7 @@ const VIRIDIS: [number, number, number][] = [
 ];
 
 /** Viridis colour at t ∈ [0, 1] as #rrggbb. */
-export function viridis(t: number): string {
+function viridis(t: number): string {
   const x = Math.max(0, Math.min(1, Number.isFinite(t) ? t : 0)) * (VIRIDIS.length - 1);
   const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
   const f = x - i;
@@ -47,16 +47,7 @@ export function viridis(t: number): string {
 }
 
 /** Categorical colours (Okabe & Ito 2008, colour-blind safe). */
-export const CATEGORICAL = [
-  '#0072B2',
-  '#E69F00',
-  '#009E73',
-  '#CC79A7',
-  '#56B4E9',
-  '#D55E00',
-  '#F0E442',
-  '#000000',
-];
+const CATEGORICAL = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
 
 export interface HeatmapOptions {
   /** Unique within the page (used for the legend gradient id). */

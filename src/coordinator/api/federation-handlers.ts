@@ -26,7 +26,7 @@ export interface FederationHandlerDeps {
 }
 
 /** FetchProbeSet chunk size (the proto promises at most 1 MiB). */
-export const PROBE_SET_CHUNK_BYTES = 1024 * 1024;
+const PROBE_SET_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Register is enrolment (its own check, in FederationCore); every other call needs a client's

@@ -39,7 +39,7 @@ export function encodePageToken(rpc: string, key: PageKey): string {
  * one this RPC issued (garbled, from another RPC, wrong key shape) is INVALID_ARGUMENT.
  */
 /** Longest page token accepted (the proto states it); the ones issued are far shorter. */
-export const PAGE_TOKEN_MAX_CHARS = 512;
+const PAGE_TOKEN_MAX_CHARS = 512;
 
 export function decodePageToken(rpc: string, token: string, shape: PageKeyShape): PageKey | undefined {
   if (token === '') return undefined;

@@ -1,7 +1,7 @@
 // Live Session streams (proto Federation.Session): who is connected, heartbeats, and probe
-// requests sent down a client's stream and answered through PushProbeSummary (SPEC "Escalation":
-// "asks those clients for probe summaries over the live connection, waits with a deadline
-// (clients may be gone)").
+// requests sent down a client's stream and answered through PushProbeSummary (level 1 asks the
+// involved clients for probe summaries over the live connection and waits with a deadline:
+// clients may be gone).
 //
 // A session is *gone* when its heartbeats stop for `timeoutMs`, or when its transport breaks
 // without the client ending the stream; then it is released and every probe waiting on that

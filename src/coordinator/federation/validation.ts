@@ -9,7 +9,7 @@ import type { UploadOutcome } from '../metrics.js';
 import type { ClientRecord, TaskRecord } from '../storage/types.js';
 
 /** Rounds are uint64 on the wire but must stay exact as JS numbers. */
-export const MAX_ROUND = Number.MAX_SAFE_INTEGER;
+const MAX_ROUND = Number.MAX_SAFE_INTEGER;
 const MAX_CLASS = 1_000_000;
 
 /**

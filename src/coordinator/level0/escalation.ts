@@ -1,5 +1,5 @@
 // When to escalate from level 0 (atom similarity on every upload) to level 1 (probe + GW
-// analysis), SPEC "Escalation". Triggers:
+// analysis). Triggers:
 //   * divergence — a model's divergence from its task's centroid is over `divergenceThreshold`;
 //   * drift      — a model moved more than `driftThreshold` (1 − cosine) since its last round;
 //   * fingerprint — a model whose α fingerprint does not match (once per model);

@@ -1,4 +1,4 @@
-// Level-0 similarity engine (SPEC "Measures", "Escalation"): an in-memory index of every model's
+// Level-0 similarity engine: an in-memory index of every model's
 // latest and previous atoms, kept as unit vectors per layer, plus per-task and federation-wide
 // running sums of those unit vectors. One upload costs O(layers·m·k²) whatever the number of
 // models; divergence and federation similarity are then O(layers·m·k²) per model to read, and the

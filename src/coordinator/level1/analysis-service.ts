@@ -1,4 +1,4 @@
-// Level-1 analysis (SPEC "Escalation"): the AnalysisService the coordinator core calls for
+// Level-1 analysis: the AnalysisService the coordinator core calls for
 // operator requests (gRPC RunAnalysis, HTTP POST /analyses, `atomlens report`), plus the
 // automatic escalation policy fed by accepted uploads and an optional schedule.
 //
@@ -63,6 +63,7 @@ function newId(prefix: string, now: number): string {
   return `${prefix}-${now.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** @internal exported for its tests */
 export class AnalysisServiceImpl implements AnalysisService {
   readonly policy: EscalationPolicy;
   private readonly pool: GwPool | undefined;

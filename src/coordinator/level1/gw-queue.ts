@@ -24,6 +24,7 @@ import type { Logger } from '../../shared/log.js';
 import { PostgresStorage } from '../storage/postgres.js';
 import type { QueueCounts } from './gw-queue-metrics.js';
 
+/** @internal exported for its tests */
 export const GW_QUEUE = 'atomlens-gw-solve';
 
 /** A stored probe summary: one probe layer of one model. */
@@ -61,7 +62,7 @@ export interface GwQueueOptions {
 }
 
 /** Jobs waiting and held, and workers seen within the last 30 s. */
-export async function queueCounts(boss: PgBoss, db: pg.Pool): Promise<QueueCounts> {
+async function queueCounts(boss: PgBoss, db: pg.Pool): Promise<QueueCounts> {
   const [waiting, notDone, live] = await Promise.all([
     boss.getQueueSize(GW_QUEUE, { before: 'active' }),
     boss.getQueueSize(GW_QUEUE, { before: 'completed' }),
@@ -73,7 +74,7 @@ export async function queueCounts(boss: PgBoss, db: pg.Pool): Promise<QueueCount
 }
 
 /** Result key of one side: the model and the layer, e.g. "alice/0-1@conv2". */
-export function sideKey(ref: GramRef): string {
+function sideKey(ref: GramRef): string {
   return `${ref.clientId}/${ref.taskId}@${ref.layer}`;
 }
 
@@ -81,7 +82,7 @@ export function sideKey(ref: GramRef): string {
  * A pg-boss instance on the federation's database (its tables live in the `pgboss` schema), after
  * bringing atomlens' own tables up to date (a worker may start before any coordinator).
  */
-export async function startBoss(options: GwQueueOptions, supervise = true): Promise<PgBoss> {
+async function startBoss(options: GwQueueOptions, supervise = true): Promise<PgBoss> {
   await (await PostgresStorage.open({ connectionString: options.connectionString, poolSize: 1 })).close();
   const boss = new PgBoss({
     connectionString: options.connectionString,

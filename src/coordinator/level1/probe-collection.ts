@@ -1,4 +1,4 @@
-// Probe collection for an analysis (SPEC "Escalation", level 1): ask every involved client, over
+// Probe collection for an analysis (level 1): ask every involved client, over
 // its live session, for the Gram matrices of the template's probe layers; wait until each has
 // answered or the deadline has passed; proceed with who answered and say why the others did not.
 //
@@ -49,7 +49,7 @@ export interface ProbeCollectorDeps {
 }
 
 /** Deterministic request id for one model's probe at a round (same inputs → same id). */
-export function probeRequestId(target: ProbeTarget, probe: ProbeSetSpec, layers: readonly string[]): string {
+function probeRequestId(target: ProbeTarget, probe: ProbeSetSpec, layers: readonly string[]): string {
   const hash = createHash('sha256')
     .update(
       JSON.stringify([

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
-export const LOCK_FILE = 'coordinator.lock';
+const LOCK_FILE = 'coordinator.lock';
 
 interface LockOwner {
   pid: number;
@@ -17,7 +17,7 @@ interface LockOwner {
 /** Lock files this process holds (a second coordinator in the same process is refused too). */
 const held = new Set<string>();
 
-export class DataDirLockedError extends Error {
+class DataDirLockedError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'DataDirLockedError';

@@ -42,6 +42,7 @@ export interface PostgresStorageOptions {
 
 // Identifiers compare byte-wise (COLLATE "C") so that ordering matches the SQLite backend and does
 // not depend on the server's locale.
+/** @internal exported for its tests */
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -714,7 +715,7 @@ function unavailable(err: unknown): Error {
 }
 
 /** Hides the password of a connection string. */
-export function redact(connectionString: string): string {
+function redact(connectionString: string): string {
   try {
     const u = new URL(connectionString);
     if (u.password) u.password = '***';

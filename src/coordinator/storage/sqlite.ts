@@ -49,6 +49,7 @@ interface QueuedWrite {
  * Numbered schema steps. Step 1 is the schema from before versioned migrations (hence IF NOT
  * EXISTS: a store written then gets it recorded without change). Add steps; never edit one that
  * has shipped.
+ * @internal exported for its tests
  */
 export const SQLITE_MIGRATIONS: readonly Migration[] = [
   {

@@ -1,6 +1,6 @@
 // The coordinator's storage, behind one narrow interface so a server database can replace the
-// embedded SQLite file without touching the rest (SPEC "Roles": registry, atom history, probe
-// summaries, analyses, reports).
+// embedded SQLite file without touching the rest (registry, atom history, probe summaries,
+// analyses, reports).
 //
 // Contract every implementation keeps (test/coordinator/storage-contract.ts checks it):
 //   * Writes resolve only after the data is durably committed; an atom upload is acknowledged to
