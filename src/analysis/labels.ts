@@ -366,6 +366,54 @@ export function classifyPairs(
   }
   const taskIds = new Set(models.map((m) => m.taskId));
   const bases: Structure['base'][] = taskIds.size > 1 ? ['shared', 'task-specific'] : ['shared'];
+  const candidates = fitStructures(models, bases, { pa, pb, close });
+  const best = candidates[0]!;
+  const labelOf = (c: Structure): BlockLabel => (c.departing.length > 0 ? 'client-specific' : c.base);
+  const ties = candidates.filter(
+    (c) => c.misfit === best.misfit && c.departing.length === best.departing.length,
+  );
+  const ambiguous = ties.some(
+    (c) => labelOf(c) !== labelOf(best) || c.departing.join() !== best.departing.join(),
+  );
+  const departing = best.departing.map((i) => departingModel(models, dist, i));
+  const closeCount = close.filter(Boolean).length;
+  const tally = `${closeCount} of ${close.length} model pairs within ${fmt(small)}`;
+  const fit = best.misfit === 0 ? 'every pair fits' : `${best.misfit} of ${close.length} pairs do not fit`;
+  if (best.misfit > options.maxMisfit * close.length) {
+    return {
+      ...base,
+      label: 'inconclusive',
+      misfit: best.misfit,
+      departing: [],
+      explanation: `${tally}; no structure fits: the best (${labelOf(best)}) leaves ${best.misfit} of ${close.length} pairs unexplained (more than ${Math.round(options.maxMisfit * 100)} %)`,
+    };
+  }
+  if (ambiguous) {
+    return {
+      ...base,
+      label: 'inconclusive',
+      misfit: best.misfit,
+      departing: [],
+      explanation: `${tally}; several structures fit equally well (${[...new Set(ties.map((c) => (c.departing.length ? `${labelOf(c)}: ${c.departing.map((i) => name(models[i]!)).join(', ')}` : labelOf(c))))].join(' / ')}), e.g. two models of one task that differ: which one moved cannot be told`,
+    };
+  }
+  const label = labelOf(best);
+  const explanation = structureExplanation(models, best, label, departing, base, tally, fit);
+  return { ...base, label, misfit: best.misfit, departing, explanation };
+}
+
+/**
+ * Every candidate structure (base label and departing set) with its misfit — the number of
+ * model pairs whose closeness it predicts wrongly — best first (fewest misfits, then fewest
+ * departing models, then shared before task-specific).
+ */
+function fitStructures(
+  models: LabelModel[],
+  bases: Structure['base'][],
+  pairs: { pa: number[]; pb: number[]; close: boolean[] },
+): Structure[] {
+  const { pa, pb, close } = pairs;
+  const M = models.length;
   const maxDepart = Math.floor((M - 1) / 2);
   const misfitOf = (b: Structure['base'], X: Set<number>): number => {
     let wrong = 0;
@@ -414,75 +462,56 @@ export function classifyPairs(
     for (let i = 0; i < kx.length; i++) if (kx[i] !== ky[i]) return kx[i]! - ky[i]!;
     return 0;
   };
-  candidates.sort(cmp);
-  const best = candidates[0]!;
-  const labelOf = (c: Structure): BlockLabel => (c.departing.length > 0 ? 'client-specific' : c.base);
-  const ties = candidates.filter(
-    (c) => c.misfit === best.misfit && c.departing.length === best.departing.length,
+  return candidates.sort(cmp);
+}
+
+/** Model i as a departing one: its mean distance to its task's other models (or to all others). */
+function departingModel(models: LabelModel[], dist: Pairs, i: number): DepartingModel {
+  const sameTask = models.map((_, j) => j).filter((j) => j !== i && models[j]!.taskId === models[i]!.taskId);
+  const peers = sameTask.length > 0 ? sameTask : models.map((_, j) => j).filter((j) => j !== i);
+  const toPeers = mean(
+    peers.map((j) => dist[i]![j]).filter((v): v is number => v !== null && Number.isFinite(v)),
   );
-  const ambiguous = ties.some(
-    (c) => labelOf(c) !== labelOf(best) || c.departing.join() !== best.departing.join(),
-  );
-  const departing: DepartingModel[] = best.departing.map((i) => {
-    const sameTask = models
-      .map((_, j) => j)
-      .filter((j) => j !== i && models[j]!.taskId === models[i]!.taskId);
-    const peers = sameTask.length > 0 ? sameTask : models.map((_, j) => j).filter((j) => j !== i);
-    const toPeers = mean(
-      peers.map((j) => dist[i]![j]).filter((v): v is number => v !== null && Number.isFinite(v)),
-    );
-    const restPairs: number[] = [];
-    for (const b of sameTask)
-      for (const c of sameTask) {
-        const v = dist[b]![c];
-        if (b < c && v !== null && v !== undefined && Number.isFinite(v)) restPairs.push(v);
-      }
-    return {
-      clientId: models[i]!.clientId,
-      taskId: models[i]!.taskId,
-      meanToTask: toPeers ?? Number.NaN,
-      othersMean: sameTask.length >= 2 ? mean(restPairs) : null,
-    };
-  });
-  const closeCount = close.filter(Boolean).length;
-  const tally = `${closeCount} of ${close.length} model pairs within ${fmt(small)}`;
-  const fit = best.misfit === 0 ? 'every pair fits' : `${best.misfit} of ${close.length} pairs do not fit`;
-  if (best.misfit > options.maxMisfit * close.length) {
-    return {
-      ...base,
-      label: 'inconclusive',
-      misfit: best.misfit,
-      departing: [],
-      explanation: `${tally}; no structure fits: the best (${labelOf(best)}) leaves ${best.misfit} of ${close.length} pairs unexplained (more than ${Math.round(options.maxMisfit * 100)} %)`,
-    };
-  }
-  if (ambiguous) {
-    return {
-      ...base,
-      label: 'inconclusive',
-      misfit: best.misfit,
-      departing: [],
-      explanation: `${tally}; several structures fit equally well (${[...new Set(ties.map((c) => (c.departing.length ? `${labelOf(c)}: ${c.departing.map((i) => name(models[i]!)).join(', ')}` : labelOf(c))))].join(' / ')}), e.g. two models of one task that differ: which one moved cannot be told`,
-    };
-  }
-  const label = labelOf(best);
-  let explanation: string;
+  const restPairs: number[] = [];
+  for (const b of sameTask)
+    for (const c of sameTask) {
+      const v = dist[b]![c];
+      if (b < c && v !== null && v !== undefined && Number.isFinite(v)) restPairs.push(v);
+    }
+  return {
+    clientId: models[i]!.clientId,
+    taskId: models[i]!.taskId,
+    meanToTask: toPeers ?? Number.NaN,
+    othersMean: sameTask.length >= 2 ? mean(restPairs) : null,
+  };
+}
+
+/** The sentence that explains a conclusive label. */
+function structureExplanation(
+  models: LabelModel[],
+  best: Structure,
+  label: BlockLabel,
+  departing: DepartingModel[],
+  base: { max: number | null; withinTaskMean: number | null; acrossTaskMean: number | null },
+  tally: string,
+  fit: string,
+): string {
   if (label === 'shared') {
-    explanation = `${tally} (largest ${fmt(base.max)}): the models compute the same function; ${fit}`;
-  } else if (label === 'task-specific') {
-    const oneEach = [...taskIds].every((t) => models.filter((m) => m.taskId === t).length === 1);
-    explanation = `models of a task agree (within-task mean ${fmt(base.withinTaskMean)}), tasks differ (across-task mean ${fmt(base.acrossTaskMean)}); ${fit}${oneEach ? '; one model per task, so task and client effects cannot be told apart' : ''}`;
-  } else {
-    explanation = `${departing
-      .map(
-        (d) =>
-          `${d.clientId}/${d.taskId} departs (${fmt(d.meanToTask)} from ${d.othersMean === null ? 'the others' : `its task, whose other models are ${fmt(d.othersMean)} apart`})`,
-      )
-      .join(
-        '; ',
-      )}; the rest ${best.base === 'shared' ? 'agree with one another' : 'agree within their tasks and differ across tasks'}; ${fit}`;
+    return `${tally} (largest ${fmt(base.max)}): the models compute the same function; ${fit}`;
   }
-  return { ...base, label, misfit: best.misfit, departing, explanation };
+  if (label === 'task-specific') {
+    const taskIds = new Set(models.map((m) => m.taskId));
+    const oneEach = [...taskIds].every((t) => models.filter((m) => m.taskId === t).length === 1);
+    return `models of a task agree (within-task mean ${fmt(base.withinTaskMean)}), tasks differ (across-task mean ${fmt(base.acrossTaskMean)}); ${fit}${oneEach ? '; one model per task, so task and client effects cannot be told apart' : ''}`;
+  }
+  return `${departing
+    .map(
+      (d) =>
+        `${d.clientId}/${d.taskId} departs (${fmt(d.meanToTask)} from ${d.othersMean === null ? 'the others' : `its task, whose other models are ${fmt(d.othersMean)} apart`})`,
+    )
+    .join(
+      '; ',
+    )}; the rest ${best.base === 'shared' ? 'agree with one another' : 'agree within their tasks and differ across tasks'}; ${fit}`;
 }
 
 function layerStats(
