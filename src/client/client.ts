@@ -26,7 +26,14 @@ import {
 import { encodeFloat32 } from '../shared/tensor.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
-import { FederationConnection, gramChunks, isTransient, statusCode } from './connection.js';
+import {
+  FederationConnection,
+  gramChunks,
+  isTransient,
+  readableDetails,
+  speaksTls,
+  statusCode,
+} from './connection.js';
 import {
   type DataSplit,
   loadTaskData,
@@ -156,7 +163,9 @@ const SHORT_SESSION_MS = 2_000;
 
 function describe(err: unknown): string {
   const e = err as { code?: number; details?: string; message?: string };
-  if (typeof e?.code === 'number') return `${grpcStatus[e.code] ?? e.code}: ${e.details || e.message}`;
+  if (typeof e?.code === 'number') {
+    return `${grpcStatus[e.code] ?? e.code}: ${readableDetails(e.details || e.message || '')}`;
+  }
   return e?.message ?? String(err);
 }
 
@@ -206,6 +215,8 @@ class FederatedClient {
   private probing: Promise<void> | undefined;
   private readonly summary: ClientSummary;
   private closed = false;
+  /** Whether a failed plaintext connection has asked if the address speaks TLS. */
+  private tlsChecked = false;
 
   constructor(private readonly options: ClientOptions) {
     this.log = options.logger ?? createLogger(`client ${options.clientId}`);
@@ -339,6 +350,17 @@ class FederatedClient {
         return;
       } catch (err) {
         if (err instanceof RejectedError || err instanceof AbortedError) throw err;
+        // A plaintext client cannot talk to a TLS coordinator, however long it retries: ask the
+        // address once whether it speaks TLS, and say which flag fixes it.
+        if (!this.options.credentials && !this.tlsChecked && statusCode(err) === grpcStatus.UNAVAILABLE) {
+          this.tlsChecked = true;
+          if (await speaksTls(this.options.address)) {
+            throw new RejectedError(
+              `the coordinator at ${this.options.address} speaks TLS and this client connects without it: ` +
+                "pass --ca FILE (the CA certificate that signed the coordinator's, e.g. certs/ca.pem)",
+            );
+          }
+        }
         const elapsed = Date.now() - started;
         if (elapsed >= this.giveUpAfterMs) {
           throw new UnreachableError(

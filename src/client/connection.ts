@@ -1,6 +1,8 @@
 // Promise-based wrapper around the generated Federation client (proto/atomlens/v1): unary calls
 // with deadlines, the Session stream, and the chunked probe-summary upload. No retry policy
 // here — client.ts decides when to reconnect.
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { FederationServiceClient } from '../generated/atomlens/v1/FederationService.js';
 import type { FetchProbeSetResponse__Output } from '../generated/atomlens/v1/FetchProbeSetResponse.js';
@@ -228,4 +230,59 @@ export function* gramChunks(
   for (let offset = 0; offset < bytes.length; offset += step) {
     yield { ...header, offset, data: bytes.subarray(offset, Math.min(bytes.length, offset + step)) };
   }
+}
+
+/**
+ * Whether `address` (HOST:PORT, [IPv6]:PORT) completes a TLS handshake within `timeoutMs`: a
+ * plaintext client failing to connect asks this once, so that a coordinator that speaks TLS is
+ * named at once instead of after the whole reconnect budget. The certificate is not checked (no
+ * data is sent): the answer only picks the message.
+ */
+export function speaksTls(address: string, timeoutMs = 2_000): Promise<boolean> {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(address);
+  if (!match) return Promise.resolve(false);
+  const host = match[1] ?? match[2]!;
+  const port = Number(match[3]);
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host,
+      port,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      ...(isIP(host) ? {} : { servername: host }),
+    });
+    const done = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * A status message a person can read: grpc-js's connection boilerplate and timestamps removed,
+ * and OpenSSL's error codes replaced by what they mean and the flag that fixes them.
+ */
+export function readableDetails(details: string): string {
+  if (
+    /certificate verify failed|unable to (get local issuer|verify)|self[- ]signed certificate/i.test(details)
+  ) {
+    return "TLS: the coordinator's certificate is not signed by the CA given with --ca";
+  }
+  if (/Hostname\/IP does not match|altnames|ERR_TLS_CERT_ALTNAME_INVALID/i.test(details)) {
+    return "TLS: the coordinator's certificate is not for this address (connect by a name in its SAN, or re-issue it)";
+  }
+  if (/wrong version number|packet length too long|http_request/i.test(details)) {
+    return 'TLS: the coordinator does not speak TLS on this port (drop --ca, or check the port)';
+  }
+  const cleaned = details
+    .replace(/^No connection established\. Last error: /, '')
+    .replace(/\s*\(\d{4}-\d{2}-\d{2}T[\d:.]+Z\)/g, '')
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/\berror:[0-9A-F]{8}:[^:]*:[^:]*:/g, '')
+    .trim();
+  return cleaned || details;
 }

@@ -1,6 +1,6 @@
 // Probe-summary chunking: ≤ 1 MiB per chunk, offsets in order, bytes = the Gram in LE float32.
 import { describe, expect, it } from 'vitest';
-import { gramChunks, MAX_CHUNK_DATA_BYTES } from '../../src/client/connection.js';
+import { gramChunks, MAX_CHUNK_DATA_BYTES, readableDetails } from '../../src/client/connection.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 
 describe('gramChunks', () => {
@@ -40,5 +40,31 @@ describe('gramChunks', () => {
     const small = [...gramChunks(header, gram, 64)];
     expect(small.map((c) => c.offset)).toEqual([0, 64, 128, 192, 256, 320, 384]);
     expect(small.map((c) => (c.data as Buffer).length)).toEqual([64, 64, 64, 64, 64, 64, 16]);
+  });
+});
+
+describe('readableDetails', () => {
+  it('drops grpc-js boilerplate and timestamps', () => {
+    expect(
+      readableDetails(
+        'No connection established. Last error: Failed to connect (2026-11-30T14:06:35.495Z). Resolution note: ',
+      ),
+    ).toBe('Failed to connect');
+  });
+
+  it('turns OpenSSL errors into the fix', () => {
+    expect(
+      readableDetails(
+        'No connection established. Last error: error:0A000086:SSL routines::certificate verify failed (2026-11-30T14:06:35.495Z)',
+      ),
+    ).toMatch(/^TLS: .*--ca$/);
+    expect(readableDetails('error:0A00010B:SSL routines::wrong version number')).toMatch(
+      /does not speak TLS/,
+    );
+    expect(
+      readableDetails(
+        "Hostname/IP does not match certificate's altnames: IP: 10.0.0.1 is not in the cert's list",
+      ),
+    ).toMatch(/not for this address/);
   });
 });
