@@ -11,7 +11,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../src/analysis/pairwise.js';
-import { gramUpperF32, kernelTeam, matmul, matmulF32 } from '../src/ot/linalg.js';
+import { kernelTeam, kernelVariant } from '../src/ot/kernels/team.js';
+import { gramUpperF32, matmul, matmulF32 } from '../src/ot/linalg.js';
 import { writeNpy } from '../src/shared/npy.js';
 import { mulberry32, normalSampler } from '../src/shared/rng.js';
 import { PYTHON } from './gw-data.js';
@@ -143,7 +144,7 @@ async function matmulTable(log: (msg: string) => void, numpy: boolean): Promise<
     ],
     rows,
     notes: [
-      `load average before ${before}, after ${load()} on ${availableParallelism()} cores; helper threads: ${kernelTeam()?.helperCount ?? 0}`,
+      `load average before ${before}, after ${load()} on ${availableParallelism()} cores; helper threads: ${kernelTeam()?.helperCount ?? 0}; kernel module: ${kernelVariant()}`,
       'ours: input packing and copying out included; best of ≥ 3 runs. numpy: A @ B, best of ≥ 3 runs.',
       "Ceiling: WebAssembly SIMD has 128-bit lanes and (without relaxed SIMD) no fused multiply-add: 4 f64 (8 f32) flops per cycle per core in mul+add pairs, against OpenBLAS's AVX2 FMA at 16 (32); V8's 15 allocatable xmm registers limit the register tile to 4×4 (f64) / 4×8 (f32).",
     ],

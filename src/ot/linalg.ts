@@ -39,7 +39,10 @@ export function matmul(
   return jsMatmul(A, B, n, k, m, out);
 }
 
-/** The JS kernel (also the fallback): 4×4 register tiles over a column-packed copy of B. */
+/**
+ * The JS kernel (also the fallback): 4×4 register tiles over a column-packed copy of B.
+ * @internal exported for its tests and benchmarks
+ */
 export function jsMatmul(
   A: Readable,
   B: Readable,
@@ -150,62 +153,13 @@ export function transpose(A: Readable, n: number, m: number): Float64Array {
   return out;
 }
 
-/** A·x for an n×m matrix A. */
-export function matvec(A: Readable, x: Readable, n: number, m: number): Float64Array {
-  checkSize('matvec: A', A, n * m);
-  checkSize('matvec: x', x, m);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    const o = i * m;
-    for (let j = 0; j < m; j++) s += A[o + j]! * x[j]!;
-    out[i] = s;
-  }
-  return out;
-}
-
-/** Row sums of an n×m matrix. */
-export function rowSums(A: Readable, n: number, m: number): Float64Array {
-  checkSize('rowSums: A', A, n * m);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < m; j++) s += A[i * m + j]!;
-    out[i] = s;
-  }
-  return out;
-}
-
-/** Column sums of an n×m matrix. */
-export function colSums(A: Readable, n: number, m: number): Float64Array {
-  checkSize('colSums: A', A, n * m);
-  const out = new Float64Array(m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) out[j]! += A[i * m + j]!;
-  return out;
-}
-
-/** Largest |A_ij − A_ji| of an n×n matrix (0 for a symmetric one). */
-export function maxAsymmetry(A: Readable, n: number): number {
-  checkSize('maxAsymmetry: A', A, n * n);
-  let worst = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      const d = Math.abs(A[i * n + j]! - A[j * n + i]!);
-      if (d > worst || Number.isNaN(d)) worst = d;
-    }
-  }
-  return worst;
-}
-
 // ---------------------------------------------------------------------------------------------
 // WebAssembly SIMD kernels (kernels/linalg.wat, compiled by `npm run gen:wasm`) on a shared memory,
 // with helper threads for large problems (kernels/team.ts).
 
 export {
   kernelModule,
-  kernelTeam,
   kernelThreads,
-  kernelVariant,
   setKernelThreads,
   shareKernelModule,
 } from './kernels/team.js';
@@ -227,6 +181,7 @@ function simdMatmul(A: Readable, B: Readable, n: number, k: number, m: number, o
  * when large: for products whose inputs are float32 anyway and whose tolerance allows float32 sums
  * of k products (error ≈ √k·2⁻²⁴ relative, typically). Falls back to the float64 kernels (rounded
  * to float32) where WebAssembly SIMD is unavailable.
+ * @internal exported for its tests and benchmarks
  */
 export function matmulF32(
   A: Readable,

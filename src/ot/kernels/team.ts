@@ -90,7 +90,10 @@ export function kernelModule(): object | null {
   return compiledModule;
 }
 
-/** Which kernel module this process runs: 'fma' (linalg-fma.wat), 'simd' (linalg.wat) or 'none'. */
+/**
+ * Which kernel module this process runs: 'fma' (linalg-fma.wat), 'simd' (linalg.wat) or 'none'.
+ * @internal exported for the kernel benchmark, which reports it
+ */
 export function kernelVariant(): 'fma' | 'simd' | 'none' {
   const module = kernelModule();
   return module === null ? 'none' : fmaModule ? 'fma' : 'simd';
