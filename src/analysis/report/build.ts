@@ -176,13 +176,42 @@ export async function buildReport(
   onProgress: (p: BuildProgress) => void = () => {},
 ): Promise<AnalysisReport> {
   const started = performance.now();
-  const { template } = input;
-  const probeLayers = template.probeLayers;
-  const L = probeLayers.length;
-  const settings: LabelThresholdSettings = { ...DEFAULT_LABEL_SETTINGS, ...input.thresholds };
   const notes = [...(input.notes ?? [])];
+  const atoms = atomSimilarityOfAllModels(input);
+  const reps = probeRepresentations(input, notes);
+  const gw = gwProblems(input, reps, solve);
+  const solvingSeconds = await solveAll(gw.jobs, reps.n, onProgress);
 
-  // --- atom similarity over every model with atoms ------------------------------------------
+  onProgress({ stage: 'segmenting', fraction: 0.9, message: 'segmenting layers into blocks' });
+  const blocks = segmentAndLabel(input, atoms, reps, gw);
+
+  onProgress({ stage: 'reporting', fraction: 0.95, message: 'cross-checking atom cosine against CKA' });
+  const crossCheck = atomCosineVsCka(input, reps.answered, blocks.crossCosine, gw.crossCka);
+  notes.push(...reportCaveats(input, crossCheck.points.length, reps.answered.length));
+
+  const totalSeconds = input.probingSeconds + (performance.now() - started) / 1000;
+  const report = assembleReport(
+    input,
+    { atoms, reps, gw, blocks, crossCheck, notes },
+    {
+      probingSeconds: input.probingSeconds,
+      solvingSeconds,
+      totalSeconds,
+      gwSolves: gw.jobs.length,
+    },
+  );
+  return { ...report, verdict: reportVerdict(report) };
+}
+
+/** Atom similarity over every model with atoms, as full M×M matrices (NaN where a model has none). */
+interface AtomMatrices {
+  atomMean: Float64Array;
+  atomLayer: Float64Array[];
+  measure: AnalysisReport['atomSimilarity']['measure'];
+}
+
+function atomSimilarityOfAllModels(input: ReportInput): AtomMatrices {
+  const { template } = input;
   const layout = layerLayout(template.layers);
   const M = input.models.length;
   const withAtoms = input.atoms.map((a, i) => (a ? i : -1)).filter((i) => i >= 0);
@@ -197,7 +226,6 @@ export async function buildReport(
     { measure: 'cosine', perLayer: true },
   );
   const A = withAtoms.length;
-  /** Full M×M matrices (NaN where a model has no atoms). */
   const atomMean = new Float64Array(M * M).fill(Number.NaN);
   const atomLayer = template.layers.map(() => new Float64Array(M * M).fill(Number.NaN));
   const measure: AnalysisReport['atomSimilarity']['measure'] = Array.from({ length: M }, () =>
@@ -214,8 +242,22 @@ export async function buildReport(
       measure[i]![j] = sim.pairMeasure[a * A + b] === 0 ? 'cosine' : 'subspace';
     }
   }
+  return { atomMean, atomLayer, measure };
+}
 
-  // --- representations of answered models ----------------------------------------------------
+/** The answered models' probe layers: Grams in float64 and their metric spaces. */
+interface ProbeRepresentations {
+  /** Indices (into input.models) of the models that answered, ascending. */
+  answered: number[];
+  /** Probe set size. */
+  n: number;
+  spaces: Map<number, Float64Array[]>;
+  grams64: Map<number, Float64Array[]>;
+}
+
+function probeRepresentations(input: ReportInput, notes: string[]): ProbeRepresentations {
+  const probeLayers = input.template.probeLayers;
+  const L = probeLayers.length;
   const answered = [...input.grams.keys()].sort((a, b) => a - b);
   const n = input.probe.size;
   const spaces = new Map<number, Float64Array[]>();
@@ -242,10 +284,37 @@ export async function buildReport(
       }),
     );
   }
+  return { answered, n, spaces, grams64 };
+}
 
-  // --- every GW solve, concurrently (the pool bounds the parallelism) ---------------------------
+interface GwJob {
+  run: () => Promise<GwSolveResult>;
+  store: (r: GwSolveResult) => void;
+}
+
+/**
+ * Every GW problem of the report, as jobs that fill the matrices below when run: within each
+ * answered model (L×L, with the identity coupling's value) and, per probe layer, between every
+ * two answered models (P×P, in `answered` order). CKA between the models' layers is computed here
+ * directly from the Grams.
+ */
+interface GwProblems {
+  jobs: GwJob[];
+  layerGw: Map<number, { gw: Float64Array; identity: Float64Array }>;
+  crossGw: Float64Array[];
+  crossIdentity: Float64Array[];
+  crossCka: Float64Array[];
+}
+
+const identityDistance = (r: GwSolveResult) =>
+  r.identityValue === null ? Number.NaN : 0.5 * Math.sqrt(Math.max(0, r.identityValue));
+
+function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: SolveGw): GwProblems {
+  const probeLayers = input.template.probeLayers;
+  const L = probeLayers.length;
+  const { answered, spaces, grams64, n } = reps;
   const P = answered.length;
-  const jobs: { run: () => Promise<GwSolveResult>; store: (r: GwSolveResult) => void }[] = [];
+  const jobs: GwJob[] = [];
   const layerGw = new Map<number, { gw: Float64Array; identity: Float64Array }>();
   for (const i of answered) {
     const gw = new Float64Array(L * L);
@@ -257,7 +326,7 @@ export async function buildReport(
         jobs.push({
           run: () => solve(C[a]!, C[b]!, { a: { model: i, layer: a }, b: { model: i, layer: b } }),
           store: (r) => {
-            const idv = r.identityValue === null ? Number.NaN : 0.5 * Math.sqrt(Math.max(0, r.identityValue));
+            const idv = identityDistance(r);
             gw[a * L + b] = gw[b * L + a] = r.distance;
             identity[a * L + b] = identity[b * L + a] = idv;
           },
@@ -285,7 +354,7 @@ export async function buildReport(
           run: () =>
             solve(Ca, Cb, { a: { model: answered[a]!, layer: l }, b: { model: answered[b]!, layer: l } }),
           store: (r) => {
-            const idv = r.identityValue === null ? Number.NaN : 0.5 * Math.sqrt(Math.max(0, r.identityValue));
+            const idv = identityDistance(r);
             crossGw[l]![a * P + b] = crossGw[l]![b * P + a] = r.distance;
             crossIdentity[l]![a * P + b] = crossIdentity[l]![b * P + a] = idv;
           },
@@ -293,6 +362,11 @@ export async function buildReport(
       }
     }
   }
+  return { jobs, layerGw, crossGw, crossIdentity, crossCka };
+}
+
+/** Runs every GW solve concurrently (the pool bounds the parallelism); returns the seconds taken. */
+async function solveAll(jobs: GwJob[], n: number, onProgress: (p: BuildProgress) => void): Promise<number> {
   let done = 0;
   const solveStarted = performance.now();
   onProgress({ stage: 'solving', fraction: 0, message: `${jobs.length} GW problems (n = ${n})` });
@@ -308,10 +382,22 @@ export async function buildReport(
       });
     }),
   );
-  const solvingSeconds = (performance.now() - solveStarted) / 1000;
+  return (performance.now() - solveStarted) / 1000;
+}
 
-  // --- segmentation and labels ---------------------------------------------------------------
-  onProgress({ stage: 'segmenting', fraction: 0.9, message: 'segmenting layers into blocks' });
+/** Segmentation of each model and of the consensus, label thresholds, labels and their confidence. */
+function segmentAndLabel(
+  input: ReportInput,
+  atoms: AtomMatrices,
+  reps: ProbeRepresentations,
+  gw: GwProblems,
+) {
+  const probeLayers = input.template.probeLayers;
+  const L = probeLayers.length;
+  const { answered } = reps;
+  const { crossGw, crossIdentity } = gw;
+  const P = answered.length;
+  const settings: LabelThresholdSettings = { ...DEFAULT_LABEL_SETTINGS, ...input.thresholds };
   // How far apart two models' versions of one layer typically are: the scale of "the same
   // function" that lets segmentation call every layer a block of its own (segmentation.ts).
   const segmentation: SegmentationOptions = {
@@ -319,8 +405,8 @@ export async function buildReport(
     ...input.segmentation,
   };
   const perModel = answered.map((i) => {
-    const { gw, identity } = layerGw.get(i)!;
-    return { model: i, gw, identity, segmentation: segmentLayers(gw, L, segmentation) };
+    const { gw: layerGw, identity } = gw.layerGw.get(i)!;
+    return { model: i, gw: layerGw, identity, segmentation: segmentLayers(layerGw, L, segmentation) };
   });
   const shared = resolveSharedMaxGw(
     settings.sharedMaxGw,
@@ -352,21 +438,7 @@ export async function buildReport(
           segmentation,
         )
       : null;
-  const atomIndexOfProbe = probeLayers.map((name) => template.layers.findIndex((l) => l.name === name));
-  const crossCosine = probeLayers.map((_, l) => {
-    const out = new Float64Array(P * P).fill(Number.NaN);
-    const al = atomIndexOfProbe[l]!;
-    if (al < 0) return out;
-    for (let a = 0; a < P; a++) {
-      for (let b = 0; b < P; b++) {
-        const i = answered[a]!;
-        const j = answered[b]!;
-        // Only true atom cosine feeds the atom view; subspace values are a different scale.
-        if (measure[i]![j] === 'cosine') out[a * P + b] = atomLayer[al]![i * M + j]!;
-      }
-    }
-    return out;
-  });
+  const crossCosine = crossModelAtomCosine(input, atoms, answered);
   const labelled =
     consensus && P >= 1
       ? labelBlocks(
@@ -388,8 +460,8 @@ export async function buildReport(
       ? bootstrapBlocks({
           models: answered.map((i) => input.models[i]!),
           layers: probeLayers,
-          n,
-          spaces: answered.map((i) => spaces.get(i)!),
+          n: reps.n,
+          spaces: answered.map((i) => reps.spaces.get(i)!),
           layerGw: perModel.map((m) => m.gw),
           layerIdentity: perModel.map((m) => m.identity),
           crossGw,
@@ -405,9 +477,46 @@ export async function buildReport(
           seed: (input.bootstrapSeed ?? 20240611) + 17,
         })
       : null;
+  return { perModel, shared, sharedIdentity, thresholds, consensus, crossCosine, labelled, confidence };
+}
 
-  // --- cross-check: atom cosine vs CKA --------------------------------------------------------
-  onProgress({ stage: 'reporting', fraction: 0.95, message: 'cross-checking atom cosine against CKA' });
+/**
+ * Per probe layer, atom cosine between every two answered models (P×P); NaN where the layer has
+ * no atoms or the pair is compared by subspace similarity.
+ */
+function crossModelAtomCosine(input: ReportInput, atoms: AtomMatrices, answered: number[]): Float64Array[] {
+  const { template } = input;
+  const M = input.models.length;
+  const P = answered.length;
+  const atomIndexOfProbe = template.probeLayers.map((name) =>
+    template.layers.findIndex((l) => l.name === name),
+  );
+  return template.probeLayers.map((_, l) => {
+    const out = new Float64Array(P * P).fill(Number.NaN);
+    const al = atomIndexOfProbe[l]!;
+    if (al < 0) return out;
+    for (let a = 0; a < P; a++) {
+      for (let b = 0; b < P; b++) {
+        const i = answered[a]!;
+        const j = answered[b]!;
+        // Only true atom cosine feeds the atom view; subspace values are a different scale.
+        if (atoms.measure[i]![j] === 'cosine') out[a * P + b] = atoms.atomLayer[al]![i * M + j]!;
+      }
+    }
+    return out;
+  });
+}
+
+/** The cross-check: atom cosine vs CKA over all (model pair, layer) points, overall and per layer. */
+function atomCosineVsCka(
+  input: ReportInput,
+  answered: number[],
+  crossCosine: Float64Array[],
+  crossCka: Float64Array[],
+): AnalysisReport['crossCheck'] {
+  const probeLayers = input.template.probeLayers;
+  const L = probeLayers.length;
+  const P = answered.length;
   const points: CrossCheckPoint[] = [];
   for (let l = 0; l < L; l++) {
     for (let a = 0; a < P; a++) {
@@ -437,21 +546,50 @@ export async function buildReport(
       ),
     };
   });
-  if (points.length > 0) {
+  return { points, overall, perLayer };
+}
+
+/** Notes on what the report cannot say, given how many points and answered models it has. */
+function reportCaveats(input: ReportInput, crossCheckPoints: number, answered: number): string[] {
+  const notes: string[] = [];
+  if (crossCheckPoints > 0) {
     notes.push(
       'Cross-check intervals resample (model pair, layer) points as if independent; points sharing a model are not, so the intervals are optimistic.',
     );
   }
-  if (P < 2) notes.push('Fewer than two models returned probe data: no cross-model comparison or labels.');
+  if (answered < 2)
+    notes.push('Fewer than two models returned probe data: no cross-model comparison or labels.');
   if (input.models.some((m) => !m.fingerprintMatch)) {
     notes.push(
       'Models whose α fingerprint does not match are compared by subspace similarity and left out of the atom view and the cross-check.',
     );
   }
+  return notes;
+}
 
-  const totalSeconds = input.probingSeconds + (performance.now() - started) / 1000;
+/** The report object (without its verdict) from the stages' results. */
+function assembleReport(
+  input: ReportInput,
+  parts: {
+    atoms: AtomMatrices;
+    reps: ProbeRepresentations;
+    gw: GwProblems;
+    blocks: ReturnType<typeof segmentAndLabel>;
+    crossCheck: AnalysisReport['crossCheck'];
+    notes: string[];
+  },
+  timings: AnalysisReport['timings'],
+): Omit<AnalysisReport, 'verdict'> {
+  const { template } = input;
+  const probeLayers = template.probeLayers;
+  const L = probeLayers.length;
+  const M = input.models.length;
+  const { atoms, reps, gw, blocks, crossCheck, notes } = parts;
+  const { answered } = reps;
+  const P = answered.length;
+  const { perModel, consensus, thresholds, shared, sharedIdentity, confidence } = blocks;
   const segByModel = new Map(perModel.map((m) => [m.model, m.segmentation]));
-  const report: Omit<AnalysisReport, 'verdict'> = {
+  return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     reportId: input.reportId,
     analysisId: input.analysisId,
@@ -468,9 +606,12 @@ export async function buildReport(
     models: input.models,
     missing: input.missing,
     atomSimilarity: {
-      measure,
-      mean: squareToMatrix(atomMean, M),
-      perLayer: template.layers.map((l, i) => ({ layer: l.name, values: squareToMatrix(atomLayer[i]!, M) })),
+      measure: atoms.measure,
+      mean: squareToMatrix(atoms.atomMean, M),
+      perLayer: template.layers.map((l, i) => ({
+        layer: l.name,
+        values: squareToMatrix(atoms.atomLayer[i]!, M),
+      })),
     },
     crossModels: answered,
     layerGw: perModel.map((m) => ({
@@ -481,51 +622,54 @@ export async function buildReport(
     })),
     crossModel: probeLayers.map((layer, l) => ({
       layer,
-      gw: squareToMatrix(crossGw[l]!, P),
-      identity: squareToMatrix(crossIdentity[l]!, P),
-      cka: squareToMatrix(crossCka[l]!, P),
+      gw: squareToMatrix(gw.crossGw[l]!, P),
+      identity: squareToMatrix(gw.crossIdentity[l]!, P),
+      cka: squareToMatrix(gw.crossCka[l]!, P),
     })),
     consensus: consensus ? segmentationToJson(consensus, probeLayers) : null,
-    blocks: labelled.map((b, index) => {
-      const seg = consensus!.blocks[index]!;
-      return {
-        index,
-        start: b.start,
-        end: b.end,
-        layers: b.layers,
-        label: b.label,
-        cohesion: seg.cohesion,
-        separationLeft: seg.separationLeft,
-        separationRight: seg.separationRight,
-        decidedBy: b.decidedBy,
-        matched: b.matched,
-        gw: b.gw,
-        gwAgrees: b.gwAgrees,
-        atoms: b.atoms,
-        atomsAgree: b.atomsAgree,
-        labelConfidence: confidence ? toJsonNumber(confidence.labelConfidence[index]!) : null,
-        boundaryConfidence:
-          confidence && index < labelled.length - 1
-            ? toJsonNumber(confidence.boundaryConfidence[index]!)
-            : null,
-        perLayer: b.perLayer,
-      };
-    }),
+    blocks: reportBlocks(blocks),
     bootstrap: {
       resamples: confidence?.resamples ?? 0,
       method:
         'probe inputs resampled with replacement; identity-coupling distances recomputed exactly, GW rescaled by the change in the identity distance (not re-solved)',
     },
     thresholds: { ...thresholds, sharedMaxGwRule: shared.rule, sharedMaxIdentityRule: sharedIdentity.rule },
-    crossCheck: { points, overall, perLayer },
+    crossCheck,
     solver: input.solver,
-    timings: {
-      probingSeconds: input.probingSeconds,
-      solvingSeconds,
-      totalSeconds,
-      gwSolves: jobs.length,
-    },
+    timings,
     notes,
   };
-  return { ...report, verdict: reportVerdict(report) };
+}
+
+/** The labelled consensus blocks as the report lists them, with their bootstrap confidence. */
+function reportBlocks({
+  labelled,
+  consensus,
+  confidence,
+}: ReturnType<typeof segmentAndLabel>): AnalysisReport['blocks'] {
+  return labelled.map((b, index) => {
+    const seg = consensus!.blocks[index]!;
+    return {
+      index,
+      start: b.start,
+      end: b.end,
+      layers: b.layers,
+      label: b.label,
+      cohesion: seg.cohesion,
+      separationLeft: seg.separationLeft,
+      separationRight: seg.separationRight,
+      decidedBy: b.decidedBy,
+      matched: b.matched,
+      gw: b.gw,
+      gwAgrees: b.gwAgrees,
+      atoms: b.atoms,
+      atomsAgree: b.atomsAgree,
+      labelConfidence: confidence ? toJsonNumber(confidence.labelConfidence[index]!) : null,
+      boundaryConfidence:
+        confidence && index < labelled.length - 1
+          ? toJsonNumber(confidence.boundaryConfidence[index]!)
+          : null,
+      perLayer: b.perLayer,
+    };
+  });
 }

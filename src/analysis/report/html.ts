@@ -73,23 +73,31 @@ function blockRow(b: ReportBlock): string {
 }
 
 export function renderReportHtml(r: AnalysisReport): string {
-  const out: string[] = [];
   const title = `atomlens report ${r.reportId}`;
-  out.push(
-    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(title)}</title><style>${STYLE}</style></head><body><main>`,
-  );
   const answered = r.models.filter((m) => m.answered).length;
-  out.push(`<h1>Sub-network report</h1>`);
-  out.push(
+  const distanceMax = sharedDistanceMax(r);
+  const out: string[] = [
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${esc(title)}</title><style>${STYLE}</style></head><body><main>`,
+    `<h1>Sub-network report</h1>`,
     `<div class="meta">Report <code>${esc(r.reportId)}</code> · analysis <code>${esc(r.analysisId)}</code> · ${esc(r.createdAt)} · federation <code>${esc(r.template.federationId)}</code> (template v${r.template.version}) · ${r.models.length} models, ${answered} with probe data · schema v${r.schemaVersion}</div>`,
-  );
-
-  // Verdict first: plain sentences (verdict.ts); the evidence follows.
-  out.push(
+    // Verdict first: plain sentences (verdict.ts); the evidence follows.
     `<section id="verdict" class="verdict"><h2>Verdict</h2><ul>${r.verdict.map((v) => `<li>${esc(v)}</li>`).join('')}</ul></section>`,
-  );
+    ...triggerSection(r),
+    ...participantsSection(r),
+    ...blocksSection(r),
+    ...atomSimilaritySection(r),
+    ...layerGwSection(r, distanceMax),
+    ...crossModelSection(r, distanceMax),
+    ...crossCheckSection(r),
+    ...segmentationSection(r),
+    ...detailsSection(r),
+    '</main></body></html>',
+  ];
+  return out.join('\n');
+}
 
-  // Trigger
+function triggerSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   out.push(`<h2 id="trigger">What triggered this analysis</h2>`);
   out.push(`<p><strong>${esc(r.trigger.kind)}</strong>: ${esc(r.trigger.reason || '(no reason given)')}</p>`);
   if (r.trigger.evidence.length > 0) {
@@ -102,8 +110,12 @@ export function renderReportHtml(r: AnalysisReport): string {
     }
     out.push('</table>');
   }
+  return out;
+}
 
-  // Who answered
+/** Who answered the probe request. */
+function participantsSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   out.push(`<h2 id="participants">Models and probe answers</h2>`);
   if (r.missing.length > 0) {
     out.push(
@@ -124,8 +136,11 @@ export function renderReportHtml(r: AnalysisReport): string {
     );
   }
   out.push('</table>');
+  return out;
+}
 
-  // Blocks
+function blocksSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   out.push(`<h2 id="blocks">Sub-networks and labels</h2>`);
   if (r.consensus) {
     out.push(
@@ -144,8 +159,12 @@ export function renderReportHtml(r: AnalysisReport): string {
     for (const b of r.blocks) out.push(blockRow(b));
     out.push('</table>');
   }
+  return out;
+}
 
-  // Heatmaps: atom similarity
+/** Heatmaps of atom similarity: mean over layers, then per layer. */
+function atomSimilaritySection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   const names = r.models.map((_, i) => modelName(r, i));
   out.push(`<h2 id="atom-similarity">Atom similarity across models</h2>`);
   out.push('<div class="figs">');
@@ -158,21 +177,30 @@ export function renderReportHtml(r: AnalysisReport): string {
     );
   });
   out.push('</div>');
+  return out;
+}
 
-  // GW layer matrices
-  out.push(`<h2 id="layer-gw">GW distances between each model's layers</h2>`);
-  out.push(
-    '<p class="muted">Left: the GW optimum; right: the value at the identity coupling (probe inputs matched to themselves), an upper bound. Red outlines are the model\'s own blocks.</p>',
-  );
-  const layers = r.template.probeLayers;
-  // One colour scale for every distance heatmap (layer matrices and cross-model), so that the
-  // same colour is the same distance everywhere on the page.
-  const distanceMax = Math.max(
+/**
+ * One colour scale for every distance heatmap (layer matrices and cross-model), so that the same
+ * colour is the same distance everywhere on the page: its top.
+ */
+function sharedDistanceMax(r: AnalysisReport): number {
+  return Math.max(
     1e-9,
     ...[...r.layerGw.flatMap((g) => [g.gw, g.identity]), ...r.crossModel.flatMap((l) => [l.gw, l.identity])]
       .flat(2)
       .filter((v): v is number => v !== null && Number.isFinite(v)),
   );
+}
+
+/** GW layer matrices of each model, beside the identity coupling's. */
+function layerGwSection(r: AnalysisReport, distanceMax: number): string[] {
+  const out: string[] = [];
+  out.push(`<h2 id="layer-gw">GW distances between each model's layers</h2>`);
+  out.push(
+    '<p class="muted">Left: the GW optimum; right: the value at the identity coupling (probe inputs matched to themselves), an upper bound. Red outlines are the model\'s own blocks.</p>',
+  );
+  const layers = r.template.probeLayers;
   out.push(
     `<p class="muted">Every distance heatmap on this page shares one colour scale, 0 to ${fmt(distanceMax)}.</p>`,
   );
@@ -184,21 +212,28 @@ export function renderReportHtml(r: AnalysisReport): string {
     );
   }
   out.push('</div>');
+  return out;
+}
 
-  // Cross-model per layer
-  if (r.crossModel.length > 0 && r.crossModels.length >= 2) {
-    const cnames = r.crossModels.map((i) => modelName(r, i));
-    out.push(`<h2 id="cross-model">Corresponding layers across models</h2>`);
-    out.push('<div class="figs">');
-    r.crossModel.forEach((l, i) => {
-      out.push(
-        `<div class="fig">${heatmapSvg({ id: `x-gw-${i}`, kind: 'cross-gw', title: `${l.layer}: GW across models`, rowLabels: cnames, colLabels: cnames, values: l.gw, min: 0, max: distanceMax })}${heatmapSvg({ id: `x-cka-${i}`, kind: 'cross-cka', title: `${l.layer}: linear CKA`, rowLabels: cnames, colLabels: cnames, values: l.cka, min: 0, max: 1 })}</div>`,
-      );
-    });
-    out.push('</div>');
-  }
+/** Per probe layer, GW and CKA across models (only with two or more answered models). */
+function crossModelSection(r: AnalysisReport, distanceMax: number): string[] {
+  if (!(r.crossModel.length > 0 && r.crossModels.length >= 2)) return [];
+  const out: string[] = [];
+  const cnames = r.crossModels.map((i) => modelName(r, i));
+  out.push(`<h2 id="cross-model">Corresponding layers across models</h2>`);
+  out.push('<div class="figs">');
+  r.crossModel.forEach((l, i) => {
+    out.push(
+      `<div class="fig">${heatmapSvg({ id: `x-gw-${i}`, kind: 'cross-gw', title: `${l.layer}: GW across models`, rowLabels: cnames, colLabels: cnames, values: l.gw, min: 0, max: distanceMax })}${heatmapSvg({ id: `x-cka-${i}`, kind: 'cross-cka', title: `${l.layer}: linear CKA`, rowLabels: cnames, colLabels: cnames, values: l.cka, min: 0, max: 1 })}</div>`,
+    );
+  });
+  out.push('</div>');
+  return out;
+}
 
-  // Cross-check
+/** Cheap vs expensive: the atom cosine against CKA scatter plot and correlations. */
+function crossCheckSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   out.push(`<h2 id="cross-check">Cheap vs expensive: atom cosine against CKA</h2>`);
   out.push(
     `<div class="figs"><div class="fig">${scatterSvg({
@@ -220,8 +255,12 @@ export function renderReportHtml(r: AnalysisReport): string {
   out.push(corrRow('all layers', r.crossCheck.overall));
   for (const l of r.crossCheck.perLayer) out.push(corrRow(l.layer, l));
   out.push('</table></div></div>');
+  return out;
+}
 
-  // Segmentation details
+/** How the number of blocks was chosen, for the consensus and each model. */
+function segmentationSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
   out.push(`<h2 id="segmentation">How the number of blocks was chosen</h2>`);
   out.push(
     '<table><tr><th>Model</th><th>k</th><th>Criterion</th><th>Cost by k</th><th>Silhouette by k</th></tr>',
@@ -236,12 +275,17 @@ export function renderReportHtml(r: AnalysisReport): string {
     );
   }
   out.push('</table>');
+  return out;
+}
 
+/** Probe set, solver and timings, then the notes. */
+function detailsSection(r: AnalysisReport): string[] {
+  const out: string[] = [];
+  const layers = r.template.probeLayers;
   out.push(`<h2 id="details">Details</h2>`);
   out.push(
     `<p>Probe set: ${esc(r.template.probe.source)}, n = ${r.template.probe.size}, seed ${r.template.probe.seed}, pooling ${esc(r.template.probe.pooling)}; layers ${esc(layers.join(', '))}. Solver: ${esc(r.solver.method)} (start: ${esc(r.solver.init)}). ${r.timings.gwSolves} GW solves; probing ${fmt(r.timings.probingSeconds, 2)} s, solving ${fmt(r.timings.solvingSeconds, 2)} s, total ${fmt(r.timings.totalSeconds, 2)} s.</p>`,
   );
   if (r.notes.length > 0) out.push(`<ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`);
-  out.push('</main></body></html>');
-  return out.join('\n');
+  return out;
 }
