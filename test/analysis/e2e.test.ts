@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderReportHtml } from '../../src/analysis/report/html.js';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { linearCka } from '../../src/analysis/representation.js';
 import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
@@ -118,6 +119,10 @@ describe('analysis end to end over gRPC', () => {
 
     expect(got.html).toContain('dave/2-3');
     expect(got.html).toContain('class="heatmap" data-kind="gw-layers"');
+    // Stored once, as JSON: the page is rendered from it on request, the same page as before.
+    const stored = await coordinator.storage.getReport(report.reportId);
+    expect(stored!.html).toBe('');
+    expect(got.html).toBe(renderReportHtml(JSON.parse(stored!.json) as AnalysisReport));
 
     // Metrics moved.
     const metrics = await coordinator.metrics.registry.metrics();

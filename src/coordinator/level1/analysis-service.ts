@@ -4,14 +4,14 @@
 //
 // One analysis: resolve the models → ask their clients for probe summaries (reusing stored ones
 // at the same round) → every GW problem on the worker pool → segmentation, labels, cross-check →
-// JSON + HTML report stored → metrics. Analyses run one at a time (they saturate the CPU); a few
+// the report stored as JSON (its HTML page is rendered when asked for) → metrics. Analyses run one at a time (they saturate the CPU); a few
 // may wait in line, more are refused as busy.
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import type { LabelThresholdSettings } from '../../analysis/labels.js';
 import { buildReport, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
 import { renderReportHtml } from '../../analysis/report/html.js';
-import type { ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
+import type { AnalysisReport, ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
 import { modelKey } from '../../shared/ids.js';
@@ -191,7 +191,10 @@ export class AnalysisServiceImpl implements AnalysisService {
 
   async getReport(id: string): Promise<{ json: string; html: string } | undefined> {
     const r = await this.deps.storage.getReport(id);
-    return r ? { json: r.json, html: r.html } : undefined;
+    if (!r) return undefined;
+    // Reports are stored once, as JSON; the page is rendered from it when asked for (reports
+    // stored with their HTML by earlier versions keep it).
+    return { json: r.json, html: r.html || renderReportHtml(JSON.parse(r.json) as AnalysisReport) };
   }
 
   async close(): Promise<void> {
@@ -516,7 +519,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     return { probe, reportModels: answeredModels, grams, missing, probingSeconds: collected.seconds };
   }
 
-  /** GW, segmentation and labels (progress 30–95 %), then the report stored as JSON and HTML. */
+  /** GW, segmentation and labels (progress 30–95 %), then the report stored once, as JSON. */
   private async writeReport(
     analysisId: string,
     trigger: ReportTrigger,
@@ -567,7 +570,7 @@ export class AnalysisServiceImpl implements AnalysisService {
       models: input.reportModels.length,
       analysisId,
       json: JSON.stringify(report),
-      html: renderReportHtml(report),
+      html: '',
     });
     return reportId;
   }
