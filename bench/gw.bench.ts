@@ -24,17 +24,17 @@ n = C1.shape[0]; p = np.ones(n) / n
 ot.gromov.gromov_wasserstein(C1[:32, :32], C2[:32, :32], p[:32] * n / 32, p[:32] * n / 32, 'square_loss')
 out = {}
 for name, G0 in (('default', None), ('identity', np.diag(p))):
-    times = []
+    times = []; cpus = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = time.perf_counter(); c = time.process_time()
         T, log = ot.gromov.gromov_wasserstein(C1, C2, p, p, 'square_loss', log=True, G0=G0)
-        times.append(time.perf_counter() - t)
-    out[name] = {'seconds': sorted(times)[len(times) // 2], 'gw': float(log['gw_dist']), 'iterations': len(log['loss']) - 1}
+        times.append(time.perf_counter() - t); cpus.append(time.process_time() - c)
+    out[name] = {'seconds': sorted(times)[len(times) // 2], 'cpu': sorted(cpus)[len(cpus) // 2], 'gw': float(log['gw_dist']), 'iterations': len(log['loss']) - 1}
 print(json.dumps(out))
 `;
 
 interface PotResult {
-  default: { seconds: number; gw: number; iterations: number };
+  default: { seconds: number; cpu: number; gw: number; iterations: number };
   identity: { seconds: number; gw: number; iterations: number };
 }
 
@@ -46,6 +46,11 @@ function runPot(dir: string, C1: Float64Array, C2: Float64Array, n: number, reps
   const r = spawnSync(PYTHON, ['-c', POT_SCRIPT, f1, f2, String(reps)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`POT failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as PotResult;
+}
+
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(start);
+  return (u.user + u.system) / 1e6;
 }
 
 function median(xs: number[]): number {
@@ -62,9 +67,9 @@ for path in sys.argv[1:]:
     M = np.load(path); n, m = M.shape
     a = np.ones(n) / n; b = np.ones(m) / m
     ot.emd(a, b, M)
-    t = time.perf_counter(); G = ot.emd(a, b, M); s = time.perf_counter() - t
+    t = time.perf_counter(); c = time.process_time(); G = ot.emd(a, b, M); s = time.perf_counter() - t; cpu = time.process_time() - c
     C = M.copy(); t = time.perf_counter(); C @ M; mm = time.perf_counter() - t
-    out[path] = {'seconds': s, 'cost': float((G * M).sum()), 'matmulSeconds': mm}
+    out[path] = {'seconds': s, 'cpu': cpu, 'cost': float((G * M).sum()), 'matmulSeconds': mm}
 print(json.dumps(out))
 `;
 
@@ -91,7 +96,7 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
     writeFileSync(file, writeNpy(M, [n, n]));
     return { n, M, file, matmulSeconds, jsSeconds };
   });
-  let potOut: Record<string, { seconds: number; cost: number; matmulSeconds: number }> = {};
+  let potOut: Record<string, { seconds: number; cpu: number; cost: number; matmulSeconds: number }> = {};
   if (pot) {
     log('exact OT: POT');
     const r = spawnSync(PYTHON, ['-c', POT_EMD_SCRIPT, ...costs.map((c) => c.file)], { encoding: 'utf8' });
@@ -101,24 +106,29 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
   for (const { n, M, file, matmulSeconds, jsSeconds } of costs) {
     log(`exact OT: n=${n}`);
     const w = new Float64Array(n).fill(1 / n);
-    emd(w, w, M);
+    // Three untimed solves: V8 needs a few runs to finish compiling the simplex (POT's is C++).
+    for (let r = 0; r < 3; r++) emd(w, w, M);
+    const cpu0 = process.cpuUsage();
     let t = performance.now();
     const simplex = new NetworkSimplex(w, w);
     const cold = simplex.solve(M, false);
     const coldSeconds = (performance.now() - t) / 1000;
+    const coldCpu = cpuSince(cpu0);
     const coldPivots = simplex.lastPivots;
     // Next linear step's cost differs a little: perturb 1% and restart from the optimal basis.
     const rng = mulberry32(n);
     const M2 = M.map((c) => c * (1 + 0.01 * (rng() - 0.5)));
+    const cpu1 = process.cpuUsage();
     t = performance.now();
     simplex.solve(M2, true);
     const warmSeconds = (performance.now() - t) / 1000;
+    const warmCpu = cpuSince(cpu1);
     const ref = potOut[file];
     emdRows.push([
       n,
-      ref ? ref.seconds : '–',
-      coldSeconds,
-      warmSeconds,
+      ref ? `${ref.seconds.toFixed(4)} / ${ref.cpu.toFixed(4)}` : '–',
+      `${coldSeconds.toFixed(4)} / ${coldCpu.toFixed(4)}`,
+      `${warmSeconds.toFixed(4)} / ${warmCpu.toFixed(4)}`,
       `${coldPivots} / ${simplex.lastPivots}`,
       ref ? (Math.abs(cold.cost - ref.cost) / Math.abs(ref.cost)).toExponential(1) : '–',
     ]);
@@ -130,14 +140,16 @@ async function emdAndMatmul(log: (msg: string) => void, dir: string, pot: boolea
       title: 'Exact OT (network simplex) on a GW linear-step cost, uniform weights: atomlens vs POT ot.emd',
       columns: [
         'n',
-        'POT s',
-        'ours cold s',
-        'ours warm s (1% cost change)',
+        'POT wall / CPU s',
+        'ours cold wall / CPU s',
+        'ours warm wall / CPU s (1% cost change)',
         'pivots cold / warm',
         'cost rel. diff',
       ],
       rows: emdRows,
-      notes: ['one timed run each after one untimed run; shared machine, noisy'],
+      notes: [
+        'cold = no starting basis (as ot.emd); one timed run each after untimed runs (1 for POT, 3 for ours: JIT); CPU = process CPU time of the solve, which load on the shared machine distorts less than wall time',
+      ],
     },
     {
       title: 'Dense n×n×n matrix product (the O(n³) step of a GW iteration)',
@@ -191,7 +203,9 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
         }
         return { ...result, seconds: median(times) };
       };
+      const cpuBest = process.cpuUsage();
       const best = ours('best');
+      const bestCpu = cpuSince(cpuBest) / reps;
       const product = ours('product');
       const identity = ours('identity');
       const poolTimes: number[] = [];
@@ -203,11 +217,11 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       const load = `${loadBefore.toFixed(1)}→${loadavg()[0]!.toFixed(1)}`;
       rows.push([
         n,
-        potResult ? potResult.default.seconds : '–',
+        potResult ? `${potResult.default.seconds.toFixed(3)} / ${potResult.default.cpu.toFixed(3)}` : '–',
         potResult ? potResult.default.gw : '–',
         potResult ? potResult.identity.seconds : '–',
         potResult ? potResult.identity.gw : '–',
-        best.seconds,
+        `${best.seconds.toFixed(3)} / ${bestCpu.toFixed(3)}`,
         median(poolTimes),
         best.gw,
         potResult
@@ -235,7 +249,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
     rmSync(dir, { recursive: true, force: true });
   }
   notes.push(
-    'times are medians of 5 runs at n = 256, 3 at 512, 1 at 1024, after one untimed run per size; "pool" = GwPool with 2 workers solving the two starts of best in parallel',
+    'wall times are medians of 5 runs at n = 256, 3 at 512, 1 at 1024, after one untimed run per size; CPU = process CPU time (ours: mean over those runs; POT: median, all OpenBLAS threads); "pool" = GwPool with 2 workers solving the two starts of best in parallel',
     'load = 1-min load average before→after the row; the machine was shared, so timings are noisy',
   );
   const dir2 = mkdtempSync(join(tmpdir(), 'atomlens-emd-bench-'));
@@ -250,11 +264,11 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       title: 'Gromov–Wasserstein (square loss, CG): atomlens vs POT 0.8.2',
       columns: [
         'n',
-        'POT default s',
+        'POT default wall / CPU s',
         'POT default E',
         'POT identity s',
         'POT identity E',
-        'ours best s',
+        'ours best wall / CPU s',
         'ours best (pool) s',
         'ours best E',
         'best E / POT min E − 1',
