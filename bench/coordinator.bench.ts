@@ -224,7 +224,9 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       title: 'Coordinator: full pairwise similarity matrix (atom cosine, all 8 layers)',
       columns: ['models', 'output', 'median ms', 'min ms', 'median CPU ms'],
       rows: matrix,
-      notes: ['target < 1 s for 2,000 models; blocked 2×4 Gram kernel over the concatenated unit vectors'],
+      notes: [
+        'target < 1 s for 2,000 models; float32 WebAssembly SIMD Gram kernel over the concatenated unit vectors (both cores when large); numpy comparison in bench kernels',
+      ],
     },
     {
       title: 'Coordinator: storage write path (SQLite WAL, synchronous=FULL, group commit)',

@@ -116,7 +116,7 @@ export function pairwiseSimilarity(
     const size = layoutSize(layout);
     const block = new Float32Array(n * size);
     for (let i = 0; i < n; i++) block.set(models[i]!.unit, i * size);
-    cosineGramUpper(block, n, size, inv, mean);
+    cosineGramUpper(block, n, size, inv, mean, subspaceRows.length === 0);
     // Pairs that cannot use cosine get their layer-wise subspace values instead.
     if (subspaceRows.length > 0) {
       for (const l of layout) {
@@ -141,7 +141,7 @@ export function pairwiseSimilarity(
       const block = new Float32Array(n * l.size);
       for (let i = 0; i < n; i++)
         block.set(models[i]!.unit.subarray(l.offset, l.offset + l.size), i * l.size);
-      cosineGramUpper(block, n, l.size, 1, scratch);
+      cosineGramUpper(block, n, l.size, 1, scratch, false);
       if (subspaceRows.length > 0) {
         const bases = models.map((m) =>
           orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
@@ -167,8 +167,9 @@ export function pairwiseSimilarity(
       mirrorUpper(out, n);
     });
   }
-  // The diagonal is 1 per non-empty layer (0 for an all-zero layer).
-  mirrorUpper(mean, n);
+  // The diagonal is 1 per non-empty layer (0 for an all-zero layer). Without per-layer output or
+  // subspace pairs the Gram pass has mirrored already.
+  if (layers || subspaceRows.length > 0) mirrorUpper(mean, n);
   return { models: models.map(keyOf), mean, layers, pairMeasure };
 }
 
@@ -220,16 +221,36 @@ function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
 export const SIMILARITY_TOLERANCE = 1e-5;
 
 /**
- * out[i·n + j] = clamp(scale · <x_i, x_j>) for j ≥ i (lower triangle untouched), with the float32
- * WebAssembly Gram kernel (both cores when large; see SIMILARITY_TOLERANCE) or, where WebAssembly
- * SIMD is unavailable, the float64 JS kernel below.
+ * out[i·n + j] = clamp(scale · <x_i, x_j>) for j ≥ i, and with `mirror` for j < i too (else the
+ * lower triangle is untouched), with the float32 WebAssembly Gram kernel (both cores when large;
+ * see SIMILARITY_TOLERANCE) or, where WebAssembly SIMD is unavailable, the float64 JS kernel
+ * below. Mirroring here, in cache-sized tiles while each chunk is at hand, saves a second pass
+ * over the n × n result.
  */
-function cosineGramUpper(x: Float32Array, n: number, d: number, scale: number, out: Float64Array): void {
+function cosineGramUpper(
+  x: Float32Array,
+  n: number,
+  d: number,
+  scale: number,
+  out: Float64Array,
+  mirror: boolean,
+): void {
+  const tile = 64;
   const done = gramUpperF32(x, n, d, (rowStart, rowEnd, c, stride) => {
-    for (let i = rowStart; i < rowEnd; i++) {
-      const src = (i - rowStart) * stride;
-      const dst = i * n;
-      for (let j = i; j < n; j++) out[dst + j] = clampUnit(c[src + j]! * scale);
+    for (let ib = rowStart; ib < rowEnd; ib += tile) {
+      const iEnd = Math.min(rowEnd, ib + tile);
+      for (let jb = ib; jb < n; jb += tile) {
+        const jEnd = Math.min(n, jb + tile);
+        for (let i = ib; i < iEnd; i++) {
+          const src = (i - rowStart) * stride;
+          const dst = i * n;
+          for (let j = Math.max(jb, i); j < jEnd; j++) {
+            const v = clampUnit(c[src + j]! * scale);
+            out[dst + j] = v;
+            if (mirror) out[j * n + i] = v;
+          }
+        }
+      }
     }
   });
   if (done) return;
@@ -237,6 +258,7 @@ function cosineGramUpper(x: Float32Array, n: number, d: number, scale: number, o
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) out[i * n + j] = clampUnit(out[i * n + j]! * scale);
   }
+  if (mirror) mirrorUpper(out, n);
 }
 
 /** j-tile height: 32 rows of a few hundred float64 stay in L1/L2 while every i streams past. */
