@@ -16,7 +16,14 @@
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { atomCosine } from '../analysis/atoms.js';
-import { labelBlocks } from '../analysis/labels.js';
+import {
+  DEFAULT_LABEL_SETTINGS,
+  decidingView,
+  labelBlocks,
+  resolveSharedMaxGw,
+  typicalCrossModelDistance,
+  type ViewThresholds,
+} from '../analysis/labels.js';
 import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
 import { gramToDistances } from '../analysis/representation.js';
 import { meanMatrix, type Segmentation, segmentLayers } from '../analysis/segmentation.js';
@@ -502,30 +509,61 @@ interface LearnerLabelRow {
 
 type ArchitectureStatistics = ReturnType<typeof architectureStatistics>;
 
+/**
+ * The report's label thresholds for these models (labels.ts): calibrated from each model's own
+ * blocks at the reference probe size, for GW and for the matched (identity-coupling) view.
+ */
+function labelThresholds(run: SubnetworksRun, result: ArchitectureResult): Partial<ViewThresholds> {
+  const { models, layers, crossGw, crossIdentity } = result;
+  const L = layers.length;
+  const M = models.length;
+  const ref = models.map((m) => m.byN.get(run.nRef)!);
+  const gw = resolveSharedMaxGw(
+    DEFAULT_LABEL_SETTINGS.sharedMaxGw,
+    ref.map((r) => ({ matrix: r.gw, blocks: r.segmentation.blocks })),
+    L,
+    'GW',
+    typicalCrossModelDistance(crossGw, M),
+  );
+  const identity = resolveSharedMaxGw(
+    DEFAULT_LABEL_SETTINGS.sharedMaxGw,
+    ref.map((r) => ({ matrix: r.identity, blocks: r.segmentation.blocks })),
+    L,
+    'identity-coupling',
+    typicalCrossModelDistance(crossIdentity, M),
+  );
+  return { sharedMaxGw: gw.value, sharedMaxIdentity: identity.value };
+}
+
 /** Statistics stage for one architecture: stability, agreement across learners, labels, pair kinds. */
 function architectureStatistics(run: SubnetworksRun, result: ArchitectureResult) {
-  const { models, layers, consensus, crossGw, atomCos } = result;
+  const { models, layers, consensus, crossGw, crossIdentity, atomCos } = result;
+  const thresholds = labelThresholds(run, result);
   const { segRows, aris } = blocksPerModelAndProbeSize(run, models, layers);
   const { seedRows, seedAgreement } = agreementAcrossLearners(run, models, layers);
 
   // Labels of the consensus blocks (learners act as clients).
-  const labelled = labelBlocks({
-    models: models.map((m) => ({ clientId: `learner${m.seedIndex + 1}`, taskId: m.task })),
-    layers,
-    blocks: consensus.blocks,
-    crossGw,
-    atomCosine: atomCos,
-  });
+  const labelled = labelBlocks(
+    {
+      models: models.map((m) => ({ clientId: `learner${m.seedIndex + 1}`, taskId: m.task })),
+      layers,
+      blocks: consensus.blocks,
+      crossGw,
+      crossIdentity,
+      atomCosine: atomCos,
+    },
+    thresholds,
+  );
   const labelRows = labelled.map((b) => [
     b.layers.join(', '),
     b.label,
     b.atoms?.label ?? '—',
     b.atomsAgree === null ? '—' : b.atomsAgree ? 'yes' : 'no',
-    num(b.gw.withinTaskMean),
-    num(b.gw.acrossTaskMean),
-    b.gw.explanation,
+    num(decidingView(b).withinTaskMean),
+    num(decidingView(b).acrossTaskMean),
+    decidingView(b).explanation,
   ]);
-  const learnerLabels = labelsWithinLearners(run.config.seeds, result);
+  const learnerLabels = labelsWithinLearners(run.config.seeds, result, thresholds);
   const learnerAgree = learnerLabels.filter((r) => r.agree === true).length;
   const pairKinds = pairKindsPerLayer(result);
   const withinRho =
@@ -648,8 +686,12 @@ function agreementAcrossLearners(run: SubnetworksRun, models: ModelResult[], lay
  * Within one learner (its task models only): the continual-learning question proper. With one
  * model per task the rule can only say shared or task-specific (or inconclusive).
  */
-function labelsWithinLearners(seeds: number, result: ArchitectureResult): LearnerLabelRow[] {
-  const { models, layers, consensus, crossGw, atomCos } = result;
+function labelsWithinLearners(
+  seeds: number,
+  result: ArchitectureResult,
+  thresholds: Partial<ViewThresholds>,
+): LearnerLabelRow[] {
+  const { models, layers, consensus, crossGw, crossIdentity, atomCos } = result;
   const M = models.length;
   const sub = (matrix: Float64Array, idx: number[]) => {
     const k = idx.length;
@@ -660,13 +702,17 @@ function labelsWithinLearners(seeds: number, result: ArchitectureResult): Learne
   const learnerLabels: LearnerLabelRow[] = [];
   for (let s = 0; s < seeds; s++) {
     const idx = models.flatMap((m, i) => (m.seedIndex === s ? [i] : []));
-    const within = labelBlocks({
-      models: idx.map((i) => ({ clientId: `learner${s + 1}`, taskId: models[i]!.task })),
-      layers,
-      blocks: consensus.blocks,
-      crossGw: crossGw.map((m) => sub(m, idx)),
-      atomCosine: atomCos.map((m) => sub(m, idx)),
-    });
+    const within = labelBlocks(
+      {
+        models: idx.map((i) => ({ clientId: `learner${s + 1}`, taskId: models[i]!.task })),
+        layers,
+        blocks: consensus.blocks,
+        crossGw: crossGw.map((m) => sub(m, idx)),
+        crossIdentity: crossIdentity.map((m) => sub(m, idx)),
+        atomCosine: atomCos.map((m) => sub(m, idx)),
+      },
+      thresholds,
+    );
     for (const b of within) {
       learnerLabels.push({
         learner: s + 1,
@@ -878,19 +924,19 @@ ${markdownTable(['task', 'n', 'mean pairwise ARI', 'mean boundary agreement', 's
 
 Consensus: ${describeSplit(consensus.blocks, layers)} — ${consensus.reason}.
 Chain structure: Spearman ρ between layer gap |i − j| and GW distance, per model at n = ${nRef}: mean ${num(stats.chainMean)} (range ${num(Math.min(...finiteChain))} to ${num(Math.max(...finiteChain))}).
-The atom view (1 − atom cosine, threshold from the label defaults) agrees with the GW label on ${stats.agreeCount} of ${stats.labelled.length} block(s).
+Labels as in the analysis report: decided by the matched (identity-coupling) view with thresholds calibrated from the models' own blocks; distances below are in that view's units. The atom view (1 − atom cosine, threshold from the label defaults) agrees with the label on ${stats.agreeCount} of ${stats.labelled.length} block(s).
 
-${markdownTable(['block', 'GW label', 'atom label', 'agree', 'GW within task', 'GW across tasks', 'why (GW)'], stats.labelRows)}
+${markdownTable(['block', 'label', 'atom label', 'agree', 'within task', 'across tasks', 'why'], stats.labelRows)}
 
 ### Within each learner: blocks across its tasks (n = ${nRef})
 
-Atom swapping with α frozen: a learner's task models share α and differ only in their atoms (each task's initialised from the previous task's). Labels from GW between the tasks' corresponding layers vs from 1 − atom cosine; they agree on ${stats.learnerAgree} of ${learnerLabels.length}.
+Atom swapping with α frozen: a learner's task models share α and differ only in their atoms (each task's initialised from the previous task's). Labels from the tasks' corresponding layers (matched view, as in the report) vs from 1 − atom cosine; they agree on ${stats.learnerAgree} of ${learnerLabels.length}.
 
 ${markdownTable(
   [
     'learner',
     'block',
-    'GW label',
+    'label',
     'atom label',
     'agree',
     'largest GW across tasks',
@@ -932,7 +978,7 @@ function architectureJson(
       label: b.label,
       atomLabel: b.atoms?.label ?? null,
       agree: b.atomsAgree,
-      explanation: b.gw.explanation,
+      explanation: decidingView(b).explanation,
     })),
     withinLearnerSpearmanAtomChangeVsGw: stats.withinRho,
     chainSpearmanPerModel: stats.chainRho,
