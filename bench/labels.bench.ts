@@ -48,7 +48,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       });
       rows.push([
         type,
-        noise,
+        noise.toFixed(2),
         SEEDS,
         `${Math.round((100 * boundaries) / SEEDS)} %`,
         `${Math.round((100 * labels) / blocks)} %`,
@@ -61,7 +61,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   for (const [noise, t] of totals) {
     rows.push([
       'all families',
-      noise,
+      noise.toFixed(2),
       t.feds,
       `${Math.round((100 * t.boundaries) / t.feds)} %`,
       `${Math.round((100 * t.labels) / t.of)} %`,
