@@ -75,10 +75,20 @@ export function reportVerdict(r: Omit<AnalysisReport, 'verdict'>): string[] {
       `Atoms and probes disagree on ${atomsDisagree.map((b) => `${layersOf(b)} (atoms: ${b.atoms!.label}, probes: ${b.label})`).join(', ')}. Atom cosine measures how far the filters moved from the common start, probes what the layers compute: filters can move without changing the function, or change it while moving little; trust the probe view for what the layers do.`,
     );
   }
+  // GW may re-match the probe inputs: calling a block shared where the matched view does not
+  // means the same shape with different inputs assigned; the other way round is a threshold
+  // matter (each view calibrates its own), and the matched view decides.
   const gwDisagrees = r.blocks.filter((b) => b.matched && !b.gwAgrees);
-  if (gwDisagrees.length > 0) {
+  const reassigned = gwDisagrees.filter((b) => b.gw.label === 'shared');
+  const otherwise = gwDisagrees.filter((b) => b.gw.label !== 'shared');
+  if (reassigned.length > 0) {
     out.push(
-      `GW alone would call ${gwDisagrees.map((b) => `${layersOf(b)} ${b.gw.label}`).join(', ')}: there the models organise the probe inputs into the same shape but assign different inputs to it, which only the matched comparison sees.`,
+      `GW alone would call ${reassigned.map(layersOf).join(', ')} shared: there the models organise the probe inputs into the same shape but assign different inputs to it, which only the matched comparison sees.`,
+    );
+  }
+  if (otherwise.length > 0) {
+    out.push(
+      `GW alone, on its own threshold, would call ${otherwise.map((b) => `${layersOf(b)} ${b.gw.label}`).join(', ')}; the label follows the matched comparison, which also checks that the same inputs land in the same place — read such a block as borderline.`,
     );
   }
   const client = r.blocks.filter((b) => b.label === 'client-specific');
