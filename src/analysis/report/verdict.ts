@@ -12,7 +12,9 @@ const deciding = (b: ReportBlock) => (b.decidedBy === 'matched' && b.matched ? b
 export function reportVerdict(r: Omit<AnalysisReport, 'verdict'>): string[] {
   const out: string[] = [];
   const t = r.trigger;
+  // The numbers that fired, unless the reason already states them.
   const fired = t.evidence
+    .filter((e) => !t.reason.includes(e.value.toFixed(3)))
     .map(
       (e) =>
         `${e.name} ${e.value.toFixed(3)}${e.threshold === null ? '' : ` against a threshold of ${e.threshold}`}${e.clientId ? ` for ${e.clientId}/${e.taskId ?? ''}` : ''}`,
