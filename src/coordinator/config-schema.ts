@@ -187,6 +187,16 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
       maxModels: int(2, 100_000, 200, 'Models one analysis may cover at most'),
       maxWaiting: int(0, 1_000, 4, 'Analyses allowed to wait behind the running one; more are refused'),
     }),
+    retention: section('How long stored data is kept (0 = for ever)', {
+      probeSummariesMs: int(
+        0,
+        10 * 365 * 24 * HOUR_MS,
+        0,
+        'Delete probe summaries this long after they arrived (ms)',
+      ),
+      reportsMs: int(0, 10 * 365 * 24 * HOUR_MS, 0, 'Delete reports this long after they were written (ms)'),
+      intervalMs: int(100, 24 * HOUR_MS, HOUR_MS, 'How often retention runs (ms); also at start'),
+    }),
     escalation: escalationSchema,
     auth: authSchema,
   },

@@ -50,6 +50,15 @@ export interface MetricsConfig {
   defaultMetrics: boolean;
 }
 
+export interface RetentionConfig {
+  /** Probe summaries are deleted this long after they arrived (ms); 0 keeps them. */
+  probeSummariesMs: number;
+  /** Reports are deleted this long after they were written (ms); 0 keeps them. */
+  reportsMs: number;
+  /** How often retention runs (ms); it also runs at start. */
+  intervalMs: number;
+}
+
 export interface AnalysisConfig {
   /** Default time to wait for probe answers (ms). */
   probeDeadlineMs: number;
@@ -84,6 +93,7 @@ export interface CoordinatorConfig {
   storage: StorageConfig;
   metrics: MetricsConfig;
   analysis: AnalysisConfig;
+  retention: RetentionConfig;
   escalation: EscalationConfig;
   auth: AuthSection;
 }

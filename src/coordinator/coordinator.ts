@@ -118,9 +118,43 @@ interface Core {
   federation: FederationCore;
   operator: OperatorQueries;
   analysis: AnalysisService | undefined;
+  stopRetention: () => void;
 }
 
 type Cleanup = (() => Promise<void> | void)[];
+
+/**
+ * Deletes what `retention` says is old enough, at start and every `retention.intervalMs`; counts
+ * it in atomlens_retention_pruned_total. Returns the stop function.
+ */
+function startRetention(base: Pick<Core, 'config' | 'logger' | 'metrics' | 'storage'>): () => void {
+  const { probeSummariesMs, reportsMs, intervalMs } = base.config.retention;
+  if (probeSummariesMs === 0 && reportsMs === 0) return () => {};
+  let running = false;
+  const prune = async () => {
+    if (running) return;
+    running = true;
+    const now = Date.now();
+    try {
+      const pruned = await base.storage.prune({
+        ...(probeSummariesMs > 0 ? { probeSummariesBeforeMs: now - probeSummariesMs } : {}),
+        ...(reportsMs > 0 ? { reportsBeforeMs: now - reportsMs } : {}),
+      });
+      base.metrics.retentionPruned.inc({ kind: 'probe_summaries' }, pruned.probeSummaries);
+      base.metrics.retentionPruned.inc({ kind: 'reports' }, pruned.reports);
+      if (pruned.probeSummaries + pruned.reports > 0)
+        base.logger.info('retention pruned stored data', { ...pruned });
+    } catch (err) {
+      base.logger.error('retention failed', { error: (err as Error)?.stack ?? String(err) });
+    } finally {
+      running = false;
+    }
+  };
+  void prune();
+  const timer = setInterval(() => void prune(), intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 
 /** Checks the data directory against the template, loads the state and builds the roles. */
 async function buildCore(
@@ -167,7 +201,9 @@ async function buildCore(
     onUpload: (listener) => federation.onUpload(listener),
   });
   if (analysis?.close) cleanup.unshift(() => analysis.close!());
-  return { ...base, similarity, sessions, federation, operator, analysis };
+  const stopRetention = startRetention(base);
+  cleanup.unshift(stopRetention);
+  return { ...base, similarity, sessions, federation, operator, analysis, stopRetention };
 }
 
 interface Servers {
@@ -226,6 +262,7 @@ function stopper(core: Core, servers: Servers, unlock: () => void): RunningCoord
       const graceMs = stopOptions.graceMs ?? 5_000;
       servers.stopping = 'shutting down';
       servers.health.shutDown();
+      core.stopRetention();
       sessions.stop();
       if (analysis?.close) {
         await analysis

@@ -81,6 +81,8 @@ export class CoordinatorMetrics {
   readonly grpcRequests: client.Counter<'method' | 'code'>;
   readonly grpcDuration: client.Histogram<'method'>;
   readonly storageCommit: client.Histogram;
+  /** Rows deleted by retention, by kind (probe_summaries, reports). */
+  readonly retentionPruned: client.Counter<'kind'>;
 
   private sources: MetricsSources | undefined;
   private warnedCap = false;
@@ -213,6 +215,13 @@ export class CoordinatorMetrics {
       buckets: COMMIT_BUCKETS,
       registers,
     });
+    this.retentionPruned = new client.Counter({
+      name: 'atomlens_retention_pruned_total',
+      help: 'Stored rows deleted by retention (retention.probeSummariesMs, retention.reportsMs), by kind.',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of ['probe_summaries', 'reports']) this.retentionPruned.inc({ kind }, 0);
   }
 
   /** Connects the scrape-time gauges to the coordinator's state. */

@@ -406,6 +406,36 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
       });
     });
 
+    describe('retention', () => {
+      it('prunes probe summaries and reports older than their cut-offs, and says how many went', async () => {
+        const { s } = await fresh();
+        await withClients(s, ['a']);
+        await s.putProbeSummary({ ...probe('old', 'a', 'conv1', 1), receivedAtMs: 100 });
+        await s.putProbeSummary({ ...probe('old', 'a', 'conv2', 1), receivedAtMs: 100 });
+        await s.putProbeSummary({ ...probe('new', 'a', 'conv1', 1), receivedAtMs: 300 });
+        for (const [reportId, createdAtMs] of [
+          ['r1', 100],
+          ['r2', 250],
+          ['r3', 400],
+        ] as const) {
+          await s.putReport({ reportId, createdAtMs, trigger: 'operator', models: 1, json: '{}', html: '' });
+        }
+        expect(await s.prune({})).toEqual({ probeSummaries: 0, reports: 0 });
+        expect(await s.prune({ probeSummariesBeforeMs: 200, reportsBeforeMs: 300 })).toEqual({
+          probeSummaries: 2,
+          reports: 2,
+        });
+        expect(await s.getProbeSummaries('old')).toEqual([]);
+        expect((await s.getProbeSummaries('new')).length).toBe(1);
+        expect((await s.listReports(10)).map((r) => r.reportId)).toEqual(['r3']);
+        expect(await s.prune({ probeSummariesBeforeMs: 200, reportsBeforeMs: 300 })).toEqual({
+          probeSummaries: 0,
+          reports: 0,
+        });
+        await s.close();
+      });
+    });
+
     describe('analyses and reports', () => {
       it('writes an analysis and updates it through its lifecycle; optional fields stay absent until set', async () => {
         const { s } = await fresh();

@@ -41,6 +41,7 @@ export const COORDINATOR_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 
   atomlens_grpc_requests_total: 'counter',
   atomlens_grpc_request_duration_seconds: 'histogram',
   atomlens_storage_commit_duration_seconds: 'histogram',
+  atomlens_retention_pruned_total: 'counter',
 };
 
 /**

@@ -21,10 +21,12 @@ import {
   type ClientRecord,
   type CommitObserver,
   type ProbeSummaryRecord,
+  type PrunedCounts,
   type PutAtomsOutcome,
   type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
+  type RetentionCutoffs,
   type Storage,
   StorageConflictError,
   type StoredRound,
@@ -558,6 +560,27 @@ export class PostgresStorage implements Storage {
       gram: row.gram,
       receivedAtMs: row.received_at_ms,
     }));
+  }
+
+  // --- retention ---------------------------------------------------------------------------
+
+  prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts> {
+    return this.enqueue(async (c) => {
+      const probeSummaries =
+        cutoffs.probeSummariesBeforeMs === undefined
+          ? 0
+          : ((
+              await c.query('DELETE FROM probe_summaries WHERE received_at_ms < $1', [
+                cutoffs.probeSummariesBeforeMs,
+              ])
+            ).rowCount ?? 0);
+      const reports =
+        cutoffs.reportsBeforeMs === undefined
+          ? 0
+          : ((await c.query('DELETE FROM reports WHERE created_at_ms < $1', [cutoffs.reportsBeforeMs]))
+              .rowCount ?? 0);
+      return { probeSummaries, reports };
+    });
   }
 
   // --- analyses and reports ----------------------------------------------------------------

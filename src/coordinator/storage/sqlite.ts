@@ -18,10 +18,12 @@ import {
   type ClientRecord,
   type CommitObserver,
   type ProbeSummaryRecord,
+  type PrunedCounts,
   type PutAtomsOutcome,
   type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
+  type RetentionCutoffs,
   type Storage,
   StorageConflictError,
   type StoredRound,
@@ -549,6 +551,24 @@ export class SqliteStorage implements Storage {
       featureDim: r.feature_dim,
       gram: r.gram,
       receivedAtMs: r.received_at_ms,
+    }));
+  }
+
+  // --- retention ---------------------------------------------------------------------------
+
+  prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts> {
+    return this.enqueue(() => ({
+      probeSummaries:
+        cutoffs.probeSummariesBeforeMs === undefined
+          ? 0
+          : this.db
+              .prepare('DELETE FROM probe_summaries WHERE received_at_ms < ?')
+              .run(cutoffs.probeSummariesBeforeMs).changes,
+      reports:
+        cutoffs.reportsBeforeMs === undefined
+          ? 0
+          : this.db.prepare('DELETE FROM reports WHERE created_at_ms < ?').run(cutoffs.reportsBeforeMs)
+              .changes,
     }));
   }
 

@@ -109,6 +109,16 @@ export interface ReportCursor {
   reportId: string;
 }
 
+export interface RetentionCutoffs {
+  probeSummariesBeforeMs?: number;
+  reportsBeforeMs?: number;
+}
+
+export interface PrunedCounts {
+  probeSummaries: number;
+  reports: number;
+}
+
 export interface Storage {
   // --- clients and tasks -------------------------------------------------------------------
   /**
@@ -160,6 +170,14 @@ export interface Storage {
    * reports that sort after that one (the next page).
    */
   listReports(limit: number, before?: ReportCursor): Promise<ReportSummaryRecord[]>;
+
+  // --- retention ---------------------------------------------------------------------------
+  /**
+   * Deletes probe summaries received before `probeSummariesBeforeMs` and reports created before
+   * `reportsBeforeMs` (an absent cut-off deletes nothing of that kind); resolves with how many
+   * rows of each kind went.
+   */
+  prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts>;
 
   // --- metadata ----------------------------------------------------------------------------
   /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
