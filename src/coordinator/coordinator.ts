@@ -57,6 +57,8 @@ export interface CoordinatorOptions {
   enroll?: Enroll;
   /** HTTP authorisation. */
   httpAuthorize?: HttpAuthorize;
+  /** Link tokens for report pages (GetReportResponse.view_token); absent = none issued. */
+  reportViewToken?: (reportId: string) => string;
   /** Serve the HTTP side over TLS with these node:https options. */
   httpsOptions?: HttpsOptions;
   /** PostgreSQL connection URL (postgres://…); without it the state is SQLite in dataDir. */
@@ -225,6 +227,7 @@ async function startServers(
   const { server: grpcServer, health } = createGrpcServer({
     ...core,
     authorize: options.authorize,
+    reportViewToken: options.reportViewToken,
     ...(core.probeSetBytes ? { probeSet: core.probeSetBytes } : {}),
   });
   const grpcHost = options.grpcHost ?? '127.0.0.1';

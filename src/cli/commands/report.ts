@@ -61,6 +61,12 @@ export const spec: CommandSpec = {
       description: 'Give up on the coordinator after this long (the analysis included)',
       default: '900000',
     },
+    http: {
+      type: 'string',
+      value: 'URL',
+      description:
+        "The coordinator's HTTP base URL, for the browser link (default: the --coordinator host, port 9464, https with --ca)",
+    },
   },
   details:
     'Progress goes to stderr (a bar on a terminal, one line per stage otherwise); stdout has the summary,\n' +
@@ -234,6 +240,12 @@ export async function run(parsed: Parsed): Promise<number> {
       process.stdout.write(
         out ? `HTML written to ${out}\n` : `page: atomlens report --get ${reportId} --out report.html\n`,
       );
+      if (res.viewToken) {
+        const base = httpBase(v, address);
+        process.stdout.write(
+          `in a browser (link valid 15 minutes): ${base}/reports/${encodeURIComponent(reportId)}.html?view=${res.viewToken}\n`,
+        );
+      }
     }
     return EXIT.ok;
   } finally {
@@ -267,4 +279,11 @@ function checkWritable(path: string): void {
       `--out ${path} cannot be written (${(err as NodeJS.ErrnoException).code ?? 'error'}); choose another path`,
     );
   }
+}
+
+/** --http, or the coordinator's host on the default HTTP port (https when --ca is given). */
+function httpBase(v: Parsed['values'], address: string): string {
+  if (typeof v.http === 'string') return v.http.replace(/\/+$/, '');
+  const host = address.slice(0, address.lastIndexOf(':'));
+  return `${typeof v.ca === 'string' ? 'https' : 'http'}://${host}:9464`;
 }

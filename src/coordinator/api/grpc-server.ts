@@ -35,6 +35,8 @@ export interface ServerDeps {
   logger: Logger;
   /** Per-call authorisation; absent = every call allowed. */
   authorize: Authorize | undefined;
+  /** Link tokens for report pages; absent = none issued. */
+  reportViewToken?: ((reportId: string) => string) | undefined;
   /** The operator's probe set (float32 LE values, C order) when the template's probe source is 'operator'. */
   probeSet?: Buffer;
 }
@@ -94,7 +96,7 @@ export function createGrpcServer(deps: ServerDeps): { server: grpc.Server; healt
     ],
   });
   server.addService(federation, federationHandlers(deps));
-  server.addService(operator, operatorHandlers(deps.operator, deps.analysis));
+  server.addService(operator, operatorHandlers(deps.operator, deps.analysis, deps.reportViewToken));
   const health = new HealthStatus([serviceName(federation), serviceName(operator)]);
   health.addTo(server);
   return { server, health };

@@ -40,6 +40,7 @@ export const OPERATOR_POLICIES: Record<keyof OperatorServiceHandlers, MethodPoli
 export function operatorHandlers(
   operator: OperatorQueries,
   analysis: AnalysisService | undefined,
+  reportViewToken?: (reportId: string) => string,
 ): OperatorServiceHandlers {
   const needAnalysis = (what: string): AnalysisService => {
     if (!analysis) {
@@ -75,7 +76,12 @@ export function operatorHandlers(
           throw notFound(
             `no report ${quoteInput(req.reportId)}; \`atomlens report --list\` shows the stored ones`,
           );
-        return { reportId: req.reportId, json: report.json, html: req.includeHtml ? report.html : '' };
+        return {
+          reportId: req.reportId,
+          json: report.json,
+          html: req.includeHtml ? report.html : '',
+          viewToken: reportViewToken?.(req.reportId) ?? '',
+        };
       }, callback),
   };
 }

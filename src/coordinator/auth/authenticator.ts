@@ -74,6 +74,9 @@ function bearerFrom(values: readonly unknown[]): AuthResult<string> {
   return { ok: true, value: match[1]! };
 }
 
+/** How long a report link printed by `atomlens report` opens the page. */
+export const REPORT_VIEW_TTL_MS = 15 * 60_000;
+
 export interface AuthenticatorOptions {
   /** 32-byte HMAC key. */
   key: Buffer;
@@ -252,12 +255,24 @@ export class Authenticator {
     return { ok: true, value: 'secret' };
   }
 
-  /** HTTP routes: metrics/health as configured; reports and analyses need an operator token. */
+  /** A link token that opens one report's page in a browser for REPORT_VIEW_TTL_MS. */
+  reportViewToken(reportId: string): string {
+    return this.signer.signReportView(reportId, this.now() + REPORT_VIEW_TTL_MS);
+  }
+
+  /**
+   * HTTP routes: metrics/health as configured; reports and analyses need an operator token, or
+   * (for one report's page or JSON) a link token for that report.
+   */
   authorizeHttp(
     authorization: string | string[] | undefined,
     route: 'metrics' | 'health' | 'reports' | 'analyses' | 'admin',
+    view?: { reportId: string; token: string },
   ): AuthResult<Principal> {
     if (!this.config.enabled) return { ok: true, value: { kind: 'anonymous' } };
+    if (route === 'reports' && view && this.signer.checkReportView(view.reportId, view.token, this.now())) {
+      return { ok: true, value: { kind: 'anonymous' } };
+    }
     if ((route === 'metrics' || route === 'health') && this.config.http[route] === 'open') {
       return { ok: true, value: { kind: 'anonymous' } };
     }

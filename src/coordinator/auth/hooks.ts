@@ -15,8 +15,13 @@ const toRpc = (e: AuthError) => new RpcError(e.code, e.details);
  * chunk's) the token of that client, and under mTLS a certificate for that same id. Health calls
  * follow `auth.health`, like /healthz. Register is checked by `enroll` instead.
  */
-export function grpcAuthHooks(auth: Authenticator): { authorize: Authorize; enroll: Enroll } {
+export function grpcAuthHooks(auth: Authenticator): {
+  authorize: Authorize;
+  enroll: Enroll;
+  reportViewToken: (reportId: string) => string;
+} {
   return {
+    reportViewToken: (reportId) => (auth.enabled ? auth.reportViewToken(reportId) : ''),
     authorize: (ctx) => {
       if (!auth.enabled) return undefined;
       if (ctx.service === 'Health' && auth.config.http.health === 'open') return undefined;
@@ -46,7 +51,22 @@ export function grpcAuthHooks(auth: Authenticator): { authorize: Authorize; enro
 /** HTTP routes: metrics/health as configured, reports and analyses need an operator token. */
 export function httpAuthorizeFor(auth: Authenticator): HttpAuthorize {
   return (req: IncomingMessage, route) => {
-    const r = auth.authorizeHttp(req.headers.authorization, route);
+    const r = auth.authorizeHttp(req.headers.authorization, route, reportView(req));
     return r.ok ? undefined : { status: r.error.httpStatus, message: r.error.details };
   };
+}
+
+/** `/reports/<id>.html?view=TOKEN` (or the JSON without .html): the report id and link token. */
+function reportView(req: IncomingMessage): { reportId: string; token: string } | undefined {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const token = url.searchParams.get('view');
+  const match = /^\/reports\/([^/]+)$/.exec(url.pathname);
+  if (!token || !match) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(match[1]!);
+  } catch {
+    return undefined;
+  }
+  return { reportId: name.endsWith('.html') ? name.slice(0, -'.html'.length) : name, token };
 }

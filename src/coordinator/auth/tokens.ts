@@ -51,6 +51,30 @@ export class TokenSigner {
   }
 
   /**
+   * A link token that lets a browser open one report's page until `expiresAtMs`: the expiry and
+   * an HMAC over (report id, expiry) under a domain of its own, so it is never a client token.
+   */
+  signReportView(reportId: string, expiresAtMs: number): string {
+    return `${expiresAtMs}.${this.viewMac(reportId, expiresAtMs).toString('base64url')}`;
+  }
+
+  /** Whether `token` is a report link token for `reportId` that has not expired at `nowMs`. */
+  checkReportView(reportId: string, token: string, nowMs: number): boolean {
+    const match = /^(\d{1,16})\.([A-Za-z0-9_-]{43})$/.exec(token);
+    if (!match) return false;
+    const expiresAtMs = Number(match[1]);
+    const mac = Buffer.from(match[2]!, 'base64url');
+    return constantTimeEqual(mac, this.viewMac(reportId, expiresAtMs)) && nowMs < expiresAtMs;
+  }
+
+  private viewMac(reportId: string, expiresAtMs: number): Buffer {
+    return createHmac('sha256', this.key)
+      .update('atomlens report view v1\n')
+      .update(`${reportId}\n${expiresAtMs}`)
+      .digest();
+  }
+
+  /**
    * The claims of a token signed with this key; undefined for anything else. The MAC is checked
    * first, in constant time: nothing else is parsed from forged input.
    */
