@@ -75,7 +75,7 @@ function bearerFrom(values: readonly unknown[]): AuthResult<string> {
 }
 
 /** How long a report link printed by `atomlens report` opens the page. */
-export const REPORT_VIEW_TTL_MS = 15 * 60_000;
+const REPORT_VIEW_TTL_MS = 15 * 60_000;
 
 export interface AuthenticatorOptions {
   /** 32-byte HMAC key. */
