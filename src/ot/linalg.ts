@@ -2,10 +2,12 @@
 // experiments need.
 //
 // The matrix product is the O(n³) step of every GW iteration. Plain JS has no SIMD, so it runs on
-// WebAssembly kernels using 128-bit lanes (kernels/linalg.wat: packed operands, 6 × 4 register
+// WebAssembly kernels using 128-bit lanes (kernels/linalg.wat: packed operands, 4 × 4 register
 // tiles, on both cores for large products via kernels/team.ts) and falls back to a JS 4×4
 // register-tiled loop where WebAssembly SIMD is missing or the product is tiny. Both accumulate
-// Σ_p A_ip B_pj in the same order without fused multiply-add, so they give bit-identical results.
+// Σ_p A_ip B_pj in increasing p; the JS kernel and linalg.wat round the product and the sum
+// separately and agree bit for bit, while linalg-fma.wat (chosen where relaxed SIMD exists) fuses
+// them, which moves results by a few units in the last place (|ΔC_ij| ≤ k·2⁻⁵³·Σ_p |A_ip B_pj|).
 // The same file has the float32 Gram kernel behind the pairwise similarity matrix.
 
 import { DATA_BASE, KernelTeam, kernelTeam } from './kernels/team.js';

@@ -1,9 +1,10 @@
-;; linalg.wat with fused multiply-add in the float32 tiles (f32x4.relaxed_madd, relaxed SIMD):
-;; one instruction where linalg.wat has a multiply and an add, so twice the float32 flops per
-;; cycle on hardware with FMA, and one register fewer per tile. Used where the runtime validates
-;; relaxed SIMD (kernels/team.ts). float32 results may differ from linalg.wat's in the last bits
-;; (one rounding per step instead of two, or the same, at the engine's choice); float64 kernels
-;; are unchanged, so they stay bit-identical to the JS kernel. Everything else as in linalg.wat:
+;; linalg.wat with fused multiply-add in every tile (f64x2/f32x4.relaxed_madd, relaxed SIMD):
+;; one instruction where linalg.wat has a multiply and an add, so twice the flops per cycle on
+;; hardware with FMA, and one register fewer per tile. Used where the runtime validates relaxed
+;; SIMD (kernels/team.ts). Results may differ from linalg.wat's and from the JS kernel in the last
+;; bits (one rounding per step instead of two, or the same, at the engine's choice), but not from
+;; run to run or between threads: each entry of C is still one tile's sum in increasing p.
+;; Everything else as in linalg.wat:
 ;;
 ;; (linalg.wat) WebAssembly SIMD kernels for src/ot/linalg.ts, compiled by `npm run gen:wasm` (wabt) into
 ;; linalg.wasm.ts beside this file; a test checks that the committed bytes match this source.
@@ -51,17 +52,17 @@
       (local.set $b0 (v128.load (local.get $b)))
       (local.set $b1 (v128.load offset=16 (local.get $b)))
       (local.set $x (v128.load64_splat (local.get $a)))
-      (local.set $acc00 (f64x2.add (local.get $acc00) (f64x2.mul (local.get $x) (local.get $b0))))
-      (local.set $acc01 (f64x2.add (local.get $acc01) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $acc00 (f64x2.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc00)))
+      (local.set $acc01 (f64x2.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc01)))
       (local.set $x (v128.load64_splat offset=8 (local.get $a)))
-      (local.set $acc10 (f64x2.add (local.get $acc10) (f64x2.mul (local.get $x) (local.get $b0))))
-      (local.set $acc11 (f64x2.add (local.get $acc11) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $acc10 (f64x2.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc10)))
+      (local.set $acc11 (f64x2.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc11)))
       (local.set $x (v128.load64_splat offset=16 (local.get $a)))
-      (local.set $acc20 (f64x2.add (local.get $acc20) (f64x2.mul (local.get $x) (local.get $b0))))
-      (local.set $acc21 (f64x2.add (local.get $acc21) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $acc20 (f64x2.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc20)))
+      (local.set $acc21 (f64x2.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc21)))
       (local.set $x (v128.load64_splat offset=24 (local.get $a)))
-      (local.set $acc30 (f64x2.add (local.get $acc30) (f64x2.mul (local.get $x) (local.get $b0))))
-      (local.set $acc31 (f64x2.add (local.get $acc31) (f64x2.mul (local.get $x) (local.get $b1))))
+      (local.set $acc30 (f64x2.relaxed_madd (local.get $x) (local.get $b0) (local.get $acc30)))
+      (local.set $acc31 (f64x2.relaxed_madd (local.get $x) (local.get $b1) (local.get $acc31)))
       (local.set $a (i32.add (local.get $a) (i32.const 32)))
       (local.set $b (i32.add (local.get $b) (i32.const 32)))
       (br_if $p (i32.lt_u (local.get $a) (local.get $end))))

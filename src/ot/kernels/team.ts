@@ -68,7 +68,7 @@ function relaxedSimd(bytes: Uint8Array): boolean {
 
 /**
  * The compiled kernel module, once per process: linalg-fma.wat where relaxed SIMD is available
- * (fused multiply-add in the float32 kernels), else linalg.wat; null where WebAssembly SIMD or
+ * (fused multiply-add in every kernel), else linalg.wat; null where WebAssembly SIMD or
  * threads are missing.
  */
 export function kernelModule(): object | null {
