@@ -288,7 +288,10 @@ export function gramUpperF32(
   const aLen = rowTiles * d * TILE_ROWS;
   const bLen = panels * d * 8;
   const chunkRows = Math.min(gramChunkRows(stride, chunkBytes), rowTiles * TILE_ROWS);
-  const needed = (aLen + bLen + chunkRows * stride) * 4;
+  // Two output buffers when there are several chunks: this thread hands chunk c − 1 to `visit`
+  // while the helpers already compute chunk c, then joins them.
+  const buffers = chunkRows < rowTiles * TILE_ROWS ? 2 : 1;
+  const needed = (aLen + bLen + buffers * chunkRows * stride) * 4;
   if (needed > KernelTeam.maxBytes) return false;
   const heap = new Float32Array(team.reserve(needed), DATA_BASE, needed / 4);
   for (let i = 0; i < n; i++) {
@@ -301,17 +304,33 @@ export function gramUpperF32(
       heap[bBase + p * 8] = v;
     }
   }
-  const cBase = aLen + bLen;
   const chunkTiles = chunkRows / TILE_ROWS;
-  for (let t = 0; t < rowTiles; t += chunkTiles) {
+  const show = (rowStart: number, rowEnd: number, buffer: number) => {
+    const offset = DATA_BASE + (aLen + bLen + buffer * chunkRows * stride) * 4;
+    visit(rowStart, rowEnd, new Float32Array(team.memory.buffer, offset, chunkRows * stride), stride);
+  };
+  let previous: [number, number, number] | undefined;
+  for (let t = 0, chunk = 0; t < rowTiles; t += chunkTiles, chunk++) {
     const tEnd = Math.min(rowTiles, t + chunkTiles);
+    const buffer = chunk % buffers;
+    const pending = previous;
     team.run(
       'gram_f32',
-      [DATA_BASE, DATA_BASE + aLen * 4, DATA_BASE + cBase * 4, t, tEnd, d, panels, stride * 4],
+      [
+        DATA_BASE,
+        DATA_BASE + aLen * 4,
+        DATA_BASE + (aLen + bLen + buffer * chunkRows * stride) * 4,
+        t,
+        tEnd,
+        d,
+        panels,
+        stride * 4,
+      ],
       (tEnd - t) * TILE_ROWS * (n - t * TILE_ROWS) * d >= 2 * PARALLEL_MIN_WORK,
+      pending ? () => show(...pending) : undefined,
     );
-    const c = new Float32Array(team.memory.buffer, DATA_BASE + cBase * 4, chunkRows * stride);
-    visit(t * TILE_ROWS, Math.min(n, tEnd * TILE_ROWS), c, stride);
+    previous = [t * TILE_ROWS, Math.min(n, tEnd * TILE_ROWS), buffer];
   }
+  if (previous) show(...previous);
   return true;
 }

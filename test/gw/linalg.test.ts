@@ -158,13 +158,23 @@ describe('kernels on two threads', () => {
       const deadline = Date.now() + 20_000;
       while (team.helperJoins < 3 && Date.now() < deadline) {
         expect(Array.from(matmul(A, B, n, k, m))).toEqual(Array.from(ref));
-        gramUpperF32(x, 400, 300, (r0, r1, c, stride) => {
-          for (let i = r0; i < r1; i++) {
-            const row = c.subarray((i - r0) * stride + i, (i - r0) * stride + 400);
-            // Each entry is one thread's sum in a fixed order, so threads do not change it.
-            expect(Array.from(row)).toEqual(Array.from(gramRef.subarray(i * 400 + i, i * 400 + 400)));
-          }
-        });
+        // In two chunks: this thread reads the first while the helper computes the second.
+        let rows = 0;
+        gramUpperF32(
+          x,
+          400,
+          300,
+          (r0, r1, c, stride) => {
+            for (let i = r0; i < r1; i++) {
+              const row = c.subarray((i - r0) * stride + i, (i - r0) * stride + 400);
+              // Each entry is one thread's sum in a fixed order, so threads do not change it.
+              expect(Array.from(row)).toEqual(Array.from(gramRef.subarray(i * 400 + i, i * 400 + 400)));
+              rows++;
+            }
+          },
+          400_000,
+        );
+        expect(rows).toBe(400);
         await new Promise((r) => setTimeout(r, 20));
       }
       expect(team.helperCount).toBe(1);

@@ -166,15 +166,18 @@ export class KernelTeam {
 
   /**
    * Runs `op(...args, counter)` to completion; with `parallel`, helper threads (started now if
-   * there are none yet) take part.
+   * there are none yet) take part. `meanwhile` runs in this thread after the helpers have been
+   * woken and before this thread joins the call: work that overlaps the helpers' (it must not
+   * touch the memory the call writes, nor start another call).
    */
-  run(op: Op, args: number[], parallel: boolean): void {
+  run(op: Op, args: number[], parallel: boolean, meanwhile?: () => void): void {
     const code = OPS.indexOf(op);
     const fn = this.fns[code]!;
     const all = [...args, COUNTER_BYTES];
     const ctrl = new Int32Array(this.memory.buffer, 0, DATA_BASE / 4);
     ctrl[COUNTER_BYTES / 4] = 0;
     if (!parallel || threadLimit < 2) {
+      meanwhile?.();
       fn(...all);
       return;
     }
@@ -188,6 +191,7 @@ export class KernelTeam {
     Atomics.store(ctrl, GEN, this.generation);
     Atomics.notify(ctrl, GEN);
     try {
+      meanwhile?.();
       fn(...all);
     } finally {
       Atomics.store(ctrl, OPEN, 0);
