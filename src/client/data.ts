@@ -92,9 +92,106 @@ export function gatherImages(items: readonly { digit: number; index: number }[])
 // Tasks
 
 export interface Task {
-  /** Canonical id: the sorted classes joined by '-', e.g. "0-1". */
+  /** Canonical id: the sorted classes joined by '-', e.g. "0-1"; tasks with a transform name it, e.g. "rot45-0-7". */
   id: string;
   classes: number[];
+  /** Applied to every training and evaluation image of the task (Rotated / Permuted MNIST). */
+  transform?: ImageTransform;
+}
+
+/**
+ * A task-defining change of the input images: rotation by a fixed angle about the image centre
+ * (Rotated MNIST) or a fixed seeded permutation of the pixels (Permuted MNIST; Goodfellow et al.
+ * 2013, Kirkpatrick et al. 2017). Both keep the labels and force the network to adapt.
+ */
+export type ImageTransform = { kind: 'rotate'; degrees: number } | { kind: 'permute'; seed: number };
+
+/**
+ * The images with the transform applied (a new array; n × 28 × 28 in, the same out).
+ * @internal exported for its tests
+ */
+export function transformImages(images: Float32Array, transform: ImageTransform): Float32Array {
+  const n = images.length / PIXELS;
+  if (!Number.isInteger(n)) throw new Error(`expected whole 28×28 images, got ${images.length} values`);
+  const out = new Float32Array(images.length);
+  if (transform.kind === 'permute') {
+    const order = permutation(PIXELS, mulberry32(transform.seed >>> 0));
+    for (let i = 0; i < n; i++) {
+      const base = i * PIXELS;
+      for (let p = 0; p < PIXELS; p++) out[base + p] = images[base + order[p]!]!;
+    }
+    return out;
+  }
+  // Rotation by inverse mapping with bilinear interpolation; pixels from outside the image are 0.
+  const theta = (transform.degrees * Math.PI) / 180;
+  const cos = Math.cos(theta);
+  const sin = Math.sin(theta);
+  const c = (IMAGE_SIZE - 1) / 2;
+  const at = (base: number, y: number, x: number) =>
+    y < 0 || y >= IMAGE_SIZE || x < 0 || x >= IMAGE_SIZE ? 0 : images[base + y * IMAGE_SIZE + x]!;
+  for (let i = 0; i < n; i++) {
+    const base = i * PIXELS;
+    for (let y = 0; y < IMAGE_SIZE; y++) {
+      for (let x = 0; x < IMAGE_SIZE; x++) {
+        const dx = x - c;
+        const dy = y - c;
+        const sx = cos * dx + sin * dy + c;
+        const sy = -sin * dx + cos * dy + c;
+        const x0 = Math.floor(sx);
+        const y0 = Math.floor(sy);
+        const fx = sx - x0;
+        const fy = sy - y0;
+        out[base + y * IMAGE_SIZE + x] =
+          (1 - fy) * ((1 - fx) * at(base, y0, x0) + fx * at(base, y0, x0 + 1)) +
+          fy * ((1 - fx) * at(base, y0 + 1, x0) + fx * at(base, y0 + 1, x0 + 1));
+      }
+    }
+  }
+  return out;
+}
+
+/** Task suites of the evidence experiments: binary splits and tasks that need adaptation. */
+export const TASK_SUITES = ['binary', 'five-way', 'rotated', 'permuted'] as const;
+export type TaskSuite = (typeof TASK_SUITES)[number];
+
+/**
+ * `count` tasks of a suite. 'binary': 0-1, 2-3, 4-5, 6-7; 'five-way': 0-1-2-3-4, 5-6-7-8-9;
+ * 'rotated': digits `classes` (default 0–9) rotated by 0°, 45°, 90°, … per task; 'permuted':
+ * the same digits, task 1 unpermuted and every later task under its own pixel permutation.
+ */
+export function suiteTasks(
+  suite: TaskSuite,
+  count: number,
+  classes: readonly number[] = [...Array(DIGITS).keys()],
+): Task[] {
+  const digits = [...classes].sort((a, b) => a - b);
+  const span = `${digits[0]}-${digits[digits.length - 1]}`;
+  const limit = (n: number) => {
+    if (count < 1 || count > n) throw new Error(`the ${suite} suite has 1–${n} tasks, asked for ${count}`);
+  };
+  switch (suite) {
+    case 'binary':
+      limit(5);
+      return Array.from({ length: count }, (_, i) => taskFromId(`${2 * i}-${2 * i + 1}`));
+    case 'five-way':
+      limit(2);
+      return Array.from({ length: count }, (_, i) =>
+        taskFromId([0, 1, 2, 3, 4].map((d) => d + 5 * i).join('-')),
+      );
+    case 'rotated':
+      limit(8);
+      return Array.from({ length: count }, (_, i) => ({
+        id: `rot${45 * i}-${span}`,
+        classes: digits,
+        ...(i === 0 ? {} : { transform: { kind: 'rotate' as const, degrees: 45 * i } }),
+      }));
+    case 'permuted':
+      return Array.from({ length: count }, (_, i) => ({
+        id: `perm${i}-${span}`,
+        classes: digits,
+        ...(i === 0 ? {} : { transform: { kind: 'permute' as const, seed: 0x9e37 + i } }),
+      }));
+  }
 }
 
 /**
@@ -274,6 +371,10 @@ export function loadTaskData(task: Task, split: DataSplit = { kind: 'all' }): Ta
     throw new Error(`the data split leaves this client no training examples of task ${task.id}`);
   }
   const evaluation = gatherImages(evalItems(task.classes));
+  if (task.transform) {
+    train.images = transformImages(train.images, task.transform);
+    evaluation.images = transformImages(evaluation.images, task.transform);
+  }
   return {
     task,
     train,

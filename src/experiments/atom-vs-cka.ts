@@ -13,7 +13,14 @@ import { loadavg } from 'node:os';
 import { modelCosine, subspaceSimilarity } from '../analysis/atoms.js';
 import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
 import { linearCkaFromGram } from '../analysis/representation.js';
-import { type DataSplit, loadTaskData, type Task, taskFromId } from '../client/data.js';
+import {
+  type DataSplit,
+  loadTaskData,
+  suiteTasks,
+  type Task,
+  type TaskSuite,
+  taskFromId,
+} from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
 import type { Logger } from '../shared/log.js';
 import {
@@ -71,6 +78,12 @@ export interface AtomVsCkaConfig {
   template: TemplateConfig;
   /** A template file (α and initial atoms explicit) used instead of `template`. */
   templateFile?: string;
+  /**
+   * 'binary' (default): `tasks` as listed. 'rotated' / 'permuted': as many tasks as `tasks` lists,
+   * each on the digits not held out, rotated by 45° steps or pixel-permuted (tasks that need
+   * adaptation, unlike binary splits that every client learns in one round).
+   */
+  taskSuite?: TaskSuite;
 }
 
 export const ATOM_VS_CKA_DEFAULTS: AtomVsCkaConfig = {
@@ -165,7 +178,7 @@ export async function runAtomVsCka(
   if (template.probeLayers.join() !== layers.join()) {
     throw new Error('atom-vs-cka compares layer by layer: the template must probe every layer');
   }
-  const tasks: Task[] = config.tasks.map((t) => taskFromId(t));
+  const tasks = experimentTasks(config);
   const trainedDigits = [...new Set(tasks.flatMap((t) => t.classes))].sort((a, b) => a - b);
   const clash = config.heldOutDigits.filter((d) => trainedDigits.includes(d));
   if (clash.length > 0) throw new Error(`held-out digits ${clash.join(',')} are also trained on`);
@@ -261,6 +274,19 @@ export async function runAtomVsCka(
     seconds: totalSeconds,
     modelLevel: head,
   };
+}
+
+/** The tasks of a run: the listed ones, or the suite's on the digits that are not held out. */
+function experimentTasks(config: AtomVsCkaConfig): Task[] {
+  const suite = config.taskSuite ?? 'binary';
+  if (suite === 'binary') return config.tasks.map((t) => taskFromId(t));
+  if (suite === 'five-way') {
+    throw new Error(
+      'atom-vs-cka holds digits out for a probe set, which five-way splits of all ten digits leave none of; use --task-suite rotated or permuted',
+    );
+  }
+  const kept = Array.from({ length: 10 }, (_, d) => d).filter((d) => !config.heldOutDigits.includes(d));
+  return suiteTasks(suite, config.tasks.length, kept);
 }
 
 const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length);

@@ -28,7 +28,15 @@ import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/sv
 import { gramToDistances } from '../analysis/representation.js';
 import { meanMatrix, type Segmentation, segmentLayers } from '../analysis/segmentation.js';
 import { spearman } from '../analysis/stats.js';
-import { IMAGE_SIZE, loadTaskData, probeImages, type Task, taskFromId } from '../client/data.js';
+import {
+  IMAGE_SIZE,
+  loadTaskData,
+  probeImages,
+  suiteTasks,
+  type Task,
+  type TaskSuite,
+  taskFromId,
+} from '../client/data.js';
 import { ContinualModel } from '../client/model.js';
 import { evaluateTask } from '../client/train.js';
 import { GwPool, normaliseByMeanOffDiagonal } from '../ot/index.js';
@@ -40,6 +48,7 @@ import {
   type ModelTemplate,
   type TemplateConfig,
 } from '../shared/template.js';
+import { readModelTemplateFile } from '../shared/template-file.js';
 import {
   independentInitialAtoms,
   markdownTable,
@@ -83,6 +92,8 @@ const DEEP_TEMPLATE_CONFIG: TemplateConfig = {
 export interface Architecture {
   name: string;
   template: TemplateConfig;
+  /** A template file (α and initial atoms explicit, e.g. base-trained) used instead of `template`. */
+  templateFile?: string;
 }
 
 export interface SubnetworksConfig {
@@ -91,6 +102,11 @@ export interface SubnetworksConfig {
   seeds: number;
   /** Tasks learned in this order by atom swapping. */
   tasks: string[];
+  /**
+   * 'binary' (default): `tasks` as listed; otherwise as many tasks as `tasks` lists from the suite
+   * (five-way splits, or all ten digits rotated / pixel-permuted per task: tasks that need adaptation).
+   */
+  taskSuite?: TaskSuite;
   roundsPerTask: number;
   batchesPerRound: number;
   batchSize: number;
@@ -146,6 +162,7 @@ interface ModelResult {
   task: string;
   /** Accuracy right after learning the task, and after the last task (no forgetting expected). */
   accuracy: number;
+  accuracyByRound: number[];
   accuracyAtEnd: number;
   atoms: Float32Array[];
   /** Per probe size: L×L GW distances, L×L identity-coupling distances, segmentations. */
@@ -219,6 +236,8 @@ interface ProbedModel {
   grams: Float32Array[];
   atoms: Float32Array[];
   accuracy: number;
+  /** Evaluation accuracy after each round of this task's training. */
+  accuracyByRound: number[];
   accuracyAtEnd: number;
 }
 
@@ -258,7 +277,13 @@ export async function runSubnetworks(
     sizes,
     nMax,
     nRef,
-    tasks: config.tasks.map((t) => taskFromId(t)),
+    tasks:
+      (config.taskSuite ?? 'binary') === 'binary'
+        ? config.tasks.map((t) => taskFromId(t))
+        : suiteTasks(
+            config.taskSuite!,
+            config.taskSuite === 'five-way' ? Math.min(2, config.tasks.length) : config.tasks.length,
+          ),
     pool: new GwPool({ workers: config.workers }),
     probeTensor: tf.tensor4d(probeImages({ source: 'mnist', size: nMax, seed: config.probeSeed }), [
       nMax,
@@ -300,7 +325,9 @@ export async function runSubnetworks(
 
 /** Training, per-model GW layer matrices and cross-model GW for one architecture. */
 async function runArchitecture(run: SubnetworksRun, arch: Architecture): Promise<ArchitectureResult> {
-  const template = buildTemplate(arch.template);
+  const template = arch.templateFile
+    ? readModelTemplateFile(arch.templateFile)
+    : buildTemplate(arch.template);
   const layers = template.probeLayers;
   const L = layers.length;
   let t0 = performance.now();
@@ -346,6 +373,7 @@ async function trainLearner(
   const model = new ContinualModel(template, { seed: config.seed * 101 + s + 1, newTaskInit: 'copy' });
   const datas = tasks.map((t) => loadTaskData(t));
   const accuracy: number[] = [];
+  const accuracyByRound: number[][] = [];
   const probed: ProbedModel[] = [];
   try {
     for (const [ti, data] of datas.entries()) {
@@ -369,6 +397,7 @@ async function trainLearner(
         initialAtoms,
       );
       accuracy.push(rounds[rounds.length - 1]?.accuracy ?? Number.NaN);
+      accuracyByRound.push(rounds.map((r) => r.accuracy));
     }
     for (const [ti, data] of datas.entries()) {
       const task = tasks[ti]!;
@@ -379,6 +408,7 @@ async function trainLearner(
         grams: g.map((x) => x.gram),
         atoms: model.getAtoms(task.id).map((a) => Float32Array.from(a)),
         accuracy: accuracy[ti]!,
+        accuracyByRound: accuracyByRound[ti]!,
         accuracyAtEnd: evaluateTask(model, data),
       });
     }
@@ -427,6 +457,7 @@ async function layerMatricesOfModel(
     seedIndex: g.seedIndex,
     task: g.task,
     accuracy: g.accuracy,
+    accuracyByRound: g.accuracyByRound,
     accuracyAtEnd: g.accuracyAtEnd,
     atoms: g.atoms,
     byN,
@@ -648,7 +679,7 @@ function agreementAcrossLearners(run: SubnetworksRun, models: ModelResult[], lay
   const L = layers.length;
   const seedRows: (string | number)[][] = [];
   const seedAgreement: { task: string; n: number; meanAri: number; meanBoundary: number }[] = [];
-  for (const task of run.config.tasks) {
+  for (const task of run.tasks.map((t) => t.id)) {
     const same = models.filter((m) => m.task === task);
     for (const n of run.sizes) {
       const labels = same.map((m) => blockLabels(m.byN.get(n)!.segmentation.blocks, L));
@@ -903,12 +934,17 @@ function architectureSection(
   const { nRef, nMax } = run;
   const L = layers.length;
   const { finiteChain, learnerLabels } = stats;
-  const accRows = models.map((m) => [modelLabel(m), num(m.accuracy, 3), num(m.accuracyAtEnd, 3)]);
+  const accRows = models.map((m) => [
+    modelLabel(m),
+    m.accuracyByRound.map((a) => a.toFixed(2)).join(' → '),
+    num(m.accuracy, 3),
+    num(m.accuracyAtEnd, 3),
+  ]);
   return `## Architecture ${arch.name} (${L} layers: ${layers.join(', ')})
 
 ### Accuracy (after learning the task / after the last task)
 
-${markdownTable(['model', 'accuracy', 'accuracy at end'], accRows)}
+${markdownTable(['model', 'accuracy by round', 'accuracy', 'accuracy at end'], accRows)}
 
 ### Blocks per model and probe size
 
@@ -987,6 +1023,7 @@ function architectureJson(
     models: models.map((m) => ({
       learner: m.seedIndex + 1,
       task: m.task,
+      accuracyByRound: m.accuracyByRound,
       accuracy: m.accuracy,
       accuracyAtEnd: m.accuracyAtEnd,
       byProbeSize: run.sizes.map((n) => {
@@ -1031,7 +1068,7 @@ function writeSubnetworksFiles(
 Does GW find sub-network structure in a network's layers, and is it stable across seeds and probe sizes?
 
 - Reproduce: \`${command ?? `npm run experiment -- subnetworks --seed ${config.seed}`}\` (the exact configuration is in config.json; \`--tiny\` gives a test-sized run)
-- Architectures: ${config.architectures.map((a) => `${a.name} (${a.template.layers.length} layers)`).join(', ')}; ${config.seeds} learners each, tasks ${config.tasks.join(' → ')} learned by atom swapping with α frozen (each task's atoms initialised from the previous task's); learners start from ${config.learnerInit === 'federation' ? 'the federation-wide initial atoms and differ in head initialisation and data order' : 'independent initial atoms (learner 1 from the federation-wide ones)'}
+- Architectures: ${config.architectures.map((a) => `${a.name} (${a.templateFile ? `template file ${a.templateFile}` : `${a.template.layers.length} layers, α from the seed`})`).join(', ')}; ${config.seeds} learners each, tasks ${(config.taskSuite ?? 'binary') === 'binary' ? config.tasks.join(' → ') : `${config.tasks.length} of the ${config.taskSuite} suite`} learned by atom swapping with α frozen (each task's atoms initialised from the previous task's); learners start from ${config.learnerInit === 'federation' ? 'the federation-wide initial atoms and differ in head initialisation and data order' : 'independent initial atoms (learner 1 from the federation-wide ones)'}
 - Probe: MNIST probe pool, nested sets n = ${sizes.join(', ')} (seed ${config.probeSeed}), pooling ${config.architectures[0]?.template.probe.pooling}; GW: square loss, CG, best of identity and product starts, distance matrices normalised by their mean off-diagonal entry; blocks by optimal DP segmentation, k by silhouette
 - Seed ${config.seed}; backend ${backend}; ${environment.cpus} CPUs (${environment.cpuModel}); ${config.workers} GW workers; load average ${environment.loadAverageAtStart.toFixed(1)} at start, ${loadavg()[0]!.toFixed(1)} at end; ${solves} GW solves; total ${totalSeconds.toFixed(0)} s
 

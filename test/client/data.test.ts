@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DIGITS,
   gatherImages,
+  IMAGE_SIZE,
   loadTaskData,
   PIXELS,
   parseDataSplit,
@@ -11,8 +12,10 @@ import {
   poolIndices,
   probeImages,
   probePoolSize,
+  suiteTasks,
   taskFromId,
   trainShare,
+  transformImages,
 } from '../../src/client/data.js';
 
 function imageHash(images: Float32Array, i: number): string {
@@ -178,5 +181,69 @@ describe('probe inputs', () => {
     expect(() => probeImages({ source: 'mnist', size: n + 1, seed: 1 })).toThrow(
       /exceeds the \d+ images reserved/,
     );
+  });
+});
+
+describe('task suites that need adaptation (Rotated / Permuted MNIST, five-way splits)', () => {
+  it('permutes pixels by a fixed seeded permutation: same multiset per image, same order on every call', () => {
+    const { images } = gatherImages([
+      { digit: 3, index: 0 },
+      { digit: 7, index: 1 },
+    ]);
+    const a = transformImages(images, { kind: 'permute', seed: 5 });
+    const b = transformImages(images, { kind: 'permute', seed: 5 });
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(images);
+    for (let i = 0; i < 2; i++) {
+      const sorted = (x: Float32Array) => [...x.subarray(i * PIXELS, (i + 1) * PIXELS)].sort((p, q) => p - q);
+      expect(sorted(a)).toEqual(sorted(images));
+    }
+    // One permutation for every image: the second image moved alone lands where it did in the batch.
+    const second = transformImages(images.slice(PIXELS), { kind: 'permute', seed: 5 });
+    expect(second).toEqual(a.slice(PIXELS));
+    expect(transformImages(images, { kind: 'permute', seed: 6 })).not.toEqual(a);
+  });
+
+  it('rotates about the centre: 0° is the identity, four 90° turns come back, 90° maps (y, x) to (x, 27 − y)', () => {
+    const img = new Float32Array(PIXELS);
+    img[5 * IMAGE_SIZE + 20] = 1; // row 5, column 20
+    expect(transformImages(img, { kind: 'rotate', degrees: 0 })).toEqual(img);
+    const r90 = transformImages(img, { kind: 'rotate', degrees: 90 });
+    let at = -1;
+    for (let p = 0; p < PIXELS; p++) if (r90[p]! > 0.99) at = p;
+    const y = Math.floor(at / IMAGE_SIZE);
+    const x = at % IMAGE_SIZE;
+    // Inverse mapping with sx = cos·dx + sin·dy: output (y, x) reads source (27 − x, y).
+    expect([27 - x, y]).toEqual([5, 20]);
+    let back: Float32Array = img;
+    for (let k = 0; k < 4; k++) back = transformImages(back, { kind: 'rotate', degrees: 90 });
+    for (let p = 0; p < PIXELS; p++) expect(back[p]).toBeCloseTo(img[p]!, 5);
+    // 45° spreads mass by interpolation but keeps it inside the image.
+    const { images } = gatherImages([{ digit: 0, index: 0 }]);
+    const r45 = transformImages(images, { kind: 'rotate', degrees: 45 });
+    const sum = (x: Float32Array) => x.reduce((s, v) => s + v, 0);
+    expect(sum(r45) / sum(images)).toBeGreaterThan(0.9);
+    expect(sum(r45) / sum(images)).toBeLessThan(1.1);
+  });
+
+  it('builds suites: binary splits, five-way, rotated and permuted tasks with distinct ids; load applies the transform', () => {
+    expect(suiteTasks('binary', 3).map((t) => t.id)).toEqual(['0-1', '2-3', '4-5']);
+    expect(suiteTasks('five-way', 2).map((t) => t.id)).toEqual(['0-1-2-3-4', '5-6-7-8-9']);
+    expect(() => suiteTasks('five-way', 3)).toThrow(/1–2 tasks/);
+    const rotated = suiteTasks('rotated', 3, [0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(rotated.map((t) => t.id)).toEqual(['rot0-0-7', 'rot45-0-7', 'rot90-0-7']);
+    expect(rotated[0]!.transform).toBeUndefined();
+    expect(rotated[2]!.transform).toEqual({ kind: 'rotate', degrees: 90 });
+    const permuted = suiteTasks('permuted', 2);
+    expect(permuted.map((t) => t.id)).toEqual(['perm0-0-9', 'perm1-0-9']);
+    const plain = loadTaskData(permuted[0]!, { kind: 'iid', index: 1, of: 200, seed: 1 });
+    const moved = loadTaskData(permuted[1]!, { kind: 'iid', index: 1, of: 200, seed: 1 });
+    // Byte comparison: element-wise matchers are slow on a million floats.
+    const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+    expect([...moved.trainTargets]).toEqual([...plain.trainTargets]);
+    const permute = (x: Float32Array) => transformImages(x, permuted[1]!.transform!);
+    expect(bytes(moved.train.images).equals(bytes(permute(plain.train.images)))).toBe(true);
+    expect(bytes(moved.eval.images).equals(bytes(permute(plain.eval.images)))).toBe(true);
+    expect(bytes(moved.eval.images).equals(bytes(plain.eval.images))).toBe(false);
   });
 });

@@ -43,6 +43,12 @@ describe('atomlens experiment', () => {
     const badScope = cli(['atom-vs-cka', '--optimizer-scope', 'epoch']);
     expect(badScope.code).toBe(2);
     expect(badScope.stderr).toMatch(/--optimizer-scope must be 'task' or 'round', got 'epoch'/);
+    const badSuite = cli(['subnetworks', '--task-suite', 'cifar']);
+    expect(badSuite.code).toBe(2);
+    expect(badSuite.stderr).toMatch(/--task-suite must be one of binary, five-way, rotated, permuted/);
+    const fiveWay = cli(['atom-vs-cka', '--task-suite', 'five-way']);
+    expect(fiveWay.code).toBe(2);
+    expect(fiveWay.stderr).toMatch(/no held-out digits.*use rotated or permuted/);
   });
 
   it('runs atom-vs-cka --tiny and records the command that reproduces it', () => {

@@ -2,6 +2,7 @@
 // writes a Markdown table, SVG figures, config.json and results.json under a results directory.
 import { resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendPreference, initBackend } from '../../client/backend.js';
+import { TASK_SUITES } from '../../client/data.js';
 import { parseIntList } from '../../experiments/common.js';
 import {
   ATOM_VS_CKA_DEFAULTS,
@@ -16,6 +17,7 @@ import {
   type SubnetworksConfig,
 } from '../../experiments/index.js';
 import { createLogger } from '../../shared/log.js';
+import { DEFAULT_TEMPLATE_CONFIG } from '../../shared/template.js';
 import { CliError, type CommandSpec, choiceFlag, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 const NAMES = Object.keys(EXPERIMENTS) as ExperimentName[];
@@ -73,7 +75,13 @@ export const spec: CommandSpec = {
       type: 'string',
       value: 'FILE',
       description:
-        'atom-vs-cka: template file for α and the initial atoms (e.g. templates/demo.template.json); default α from the seed',
+        'Template file for α and the initial atoms (e.g. the base-trained templates/demo.template.json); default α from the seed. subnetworks: replaces the two seeded architectures by this one',
+    },
+    'task-suite': {
+      type: 'string',
+      value: 'NAME',
+      default: 'binary',
+      description: `Tasks: ${TASK_SUITES.join(', ')} (binary splits are learned in one round; five-way (subnetworks only), rotated (45° per task) and permuted (pixel permutation per task) need adaptation)`,
     },
     seeds: {
       type: 'string',
@@ -152,6 +160,12 @@ function atomVsCkaConfig(v: Parsed['values'], seed: number, tiny: boolean): Atom
     config.optimizerScope = scope;
   }
   if (typeof v.template === 'string') config.templateFile = v.template;
+  config.taskSuite = choiceFlag(v, 'task-suite', TASK_SUITES);
+  if (config.taskSuite === 'five-way') {
+    throw new UsageError(
+      '--task-suite five-way splits all ten digits, leaving atom-vs-cka no held-out digits to probe with; use rotated or permuted',
+    );
+  }
   if (config.checkpoints.some((c) => c > config.rounds)) {
     throw new UsageError(`--checkpoints must not exceed the ${config.rounds} rounds`);
   }
@@ -168,6 +182,12 @@ function subnetworksConfig(v: Parsed['values'], seed: number, tiny: boolean): Su
   const reference = optionalInt(v, 'reference-size', 4, 4096);
   const batches = optionalInt(v, 'batches', 1, 10_000);
   config.learnerInit = choiceFlag(v, 'learner-init', ['federation', 'independent'] as const);
+  config.taskSuite = choiceFlag(v, 'task-suite', TASK_SUITES);
+  if (typeof v.template === 'string') {
+    config.architectures = [
+      { name: 'demo-base', template: DEFAULT_TEMPLATE_CONFIG, templateFile: v.template },
+    ];
+  }
   if (batches !== undefined) config.batchesPerRound = batches;
   if (seeds !== undefined) config.seeds = seeds;
   if (rounds !== undefined) config.roundsPerTask = rounds;
