@@ -116,6 +116,32 @@ describe('analysis limits, cancellation and timeout', () => {
       .toBe((before.cancelled ?? 0) + 1);
   });
 
+  it('an internal failure mid-analysis reaches the caller only as a correlation id', async () => {
+    const storage = h.running.storage;
+    const original = storage.putReport.bind(storage);
+    storage.putReport = async () => {
+      throw new Error('SQLITE_FULL at /var/lib/secret-place/atomlens.db');
+    };
+    try {
+      const messages: string[] = [];
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+        const call = h.op.RunAnalysis({
+          models: [{ clientId: 'b', taskId: 't' }],
+          reason: 'storage breaks',
+          probeDeadlineMs: 10,
+        });
+        call.on('data', (p: { message: string }) => messages.push(p.message));
+        call.on('error', resolve);
+        call.on('end', () => reject(new Error('the analysis should have failed')));
+      });
+      expect(err.code).toBe(grpc.status.INTERNAL);
+      expect([err.details, ...messages].join('\n')).not.toMatch(/SQLITE|secret-place/);
+      expect(messages.at(-1)).toMatch(/^the analysis failed \(correlation id [0-9a-f]{12}\)/);
+    } finally {
+      storage.putReport = original;
+    }
+  });
+
   it('an analysis running past analysis.timeoutMs ends with outcome timeout', async () => {
     const before = await outcomes(h);
     const started = Date.now();

@@ -4,8 +4,8 @@
 //
 // One analysis: resolve the models → ask their clients for probe summaries (reusing stored ones
 // at the same round) → every GW problem on the worker pool → segmentation, labels, cross-check →
-// the report stored as JSON (its HTML page is rendered when asked for) → metrics. Analyses run one at a time (they saturate the CPU); a few
-// may wait in line, more are refused as busy.
+// the report stored as JSON (its HTML page is rendered when asked for) → metrics. Analyses run
+// one at a time (they saturate the CPU); a few may wait in line, more are refused as busy.
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import type { LabelThresholdSettings } from '../../analysis/labels.js';
@@ -15,7 +15,7 @@ import type { AnalysisReport, ReportModel, ReportTrigger, TriggerKind } from '..
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
 import { modelKey } from '../../shared/ids.js';
-import { quoteInput } from '../calls.js';
+import { correlationId, quoteInput } from '../calls.js';
 import { resolveEscalationConfig } from '../config.js';
 import type { UploadEvent } from '../federation/federation.js';
 import { type Escalation, type EscalationConfig, EscalationPolicy } from '../level0/escalation.js';
@@ -425,7 +425,19 @@ export class AnalysisServiceImpl implements AnalysisService {
           message,
         })
         .catch(() => {});
-      progress({ stage: 'failed', fraction: 1, message });
+      // What the caller reads: a refusal's own words, or for an internal failure only a
+      // correlation id (the cause goes to the log; the analysis record keeps it too).
+      let shown = message;
+      if (!(err instanceof AnalysisRequestError)) {
+        const id = correlationId();
+        this.deps.logger.error('analysis failed', {
+          analysisId,
+          correlationId: id,
+          error: (err as Error)?.stack ?? String(err),
+        });
+        shown = `the analysis failed (correlation id ${id}); the coordinator's log has the details`;
+      }
+      progress({ stage: 'failed', fraction: 1, message: shown });
       throw err;
     } finally {
       clearTimeout(timer);
