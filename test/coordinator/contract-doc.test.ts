@@ -75,6 +75,7 @@ describe('the proto states what the code does', () => {
       'RunAnalysis',
       'ListReports',
       'GetReport',
+      'RemoveClient',
     ]);
     for (const [, comment, name] of rpcs) {
       expect(comment, name).toMatch(/Errors|No errors beyond the common ones/);

@@ -436,6 +436,28 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
       });
     });
 
+    describe('removing a client', () => {
+      it('deletes the client, its uploads and probe summaries; others and shared task ids stay', async () => {
+        const { s } = await fresh();
+        await withClients(s, ['a', 'b']);
+        for (const r of [1, 2, 3]) await s.putAtoms(upload('a', r, r));
+        await s.putAtoms(upload('b', 1, 7));
+        await s.putProbeSummary(probe('r', 'a', 'conv1', 1));
+        await s.putProbeSummary(probe('r', 'b', 'conv1', 2));
+        expect(await s.removeClient('a')).toEqual({ uploads: 3, probeSummaries: 1 });
+        expect(await s.getClient('a')).toBeUndefined();
+        expect((await s.listClients()).map((c) => c.clientId)).toEqual(['b']);
+        expect(await s.listRounds('a', 't', false)).toEqual([]);
+        expect((await s.getProbeSummaries('r')).map((p) => p.clientId)).toEqual(['b']);
+        expect(await s.countUploads()).toBe(1);
+        expect(await s.getTask('t')).toBeDefined();
+        expect(await s.removeClient('a')).toBeUndefined();
+        await withClients(s, ['a']); // the id can be registered afresh
+        expect((await s.getClient('a'))?.tasks.map((t) => t.taskId)).toEqual(['t']);
+        await s.close();
+      });
+    });
+
     describe('analyses and reports', () => {
       it('writes an analysis and updates it through its lifecycle; optional fields stay absent until set', async () => {
         const { s } = await fresh();

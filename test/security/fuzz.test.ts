@@ -97,6 +97,8 @@ function seedsFor(method: RawMethod): Buffer[] {
       return [e({ pageSize: 5 }), e({ pageSize: 1, pageToken: 'not-a-token' })];
     case 'GetReport':
       return [e({ reportId: 'nope', includeHtml: true })];
+    case 'RemoveClient':
+      return [e({ clientId: 'nobody' }), e({ clientId: 'x'.repeat(65) })];
     default:
       return [e({})];
   }
@@ -245,6 +247,8 @@ describe('fuzzing every RPC (authentication off: validation is the only guard)',
 
   it('malformed probe-summary streams are refused and store nothing; a correct answer still works', async () => {
     const fed: FederationServiceClient = federationClient(f.address);
+    // Fuzzed RemoveClient calls may have removed 'fuzz' (its id is one of the odd strings).
+    await rpc((cb) => fed.register({ clientId: 'fuzz', tasks: TASKS, clientVersion: 'seed' }, cb));
     const session = fed.session();
     const requests: string[] = [];
     session.on('data', (m: { kind: string; probeRequest?: { requestId: string } }) => {

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ListClientsResponse__Output } from '../../generated/atomlens/v1/ListClientsResponse.js';
 import type { ModelDivergence__Output } from '../../generated/atomlens/v1/ModelDivergence.js';
+import type { RemoveClientResponse__Output } from '../../generated/atomlens/v1/RemoveClientResponse.js';
 import {
   allPages,
   byDivergenceDesc,
@@ -14,13 +15,16 @@ import {
   operatorFailure,
   unary,
 } from '../../operator/connection.js';
-import { type CommandSpec, EXIT, intFlag, type Parsed } from '../args.js';
+import { idProblem, isValidId } from '../../shared/ids.js';
+import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 import { connectOperatorFromFlags, OPERATOR_OPTIONS } from '../operator-flags.js';
 
 export const spec: CommandSpec = {
   name: 'status',
   summary: 'Show clients, similarity and divergence from a running coordinator',
-  usage: 'atomlens status --coordinator HOST:PORT [--json] [--top N] [--token T] [--ca FILE]',
+  usage:
+    'atomlens status --coordinator HOST:PORT [--json] [--top N] [--token T] [--ca FILE]\n' +
+    '       atomlens status --remove-client CLIENT_ID [--coordinator HOST:PORT] [--token T] [--ca FILE]',
   options: {
     ...OPERATOR_OPTIONS,
     json: { type: 'boolean', description: 'Print one JSON object instead of tables' },
@@ -35,6 +39,12 @@ export const spec: CommandSpec = {
       value: 'MS',
       description: 'Give up after this many milliseconds',
       default: '10000',
+    },
+    'remove-client': {
+      type: 'string',
+      value: 'CLIENT_ID',
+      description:
+        'Remove a client and its data (stored rounds, probe summaries); it may register again unless revoked',
     },
   },
 };
@@ -172,6 +182,30 @@ export function formatStatus(s: StatusSnapshot): string {
 export async function run(parsed: Parsed): Promise<number> {
   const top = intFlag(parsed.values, 'top', 0, 10_000);
   const timeoutMs = intFlag(parsed.values, 'timeout', 100, 600_000);
+  const remove = parsed.values['remove-client'];
+  if (typeof remove === 'string') {
+    if (!isValidId(remove)) throw new UsageError(idProblem('--remove-client', remove)!);
+    const connection = connectOperatorFromFlags(parsed.values);
+    try {
+      const res = await unary<RemoveClientResponse__Output>((cb) =>
+        connection.client.RemoveClient(
+          { clientId: remove },
+          connection.metadata,
+          { deadline: Date.now() + timeoutMs },
+          cb,
+        ),
+      ).catch((err: grpc.ServiceError) => {
+        if (err.code === grpc.status.NOT_FOUND) throw new CliError(err.details);
+        throw operatorFailure(connection.address, err);
+      });
+      process.stdout.write(
+        `removed client ${remove}: ${res.uploadsRemoved} stored round(s), ${res.probeSummariesRemoved} probe summar${Number(res.probeSummariesRemoved) === 1 ? 'y' : 'ies'}\n`,
+      );
+      return EXIT.ok;
+    } finally {
+      connection.client.close();
+    }
+  }
   const snapshot = await fetchStatus(connectOperatorFromFlags(parsed.values), { timeoutMs, top });
   process.stdout.write(
     parsed.values.json ? `${JSON.stringify(snapshot, null, 2)}\n` : formatStatus(snapshot),

@@ -35,6 +35,7 @@ export const OPERATOR_POLICIES: Record<keyof OperatorServiceHandlers, MethodPoli
   RunAnalysis: operatorCall('RunAnalysis'),
   ListReports: operatorCall('ListReports'),
   GetReport: operatorCall('GetReport'),
+  RemoveClient: operatorCall('RemoveClient'),
 };
 
 export function operatorHandlers(
@@ -64,6 +65,13 @@ export function operatorHandlers(
 
     ListReports: (call, callback) =>
       reply(() => listReportsPage(needAnalysis('ListReports'), call.request), callback),
+
+    RemoveClient: (call, callback) =>
+      reply(async () => {
+        checkClientId(call.request.clientId);
+        const removed = await operator.removeClient(call.request.clientId);
+        return { uploadsRemoved: removed.uploads, probeSummariesRemoved: removed.probeSummaries };
+      }, callback),
 
     GetReport: (call, callback) =>
       reply(async () => {

@@ -58,6 +58,11 @@ function compareModels(
 export class OperatorQueries {
   constructor(private readonly deps: OperatorDeps) {}
 
+  /** Removes a client and its data (FederationCore.removeClient). */
+  removeClient(clientId: string): Promise<{ uploads: number; probeSummaries: number }> {
+    return this.deps.federation.removeClient(clientId);
+  }
+
   /** One page of the registered clients, ordered by client id (byte order, as ids compare). */
   listClients(req: PageRequest): ListClientsResponse {
     const { federation, similarity, sessions } = this.deps;

@@ -301,6 +301,23 @@ export class FederationCore {
     return { duplicate: false, round: upload.round, drift };
   }
 
+  /**
+   * Removes a client and its data (stored uploads and probe summaries, its models in the
+   * similarity index, its open session). NOT_FOUND for an unknown id. It may register again
+   * afterwards, as a new client; revoke it as well to keep it out.
+   */
+  async removeClient(clientId: string): Promise<{ uploads: number; probeSummaries: number }> {
+    const removed = await this.deps.storage.removeClient(clientId);
+    if (!removed && !this.clients.has(clientId)) {
+      throw notFound(`no client ${quoteInput(clientId)} is registered; \`atomlens status\` lists them`);
+    }
+    this.clients.delete(clientId);
+    this.deps.similarity.removeClient(clientId);
+    this.deps.sessions.end(clientId, 'the client was removed by the operator');
+    this.deps.logger.info('client removed', { client: clientId, ...removed });
+    return removed ?? { uploads: 0, probeSummaries: 0 };
+  }
+
   /** Session hello: the client must be registered. */
   checkSessionHello(clientId: string): void {
     if (!this.clients.has(clientId)) {

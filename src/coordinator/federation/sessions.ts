@@ -204,6 +204,15 @@ export class SessionRegistry {
     }
   }
 
+  /** Ends a client's open session from the coordinator's side (the client was removed). */
+  end(clientId: string, reason: string): void {
+    const s = this.sessions.get(clientId);
+    if (!s) return;
+    s.sink.end(reason);
+    this.closed(s, false, reason);
+    this.seen.delete(clientId);
+  }
+
   isConnected(clientId: string): boolean {
     return this.sessions.has(clientId);
   }

@@ -151,6 +151,16 @@ export class SimilarityIndex {
     return { applied: 'ignored', drift: entry.drift };
   }
 
+  /** Forgets every model of a client (it was removed): out of the sums, the list and the matrices. */
+  removeClient(clientId: string): void {
+    for (const key of this.byClient.get(clientId) ?? []) {
+      const entry = this.models.get(key)!;
+      if (entry.fingerprintMatch) this.addToGroups(entry, -1);
+      this.models.delete(key);
+    }
+    this.byClient.delete(clientId);
+  }
+
   /** A client re-registered with a different α fingerprint: move its models in or out of the sums. */
   setFingerprintMatch(clientId: string, match: boolean): void {
     for (const key of this.byClient.get(clientId) ?? []) {

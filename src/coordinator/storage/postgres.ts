@@ -23,6 +23,7 @@ import {
   type ProbeSummaryRecord,
   type PrunedCounts,
   type PutAtomsOutcome,
+  type RemovedClient,
   type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
@@ -580,6 +581,20 @@ export class PostgresStorage implements Storage {
           : ((await c.query('DELETE FROM reports WHERE created_at_ms < $1', [cutoffs.reportsBeforeMs]))
               .rowCount ?? 0);
       return { probeSummaries, reports };
+    });
+  }
+
+  removeClient(clientId: string): Promise<RemovedClient | undefined> {
+    return this.enqueue(async (c) => {
+      const found = await c.query('SELECT 1 FROM clients WHERE client_id = $1', [clientId]);
+      if (found.rowCount === 0) return undefined;
+      const uploads =
+        (await c.query('DELETE FROM atom_uploads WHERE client_id = $1', [clientId])).rowCount ?? 0;
+      const probeSummaries =
+        (await c.query('DELETE FROM probe_summaries WHERE client_id = $1', [clientId])).rowCount ?? 0;
+      await c.query('DELETE FROM client_tasks WHERE client_id = $1', [clientId]);
+      await c.query('DELETE FROM clients WHERE client_id = $1', [clientId]);
+      return { uploads, probeSummaries };
     });
   }
 

@@ -20,6 +20,7 @@ import {
   type ProbeSummaryRecord,
   type PrunedCounts,
   type PutAtomsOutcome,
+  type RemovedClient,
   type ReportCursor,
   type ReportRecord,
   type ReportSummaryRecord,
@@ -570,6 +571,19 @@ export class SqliteStorage implements Storage {
           : this.db.prepare('DELETE FROM reports WHERE created_at_ms < ?').run(cutoffs.reportsBeforeMs)
               .changes,
     }));
+  }
+
+  removeClient(clientId: string): Promise<RemovedClient | undefined> {
+    return this.enqueue(() => {
+      if (!this.db.prepare('SELECT 1 FROM clients WHERE client_id = ?').get(clientId)) return undefined;
+      const uploads = this.db.prepare('DELETE FROM atom_uploads WHERE client_id = ?').run(clientId).changes;
+      const probeSummaries = this.db
+        .prepare('DELETE FROM probe_summaries WHERE client_id = ?')
+        .run(clientId).changes;
+      this.db.prepare('DELETE FROM client_tasks WHERE client_id = ?').run(clientId);
+      this.db.prepare('DELETE FROM clients WHERE client_id = ?').run(clientId);
+      return { uploads, probeSummaries };
+    });
   }
 
   // --- analyses and reports ----------------------------------------------------------------

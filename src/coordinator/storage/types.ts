@@ -114,6 +114,11 @@ export interface RetentionCutoffs {
   reportsBeforeMs?: number;
 }
 
+export interface RemovedClient {
+  uploads: number;
+  probeSummaries: number;
+}
+
 export interface PrunedCounts {
   probeSummaries: number;
   reports: number;
@@ -178,6 +183,11 @@ export interface Storage {
    * rows of each kind went.
    */
   prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts>;
+  /**
+   * Deletes a client with its task list, every atom upload and every probe summary of it;
+   * undefined when no such client is stored. Task ids (shared by clients) stay.
+   */
+  removeClient(clientId: string): Promise<RemovedClient | undefined>;
 
   // --- metadata ----------------------------------------------------------------------------
   /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
