@@ -1,0 +1,131 @@
+// The published package, as a user gets it: `npm pack` makes the tarball, which is installed into an
+// empty ESM project; a script there imports only from 'atomlens' (the package's `exports`), builds
+// a template from a layer list, starts a coordinator through the package's bin, connects an
+// AtomlensClient, pushes one round of atoms, and reads the round back through a second connection.
+// Needs the npm registry (or npm's cache) for the package's dependencies; skips where neither answers.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+const USER_SCRIPT = `
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { AtomlensClient, readTemplateFile, templateFromLayerList, writeNpy, writeTemplateFile } from 'atomlens';
+
+const dir = process.argv[2];
+const template = templateFromLayerList(
+  [
+    { name: 'conv1', cIn: 1, cOut: 4, k: 3, m: 6 },
+    { name: 'conv2', cIn: 4, cOut: 8, k: 3, m: 6 },
+  ],
+  { seed: 7, federationId: 'packed' },
+);
+const templatePath = join(dir, 'packed.template.json');
+writeTemplateFile(templatePath, template);
+const reread = readTemplateFile(templatePath);
+const probePath = join(dir, 'probe.npy');
+writeFileSync(probePath, writeNpy(Float32Array.from({ length: 4 * 6 * 6 }, (_, i) => (i % 7) / 7), [4, 6, 6, 1], 'float32'));
+
+const coordinator = spawn(
+  'node',
+  ['node_modules/.bin/atomlens', 'coordinator', '--data', join(dir, 'data'), '--grpc-port', '0',
+   '--http-port', '0', '--template', templatePath, '--probe-set', probePath],
+  { stdio: ['ignore', 'pipe', 'pipe'] },
+);
+let output = '';
+const address = await new Promise((resolve, reject) => {
+  const onData = (d) => {
+    output += d.toString();
+    const m = /grpc listening on (\\S+)/.exec(output);
+    if (m) resolve(m[1]);
+  };
+  coordinator.stdout.on('data', onData);
+  coordinator.stderr.on('data', onData);
+  coordinator.once('exit', (code) => reject(new Error('coordinator exited with ' + code + ':\\n' + output)));
+});
+try {
+  const tasks = [{ id: 't0', classes: [0, 1] }];
+  const client = await AtomlensClient.connect({ address, clientId: 'packer', tasks });
+  const atoms = new Map(client.template.layers.map((l) => [l.name, Float32Array.from(l.initialAtoms, (v) => v + 0.01)]));
+  const first = await client.push('t0', 1, atoms, { loss: 0.5, samples: 8 });
+  const again = await client.push('t0', 1, atoms);
+  client.close();
+  const second = await AtomlensClient.connect({ address, clientId: 'packer', tasks });
+  const lastRound = second.lastRound('t0');
+  second.close();
+  process.stdout.write(JSON.stringify({
+    layers: reread.layers.map((l) => l.name),
+    served: second.template.layers.map((l) => l.name),
+    first: { round: first.round, duplicate: first.duplicate },
+    againDuplicate: again.duplicate,
+    lastRound,
+  }) + '\\n');
+} finally {
+  coordinator.kill('SIGTERM');
+}
+`;
+
+function run(cmd: string, args: string[], cwd: string) {
+  return spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 240_000 });
+}
+
+describe('the npm package', () => {
+  const work = mkdtempSync(join(tmpdir(), 'atomlens-pack-'));
+  afterAll(() => {
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('packs only what it ships, installs into an empty project, and works through its exports', (ctx) => {
+    const packed = run(npm, ['pack', '--pack-destination', work, '--json'], root);
+    expect(packed.status, packed.stderr).toBe(0);
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
+    const tops = new Set(info!.files.map((f) => f.path.split('/')[0]));
+    for (const needed of ['dist', 'bin', 'proto', 'schemas', 'templates', 'package.json']) {
+      expect(tops).toContain(needed);
+    }
+    for (const unwanted of ['src', 'test', 'bench', 'scripts', 'deploy', 'node_modules']) {
+      expect(tops).not.toContain(unwanted);
+    }
+    expect(info!.files.some((f) => f.path === 'dist/index.js')).toBe(true);
+    expect(readdirSync(work)).toContain(info!.filename);
+
+    const project = join(work, 'project');
+    execFileSync('mkdir', ['-p', project]);
+    expect(run(npm, ['init', '-y'], project).status).toBe(0);
+    execFileSync(npm, ['pkg', 'set', 'type=module'], { cwd: project });
+    const install = run(
+      npm,
+      ['install', join(work, info!.filename), '--no-audit', '--no-fund', '--prefer-offline'],
+      project,
+    );
+    if (
+      install.status !== 0 &&
+      /ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ENETUNREACH|network/i.test(install.stderr)
+    ) {
+      ctx.skip(`the npm registry is unreachable and npm's cache lacks a dependency:\n${install.stderr}`);
+    }
+    expect(install.status, install.stderr).toBe(0);
+
+    writeFileSync(join(project, 'use.mjs'), USER_SCRIPT);
+    const used = run(process.execPath, ['use.mjs', work], project);
+    expect(used.status, `${used.stdout}\n${used.stderr}`).toBe(0);
+    const result = JSON.parse(used.stdout.trim().split('\n').at(-1)!);
+    expect(result).toEqual({
+      layers: ['conv1', 'conv2'],
+      served: ['conv1', 'conv2'],
+      first: { round: 1, duplicate: false },
+      againDuplicate: true,
+      lastRound: 1,
+    });
+  }, 300_000);
+});
