@@ -16,6 +16,21 @@
 import pg from 'pg';
 import { latestVersion, type Migration, pendingMigrations } from './migrations.js';
 import {
+  type AnalysisRow,
+  analysisFromRow,
+  type ClientRow,
+  clientFromRow,
+  type ProbeRow,
+  probeFromRow,
+  type ReportRow,
+  type RoundRow,
+  reportSummaryFromRow,
+  roundFromRow,
+  sameClasses,
+  type TaskRow,
+  taskFromRow,
+} from './rows.js';
+import {
   type AnalysisRecord,
   type AtomUpload,
   type ClientRecord,
@@ -550,17 +565,7 @@ export class PostgresStorage implements Storage {
       'SELECT * FROM probe_summaries WHERE request_id = $1 ORDER BY client_id, task_id, layer',
       [requestId],
     );
-    return r.rows.map((row) => ({
-      requestId: row.request_id,
-      clientId: row.client_id,
-      taskId: row.task_id,
-      round: row.round,
-      layer: row.layer,
-      n: row.n,
-      featureDim: row.feature_dim,
-      gram: row.gram,
-      receivedAtMs: row.received_at_ms,
-    }));
+    return r.rows.map(probeFromRow);
   }
 
   // --- retention ---------------------------------------------------------------------------
@@ -761,116 +766,4 @@ function redact(connectionString: string): string {
   } catch {
     return 'the PostgreSQL database';
   }
-}
-
-interface ClientRow {
-  client_id: string;
-  alpha_fingerprint: string;
-  fingerprint_match: boolean;
-  client_version: string;
-  registered_at_ms: number;
-  last_seen_ms: number;
-}
-
-interface TaskRow {
-  task_id: string;
-  classes: string;
-}
-
-interface RoundRow {
-  round: number;
-  received_at_ms: number;
-  loss: number;
-  accuracy: number;
-  samples: number;
-  atoms?: Buffer;
-}
-
-interface ProbeRow {
-  request_id: string;
-  client_id: string;
-  task_id: string;
-  round: number;
-  layer: string;
-  n: number;
-  feature_dim: number;
-  gram: Buffer;
-  received_at_ms: number;
-}
-
-interface AnalysisRow {
-  analysis_id: string;
-  status: AnalysisRecord['status'];
-  trigger: string;
-  reason: string;
-  models: string;
-  created_at_ms: number;
-  started_at_ms: number | null;
-  finished_at_ms: number | null;
-  message: string | null;
-  report_id: string | null;
-}
-
-interface ReportRow {
-  report_id: string;
-  created_at_ms: number;
-  trigger: string;
-  models: number;
-  analysis_id: string | null;
-  json: string;
-  html: string;
-}
-
-function clientFromRow(row: ClientRow, tasks: TaskRecord[]): ClientRecord {
-  return {
-    clientId: row.client_id,
-    tasks,
-    alphaFingerprint: row.alpha_fingerprint,
-    fingerprintMatch: row.fingerprint_match,
-    clientVersion: row.client_version,
-    registeredAtMs: row.registered_at_ms,
-    lastSeenMs: row.last_seen_ms,
-  };
-}
-
-function taskFromRow(row: TaskRow): TaskRecord {
-  return { taskId: row.task_id, classes: JSON.parse(row.classes) as number[] };
-}
-
-function roundFromRow(row: RoundRow): StoredRound {
-  return {
-    round: row.round,
-    receivedAtMs: row.received_at_ms,
-    stats: { loss: row.loss, accuracy: row.accuracy, samples: row.samples },
-    atoms: row.atoms ?? Buffer.alloc(0),
-  };
-}
-
-function analysisFromRow(r: AnalysisRow): AnalysisRecord {
-  return {
-    analysisId: r.analysis_id,
-    status: r.status,
-    trigger: r.trigger,
-    reason: r.reason,
-    models: JSON.parse(r.models) as AnalysisRecord['models'],
-    createdAtMs: r.created_at_ms,
-    ...(r.started_at_ms !== null ? { startedAtMs: r.started_at_ms } : {}),
-    ...(r.finished_at_ms !== null ? { finishedAtMs: r.finished_at_ms } : {}),
-    ...(r.message !== null ? { message: r.message } : {}),
-    ...(r.report_id !== null ? { reportId: r.report_id } : {}),
-  };
-}
-
-function reportSummaryFromRow(row: ReportRow): ReportSummaryRecord {
-  return {
-    reportId: row.report_id,
-    createdAtMs: row.created_at_ms,
-    trigger: row.trigger,
-    models: row.models,
-    ...(row.analysis_id !== null ? { analysisId: row.analysis_id } : {}),
-  };
-}
-
-function sameClasses(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }

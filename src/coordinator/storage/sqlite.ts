@@ -13,6 +13,21 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { latestVersion, type Migration, pendingMigrations } from './migrations.js';
 import {
+  type AnalysisRow,
+  analysisFromRow,
+  type ClientRow,
+  clientFromRow,
+  type ProbeRow,
+  probeFromRow,
+  type ReportRow,
+  type RoundRow,
+  reportSummaryFromRow,
+  roundFromRow,
+  sameClasses,
+  type TaskRow,
+  taskFromRow,
+} from './rows.js';
+import {
   type AnalysisRecord,
   type AtomUpload,
   type ClientRecord,
@@ -131,52 +146,6 @@ CREATE INDEX IF NOT EXISTS reports_by_time ON reports(created_at_ms);
 `,
   },
 ];
-
-interface RoundRow {
-  round: number;
-  received_at_ms: number;
-  loss: number;
-  accuracy: number;
-  samples: number;
-  atoms?: Buffer;
-}
-
-function roundFromRow(row: RoundRow): StoredRound {
-  return {
-    round: row.round,
-    receivedAtMs: row.received_at_ms,
-    stats: { loss: row.loss, accuracy: row.accuracy, samples: row.samples },
-    atoms: row.atoms ?? Buffer.alloc(0),
-  };
-}
-
-interface AnalysisRow {
-  analysis_id: string;
-  status: AnalysisRecord['status'];
-  trigger: string;
-  reason: string;
-  models: string;
-  created_at_ms: number;
-  started_at_ms: number | null;
-  finished_at_ms: number | null;
-  message: string | null;
-  report_id: string | null;
-}
-
-function analysisFromRow(r: AnalysisRow): AnalysisRecord {
-  return {
-    analysisId: r.analysis_id,
-    status: r.status,
-    trigger: r.trigger,
-    reason: r.reason,
-    models: JSON.parse(r.models) as AnalysisRecord['models'],
-    createdAtMs: r.created_at_ms,
-    ...(r.started_at_ms !== null ? { startedAtMs: r.started_at_ms } : {}),
-    ...(r.finished_at_ms !== null ? { finishedAtMs: r.finished_at_ms } : {}),
-    ...(r.message !== null ? { message: r.message } : {}),
-    ...(r.report_id !== null ? { reportId: r.report_id } : {}),
-  };
-}
 
 export class SqliteStorage implements Storage {
   readonly path: string;
@@ -542,17 +511,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {
-    return (this.stmt.getProbes.all(requestId) as ProbeRow[]).map((r) => ({
-      requestId: r.request_id,
-      clientId: r.client_id,
-      taskId: r.task_id,
-      round: r.round,
-      layer: r.layer,
-      n: r.n,
-      featureDim: r.feature_dim,
-      gram: r.gram,
-      receivedAtMs: r.received_at_ms,
-    }));
+    return (this.stmt.getProbes.all(requestId) as ProbeRow[]).map(probeFromRow);
   }
 
   // --- retention ---------------------------------------------------------------------------
@@ -640,70 +599,4 @@ export class SqliteStorage implements Storage {
     this.flush();
     this.db.close();
   }
-}
-
-interface ClientRow {
-  client_id: string;
-  alpha_fingerprint: string;
-  fingerprint_match: number;
-  client_version: string;
-  registered_at_ms: number;
-  last_seen_ms: number;
-}
-
-interface TaskRow {
-  task_id: string;
-  classes: string;
-}
-
-interface ProbeRow {
-  request_id: string;
-  client_id: string;
-  task_id: string;
-  round: number;
-  layer: string;
-  n: number;
-  feature_dim: number;
-  gram: Buffer;
-  received_at_ms: number;
-}
-
-interface ReportRow {
-  report_id: string;
-  created_at_ms: number;
-  trigger: string;
-  models: number;
-  analysis_id: string | null;
-  json: string;
-  html: string;
-}
-
-function clientFromRow(row: ClientRow, tasks: TaskRecord[]): ClientRecord {
-  return {
-    clientId: row.client_id,
-    tasks,
-    alphaFingerprint: row.alpha_fingerprint,
-    fingerprintMatch: row.fingerprint_match === 1,
-    clientVersion: row.client_version,
-    registeredAtMs: row.registered_at_ms,
-    lastSeenMs: row.last_seen_ms,
-  };
-}
-
-function taskFromRow(row: TaskRow): TaskRecord {
-  return { taskId: row.task_id, classes: JSON.parse(row.classes) as number[] };
-}
-
-function reportSummaryFromRow(row: ReportRow): ReportSummaryRecord {
-  return {
-    reportId: row.report_id,
-    createdAtMs: row.created_at_ms,
-    trigger: row.trigger,
-    models: row.models,
-    ...(row.analysis_id !== null ? { analysisId: row.analysis_id } : {}),
-  };
-}
-
-function sameClasses(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
