@@ -15,8 +15,13 @@ import { GwQueue } from '../src/coordinator/level1/gw-queue.js';
 import { PostgresStorage } from '../src/coordinator/storage/postgres.js';
 import { GwPool } from '../src/ot/index.js';
 import { atomlensArgv } from '../src/shared/runtime.js';
-import { buildTemplate, DEFAULT_TEMPLATE_CONFIG } from '../src/shared/template.js';
-import { gram, type LayerMap, layerStack, probeInputs } from '../test/analysis/synthetic.js';
+import {
+  gram,
+  type LayerMap,
+  layerStack,
+  noiseProbeTemplate,
+  probeInputs,
+} from '../test/analysis/synthetic.js';
 import { postgresUnavailable, startPostgres } from '../test/helpers/postgres-server.js';
 import type { BenchTable } from './run.js';
 
@@ -25,22 +30,13 @@ const N = Number(process.env.ANALYSIS_SCALE_N ?? 128);
 const LAYERS = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'];
 
 function setup(): ReportInput {
-  const template = buildTemplate({
-    ...DEFAULT_TEMPLATE_CONFIG,
+  const template = noiseProbeTemplate({
     federationId: 'bench',
-    layers: LAYERS.map((name, i) => ({
-      name,
-      cIn: i === 0 ? 1 : 4,
-      cOut: 4,
-      k: 3,
-      m: 4,
-      stride: 1,
-      padding: 'same',
-      activation: 'relu',
-      poolAfter: 0,
-    })),
-    probe: { source: 'noise', size: N, seed: 3, pooling: 'gap' },
-    probeLayers: LAYERS,
+    layers: LAYERS,
+    channels: 4,
+    m: 4,
+    n: N,
+    probeSeed: 3,
   });
   const inputs = probeInputs(N, 8, 4);
   const lasts: LayerMap[] = ['classes', 'classes2'];

@@ -4,7 +4,6 @@
 import { buildReport } from '../../src/analysis/report/build.js';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { gromovWasserstein } from '../../src/ot/index.js';
-import { buildTemplate, type ConvLayerSpec, DEFAULT_TEMPLATE_CONFIG } from '../../src/shared/template.js';
 import {
   gramOf,
   type PlantedFederation,
@@ -13,27 +12,11 @@ import {
   plantedActivations,
   plantedTruth,
 } from './planted.js';
+import { noiseProbeTemplate } from './synthetic.js';
 
 function plantedTemplate(L: number, n: number) {
-  const names = Array.from({ length: L }, (_, i) => `l${i + 1}`);
-  const layers: ConvLayerSpec[] = names.map((name, i) => ({
-    name,
-    cIn: i === 0 ? 1 : 2,
-    cOut: 2,
-    k: 3,
-    m: 2,
-    stride: 1,
-    padding: 'same',
-    activation: 'relu',
-    poolAfter: 0,
-  }));
-  return buildTemplate({
-    ...DEFAULT_TEMPLATE_CONFIG,
-    federationId: 'planted',
-    layers,
-    probe: { source: 'noise', size: n, seed: 1, pooling: 'gap' },
-    probeLayers: names,
-  });
+  const layers = Array.from({ length: L }, (_, i) => `l${i + 1}`);
+  return noiseProbeTemplate({ federationId: 'planted', layers, channels: 2, m: 2, n, probeSeed: 1 });
 }
 
 export async function analysePlanted(

@@ -7,35 +7,27 @@ import { buildReport, type ReportInput } from '../../src/analysis/report/build.j
 import type { AnalysisReport, ReportModel } from '../../src/analysis/report/types.js';
 import { gromovWasserstein } from '../../src/ot/index.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
+import type { ModelTemplate } from '../../src/shared/template.js';
 import {
-  buildTemplate,
-  type ConvLayerSpec,
-  DEFAULT_TEMPLATE_CONFIG,
-  type ModelTemplate,
-} from '../../src/shared/template.js';
-import { type Activations, gram, type LayerMap, layerStack, probeInputs } from './synthetic.js';
+  type Activations,
+  gram,
+  type LayerMap,
+  layerStack,
+  noiseProbeTemplate,
+  probeInputs,
+} from './synthetic.js';
 
 export const N = 32;
 const LAYER_NAMES = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'];
 
 export function eightLayerTemplate(): ModelTemplate {
-  const layers: ConvLayerSpec[] = LAYER_NAMES.map((name, i) => ({
-    name,
-    cIn: i === 0 ? 1 : 4,
-    cOut: 4,
-    k: 3,
-    m: 4,
-    stride: 1,
-    padding: 'same',
-    activation: 'relu',
-    poolAfter: 0,
-  }));
-  return buildTemplate({
-    ...DEFAULT_TEMPLATE_CONFIG,
+  return noiseProbeTemplate({
     federationId: 'synthetic',
-    layers,
-    probe: { source: 'noise', size: N, seed: 3, pooling: 'gap' },
-    probeLayers: LAYER_NAMES,
+    layers: LAYER_NAMES,
+    channels: 4,
+    m: 4,
+    n: N,
+    probeSeed: 3,
   });
 }
 

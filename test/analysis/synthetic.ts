@@ -2,6 +2,7 @@
 // directly from activations (independently of the project's Gram-based code paths) so tests
 // compare two routes to the same numbers.
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
+import { buildTemplate, DEFAULT_TEMPLATE_CONFIG, type ModelTemplate } from '../../src/shared/template.js';
 
 /** n probe inputs in R^dim, row-major. */
 export function probeInputs(n: number, dim: number, seed: number): Float64Array {
@@ -137,4 +138,36 @@ export function layerDistanceMatrix(stack: Activations[]): Float64Array {
     }
   }
   return D;
+}
+
+/**
+ * A template of plain 3×3 atom layers, every one probed, with a noise probe set of n inputs: what
+ * synthetic federations need (their probe answers are planted, not computed by a network).
+ */
+export function noiseProbeTemplate(options: {
+  federationId: string;
+  layers: string[];
+  channels: number;
+  m: number;
+  n: number;
+  probeSeed: number;
+}): ModelTemplate {
+  const { layers: names, channels, m, n } = options;
+  return buildTemplate({
+    ...DEFAULT_TEMPLATE_CONFIG,
+    federationId: options.federationId,
+    layers: names.map((name, i) => ({
+      name,
+      cIn: i === 0 ? 1 : channels,
+      cOut: channels,
+      k: 3,
+      m,
+      stride: 1,
+      padding: 'same',
+      activation: 'relu',
+      poolAfter: 0,
+    })),
+    probe: { source: 'noise', size: n, seed: options.probeSeed, pooling: 'gap' },
+    probeLayers: names,
+  });
 }
