@@ -124,6 +124,34 @@ describe('emd (network simplex)', () => {
     expect(cost).toBeCloseTo(emd(w, w, M).cost, 14);
   });
 
+  it('the sorted corner plan itself is optimal for a Monge cost with uneven weights (no solve needed)', () => {
+    const rng = mulberry32(11);
+    for (const [n, m] of [
+      [17, 23],
+      [25, 25],
+    ] as const) {
+      const weights = (k: number) => {
+        const w = Float64Array.from({ length: k }, () => 0.2 + rng());
+        const s = w.reduce((x, y) => x + y, 0);
+        return w.map((x) => x / s);
+      };
+      const a = weights(n);
+      const b = weights(m);
+      const u = Float64Array.from({ length: n }, () => rng() - 0.5);
+      const v = Float64Array.from({ length: m }, () => rng() - 0.5);
+      const M = new Float64Array(n * m);
+      for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) M[i * m + j] = -u[i]! * v[j]!;
+      const order = (x: Float64Array) => Int32Array.from(x.keys()).sort((i, j) => x[i]! - x[j]!);
+      const simplex = new NetworkSimplex(a, b);
+      simplex.setNorthWestBasis(order(u), order(v));
+      const corner = simplex.sparsePlan();
+      let cost = 0;
+      for (let k = 0; k < corner.values.length; k++)
+        cost += corner.values[k]! * M[corner.rows[k]! * m + corner.cols[k]!]!;
+      expect(cost).toBeCloseTo(emd(a, b, M).cost, 14);
+    }
+  });
+
   it('returns the sparse support of the last plan', () => {
     const a = Float64Array.from([0.5, 0.5]);
     const b = Float64Array.from([0.25, 0.75]);

@@ -10,7 +10,8 @@
 //    G by a rank-k update when few entries of the vertex changed (often a handful late on);
 //  * the network simplex restarts from the previous optimal basis, and the first linear step starts
 //    from a basis at the start itself (identity), or at the known optimum of the first step (from
-//    p qᵀ the gradient is rank one, so the sorted matching is optimal), so no cold start is paid;
+//    p qᵀ the gradient is rank one, so the sorted matching is optimal and is taken without a solve),
+//    so no cold start is paid;
 //  * the remaining dense products run on a WebAssembly SIMD kernel (linalg.ts).
 
 import { NetworkSimplex, type SparsePlan } from '../emd.js';
@@ -86,7 +87,11 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   let converged = false;
   while (iterations < maxIter) {
     iterations++;
-    const Tc = simplex.solveSparse(G, { negate: true });
+    // From the product start the first step's optimum is the basis's own plan (a Monge cost in the
+    // sorted orders, so the north-west corner rule is optimal; Burkard, Klinz & Rudolf 1996):
+    // the simplex would only make degenerate pivots to prove it.
+    const Tc =
+      iterations === 1 && start.firstStepSolved ? simplex.sparsePlan() : simplex.solveSparse(G, { negate: true });
     const terms = vertexTerms(P, Tc);
     const { alpha, quad, lin } = gwLineSearch(P, G, gT, Tc, terms.selfProduct);
     const Enew = E + quad * alpha * alpha + lin * alpha;

@@ -20,6 +20,11 @@ export interface GwStart {
    * is Monge in ascending order — the optimal first step, so no cold start is paid.
    */
   basis?: { rows: Int32Array; cols: Int32Array };
+  /**
+   * The basis's plan is already optimal for the first linear step (the product start's Monge
+   * cost), so the first step takes it without running the simplex.
+   */
+  firstStepSolved?: boolean;
 }
 
 function ascendingOrder(values: Float64Array): Int32Array {
@@ -58,7 +63,7 @@ export function productStart(P: GwProblem): GwStart {
   const [u, v] = P.kind === 'lowRank' ? [lowRankTimes(P.F1, p), lowRankTimes(P.F2, q)] : denseTimes(P);
   const G = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
-  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) } };
+  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) }, firstStepSolved: true };
 }
 
 function denseTimes(P: DenseGwProblem): [Float64Array, Float64Array] {
