@@ -12,6 +12,11 @@
 // `NetworkSimplex` keeps its basis between solves: successive linear steps of the GW conditional
 // gradient share the marginals and have similar costs, so restarting from the previous optimal
 // basis (only the potentials are recomputed) needs far fewer pivots than a cold start.
+//
+// The two loops over all arcs — pricing and the cost shift — run on a WebAssembly kernel
+// (simplex-kernel.ts) where available, bit-identical to the JS loops kept as the fallback.
+
+import { type SimplexKernel, simplexKernel } from './simplex-kernel.js';
 
 const STATE_TREE = 0;
 const STATE_LOWER = 1;
@@ -63,7 +68,7 @@ export class NetworkSimplex {
   private readonly root: number;
   private readonly supply: Float64Array;
   // Costs of the current solve, shifted to be ≥ 0; artificial arcs cost 0 or artCost.
-  private cost: Float64Array;
+  private readonly cost: Float64Array;
   private artCost = 0;
   private readonly flow: Float64Array;
   private readonly state: Int8Array;
@@ -77,10 +82,17 @@ export class NetworkSimplex {
   private readonly lastSucc: Int32Array;
   private readonly dirtyRevs: Int32Array;
   private readonly blockSize: number;
+  /** Pricing and cost shift in WebAssembly (cost, pi and state then live in its memory), or null. */
+  private readonly kernel: SimplexKernel | null;
   private nextArc = 0;
   private hasBasis = false;
   /** Pivots made by the last solve. */
   lastPivots = 0;
+
+  /** True when pricing runs on the WebAssembly kernel (false: the JS loops). */
+  get onKernel(): boolean {
+    return this.kernel !== null;
+  }
 
   // Pivot scratch
   private inArc = 0;
@@ -90,7 +102,8 @@ export class NetworkSimplex {
   private uOut = 0;
   private delta = 0;
 
-  constructor(a: ArrayLike<number>, b: ArrayLike<number>) {
+  /** `useKernel: false` keeps the JS loops (for tests and benchmarks that compare the two). */
+  constructor(a: ArrayLike<number>, b: ArrayLike<number>, options: { useKernel?: boolean } = {}) {
     validateMarginals(a, b);
     const n = a.length;
     const m = b.length;
@@ -110,10 +123,11 @@ export class NetworkSimplex {
     for (let i = 0; i < n; i++) this.supply[i] = a[i]!;
     for (let j = 0; j < m; j++) this.supply[n + j] = -b[j]! * scale;
     const allArcs = this.arcCount + this.nodeCount;
-    this.cost = new Float64Array(0);
+    this.kernel = options.useKernel === false ? null : simplexKernel(n, m);
+    this.cost = this.kernel?.cost ?? new Float64Array(this.arcCount);
     this.flow = new Float64Array(allArcs);
-    this.state = new Int8Array(allArcs);
-    this.pi = new Float64Array(N);
+    this.state = this.kernel?.state ?? new Int8Array(allArcs);
+    this.pi = this.kernel?.pi ?? new Float64Array(N);
     this.parent = new Int32Array(N);
     this.pred = new Int32Array(N);
     this.predDir = new Int8Array(N);
@@ -400,18 +414,7 @@ export class NetworkSimplex {
     }
     // Shift costs to be ≥ 0 (the optimal plan is unchanged because the total mass is fixed) and
     // price the artificial arcs above any real path, as LEMON does: (max cost + 1)·nodes.
-    let lo = Number.POSITIVE_INFINITY;
-    let hi = Number.NEGATIVE_INFINITY;
-    for (let e = 0; e < arcCount; e++) {
-      const c = sign * M[e]!;
-      if (!Number.isFinite(c)) {
-        throw new Error(`cost M[${Math.floor(e / m)}, ${e % m}] is ${c}: costs must be finite numbers`);
-      }
-      if (c < lo) lo = c;
-      if (c > hi) hi = c;
-    }
-    if (this.cost.length !== arcCount) this.cost = new Float64Array(arcCount);
-    for (let e = 0; e < arcCount; e++) this.cost[e] = sign * M[e]! - lo;
+    const [lo, hi] = this.loadCosts(M, sign);
     const range = hi - lo;
     // LEMON uses (max + 1)·nodes for integer costs; a scale-free version for real costs.
     const newArtCost = (range > 0 ? range : 1) * 2 * (this.nodeCount + 1);
@@ -440,6 +443,32 @@ export class NetworkSimplex {
     this.hasBasis = true;
   }
 
+  /** cost ← sign·M − min(sign·M); returns [min, max] of sign·M. Throws on a non-finite cost. */
+  private loadCosts(M: ArrayLike<number>, sign: 1 | -1): [number, number] {
+    const { arcCount, m, cost, kernel } = this;
+    const nonFinite = (e: number): never => {
+      throw new Error(
+        `cost M[${Math.floor(e / m)}, ${e % m}] is ${sign * M[e]!}: costs must be finite numbers`,
+      );
+    };
+    if (kernel) {
+      cost.set(M);
+      const range = kernel.shiftCosts(sign);
+      if ('nonFinite' in range) return nonFinite(range.nonFinite);
+      return [range.lo, range.hi];
+    }
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = Number.NEGATIVE_INFINITY;
+    for (let e = 0; e < arcCount; e++) {
+      const c = sign * M[e]!;
+      if (!Number.isFinite(c)) nonFinite(e);
+      if (c < lo) lo = c;
+      if (c > hi) hi = c;
+    }
+    for (let e = 0; e < arcCount; e++) cost[e] = sign * M[e]! - lo;
+    return [lo, hi];
+  }
+
   /** The support of the last plan (tree arcs with positive flow), in row-major order. */
   sparsePlan(): SparsePlan {
     const arcs: number[] = [];
@@ -466,7 +495,14 @@ export class NetworkSimplex {
    * zero only up to rounding that accumulates in the potentials over many pivots.
    */
   private findEnteringArc(tolerance: number): boolean {
-    const { arcCount, m, n, cost, pi, state, blockSize } = this;
+    const { arcCount, m, n, cost, pi, state, blockSize, kernel } = this;
+    if (kernel) {
+      const entering = kernel.price(this.nextArc, blockSize, tolerance);
+      if (entering < 0) return false;
+      this.inArc = entering;
+      this.nextArc = kernel.nextArc();
+      return true;
+    }
     let min = -tolerance;
     let best = -1;
     let e = this.nextArc;

@@ -165,6 +165,33 @@ describe('emd (network simplex)', () => {
     expect(Array.from(dense)).toEqual([0.25, 0.25, 0, 0.5]);
   });
 
+  it('WebAssembly pricing makes the same pivots and plans as the JS loops, cold and warm', () => {
+    const rng = mulberry32(21);
+    for (const [n, m, zeros] of [
+      [40, 40, false],
+      [33, 57, true],
+      [64, 29, false],
+    ] as const) {
+      const { a, b, M } = randomProblem(rng, n, m, zeros);
+      const wasm = new NetworkSimplex(a, b);
+      const js = new NetworkSimplex(a, b, { useKernel: false });
+      expect([wasm.onKernel, js.onKernel]).toEqual([true, false]);
+      let costs = M;
+      for (let solve = 0; solve < 3; solve++) {
+        const x = wasm.solveSparse(costs, { warmStart: solve > 0, negate: solve === 2 });
+        const y = js.solveSparse(costs, { warmStart: solve > 0, negate: solve === 2 });
+        expect(wasm.lastPivots).toBe(js.lastPivots);
+        expect(wasm.lastPivots).toBeGreaterThan(0);
+        expect(x).toEqual(y);
+        costs = costs.map((c) => c + rng());
+      }
+    }
+    const bad = Float64Array.from([0, 1, Number.POSITIVE_INFINITY, 0]);
+    const w = Float64Array.from([0.5, 0.5]);
+    expect(() => new NetworkSimplex(w, w).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
+    expect(() => new NetworkSimplex(w, w, { useKernel: false }).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
+  });
+
   it('rejects bad marginals and costs with messages that say what to fix', () => {
     const M = new Float64Array(4);
     expect(() => emd(Float64Array.from([0.5, 0.5]), Float64Array.from([0.5, 0.6]), M)).toThrow(

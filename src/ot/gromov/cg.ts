@@ -91,7 +91,9 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
     // sorted orders, so the north-west corner rule is optimal; Burkard, Klinz & Rudolf 1996):
     // the simplex would only make degenerate pivots to prove it.
     const Tc =
-      iterations === 1 && start.firstStepSolved ? simplex.sparsePlan() : simplex.solveSparse(G, { negate: true });
+      iterations === 1 && start.firstStepSolved
+        ? simplex.sparsePlan()
+        : simplex.solveSparse(G, { negate: true });
     const terms = vertexTerms(P, Tc);
     const { alpha, quad, lin } = gwLineSearch(P, G, gT, Tc, terms.selfProduct);
     const Enew = E + quad * alpha * alpha + lin * alpha;

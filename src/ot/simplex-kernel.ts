@@ -1,0 +1,91 @@
+// The network simplex's two O(arcs) loops — block-search pricing and the cost shift — on the
+// WebAssembly kernel of kernels/simplex.wat, with the arrays they read (costs, potentials, arc
+// states) in that instance's memory so the rest of the simplex (JS) works on views of them.
+// Compiled WebAssembly runs at full speed from its first call, where a cold process would spend
+// its first solves in the JS interpreter; the scan is also SIMD. Null where WebAssembly SIMD is
+// missing or the arrays do not fit in a 32-bit memory: the simplex then uses its JS loops.
+import { SIMPLEX_WASM_BASE64 } from './kernels/simplex.wasm.js';
+
+// The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
+// parts used here.
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Memory: new (descriptor: { initial: number; maximum?: number }) => { readonly buffer: ArrayBuffer };
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+export interface SimplexKernel {
+  /** cost[e] of the current solve (arcs n·m). */
+  cost: Float64Array;
+  /** Node potentials (n + m + 1). */
+  pi: Float64Array;
+  /** Arc states (n·m real arcs, then n + m artificial ones). */
+  state: Int8Array;
+  /** Block search from `start`: the entering arc or −1; the next scan's start in nextArc(). */
+  price(start: number, block: number, tolerance: number): number;
+  nextArc(): number;
+  /** sign·cost − min in place; [min, max] of sign·cost, or the index of a non-finite cost. */
+  shiftCosts(sign: number): { lo: number; hi: number } | { nonFinite: number };
+}
+
+const PAGE = 65536;
+const MAX_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
+/** Arc indices times 8 must stay below 2³² in the kernel's 32-bit address arithmetic. */
+const MAX_ARCS = 2 ** 28;
+
+let compiled: object | null | undefined;
+
+function kernelModule(): object | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  if (!wasmApi) return null;
+  try {
+    const bytes = Buffer.from(SIMPLEX_WASM_BASE64, 'base64');
+    if (wasmApi.validate(bytes)) compiled = new wasmApi.Module(bytes);
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/** A kernel instance with room for an n × m problem, or null (use the JS loops). */
+export function simplexKernel(n: number, m: number): SimplexKernel | null {
+  const arcs = n * m;
+  const nodes = n + m + 1;
+  if (arcs > MAX_ARCS) return null;
+  const module = kernelModule();
+  if (!module) return null;
+  // Layout: cost (8-byte aligned), pi, then state; 64 spare bytes at each end for the SIMD reads.
+  const costAt = 64;
+  const piAt = costAt + 8 * arcs;
+  const stateAt = piAt + 8 * nodes;
+  const bytes = stateAt + arcs + nodes + 64;
+  if (bytes > MAX_BYTES) return null;
+  let memory: { readonly buffer: ArrayBuffer };
+  let exports: Record<string, unknown>;
+  try {
+    memory = new wasmApi!.Memory({ initial: Math.ceil(bytes / PAGE) });
+    exports = new wasmApi!.Instance(module, { env: { memory } }).exports;
+  } catch {
+    // Too large for this process's address space: the JS loops need no contiguous block.
+    return null;
+  }
+  const price = exports.price as (...args: number[]) => number;
+  const nextArc = exports.next_arc as () => number;
+  const shift = exports.shift_costs as (cost: number, count: number, sign: number) => number;
+  const costLow = exports.cost_low as () => number;
+  const costHigh = exports.cost_high as () => number;
+  return {
+    cost: new Float64Array(memory.buffer, costAt, arcs),
+    pi: new Float64Array(memory.buffer, piAt, nodes),
+    state: new Int8Array(memory.buffer, stateAt, arcs + nodes - 1),
+    price: (start, block, tolerance) => price(costAt, piAt, stateAt, n, m, start, block, tolerance),
+    nextArc,
+    shiftCosts: (sign) => {
+      const bad = shift(costAt, arcs, sign);
+      return bad >= 0 ? { nonFinite: bad } : { lo: costLow(), hi: costHigh() };
+    },
+  };
+}
