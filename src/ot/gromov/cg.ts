@@ -16,6 +16,7 @@
 
 import { NetworkSimplex, type SparsePlan } from '../emd.js';
 import { vertexProduct, vertexTerms } from './loss.js';
+import { coreProduct } from './lowrank.js';
 import type { GwProblem } from './problem.js';
 import type { GwStart } from './starts.js';
 
@@ -44,13 +45,13 @@ function gwLineSearch(
   gT: number,
   Tc: SparsePlan,
   tcTc: number,
-): { alpha: number; quad: number; lin: number } {
+): { alpha: number; quad: number; lin: number; gTc: number } {
   const { m } = P;
   let gTc = 0;
   for (let a = 0; a < Tc.values.length; a++) gTc += G[Tc.rows[a]! * m + Tc.cols[a]!]! * Tc.values[a]!;
   const quad = -2 * (tcTc - 2 * gTc + gT);
   const lin = -4 * (gTc - gT);
-  return { alpha: quadraticStep(quad, lin), quad, lin };
+  return { alpha: quadraticStep(quad, lin), quad, lin, gTc };
 }
 
 function simplexFrom(P: GwProblem, start: GwStart): NetworkSimplex {
@@ -73,15 +74,51 @@ function innerProduct(G: Float64Array, T: Float64Array): number {
   return s;
 }
 
+/**
+ * The iterate T as scale·stored, so the step T ← (1 − α)T + α·Tc costs O(nnz(Tc)) — the scale
+ * absorbs the (1 − α) — instead of a pass over all n·m entries; T is read only at the end.
+ */
+class ScaledPlan {
+  private scale = 1;
+  constructor(private readonly stored: Float64Array) {}
+
+  step(alpha: number, Tc: SparsePlan, m: number): void {
+    if (alpha <= 0) return;
+    const { stored } = this;
+    if (alpha >= 1) {
+      stored.fill(0);
+      this.scale = 1;
+    } else {
+      this.scale *= 1 - alpha;
+      // Keep the stored entries far from overflow (many steps with α near 1).
+      if (this.scale < 1e-100) this.settle();
+    }
+    const w = alpha / this.scale;
+    for (let a = 0; a < Tc.values.length; a++) stored[Tc.rows[a]! * m + Tc.cols[a]!]! += w * Tc.values[a]!;
+  }
+
+  /** Applies the scale: the stored array is T again. */
+  settle(): Float64Array {
+    const { stored, scale } = this;
+    if (scale !== 1) for (let e = 0; e < stored.length; e++) stored[e]! *= scale;
+    this.scale = 1;
+    return stored;
+  }
+}
+
 export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: number, tol: number): GwRun {
   const { m, c0 } = P;
-  const { T, G } = start;
-  const size = T.length;
+  const { G } = start;
+  const size = G.length;
+  const T = new ScaledPlan(start.T);
+  // Factored costs: G = A1 K A2ᵀ is linear in the core K = B1ᵀ T B2, so the step blends the r1×r2
+  // cores and forms G once, in place, rather than forming the vertex's G and blending n·m entries.
+  const core = P.kind === 'lowRank' ? start.core : undefined;
   const simplex = simplexFrom(P, start);
   // Dense costs update the vertex product from the previous one; factored costs never need it.
   let previous: { vertex: SparsePlan; G: Float64Array } | undefined =
     start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: Float64Array.from(G) } : undefined;
-  let gT = innerProduct(G, T);
+  let gT = innerProduct(G, start.T);
   let E = c0 - 2 * gT;
   let iterations = 0;
   let converged = false;
@@ -95,25 +132,29 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
         ? simplex.sparsePlan()
         : simplex.solveSparse(G, { negate: true });
     const terms = vertexTerms(P, Tc);
-    const { alpha, quad, lin } = gwLineSearch(P, G, gT, Tc, terms.selfProduct);
+    const { alpha, quad, lin, gTc } = gwLineSearch(P, G, gT, Tc, terms.selfProduct);
     const Enew = E + quad * alpha * alpha + lin * alpha;
     const absDelta = Math.abs(Enew - E);
     const stop = absDelta < tol || absDelta / Math.abs(Enew) < tol;
-    if (alpha > 0) {
-      for (let e = 0; e < size; e++) T[e]! *= 1 - alpha;
-      for (let a = 0; a < Tc.values.length; a++) T[Tc.rows[a]! * m + Tc.cols[a]!]! += alpha * Tc.values[a]!;
-    }
+    T.step(alpha, Tc, m);
     E = Enew;
     if (stop) {
       converged = true;
       break;
     }
     if (iterations >= maxIter) break;
-    const Gc = vertexProduct(P, Tc, terms, previous);
-    if (P.kind === 'dense') previous = { vertex: Tc, G: Gc };
-    for (let e = 0; e < size; e++) G[e] = (1 - alpha) * G[e]! + alpha * Gc[e]!;
-    gT = innerProduct(G, T);
+    if (P.kind === 'lowRank' && core && terms.core) {
+      for (let r = 0; r < core.length; r++) core[r] = (1 - alpha) * core[r]! + alpha * terms.core[r]!;
+      coreProduct(P, core, G);
+    } else {
+      const Gc = vertexProduct(P, Tc, terms, previous);
+      if (P.kind === 'dense') previous = { vertex: Tc, G: Gc };
+      for (let e = 0; e < size; e++) G[e] = (1 - alpha) * G[e]! + alpha * Gc[e]!;
+    }
+    // <G', T'> for G' = (1 − α)G + αGc, T' = (1 − α)T + αTc, with <Gc, T> = <G, Tc> (symmetric
+    // costs) and <Gc, Tc> = tcTc: no pass over the n·m entries.
+    gT = (1 - alpha) * (1 - alpha) * gT + 2 * alpha * (1 - alpha) * gTc + alpha * alpha * terms.selfProduct;
     E = c0 - 2 * gT;
   }
-  return { E, plan: T, iterations, converged };
+  return { E, plan: T.settle(), iterations, converged };
 }

@@ -163,11 +163,6 @@ function squaredForm(F: Factors, w: Float64Array): number {
   return frobenius(weightedGram(F.At, F.A, w, F.n, F.r, F.r), weightedGram(F.Bt, F.B, w, F.n, F.r, F.r));
 }
 
-/** C w = A (Bᵀ w). */
-export function lowRankTimes(F: Factors, w: Float64Array): Float64Array {
-  return matmul(F.A, matmul(F.Bt, w, F.r, F.n, 1), F.n, F.r, 1);
-}
-
 /** (C∘C) w: row i is A_i (Bᵀ W B) A_iᵀ. */
 export function lowRankSquaredRowSums(F: Factors, w: Float64Array): Float64Array {
   const { n, r, A } = F;
@@ -204,10 +199,23 @@ export function prepareLowRankProblem(
   };
 }
 
-/** G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2. */
-export function coreProduct(P: Pick<LowRankGwProblem, 'F1' | 'F2'>, K: Float64Array): Float64Array {
+/** G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2 (written into `out` when given). */
+export function coreProduct(
+  P: Pick<LowRankGwProblem, 'F1' | 'F2'>,
+  K: Float64Array,
+  out?: Float64Array,
+): Float64Array {
   const { F1, F2 } = P;
-  return matmul(matmul(F1.A, K, F1.n, F1.r, F2.r), F2.At, F1.n, F2.r, F2.n);
+  return matmul(matmul(F1.A, K, F1.n, F1.r, F2.r), F2.At, F1.n, F2.r, F2.n, out);
+}
+
+/** The core B1ᵀ T B2 (r1×r2) of a dense T (n×m). O(n·m·r). */
+export function lowRankCore(
+  P: Pick<LowRankGwProblem, 'F1' | 'F2' | 'n' | 'm'>,
+  T: Float64Array,
+): Float64Array {
+  const { F1, F2, n, m } = P;
+  return matmul(matmul(F1.Bt, T, F1.r, n, m), F2.B, F1.r, m, F2.r);
 }
 
 /** C1 T C2ᵀ for dense T: the core B1ᵀ T B2, then coreProduct. O(n·m·r). */
@@ -215,9 +223,7 @@ export function lowRankTensorProduct(
   P: Pick<LowRankGwProblem, 'F1' | 'F2' | 'n' | 'm'>,
   T: Float64Array,
 ): Float64Array {
-  const { F1, F2, n, m } = P;
-  const K = matmul(matmul(F1.Bt, T, F1.r, n, m), F2.B, F1.r, m, F2.r);
-  return coreProduct(P, K);
+  return coreProduct(P, lowRankCore(P, T));
 }
 
 /** The core B1ᵀ S B2 = Σ_a s_a B1[i_a]ᵀ B2[j_a] of a sparse S, as one (r1×nnz)(nnz×r2) product. */

@@ -6,7 +6,7 @@
 import type { SparsePlan } from '../emd.js';
 import { matmul } from '../linalg.js';
 import { tensorProduct } from './loss.js';
-import { coreProduct, lowRankTimes, vertexCore } from './lowrank.js';
+import { coreProduct, lowRankCore, vertexCore } from './lowrank.js';
 import type { DenseGwProblem, GwProblem } from './problem.js';
 
 export interface GwStart {
@@ -14,6 +14,8 @@ export interface GwStart {
   G: Float64Array;
   /** When the start is itself a vertex (identity): its sparse form; G is then its G. */
   vertex?: SparsePlan;
+  /** Factored costs: the core B1ᵀ T B2 (r1×r2), so that G = A1 core A2ᵀ. */
+  core?: Float64Array;
   /**
    * Row and column orders whose north-west-corner plan is a good first basis for the simplex:
    * the identity itself, or — from the product coupling, where the first linear cost −(C1p)(C2q)ᵀ
@@ -42,8 +44,10 @@ export function identityStart(P: GwProblem): GwStart {
     values: Float64Array.from(keep, (i) => p[i]!),
   };
   let G: Float64Array;
+  let core: Float64Array | undefined;
   if (P.kind === 'lowRank') {
-    G = coreProduct(P, vertexCore(P, vertex));
+    core = vertexCore(P, vertex);
+    G = coreProduct(P, core);
   } else {
     // C1 diag(p) C2: scale C1's columns, one product.
     const { C1, C2 } = P;
@@ -52,18 +56,35 @@ export function identityStart(P: GwProblem): GwStart {
     G = matmul(scaled, C2, n, n, n);
   }
   const order = Int32Array.from({ length: n }, (_, i) => i);
-  return { T, G, vertex, basis: { rows: order, cols: order } };
+  return { T, G, vertex, basis: { rows: order, cols: order }, ...(core ? { core } : {}) };
 }
 
 export function productStart(P: GwProblem): GwStart {
   const { n, m, p, q } = P;
   const T = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
-  // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored).
-  const [u, v] = P.kind === 'lowRank' ? [lowRankTimes(P.F1, p), lowRankTimes(P.F2, q)] : denseTimes(P);
+  // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored, where the core is
+  // (B1ᵀp)(B2ᵀq)ᵀ and C p = A (Bᵀp)).
+  let u: Float64Array;
+  let v: Float64Array;
+  let core: Float64Array | undefined;
+  if (P.kind === 'lowRank') {
+    const { F1, F2 } = P;
+    const bp = matmul(F1.Bt, p, F1.r, n, 1);
+    const bq = matmul(F2.Bt, q, F2.r, m, 1);
+    u = matmul(F1.A, bp, n, F1.r, 1);
+    v = matmul(F2.A, bq, m, F2.r, 1);
+    core = matmul(bp, bq, F1.r, 1, F2.r);
+  } else [u, v] = denseTimes(P);
   const G = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
-  return { T, G, basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) }, firstStepSolved: true };
+  return {
+    T,
+    G,
+    basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) },
+    firstStepSolved: true,
+    ...(core ? { core } : {}),
+  };
 }
 
 function denseTimes(P: DenseGwProblem): [Float64Array, Float64Array] {
@@ -99,5 +120,9 @@ export function givenStart(P: GwProblem, T0: Float64Array): GwStart {
       throw new Error(`the initial plan's column ${j} sums to ${cols[j]}, not q[${j}] = ${q[j]}`);
   }
   const T = Float64Array.from(T0);
+  if (P.kind === 'lowRank') {
+    const core = lowRankCore(P, T);
+    return { T, G: coreProduct(P, core), core };
+  }
   return { T, G: tensorProduct(P, T) };
 }
