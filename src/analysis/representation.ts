@@ -41,6 +41,23 @@ export function gramToDistances(K: Numeric, n: number): Float64Array {
   return D;
 }
 
+/**
+ * The cost GW compares a probe layer by: Euclidean distances between the probe inputs'
+ * representations, or their squares. Squared distances have rank ≤ d + 2, so GW on them can run
+ * in factored form (ot/gromov/lowrank.ts); docs/EVIDENCE.md ("Which cost") compares the two on
+ * planted structure.
+ */
+export const PROBE_COSTS = ['euclidean', 'sqeuclidean'] as const;
+export type ProbeCost = (typeof PROBE_COSTS)[number];
+export const DEFAULT_PROBE_COST: ProbeCost = 'euclidean';
+
+/** Distances (or squared distances) from a Gram matrix, as `cost` says. */
+export function gramToCost(K: Numeric, n: number, cost: ProbeCost): Float64Array {
+  if (cost === 'sqeuclidean') return gramToSquaredDistances(K, n);
+  if (cost === 'euclidean') return gramToDistances(K, n);
+  throw new Error(`unknown cost '${String(cost)}': use ${PROBE_COSTS.join(' or ')}`);
+}
+
 /** X Xᵀ for X n×d (row-major). */
 export function gramFromActivations(X: Numeric, n: number, d: number): Float64Array {
   if (X.length !== n * d)

@@ -4,6 +4,7 @@
 // Cross-key rules a schema cannot say clearly (timeout vs heartbeat, the template's layer chain)
 // are checked after it, in config.ts.
 import type { SchemaObject } from 'ajv';
+import { DEFAULT_PROBE_COST, PROBE_COSTS } from '../analysis/representation.js';
 import { ID_CHARACTERS, ID_MAX_LENGTH, ID_PATTERN } from '../shared/ids.js';
 import { DEFAULT_TEMPLATE_CONFIG } from '../shared/template.js';
 import { DEFAULT_ESCALATION_CONFIG } from './level0/escalation.js';
@@ -186,6 +187,11 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
       ),
       maxModels: int(2, 100_000, 200, 'Models one analysis may cover at most'),
       maxWaiting: int(0, 1_000, 4, 'Analyses allowed to wait behind the running one; more are refused'),
+      cost: choice(
+        PROBE_COSTS,
+        DEFAULT_PROBE_COST,
+        'What GW compares probe layers by: euclidean or sqeuclidean (squared) distances between probe inputs (docs/EVIDENCE.md, "Which cost")',
+      ),
     }),
     retention: section('How long stored data is kept (0 = for ever)', {
       probeSummariesMs: int(

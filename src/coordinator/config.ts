@@ -4,6 +4,7 @@
 // Errors name the key path and what is allowed.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+import type { ProbeCost } from '../analysis/representation.js';
 import { type TemplateConfig, validateTemplateConfig } from '../shared/template.js';
 import { COORDINATOR_CONFIG_SCHEMA } from './config-schema.js';
 import type { EscalationConfig } from './level0/escalation.js';
@@ -68,6 +69,8 @@ export interface AnalysisConfig {
   maxModels: number;
   /** Analyses allowed to wait behind the running one; more are refused as busy. */
   maxWaiting: number;
+  /** What GW compares probe layers by (Euclidean or squared Euclidean distances). */
+  cost: ProbeCost;
 }
 
 /**

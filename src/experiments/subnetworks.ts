@@ -25,7 +25,7 @@ import {
   type ViewThresholds,
 } from '../analysis/labels.js';
 import { heatmapSvg, type ScatterPoint, scatterSvg } from '../analysis/report/svg.js';
-import { gramToDistances } from '../analysis/representation.js';
+import { DEFAULT_PROBE_COST, gramToCost, type ProbeCost } from '../analysis/representation.js';
 import { meanMatrix, type Segmentation, segmentLayers } from '../analysis/segmentation.js';
 import { spearman } from '../analysis/stats.js';
 import {
@@ -123,6 +123,8 @@ export interface SubnetworksConfig {
    * starts from atoms of its own, so learners share nothing but α.
    */
   learnerInit: 'federation' | 'independent';
+  /** The cost GW compares layers by (default DEFAULT_PROBE_COST). */
+  cost?: ProbeCost;
   /** GW worker threads. */
   workers: number;
 }
@@ -188,8 +190,14 @@ function leadingBlock(K: Float32Array, N: number, n: number): Float64Array {
   return out;
 }
 
-function metricSpace(K: Float64Array, n: number, notes: string[], where: string): Float64Array {
-  const C = gramToDistances(K, n);
+function metricSpace(
+  K: Float64Array,
+  n: number,
+  cost: ProbeCost,
+  notes: string[],
+  where: string,
+): Float64Array {
+  const C = gramToCost(K, n, cost);
   try {
     return normaliseByMeanOffDiagonal(C, n);
   } catch {
@@ -436,6 +444,7 @@ async function layerMatricesOfModel(
       metricSpace(
         leadingBlock(K, run.nMax, n),
         n,
+        run.config.cost ?? DEFAULT_PROBE_COST,
         run.notes,
         `${archName} seed ${g.seedIndex} ${g.task} ${layers[l]} n=${n}`,
       ),

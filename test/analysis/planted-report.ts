@@ -3,6 +3,7 @@
 // result with the planted truth.
 import { buildReport } from '../../src/analysis/report/build.js';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
+import type { ProbeCost } from '../../src/analysis/representation.js';
 import { gromovWasserstein } from '../../src/ot/index.js';
 import {
   gramOf,
@@ -23,6 +24,7 @@ export async function analysePlanted(
   fed: PlantedFederation,
   options: PlantedOptions,
   bootstrapResamples = 0,
+  cost?: ProbeCost,
 ): Promise<AnalysisReport> {
   const L = fed.blocks.reduce((s, b) => s + b.size, 0);
   const template = plantedTemplate(L, options.n);
@@ -52,6 +54,7 @@ export async function analysePlanted(
       solver: { method: 'cg', init: 'best', maxIterations: 1000, tolerance: 1e-9 },
       probingSeconds: 0,
       bootstrapResamples,
+      ...(cost ? { cost } : {}),
     },
     async (C1, C2) => gromovWasserstein(C1, C2, { solver: 'cg', init: 'best' }),
   );

@@ -4,6 +4,7 @@
 // probe sets (n = 16) keep the GW solves cheap; the noisy recovery rates are a benchmark
 // (`npm run bench -- labels`), not a test.
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_PROBE_COST, PROBE_COSTS } from '../../src/analysis/representation.js';
 import { plantedTruth, randomFederation, type StructureType } from './planted.js';
 import { analysePlanted, recovery } from './planted-report.js';
 
@@ -29,6 +30,24 @@ describe('planted structure, clean: exact recovery over 50 seeds per family', ()
           failures.push(
             `seed ${seed}: planted ${JSON.stringify(plantedTruth(fed))}, found ${JSON.stringify(r.found)}`,
           );
+        }
+      }
+      expect(failures).toEqual([]);
+    });
+  }
+
+  // The default cost is covered above; the other one (the coordinator's analysis.cost / --gw-cost)
+  // must recover clean structure too.
+  for (const cost of PROBE_COSTS.filter((c) => c !== DEFAULT_PROBE_COST)) {
+    it(`${cost} costs: every family, 10 seeds each`, { timeout: 600_000 }, async () => {
+      const failures: string[] = [];
+      for (const type of TYPES) {
+        for (let seed = 1; seed <= 10; seed++) {
+          const fed = randomFederation(type, seed);
+          const report = await analysePlanted(fed, { ...CLEAN, seed }, 0, cost);
+          expect(report.solver.cost).toBe(cost);
+          const r = recovery(fed, report);
+          if (!r.boundaries || !r.labels.every(Boolean)) failures.push(`${type} seed ${seed}`);
         }
       }
       expect(failures).toEqual([]);

@@ -37,6 +37,8 @@ export interface PlantedOptions {
   /** Noise per (model, layer), relative to the block's RMS. */
   noise: number;
   seed: number;
+  /** Seed of the noise alone (default derived from `seed`): new noise on the same planted shapes. */
+  noiseSeed?: number;
 }
 
 /** What the analysis should find: boundaries (last layer of each block but the last) and labels. */
@@ -86,7 +88,7 @@ function variantOf(block: PlantedBlock, m: PlantedModel): string {
 /** Per model, per layer: the n × dim answers (row-major). */
 export function plantedActivations(fed: PlantedFederation, o: PlantedOptions): Float64Array[][] {
   const rng = mulberry32(o.seed >>> 0);
-  const normal = normalSampler(mulberry32((o.seed * 7 + 3) >>> 0));
+  const normal = normalSampler(mulberry32(((o.noiseSeed ?? o.seed) * 7 + 3) >>> 0));
   // Distinct cluster counts for every block and variant, so no two shapes coincide.
   let nextClusters = 2;
   const variants = fed.blocks.map((block) => {

@@ -195,6 +195,26 @@ describe('--print-config validates every section exactly as start-up does', () =
     expect(printed.template).toEqual(defaults.template);
     expect(printed.auth).toEqual({ ...defaults.auth, enabled: false, enrollmentSecret: '<redacted>' });
   });
+
+  it('--gw-cost overrides analysis.cost, and names the choices when wrong', async () => {
+    const file = join(tmp, 'cost.json');
+    writeFileSync(file, JSON.stringify({ analysis: { cost: 'euclidean' } }));
+    const r = await cliInProcess([
+      'coordinator',
+      '--config',
+      file,
+      '--gw-cost',
+      'sqeuclidean',
+      '--print-config',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as ReturnType<typeof defaultConfig>).analysis.cost).toBe('sqeuclidean');
+    const fromFile = await cliInProcess(['coordinator', '--config', file, '--print-config']);
+    expect((JSON.parse(fromFile.stdout) as ReturnType<typeof defaultConfig>).analysis.cost).toBe('euclidean');
+    const bad = await cliInProcess(['coordinator', '--gw-cost', 'cosine', '--print-config']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--gw-cost must be one of euclidean, sqeuclidean');
+  });
 });
 
 function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   gramFromActivations,
+  gramToCost,
   gramToDistances,
   gramToSquaredDistances,
   linearCka,
@@ -74,6 +75,12 @@ describe('Gram to distances', () => {
       }
       expect(D[i * n + i]).toBe(0);
     }
+  });
+
+  it('gives either cost by name, and names the choices for an unknown one', () => {
+    expect(gramToCost(K, n, 'euclidean')).toEqual(gramToDistances(K, n));
+    expect(gramToCost(K, n, 'sqeuclidean')).toEqual(gramToSquaredDistances(K, n));
+    expect(() => gramToCost(K, n, 'cosine' as never)).toThrow(/euclidean or sqeuclidean/);
   });
 
   it('clamps rounding below zero (coincident points in float32)', () => {

@@ -22,7 +22,7 @@ import {
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
 import { bootstrapBlocks } from '../probeBootstrap.js';
-import { gramToDistances, linearCkaFromGram } from '../representation.js';
+import { DEFAULT_PROBE_COST, gramToCost, linearCkaFromGram, type ProbeCost } from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
 import { correlationCi, pearson, spearman } from '../stats.js';
 import {
@@ -65,7 +65,8 @@ export type SolveGw = (
 ) => Promise<GwSolveResult>;
 
 /**
- * The metric-measure space of one probe layer: Euclidean distances from the Gram matrix K (n × n),
+ * The metric-measure space of one probe layer: Euclidean (or, with `cost` 'sqeuclidean', squared
+ * Euclidean) distances from the Gram matrix K (n × n),
  * normalised by their mean off-diagonal entry. `constant` when every probe
  * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
  * whose GW to any other is still defined).
@@ -73,8 +74,9 @@ export type SolveGw = (
 export function probeMetricSpace(
   K: Float32Array | Float64Array,
   n: number,
+  cost: ProbeCost = DEFAULT_PROBE_COST,
 ): { C: Float64Array; constant: boolean } {
-  const C = gramToDistances(K, n);
+  const C = gramToCost(K, n, cost);
   try {
     return { C: normaliseByMeanOffDiagonal(C, n), constant: false };
   } catch {
@@ -103,6 +105,8 @@ export interface ReportInput {
   atoms: (Float32Array[] | null)[];
   /** Per answered model index: one Gram matrix (n×n) per probe layer, in template.probeLayers order. */
   grams: Map<number, Float32Array[]>;
+  /** The cost GW compares layers by (default DEFAULT_PROBE_COST). */
+  cost?: ProbeCost;
   /** Label thresholds; sharedMaxGw defaults to 'auto'. */
   thresholds?: Partial<LabelThresholdSettings>;
   segmentation?: SegmentationOptions;
@@ -273,7 +277,7 @@ function probeRepresentations(input: ReportInput, notes: string[]): ProbeReprese
     spaces.set(
       i,
       K.map((k, l) => {
-        const space = probeMetricSpace(k, n);
+        const space = probeMetricSpace(k, n, input.cost);
         if (space.constant) {
           // E.g. a dead ReLU layer.
           notes.push(
@@ -635,7 +639,7 @@ function assembleReport(
     },
     thresholds: { ...thresholds, sharedMaxGwRule: shared.rule, sharedMaxIdentityRule: sharedIdentity.rule },
     crossCheck,
-    solver: input.solver,
+    solver: { ...input.solver, cost: input.cost ?? DEFAULT_PROBE_COST },
     timings,
     notes,
   };

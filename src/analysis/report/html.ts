@@ -284,7 +284,7 @@ function detailsSection(r: AnalysisReport): string[] {
   const layers = r.template.probeLayers;
   out.push(`<h2 id="details">Details</h2>`);
   out.push(
-    `<p>Probe set: ${esc(r.template.probe.source)}, n = ${r.template.probe.size}, seed ${r.template.probe.seed}, pooling ${esc(r.template.probe.pooling)}; layers ${esc(layers.join(', '))}. Solver: ${esc(r.solver.method)} (start: ${esc(r.solver.init)}). ${r.timings.gwSolves} GW solves; probing ${fmt(r.timings.probingSeconds, 2)} s, solving ${fmt(r.timings.solvingSeconds, 2)} s, total ${fmt(r.timings.totalSeconds, 2)} s.</p>`,
+    `<p>Probe set: ${esc(r.template.probe.source)}, n = ${r.template.probe.size}, seed ${r.template.probe.seed}, pooling ${esc(r.template.probe.pooling)}; layers ${esc(layers.join(', '))}. Solver: ${esc(r.solver.method)} (start: ${esc(r.solver.init)}) on ${esc(r.solver.cost ?? 'euclidean')} distances. ${r.timings.gwSolves} GW solves; probing ${fmt(r.timings.probingSeconds, 2)} s, solving ${fmt(r.timings.solvingSeconds, 2)} s, total ${fmt(r.timings.totalSeconds, 2)} s.</p>`,
   );
   if (r.notes.length > 0) out.push(`<ul>${r.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`);
   return out;

@@ -195,7 +195,14 @@ export interface AnalysisReport {
     overall: CorrelationSummary;
     perLayer: ({ layer: string } & CorrelationSummary)[];
   };
-  solver: { method: string; init: string; maxIterations: number | null; tolerance: number | null };
+  solver: {
+    method: string;
+    init: string;
+    maxIterations: number | null;
+    tolerance: number | null;
+    /** The cost GW compared layers by: 'euclidean' or 'sqeuclidean' (absent in older reports: euclidean). */
+    cost?: string;
+  };
   timings: { probingSeconds: number; solvingSeconds: number; totalSeconds: number; gwSolves: number };
   notes: string[];
 }

@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { DEFAULT_PROBE_COST, PROBE_COSTS } from '../../analysis/representation.js';
 import { openAuthenticator } from '../../coordinator/auth/authenticator.js';
 import { type AuthConfig, AuthConfigError, resolveAuthConfig } from '../../coordinator/auth/config.js';
 import { isLoopbackHost, prepareSecurity, type Security } from '../../coordinator/auth/security.js';
@@ -15,7 +16,7 @@ import { createLogger, type Logger } from '../../shared/log.js';
 import { readNpy } from '../../shared/npy.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import { readModelTemplateFile } from '../../shared/template-file.js';
-import { CliError, type CommandSpec, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
+import { CliError, type CommandSpec, choiceFlag, EXIT, intFlag, type Parsed, UsageError } from '../args.js';
 
 export const spec: CommandSpec = {
   name: 'coordinator',
@@ -79,6 +80,11 @@ export const spec: CommandSpec = {
       description:
         'Worker threads for GW analyses (default: available CPU cores); with --store, 0 leaves every solve to `atomlens worker` processes',
     },
+    'gw-cost': {
+      type: 'string',
+      value: 'COST',
+      description: `What GW compares probe layers by: ${PROBE_COSTS.join(' or ')} (squared) distances between probe inputs; overrides the config's analysis.cost (default ${DEFAULT_PROBE_COST}, see docs/EVIDENCE.md)`,
+    },
     'without-analysis': {
       type: 'boolean',
       description:
@@ -137,6 +143,7 @@ export async function run(parsed: Parsed): Promise<number> {
   // --print-config and start-up validate the same way: the whole file by the configuration
   // schema, then the auth section's secrets (files, environment, lengths).
   const { config, auth } = configFromFlags(v);
+  if (typeof v['gw-cost'] === 'string') config.analysis.cost = choiceFlag(v, 'gw-cost', PROBE_COSTS);
   if (v['print-config']) {
     process.stdout.write(`${JSON.stringify(printableConfig(config, auth), null, 2)}\n`);
     return EXIT.ok;

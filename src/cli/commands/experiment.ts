@@ -1,6 +1,7 @@
 // `atomlens experiment <name>`: runs an evidence experiment in-process (training included) and
 // writes a Markdown table, SVG figures, config.json and results.json under a results directory.
 import { resolve } from 'node:path';
+import { DEFAULT_PROBE_COST, PROBE_COSTS } from '../../analysis/representation.js';
 import { BACKEND_CHOICES, type BackendPreference, initBackend } from '../../client/backend.js';
 import { TASK_SUITES } from '../../client/data.js';
 import { parseIntList } from '../../experiments/common.js';
@@ -99,6 +100,12 @@ export const spec: CommandSpec = {
       description: 'subnetworks: probe size for figures and labels (default 256; must be in --probe-sizes)',
     },
     workers: { type: 'string', value: 'N', description: 'subnetworks: GW worker threads (default 2)' },
+    cost: {
+      type: 'string',
+      value: 'COST',
+      default: DEFAULT_PROBE_COST,
+      description: `subnetworks: what GW compares layers by: ${PROBE_COSTS.join(' or ')} distances between probe inputs`,
+    },
     'learner-init': {
       type: 'string',
       value: 'HOW',
@@ -182,6 +189,7 @@ function subnetworksConfig(v: Parsed['values'], seed: number, tiny: boolean): Su
   const reference = optionalInt(v, 'reference-size', 4, 4096);
   const batches = optionalInt(v, 'batches', 1, 10_000);
   config.learnerInit = choiceFlag(v, 'learner-init', ['federation', 'independent'] as const);
+  config.cost = choiceFlag(v, 'cost', PROBE_COSTS);
   config.taskSuite = choiceFlag(v, 'task-suite', TASK_SUITES);
   if (typeof v.template === 'string') {
     config.architectures = [

@@ -560,6 +560,7 @@ export class AnalysisServiceImpl implements AnalysisService {
         missing: input.missing,
         atoms: input.atoms,
         grams: input.grams,
+        cost: this.deps.config.analysis.cost,
         ...(this.options.thresholds ? { thresholds: this.options.thresholds } : {}),
         ...(this.options.segmentation ? { segmentation: this.options.segmentation } : {}),
         solver: {
@@ -603,6 +604,7 @@ export class AnalysisServiceImpl implements AnalysisService {
           const m = input.reportModels[model]!;
           return { requestId: m.requestId!, clientId: m.clientId, taskId: m.taskId, layer: layers[layer]! };
         },
+        this.deps.config.analysis.cost,
       );
       return { solve: queued.solve, finish: () => queued.finish() };
     }

@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { type GwSolveResult, probeMetricSpace, type SolveGw } from '../../analysis/report/build.js';
+import { DEFAULT_PROBE_COST, type ProbeCost } from '../../analysis/representation.js';
 import type { GwOptions, GwPool } from '../../ot/index.js';
 import type { Logger } from '../../shared/log.js';
 import { PostgresStorage } from '../storage/postgres.js';
@@ -43,6 +44,8 @@ export interface GwJobData {
   a: GramRef;
   b: GramRef;
   gw: QueueGwOptions;
+  /** The cost of both metric spaces (absent in jobs queued before costs were chosen: euclidean). */
+  cost?: ProbeCost;
 }
 
 export interface GwQueueOptions {
@@ -139,6 +142,7 @@ export class GwQueue {
     n: number,
     gw: QueueGwOptions,
     refOf: (model: number, layer: number) => GramRef,
+    cost: ProbeCost = DEFAULT_PROBE_COST,
   ): { solve: SolveGw; finish: () => Promise<void> } {
     const waiting = new Map<string, Waiting>();
     const jobIds: string[] = [];
@@ -223,7 +227,7 @@ export class GwQueue {
         pendingInsert.push({
           id,
           name: GW_QUEUE,
-          data: { analysisId, n, a, b, gw },
+          data: { analysisId, n, a, b, gw, cost },
           retryLimit: this.options.retryLimit ?? 3,
           retryDelay: 1,
           expireInSeconds: this.options.expireInSeconds ?? 600,
@@ -363,7 +367,8 @@ export class GwWorker {
       return;
     }
     try {
-      const [C1, C2] = await Promise.all([this.space(a, job.data.n), this.space(b, job.data.n)]);
+      const cost = job.data.cost ?? 'euclidean';
+      const [C1, C2] = await Promise.all([this.space(a, job.data.n, cost), this.space(b, job.data.n, cost)]);
       const r = await this.options.pool.solve(C1, C2, job.data.gw);
       await this.record(job, { distance: r.distance, identityValue: r.identityValue, error: null }, started);
       this.options.onJob?.({
@@ -411,11 +416,11 @@ export class GwWorker {
   }
 
   /** The metric space of one stored probe layer; a few are kept, as each is used by many jobs. */
-  private space(ref: GramRef, n: number): Promise<Float64Array> {
-    const key = `${ref.requestId}\n${sideKey(ref)}`;
+  private space(ref: GramRef, n: number, cost: ProbeCost): Promise<Float64Array> {
+    const key = `${ref.requestId}\n${sideKey(ref)}\n${cost}`;
     let cached = this.spaces.get(key);
     if (!cached) {
-      cached = this.loadSpace(ref, n);
+      cached = this.loadSpace(ref, n, cost);
       this.spaces.set(key, cached);
       cached.catch(() => this.spaces.delete(key));
       while (this.spaces.size > 64) this.spaces.delete(this.spaces.keys().next().value!);
@@ -423,7 +428,7 @@ export class GwWorker {
     return cached;
   }
 
-  private async loadSpace(ref: GramRef, n: number): Promise<Float64Array> {
+  private async loadSpace(ref: GramRef, n: number, cost: ProbeCost): Promise<Float64Array> {
     const r = await this.db.query<{ n: number; gram: Buffer }>(
       `SELECT n, gram FROM probe_summaries WHERE request_id = $1 AND client_id = $2 AND task_id = $3 AND layer = $4`,
       [ref.requestId, ref.clientId, ref.taskId, ref.layer],
@@ -434,7 +439,7 @@ export class GwWorker {
       throw new Error(`the probe summary of ${sideKey(ref)} has n = ${row.n}, the job says ${n}`);
     const gram = new Float32Array(n * n);
     new Uint8Array(gram.buffer).set(row.gram);
-    return probeMetricSpace(Float64Array.from(gram), n).C;
+    return probeMetricSpace(Float64Array.from(gram), n, cost).C;
   }
 
   /** Finishes the jobs in hand, then disconnects. */
