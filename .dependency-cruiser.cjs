@@ -67,6 +67,14 @@ module.exports = {
       to: { path: '^src/(coordinator|cli|demo)/' },
     },
     {
+      name: 'sdk-independent-of-builtin-client',
+      severity: 'error',
+      comment:
+        'The SDK (the package exports) knows nothing of the built-in split-MNIST client, its model or its trainer: the built-in client is a user of the SDK like any other.',
+      from: { path: '^src/(index\\.ts$|client/(sdk-client|connection|probe-set|atom-layers|atomConv|backend|decompose|factorise|model-files|wasmKernels)\\.ts$)' },
+      to: { path: '^src/client/(client|model|train)\\.ts$' },
+    },
+    {
       name: 'operator-below-consumers',
       severity: 'error',
       comment: 'The operator dialer is a library for the CLI and the demo, not the other way round.',

@@ -32,12 +32,16 @@ export {
   AtomlensClient,
   type AtomlensClientOptions,
   type BackoffPolicy,
+  type FederationEvent,
   type FederationTemplate,
   gramMatrix,
   type ProbeCall,
   type ProbeFunction,
   type PushResult,
+  RejectedError,
+  type RoundStats,
   type SdkTask,
+  UnreachableError,
 } from './client/sdk-client.js';
 export { type NpyArray, readNpy, writeNpy } from './shared/npy.js';
 // Templates: the file format, creation from a layer list, probe-set identity.

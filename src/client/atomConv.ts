@@ -3,6 +3,7 @@
 // (from the federation's template) and only the atoms D (and the bias) trained.
 // Miao et al., "Continual learning with filter atom swapping", ICLR 2022, §3.
 import * as tf from '@tensorflow/tfjs';
+import { initialAtomSeed, type ModelTemplate } from '../shared/template.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 type Shape = (number | null)[];
@@ -128,7 +129,7 @@ export class AtomConv2D extends tf.layers.Layer {
       'atoms',
       [m, k, k],
       'float32',
-      tf.initializers.randomNormal({ mean: 0, stddev: 1 / k, seed: this.seed }),
+      atomInitializer(k, this.seed),
       undefined,
       true,
     );
@@ -270,6 +271,24 @@ export class AtomConv2D extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(AtomConv2D);
+
+/** Atom entries N(0, 1/k²): with α of variance 2/(c_in·m), W = α·D is He-initialised (template.ts). */
+function atomInitializer(k: number, seed: number) {
+  return tf.initializers.randomNormal({ mean: 0, stddev: 1 / k, seed });
+}
+
+/**
+ * The starting atoms ([m][k][k]) of layer `index` of a template generated from a seed, which
+ * carries no explicit atoms: exactly what an AtomConv2D seeded with initialAtomSeed starts from.
+ */
+export function seededInitialAtoms(
+  template: Pick<ModelTemplate, 'alphaSeed' | 'layers'>,
+  index: number,
+): Float32Array {
+  const { m, k } = template.layers[index]!;
+  const seed = initialAtomSeed(template, index);
+  return tf.tidy(() => atomInitializer(k, seed).apply([m, k, k], 'float32').dataSync() as Float32Array);
+}
 
 /** Factory in the style of tf.layers.*. */
 export function atomConv2d(args: AtomConv2DArgs): AtomConv2D {

@@ -1,6 +1,6 @@
 // Promise-based wrapper around the generated Federation client (proto/atomlens/v1): unary calls
 // with deadlines, the Session stream, and the chunked probe-summary upload. No retry policy
-// here — client.ts decides when to reconnect.
+// here — the SDK client (sdk-client.ts) decides when to reconnect.
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -30,6 +30,8 @@ export interface ConnectionOptions {
   credentials?: grpc.ChannelCredentials;
   /** Deadline of each unary call, ms (default 15 s). */
   callTimeoutMs?: number;
+  /** Extra gRPC channel options (e.g. the channel's own reconnect backoff). */
+  channelOptions?: grpc.ChannelOptions;
 }
 
 /**
@@ -79,7 +81,7 @@ export class FederationConnection {
       options.address,
       options.credentials ?? grpc.credentials.createInsecure(),
       // Keepalive pings notice a vanished coordinator even while the session is idle.
-      { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000, ...options.channelOptions },
     );
   }
 

@@ -215,6 +215,58 @@ export class ContinualModel {
     pooling: 'gap' | 'flatten',
     batchSize = 128,
   ): LayerGram[] {
+    const features = this.layerFeatures(taskId, inputs, layers, pooling, batchSize);
+    try {
+      return features.map((x, i) =>
+        tf.tidy(() => {
+          // X Xᵀ as a plain product with an explicit transpose: the fast matmul path on WASM.
+          const gram = tf.matMul(x, tf.transpose(x));
+          return {
+            layer: layers[i]!,
+            n: x.shape[0],
+            featureDim: x.shape[1],
+            gram: gram.dataSync() as Float32Array,
+          };
+        }),
+      );
+    } finally {
+      tf.dispose(features);
+    }
+  }
+
+  /**
+   * For each named layer, the block outputs for the probe inputs (float32 C order, shape
+   * [n, 28, 28, 1]) pooled or flattened into X (n × d, row-major): what an SDK probe function
+   * returns.
+   */
+  layerActivations(
+    taskId: string,
+    inputs: Float32Array,
+    shape: readonly number[],
+    layers: readonly string[],
+    pooling: 'gap' | 'flatten',
+  ): Record<string, Float32Array> {
+    const x = tf.tensor4d(inputs, shape as [number, number, number, number]);
+    try {
+      const features = this.layerFeatures(taskId, x, layers, pooling);
+      try {
+        return Object.fromEntries(features.map((f, i) => [layers[i]!, f.dataSync() as Float32Array]));
+      } finally {
+        tf.dispose(features);
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+
+  /** Per named layer, X (n × d): the block outputs, pooled or flattened (caller disposes). */
+  private layerFeatures(
+    taskId: string,
+    inputs: tf.Tensor4D,
+    layers: readonly string[],
+    pooling: 'gap' | 'flatten',
+    batchSize = 128,
+  ): tf.Tensor2D[] {
     const net = this.network(taskId);
     const names = this.template.layers.map((l) => l.name);
     const wanted = layers.map((name) => {
@@ -239,14 +291,7 @@ export class ContinualModel {
           chunks[i]!.push(t);
         });
       }
-      return wanted.map((_, i) =>
-        tf.tidy(() => {
-          const x = tf.concat(chunks[i]!, 0) as tf.Tensor2D;
-          // X Xᵀ as a plain product with an explicit transpose: the fast matmul path on WASM.
-          const gram = tf.matMul(x, tf.transpose(x));
-          return { layer: layers[i]!, n, featureDim: x.shape[1], gram: gram.dataSync() as Float32Array };
-        }),
-      );
+      return chunks.map((list) => tf.concat(list, 0) as tf.Tensor2D);
     } finally {
       for (const list of chunks) for (const t of list) t.dispose();
     }

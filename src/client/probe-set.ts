@@ -1,11 +1,10 @@
 // The operator's probe set on a client: fetched once over gRPC (FetchProbeSet), verified against
 // the template's SHA-256, cached on disk under that hash so a restarted client does not download
-// it again, and handed out as input tensors.
+// it again.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import type { ProbeSetSpec } from '../shared/template.js';
 import { decodeFloat32 } from '../shared/tensor.js';
 
@@ -58,15 +57,4 @@ export async function operatorProbeValues(
     // A cache that cannot be written only costs a download next time.
   }
   return decodeFloat32({ shape: [count], data: bytes });
-}
-
-/** The first `size` probe inputs as a [size, h, w, c] tensor (caller disposes). */
-export function operatorProbeInputs(values: Float32Array, shape: number[], size: number): tf.Tensor4D {
-  if (shape.length !== 4)
-    throw new Error(
-      `the probe set has shape [${shape.join(', ')}]; this client needs [n, height, width, channels]`,
-    );
-  const [n, h, w, c] = shape as [number, number, number, number];
-  if (size > n) throw new Error(`${size} probe inputs asked for, the operator's probe set has ${n}`);
-  return tf.tensor4d(values.subarray(0, size * h * w * c), [size, h, w, c]);
 }

@@ -1,11 +1,20 @@
 // The SDK's federation client: takes part in an atomlens federation with the user's own model and
-// training loop. It registers the user's tasks, hands over the template (α and the initial atoms
-// per layer) and the operator's probe set, pushes each round's atoms with acknowledgement
-// (resending with exponential backoff across coordinator restarts), and answers probe requests
-// by calling a user function for per-layer activations, from which it computes the centred Gram
-// matrices the coordinator's analysis needs.
+// training loop (the built-in split-MNIST client is one such user). It registers the user's
+// tasks, hands over the template (α and the initial atoms per layer) and the probe set, pushes
+// each round's atoms with acknowledgement — resending, with exponential backoff, across lost
+// connections and coordinator restarts — and answers probe requests by calling a user function
+// for per-layer activations, from which it computes the Gram matrices the coordinator's analysis
+// needs.
+//
+// Retry policy: only UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (and failures with no
+// status: the network itself) are transient. Every retry waits — a delay drawn from [d/2, d],
+// d = initial·multiplier^attempt capped at max ("full jitter" halved) — including re-registration
+// after a session that ended at once, so a coordinator that accepts Register and then drops the
+// client is not hammered in a tight loop.
 import * as grpc from '@grpc/grpc-js';
 import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest.js';
+import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
+import { idProblem } from '../shared/ids.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import {
   type ModelTemplate,
@@ -13,17 +22,23 @@ import {
   probeSetFromWire,
   templateFromWire,
 } from '../shared/template.js';
-import type { AtomLayerTemplate } from '../shared/template-file.js';
+import type { AtomLayerTemplate, BuiltinNetwork } from '../shared/template-file.js';
 import { encodeFloat32 } from '../shared/tensor.js';
+import { ATOMLENS_VERSION } from '../shared/version.js';
+import { seededInitialAtoms } from './atomConv.js';
 import {
   FederationConnection,
   gramChunks,
   isTransient,
+  readableDetails,
   type SessionHandle,
+  speaksTls,
   statusCode,
 } from './connection.js';
+import { IMAGE_SIZE, probeImages } from './data.js';
 import { DEFAULT_PROBE_CACHE_DIR, operatorProbeValues } from './probe-set.js';
 
+/** One task a member trains, as it registers it with the coordinator. */
 export interface SdkTask {
   /** Task id (letters, digits, '.', '_', '-'), e.g. "site-a/cars". */
   id: string;
@@ -33,6 +48,7 @@ export interface SdkTask {
 
 /** What a probe function is asked for. */
 export interface ProbeCall {
+  /** The task whose model is probed. */
   taskId: string;
   /** The round whose atoms to use (as pushed); the SDK passes those atoms too. */
   round: number;
@@ -42,6 +58,7 @@ export interface ProbeCall {
   layers: string[];
   /** Probe inputs, float32 C order, shape `shape` ([n, ...input shape]). */
   inputs: Float32Array;
+  /** Shape of `inputs`: [n, ...input shape]. */
   shape: number[];
   /** How a spatial output becomes one vector per input ('gap': mean over height and width). */
   pooling: 'gap' | 'flatten';
@@ -53,19 +70,75 @@ export interface ProbeCall {
  */
 export type ProbeFunction = (call: ProbeCall) => Promise<Record<string, Float32Array>>;
 
+/**
+ * How the client waits between retries. A wait is drawn from [d/2, d] with
+ * d = initialMs · multiplier^attempt, capped at maxMs.
+ */
 export interface BackoffPolicy {
   /** First wait after a failure (ms, default 200). */
   initialMs?: number;
   /** Longest wait (ms, default 5,000). */
   maxMs?: number;
-  /** Give up an operation after this long (ms, default 120,000). */
+  /** Growth of the wait per attempt (default 2). */
+  multiplier?: number;
+  /**
+   * Give up once the coordinator has been unreachable this long (ms, default 120,000): the
+   * operation rejects with {@link UnreachableError}.
+   */
   giveUpAfterMs?: number;
+  /** Source of the jitter, uniform in [0, 1) (default Math.random). */
+  random?: () => number;
 }
 
+/** Something the client did on its own, for progress displays and logs. */
+export type FederationEvent =
+  | {
+      /** Registered and the session is open (`reconnect`: again, after losing it). */
+      type: 'connected';
+      reconnect: boolean;
+      /** Whether the coordinator's α fingerprint is the one this client trains with. */
+      fingerprintMatch: boolean;
+    }
+  | {
+      /** The session ended; the client is reconnecting. */
+      type: 'disconnected';
+      reason: string;
+    }
+  | {
+      /** An operation failed transiently and is tried again after `delayMs`. */
+      type: 'retry';
+      /** What is retried, e.g. "register" or "push round 3 of cars". */
+      what: string;
+      attempt: number;
+      delayMs: number;
+      reason: string;
+    }
+  | {
+      /** The coordinator acknowledged a round (`resent`: sent again after a reconnect). */
+      type: 'pushed';
+      taskId: string;
+      round: number;
+      duplicate: boolean;
+      drift?: number;
+      resent: boolean;
+    }
+  | {
+      /** A probe request was answered (`ok`) or declined with `message`. */
+      type: 'probe';
+      requestId: string;
+      taskId: string;
+      layers: string[];
+      ok: boolean;
+      message?: string;
+    };
+
+/** Options of {@link AtomlensClient.connect}. */
 export interface AtomlensClientOptions {
   /** Coordinator HOST:PORT. */
   address: string;
+  /** This member's id (letters, digits, '.', '_', '-'; at most 64). */
   clientId: string;
+  /** The tasks this member trains. */
   tasks: SdkTask[];
   /** TLS credentials (grpc.credentials.createSsl(...)); plaintext when absent (loopback only). */
   credentials?: grpc.ChannelCredentials;
@@ -75,31 +148,83 @@ export interface AtomlensClientOptions {
   probe?: ProbeFunction;
   /** Where the operator's probe set is cached (by its SHA-256). */
   probeCacheDir?: string;
+  /** Waits between retries and when to give up. */
   backoff?: BackoffPolicy;
+  /** Deadline of each unary call (ms, default 15,000). */
+  callTimeoutMs?: number;
+  /** Stops retries and waits: pending operations reject once it fires. */
+  signal?: AbortSignal;
+  /** Called for connections, retries, acknowledged rounds and probe answers. */
+  onEvent?: (event: FederationEvent) => void;
+  /** What the operator's client list shows as this member's software (default atomlens-sdk/VERSION). */
+  clientVersion?: string;
+  /** Where the client logs (default: a logger named after the client id). */
   logger?: Logger;
 }
 
 /** What the federation agreed on, as the SDK hands it to the user's model code. */
 export interface FederationTemplate {
+  /** The federation's id. */
   federationId: string;
+  /** Template version. */
+  version: number;
+  /** Hex SHA-256 of α in the canonical layout. */
   alphaFingerprint: string;
-  /** Per atom layer: dimensions, frozen α and the initial atoms every task starts from. */
+  /**
+   * Per atom layer: dimensions, frozen α and the initial atoms every task starts from (explicit
+   * in a template file; for a template generated from a seed, generated here from that seed).
+   */
   layers: AtomLayerTemplate[];
+  /** Layers whose outputs the analysis compares. */
   probeLayers: string[];
+  /** The probe set: the operator's (fetched with {@link AtomlensClient.probeSet}) or a built-in one. */
   probe: ProbeSetSpec;
+  /** How the built-in demo CNN wires the layers; absent for a custom network (the usual case). */
+  network?: BuiltinNetwork;
 }
 
+/** The coordinator's acknowledgement of a push. */
 export interface PushResult {
+  /** True when the coordinator already held this round with the same atoms. */
   duplicate: boolean;
+  /** The round stored. */
   round: number;
   /** 1 − atom cosine to this model's previous stored round (mean over layers); undefined for the first. */
   drift?: number;
 }
 
-/** Push failures that a new registration cures: coordinator restarted, token expired. */
-const REREGISTER = new Set<number>([grpc.status.FAILED_PRECONDITION, grpc.status.UNAUTHENTICATED]);
+/** Optional numbers pushed with a round's atoms. */
+export interface RoundStats {
+  /** Training loss of the round. */
+  loss?: number;
+  /** Accuracy after the round, in [0, 1]. */
+  accuracy?: number;
+  /** Examples trained on. */
+  samples?: number;
+}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The coordinator stayed unreachable for longer than the backoff policy's giveUpAfterMs. */
+export class UnreachableError extends Error {
+  override readonly name = 'UnreachableError';
+}
+
+/**
+ * The coordinator answered with a refusal that retrying will not change (bad id or tasks, a
+ * wrong enrolment secret, a revoked client, a round rejected); `code` is the gRPC status.
+ */
+export class RejectedError extends Error {
+  override readonly name = 'RejectedError';
+  /** The gRPC status code of the refusal, when there was one. */
+  readonly code: number | undefined;
+  constructor(message: string, code?: number) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** A session that ends sooner than this after opening counts as a failed connection. */
+const SHORT_SESSION_MS = 2_000;
+const DEFAULT_HEARTBEAT_MS = 5_000;
 
 /** K = X Xᵀ for X (n × d, row-major), accumulated in float64. */
 export function gramMatrix(x: Float32Array, n: number): Float32Array {
@@ -117,27 +242,281 @@ export function gramMatrix(x: Float32Array, n: number): Float32Array {
   return k;
 }
 
+/** "CODE: details" for a gRPC error, else its message. */
+function describe(err: unknown): string {
+  const e = err as { code?: number; details?: string; message?: string };
+  if (typeof e?.code === 'number' && !(err instanceof RejectedError)) {
+    return `${grpc.status[e.code] ?? e.code}: ${readableDetails(e.details || e.message || '')}`;
+  }
+  return e?.message ?? String(err);
+}
+
+interface PushedRound {
+  taskId: string;
+  round: number;
+  atoms: Map<string, Float32Array>;
+  request: {
+    clientId: string;
+    taskId: string;
+    round: number;
+    layers: { layer: string; atoms: ReturnType<typeof encodeFloat32> }[];
+    stats: { loss: number; accuracy: number; samples: number };
+  };
+  acknowledged: PushResult | undefined;
+}
+
+/**
+ * A member's connection to the federation. Create it with {@link AtomlensClient.connect}, push
+ * each round's atoms with {@link AtomlensClient.push}, and {@link AtomlensClient.close} it at the
+ * end; between pushes it keeps a session open on which it answers probe requests.
+ */
 export class AtomlensClient {
-  readonly template: FederationTemplate;
-  private connection: FederationConnection;
+  private templateValue: FederationTemplate | undefined;
+  private readonly connection: FederationConnection;
   private session: SessionHandle | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeatMs = DEFAULT_HEARTBEAT_MS;
   private closed = false;
   private reconnecting: Promise<void> | undefined;
   private progress = new Map<string, number>();
-  private readonly pushed = new Map<string, Map<number, Map<string, Float32Array>>>();
-  private probeValues: Float32Array | undefined;
+  /** Every pushed round per task (kept: probes may ask for any, and a restart may lose them). */
+  private readonly pushed = new Map<string, Map<number, PushedRound>>();
+  private probeValues: { sha256: string; values: Float32Array } | undefined;
+  private readonly probeQueue: ProbeRequest__Output[] = [];
+  private probing: Promise<void> | undefined;
+  private sessionOpenedAt = 0;
+  private shortSessions = 0;
+  private tlsChecked = false;
+  private fingerprintMatch = true;
+  private readonly stop = new AbortController();
+  private readonly backoff: Required<BackoffPolicy>;
   private readonly log: Logger;
 
-  private constructor(
-    private readonly options: AtomlensClientOptions,
-    template: ModelTemplate,
-    connection: FederationConnection,
-  ) {
+  private constructor(private readonly options: AtomlensClientOptions) {
     this.log = options.logger ?? createLogger(`sdk ${options.clientId}`);
-    this.connection = connection;
-    this.template = {
+    this.backoff = {
+      initialMs: 200,
+      maxMs: 5_000,
+      multiplier: 2,
+      giveUpAfterMs: 120_000,
+      random: Math.random,
+      ...options.backoff,
+    };
+    this.connection = new FederationConnection({
+      address: options.address,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.callTimeoutMs ? { callTimeoutMs: options.callTimeoutMs } : {}),
+      // The channel's own reconnection follows the same backoff, so a coordinator that is back
+      // is found within maxMs rather than grpc-js's default of up to two minutes.
+      channelOptions: {
+        'grpc.initial_reconnect_backoff_ms': Math.max(1, Math.round(this.backoff.initialMs)),
+        'grpc.max_reconnect_backoff_ms': Math.max(1, Math.round(this.backoff.maxMs)),
+      },
+    });
+    options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
+  }
+
+  /**
+   * Registers with the coordinator (retrying while it is unreachable) and opens the session.
+   * Rejects with {@link RejectedError} when the coordinator refuses the registration and with
+   * {@link UnreachableError} when it stays unreachable past the backoff's giveUpAfterMs.
+   */
+  static async connect(options: AtomlensClientOptions): Promise<AtomlensClient> {
+    const idError = idProblem('client id', options.clientId);
+    if (idError) throw new Error(idError);
+    if (options.tasks.length === 0) throw new Error('a client needs at least one task');
+    const client = new AtomlensClient(options);
+    try {
+      const response = await client.register('register');
+      client.adoptTemplate(response);
+      client.afterRegister(response, false);
+      return client;
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+  }
+
+  /** The federation's template: per layer its dimensions, α and initial atoms; the probe set. */
+  get template(): FederationTemplate {
+    return this.templateValue!;
+  }
+
+  /** The last round the coordinator acknowledged for a task (0 = none), to resume numbering. */
+  lastRound(taskId: string): number {
+    return this.progress.get(taskId) ?? 0;
+  }
+
+  /**
+   * The template's probe set as inputs: the operator's (fetched once over gRPC, verified by
+   * SHA-256, cached on disk) or a built-in one generated from its seed ('mnist' needs the
+   * optional `mnist` package).
+   */
+  async probeSet(): Promise<{ values: Float32Array; shape: number[] }> {
+    return this.probeInputs(this.template.probe);
+  }
+
+  /**
+   * Pushes a round's atoms (per template layer, [m][k][k] values) and resolves once the
+   * coordinator has stored them. Retries through disconnections with backoff (registering again
+   * after a coordinator restart or an expired token); pushing the same round again is harmless
+   * (duplicate = true). Rejects with {@link RejectedError} when the coordinator refuses the
+   * round (ALREADY_EXISTS: other atoms already hold this round number).
+   */
+  async push(
+    taskId: string,
+    round: number,
+    atoms: ReadonlyMap<string, Float32Array> | Readonly<Record<string, Float32Array>>,
+    stats?: RoundStats,
+  ): Promise<PushResult> {
+    const byName = atoms instanceof Map ? atoms : new Map(Object.entries(atoms));
+    const copies = new Map<string, Float32Array>();
+    const layers = this.template.layers.map((l) => {
+      const values = byName.get(l.name);
+      if (!values) throw new Error(`no atoms given for template layer '${l.name}'`);
+      if (values.length !== l.m * l.k * l.k)
+        throw new Error(
+          `layer '${l.name}': ${values.length} atom values, expected m·k·k = ${l.m * l.k * l.k}`,
+        );
+      copies.set(l.name, values.slice());
+      return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
+    });
+    const entry: PushedRound = {
+      taskId,
+      round,
+      atoms: copies,
+      request: {
+        clientId: this.options.clientId,
+        taskId,
+        round,
+        layers,
+        stats: { loss: stats?.loss ?? 0, accuracy: stats?.accuracy ?? 0, samples: stats?.samples ?? 0 },
+      },
+      acknowledged: undefined,
+    };
+    let rounds = this.pushed.get(taskId);
+    if (!rounds) {
+      rounds = new Map();
+      this.pushed.set(taskId, rounds);
+    }
+    rounds.set(round, entry);
+    const what = `push round ${round} of ${taskId}`;
+    // A token can expire or be revoked between rounds: registering again gets a new one, or a
+    // refusal. Once per push, so a coordinator that keeps refusing fresh tokens ends the loop.
+    let renewedToken = false;
+    let failures = 0;
+    let failingSince: number | undefined;
+    for (;;) {
+      if (entry.acknowledged) return entry.acknowledged;
+      this.throwIfStopped();
+      await this.ensureConnected();
+      if (entry.acknowledged) return entry.acknowledged;
+      try {
+        return await this.send(entry, false);
+      } catch (err) {
+        const code = statusCode(err);
+        if (isTransient(err) || code === grpc.status.FAILED_PRECONDITION) {
+          // Unreachable, or no longer registered (a restarted coordinator): wait, (re)connect, retry.
+          failingSince ??= Date.now();
+          const delay = this.retryDelay(what, failures++, err, failingSince);
+          this.log.warn(`${what} failed (${describe(err)}); retrying in ${Math.round(delay)} ms`);
+          await this.sleep(delay);
+          if (code === grpc.status.FAILED_PRECONDITION) await this.reconnect();
+          continue;
+        }
+        if (code === grpc.status.UNAUTHENTICATED && !renewedToken) {
+          renewedToken = true;
+          this.log.warn(`${what} refused (${describe(err)}); registering again`);
+          await this.reconnect();
+          continue;
+        }
+        // A refused round is forgotten: it is neither re-sent nor offered to probes.
+        if (rounds.get(round) === entry) rounds.delete(round);
+        throw new RejectedError(`the coordinator rejected ${taskId} round ${round}: ${describe(err)}`, code);
+      }
+    }
+  }
+
+  /**
+   * Waits until the client is registered with an open session, reconnecting if it is not.
+   * Rejects like {@link AtomlensClient.connect} when that fails.
+   */
+  async ensureConnected(): Promise<void> {
+    this.throwIfStopped();
+    if (!this.session) await this.reconnect();
+    else if (this.reconnecting) await this.reconnecting;
+  }
+
+  /** Waits for probe requests already received to be answered (or declined). */
+  async settled(): Promise<void> {
+    while (this.probing) await this.probing;
+  }
+
+  /** Closes the session and the channel; pending operations reject. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stop.abort();
+    this.stopSession();
+    this.connection.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Registration and the session
+
+  /** Register, retried with backoff while the coordinator is unreachable. */
+  private async register(what: string): Promise<RegisterResponse__Output> {
+    let failingSince: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.throwIfStopped();
+      try {
+        // A stale token (expired, or from a previous coordinator) must not ride on Register.
+        this.connection.setToken('');
+        const response = await this.connection.register({
+          clientId: this.options.clientId,
+          tasks: this.options.tasks.map((t) => ({ taskId: t.id, classes: t.classes })),
+          alphaFingerprint: this.templateValue?.alphaFingerprint ?? '',
+          clientVersion: this.options.clientVersion ?? `atomlens-sdk/${ATOMLENS_VERSION}`,
+          enrollmentSecret: this.options.enrollmentSecret ?? '',
+        });
+        this.connection.setToken(response.token);
+        return response;
+      } catch (err) {
+        if (!isTransient(err)) {
+          throw new RejectedError(`the coordinator refused registration: ${describe(err)}`, statusCode(err));
+        }
+        // A plaintext client cannot talk to a TLS coordinator however long it retries: ask the
+        // address once whether it speaks TLS, and say what fixes it.
+        if (!this.options.credentials && !this.tlsChecked && statusCode(err) === grpc.status.UNAVAILABLE) {
+          this.tlsChecked = true;
+          if (await speaksTls(this.options.address)) {
+            throw new RejectedError(
+              `the coordinator at ${this.options.address} speaks TLS and this client connects without it: ` +
+                "pass --ca FILE (the CA certificate that signed the coordinator's, e.g. certs/ca.pem; " +
+                'in code, credentials: grpc.credentials.createSsl(ca))',
+            );
+          }
+        }
+        failingSince ??= Date.now();
+        const delay = this.retryDelay(what, attempt, err, failingSince);
+        this.log.debug(`${what} failed (${describe(err)}); retrying in ${Math.round(delay)} ms`);
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  /** First registration: the coordinator's template, as the user's model code needs it. */
+  private adoptTemplate(response: RegisterResponse__Output): void {
+    if (!response.template) throw new RejectedError('the coordinator sent no template');
+    let template: ModelTemplate;
+    try {
+      template = templateFromWire(response.template);
+    } catch (err) {
+      throw new RejectedError(`the coordinator's template is unusable: ${(err as Error).message}`);
+    }
+    this.templateValue = {
       federationId: template.federationId,
+      version: template.version,
       alphaFingerprint: template.alphaFingerprint,
       layers: template.layers.map((l, i) => ({
         name: l.name,
@@ -146,253 +525,373 @@ export class AtomlensClient {
         k: l.k,
         m: l.m,
         alpha: template.alpha[i]!,
-        initialAtoms: template.initialAtoms?.[i] ?? new Float32Array(l.m * l.k * l.k),
+        // A template generated from a seed carries no atoms: every member generates the same.
+        initialAtoms: template.initialAtoms?.[i] ?? seededInitialAtoms(template, i),
       })),
       probeLayers: [...template.probeLayers],
       probe: template.probe,
+      ...(template.customNetwork
+        ? {}
+        : {
+            network: {
+              inputShape: [...template.inputShape],
+              layers: template.layers.map((l) => ({
+                name: l.name,
+                stride: l.stride,
+                padding: l.padding,
+                activation: l.activation,
+                poolAfter: l.poolAfter,
+              })),
+              headHidden: template.headHidden,
+              headInput: template.headInput,
+            },
+          }),
     };
   }
 
-  /** Registers with the coordinator (retrying while it is unreachable) and opens the session. */
-  static async connect(options: AtomlensClientOptions): Promise<AtomlensClient> {
-    const connection = new FederationConnection({
-      address: options.address,
-      ...(options.credentials ? { credentials: options.credentials } : {}),
-    });
-    const first = await withBackoff(options.backoff, 'register', () => register(connection, options));
-    if (!first.template) throw new Error('the coordinator sent no template');
-    const template = templateFromWire(first.template);
-    if (!template.initialAtoms) {
-      throw new Error(
-        "the coordinator's template has no explicit initial atoms (it was generated from a seed); start the coordinator with --template FILE",
-      );
+  private afterRegister(response: RegisterResponse__Output, reconnect: boolean): void {
+    this.progress = new Map(response.progress.map((p) => [p.taskId, Number(p.lastRound)]));
+    if (reconnect && response.template?.alphaFingerprint !== this.template.alphaFingerprint) {
+      this.log.warn('the coordinator now has a different template; this client keeps the one it trains with');
     }
-    const client = new AtomlensClient(options, template, connection);
-    client.progress = new Map(first.progress.map((p) => [p.taskId, Number(p.lastRound)]));
-    client.openSession(first.heartbeatIntervalMs);
-    return client;
-  }
-
-  /** The last round the coordinator acknowledged for a task (0 = none), to resume numbering. */
-  lastRound(taskId: string): number {
-    return this.progress.get(taskId) ?? 0;
-  }
-
-  /** The operator's probe set (fetched once, verified by SHA-256, cached on disk). */
-  async probeSet(): Promise<{ values: Float32Array; shape: number[] }> {
-    const probe = this.template.probe;
-    if (probe.source !== 'operator' || !probe.shape) {
-      throw new Error(
-        `this federation's probe set is the built-in '${probe.source}' set, not an operator probe set`,
-      );
-    }
-    if (!this.probeValues) {
-      this.probeValues = await operatorProbeValues(
-        probe,
-        this.options.probeCacheDir ?? DEFAULT_PROBE_CACHE_DIR,
-        (sha256) =>
-          withBackoff(this.options.backoff, 'fetch the probe set', () =>
-            this.connection.fetchProbeSet(this.options.clientId, sha256),
-          ),
-      );
-    }
-    return { values: this.probeValues, shape: [...probe.shape] };
-  }
-
-  /**
-   * Pushes a round's atoms (per template layer, [m][k][k] values) and resolves once the
-   * coordinator has stored them. Retries through disconnections with exponential backoff;
-   * pushing the same round again is harmless (duplicate = true).
-   */
-  async push(
-    taskId: string,
-    round: number,
-    atoms: ReadonlyMap<string, Float32Array> | Readonly<Record<string, Float32Array>>,
-    stats?: { loss?: number; accuracy?: number; samples?: number },
-  ): Promise<PushResult> {
-    const byName = atoms instanceof Map ? atoms : new Map(Object.entries(atoms));
-    const layers = this.template.layers.map((l) => {
-      const values = byName.get(l.name);
-      if (!values) throw new Error(`no atoms given for template layer '${l.name}'`);
-      if (values.length !== l.m * l.k * l.k)
-        throw new Error(
-          `layer '${l.name}': ${values.length} atom values, expected m·k·k = ${l.m * l.k * l.k}`,
-        );
-      return { layer: l.name, atoms: encodeFloat32(values, [l.m, l.k, l.k]) };
-    });
-    const request = {
-      clientId: this.options.clientId,
-      taskId,
-      round,
-      layers,
-      stats: { loss: stats?.loss ?? 0, accuracy: stats?.accuracy ?? 0, samples: stats?.samples ?? 0 },
-    };
-    const response = await withBackoff(
-      this.options.backoff,
-      `push round ${round} of ${taskId}`,
-      async () => {
-        try {
-          return await this.connection.pushAtoms(request);
-        } catch (err) {
-          // Not registered (coordinator restarted) or token expired: register again, then retry.
-          if (REREGISTER.has(statusCode(err) ?? -1)) await this.reconnect();
-          throw err;
-        }
-      },
-      REREGISTER,
+    this.fingerprintMatch = !reconnect || response.fingerprintMatch;
+    this.heartbeatMs = response.heartbeatIntervalMs > 0 ? response.heartbeatIntervalMs : DEFAULT_HEARTBEAT_MS;
+    this.openSession();
+    this.emit({ type: 'connected', reconnect, fingerprintMatch: this.fingerprintMatch });
+    this.log.debug(
+      `${reconnect ? 'reconnected to' : 'connected to'} coordinator ${this.options.address}` +
+        (this.fingerprintMatch ? '' : ' (α fingerprint MISMATCH: atoms compared only by subspace)'),
     );
-    if (!this.pushed.has(taskId)) this.pushed.set(taskId, new Map());
-    this.pushed.get(taskId)!.set(round, new Map([...byName].map(([k, v]) => [k, v.slice()])));
-    this.progress.set(taskId, Math.max(this.lastRound(taskId), round));
-    return {
-      duplicate: response.duplicate,
-      round: Number(response.round),
-      ...(response.hasDrift ? { drift: response.drift } : {}),
-    };
   }
 
-  /** Closes the session and the channel. */
-  close(): void {
-    this.closed = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.session?.close();
-    this.connection.close();
-  }
-
-  private openSession(heartbeatMs: number): void {
+  private openSession(): void {
+    this.stopSession();
+    this.sessionOpenedAt = Date.now();
     const session = this.connection.openSession({
       onMessage: (message) => {
-        if (message.kind === 'probeRequest' && message.probeRequest) {
-          this.answer(message.probeRequest).catch((err) =>
-            this.log.warn(`probe answer failed: ${(err as Error).message}`),
-          );
+        if (message.kind === 'welcome' && message.welcome) {
+          if (message.welcome.heartbeatIntervalMs > 0)
+            this.startHeartbeat(message.welcome.heartbeatIntervalMs);
+        } else if (message.kind === 'probeRequest' && message.probeRequest) {
+          this.probeQueue.push(message.probeRequest);
+          this.serveProbes();
         }
       },
-      onClose: () => {
+      onClose: (err) => {
         if (this.closed || this.session !== session) return;
-        this.session = undefined;
-        this.reconnect().catch((err) => this.log.warn(`reconnect failed: ${(err as Error).message}`));
+        this.stopSession();
+        const reason = err ? describe(err) : 'session ended by the coordinator';
+        this.log.warn(`session lost: ${reason}`);
+        this.emit({ type: 'disconnected', reason });
+        this.reconnect().catch((e: unknown) => {
+          // Whoever waits for the connection (a push, ensureConnected) sees the failure.
+          if (!this.closed) this.log.warn(`reconnect failed: ${describe(e)}`);
+        });
       },
     });
     this.session = session;
     session.send({ hello: { clientId: this.options.clientId } });
+    this.startHeartbeat(this.heartbeatMs);
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    this.heartbeatMs = intervalMs;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = setInterval(
       () => this.session?.send({ heartbeat: { sentAtMs: Date.now() } }),
-      heartbeatMs > 0 ? heartbeatMs : 5_000,
+      intervalMs,
     );
     this.heartbeat.unref();
   }
 
-  /** Registers again (new token) and reopens the session; concurrent callers share one attempt. */
+  private stopSession(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    const session = this.session;
+    this.session = undefined;
+    session?.close();
+  }
+
+  /**
+   * Registers again and reopens the session, then re-sends what the coordinator lacks;
+   * concurrent callers share one attempt.
+   */
   private reconnect(): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    this.reconnecting ??= withBackoff(this.options.backoff, 'reconnect', () =>
-      register(this.connection, this.options),
-    )
-      .then((response) => {
-        if (response.template?.alphaFingerprint !== this.template.alphaFingerprint) {
+    if (this.closed) return Promise.reject(this.stoppedError());
+    this.reconnecting ??= (async () => {
+      this.stopSession();
+      // A coordinator that accepts Register but drops the session at once would otherwise be
+      // hammered in a tight loop: back off as for a failed connection.
+      if (Date.now() - this.sessionOpenedAt < SHORT_SESSION_MS) {
+        await this.sleep(this.delay(this.shortSessions++));
+      } else {
+        this.shortSessions = 0;
+      }
+      let failingSince: number | undefined;
+      for (let attempt = 0; ; attempt++) {
+        const response = await this.register('register again');
+        this.afterRegister(response, true);
+        try {
+          await this.resendLost();
+          return;
+        } catch (err) {
+          if (!(isTransient(err) || statusCode(err) === grpc.status.FAILED_PRECONDITION)) throw err;
+          // Register may keep succeeding while the re-send keeps failing: back off each time.
+          failingSince ??= Date.now();
+          const delay = this.retryDelay('re-send rounds', attempt, err, failingSince);
           this.log.warn(
-            'the coordinator now has a different template; this client keeps the one it trains with',
+            `re-sending rounds failed (${describe(err)}); reconnecting in ${Math.round(delay)} ms`,
           );
+          this.stopSession();
+          await this.sleep(delay);
         }
-        this.session?.close();
-        this.openSession(response.heartbeatIntervalMs);
-      })
-      .finally(() => {
-        this.reconnecting = undefined;
-      });
+      }
+    })().finally(() => {
+      this.reconnecting = undefined;
+    });
     return this.reconnecting;
   }
 
+  /**
+   * After registering again, re-sends with their original atoms, in round order: rounds whose
+   * acknowledgement never arrived (a repeat of a committed round is idempotent) and acknowledged
+   * rounds the coordinator no longer reports (a restart that lost them).
+   */
+  private async resendLost(): Promise<void> {
+    for (const [taskId, rounds] of this.pushed) {
+      const held = this.lastRound(taskId);
+      const lost = [...rounds.values()]
+        .filter((r) => !r.acknowledged || r.round > held)
+        .sort((a, b) => a.round - b.round);
+      for (const entry of lost) {
+        if (entry.acknowledged)
+          this.log.warn(`the coordinator no longer holds ${taskId} round ${entry.round}; sending it again`);
+        await this.send(entry, true);
+      }
+    }
+  }
+
+  private async send(entry: PushedRound, resent: boolean): Promise<PushResult> {
+    const response = await this.connection.pushAtoms(entry.request);
+    const result: PushResult = {
+      duplicate: response.duplicate,
+      round: Number(response.round),
+      ...(response.hasDrift ? { drift: response.drift } : {}),
+    };
+    entry.acknowledged = result;
+    this.progress.set(entry.taskId, Math.max(this.lastRound(entry.taskId), entry.round));
+    this.emit({ type: 'pushed', taskId: entry.taskId, ...result, round: entry.round, resent });
+    return result;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Probe requests, one at a time (a probe function swaps atoms in and out of a shared model)
+
+  private serveProbes(): void {
+    if (this.probing) return;
+    this.probing = (async () => {
+      try {
+        for (let request = this.probeQueue.shift(); request; request = this.probeQueue.shift()) {
+          try {
+            await this.answer(request);
+          } catch (err) {
+            this.log.error(
+              `probe request ${request.requestId} crashed: ${(err as Error).stack ?? String(err)}`,
+            );
+          }
+        }
+      } finally {
+        this.probing = undefined;
+      }
+    })();
+  }
+
   private async answer(request: ProbeRequest__Output): Promise<void> {
-    const decline = (message: string) => {
+    const fail = (message: string) => {
+      this.log.warn(`probe request ${request.requestId} failed: ${message}`);
       this.session?.send({ probeFailure: { requestId: request.requestId, message } });
+      this.emit({
+        type: 'probe',
+        requestId: request.requestId,
+        taskId: request.taskId,
+        layers: request.layers,
+        ok: false,
+        message,
+      });
     };
     const fn = this.options.probe;
-    if (!fn) return decline('this client does not answer probe requests');
+    if (!fn) return fail('this client does not answer probe requests');
+    if (request.deadlineMs > 0 && Date.now() > request.deadlineMs) {
+      return fail('the request arrived after its deadline');
+    }
     const rounds = this.pushed.get(request.taskId);
-    const round = Number(request.round) || Math.max(0, ...(rounds?.keys() ?? []));
-    const atoms = rounds?.get(round);
-    if (!atoms) return decline(`round ${round} of task ${request.taskId} is not held by this client`);
+    const wanted = Number(request.round);
+    const held = [...(rounds?.keys() ?? [])].sort((a, b) => a - b);
+    const round = wanted === 0 ? held.at(-1) : wanted;
+    const entry = round === undefined ? undefined : rounds?.get(round);
+    if (!entry) {
+      return fail(
+        wanted === 0
+          ? `task ${request.taskId} has no pushed round on this client (tasks: ${[...this.pushed.keys()].join(', ') || 'none yet'})`
+          : `round ${wanted} of task ${request.taskId} is not held here (rounds ${held.join(', ') || 'none'})`,
+      );
+    }
+    const layers = request.layers.length > 0 ? request.layers : this.template.probeLayers;
+    let grams: { layer: string; featureDim: number; gram: Float32Array }[];
+    let n: number;
     try {
       const probe = request.probe ? probeSetFromWire(request.probe) : this.template.probe;
-      const { values, shape } = await this.probeSet();
-      const n = Math.min(probe.size, shape[0]!);
-      const rowSize = values.length / shape[0]!;
-      const layers = request.layers.length > 0 ? request.layers : this.template.probeLayers;
+      const { values, shape } = await this.probeInputs(probe);
+      n = shape[0]!;
       const activations = await fn({
         taskId: request.taskId,
-        round,
-        atoms,
+        round: entry.round,
+        atoms: entry.atoms,
         layers,
-        inputs: values.subarray(0, n * rowSize),
-        shape: [n, ...shape.slice(1)],
+        inputs: values,
+        shape,
         pooling: probe.pooling,
       });
-      const grams = layers.map((layer) => {
+      grams = layers.map((layer) => {
         const x = activations[layer];
         if (!x) throw new Error(`the probe function returned no activations for layer '${layer}'`);
         return { layer, featureDim: x.length / n, gram: gramMatrix(x, n) };
       });
-      const clientId = this.options.clientId;
-      const chunks = function* () {
-        for (const g of grams) {
-          yield* gramChunks(
-            {
-              requestId: request.requestId,
-              clientId,
-              taskId: request.taskId,
-              round,
-              layer: g.layer,
-              n,
-              featureDim: g.featureDim,
-            },
-            g.gram,
-          );
-        }
-      };
-      await this.connection.pushProbeSummary(chunks());
     } catch (err) {
-      decline((err as Error).message);
+      return fail((err as Error).message);
+    }
+    const clientId = this.options.clientId;
+    const chunks = function* () {
+      for (const g of grams) {
+        yield* gramChunks(
+          {
+            requestId: request.requestId,
+            clientId,
+            taskId: request.taskId,
+            round: entry.round,
+            layer: g.layer,
+            n,
+            featureDim: g.featureDim,
+          },
+          g.gram,
+        );
+      }
+    };
+    try {
+      const timeout = request.deadlineMs > 0 ? Math.max(1_000, request.deadlineMs - Date.now()) : undefined;
+      await this.connection.pushProbeSummary(chunks(), timeout);
+      this.emit({ type: 'probe', requestId: request.requestId, taskId: request.taskId, layers, ok: true });
+    } catch (err) {
+      fail(`upload failed: ${describe(err)}`);
     }
   }
-}
 
-function register(connection: FederationConnection, options: AtomlensClientOptions) {
-  return connection
-    .register({
-      clientId: options.clientId,
-      tasks: options.tasks.map((t) => ({ taskId: t.id, classes: t.classes })),
-      alphaFingerprint: '',
-      clientVersion: 'atomlens-sdk',
-      enrollmentSecret: options.enrollmentSecret ?? '',
-    })
-    .then((response) => {
-      connection.setToken(response.token);
-      return response;
-    });
-}
+  /** The first `probe.size` inputs of a probe set, with their shape. */
+  private async probeInputs(probe: ProbeSetSpec): Promise<{ values: Float32Array; shape: number[] }> {
+    if (probe.source !== 'operator') {
+      // Built-in sets are generated from their seed, the same on every member.
+      return { values: probeImages(probe), shape: [probe.size, IMAGE_SIZE, IMAGE_SIZE, 1] };
+    }
+    const shape = probe.shape;
+    if (!probe.sha256 || !shape) throw new Error('the probe set is named without its SHA-256 and shape');
+    if (this.probeValues?.sha256 !== probe.sha256) {
+      const values = await operatorProbeValues(
+        probe,
+        this.options.probeCacheDir ?? DEFAULT_PROBE_CACHE_DIR,
+        (sha256) =>
+          this.retrying('fetch the probe set', () =>
+            this.connection.fetchProbeSet(this.options.clientId, sha256),
+          ),
+      );
+      this.probeValues = { sha256: probe.sha256, values };
+    }
+    const n = shape[0]!;
+    if (probe.size > n)
+      throw new Error(`${probe.size} probe inputs asked for, the operator's probe set has ${n}`);
+    const rowSize = this.probeValues.values.length / n;
+    return {
+      values: this.probeValues.values.subarray(0, probe.size * rowSize),
+      shape: [probe.size, ...shape.slice(1)],
+    };
+  }
 
-/** Runs `op` until it succeeds, waiting initialMs·2^attempt (capped) after transient failures. */
-async function withBackoff<T>(
-  policy: BackoffPolicy | undefined,
-  what: string,
-  op: () => Promise<T>,
-  alsoRetry: ReadonlySet<number> = new Set(),
-): Promise<T> {
-  const initial = policy?.initialMs ?? 200;
-  const max = policy?.maxMs ?? 5_000;
-  const giveUp = Date.now() + (policy?.giveUpAfterMs ?? 120_000);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await op();
-    } catch (err) {
-      const retryable = isTransient(err) || alsoRetry.has(statusCode(err) ?? -1);
-      if (!retryable || Date.now() >= giveUp) {
-        throw new Error(`could not ${what}: ${(err as Error).message}`, { cause: err });
+  // -------------------------------------------------------------------------------------------
+  // Backoff
+
+  /** `op` until it succeeds, waiting after transient failures. */
+  private async retrying<T>(what: string, op: () => Promise<T>): Promise<T> {
+    let failingSince: number | undefined;
+    for (let attempt = 0; ; attempt++) {
+      this.throwIfStopped();
+      try {
+        return await op();
+      } catch (err) {
+        if (!isTransient(err)) throw new Error(`could not ${what}: ${describe(err)}`, { cause: err });
+        failingSince ??= Date.now();
+        await this.sleep(this.retryDelay(what, attempt, err, failingSince));
       }
-      await sleep(Math.min(max, initial * 2 ** attempt));
+    }
+  }
+
+  /** Wait before retry number `attempt` (0-based): drawn from [d/2, d], d capped at maxMs. */
+  private delay(attempt: number): number {
+    const { initialMs, maxMs, multiplier, random } = this.backoff;
+    const cap = Math.min(maxMs, initialMs * multiplier ** attempt);
+    return cap / 2 + random() * (cap / 2);
+  }
+
+  /** The next wait of a failing operation, or UnreachableError once it has failed too long. */
+  private retryDelay(what: string, attempt: number, err: unknown, failingSince: number): number {
+    const elapsed = Date.now() - failingSince;
+    const budget = this.backoff.giveUpAfterMs;
+    if (elapsed >= budget) {
+      throw new UnreachableError(
+        `coordinator ${this.options.address} unreachable for ${Math.round(elapsed / 1000)} s (${describe(err)}); ` +
+          'check the address and that the coordinator is running',
+      );
+    }
+    const delay = Math.min(this.delay(attempt), budget - elapsed);
+    this.emit({
+      type: 'retry',
+      what,
+      attempt: attempt + 1,
+      delayMs: Math.round(delay),
+      reason: describe(err),
+    });
+    return delay;
+  }
+
+  private stoppedError(): Error {
+    const reason = this.options.signal?.aborted ? this.options.signal.reason : undefined;
+    return reason instanceof Error ? reason : new Error(this.closed ? 'the client is closed' : 'aborted');
+  }
+
+  private throwIfStopped(): void {
+    if (this.stop.signal.aborted) throw this.stoppedError();
+  }
+
+  /** Sleeps, waking early (rejecting) when the client is closed or the signal fires. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const signal = this.stop.signal;
+      if (signal.aborted) return reject(this.stoppedError());
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(this.stoppedError());
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private emit(event: FederationEvent): void {
+    try {
+      this.options.onEvent?.(event);
+    } catch (err) {
+      this.log.warn(`onEvent callback threw: ${(err as Error).message}`);
     }
   }
 }
