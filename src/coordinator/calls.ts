@@ -43,6 +43,8 @@ export class RpcError extends Error {
   constructor(
     readonly code: grpc.status,
     message: string,
+    /** When set, the status tells the caller to wait this long before retrying (grpc-retry-pushback-ms). */
+    readonly retryAfterMs?: number,
   ) {
     super(boundMessage(message));
     this.name = 'RpcError';

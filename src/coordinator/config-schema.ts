@@ -171,6 +171,12 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
     storage: section('Embedded SQLite storage', {
       synchronous: choice(['full', 'normal'], 'full', 'SQLite synchronous mode: fsync per commit, or not'),
       maxBatch: int(1, 1_000_000, 4096, 'Writes per group-commit transaction at most'),
+      maxQueuedWrites: int(
+        1,
+        10_000_000,
+        20_000,
+        'Writes waiting to commit beyond which uploads, registrations and probe summaries are refused with RESOURCE_EXHAUSTED',
+      ),
     }),
     metrics: section('Prometheus metrics', {
       maxModelSeries: int(0, 1_000_000, 2_000, 'Models exported with client/task labels at most'),

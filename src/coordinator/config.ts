@@ -40,6 +40,8 @@ export interface StorageConfig {
   synchronous: 'full' | 'normal';
   /** Writes per group-commit transaction at most. */
   maxBatch: number;
+  /** Writes waiting or committing beyond which client writes are refused (RESOURCE_EXHAUSTED). */
+  maxQueuedWrites: number;
 }
 
 export interface MetricsConfig {

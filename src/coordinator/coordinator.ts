@@ -351,12 +351,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         dataDir: options.dataDir,
         synchronous: config.storage.synchronous,
         maxBatch: config.storage.maxBatch,
+        maxQueuedWrites: config.storage.maxQueuedWrites,
       }));
   } catch (err) {
     unlock();
     throw err;
   }
   storage.onCommit((seconds) => metrics.storageCommit.observe(seconds));
+  metrics.bindStorage(() => storage.writeQueue());
   const cleanup: Cleanup = [() => storage.close(), unlock];
   try {
     const core = await buildCore(options, { config, template, logger, metrics, storage }, cleanup);

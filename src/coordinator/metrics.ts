@@ -51,7 +51,17 @@ export interface MetricsSources {
   layerNames(): readonly string[];
 }
 
-export type UploadOutcome = 'accepted' | 'duplicate' | 'invalid' | 'not_found' | 'conflict' | 'rejected';
+/** What the storage gauges read (the storage exists before the rest is bound). */
+export type StorageQueueSource = () => { queued: number; limit: number; refused: number };
+
+export type UploadOutcome =
+  | 'accepted'
+  | 'duplicate'
+  | 'invalid'
+  | 'not_found'
+  | 'conflict'
+  | 'busy'
+  | 'rejected';
 export type ProbeOutcome = 'answered' | 'failed' | 'timeout' | 'gone';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -81,10 +91,14 @@ export class CoordinatorMetrics {
   readonly grpcRequests: client.Counter<'method' | 'code'>;
   readonly grpcDuration: client.Histogram<'method'>;
   readonly storageCommit: client.Histogram;
+  readonly storageQueued: client.Gauge;
+  readonly storageRefused: client.Counter;
   /** Rows deleted by retention, by kind (probe_summaries, reports). */
   readonly retentionPruned: client.Counter<'kind'>;
 
   private sources: MetricsSources | undefined;
+  private storageQueue: StorageQueueSource | undefined;
+  private refusedSeen = 0;
   private warnedCap = false;
   private readonly warn: (msg: string) => void;
 
@@ -127,11 +141,11 @@ export class CoordinatorMetrics {
     });
     this.atomUploads = new client.Counter({
       name: 'atomlens_atom_uploads_total',
-      help: 'PushAtoms calls by outcome: accepted, duplicate, invalid, not_found, conflict, rejected.',
+      help: 'PushAtoms calls by outcome: accepted, duplicate, invalid, not_found, conflict, busy (write queue full), rejected.',
       labelNames: ['outcome'],
       registers,
     });
-    for (const outcome of ['accepted', 'duplicate', 'invalid', 'not_found', 'conflict', 'rejected']) {
+    for (const outcome of ['accepted', 'duplicate', 'invalid', 'not_found', 'conflict', 'busy', 'rejected']) {
       this.atomUploads.inc({ outcome }, 0);
     }
     this.federationSimilarity = new client.Gauge({
@@ -215,6 +229,9 @@ export class CoordinatorMetrics {
       buckets: COMMIT_BUCKETS,
       registers,
     });
+    const storage = this.storageQueueMetrics(registers);
+    this.storageQueued = storage.queued;
+    this.storageRefused = storage.refused;
     this.retentionPruned = new client.Counter({
       name: 'atomlens_retention_pruned_total',
       help: 'Stored rows deleted by retention (retention.probeSummariesMs, retention.reportsMs), by kind.',
@@ -224,9 +241,42 @@ export class CoordinatorMetrics {
     for (const kind of ['probe_summaries', 'reports']) this.retentionPruned.inc({ kind }, 0);
   }
 
+  /** The write queue's gauge and refusal counter, read from the storage at scrape time. */
+  private storageQueueMetrics(registers: client.Registry[]): {
+    queued: client.Gauge;
+    refused: client.Counter;
+  } {
+    const self = this;
+    const queued = new client.Gauge({
+      name: 'atomlens_storage_queued_writes',
+      help: 'Writes waiting for or in a storage commit; client writes are refused (RESOURCE_EXHAUSTED) at storage.maxQueuedWrites.',
+      registers,
+      collect() {
+        if (self.storageQueue) this.set(self.storageQueue().queued);
+      },
+    });
+    const refused = new client.Counter({
+      name: 'atomlens_storage_writes_refused_total',
+      help: 'Client writes (uploads, registrations, probe summaries) refused because storage.maxQueuedWrites writes were queued.',
+      registers,
+      collect() {
+        if (!self.storageQueue) return;
+        const total = self.storageQueue().refused;
+        if (total > self.refusedSeen) this.inc(total - self.refusedSeen);
+        self.refusedSeen = total;
+      },
+    });
+    return { queued, refused };
+  }
+
   /** Connects the scrape-time gauges to the coordinator's state. */
   bind(sources: MetricsSources): void {
     this.sources = sources;
+  }
+
+  /** Connects the storage write-queue gauge and refusal counter to the storage. */
+  bindStorage(queue: StorageQueueSource): void {
+    this.storageQueue = queue;
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   type AtomUpload,
   type ProbeSummaryRecord,
   type Storage,
+  StorageBusyError,
   StorageConflictError,
 } from '../../src/coordinator/storage/types.js';
 
@@ -15,7 +16,7 @@ import {
  * the previous storage was closed and must see everything that storage committed.
  */
 export interface StorageLocation {
-  open(): Promise<Storage>;
+  open(options?: { maxQueuedWrites?: number }): Promise<Storage>;
 }
 
 export type MakeStorageLocation = () => Promise<StorageLocation>;
@@ -656,6 +657,48 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
         expect(await s.countUploads()).toBe(1);
         expect(await s.getClient('x')).toBeUndefined();
         expect(await s.getMeta('k')).toBe('v');
+        await s.close();
+      });
+
+      it('refuses client writes beyond maxQueuedWrites, stores none of them, and takes writes again once drained', async () => {
+        const location = await makeLocation();
+        const s = await location.open({ maxQueuedWrites: 3 });
+        await withClients(s, ['a']);
+        expect(s.writeQueue()).toEqual({ queued: 0, limit: 3, refused: 0 });
+        const settled = await Promise.allSettled([
+          ...Array.from({ length: 5 }, (_, i) => s.putAtoms(upload('a', i + 1, i + 1))),
+          s.upsertClient(
+            {
+              clientId: 'b',
+              alphaFingerprint: '',
+              fingerprintMatch: true,
+              clientVersion: 'v',
+              registeredAtMs: 1,
+            },
+            [{ taskId: 't', classes: [0, 1] }],
+          ),
+          s.putProbeSummary(probe('r', 'a', 'conv1', 1)),
+          // The coordinator's own writes are not refused: the queue bound is for what clients cause.
+          s.setMeta('k', 'v'),
+        ]);
+        expect(settled.map((r) => r.status)).toEqual([
+          'fulfilled',
+          'fulfilled',
+          'fulfilled',
+          'rejected',
+          'rejected',
+          'rejected',
+          'rejected',
+          'fulfilled',
+        ]);
+        for (const r of settled.filter((r) => r.status === 'rejected')) {
+          expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StorageBusyError);
+        }
+        expect(s.writeQueue()).toEqual({ queued: 0, limit: 3, refused: 4 });
+        expect((await s.listRounds('a', 't', false)).map((r) => r.round)).toEqual([1, 2, 3]);
+        expect(await s.getClient('b')).toBeUndefined();
+        expect(await s.getProbeSummaries('r')).toEqual([]);
+        expect(await s.putAtoms(upload('a', 4, 4))).toBe('accepted');
         await s.close();
       });
     });

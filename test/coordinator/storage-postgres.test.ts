@@ -18,7 +18,7 @@ describe.skipIf(unavailable !== undefined)('PostgreSQL storage', () => {
 
   storageContract('postgres', async () => {
     const connectionString = await server.createDatabase();
-    return { open: () => PostgresStorage.open({ connectionString }) };
+    return { open: (options = {}) => PostgresStorage.open({ connectionString, ...options }) };
   });
 
   describe('PostgresStorage', () => {

@@ -20,7 +20,7 @@ afterAll(() => {
 
 storageContract('sqlite', async () => {
   const dataDir = freshDir();
-  return { open: async () => new SqliteStorage({ dataDir }) };
+  return { open: async (options = {}) => new SqliteStorage({ dataDir, ...options }) };
 });
 
 describe('SqliteStorage', () => {

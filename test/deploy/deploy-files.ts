@@ -41,6 +41,8 @@ export const COORDINATOR_METRICS: Readonly<Record<string, 'gauge' | 'counter' | 
   atomlens_grpc_requests_total: 'counter',
   atomlens_grpc_request_duration_seconds: 'histogram',
   atomlens_storage_commit_duration_seconds: 'histogram',
+  atomlens_storage_queued_writes: 'gauge',
+  atomlens_storage_writes_refused_total: 'counter',
   atomlens_retention_pruned_total: 'counter',
 };
 

@@ -16,10 +16,9 @@ import { FEDERATION_POLICIES, federationHandlers } from './federation-handlers.j
 import { HealthStatus, healthPolicies } from './health.js';
 import {
   authorizationInterceptor,
-  errorInterceptor,
   type MethodPolicies,
   type MethodPolicy,
-  metricsInterceptor,
+  statusInterceptor,
 } from './interceptors.js';
 import { OPERATOR_POLICIES, operatorHandlers } from './operator-handlers.js';
 import type { OperatorQueries } from './operator-queries.js';
@@ -88,10 +87,12 @@ export function createGrpcServer(deps: ServerDeps): { server: grpc.Server; healt
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    // Channelz (grpc-js' per-call and per-socket introspection) is not served here: off, it
+    // costs nothing per call.
+    'grpc.enable_channelz': 0,
     // Outermost first: metrics see the final status of every call, refusals included.
     interceptors: [
-      metricsInterceptor(deps.metrics, policies),
-      errorInterceptor(deps.logger, policies),
+      statusInterceptor(deps.metrics, deps.logger, policies),
       ...(deps.authorize ? [authorizationInterceptor(deps.authorize, policies)] : []),
     ],
   });

@@ -1,6 +1,6 @@
 // What every gRPC call goes through, as grpc-js server interceptors, outermost first:
-//   metrics        — requests and handling time by method and final status;
-//   error mapping  — internal failures logged, answered with a generic INTERNAL;
+//   status         — internal failures logged and answered with a generic INTERNAL, then
+//                    requests and handling time counted by method and final status;
 //   authorisation  — the hook, run when a call starts (from its metadata, before any handler
 //                    runs: a stream is refused before its first message) and again for each
 //                    request message that names the client the call acts for.
@@ -45,12 +45,20 @@ function policyOf(policies: MethodPolicies, path: string): MethodPolicy {
 const labelOf = (p: MethodPolicy) => `${p.service}/${p.method}`;
 
 /**
- * Counts every call by its final status and observes its duration (streams: until they end).
- * A call that ends without a status from this server — the client cancelled, the deadline
- * passed, grpc-js refused a message itself — counts as CANCELLED.
+ * Error mapping and metrics, in one interceptor (one layer fewer on every call):
+ *
+ * Internal failures (handler errors that are not an RpcError, and handlers that threw, which
+ * grpc-js answers with UNKNOWN) are logged with their stack under a correlation id and answered
+ * with INTERNAL, a generic message and that id: no internal text reaches the caller. Every other
+ * status message is cut to STATUS_MESSAGE_MAX_CHARS, whoever wrote it.
+ *
+ * Then every call is counted by the status it ends with and its duration observed (streams: until
+ * they end). A call that ends without a status from this server — the client cancelled, the
+ * deadline passed, grpc-js refused a message itself — counts as CANCELLED.
  */
-export function metricsInterceptor(
+export function statusInterceptor(
   metrics: CoordinatorMetrics,
+  logger: Logger,
   policies: MethodPolicies,
 ): grpc.ServerInterceptor {
   return (definition, call) => {
@@ -67,42 +75,29 @@ export function metricsInterceptor(
       .withStart((next) =>
         next(new grpc.ServerListenerBuilder().withOnCancel(() => observe(grpc.status.CANCELLED)).build()),
       )
-      .withSendStatus((status, next) => {
-        observe(status.code);
-        next(status);
+      .withSendStatus((status: CallStatus, next) => {
+        const mapped = publicStatus(status, method, logger);
+        observe(mapped.code);
+        next(mapped);
       })
       .build();
     return new grpc.ServerInterceptingCall(call, responder);
   };
 }
 
-/**
- * Internal failures (handler errors that are not an RpcError, and handlers that threw, which
- * grpc-js answers with UNKNOWN) are logged with their stack under a correlation id and answered
- * with INTERNAL, a generic message and that id: no internal text reaches the caller. Every other
- * status message is cut to STATUS_MESSAGE_MAX_CHARS, whoever wrote it.
- */
-export function errorInterceptor(logger: Logger, policies: MethodPolicies): grpc.ServerInterceptor {
-  return (definition, call) => {
-    const method = labelOf(policyOf(policies, definition.path));
-    const responder = new grpc.ResponderBuilder()
-      .withSendStatus((status: CallStatus, next) => {
-        const failure = internalFailure(status);
-        if (!failure && status.code !== grpc.status.UNKNOWN) {
-          next(status.details === undefined ? status : { ...status, details: boundMessage(status.details) });
-          return;
-        }
-        const error = failure ? ((failure.error as Error)?.stack ?? String(failure.error)) : status.details;
-        const id = correlationId();
-        logger.error('handler failed', { method, error, correlationId: id });
-        next({
-          code: grpc.status.INTERNAL,
-          details: `internal error in ${method} (correlation id ${id}); the coordinator's log has the details`,
-          metadata: new grpc.Metadata(),
-        });
-      })
-      .build();
-    return new grpc.ServerInterceptingCall(call, responder);
+/** The status a caller may see: internal failures become a generic INTERNAL, messages bounded. */
+function publicStatus(status: CallStatus, method: string, logger: Logger): CallStatus {
+  const failure = internalFailure(status);
+  if (!failure && status.code !== grpc.status.UNKNOWN) {
+    return status.details === undefined ? status : { ...status, details: boundMessage(status.details) };
+  }
+  const error = failure ? ((failure.error as Error)?.stack ?? String(failure.error)) : status.details;
+  const id = correlationId();
+  logger.error('handler failed', { method, error, correlationId: id });
+  return {
+    code: grpc.status.INTERNAL,
+    details: `internal error in ${method} (correlation id ${id}); the coordinator's log has the details`,
+    metadata: new grpc.Metadata(),
   };
 }
 

@@ -4,6 +4,10 @@
 // kept for the error interceptor (interceptors.ts), which logs it. Its text never reaches callers.
 import * as grpc from '@grpc/grpc-js';
 import { RpcError } from '../calls.js';
+import { StorageBusyError } from '../storage/types.js';
+
+/** How long a client refused for a full write queue is told to wait before retrying. */
+const STORAGE_BUSY_RETRY_MS = 1000;
 
 /** Internal failures by the trailing metadata object of the status they were answered with. */
 const internalFailures = new WeakMap<grpc.Metadata, unknown>();
@@ -16,7 +20,19 @@ type StatusError = Error & { code: grpc.status; details: string; metadata: grpc.
 /** The status error a handler failure is answered with. */
 export function statusError(err: unknown): StatusError {
   const metadata = new grpc.Metadata();
+  if (err instanceof StorageBusyError) {
+    return statusError(
+      new RpcError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `the coordinator has ${err.queued} writes waiting to be stored (storage.maxQueuedWrites is ${err.limit}); ` +
+          `nothing of this request was stored: retry in ${STORAGE_BUSY_RETRY_MS} ms`,
+        STORAGE_BUSY_RETRY_MS,
+      ),
+    );
+  }
   if (err instanceof RpcError) {
+    // The standard gRPC retry hint: grpc clients with a retry policy wait this long.
+    if (err.retryAfterMs !== undefined) metadata.set('grpc-retry-pushback-ms', String(err.retryAfterMs));
     return Object.assign(new Error(err.message), { code: err.code, details: err.message, metadata });
   }
   internalFailures.set(metadata, err);

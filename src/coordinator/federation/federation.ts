@@ -22,7 +22,13 @@ import {
 import type { CoordinatorConfig } from '../config.js';
 import type { SimilarityIndex } from '../level0/similarity-index.js';
 import type { CoordinatorMetrics } from '../metrics.js';
-import { type ClientRecord, type Storage, StorageConflictError, type TaskRecord } from '../storage/types.js';
+import {
+  type ClientRecord,
+  type Storage,
+  StorageBusyError,
+  StorageConflictError,
+  type TaskRecord,
+} from '../storage/types.js';
 import type { ProbeLayerSummary, SessionRegistry } from './sessions.js';
 import { splitAtoms, UploadRejection, type ValidatedUpload, validateUpload } from './validation.js';
 
@@ -239,6 +245,11 @@ export class FederationCore {
         templateVersion: this.template.version,
       });
     } catch (err) {
+      if (err instanceof StorageBusyError) {
+        // Not queued, so not stored: the gRPC layer answers RESOURCE_EXHAUSTED with a retry hint.
+        metrics.atomUploads.inc({ outcome: 'busy' });
+        throw err;
+      }
       metrics.atomUploads.inc({ outcome: 'rejected' });
       // The storage's own words stay in the log: the client learns only that it may retry.
       const id = correlationId();

@@ -10,6 +10,7 @@ export interface OpenStorageOptions {
   dataDir: string;
   synchronous?: 'full' | 'normal';
   maxBatch?: number;
+  maxQueuedWrites?: number;
 }
 
 export function isPostgresUrl(store: string | undefined): boolean {
@@ -27,11 +28,13 @@ export async function openStorage(options: OpenStorageOptions): Promise<Storage>
     return PostgresStorage.open({
       connectionString: options.store,
       ...(options.maxBatch !== undefined ? { maxBatch: options.maxBatch } : {}),
+      ...(options.maxQueuedWrites !== undefined ? { maxQueuedWrites: options.maxQueuedWrites } : {}),
     });
   }
   return new SqliteStorage({
     dataDir: options.dataDir,
     ...(options.synchronous ? { synchronous: options.synchronous } : {}),
     ...(options.maxBatch !== undefined ? { maxBatch: options.maxBatch } : {}),
+    ...(options.maxQueuedWrites !== undefined ? { maxQueuedWrites: options.maxQueuedWrites } : {}),
   });
 }

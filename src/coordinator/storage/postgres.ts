@@ -44,9 +44,11 @@ import {
   type ReportSummaryRecord,
   type RetentionCutoffs,
   type Storage,
+  StorageBusyError,
   StorageConflictError,
   type StoredRound,
   type TaskRecord,
+  type WriteQueueState,
 } from './types.js';
 
 export interface PostgresStorageOptions {
@@ -54,6 +56,8 @@ export interface PostgresStorageOptions {
   connectionString: string;
   /** Upper bound on writes per group-commit transaction. */
   maxBatch?: number;
+  /** Client writes waiting or committing beyond which new ones are refused (StorageBusyError). */
+  maxQueuedWrites?: number;
   /** Connections in the pool (reads run beside the single writing connection). */
   poolSize?: number;
 }
@@ -198,7 +202,11 @@ export class PostgresStorage implements Storage {
   /** The connection string with any password removed, for messages. */
   readonly where: string;
   private readonly maxBatch: number;
+  private readonly maxQueuedWrites: number;
   private queue: QueuedWrite[] = [];
+  /** Writes queued or committing, and client writes refused because there were too many. */
+  private pending = 0;
+  private refused = 0;
   private scheduled = false;
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -207,6 +215,7 @@ export class PostgresStorage implements Storage {
   private constructor(options: PostgresStorageOptions) {
     this.where = redact(options.connectionString);
     this.maxBatch = options.maxBatch ?? 4096;
+    this.maxQueuedWrites = options.maxQueuedWrites ?? 20_000;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 8,
@@ -274,14 +283,37 @@ export class PostgresStorage implements Storage {
 
   // --- the write path ----------------------------------------------------------------------
 
-  private enqueue<T>(apply: (c: pg.PoolClient) => Promise<T>, upload?: AtomUpload): Promise<T> {
+  writeQueue(): WriteQueueState {
+    return { queued: this.pending, limit: this.maxQueuedWrites, refused: this.refused };
+  }
+
+  /**
+   * Queues a write for the next group commit. `bounded` writes (those a client causes: uploads,
+   * registrations, probe summaries) are refused while maxQueuedWrites writes wait or commit.
+   */
+  private enqueue<T>(
+    apply: (c: pg.PoolClient) => Promise<T>,
+    upload?: AtomUpload,
+    bounded = upload !== undefined,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(new Error('storage is closed'));
+    if (bounded && this.pending >= this.maxQueuedWrites) {
+      this.refused += 1;
+      return Promise.reject(new StorageBusyError(this.pending, this.maxQueuedWrites));
+    }
+    this.pending += 1;
     return new Promise<T>((resolve, reject) => {
       this.queue.push({
         apply,
         ...(upload ? { upload } : {}),
-        resolve: resolve as (v: unknown) => void,
-        reject,
+        resolve: (v: unknown) => {
+          this.pending -= 1;
+          resolve(v as T);
+        },
+        reject: (err: unknown) => {
+          this.pending -= 1;
+          reject(err);
+        },
       });
       this.schedule();
     });
@@ -394,51 +426,55 @@ export class PostgresStorage implements Storage {
   // --- clients and tasks -------------------------------------------------------------------
 
   upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void> {
-    return this.enqueue(async (c) => {
-      const ids = tasks.map((t) => t.taskId);
-      const known = await c.query<TaskRow>('SELECT task_id, classes FROM tasks WHERE task_id = ANY($1)', [
-        ids,
-      ]);
-      const byId = new Map(known.rows.map((r) => [r.task_id, taskFromRow(r)]));
-      for (const t of tasks) {
-        const existing = byId.get(t.taskId);
-        if (existing && !sameClasses(existing.classes, t.classes)) {
-          throw new StorageConflictError(
-            `task '${t.taskId}' is already defined with classes [${existing.classes.join(', ')}], ` +
-              `not [${t.classes.join(', ')}]; use another task id for a different class set`,
-          );
+    return this.enqueue(
+      async (c) => {
+        const ids = tasks.map((t) => t.taskId);
+        const known = await c.query<TaskRow>('SELECT task_id, classes FROM tasks WHERE task_id = ANY($1)', [
+          ids,
+        ]);
+        const byId = new Map(known.rows.map((r) => [r.task_id, taskFromRow(r)]));
+        for (const t of tasks) {
+          const existing = byId.get(t.taskId);
+          if (existing && !sameClasses(existing.classes, t.classes)) {
+            throw new StorageConflictError(
+              `task '${t.taskId}' is already defined with classes [${existing.classes.join(', ')}], ` +
+                `not [${t.classes.join(', ')}]; use another task id for a different class set`,
+            );
+          }
         }
-      }
-      await c.query(
-        `INSERT INTO clients(client_id, alpha_fingerprint, fingerprint_match, client_version, registered_at_ms, last_seen_ms)
+        await c.query(
+          `INSERT INTO clients(client_id, alpha_fingerprint, fingerprint_match, client_version, registered_at_ms, last_seen_ms)
          VALUES ($1, $2, $3, $4, $5, $5)
          ON CONFLICT (client_id) DO UPDATE SET alpha_fingerprint = excluded.alpha_fingerprint,
            fingerprint_match = excluded.fingerprint_match, client_version = excluded.client_version,
            last_seen_ms = greatest(clients.last_seen_ms, excluded.last_seen_ms)`,
-        [
-          client.clientId,
-          client.alphaFingerprint,
-          client.fingerprintMatch,
-          client.clientVersion,
-          client.registeredAtMs,
-        ],
-      );
-      if (tasks.length === 0) return;
-      await c.query(
-        'INSERT INTO tasks(task_id, classes) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING',
-        [ids, tasks.map((t) => JSON.stringify(t.classes))],
-      );
-      // New tasks go after the client's existing ones, in declared order.
-      await c.query(
-        `INSERT INTO client_tasks(client_id, task_id, position)
+          [
+            client.clientId,
+            client.alphaFingerprint,
+            client.fingerprintMatch,
+            client.clientVersion,
+            client.registeredAtMs,
+          ],
+        );
+        if (tasks.length === 0) return;
+        await c.query(
+          'INSERT INTO tasks(task_id, classes) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING',
+          [ids, tasks.map((t) => JSON.stringify(t.classes))],
+        );
+        // New tasks go after the client's existing ones, in declared order.
+        await c.query(
+          `INSERT INTO client_tasks(client_id, task_id, position)
          SELECT $1, t.task_id,
                 (SELECT coalesce(max(position), -1) FROM client_tasks WHERE client_id = $1)
                   + row_number() OVER (ORDER BY t.ord)
          FROM unnest($2::text[]) WITH ORDINALITY AS t(task_id, ord)
          WHERE NOT EXISTS (SELECT 1 FROM client_tasks ct WHERE ct.client_id = $1 AND ct.task_id = t.task_id)`,
-        [client.clientId, [...new Set(ids)]],
-      );
-    });
+          [client.clientId, [...new Set(ids)]],
+        );
+      },
+      undefined,
+      true,
+    );
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -549,15 +585,19 @@ export class PostgresStorage implements Storage {
   // --- probe summaries ---------------------------------------------------------------------
 
   putProbeSummary(p: ProbeSummaryRecord): Promise<void> {
-    return this.enqueue(async (c) => {
-      await c.query(
-        `INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
+    return this.enqueue(
+      async (c) => {
+        await c.query(
+          `INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
            feature_dim = excluded.feature_dim, gram = excluded.gram, received_at_ms = excluded.received_at_ms`,
-        [p.requestId, p.clientId, p.taskId, p.round, p.layer, p.n, p.featureDim, p.gram, p.receivedAtMs],
-      );
-    });
+          [p.requestId, p.clientId, p.taskId, p.round, p.layer, p.n, p.featureDim, p.gram, p.receivedAtMs],
+        );
+      },
+      undefined,
+      true,
+    );
   }
 
   async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {

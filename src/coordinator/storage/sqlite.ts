@@ -8,9 +8,22 @@
 // uploads per second possible. synchronous=NORMAL (configurable) would skip the per-commit fsync:
 // still safe against a killed process (the WAL is in the OS page cache) but the last commits can
 // be lost on power failure — so it is not the default, because we promise "acknowledged = kept".
+//
+// Threads: the commits run on a storage writer thread with a connection of its own
+// (sqlite-writer-thread.ts), so a commit waiting for its fsync never stalls the event loop that
+// serves gRPC; batches that arrive while one commits join the next transaction. Reads use this
+// thread's connection: WAL readers neither wait for nor block the writer, and see every commit
+// that has returned. An in-memory database (one connection only) commits in this thread.
+//
+// Backpressure: writes from clients (uploads, registrations, probe summaries) are refused with
+// StorageBusyError while maxQueuedWrites writes wait or commit, so a stalled disk bounds memory
+// instead of growing the queue; the coordinator answers RESOURCE_EXHAUSTED with a retry hint.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { MessageChannel } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { moduleUrl, startWorker } from '../../shared/runtime.js';
 import { latestVersion, type Migration, pendingMigrations } from './migrations.js';
 import {
   type AnalysisRow,
@@ -23,10 +36,19 @@ import {
   type RoundRow,
   reportSummaryFromRow,
   roundFromRow,
-  sameClasses,
   type TaskRow,
   taskFromRow,
 } from './rows.js';
+import type { WriterReply, WriterRequest, WriterThreadData } from './sqlite-writer-thread.js';
+import {
+  opBuffers,
+  outcomeError,
+  ownBytes,
+  SqliteWriter,
+  type WriteOp,
+  type WriteOutcome,
+  type WriteResults,
+} from './sqlite-writes.js';
 import {
   type AnalysisRecord,
   type AtomUpload,
@@ -41,9 +63,10 @@ import {
   type ReportSummaryRecord,
   type RetentionCutoffs,
   type Storage,
-  StorageConflictError,
+  StorageBusyError,
   type StoredRound,
   type TaskRecord,
+  type WriteQueueState,
 } from './types.js';
 
 export const DATABASE_FILE = 'atomlens.db';
@@ -55,12 +78,128 @@ export interface SqliteStorageOptions {
   synchronous?: 'full' | 'normal';
   /** Upper bound on writes per group-commit transaction. */
   maxBatch?: number;
+  /** Client writes waiting or committing beyond which new ones are refused (StorageBusyError). */
+  maxQueuedWrites?: number;
 }
 
 interface QueuedWrite {
-  apply: () => unknown;
+  op: WriteOp;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
+}
+
+const WRITER_ENTRY = moduleUrl('./sqlite-writer-thread.js', import.meta.url);
+
+/** Commits batches of writes: on the writer thread, or in this thread for ':memory:'. */
+interface Committer {
+  commit(ops: WriteOp[]): Promise<WriteOutcome[]>;
+  close(): Promise<void>;
+}
+
+/** Commits in the calling thread (an in-memory database cannot be shared with another thread). */
+class InlineCommitter implements Committer {
+  private readonly writer: SqliteWriter;
+  constructor(
+    db: Database.Database,
+    private readonly observe: (seconds: number, writes: number) => void,
+  ) {
+    this.writer = new SqliteWriter(db);
+  }
+  async commit(ops: WriteOp[]): Promise<WriteOutcome[]> {
+    const started = performance.now();
+    const outcomes = this.writer.commit(ops);
+    this.observe((performance.now() - started) / 1000, ops.length);
+    return outcomes;
+  }
+  async close(): Promise<void> {}
+}
+
+/** Sends batches to the storage writer thread; each resolves when the thread has committed it. */
+class ThreadCommitter implements Committer {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private nextId = 1;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (o: WriteOutcome[]) => void; reject: (e: Error) => void }
+  >();
+  private failure: Error | undefined;
+  private closed: Promise<void> | undefined;
+  private resolveClosed: (() => void) | undefined;
+
+  constructor(
+    data: Omit<WriterThreadData, 'port'>,
+    private readonly observe: (seconds: number, writes: number) => void,
+  ) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = startWorker(WRITER_ENTRY, {
+      workerData: { ...data, port: port2 } satisfies WriterThreadData,
+      transferList: [port2],
+    });
+    this.port.on('message', (reply: WriterReply) => this.onReply(reply));
+    this.worker.on('error', (err) =>
+      this.fail(new Error(`the storage writer thread failed: ${err.message}`)),
+    );
+    this.worker.on('exit', (code) => {
+      // After a clean close the 'closed' reply has come first (same port, after every commit).
+      this.fail(new Error(`the storage writer thread exited (code ${code})`));
+      this.resolveClosed?.();
+    });
+    this.idle();
+  }
+
+  /** Nothing to commit: the thread does not keep the process alive. */
+  private idle(): void {
+    this.worker.unref();
+    this.port.unref();
+  }
+
+  private onReply(reply: WriterReply): void {
+    if (reply.type === 'failed')
+      this.fail(new Error(`cannot open the database for writing: ${reply.message}`));
+    if (reply.type === 'closed') this.resolveClosed?.();
+    if (reply.type !== 'committed') return;
+    this.observe(reply.seconds, reply.writes);
+    for (const r of reply.results) {
+      const w = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      w?.resolve(r.outcomes);
+    }
+    if (this.waiting.size === 0) this.idle();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.values()) w.reject(this.failure);
+    this.waiting.clear();
+  }
+
+  commit(ops: WriteOp[]): Promise<WriteOutcome[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const request: WriterRequest = { type: 'commit', id, ops };
+    this.worker.ref();
+    this.port.ref();
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.port.postMessage(request, ops.flatMap(opBuffers));
+    });
+  }
+
+  /** Resolves once every batch sent has committed and the thread has closed its connection. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      this.resolveClosed = resolve;
+      if (this.failure) {
+        void this.worker.terminate();
+        return;
+      }
+      this.worker.ref();
+      this.port.postMessage({ type: 'close' } satisfies WriterRequest);
+    });
+    return this.closed;
+  }
 }
 
 /**
@@ -151,10 +290,21 @@ export class SqliteStorage implements Storage {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly maxBatch: number;
+  private readonly maxQueuedWrites: number;
+  private readonly synchronous: 'full' | 'normal';
   private queue: QueuedWrite[] = [];
+  /** Writes queued or committing. */
+  private pending = 0;
+  /** Client writes refused because the queue was full. */
+  private refused = 0;
   private flushScheduled = false;
+  /** A batch is with the committer. */
+  private committing = false;
+  /** close() waiting for the last batch to commit. */
+  private readonly drained: (() => void)[] = [];
   private closed = false;
   private observer: CommitObserver | undefined;
+  private committer: Committer | undefined;
   private readonly stmt: ReturnType<SqliteStorage['prepare']>;
 
   constructor(options: SqliteStorageOptions) {
@@ -165,6 +315,8 @@ export class SqliteStorage implements Storage {
       this.path = join(options.dataDir, DATABASE_FILE);
     }
     this.maxBatch = options.maxBatch ?? 4096;
+    this.maxQueuedWrites = options.maxQueuedWrites ?? 20_000;
+    this.synchronous = options.synchronous ?? 'full';
     try {
       this.db = new Database(this.path);
     } catch (err) {
@@ -221,9 +373,6 @@ export class SqliteStorage implements Storage {
     const db = this.db;
     return {
       getMeta: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
-      setMeta: db.prepare(
-        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-      ),
       getClient: db.prepare('SELECT * FROM clients WHERE client_id = ?'),
       listClients: db.prepare('SELECT * FROM clients ORDER BY registered_at_ms, client_id'),
       clientTasks: db.prepare(
@@ -232,27 +381,7 @@ export class SqliteStorage implements Storage {
       allClientTasks: db.prepare(
         'SELECT ct.client_id, t.task_id, t.classes FROM client_tasks ct JOIN tasks t ON t.task_id = ct.task_id ORDER BY ct.client_id, ct.position',
       ),
-      upsertClient:
-        db.prepare(`INSERT INTO clients(client_id, alpha_fingerprint, fingerprint_match, client_version, registered_at_ms, last_seen_ms)
-        VALUES (@clientId, @alphaFingerprint, @fingerprintMatch, @clientVersion, @registeredAtMs, @registeredAtMs)
-        ON CONFLICT(client_id) DO UPDATE SET alpha_fingerprint = excluded.alpha_fingerprint,
-          fingerprint_match = excluded.fingerprint_match, client_version = excluded.client_version,
-          last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)`),
       getTask: db.prepare('SELECT task_id, classes FROM tasks WHERE task_id = ?'),
-      insertTask: db.prepare('INSERT OR IGNORE INTO tasks(task_id, classes) VALUES (?, ?)'),
-      maxPosition: db
-        .prepare('SELECT coalesce(max(position), -1) FROM client_tasks WHERE client_id = ?')
-        .pluck(),
-      insertClientTask: db.prepare(
-        'INSERT OR IGNORE INTO client_tasks(client_id, task_id, position) VALUES (?, ?, ?)',
-      ),
-      touchClient: db.prepare('UPDATE clients SET last_seen_ms = max(last_seen_ms, ?) WHERE client_id = ?'),
-      getAtoms: db
-        .prepare('SELECT atoms FROM atom_uploads WHERE client_id = ? AND task_id = ? AND round = ?')
-        .pluck(),
-      insertAtoms:
-        db.prepare(`INSERT INTO atom_uploads(client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms)
-        VALUES (@clientId, @taskId, @round, @receivedAtMs, @loss, @accuracy, @samples, @templateVersion, @atoms)`),
       getRound: db.prepare(
         'SELECT round, received_at_ms, loss, accuracy, samples, atoms FROM atom_uploads WHERE client_id = ? AND task_id = ? AND round = ?',
       ),
@@ -277,29 +406,13 @@ export class SqliteStorage implements Storage {
           FROM atom_uploads)
         WHERE rank <= ? ORDER BY client_id, task_id, round`),
       countUploads: db.prepare('SELECT count(*) FROM atom_uploads').pluck(),
-      putProbe:
-        db.prepare(`INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
-        VALUES (@requestId, @clientId, @taskId, @round, @layer, @n, @featureDim, @gram, @receivedAtMs)
-        ON CONFLICT(request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
-          feature_dim = excluded.feature_dim, gram = excluded.gram, received_at_ms = excluded.received_at_ms`),
       getProbes: db.prepare(
         'SELECT * FROM probe_summaries WHERE request_id = ? ORDER BY client_id, task_id, layer',
       ),
-      putAnalysis:
-        db.prepare(`INSERT INTO analyses(analysis_id, status, trigger, reason, models, created_at_ms, started_at_ms, finished_at_ms, message, report_id)
-        VALUES (@analysisId, @status, @trigger, @reason, @models, @createdAtMs, @startedAtMs, @finishedAtMs, @message, @reportId)
-        ON CONFLICT(analysis_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger, reason = excluded.reason,
-          models = excluded.models, started_at_ms = excluded.started_at_ms, finished_at_ms = excluded.finished_at_ms,
-          message = excluded.message, report_id = excluded.report_id`),
       getAnalysis: db.prepare('SELECT * FROM analyses WHERE analysis_id = ?'),
       listAnalyses: db.prepare(
         'SELECT * FROM analyses ORDER BY created_at_ms DESC, analysis_id DESC LIMIT ?',
       ),
-      putReport:
-        db.prepare(`INSERT INTO reports(report_id, created_at_ms, trigger, models, analysis_id, json, html)
-        VALUES (@reportId, @createdAtMs, @trigger, @models, @analysisId, @json, @html)
-        ON CONFLICT(report_id) DO UPDATE SET created_at_ms = excluded.created_at_ms, trigger = excluded.trigger,
-          models = excluded.models, analysis_id = excluded.analysis_id, json = excluded.json, html = excluded.html`),
       getReport: db.prepare('SELECT * FROM reports WHERE report_id = ?'),
       listReports: db.prepare(
         'SELECT report_id, created_at_ms, trigger, models, analysis_id FROM reports ORDER BY created_at_ms DESC, report_id DESC LIMIT ?',
@@ -318,11 +431,38 @@ export class SqliteStorage implements Storage {
 
   // --- the write path ----------------------------------------------------------------------
 
-  /** Queues a write; it runs inside the next group-commit transaction. */
-  private enqueue<T>(apply: () => T): Promise<T> {
+  writeQueue(): WriteQueueState {
+    return { queued: this.pending, limit: this.maxQueuedWrites, refused: this.refused };
+  }
+
+  private committerOf(): Committer {
+    const observe = (seconds: number, writes: number) => this.observer?.(seconds, writes);
+    this.committer ??=
+      this.path === ':memory:'
+        ? new InlineCommitter(this.db, observe)
+        : new ThreadCommitter(
+            { path: this.path, synchronous: this.synchronous, maxBatch: this.maxBatch },
+            observe,
+          );
+    return this.committer;
+  }
+
+  /**
+   * Queues a write; it runs inside the next group-commit transaction. `bounded` writes (those a
+   * client causes) are refused while maxQueuedWrites writes are queued or committing.
+   */
+  private enqueue<K extends WriteOp['kind']>(
+    op: Extract<WriteOp, { kind: K }>,
+    bounded = false,
+  ): Promise<WriteResults[K]> {
     if (this.closed) return Promise.reject(new Error('storage is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ apply, resolve: resolve as (v: unknown) => void, reject });
+    if (bounded && this.pending >= this.maxQueuedWrites) {
+      this.refused += 1;
+      return Promise.reject(new StorageBusyError(this.pending, this.maxQueuedWrites));
+    }
+    this.pending += 1;
+    return new Promise<WriteResults[K]>((resolve, reject) => {
+      this.queue.push({ op, resolve: resolve as (v: unknown) => void, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         // setImmediate runs after the I/O callbacks of this turn, so every request that arrived
@@ -332,38 +472,40 @@ export class SqliteStorage implements Storage {
     });
   }
 
+  /**
+   * Hands the queue to the committer, one batch at a time: while a batch commits, later writes
+   * gather here and go together as the next batch (group commit), so there is one message to the
+   * writer thread per commit rather than one per event-loop turn.
+   */
   private flush(): void {
     this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
-      this.commitBatch(batch);
-    }
+    if (this.committing || this.queue.length === 0) return;
+    this.send(this.queue.splice(0, this.maxBatch));
   }
 
-  private commitBatch(batch: QueuedWrite[]): void {
-    const started = performance.now();
-    const results: unknown[] = [];
-    try {
-      this.db.transaction(() => {
-        for (const w of batch) results.push(w.apply());
-      })();
-    } catch {
-      // One write failed and rolled the batch back: commit each on its own so only it fails.
-      for (const w of batch) {
-        try {
-          const result = this.db.transaction(w.apply)();
-          w.resolve(result);
-        } catch (err) {
-          w.reject(err);
-        }
-      }
-      this.observer?.((performance.now() - started) / 1000, batch.length);
-      return;
-    }
-    this.observer?.((performance.now() - started) / 1000, batch.length);
-    batch.forEach((w, i) => {
-      w.resolve(results[i]);
-    });
+  private send(batch: QueuedWrite[]): void {
+    this.committing = true;
+    const settle = (w: QueuedWrite, outcome: WriteOutcome) => {
+      this.pending -= 1;
+      if (outcome.ok) w.resolve(outcome.value);
+      else w.reject(outcomeError(outcome));
+    };
+    const done = () => {
+      this.committing = false;
+      this.flush();
+      if (!this.committing) for (const resolve of this.drained.splice(0)) resolve();
+    };
+    this.committerOf()
+      .commit(batch.map((w) => w.op))
+      .then(
+        (outcomes) => {
+          for (const [i, w] of batch.entries()) settle(w, outcomes[i]!);
+        },
+        (err: Error) => {
+          for (const w of batch) settle(w, { ok: false, name: err.name, message: err.message });
+        },
+      )
+      .finally(done);
   }
 
   // --- meta --------------------------------------------------------------------------------
@@ -373,38 +515,21 @@ export class SqliteStorage implements Storage {
   }
 
   setMeta(key: string, value: string): Promise<void> {
-    return this.enqueue(() => {
-      this.stmt.setMeta.run(key, value);
-    });
+    return this.enqueue({ kind: 'setMeta', key, value });
   }
 
   // --- clients and tasks -------------------------------------------------------------------
 
   upsertClient(client: Omit<ClientRecord, 'tasks' | 'lastSeenMs'>, tasks: TaskRecord[]): Promise<void> {
-    return this.enqueue(() => {
-      for (const t of tasks) {
-        const row = this.stmt.getTask.get(t.taskId) as TaskRow | undefined;
-        const existing = row ? taskFromRow(row) : undefined;
-        if (existing && !sameClasses(existing.classes, t.classes)) {
-          throw new StorageConflictError(
-            `task '${t.taskId}' is already defined with classes [${existing.classes.join(', ')}], ` +
-              `not [${t.classes.join(', ')}]; use another task id for a different class set`,
-          );
-        }
-      }
-      this.stmt.upsertClient.run({
-        clientId: client.clientId,
-        alphaFingerprint: client.alphaFingerprint,
-        fingerprintMatch: client.fingerprintMatch ? 1 : 0,
-        clientVersion: client.clientVersion,
-        registeredAtMs: client.registeredAtMs,
-      });
-      let position = (this.stmt.maxPosition.get(client.clientId) as number) + 1;
-      for (const t of tasks) {
-        this.stmt.insertTask.run(t.taskId, JSON.stringify(t.classes));
-        if (this.stmt.insertClientTask.run(client.clientId, t.taskId, position).changes > 0) position++;
-      }
-    });
+    const { clientId, alphaFingerprint, fingerprintMatch, clientVersion, registeredAtMs } = client;
+    return this.enqueue(
+      {
+        kind: 'upsertClient',
+        client: { clientId, alphaFingerprint, fingerprintMatch, clientVersion, registeredAtMs },
+        tasks: tasks.map((t) => ({ taskId: t.taskId, classes: [...t.classes] })),
+      },
+      true,
+    );
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -437,25 +562,23 @@ export class SqliteStorage implements Storage {
   // --- atom uploads ------------------------------------------------------------------------
 
   putAtoms(upload: AtomUpload): Promise<PutAtomsOutcome> {
-    return this.enqueue((): PutAtomsOutcome => {
-      const existing = this.stmt.getAtoms.get(upload.clientId, upload.taskId, upload.round) as
-        | Buffer
-        | undefined;
-      if (existing) return existing.equals(upload.atoms) ? 'duplicate' : 'conflict';
-      this.stmt.insertAtoms.run({
-        clientId: upload.clientId,
-        taskId: upload.taskId,
-        round: upload.round,
-        receivedAtMs: upload.receivedAtMs,
-        loss: upload.stats.loss,
-        accuracy: upload.stats.accuracy,
-        samples: upload.stats.samples,
-        templateVersion: upload.templateVersion,
-        atoms: upload.atoms,
-      });
-      this.stmt.touchClient.run(upload.receivedAtMs, upload.clientId);
-      return 'accepted';
-    });
+    return this.enqueue(
+      {
+        kind: 'putAtoms',
+        row: {
+          clientId: upload.clientId,
+          taskId: upload.taskId,
+          round: upload.round,
+          receivedAtMs: upload.receivedAtMs,
+          loss: upload.stats.loss,
+          accuracy: upload.stats.accuracy,
+          samples: upload.stats.samples,
+          templateVersion: upload.templateVersion,
+          atoms: ownBytes(upload.atoms),
+        },
+      },
+      true,
+    );
   }
 
   async getRound(clientId: string, taskId: string, round: number): Promise<StoredRound | undefined> {
@@ -505,9 +628,7 @@ export class SqliteStorage implements Storage {
   // --- probe summaries ---------------------------------------------------------------------
 
   putProbeSummary(summary: ProbeSummaryRecord): Promise<void> {
-    return this.enqueue(() => {
-      this.stmt.putProbe.run({ ...summary });
-    });
+    return this.enqueue({ kind: 'putProbe', row: { ...summary, gram: ownBytes(summary.gram) } }, true);
   }
 
   async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {
@@ -517,32 +638,11 @@ export class SqliteStorage implements Storage {
   // --- retention ---------------------------------------------------------------------------
 
   prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts> {
-    return this.enqueue(() => ({
-      probeSummaries:
-        cutoffs.probeSummariesBeforeMs === undefined
-          ? 0
-          : this.db
-              .prepare('DELETE FROM probe_summaries WHERE received_at_ms < ?')
-              .run(cutoffs.probeSummariesBeforeMs).changes,
-      reports:
-        cutoffs.reportsBeforeMs === undefined
-          ? 0
-          : this.db.prepare('DELETE FROM reports WHERE created_at_ms < ?').run(cutoffs.reportsBeforeMs)
-              .changes,
-    }));
+    return this.enqueue({ kind: 'prune', cutoffs: { ...cutoffs } });
   }
 
   removeClient(clientId: string): Promise<RemovedClient | undefined> {
-    return this.enqueue(() => {
-      if (!this.db.prepare('SELECT 1 FROM clients WHERE client_id = ?').get(clientId)) return undefined;
-      const uploads = this.db.prepare('DELETE FROM atom_uploads WHERE client_id = ?').run(clientId).changes;
-      const probeSummaries = this.db
-        .prepare('DELETE FROM probe_summaries WHERE client_id = ?')
-        .run(clientId).changes;
-      this.db.prepare('DELETE FROM client_tasks WHERE client_id = ?').run(clientId);
-      this.db.prepare('DELETE FROM clients WHERE client_id = ?').run(clientId);
-      return { uploads, probeSummaries };
-    });
+    return this.enqueue({ kind: 'removeClient', clientId });
   }
 
   // --- analyses and reports ----------------------------------------------------------------
@@ -560,9 +660,7 @@ export class SqliteStorage implements Storage {
       message: a.message ?? null,
       reportId: a.reportId ?? null,
     };
-    return this.enqueue(() => {
-      this.stmt.putAnalysis.run(row);
-    });
+    return this.enqueue({ kind: 'putAnalysis', row });
   }
 
   async getAnalysis(analysisId: string): Promise<AnalysisRecord | undefined> {
@@ -575,9 +673,10 @@ export class SqliteStorage implements Storage {
   }
 
   putReport(r: ReportRecord): Promise<void> {
-    const row = { ...r, analysisId: r.analysisId ?? null };
-    return this.enqueue(() => {
-      this.stmt.putReport.run(row);
+    const { reportId, createdAtMs, trigger, models, json, html } = r;
+    return this.enqueue({
+      kind: 'putReport',
+      row: { reportId, createdAtMs, trigger, models, analysisId: r.analysisId ?? null, json, html },
     });
   }
 
@@ -596,7 +695,10 @@ export class SqliteStorage implements Storage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Everything queued is committed before the committer closes.
     this.flush();
+    if (this.committing) await new Promise<void>((resolve) => this.drained.push(resolve));
+    await this.committer?.close();
     this.db.close();
   }
 }

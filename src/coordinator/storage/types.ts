@@ -100,6 +100,12 @@ export interface ReportRecord {
 
 export type ReportSummaryRecord = Omit<ReportRecord, 'json' | 'html'>;
 
+export interface WriteQueueState {
+  queued: number;
+  limit: number;
+  refused: number;
+}
+
 /** Called after every commit of the write path (for the commit-latency histogram). */
 export type CommitObserver = (seconds: number, writes: number) => void;
 
@@ -194,6 +200,12 @@ export interface Storage {
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;
 
+  /**
+   * The write queue right now: writes waiting or committing, the limit beyond which client writes
+   * are refused with StorageBusyError, and how many have been refused so far.
+   */
+  writeQueue(): WriteQueueState;
+
   /** Registers the commit observer (one; replaces any previous). */
   onCommit(observer: CommitObserver): void;
   /** Commits anything queued, then closes. Further writes reject. */
@@ -202,3 +214,17 @@ export interface Storage {
 
 /** Thrown by storage when its data contradicts a request (e.g. a task id reused with other classes). */
 export class StorageConflictError extends Error {}
+
+/**
+ * Thrown by storage when too many writes are waiting to commit (the disk is behind): the write
+ * was not queued, so nothing of it is stored, and the caller may retry it later.
+ */
+export class StorageBusyError extends Error {
+  constructor(
+    readonly queued: number,
+    readonly limit: number,
+  ) {
+    super(`${queued} writes are waiting to commit (the limit is ${limit})`);
+    this.name = 'StorageBusyError';
+  }
+}
