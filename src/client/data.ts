@@ -8,7 +8,6 @@
 // Access is by index (never the package's Math.random-based helpers), so everything is
 // reproducible.
 import { createRequire } from 'node:module';
-import * as tf from '@tensorflow/tfjs';
 import { mulberry32, permutation, type Rng } from '../shared/rng.js';
 import type { ProbeSetSpec } from '../shared/template.js';
 
@@ -426,9 +425,4 @@ export function probeImages(spec: Pick<ProbeSetSpec, 'source' | 'size' | 'seed'>
     copyImage(item.digit, item.index, out, i * PIXELS);
   }
   return out;
-}
-
-/** probeImages as a [n, 28, 28, 1] tensor (caller disposes). */
-export function probeInputs(spec: Pick<ProbeSetSpec, 'source' | 'size' | 'seed'>): tf.Tensor4D {
-  return tf.tensor4d(probeImages(spec), [spec.size, IMAGE_SIZE, IMAGE_SIZE, 1]);
 }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { AtomConv2D } from '../../src/client/atomConv.js';
 import { initBackend } from '../../src/client/backend.js';
-import { probeInputs } from '../../src/client/data.js';
+import { probeImages } from '../../src/client/data.js';
 import { ContinualModel } from '../../src/client/model.js';
 import { createLogger } from '../../src/shared/log.js';
 import { buildTemplate } from '../../src/shared/template.js';
@@ -59,7 +59,7 @@ describe('ContinualModel', () => {
     const model = new ContinualModel(template, { seed: 8 });
     model.addTask({ id: '0-1', classes: [0, 1] });
     const n = 12;
-    const inputs = probeInputs({ source: 'mnist', size: n, seed: 3 });
+    const inputs = tf.tensor4d(probeImages({ source: 'mnist', size: n, seed: 3 }), [n, 28, 28, 1]);
     // Block outputs by hand: conv (composed weight) + bias → relu → max-pool, layer by layer.
     const convs = model
       .classifier('0-1')
