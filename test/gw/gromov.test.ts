@@ -167,6 +167,17 @@ describe('gromovWasserstein properties', () => {
     const nan = Float64Array.from(A);
     nan[5] = Number.NaN;
     expect(() => gromovWasserstein(nan, B)).toThrow(/finite/);
+    // The first non-finite entry in row-major order is named, wherever it sits.
+    for (const [e, at] of [
+      [20 * 7 + 3, 'C1\\[7, 3\\]'],
+      [20 * 4 + 4, 'C1\\[4, 4\\]'],
+      [20 * 2 + 9, 'C1\\[2, 9\\]'],
+    ] as const) {
+      const bad = Float64Array.from(A);
+      bad[e] = Number.NEGATIVE_INFINITY;
+      if (e === 20 * 2 + 9) bad[20 * 9 + 2] = Number.NaN;
+      expect(() => gromovWasserstein(bad, B)).toThrow(new RegExp(`${at} is -Infinity`));
+    }
     const skew = Float64Array.from(A);
     skew[1] = skew[1]! + 1;
     expect(() => gromovWasserstein(skew, B)).toThrow(/not symmetric/);

@@ -21,7 +21,7 @@ import {
   lowRankToDense,
   vertexCore,
 } from './lowrank.js';
-import { type DenseGwProblem, type GwCost, type GwProblem, quadraticForm } from './problem.js';
+import type { DenseGwProblem, GwCost, GwProblem } from './problem.js';
 
 /** C1 T C2ᵀ for a dense T (n×m). */
 export function tensorProduct(P: GwProblem, T: Float64Array): Float64Array {
@@ -152,7 +152,13 @@ export function identityObjective(P: GwProblem): number {
 /** E at p qᵀ: c0 − 2 (pᵀC1p)(qᵀC2q). */
 export function productObjective(P: GwProblem): number {
   if (P.kind === 'lowRank') return P.c0 - 2 * lowRankLinearForm(P.F1, P.p) * lowRankLinearForm(P.F2, P.q);
-  return P.c0 - 2 * quadraticForm(P.C1, P.p, P.n, false) * quadraticForm(P.C2, P.q, P.m, false);
+  return P.c0 - 2 * dot(P.p, P.C1p) * dot(P.q, P.C2q);
+}
+
+function dot(x: Float64Array, y: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * y[i]!;
+  return s;
 }
 
 /**

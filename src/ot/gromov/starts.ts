@@ -7,7 +7,7 @@ import type { SparsePlan } from '../emd.js';
 import { matmul } from '../linalg.js';
 import { tensorProduct } from './loss.js';
 import { coreProduct, lowRankCore, vertexCore } from './lowrank.js';
-import type { DenseGwProblem, GwProblem } from './problem.js';
+import type { GwProblem } from './problem.js';
 
 export interface GwStart {
   T: Float64Array;
@@ -75,7 +75,7 @@ export function productStart(P: GwProblem): GwStart {
     u = matmul(F1.A, bp, n, F1.r, 1);
     v = matmul(F2.A, bq, m, F2.r, 1);
     core = matmul(bp, bq, F1.r, 1, F2.r);
-  } else [u, v] = denseTimes(P);
+  } else [u, v] = [P.C1p, P.C2q];
   const G = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
   return {
@@ -85,15 +85,6 @@ export function productStart(P: GwProblem): GwStart {
     firstStepSolved: true,
     ...(core ? { core } : {}),
   };
-}
-
-function denseTimes(P: DenseGwProblem): [Float64Array, Float64Array] {
-  const { n, m, p, q, C1, C2 } = P;
-  const u = new Float64Array(n);
-  const v = new Float64Array(m);
-  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) u[i]! += C1[i * n + k]! * p[k]!;
-  for (let j = 0; j < m; j++) for (let l = 0; l < m; l++) v[j]! += C2[j * m + l]! * q[l]!;
-  return [u, v];
 }
 
 export function givenStart(P: GwProblem, T0: Float64Array): GwStart {
