@@ -190,6 +190,11 @@ describe('emd (network simplex)', () => {
     const w = Float64Array.from([0.5, 0.5]);
     expect(() => new NetworkSimplex(w, w).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
     expect(() => new NetworkSimplex(w, w, { useKernel: false }).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
+    // An odd number of arcs: the kernel's last, unpaired entry is checked too.
+    const third = new Float64Array(3).fill(1 / 3);
+    const oddBad = new Float64Array(9);
+    oddBad[8] = Number.NaN;
+    expect(() => new NetworkSimplex(third, third).solve(oddBad)).toThrow(/M\[2, 2\] is NaN/);
   });
 
   it('rejects bad marginals and costs with messages that say what to fix', () => {

@@ -118,35 +118,70 @@
   ;; cost[e] <- sign*cost[e] - min_e(sign*cost[e]) in place for e < count (costs shifted to be
   ;; >= 0, which leaves the optimal plan unchanged since the total mass is fixed); the min and max
   ;; of sign*cost are left in cost_low()/cost_high(). Returns the first e whose cost is not finite
-  ;; (nothing changed then), else -1.
+  ;; (nothing changed then), else -1. Two lanes at a time: pmin/pmax are the scalar
+  ;; "x < lo ? x : lo" per lane, and the shift is the same multiply and subtract per entry.
   (func (export "shift_costs") (param $cost i32) (param $count i32) (param $sign f64) (result i32)
-    (local $e i32) (local $p i32) (local $x f64) (local $lo f64) (local $hi f64)
-    (local.set $lo (f64.const inf))
-    (local.set $hi (f64.const -inf))
+    (local $e i32) (local $p i32) (local $x f64) (local $t f64) (local $lo f64) (local $hi f64) (local $pairs i32)
+    (local $xv v128) (local $lov v128) (local $hiv v128) (local $signv v128) (local $bad v128)
+    (local.set $signv (f64x2.splat (local.get $sign)))
+    (local.set $lov (f64x2.splat (f64.const inf)))
+    (local.set $hiv (f64x2.splat (f64.const -inf)))
+    (local.set $bad (f64x2.splat (f64.const 0)))
+    (local.set $pairs (i32.and (local.get $count) (i32.const -2)))
     (local.set $p (local.get $cost))
     (local.set $e (i32.const 0))
     (block $scanned
       (loop $scan
-        (br_if $scanned (i32.ge_u (local.get $e) (local.get $count)))
-        (local.set $x (f64.mul (local.get $sign) (f64.load (local.get $p))))
-        ;; x - x is NaN exactly when x is +-inf or NaN.
-        (if (f64.ne (f64.sub (local.get $x) (local.get $x)) (f64.const 0))
-          (then (return (local.get $e))))
-        (if (f64.lt (local.get $x) (local.get $lo)) (then (local.set $lo (local.get $x))))
-        (if (f64.gt (local.get $x) (local.get $hi)) (then (local.set $hi (local.get $x))))
-        (local.set $e (i32.add (local.get $e) (i32.const 1)))
-        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (br_if $scanned (i32.ge_u (local.get $e) (local.get $pairs)))
+        (local.set $xv (f64x2.mul (local.get $signv) (v128.load (local.get $p))))
+        ;; x - x is 0 for finite x and NaN for +-inf and NaN; the sum stays 0 only if all were finite.
+        (local.set $bad (f64x2.add (local.get $bad) (f64x2.sub (local.get $xv) (local.get $xv))))
+        (local.set $lov (f64x2.pmin (local.get $lov) (local.get $xv)))
+        (local.set $hiv (f64x2.pmax (local.get $hiv) (local.get $xv)))
+        (local.set $e (i32.add (local.get $e) (i32.const 2)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $scan)))
+    (local.set $lo (f64x2.extract_lane 0 (local.get $lov)))
+    (local.set $x (f64x2.extract_lane 1 (local.get $lov)))
+    (if (f64.lt (local.get $x) (local.get $lo)) (then (local.set $lo (local.get $x))))
+    (local.set $hi (f64x2.extract_lane 0 (local.get $hiv)))
+    (local.set $x (f64x2.extract_lane 1 (local.get $hiv)))
+    (if (f64.gt (local.get $x) (local.get $hi)) (then (local.set $hi (local.get $x))))
+    (local.set $x (f64.add (f64x2.extract_lane 0 (local.get $bad)) (f64x2.extract_lane 1 (local.get $bad))))
+    ;; An odd count leaves one entry.
+    (if (i32.lt_u (local.get $pairs) (local.get $count))
+      (then
+        (local.set $t (f64.mul (local.get $sign) (f64.load (local.get $p))))
+        (local.set $x (f64.add (local.get $x) (f64.sub (local.get $t) (local.get $t))))
+        (if (f64.lt (local.get $t) (local.get $lo)) (then (local.set $lo (local.get $t))))
+        (if (f64.gt (local.get $t) (local.get $hi)) (then (local.set $hi (local.get $t))))))
+    ;; Some cost is not finite: find the first, in order.
+    (if (f64.ne (local.get $x) (f64.const 0))
+      (then
+        (local.set $p (local.get $cost))
+        (local.set $e (i32.const 0))
+        (loop $find
+          (local.set $x (f64.mul (local.get $sign) (f64.load (local.get $p))))
+          (if (f64.ne (f64.sub (local.get $x) (local.get $x)) (f64.const 0))
+            (then (return (local.get $e))))
+          (local.set $e (i32.add (local.get $e) (i32.const 1)))
+          (local.set $p (i32.add (local.get $p) (i32.const 8)))
+          (br_if $find (i32.lt_u (local.get $e) (local.get $count))))))
+    (local.set $lov (f64x2.splat (local.get $lo)))
     (local.set $p (local.get $cost))
     (local.set $e (i32.const 0))
     (block $shifted
       (loop $shift
-        (br_if $shifted (i32.ge_u (local.get $e) (local.get $count)))
-        (f64.store (local.get $p)
-          (f64.sub (f64.mul (local.get $sign) (f64.load (local.get $p))) (local.get $lo)))
-        (local.set $e (i32.add (local.get $e) (i32.const 1)))
-        (local.set $p (i32.add (local.get $p) (i32.const 8)))
+        (br_if $shifted (i32.ge_u (local.get $e) (local.get $pairs)))
+        (v128.store (local.get $p)
+          (f64x2.sub (f64x2.mul (local.get $signv) (v128.load (local.get $p))) (local.get $lov)))
+        (local.set $e (i32.add (local.get $e) (i32.const 2)))
+        (local.set $p (i32.add (local.get $p) (i32.const 16)))
         (br $shift)))
+    (if (i32.lt_u (local.get $pairs) (local.get $count))
+      (then
+        (f64.store (local.get $p)
+          (f64.sub (f64.mul (local.get $sign) (f64.load (local.get $p))) (local.get $lo)))))
     (global.set $lo (local.get $lo))
     (global.set $hi (local.get $hi))
     (i32.const -1))
