@@ -118,7 +118,7 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   // Dense costs update the vertex product from the previous one; factored costs never need it.
   let previous: { vertex: SparsePlan; G: Float64Array } | undefined =
     start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: Float64Array.from(G) } : undefined;
-  let gT = innerProduct(G, start.T);
+  let gT = start.gT ?? innerProduct(G, start.T);
   let E = c0 - 2 * gT;
   let iterations = 0;
   let converged = false;

@@ -136,6 +136,7 @@ function squaredRowSums(C: Float64Array, w: Float64Array, n: number): Float64Arr
 /** E at diag(p): Σ_ik (C1_ik − C2_ik)² p_i p_k, O(n²) (dense). */
 export function identityObjective(P: GwProblem): number {
   if (P.kind === 'lowRank') return lowRankIdentityObjective(P);
+  if (P.identityValue !== null) return P.identityValue;
   const { n, C1, C2, p } = P;
   let s = 0;
   for (let i = 0; i < n; i++) {

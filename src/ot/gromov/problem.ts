@@ -47,6 +47,8 @@ export interface DenseGwProblem extends ProblemBase {
   /** C1 p and C2 q (the product start's rank-one G, and the value at p qᵀ). */
   C1p: Float64Array;
   C2q: Float64Array;
+  /** E at diag(p) when identityFeasible (computed in the same pass), else null. */
+  identityValue: number | null;
 }
 
 /** The same with both costs factored (C = A Bᵀ of low rank): every product costs O(n·m·r). */
@@ -134,6 +136,52 @@ function rowProducts(C: Float64Array, w: Float64Array, n: number): { Cw: Float64
   return { Cw, squared };
 }
 
+/**
+ * For n = m and p = q, one pass over both matrices: rowProducts of each and E at diag(p),
+ * Σ_i p_i Σ_k (C1_ik − C2_ik)² p_k, each summed in that order.
+ */
+function pairedRowProducts(
+  C1: Float64Array,
+  C2: Float64Array,
+  w: Float64Array,
+  n: number,
+): {
+  first: { Cw: Float64Array; squared: number };
+  second: { Cw: Float64Array; squared: number };
+  identity: number;
+} {
+  const C1w = new Float64Array(n);
+  const C2w = new Float64Array(n);
+  let squared1 = 0;
+  let squared2 = 0;
+  let identity = 0;
+  for (let i = 0; i < n; i++) {
+    let row1 = 0;
+    let row2 = 0;
+    let rowSquared1 = 0;
+    let rowSquared2 = 0;
+    let rowIdentity = 0;
+    const o = i * n;
+    for (let k = 0; k < n; k++) {
+      const x = C1[o + k]!;
+      const y = C2[o + k]!;
+      const wk = w[k]!;
+      row1 += x * wk;
+      row2 += y * wk;
+      rowSquared1 += x * x * wk;
+      rowSquared2 += y * y * wk;
+      const d = x - y;
+      rowIdentity += d * d * wk;
+    }
+    C1w[i] = row1;
+    C2w[i] = row2;
+    squared1 += w[i]! * rowSquared1;
+    squared2 += w[i]! * rowSquared2;
+    identity += w[i]! * rowIdentity;
+  }
+  return { first: { Cw: C1w, squared: squared1 }, second: { Cw: C2w, squared: squared2 }, identity };
+}
+
 /** True when p and q are the same weights (so diag(p) couples them). */
 export function equalWeights(p: Float64Array, q: Float64Array): boolean {
   if (p.length !== q.length) return false;
@@ -171,20 +219,24 @@ export function prepareDenseProblem(
   const [p, q] = marginals(n, m, weights.p, weights.q);
   const c1 = checkedSpace('C1', C1, n);
   const c2 = checkedSpace('C2', C2, m);
-  const r1 = rowProducts(c1, p, n);
-  const r2 = rowProducts(c2, q, m);
+  const identityFeasible = n === m && equalWeights(p, q);
+  // Paired only when p and q are the same numbers, so that c0 is summed exactly as apart.
+  const paired = identityFeasible && p.every((w, i) => w === q[i]) ? pairedRowProducts(c1, c2, p, n) : null;
+  const r1 = paired?.first ?? rowProducts(c1, p, n);
+  const r2 = paired?.second ?? rowProducts(c2, q, m);
   return {
     kind: 'dense',
     C1: c1,
     C2: c2,
     C1p: r1.Cw,
     C2q: r2.Cw,
+    identityValue: paired?.identity ?? null,
     n,
     m,
     p,
     q,
     c0: r1.squared + r2.squared,
-    identityFeasible: n === m && equalWeights(p, q),
+    identityFeasible,
   };
 }
 

@@ -16,6 +16,8 @@ export interface GwStart {
   vertex?: SparsePlan;
   /** Factored costs: the core B1ᵀ T B2 (r1×r2), so that G = A1 core A2ᵀ. */
   core?: Float64Array;
+  /** <G, T> when the start knows it without a pass over n·m entries. */
+  gT?: number;
   /**
    * Row and column orders whose north-west-corner plan is a good first basis for the simplex:
    * the identity itself, or — from the product coupling, where the first linear cost −(C1p)(C2q)ᵀ
@@ -56,13 +58,17 @@ export function identityStart(P: GwProblem): GwStart {
     G = matmul(scaled, C2, n, n, n);
   }
   const order = Int32Array.from({ length: n }, (_, i) => i);
-  return { T, G, vertex, basis: { rows: order, cols: order }, ...(core ? { core } : {}) };
+  // <G, diag(p)> = Σ_i p_i G_ii.
+  let gT = 0;
+  for (let i = 0; i < n; i++) gT += p[i]! * G[i * n + i]!;
+  return { T, G, vertex, basis: { rows: order, cols: order }, gT, ...(core ? { core } : {}) };
 }
 
 export function productStart(P: GwProblem): GwStart {
   const { n, m, p, q } = P;
   const T = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
+  if (p.every((w) => w === p[0]) && q.every((w) => w === q[0])) T.fill(p[0]! * q[0]!);
+  else for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
   // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored, where the core is
   // (B1ᵀp)(B2ᵀq)ᵀ and C p = A (Bᵀp)).
   let u: Float64Array;
@@ -78,9 +84,15 @@ export function productStart(P: GwProblem): GwStart {
   } else [u, v] = [P.C1p, P.C2q];
   const G = new Float64Array(n * m);
   for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
+  // <u vᵀ, p qᵀ> = (pᵀu)(qᵀv).
+  let pu = 0;
+  let qv = 0;
+  for (let i = 0; i < n; i++) pu += p[i]! * u[i]!;
+  for (let j = 0; j < m; j++) qv += q[j]! * v[j]!;
   return {
     T,
     G,
+    gT: pu * qv,
     basis: { rows: ascendingOrder(u), cols: ascendingOrder(v) },
     firstStepSolved: true,
     ...(core ? { core } : {}),
