@@ -11,7 +11,13 @@ export {
   templateMismatches,
 } from './client/atom-layers.js';
 // TensorFlow.js: the atom-factored layer and helpers for any Layers model.
-export { AtomConv2D, type AtomConv2DArgs, type AtomConvActivation, atomConv2d } from './client/atomConv.js';
+export {
+  AtomConv2D,
+  type AtomConv2DArgs,
+  type AtomConvActivation,
+  atomConv2d,
+  type TfLayerArgs,
+} from './client/atomConv.js';
 export { type BackendInfo, type BackendPreference, initBackend } from './client/backend.js';
 export {
   type DecomposeOptions,
@@ -43,13 +49,18 @@ export {
   type SdkTask,
   UnreachableError,
 } from './client/sdk-client.js';
+export type { Logger } from './shared/log.js';
 export { type NpyArray, readNpy, writeNpy } from './shared/npy.js';
+export type { ProbeSetSpec } from './shared/template.js';
 // Templates: the file format, creation from a layer list, probe-set identity.
 export {
   type AtomLayerTemplate,
   type AtomTemplate,
   atomTemplateToJson,
+  type BuiltinLayerWiring,
+  type BuiltinNetwork,
   type LayerDims,
+  type LayerListOptions,
   type ProbeSetIdentity,
   parseAtomTemplate,
   parseLayerSpec,
@@ -60,3 +71,4 @@ export {
   templateFromLayerList,
   writeTemplateFile,
 } from './shared/template-file.js';
+export type { Pooling, ProbeSource } from './shared/wire-enums.js';

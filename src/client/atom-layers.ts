@@ -5,13 +5,17 @@ import * as tf from '@tensorflow/tfjs';
 import type { AtomLayerTemplate, AtomTemplate } from '../shared/template-file.js';
 import { AtomConv2D, type AtomConvActivation } from './atomConv.js';
 
+/** Options of {@link atomConv2dFromTemplate}. */
 export interface AtomConvOptions {
   /** Keras layer name; defaults to the template layer's name. */
   name?: string;
+  /** Convolution stride (default 1). */
   strides?: number;
+  /** Convolution padding (default 'same'). */
   padding?: 'same' | 'valid';
   /** Fused activation (default 'linear', so batch norm can follow the convolution). */
   activation?: AtomConvActivation;
+  /** Whether the layer adds a bias (default true). */
   useBias?: boolean;
   /** Start from these atoms instead of the template's initial atoms. */
   atoms?: Float32Array;

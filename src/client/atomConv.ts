@@ -5,23 +5,37 @@
 import * as tf from '@tensorflow/tfjs';
 import { initialAtomSeed, type ModelTemplate } from '../shared/template.js';
 
-type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
+/** What every TensorFlow.js layer takes (name, trainable, inputShape, …). */
+export type TfLayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
+/** A tensor shape with unknown (batch) dimensions as null. */
 type Shape = (number | null)[];
 
-/** Activations the fused convolution applies itself (tf.fused.conv2d). */
-export const ATOM_CONV_ACTIVATIONS = ['linear', 'relu', 'relu6', 'elu', 'sigmoid'] as const;
-export type AtomConvActivation = (typeof ATOM_CONV_ACTIVATIONS)[number];
+/** An activation the fused convolution applies itself (tf.fused.conv2d). */
+export type AtomConvActivation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid';
+/** Every {@link AtomConvActivation}. */
+export const ATOM_CONV_ACTIVATIONS: readonly AtomConvActivation[] = [
+  'linear',
+  'relu',
+  'relu6',
+  'elu',
+  'sigmoid',
+];
 
-export interface AtomConv2DArgs extends LayerArgs {
+/** Arguments of {@link AtomConv2D}. */
+export interface AtomConv2DArgs extends TfLayerArgs {
   /** Output channels c_out. */
   filters: number;
   /** Spatial kernel size k (square). */
   kernelSize: number;
   /** Number of atoms m. */
   atoms: number;
+  /** Convolution stride (default 1). */
   strides?: number;
+  /** Convolution padding (default 'same'). */
   padding?: 'same' | 'valid';
+  /** Activation fused into the convolution (default 'relu'). */
   activation?: AtomConvActivation;
+  /** Whether the layer adds a per-channel bias (default true). */
   useBias?: boolean;
   /**
    * The template layer these atoms belong to (what the coordinator calls the layer); defaults to
@@ -57,17 +71,32 @@ export function composeWeight(alpha: tf.Tensor, atoms: tf.Tensor, cOut: number, 
   });
 }
 
+/**
+ * A 2-D convolution whose filters are W[o,i] = Σ_j α[o,i,j] D[j]: the coefficients α frozen (the
+ * template's), the m atoms D (k × k) and the bias trainable. A registered, serialisable Keras
+ * layer, usable like tf.layers.conv2d in functional and sequential models.
+ */
 export class AtomConv2D extends tf.layers.Layer {
+  /** The Keras class name under which the layer is registered for (de)serialisation. */
   static className = 'AtomConv2D';
 
+  /** Output channels c_out. */
   readonly filters: number;
+  /** Spatial kernel size k. */
   readonly kernelSize: number;
+  /** Number of atoms m. */
   readonly atomCount: number;
+  /** Convolution stride. */
   readonly strides: number;
+  /** Convolution padding. */
   readonly padding: 'same' | 'valid';
+  /** The fused activation. */
   readonly activationName: AtomConvActivation;
+  /** Whether a bias is added. */
   readonly useBias: boolean;
+  /** The template layer whose atoms this layer holds. */
   readonly templateLayer: string;
+  /** Seed of the initialisers used when no α or initial atoms are given. */
   readonly seed: number;
   private readonly initialAlpha: Float32Array | undefined;
   private readonly initialAtoms: Float32Array | undefined;
@@ -108,7 +137,8 @@ export class AtomConv2D extends tf.layers.Layer {
     }
   }
 
-  override build(inputShape: Shape | Shape[]): void {
+  /** Keras: creates α (frozen), the atoms and the bias for the input's channel count. */
+  override build(inputShape: (number | null)[] | (number | null)[][]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const cIn = shape[shape.length - 1];
     if (typeof cIn !== 'number') throw new Error('AtomConv2D: the input channel dimension must be known');
@@ -225,6 +255,7 @@ export class AtomConv2D extends tf.layers.Layer {
     return this.alphaWeight.read().dataSync() as Float32Array;
   }
 
+  /** Keras: composes W from α and the atoms and convolves (bias and activation fused). */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
@@ -240,7 +271,8 @@ export class AtomConv2D extends tf.layers.Layer {
     });
   }
 
-  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+  /** Keras: the output shape [batch, height', width', c_out] for an input shape. */
+  override computeOutputShape(inputShape: (number | null)[] | (number | null)[][]): (number | null)[] {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const [batch, h, w] = shape;
     const out = (size: number | null) => {
@@ -252,6 +284,7 @@ export class AtomConv2D extends tf.layers.Layer {
     return [batch ?? null, out(h ?? null), out(w ?? null), this.filters];
   }
 
+  /** Keras: the serialisable configuration (α and the atoms travel as weights). */
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),

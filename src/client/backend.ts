@@ -18,9 +18,11 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createLogger, type Logger } from '../shared/log.js';
 import { registerWasmGradientKernels } from './wasmKernels.js';
 
+/** Which TensorFlow.js backend to use ('auto': tfjs-node when installed, else WASM). */
 export type BackendPreference = 'auto' | 'wasm' | 'cpu' | 'tensorflow';
 export const BACKEND_CHOICES: readonly BackendPreference[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
 
+/** The backend {@link initBackend} activated. */
 export interface BackendInfo {
   /** The tfjs backend name now active: 'tensorflow', 'wasm' or 'cpu'. */
   name: string;

@@ -11,6 +11,7 @@ import { type AtomLayerTemplate, type AtomTemplate, createAtomTemplate } from '.
 import { ATOM_CONV_ACTIVATIONS, AtomConv2D, type AtomConvActivation } from './atomConv.js';
 import { factoriseKernel, kernelFromTfLayout } from './factorise.js';
 
+/** Options of {@link decomposeModel}. */
 export interface DecomposeOptions {
   /**
    * Atoms per layer: one number for all, or per layer name (layers not listed use `default`);
@@ -19,19 +20,29 @@ export interface DecomposeOptions {
   m?: number | { default?: number; [layer: string]: number | undefined };
   /** Conv2D layers to factorise, by name; default every Conv2D layer. */
   layers?: string[];
+  /** The template's federation id. */
   federationId?: string;
+  /** The template's version. */
   version?: number;
+  /** Free text stored in the template. */
   description?: string;
   /** Layers the analysis probes; default every factorised layer. */
   probeLayers?: string[];
+  /** How probed outputs are pooled: mean over height and width, or flattened. */
   pooling?: 'gap' | 'flatten';
 }
 
+/** How one Conv2D layer was factorised. */
 export interface LayerDecomposition {
+  /** The layer's name. */
   name: string;
+  /** Input channels c_in. */
   cIn: number;
+  /** Output channels c_out. */
   cOut: number;
+  /** Kernel size k. */
   k: number;
+  /** Atoms m. */
   m: number;
   /** ‖W − α·D‖_F / ‖W‖_F. */
   relativeError: number;
@@ -39,8 +50,11 @@ export interface LayerDecomposition {
   singularValues: number[];
 }
 
+/** What {@link decomposeModel} returns. */
 export interface Decomposition {
+  /** The template: α and initial atoms (the decomposed kernels' atoms) per layer. */
   template: AtomTemplate;
+  /** Per factorised layer, its reconstruction error and spectrum. */
   layers: LayerDecomposition[];
   /** The input model with the chosen Conv2D layers replaced by AtomConv2D (caller disposes). */
   atomModel: tf.LayersModel;

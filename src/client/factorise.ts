@@ -11,6 +11,7 @@
 // Orthonormal atoms have unit norm, i.e. entry variance 1/k² — the scale the seed-generated
 // template uses, so a decomposed template trains with the same learning rates.
 
+/** One kernel's factorisation W ≈ α·D. */
 export interface KernelFactorisation {
   /** [cOut][cIn][m], C order. */
   alpha: Float32Array;
@@ -83,8 +84,8 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
 }
 
 /**
- * Rank-m atom factorisation of a kernel given as [cOut][cIn][k][k] (C order). Throws on m > k²
- * or non-finite values.
+ * Rank-m atom factorisation of a kernel given as [cOut][cIn][k][k] (C order). Throws when m
+ * exceeds k² and on non-finite values.
  */
 export function factoriseKernel(
   kernel: Float32Array | Float64Array,

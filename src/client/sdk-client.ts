@@ -205,6 +205,7 @@ export interface RoundStats {
 
 /** The coordinator stayed unreachable for longer than the backoff policy's giveUpAfterMs. */
 export class UnreachableError extends Error {
+  /** Always 'UnreachableError'. */
   override readonly name = 'UnreachableError';
 }
 
@@ -213,6 +214,7 @@ export class UnreachableError extends Error {
  * wrong enrolment secret, a revoked client, a round rejected); `code` is the gRPC status.
  */
 export class RejectedError extends Error {
+  /** Always 'RejectedError'. */
   override readonly name = 'RejectedError';
   /** The gRPC status code of the refusal, when there was one. */
   readonly code: number | undefined;

@@ -4,11 +4,17 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
+/** Where atomlens logs: any object with these methods (the SDK's default writes to stderr). */
 export interface Logger {
+  /** Detail for debugging. */
   debug(msg: string, fields?: Record<string, unknown>): void;
+  /** Normal progress. */
   info(msg: string, fields?: Record<string, unknown>): void;
+  /** Something went wrong and was handled (a retry, a declined probe). */
   warn(msg: string, fields?: Record<string, unknown>): void;
+  /** Something failed. */
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger for a part of this component. */
   child(component: string): Logger;
 }
 

@@ -4,7 +4,9 @@
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
+/** An array read from an .npy file. */
 export interface NpyArray {
+  /** The array's shape (C order). */
   shape: number[];
   /** Values widened to float64 (float32 files convert exactly). */
   data: Float64Array;

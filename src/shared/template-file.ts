@@ -29,10 +29,15 @@ const TEMPLATE_FORMAT_VERSION = 1;
 
 /** One atom-factored layer: W[o,i] = Σ_j α[o,i,j] D[j] with D the (per-task) atoms. */
 export interface AtomLayerTemplate {
+  /** The layer's name, as the coordinator and reports call it. */
   name: string;
+  /** Input channels c_in. */
   cIn: number;
+  /** Output channels c_out. */
   cOut: number;
+  /** Kernel size k (filters are k × k). */
   k: number;
+  /** Atoms per layer m (at most k²). */
   m: number;
   /** Frozen coefficients, [cOut][cIn][m] in C order. */
   alpha: Float32Array;
@@ -42,12 +47,15 @@ export interface AtomLayerTemplate {
 
 /** Identity of an operator-supplied probe set: SHA-256 of its float32 LE values in C order. */
 export interface ProbeSetIdentity {
+  /** Hex SHA-256 of the values as float32 little-endian in C order. */
   sha256: string;
   /** [n, ...input shape]. */
   shape: number[];
+  /** Element type (always float32). */
   dtype: 'float32';
 }
 
+/** What a template says about probing: which layers, how outputs are pooled, which probe set. */
 export interface TemplateProbe {
   /** Atom layers whose outputs are summarised for the sub-network analysis, in network order. */
   layers: string[];
@@ -59,20 +67,45 @@ export interface TemplateProbe {
   builtin?: Pick<ProbeSetSpec, 'source' | 'size' | 'seed'>;
 }
 
+/** How the built-in demo CNN wires one atom layer. */
+export interface BuiltinLayerWiring {
+  /** The atom layer's name. */
+  name: string;
+  /** Convolution stride. */
+  stride: number;
+  /** Convolution padding. */
+  padding: 'same' | 'valid';
+  /** Activation after the convolution. */
+  activation: 'relu' | 'linear';
+  /** Max-pool window after the activation; 0 or 1 = none. */
+  poolAfter: number;
+}
+
 /** How the built-in demo client wires the atom layers; opaque to the coordinator. */
 export interface BuiltinNetwork {
+  /** Input [height, width, channels]. */
   inputShape: [number, number, number];
-  layers: Pick<ConvLayerSpec, 'name' | 'stride' | 'padding' | 'activation' | 'poolAfter'>[];
+  /** Per atom layer, in template order. */
+  layers: BuiltinLayerWiring[];
+  /** Units of the head's hidden dense layer (0 = none). */
   headHidden: number;
+  /** How the head reads the last atom layer: flattened, or averaged over height and width. */
   headInput: 'flatten' | 'gap';
 }
 
+/** A template file's content: what the coordinator and every member must agree on. */
 export interface AtomTemplate {
+  /** The federation's id. */
   federationId: string;
+  /** Template version (the operator's counter). */
   version: number;
+  /** Free text, e.g. where α came from. */
   description?: string;
+  /** The atom layers, in network order. */
   layers: AtomLayerTemplate[];
+  /** Probed layers, pooling and probe set. */
   probe: TemplateProbe;
+  /** Only for the built-in demo CNN: how its layers are wired. */
   network?: BuiltinNetwork;
   /** Hex SHA-256 of α in the canonical layout (alphaFingerprint in ./template.ts). */
   alphaFingerprint: string;
@@ -82,9 +115,12 @@ const NAME_RE = /^[A-Za-z0-9._/-]{1,64}$/;
 const FEDERATION_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** A template (file or object) that is not valid; `problems` lists every finding. */
 export class TemplateFormatError extends Error {
   constructor(
+    /** What was checked: a file path or a description. */
     readonly source: string,
+    /** Each problem found, as a sentence. */
     readonly problems: string[],
   ) {
     super(`${source} is not a valid atomlens template: ${problems.join('; ')}`);
@@ -349,6 +385,7 @@ export function parseAtomTemplate(text: string, source = 'the template'): AtomTe
   return template;
 }
 
+/** Reads and validates a template file (α is checked against its fingerprint). */
 export function readTemplateFile(path: string): AtomTemplate {
   let text: string;
   try {
@@ -361,6 +398,7 @@ export function readTemplateFile(path: string): AtomTemplate {
   return parseAtomTemplate(text, path);
 }
 
+/** Validates a template and writes it as a template file. */
 export function writeTemplateFile(path: string, t: AtomTemplate): void {
   const problems = atomTemplateProblems(t);
   if (problems.length > 0) throw new TemplateFormatError('the template to write', problems);
@@ -515,19 +553,31 @@ export function atomTemplateFromModelTemplate(
 
 /** An atom layer's dimensions, as a user training from scratch lists them. */
 export interface LayerDims {
+  /** The layer's name. */
   name: string;
+  /** Input channels c_in. */
   cIn: number;
+  /** Output channels c_out. */
   cOut: number;
+  /** Kernel size k. */
   k: number;
+  /** Atoms m (at most k²). */
   m: number;
 }
 
+/** Options of {@link templateFromLayerList}. */
 export interface LayerListOptions {
+  /** Seed of the random α and initial atoms. */
   seed: number;
+  /** The federation's id (default 'federation'). */
   federationId?: string;
+  /** Template version (default 1). */
   version?: number;
+  /** Free text stored in the file. */
   description?: string;
+  /** Layers to probe (default: all). */
   probeLayers?: string[];
+  /** How probed outputs are pooled (default 'gap'). */
   pooling?: 'gap' | 'flatten';
 }
 

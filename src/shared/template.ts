@@ -38,10 +38,15 @@ export interface ConvLayerSpec {
   poolAfter: number;
 }
 
+/** A probe set as a template or a probe request names it. */
 export interface ProbeSetSpec {
+  /** Where the inputs come from: the operator's set, or a built-in one generated from `seed`. */
   source: ProbeSource;
+  /** Number of probe inputs n. */
   size: number;
+  /** Seed of a built-in set (which MNIST digits, or the noise). */
   seed: number;
+  /** How a layer's output becomes one vector per input. */
   pooling: Pooling;
   /** source 'operator': SHA-256 of the inputs as float32 LE in C order (probeSetIdentity). */
   sha256?: string;
