@@ -2,7 +2,7 @@
 // subspace similarity otherwise, as blocked Gram products of per-layer unit vectors. Pure code,
 // used by the level-0 index and by reports.
 
-import { gramUpperF32 } from '../ot/linalg.js';
+import { symmetricGramF32 } from '../ot/linalg.js';
 import type { ConvLayerSpec } from '../shared/template.js';
 import { basisSimilarity, clampUnit, orthonormalRows } from './atoms.js';
 
@@ -67,8 +67,11 @@ export type PairMeasure = 'cosine' | 'subspace';
 
 export interface SimilarityMatrix {
   models: ModelKey[];
-  /** Mean over layers, row-major models × models (diagonal 1). */
-  mean: Float64Array;
+  /**
+   * Mean over layers, row-major models × models (diagonal 1), symmetric. Float32: the values are
+   * float32 sums within SIMILARITY_TOLERANCE of exact anyway, and n² float32 halve the memory.
+   */
+  mean: Float32Array;
   /** Per layer in template order, row-major; only when requested. */
   layers: Float32Array[] | undefined;
   /** Row-major: 0 = cosine, 1 = subspace. */
@@ -101,12 +104,15 @@ export function pairwiseSimilarity(
   const subspaceRows: number[] = [];
   // A row of a model that can use cosine is 0 where the other model can too; any other row is all 1.
   const cosineRow = Uint8Array.from(cosineOk, (ok) => (ok ? 0 : 1));
-  for (let i = 0; i < n; i++) {
-    if (!cosineOk[i]) subspaceRows.push(i);
-    if (cosineOk[i]) pairMeasure.set(cosineRow, i * n);
-    else pairMeasure.fill(1, i * n, (i + 1) * n);
+  for (let i = 0; i < n; i++) if (!cosineOk[i]) subspaceRows.push(i);
+  // All-cosine (the usual case) is the all-zero matrix the array starts as.
+  if (subspaceRows.length > 0) {
+    for (let i = 0; i < n; i++) {
+      if (cosineOk[i]) pairMeasure.set(cosineRow, i * n);
+      else pairMeasure.fill(1, i * n, (i + 1) * n);
+    }
   }
-  const mean = new Float64Array(n * n);
+  const mean = new Float32Array(n * n);
   const layers = options.perLayer ? layout.map(() => new Float32Array(n * n)) : undefined;
   if (layerCount === 0 || n === 0) {
     return { models: models.map(keyOf), mean, layers, pairMeasure };
@@ -116,60 +122,43 @@ export function pairwiseSimilarity(
     const size = layoutSize(layout);
     const block = new Float32Array(n * size);
     for (let i = 0; i < n; i++) block.set(models[i]!.unit, i * size);
-    cosineGramUpper(block, n, size, inv, mean, subspaceRows.length === 0);
+    cosineGram(block, n, size, inv, mean);
     // Pairs that cannot use cosine get their layer-wise subspace values instead.
     if (subspaceRows.length > 0) {
       for (const l of layout) {
         const bases = models.map((m) =>
           orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
         );
-        forSubspacePairs(
-          subspaceRows,
-          n,
-          pairMeasure,
-          (i, j, first) => {
-            const v = basisSimilarity(bases[i]!, bases[j]!, l.kk) * inv;
-            mean[i * n + j] = first ? v : mean[i * n + j]! + v;
-          },
-          l === layout[0],
-        );
+        const first = l === layout[0];
+        forSubspacePairs(subspaceRows, n, pairMeasure, (i, j) => {
+          const v = basisSimilarity(bases[i]!, bases[j]!, l.kk) * inv;
+          const sum = first ? v : mean[i * n + j]! + v;
+          mean[i * n + j] = sum;
+          mean[j * n + i] = sum;
+        });
       }
     }
   } else {
-    const scratch = new Float64Array(n * n);
     layout.forEach((l, li) => {
       const block = new Float32Array(n * l.size);
       for (let i = 0; i < n; i++)
         block.set(models[i]!.unit.subarray(l.offset, l.offset + l.size), i * l.size);
-      cosineGramUpper(block, n, l.size, 1, scratch, false);
+      const out = layers[li]!;
+      cosineGram(block, n, l.size, 1, out);
       if (subspaceRows.length > 0) {
         const bases = models.map((m) =>
           orthonormalRows(m.unit.subarray(l.offset, l.offset + l.size), l.m, l.kk),
         );
-        forSubspacePairs(
-          subspaceRows,
-          n,
-          pairMeasure,
-          (i, j) => {
-            scratch[i * n + j] = basisSimilarity(bases[i]!, bases[j]!, l.kk);
-          },
-          true,
-        );
-      }
-      const out = layers[li]!;
-      for (let i = 0; i < n; i++) {
-        for (let j = i; j < n; j++) {
-          const v = clampUnit(scratch[i * n + j]!);
+        forSubspacePairs(subspaceRows, n, pairMeasure, (i, j) => {
+          const v = clampUnit(basisSimilarity(bases[i]!, bases[j]!, l.kk));
           out[i * n + j] = v;
-          mean[i * n + j]! += v * inv;
-        }
+          out[j * n + i] = v;
+        });
       }
-      mirrorUpper(out, n);
+      if (li === 0) for (let e = 0; e < n * n; e++) mean[e] = out[e]! * inv;
+      else for (let e = 0; e < n * n; e++) mean[e]! += out[e]! * inv;
     });
   }
-  // The diagonal is 1 per non-empty layer (0 for an all-zero layer). Without per-layer output or
-  // subspace pairs the Gram pass has mirrored already.
-  if (layers || subspaceRows.length > 0) mirrorUpper(mean, n);
   return { models: models.map(keyOf), mean, layers, pairMeasure };
 }
 
@@ -182,8 +171,7 @@ function forSubspacePairs(
   rows: readonly number[],
   n: number,
   pairMeasure: Uint8Array,
-  fn: (i: number, j: number, first: boolean) => void,
-  first: boolean,
+  fn: (i: number, j: number) => void,
 ): void {
   const isRow = new Uint8Array(n);
   for (const r of rows) isRow[r] = 1;
@@ -192,73 +180,39 @@ function forSubspacePairs(
       if (pairMeasure[r * n + c] !== 1) continue;
       // Visit a pair once: from its subspace row when the other side is a cosine row, else i ≤ j.
       if (isRow[c] && c < r) continue;
-      fn(Math.min(r, c), Math.max(r, c), first);
-    }
-  }
-}
-
-/** Copies the upper triangle of an n × n row-major matrix onto the lower one, in cache-sized tiles. */
-function mirrorUpper(a: Float64Array | Float32Array, n: number): void {
-  const tile = 64;
-  for (let ib = 0; ib < n; ib += tile) {
-    for (let jb = ib; jb < n; jb += tile) {
-      const iEnd = Math.min(n, ib + tile);
-      const jEnd = Math.min(n, jb + tile);
-      for (let i = ib; i < iEnd; i++) {
-        for (let j = Math.max(jb, i + 1); j < jEnd; j++) a[j * n + i] = a[i * n + j]!;
-      }
+      fn(Math.min(r, c), Math.max(r, c));
     }
   }
 }
 
 /**
- * Absolute error allowed in a similarity computed by the float32 Gram kernel, against the same
- * sums in float64 (test/coordinator/similarity.test.ts checks it): each entry sums d ≤ 2,000 products of
- * float32 unit-vector components, whose rounding errors are ≈ √d·2⁻²⁴·(Σ_t |u_t v_t| ≤ 1 per
- * layer) ≈ 3·10⁻⁶, far below the differences between models that the measures report.
+ * Absolute error allowed in a similarity computed by the float32 Gram kernel and stored as float32,
+ * against the same sums in float64 (test/coordinator/similarity.test.ts checks it): each entry sums
+ * d ≤ 2,000 products of float32 unit-vector components, whose rounding errors are ≈ √d·2⁻²⁴·(Σ_t
+ * |u_t v_t| ≤ 1 per layer) ≈ 3·10⁻⁶, and storing a value in [−1, 1] as float32 adds ≤ 2⁻²⁵ ≈
+ * 3·10⁻⁸ (per layer, when averaging per-layer matrices): far below the differences between models
+ * that the measures report.
  * @internal exported for its tests
  */
 export const SIMILARITY_TOLERANCE = 1e-5;
 
 /**
- * out[i·n + j] = clamp(scale · <x_i, x_j>) for j ≥ i, and with `mirror` for j < i too (else the
- * lower triangle is untouched), with the float32 WebAssembly Gram kernel (both cores when large;
- * see SIMILARITY_TOLERANCE) or, where WebAssembly SIMD is unavailable, the float64 JS kernel
- * below. Mirroring here, in cache-sized tiles while each chunk is at hand, saves a second pass
- * over the n × n result.
+ * out = clamp(scale · X Xᵀ) (n × n, both triangles) for X (n × d), with the float32 WebAssembly
+ * Gram kernel (both cores when large; see SIMILARITY_TOLERANCE), which fuses the scaling,
+ * clamping and mirroring into the product, or, where WebAssembly SIMD is unavailable, the
+ * float64 JS kernel below.
  */
-function cosineGramUpper(
-  x: Float32Array,
-  n: number,
-  d: number,
-  scale: number,
-  out: Float64Array,
-  mirror: boolean,
-): void {
-  const tile = 64;
-  const done = gramUpperF32(x, n, d, (rowStart, rowEnd, c, stride) => {
-    for (let ib = rowStart; ib < rowEnd; ib += tile) {
-      const iEnd = Math.min(rowEnd, ib + tile);
-      for (let jb = ib; jb < n; jb += tile) {
-        const jEnd = Math.min(n, jb + tile);
-        for (let i = ib; i < iEnd; i++) {
-          const src = (i - rowStart) * stride;
-          const dst = i * n;
-          for (let j = Math.max(jb, i); j < jEnd; j++) {
-            const v = clampUnit(c[src + j]! * scale);
-            out[dst + j] = v;
-            if (mirror) out[j * n + i] = v;
-          }
-        }
-      }
-    }
-  });
-  if (done) return;
-  gramUpper(Float64Array.from(x), n, d, out);
+function cosineGram(x: Float32Array, n: number, d: number, scale: number, out: Float32Array): void {
+  if (symmetricGramF32(x, n, d, out, scale, 1)) return;
+  const sums = new Float64Array(n * n);
+  gramUpper(Float64Array.from(x), n, d, sums);
   for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) out[i * n + j] = clampUnit(out[i * n + j]! * scale);
+    for (let j = i; j < n; j++) {
+      const v = clampUnit(sums[i * n + j]! * scale);
+      out[i * n + j] = v;
+      out[j * n + i] = v;
+    }
   }
-  if (mirror) mirrorUpper(out, n);
 }
 
 /** j-tile height: 32 rows of a few hundred float64 stay in L1/L2 while every i streams past. */

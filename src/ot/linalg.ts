@@ -254,83 +254,65 @@ function packedMatmul<T extends Float64Array | Float32Array>(
   return true;
 }
 
-/** Output rows per call of the Gram kernel: whole blocks of 4 row tiles, about `bytes` of float32. */
-function gramChunkRows(stride: number, bytes: number): number {
-  const block = 4 * TILE_ROWS;
-  return Math.max(block, Math.floor(bytes / (4 * stride) / block) * block);
-}
+/** Bytes of L2 a row slab of the Gram kernel may take (of 1 MB per core on the target machine). */
+const GRAM_SLAB_BYTES = 384 << 10;
 
 /**
- * The upper triangle (j ≥ i) of the Gram matrix X Xᵀ of X (n × d, row-major float32), computed in
- * float32 on the WebAssembly SIMD kernel, on several threads when large. Delivered in chunks of
- * consecutive rows: visit(rowStart, rowEnd, c, stride) with G[i, j] = c[(i − rowStart)·stride + j]
- * for rowStart ≤ i < rowEnd and i ≤ j < n; entries below the diagonal are unspecified, and `c` is
- * valid only during the call (chunks hold about `chunkBytes`). Returns false (having visited nothing) when the kernel is
- * unavailable or X too large, so the caller can fall back.
+ * S = clamp(scale · X Xᵀ, −bound, bound) for X (n × d, row-major float32), the whole symmetric
+ * n × n matrix written into `out` (row-major), computed in float32 on the WebAssembly SIMD kernel,
+ * on several threads when large. Only the upper triangle is computed; the kernel writes each tile
+ * and its mirror image (linalg.wat, gram_sym_f32), with the scaling and clamping fused into the
+ * same pass. Returns false (having written nothing) when the kernel is unavailable or the n × n
+ * result does not fit its memory, so the caller can fall back.
  *
- * Error: each entry is a float32 sum of d products of float32 values, so |Ĝ − G| ≤ γ_d Σ_t |x_it
- * x_jt| with γ_d ≈ d·2⁻²⁴ (Higham 2002, §3.1); random rounding typically gives ≈ √d·2⁻²⁴.
+ * Error: each entry is a float32 sum of d products of float32 values, so |Ŝ − S| ≤ scale·γ_d
+ * Σ_t |x_it x_jt| with γ_d ≈ d·2⁻²⁴ (Higham 2002, §3.1); random rounding typically gives ≈
+ * √d·2⁻²⁴. S[i, j] and S[j, i] are the same float32 value.
  */
-export function gramUpperF32(
+export function symmetricGramF32(
   x: Float32Array,
   n: number,
   d: number,
-  visit: (rowStart: number, rowEnd: number, c: Float32Array, stride: number) => void,
-  chunkBytes = 64 << 20,
+  out: Float32Array,
+  scale = 1,
+  bound = Number.POSITIVE_INFINITY,
 ): boolean {
-  checkSize('gramUpperF32: X', x, n * d);
+  checkSize('symmetricGramF32: X', x, n * d);
+  checkSize('symmetricGramF32: out', out, n * n);
   if (n === 0) return true;
-  const team = d > 0 ? kernelTeam() : null;
+  if (d === 0) {
+    out.fill(0);
+    return true;
+  }
+  const team = kernelTeam();
   if (!team) return false;
-  const rowTiles = Math.ceil(n / TILE_ROWS);
   const panels = Math.ceil(n / 8);
   const stride = panels * 8;
-  const aLen = rowTiles * d * TILE_ROWS;
-  const bLen = panels * d * 8;
-  const chunkRows = Math.min(gramChunkRows(stride, chunkBytes), rowTiles * TILE_ROWS);
-  // Two output buffers when there are several chunks: this thread hands chunk c − 1 to `visit`
-  // while the helpers already compute chunk c, then joins them.
-  const buffers = chunkRows < rowTiles * TILE_ROWS ? 2 : 1;
-  const needed = (aLen + bLen + buffers * chunkRows * stride) * 4;
+  const xLen = panels * d * 8;
+  // Two f32 constants (scale, bound) first, then the packed X, then S (padded to whole panels).
+  const constLen = 4;
+  const needed = (constLen + xLen + stride * stride) * 4;
   if (needed > KernelTeam.maxBytes) return false;
   const heap = new Float32Array(team.reserve(needed), DATA_BASE, needed / 4);
+  heap[0] = scale;
+  heap[1] = bound;
+  // X in panels of 8 rows: heap[constLen + (j·d + p)·8 + r] = X[8j + r, p]. Rows n… of the last
+  // panel only feed entries of the padding, never copied out, so they are left as they are.
   for (let i = 0; i < n; i++) {
-    const aBase = Math.floor(i / TILE_ROWS) * d * TILE_ROWS + (i % TILE_ROWS);
-    const bBase = aLen + (i >> 3) * d * 8 + (i & 7);
+    const base = constLen + (i >> 3) * d * 8 + (i & 7);
     const row = i * d;
-    for (let p = 0; p < d; p++) {
-      const v = x[row + p]!;
-      heap[aBase + p * TILE_ROWS] = v;
-      heap[bBase + p * 8] = v;
-    }
+    for (let p = 0; p < d; p++) heap[base + p * 8] = x[row + p]!;
   }
-  const chunkTiles = chunkRows / TILE_ROWS;
-  const show = (rowStart: number, rowEnd: number, buffer: number) => {
-    const offset = DATA_BASE + (aLen + bLen + buffer * chunkRows * stride) * 4;
-    visit(rowStart, rowEnd, new Float32Array(team.memory.buffer, offset, chunkRows * stride), stride);
-  };
-  let previous: [number, number, number] | undefined;
-  for (let t = 0, chunk = 0; t < rowTiles; t += chunkTiles, chunk++) {
-    const tEnd = Math.min(rowTiles, t + chunkTiles);
-    const buffer = chunk % buffers;
-    const pending = previous;
-    team.run(
-      'gram_f32',
-      [
-        DATA_BASE,
-        DATA_BASE + aLen * 4,
-        DATA_BASE + (aLen + bLen + buffer * chunkRows * stride) * 4,
-        t,
-        tEnd,
-        d,
-        panels,
-        stride * 4,
-      ],
-      (tEnd - t) * TILE_ROWS * (n - t * TILE_ROWS) * d >= 2 * PARALLEL_MIN_WORK,
-      pending ? () => show(...pending) : undefined,
-    );
-    previous = [t * TILE_ROWS, Math.min(n, tEnd * TILE_ROWS), buffer];
-  }
-  if (previous) show(...previous);
+  // Row tiles per block: an even number (whole panels) whose 4 rows × d slab fits GRAM_SLAB_BYTES.
+  const blockTiles = Math.max(2, Math.min(128, Math.floor(GRAM_SLAB_BYTES / (16 * d)) & ~1));
+  const sBase = constLen + xLen;
+  team.run(
+    'gram_sym_f32',
+    [DATA_BASE + constLen * 4, DATA_BASE + sBase * 4, panels, d, stride * 4, DATA_BASE, blockTiles],
+    n * n * d >= 2 * PARALLEL_MIN_WORK,
+  );
+  const s = new Float32Array(team.memory.buffer, DATA_BASE + sBase * 4, stride * stride);
+  if (stride === n) out.set(s.subarray(0, n * n));
+  else for (let i = 0; i < n; i++) out.set(s.subarray(i * stride, i * stride + n), i * n);
   return true;
 }

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { kernelTeam, kernelVariant } from '../../src/ot/kernels/team.js';
 import {
-  gramUpperF32,
   jsMatmul,
   kernelThreads,
   matmul,
   matmulF32,
   setKernelThreads,
+  symmetricGramF32,
   transpose,
 } from '../../src/ot/linalg.js';
 import { mulberry32 } from '../../src/shared/rng.js';
@@ -99,40 +99,64 @@ describe('float32 Gram kernel', () => {
     return s;
   }
 
-  for (const [n, d, chunkBytes] of [
-    [1, 1, undefined],
-    [7, 3, undefined],
-    [37, 81, undefined],
-    [130, 200, 4096],
-    [301, 17, 10_000],
+  // n around whole panels of 8 and row tiles of 4 (edges), d small and above one L2 slab's rows.
+  for (const [n, d] of [
+    [1, 1],
+    [7, 3],
+    [8, 5],
+    [37, 81],
+    [130, 200],
+    [301, 17],
+    [67, 3000],
+    // Several row slabs and several groups of 32 column panels.
+    [520, 700],
   ] as const) {
-    it(`n = ${n}, d = ${d}${chunkBytes ? ` in chunks of ${chunkBytes} bytes` : ''}: the upper triangle of X Xᵀ to float32 accuracy`, () => {
+    it(`n = ${n}, d = ${d}: both triangles of X Xᵀ to float32 accuracy, symmetric bit for bit`, () => {
       const rng = mulberry32(n * 7 + d);
       const x = Float32Array.from({ length: n * d }, () => rng() * 2 - 1);
-      const seen = new Uint8Array(n * n);
-      let chunks = 0;
-      const ok = gramUpperF32(
-        x,
-        n,
-        d,
-        (rowStart, rowEnd, c, stride) => {
-          chunks++;
-          for (let i = rowStart; i < rowEnd; i++) {
-            for (let j = i; j < n; j++) {
-              const ref = reference(x, d, i, j);
-              // float32 sums of d products of magnitude ≤ 1: error ≤ d·2⁻²⁴·Σ|x_it x_jt|.
-              expect(Math.abs(c[(i - rowStart) * stride + j]! - ref)).toBeLessThanOrEqual(d * 2 ** -24 * d);
-              seen[i * n + j]++;
-            }
-          }
-        },
-        chunkBytes,
-      );
-      expect(ok).toBe(true);
-      for (let i = 0; i < n; i++) for (let j = i; j < n; j++) expect(seen[i * n + j]).toBe(1);
-      if (chunkBytes) expect(chunks).toBeGreaterThan(1);
+      const out = new Float32Array(n * n).fill(Number.NaN);
+      expect(symmetricGramF32(x, n, d, out)).toBe(true);
+      let worst = 0;
+      let asymmetric = 0;
+      for (let i = 0; i < n; i++) {
+        for (let j = i; j < n; j++) {
+          worst = Math.max(worst, Math.abs(out[i * n + j]! - reference(x, d, i, j)));
+          if (out[j * n + i] !== out[i * n + j]) asymmetric++;
+        }
+      }
+      // float32 sums of d products of magnitude ≤ 1: error ≤ d·2⁻²⁴·Σ|x_it x_jt| (NaN fails too).
+      expect(worst).toBeLessThanOrEqual(d * 2 ** -24 * d);
+      expect(asymmetric).toBe(0);
     });
   }
+
+  it('scales and clamps in the same pass', () => {
+    const n = 45;
+    const d = 30;
+    const rng = mulberry32(3);
+    const x = Float32Array.from({ length: n * d }, () => rng() * 2 - 1);
+    const plain = new Float32Array(n * n);
+    symmetricGramF32(x, n, d, plain);
+    const out = new Float32Array(n * n);
+    symmetricGramF32(x, n, d, out, 0.25, 0.5);
+    let clamped = 0;
+    for (let e = 0; e < n * n; e++) {
+      const v = Math.fround(plain[e]! * Math.fround(0.25));
+      expect(out[e]).toBe(Math.max(-0.5, Math.min(0.5, v)));
+      if (Math.abs(v) > 0.5) clamped++;
+    }
+    // The clamp is exercised (the diagonal alone is ≈ d/3 · 0.25 > 0.5).
+    expect(clamped).toBeGreaterThan(n);
+  });
+
+  it('checks sizes and handles d = 0', () => {
+    expect(() => symmetricGramF32(new Float32Array(5), 2, 3, new Float32Array(4))).toThrow(
+      /X has 5 values, expected 6/,
+    );
+    const out = new Float32Array(9).fill(Number.NaN);
+    expect(symmetricGramF32(new Float32Array(0), 3, 0, out)).toBe(true);
+    expect(Array.from(out)).toEqual(new Array(9).fill(0));
+  });
 });
 
 describe('kernels on two threads', () => {
@@ -150,31 +174,16 @@ describe('kernels on two threads', () => {
       const ref = matmul(A, B, n, k, m);
       const x = Float32Array.from({ length: 400 * 300 }, () => rng() * 2 - 1);
       const gramRef = new Float32Array(400 * 400);
-      gramUpperF32(x, 400, 300, (r0, r1, c, stride) => {
-        for (let i = r0; i < r1; i++)
-          gramRef.set(c.subarray((i - r0) * stride + i, (i - r0) * stride + 400), i * 400 + i);
-      });
+      symmetricGramF32(x, 400, 300, gramRef);
       const team = kernelTeam()!;
       const deadline = Date.now() + 20_000;
+      const gram = new Float32Array(400 * 400);
       while (team.helperJoins < 3 && Date.now() < deadline) {
         expect(Array.from(matmul(A, B, n, k, m))).toEqual(Array.from(ref));
-        // In two chunks: this thread reads the first while the helper computes the second.
-        let rows = 0;
-        gramUpperF32(
-          x,
-          400,
-          300,
-          (r0, r1, c, stride) => {
-            for (let i = r0; i < r1; i++) {
-              const row = c.subarray((i - r0) * stride + i, (i - r0) * stride + 400);
-              // Each entry is one thread's sum in a fixed order, so threads do not change it.
-              expect(Array.from(row)).toEqual(Array.from(gramRef.subarray(i * 400 + i, i * 400 + 400)));
-              rows++;
-            }
-          },
-          400_000,
-        );
-        expect(rows).toBe(400);
+        // Each entry is one thread's sum in a fixed order, so threads do not change it.
+        gram.fill(Number.NaN);
+        symmetricGramF32(x, 400, 300, gram);
+        expect(gram).toEqual(gramRef);
         await new Promise((r) => setTimeout(r, 20));
       }
       expect(team.helperCount).toBe(1);

@@ -37,7 +37,7 @@ describe('WebAssembly kernels', () => {
     });
   }
 
-  it('linalg.wat exports matmul_f64, matmul_f32 and gram_f32 over an imported shared memory', async () => {
+  it('linalg.wat exports matmul_f64, matmul_f32 and gram_sym_f32 over an imported shared memory', async () => {
     const { LINALG_WASM_BASE64 } = await import('../../src/ot/kernels/linalg.wasm.js');
     // The project compiles without lib.dom, where TypeScript declares WebAssembly.
     const wasm = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
@@ -45,7 +45,7 @@ describe('WebAssembly kernels', () => {
     expect(wasm.Module.exports(module)).toEqual([
       { name: 'matmul_f64', kind: 'function' },
       { name: 'matmul_f32', kind: 'function' },
-      { name: 'gram_f32', kind: 'function' },
+      { name: 'gram_sym_f32', kind: 'function' },
     ]);
     expect(wasm.Module.imports(module)).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
   });

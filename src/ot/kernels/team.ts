@@ -29,7 +29,7 @@ interface WasmApi {
 const wasmApi = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
 
 /** Exports of linalg.wat, by the op number written into the control block. */
-const OPS = ['matmul_f64', 'matmul_f32', 'gram_f32'] as const;
+const OPS = ['matmul_f64', 'matmul_f32', 'gram_sym_f32'] as const;
 export type Op = (typeof OPS)[number];
 type KernelFn = (...args: number[]) => void;
 
