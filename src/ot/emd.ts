@@ -13,8 +13,8 @@
 // gradient share the marginals and have similar costs, so restarting from the previous optimal
 // basis (only the potentials are recomputed) needs far fewer pivots than a cold start.
 //
-// The two loops over all arcs — pricing and the cost shift — run on a WebAssembly kernel
-// (simplex-kernel.ts) where available, bit-identical to the JS loops kept as the fallback.
+// The pivot loop and the cost shift run on a WebAssembly kernel (simplex-kernel.ts) where
+// available, bit-identical to the JS methods below, which remain as the fallback.
 
 import { type SimplexKernel, simplexKernel } from './simplex-kernel.js';
 
@@ -75,7 +75,7 @@ export class NetworkSimplex {
   private readonly pi: Float64Array;
   private readonly parent: Int32Array;
   private readonly pred: Int32Array;
-  private readonly predDir: Int8Array;
+  private readonly predDir: Int32Array;
   private readonly thread: Int32Array;
   private readonly revThread: Int32Array;
   private readonly succNum: Int32Array;
@@ -124,18 +124,19 @@ export class NetworkSimplex {
     for (let j = 0; j < m; j++) this.supply[n + j] = -b[j]! * scale;
     const allArcs = this.arcCount + this.nodeCount;
     this.kernel = options.useKernel === false ? null : simplexKernel(n, m);
-    this.cost = this.kernel?.cost ?? new Float64Array(this.arcCount);
-    this.flow = new Float64Array(allArcs);
-    this.state = this.kernel?.state ?? new Int8Array(allArcs);
-    this.pi = this.kernel?.pi ?? new Float64Array(N);
-    this.parent = new Int32Array(N);
-    this.pred = new Int32Array(N);
-    this.predDir = new Int8Array(N);
-    this.thread = new Int32Array(N);
-    this.revThread = new Int32Array(N);
-    this.succNum = new Int32Array(N);
-    this.lastSucc = new Int32Array(N);
-    this.dirtyRevs = new Int32Array(N);
+    const k = this.kernel;
+    this.cost = k?.cost ?? new Float64Array(this.arcCount);
+    this.flow = k?.flow ?? new Float64Array(allArcs);
+    this.state = k?.state ?? new Int8Array(allArcs);
+    this.pi = k?.pi ?? new Float64Array(N);
+    this.parent = k?.parent ?? new Int32Array(N);
+    this.pred = k?.pred ?? new Int32Array(N);
+    this.predDir = k?.predDir ?? new Int32Array(N);
+    this.thread = k?.thread ?? new Int32Array(N);
+    this.revThread = k?.revThread ?? new Int32Array(N);
+    this.succNum = k?.succNum ?? new Int32Array(N);
+    this.lastSucc = k?.lastSucc ?? new Int32Array(N);
+    this.dirtyRevs = k?.dirtyRevs ?? new Int32Array(N);
     // LEMON's block search: √(arcs) candidates per block, at least 10.
     this.blockSize = Math.max(10, Math.ceil(Math.sqrt(this.arcCount)));
   }
@@ -431,7 +432,16 @@ export class NetworkSimplex {
     // rounding in c + π_i − π_j is a few ulps of it; a smaller threshold could pivot on noise.
     const tolerance = 16 * Number.EPSILON * this.artCost;
     let pivots = 0;
-    while (this.findEnteringArc(tolerance)) {
+    if (this.kernel) {
+      try {
+        pivots = this.kernel.run(this.nextArc, this.blockSize, tolerance, this.artCost);
+      } catch {
+        // The kernel traps where findLeavingArc throws.
+        throw new Error('network simplex: unbounded cycle (internal error)');
+      }
+      this.nextArc = this.kernel.nextArc();
+    }
+    while (!this.kernel && this.findEnteringArc(tolerance)) {
       this.findJoinNode();
       this.findLeavingArc();
       this.changeFlow();
@@ -495,14 +505,7 @@ export class NetworkSimplex {
    * zero only up to rounding that accumulates in the potentials over many pivots.
    */
   private findEnteringArc(tolerance: number): boolean {
-    const { arcCount, m, n, cost, pi, state, blockSize, kernel } = this;
-    if (kernel) {
-      const entering = kernel.price(this.nextArc, blockSize, tolerance);
-      if (entering < 0) return false;
-      this.inArc = entering;
-      this.nextArc = kernel.nextArc();
-      return true;
-    }
+    const { arcCount, m, n, cost, pi, state, blockSize } = this;
     let min = -tolerance;
     let best = -1;
     let e = this.nextArc;

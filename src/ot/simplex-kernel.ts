@@ -1,6 +1,7 @@
-// The network simplex's two O(arcs) loops — block-search pricing and the cost shift — on the
-// WebAssembly kernel of kernels/simplex.wat, with the arrays they read (costs, potentials, arc
-// states) in that instance's memory so the rest of the simplex (JS) works on views of them.
+// The network simplex's pivot loop (block-search pricing, the cycle, the tree update) and its cost
+// shift on the WebAssembly kernel of kernels/simplex.wat, with every array of the simplex in that
+// instance's memory, so the rest of it (JS: initial bases, potentials, reading the plan) works on
+// views of them.
 // Compiled WebAssembly runs at full speed from its first call, where a cold process would spend
 // its first solves in the JS interpreter; the scan is also SIMD. Null where WebAssembly SIMD is
 // missing or the arrays do not fit in a 32-bit memory: the simplex then uses its JS loops.
@@ -21,10 +22,20 @@ export interface SimplexKernel {
   cost: Float64Array;
   /** Node potentials (n + m + 1). */
   pi: Float64Array;
-  /** Arc states (n·m real arcs, then n + m artificial ones). */
+  /** Arc states and flows (n·m real arcs, then n + m artificial ones). */
   state: Int8Array;
-  /** Block search from `start`: the entering arc or −1; the next scan's start in nextArc(). */
-  price(start: number, block: number, tolerance: number): number;
+  flow: Float64Array;
+  /** The spanning tree, per node (n + m + 1): see NetworkSimplex. */
+  parent: Int32Array;
+  pred: Int32Array;
+  predDir: Int32Array;
+  thread: Int32Array;
+  revThread: Int32Array;
+  succNum: Int32Array;
+  lastSucc: Int32Array;
+  dirtyRevs: Int32Array;
+  /** Pivots until optimal; returns their number (the next scan's start in nextArc()). */
+  run(start: number, block: number, tolerance: number, artificialCost: number): number;
   nextArc(): number;
   /** sign·cost − min in place; [min, max] of sign·cost, or the index of a non-finite cost. */
   shiftCosts(sign: number): { lo: number; hi: number } | { nonFinite: number };
@@ -57,11 +68,16 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
   if (arcs > MAX_ARCS) return null;
   const module = kernelModule();
   if (!module) return null;
-  // Layout: cost (8-byte aligned), pi, then state; 64 spare bytes at each end for the SIMD reads.
+  const allArcs = arcs + nodes - 1;
+  // Layout: the f64 arrays (8-byte aligned), the i32 ones, then state; 64 spare bytes at each end
+  // for the SIMD reads.
   const costAt = 64;
   const piAt = costAt + 8 * arcs;
-  const stateAt = piAt + 8 * nodes;
-  const bytes = stateAt + arcs + nodes + 64;
+  const flowAt = piAt + 8 * nodes;
+  const treeAt = flowAt + 8 * allArcs;
+  const tree = (k: number) => treeAt + 4 * nodes * k;
+  const stateAt = tree(8);
+  const bytes = stateAt + allArcs + 64;
   if (bytes > MAX_BYTES) return null;
   let memory: { readonly buffer: ArrayBuffer };
   let exports: Record<string, unknown>;
@@ -72,16 +88,36 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
     // Too large for this process's address space: the JS loops need no contiguous block.
     return null;
   }
-  const price = exports.price as (...args: number[]) => number;
   const nextArc = exports.next_arc as () => number;
   const shift = exports.shift_costs as (cost: number, count: number, sign: number) => number;
   const costLow = exports.cost_low as () => number;
   const costHigh = exports.cost_high as () => number;
+  const run = exports.run as (...args: number[]) => number;
+  (exports.init as (...args: number[]) => void)(
+    n,
+    m,
+    costAt,
+    piAt,
+    stateAt,
+    flowAt,
+    ...Array.from({ length: 8 }, (_, k) => tree(k)),
+  );
+  const treeArray = (k: number) => new Int32Array(memory.buffer, tree(k), nodes);
   return {
     cost: new Float64Array(memory.buffer, costAt, arcs),
     pi: new Float64Array(memory.buffer, piAt, nodes),
-    state: new Int8Array(memory.buffer, stateAt, arcs + nodes - 1),
-    price: (start, block, tolerance) => price(costAt, piAt, stateAt, n, m, start, block, tolerance),
+    state: new Int8Array(memory.buffer, stateAt, allArcs),
+    flow: new Float64Array(memory.buffer, flowAt, allArcs),
+    parent: treeArray(0),
+    pred: treeArray(1),
+    predDir: treeArray(2),
+    thread: treeArray(3),
+    revThread: treeArray(4),
+    succNum: treeArray(5),
+    lastSucc: treeArray(6),
+    dirtyRevs: treeArray(7),
+    run: (start, block, tolerance, artificialCost) =>
+      run(start, block, tolerance, artificialCost, 0x7fffffff),
     nextArc,
     shiftCosts: (sign) => {
       const bad = shift(costAt, arcs, sign);
