@@ -186,10 +186,33 @@ describe('emd (network simplex)', () => {
         costs = costs.map((c) => c + rng());
       }
     }
+    // Degenerate: uniform weights and integer costs (many ties), from the corner and permutation
+    // bases as the GW solver starts them, on trees deep enough for every branch of the update.
+    const n = 90;
+    const w = new Float64Array(n).fill(1 / n);
+    const order = Int32Array.from({ length: n }, (_, i) => (i * 7) % n);
+    for (const basis of ['corner', 'permutation', 'cold'] as const) {
+      const wasm = new NetworkSimplex(w, w);
+      const js = new NetworkSimplex(w, w, { useKernel: false });
+      for (const simplex of [wasm, js]) {
+        if (basis === 'corner') simplex.setNorthWestBasis(order, order.slice().reverse());
+        if (basis === 'permutation') expect(simplex.setPermutationBasis(order)).toBe(true);
+      }
+      for (let solve = 0; solve < 3; solve++) {
+        const M = Float64Array.from({ length: n * n }, () => Math.floor(rng() * 4));
+        const x = wasm.solve(M, basis !== 'cold' || solve > 0);
+        const y = js.solve(M, basis !== 'cold' || solve > 0);
+        expect(wasm.lastPivots).toBe(js.lastPivots);
+        expect(x.plan).toEqual(y.plan);
+        expect(x.cost).toBe(y.cost);
+      }
+    }
     const bad = Float64Array.from([0, 1, Number.POSITIVE_INFINITY, 0]);
-    const w = Float64Array.from([0.5, 0.5]);
-    expect(() => new NetworkSimplex(w, w).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
-    expect(() => new NetworkSimplex(w, w, { useKernel: false }).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
+    const half = Float64Array.from([0.5, 0.5]);
+    expect(() => new NetworkSimplex(half, half).solve(bad)).toThrow(/M\[1, 0\] is Infinity/);
+    expect(() => new NetworkSimplex(half, half, { useKernel: false }).solve(bad)).toThrow(
+      /M\[1, 0\] is Infinity/,
+    );
     // An odd number of arcs: the kernel's last, unpaired entry is checked too.
     const third = new Float64Array(3).fill(1 / 3);
     const oddBad = new Float64Array(9);
