@@ -174,7 +174,7 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
       maxQueuedWrites: int(
         1,
         10_000_000,
-        20_000,
+        10_000,
         'Writes waiting to commit beyond which uploads, registrations and probe summaries are refused with RESOURCE_EXHAUSTED',
       ),
     }),

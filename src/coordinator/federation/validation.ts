@@ -149,6 +149,8 @@ export function validateUpload(
       'invalid',
     );
   }
+  // Every layer's values in one allocation: the layers are views of it, and so is the blob.
+  const all = new Float32Array(template.layers.reduce((a, t) => a + t.m * t.k * t.k, 0));
   const layers: Float32Array[] = [];
   let total = 0;
   for (const spec of template.layers) {
@@ -173,8 +175,8 @@ export function validateUpload(
         'invalid',
       );
     }
-    const values = new Float32Array(count);
-    new Uint8Array(values.buffer).set(data);
+    const values = all.subarray(total / 4, total / 4 + count);
+    new Uint8Array(all.buffer, total, count * 4).set(data);
     for (let i = 0; i < count; i++) {
       if (!Number.isFinite(values[i]!)) {
         const [j, r, c] = [
@@ -198,12 +200,7 @@ export function validateUpload(
     if (!Number.isFinite(stats[key]))
       reject(invalid(`stats.${key} is ${stats[key]}; send a finite number`), 'invalid');
   }
-  const blob = Buffer.allocUnsafe(total);
-  let offset = 0;
-  for (const values of layers) {
-    blob.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), offset);
-    offset += values.byteLength;
-  }
+  const blob = Buffer.from(all.buffer, 0, total);
   return {
     clientId: req.clientId,
     taskId: req.taskId,

@@ -215,7 +215,7 @@ export class PostgresStorage implements Storage {
   private constructor(options: PostgresStorageOptions) {
     this.where = redact(options.connectionString);
     this.maxBatch = options.maxBatch ?? 4096;
-    this.maxQueuedWrites = options.maxQueuedWrites ?? 20_000;
+    this.maxQueuedWrites = options.maxQueuedWrites ?? 10_000;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 8,

@@ -15,7 +15,7 @@ import {
   type TaskRecord,
 } from './types.js';
 
-/** Atom upload as the writer stores it (the atoms in a buffer of their own, so they transfer). */
+/** Atom upload as the writer stores it. */
 export interface AtomsRow {
   clientId: string;
   taskId: string;
@@ -88,16 +88,31 @@ export interface WriteResults {
 /** One write's outcome, as it crosses threads (errors by name and message). */
 export type WriteOutcome = { ok: true; value: unknown } | { ok: false; name: string; message: string };
 
-/** Buffers the writes carry, for a transfer list. */
-export function opBuffers(op: WriteOp): ArrayBuffer[] {
-  if (op.kind === 'putAtoms') return [op.row.atoms.buffer as ArrayBuffer];
-  if (op.kind === 'putProbe') return [op.row.gram.buffer as ArrayBuffer];
-  return [];
-}
-
-/** A copy of `bytes` in an ArrayBuffer of its own: transferable, and never a pooled slab. */
-export function ownBytes(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes);
+/**
+ * Copies the bytes a batch carries (atoms, Gram matrices) into one ArrayBuffer and points the ops
+ * at views of it (in place), so the batch crosses to the writer thread as one transfer: no copy
+ * per write, and no per-write buffer to allocate. Returns the transfer list.
+ */
+export function packPayloads(ops: WriteOp[]): ArrayBuffer[] {
+  let total = 0;
+  for (const op of ops) {
+    if (op.kind === 'putAtoms') total += op.row.atoms.byteLength;
+    else if (op.kind === 'putProbe') total += op.row.gram.byteLength;
+  }
+  if (total === 0) return [];
+  const buffer = new ArrayBuffer(total);
+  let at = 0;
+  const place = (bytes: Uint8Array): Uint8Array => {
+    const view = new Uint8Array(buffer, at, bytes.byteLength);
+    view.set(bytes);
+    at += bytes.byteLength;
+    return view;
+  };
+  for (const op of ops) {
+    if (op.kind === 'putAtoms') op.row.atoms = place(op.row.atoms);
+    else if (op.kind === 'putProbe') op.row.gram = place(op.row.gram);
+  }
+  return [buffer];
 }
 
 /** The error a failed write is rejected with on the caller's side. */

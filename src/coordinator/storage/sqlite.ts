@@ -41,9 +41,8 @@ import {
 } from './rows.js';
 import type { WriterReply, WriterRequest, WriterThreadData } from './sqlite-writer-thread.js';
 import {
-  opBuffers,
   outcomeError,
-  ownBytes,
+  packPayloads,
   SqliteWriter,
   type WriteOp,
   type WriteOutcome,
@@ -183,7 +182,7 @@ class ThreadCommitter implements Committer {
     this.port.ref();
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.port.postMessage(request, ops.flatMap(opBuffers));
+      this.port.postMessage(request, packPayloads(ops));
     });
   }
 
@@ -315,7 +314,7 @@ export class SqliteStorage implements Storage {
       this.path = join(options.dataDir, DATABASE_FILE);
     }
     this.maxBatch = options.maxBatch ?? 4096;
-    this.maxQueuedWrites = options.maxQueuedWrites ?? 20_000;
+    this.maxQueuedWrites = options.maxQueuedWrites ?? 10_000;
     this.synchronous = options.synchronous ?? 'full';
     try {
       this.db = new Database(this.path);
@@ -574,7 +573,7 @@ export class SqliteStorage implements Storage {
           accuracy: upload.stats.accuracy,
           samples: upload.stats.samples,
           templateVersion: upload.templateVersion,
-          atoms: ownBytes(upload.atoms),
+          atoms: upload.atoms,
         },
       },
       true,
@@ -628,7 +627,7 @@ export class SqliteStorage implements Storage {
   // --- probe summaries ---------------------------------------------------------------------
 
   putProbeSummary(summary: ProbeSummaryRecord): Promise<void> {
-    return this.enqueue({ kind: 'putProbe', row: { ...summary, gram: ownBytes(summary.gram) } }, true);
+    return this.enqueue({ kind: 'putProbe', row: { ...summary } }, true);
   }
 
   async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {
