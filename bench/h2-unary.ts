@@ -12,6 +12,8 @@ export interface UnaryOutcome {
 }
 
 export interface H2UnaryClient {
+  /** Opens a new connection now (instead of at the first call) and resolves once it is up. */
+  connect(): Promise<void>;
   /** Sends one framed request (frameMessage) on a new stream; done gets the call's status. */
   call(path: string, framed: Buffer, headers: Record<string, string>, done: (o: UnaryOutcome) => void): void;
   close(): void;
@@ -39,16 +41,35 @@ export function h2UnaryClient(address: string, tls?: { ca: Buffer; servername: s
     });
     return s;
   };
+  const live = () => {
+    if (!session || session.destroyed || session.closed) session = open();
+    return session;
+  };
   return {
-    call(path, framed, headers, done) {
-      session ??= open();
-      const stream = session.request({
-        [constants.HTTP2_HEADER_METHOD]: 'POST',
-        [constants.HTTP2_HEADER_PATH]: path,
-        [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
-        [constants.HTTP2_HEADER_TE]: 'trailers',
-        ...headers,
+    connect() {
+      const s = live();
+      // Up once the server's SETTINGS (its concurrent-stream limit among them) have arrived.
+      return new Promise((resolve, reject) => {
+        s.once('remoteSettings', () => resolve());
+        s.once('error', reject);
       });
+    },
+    call(path, framed, headers, done) {
+      let stream: ReturnType<ClientHttp2Session['request']>;
+      try {
+        stream = live().request({
+          [constants.HTTP2_HEADER_METHOD]: 'POST',
+          [constants.HTTP2_HEADER_PATH]: path,
+          [constants.HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc',
+          [constants.HTTP2_HEADER_TE]: 'trailers',
+          ...headers,
+        });
+      } catch (err) {
+        // A session going away between calls: this call fails, the next one reconnects.
+        session = undefined;
+        setImmediate(() => done({ code: -1, message: (err as Error).message }));
+        return;
+      }
       let code = -1;
       let text = '';
       const take = (h: Record<string, unknown>) => {
