@@ -38,6 +38,9 @@ COPY --from=build --chown=root:root /opt/client-node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --from=build --chown=root:root /app/bin ./bin
 COPY --from=build --chown=root:root /app/proto ./proto
+# The client's state directory (--state-dir /state): owned by node, so that a volume mounted there
+# starts out writable for it.
+RUN mkdir /state && chown node:node /state && chmod 700 /state
 USER node
 ENTRYPOINT ["node", "/app/bin/atomlens.js"]
 CMD ["client", "--help"]

@@ -22,6 +22,7 @@
 //                           fsync on) instead of SQLite: the coordinator runs with --store
 //   LOAD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"   Node flags for the coordinator process
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
@@ -262,6 +263,7 @@ async function runOnce(n: number, log: (msg: string) => void): Promise<(string |
                 tasks: [{ taskId: '0-1', classes: [0, 1] }],
                 clientVersion: 'load-bench',
                 enrollmentSecret: certs ? SECRET : '',
+                ...(certs ? { clientCredential: randomBytes(32) } : {}),
               },
               { deadline: Date.now() + 30_000 },
               cb,

@@ -82,6 +82,11 @@ export interface ClientOptions {
   /** Channel credentials factory (TLS); insecure when absent. */
   credentials?: () => grpc.ChannelCredentials;
   enrollmentSecret?: string;
+  /**
+   * Where the client keeps its credential (default ~/.atomlens/clients/CLIENT_ID): with the
+   * enrolment secret, the coordinator binds the client id to it.
+   */
+  stateDir?: string;
   /** Give up (UnreachableError) after the coordinator has been unreachable this long (ms). */
   giveUpAfterMs?: number;
   /** Waits between retries (default: from 250 ms, doubling, at most 10 s). */
@@ -247,6 +252,7 @@ class BuiltinClient {
       tasks: this.tasks.map((t) => ({ id: t.id, classes: t.classes })),
       ...(o.credentials ? { credentials: o.credentials() } : {}),
       ...(o.enrollmentSecret ? { enrollmentSecret: o.enrollmentSecret } : {}),
+      ...(o.stateDir !== undefined ? { stateDir: o.stateDir } : {}),
       ...(o.probeCacheDir ? { probeCacheDir: o.probeCacheDir } : {}),
       ...(o.callTimeoutMs ? { callTimeoutMs: o.callTimeoutMs } : {}),
       ...(o.signal ? { signal: o.signal } : {}),

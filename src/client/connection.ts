@@ -16,6 +16,7 @@ import type { SessionRequest } from '../generated/atomlens/v1/SessionRequest.js'
 import type { SessionResponse__Output } from '../generated/atomlens/v1/SessionResponse.js';
 import { loadAtomlensProto } from '../shared/proto.js';
 import { encodeFloat32 } from '../shared/tensor.js';
+import type { ClientIdentity } from './identity.js';
 
 /**
  * Largest probe-summary payload per chunk: 1 MiB minus room for the chunk's other fields.
@@ -32,6 +33,11 @@ export interface ConnectionOptions {
   callTimeoutMs?: number;
   /** Extra gRPC channel options (e.g. the channel's own reconnect backoff). */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * This client's credential: Register sends it along with an enrolment secret (the coordinator
+   * binds the client id to it at the first enrolment and asks for it at every later one).
+   */
+  identity?: ClientIdentity;
 }
 
 /**
@@ -71,12 +77,14 @@ export class FederationConnection {
   readonly address: string;
   private readonly client: FederationServiceClient;
   private readonly callTimeoutMs: number;
+  private readonly identity: ClientIdentity | undefined;
   private token = '';
 
   constructor(options: ConnectionOptions) {
     const proto = loadAtomlensProto();
     this.address = options.address;
     this.callTimeoutMs = options.callTimeoutMs ?? 15_000;
+    this.identity = options.identity;
     this.client = new proto.atomlens.v1.FederationService(
       options.address,
       options.credentials ?? grpc.credentials.createInsecure(),
@@ -100,9 +108,14 @@ export class FederationConnection {
     return new Date(Date.now() + this.callTimeoutMs);
   }
 
+  /** Register; with an enrolment secret, the identity's credential goes along (unless given). */
   register(request: RegisterRequest): Promise<RegisterResponse__Output> {
+    const withCredential =
+      request.enrollmentSecret && !request.clientCredential?.length && this.identity
+        ? { ...request, clientCredential: this.identity.credential() }
+        : request;
     return new Promise((resolve, reject) => {
-      this.client.register(request, this.metadata(), { deadline: this.deadline() }, (err, res) =>
+      this.client.register(withCredential, this.metadata(), { deadline: this.deadline() }, (err, res) =>
         err || !res ? reject(err ?? new Error('empty Register response')) : resolve(res),
       );
     });

@@ -36,6 +36,7 @@ import {
   statusCode,
 } from './connection.js';
 import { IMAGE_SIZE, probeImages } from './data.js';
+import { ClientIdentity } from './identity.js';
 import { DEFAULT_PROBE_CACHE_DIR, operatorProbeValues } from './probe-set.js';
 
 /** One task a member trains, as it registers it with the coordinator. */
@@ -144,6 +145,15 @@ export interface AtomlensClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** The federation's enrolment secret, when it uses one. */
   enrollmentSecret?: string;
+  /**
+   * Where this member keeps its client credential (default ~/.atomlens/clients/CLIENT_ID).
+   * Enrolling with the secret binds the client id to that credential: keep this directory
+   * (mode 0700, the file 0600) to register as the same member after a restart. Used only with
+   * enrollmentSecret.
+   */
+  stateDir?: string;
+  /** The credential itself (16–1,024 random bytes, e.g. from a secret store) instead of stateDir. */
+  clientCredential?: Uint8Array;
   /** Answers the coordinator's probe requests; without it requests are declined. */
   probe?: ProbeFunction;
   /** Where the operator's probe set is cached (by its SHA-256). */
@@ -293,6 +303,7 @@ export class AtomlensClient {
   private readonly stop = new AbortController();
   private readonly backoff: Required<BackoffPolicy>;
   private readonly log: Logger;
+  private readonly identity: ClientIdentity;
 
   private constructor(private readonly options: AtomlensClientOptions) {
     this.log = options.logger ?? createLogger(`sdk ${options.clientId}`);
@@ -304,8 +315,14 @@ export class AtomlensClient {
       random: Math.random,
       ...options.backoff,
     };
+    this.identity = new ClientIdentity({
+      clientId: options.clientId,
+      ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
+      ...(options.clientCredential !== undefined ? { credential: options.clientCredential } : {}),
+    });
     this.connection = new FederationConnection({
       address: options.address,
+      identity: this.identity,
       ...(options.credentials ? { credentials: options.credentials } : {}),
       ...(options.callTimeoutMs ? { callTimeoutMs: options.callTimeoutMs } : {}),
       // The channel's own reconnection follows the same backoff, so a coordinator that is back
@@ -329,6 +346,9 @@ export class AtomlensClient {
     if (options.tasks.length === 0) throw new Error('a client needs at least one task');
     const client = new AtomlensClient(options);
     try {
+      // Read (or made) before the first attempt: a state directory that cannot be used fails at
+      // once (ClientIdentityError) instead of being retried like an unreachable coordinator.
+      if (options.enrollmentSecret) client.identity.credential();
       const response = await client.register('register');
       client.adoptTemplate(response);
       client.afterRegister(response, false);

@@ -55,6 +55,8 @@ export interface CoordinatorOptions {
   authorize?: Authorize;
   /** Enrolment check at Register. */
   enroll?: Enroll;
+  /** Told when the operator removed a client (its tokens end). */
+  clientRemoved?: (clientId: string) => void;
   /** HTTP authorisation. */
   httpAuthorize?: HttpAuthorize;
   /** Link tokens for report pages (GetReportResponse.view_token); absent = none issued. */
@@ -179,6 +181,7 @@ async function buildCore(
     similarity,
     sessions,
     ...(options.enroll ? { enroll: options.enroll } : {}),
+    ...(options.clientRemoved ? { clientRemoved: options.clientRemoved } : {}),
   });
   const warm = await federation.warmUp();
   logger.info('state loaded', {

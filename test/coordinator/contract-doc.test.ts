@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MAX_CHUNK_DATA_BYTES } from '../../src/client/connection.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
+import { CLIENT_CREDENTIAL_BYTES } from '../../src/coordinator/federation/validation.js';
 import { Activation } from '../../src/generated/atomlens/v1/Activation.js';
 import { AnalysisStage } from '../../src/generated/atomlens/v1/AnalysisStage.js';
 import { AnalysisTrigger } from '../../src/generated/atomlens/v1/AnalysisTrigger.js';
@@ -53,6 +54,9 @@ describe('the proto states what the code does', () => {
       `\`analysis.probeDeadlineMs\`, ${grouped(config.analysis.probeDeadlineMs)} unless configured`,
     );
     expect(text).toContain(`at most ${grouped(MAX_CHUNK_DATA_BYTES)} data bytes`);
+    const credential = `${CLIENT_CREDENTIAL_BYTES.min} to ${grouped(CLIENT_CREDENTIAL_BYTES.max)} bytes`;
+    expect(text).toContain(`This client's own credential: ${credential}`);
+    expect(text).toContain(`client_credential neither empty nor ${credential}`);
   });
 
   it('the id rule', () => {

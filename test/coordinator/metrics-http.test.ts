@@ -336,7 +336,7 @@ describe('authorisation hooks', () => {
             ? undefined
             : new RpcError(grpc.status.UNAUTHENTICATED, 'token required');
         },
-        enroll: (req) => `token-for-${req.clientId}`,
+        enroll: (req) => ({ token: `token-for-${req.clientId}`, bindCredential: false }),
       },
     });
   });

@@ -459,6 +459,33 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
       });
     });
 
+    describe('client credential bindings', () => {
+      it('binds an id to the first digest only, durably; removing the client releases it', async () => {
+        const { s, location } = await fresh();
+        const [first, second] = ['1'.repeat(64), '2'.repeat(64)];
+        expect(await s.bindClientCredential('a', first, 10)).toBe(first);
+        expect(await s.bindClientCredential('a', first, 11)).toBe(first);
+        expect(await s.bindClientCredential('a', second, 12)).toBe(first);
+        // Two first bindings arriving together: one wins, both answer the winner.
+        const racing = await Promise.all([
+          s.bindClientCredential('b', first, 13),
+          s.bindClientCredential('b', second, 13),
+        ]);
+        expect(racing[0]).toBe(racing[1]);
+        await s.close();
+        const reopened = await location.open();
+        expect(await reopened.bindClientCredential('a', second, 14)).toBe(first);
+        // A binding without a registration (its Register failed afterwards) is released too.
+        expect(await reopened.removeClient('a')).toEqual({ uploads: 0, probeSummaries: 0 });
+        expect(await reopened.removeClient('a')).toBeUndefined();
+        expect(await reopened.bindClientCredential('a', second, 15)).toBe(second);
+        await withClients(reopened, ['b']);
+        await reopened.removeClient('b');
+        expect(await reopened.bindClientCredential('b', second, 16)).toBe(second);
+        await reopened.close();
+      });
+    });
+
     describe('analyses and reports', () => {
       it('writes an analysis and updates it through its lifecycle; optional fields stay absent until set', async () => {
         const { s } = await fresh();

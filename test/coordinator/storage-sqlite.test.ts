@@ -81,6 +81,7 @@ describe('SqliteStorage migrations', () => {
     // What an older atomlens left: the version only in meta, no schema_migrations table.
     const raw = new Database(join(dir, DATABASE_FILE));
     raw.exec('DROP TABLE schema_migrations');
+    raw.exec('DROP TABLE client_credentials'); // added by step 2
     raw.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
     raw.close();
     const again = new SqliteStorage({ dataDir: dir });

@@ -18,6 +18,8 @@ if (unavailable) console.warn(unavailable);
 
 async function fill(s: Storage): Promise<void> {
   await s.setMeta('template', '{"alphaFingerprint":"abc"}');
+  await s.bindClientCredential('zed', 'a'.repeat(64), 5);
+  await s.bindClientCredential('amy', 'b'.repeat(64), 6);
   for (const [i, id] of ['zed', 'amy', 'bob'].entries()) {
     await s.upsertClient(
       {
@@ -91,6 +93,11 @@ async function everything(s: Storage): Promise<unknown> {
     reports: await s.listReports(10),
     report: await s.getReport('rep'),
     template: await s.getMeta('template'),
+    // Binding again with another digest answers the one stored.
+    bindings: [
+      await s.bindClientCredential('zed', 'c'.repeat(64), 7),
+      await s.bindClientCredential('amy', 'c'.repeat(64), 7),
+    ],
   };
 }
 
@@ -124,6 +131,7 @@ describe.skipIf(unavailable !== undefined)('atomlens store migrate', () => {
     expect(Object.fromEntries(result.tables.map((t) => [t.table, t.rows]))).toEqual({
       meta: 1,
       clients: 3,
+      client_credentials: 2,
       tasks: 4,
       client_tasks: 6,
       atom_uploads: 93,

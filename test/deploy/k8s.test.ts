@@ -372,6 +372,22 @@ function checkFederationResources(resources: Resource[], rendered: boolean): voi
       }
       const ca = flagValue(c.args, '--ca');
       if (ca) resolveMountedFile(ca, c, jobPod, resources);
+      // Enrolling with the secret binds the id to the credential in --state-dir: it must be on
+      // a claim that outlives the pod.
+      if (c.args.includes('--enrollment-secret')) {
+        const stateDir = flagValue(c.args, '--state-dir');
+        expect(stateDir, `${c.name}: enrols with the secret but has no --state-dir`).toBeDefined();
+        const mount = c.volumeMounts.find((m) => stateDir!.startsWith(`${String(m.mountPath)}/`));
+        expect(mount, `${c.name}: --state-dir ${stateDir} is not on a volume`).toBeDefined();
+        const volume = asList(jobPod.volumes, 'volumes')
+          .map((v) => asMap(v, 'volume'))
+          .find((v) => v.name === mount!.name);
+        const claim = volume?.persistentVolumeClaim
+          ? String(asMap(volume.persistentVolumeClaim, 'persistentVolumeClaim').claimName)
+          : undefined;
+        expect(claim, `${c.name}: --state-dir must be on a persistentVolumeClaim`).toBeDefined();
+        expect(findByBaseName(resources, 'PersistentVolumeClaim', claim!), `claim ${claim}`).toBeDefined();
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import {
 import { loadOrCreateTokenKey, tokenDigest } from '../../src/coordinator/auth/tokens.js';
 
 const SECRET = 'federation-secret-0123456789';
+const CREDENTIAL = randomBytes(32);
 const OPERATOR = 'operator-token-abcdefghijklmnop';
 
 function config(over: Partial<AuthConfig> = {}): AuthConfig {
@@ -46,7 +47,7 @@ function call(token?: string, cn?: string): CallLike {
 }
 
 function enrolled(auth: Authenticator, clientId: string): string {
-  const r = auth.enroll(call(), { clientId, enrollmentSecret: SECRET });
+  const r = auth.enroll(call(), { clientId, enrollmentSecret: SECRET, clientCredential: CREDENTIAL });
   if (!r.ok) throw r.error;
   return r.value.token;
 }
@@ -54,13 +55,31 @@ function enrolled(auth: Authenticator, clientId: string): string {
 describe('enrolment', () => {
   it('issues a token bound to the client id for the right secret', () => {
     const auth = new Authenticator(config(), { key: randomBytes(32) });
-    const r = auth.enroll(call(), { clientId: 'alice', enrollmentSecret: SECRET });
+    const r = auth.enroll(call(), {
+      clientId: 'alice',
+      enrollmentSecret: SECRET,
+      clientCredential: CREDENTIAL,
+    });
     expect(r.ok && r.value.via).toBe('secret');
     const token = r.ok ? r.value.token : '';
     expect(auth.authorize(call(token), { kind: 'client', clientId: 'alice' })).toMatchObject({
       ok: true,
       value: { kind: 'client', clientId: 'alice' },
     });
+  });
+
+  it('needs a client credential with the secret (not with a certificate), naming the field', () => {
+    const auth = new Authenticator(config(), { key: randomBytes(32) });
+    const bare = auth.enroll(call(), { clientId: 'alice', enrollmentSecret: SECRET });
+    expect(!bare.ok && bare.error.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(!bare.ok && bare.error.details).toMatch(/client_credential/);
+    const empty = auth.enroll(call(), {
+      clientId: 'alice',
+      enrollmentSecret: SECRET,
+      clientCredential: new Uint8Array(0),
+    });
+    expect(empty.ok).toBe(false);
+    expect(auth.enroll(call(undefined, 'alice'), { clientId: 'alice', enrollmentSecret: '' }).ok).toBe(true);
   });
 
   it('refuses a wrong or missing secret with UNAUTHENTICATED, never echoing it', () => {
@@ -84,7 +103,11 @@ describe('enrolment', () => {
     const auth = new Authenticator(config(), { key: randomBytes(32) });
     const byCert = auth.enroll(call(undefined, 'alice'), { clientId: 'alice', enrollmentSecret: '' });
     expect(byCert.ok && byCert.value.via).toBe('mtls');
-    const other = auth.enroll(call(undefined, 'bob'), { clientId: 'alice', enrollmentSecret: SECRET });
+    const other = auth.enroll(call(undefined, 'bob'), {
+      clientId: 'alice',
+      enrollmentSecret: SECRET,
+      clientCredential: CREDENTIAL,
+    });
     expect(!other.ok && other.error.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(!other.ok && other.error.details).toMatch(/certificate is for 'bob'/);
   });
@@ -92,9 +115,13 @@ describe('enrolment', () => {
   it('with mTLS enrolment off, a matching certificate still needs the secret', () => {
     const auth = new Authenticator(config({ mtlsEnrollment: false }), { key: randomBytes(32) });
     expect(auth.enroll(call(undefined, 'alice'), { clientId: 'alice', enrollmentSecret: '' }).ok).toBe(false);
-    expect(auth.enroll(call(undefined, 'alice'), { clientId: 'alice', enrollmentSecret: SECRET }).ok).toBe(
-      true,
-    );
+    expect(
+      auth.enroll(call(undefined, 'alice'), {
+        clientId: 'alice',
+        enrollmentSecret: SECRET,
+        clientCredential: CREDENTIAL,
+      }).ok,
+    ).toBe(true);
   });
 
   it('disabled authentication returns an empty token and allows everything', () => {
@@ -217,7 +244,11 @@ describe('expiry and revocation', () => {
     const bob = enrolled(auth, 'bob');
     auth.revokeClient('alice');
     expect(auth.authorize(call(token), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
-    const again = auth.enroll(call(), { clientId: 'alice', enrollmentSecret: SECRET });
+    const again = auth.enroll(call(), {
+      clientId: 'alice',
+      enrollmentSecret: SECRET,
+      clientCredential: CREDENTIAL,
+    });
     expect(!again.ok && again.error.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(auth.authorize(call(bob), { kind: 'client', clientId: 'bob' }).ok).toBe(true);
 
@@ -225,7 +256,10 @@ describe('expiry and revocation', () => {
     const reopened = openAuthenticator(dataDir, config());
     expect(reopened.authorize(call(bob), { kind: 'client', clientId: 'bob' }).ok).toBe(true);
     expect(reopened.authorize(call(token), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
-    expect(reopened.enroll(call(), { clientId: 'alice', enrollmentSecret: SECRET }).ok).toBe(false);
+    expect(
+      reopened.enroll(call(), { clientId: 'alice', enrollmentSecret: SECRET, clientCredential: CREDENTIAL })
+        .ok,
+    ).toBe(false);
     reopened.reinstateClient('alice');
     const fresh = enrolled(reopened, 'alice');
     expect(reopened.authorize(call(fresh), { kind: 'client', clientId: 'alice' }).ok).toBe(true);

@@ -22,6 +22,7 @@ import {
   makeCerts,
   operatorClient,
   rpc,
+  testCredential,
 } from './helpers.js';
 
 const SECRET = 'cli-enrolment-secret-0123456789';
@@ -92,7 +93,12 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
     try {
       const reg = await rpc<RegisterResponse__Output>((cb) =>
         fed.register(
-          { clientId: 'alice', tasks: [{ taskId: '0-1', classes: [0, 1] }], enrollmentSecret: SECRET },
+          {
+            clientId: 'alice',
+            tasks: [{ taskId: '0-1', classes: [0, 1] }],
+            enrollmentSecret: SECRET,
+            clientCredential: testCredential('alice'),
+          },
           cb,
         ),
       );
@@ -221,7 +227,12 @@ describe.skipIf(!HAS_OPENSSL)('atomlens coordinator with --tls-cert/--tls-key an
     const register = () =>
       rpc<RegisterResponse__Output>((cb) =>
         fed.register(
-          { clientId: 'alice', tasks: [{ taskId: '0-1', classes: [0, 1] }], enrollmentSecret: SECRET },
+          {
+            clientId: 'alice',
+            tasks: [{ taskId: '0-1', classes: [0, 1] }],
+            enrollmentSecret: SECRET,
+            clientCredential: testCredential('alice'),
+          },
           cb,
         ),
       );

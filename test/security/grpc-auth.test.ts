@@ -33,6 +33,7 @@ import {
   makeCerts,
   operatorClient,
   rpc,
+  testCredential,
   waitFor,
 } from './helpers.js';
 
@@ -85,7 +86,16 @@ function register(
   secret = SECRET,
 ): Promise<RegisterResponse__Output> {
   return rpc<RegisterResponse__Output>((cb) =>
-    fed.register({ clientId, tasks: TASKS, enrollmentSecret: secret, clientVersion: 'test' }, cb),
+    fed.register(
+      {
+        clientId,
+        tasks: TASKS,
+        enrollmentSecret: secret,
+        clientCredential: testCredential(clientId),
+        clientVersion: 'test',
+      },
+      cb,
+    ),
   );
 }
 

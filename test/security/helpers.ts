@@ -1,5 +1,6 @@
 // Shared by the security tests: certificates from scripts/make-certs.sh into a temp dir.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,14 @@ export function makeCerts(clientIds: string[], env: Record<string, string> = {})
 }
 
 const TEMPLATE = buildTemplate(DEFAULT_TEMPLATE_CONFIG);
+
+/**
+ * A client credential (RegisterRequest.client_credential) for a test client: 32 bytes fixed per
+ * id, so that every registration of that id presents the same one, as a real client does.
+ */
+export function testCredential(clientId: string): Buffer {
+  return createHash('sha256').update(`test client credential ${clientId}`).digest();
+}
 
 /** A valid PushAtomsRequest for the default template (atoms from a seeded normal). */
 export function atomsRequest(

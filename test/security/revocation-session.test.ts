@@ -7,6 +7,7 @@ import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
 import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { type Harness, rpc, startHarness, waitFor } from '../coordinator/helpers.js';
+import { testCredential } from './helpers.js';
 
 const SECRET = 'revocation-test-secret-123456';
 
@@ -36,7 +37,12 @@ describe('revocation of a connected client', () => {
   it('ends the open session at its next heartbeat with UNAUTHENTICATED', async () => {
     const registered = await rpc<RegisterResponse__Output>((cb) =>
       h.fed.Register(
-        { clientId: 'mallory', tasks: [{ taskId: 't', classes: [1] }], enrollmentSecret: SECRET },
+        {
+          clientId: 'mallory',
+          tasks: [{ taskId: 't', classes: [1] }],
+          enrollmentSecret: SECRET,
+          clientCredential: testCredential('mallory'),
+        },
         cb,
       ),
     );

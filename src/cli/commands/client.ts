@@ -4,6 +4,7 @@
 import { BACKEND_CHOICES, type BackendPreference } from '../../client/backend.js';
 import { type ClientProgressEvent, RejectedError, runClient, UnreachableError } from '../../client/client.js';
 import { DATA_SPLIT_HELP, parseDataSplit, parseTasks } from '../../client/data.js';
+import { ClientIdentityError } from '../../client/identity.js';
 import { ID_CHARACTERS, ID_MAX_LENGTH, idProblem } from '../../shared/ids.js';
 import { grpcChannelCredentials } from '../../shared/tls.js';
 import {
@@ -80,6 +81,12 @@ export const spec: CommandSpec = {
       value: 'SECRET',
       description: 'Federation enrolment secret (or ATOMLENS_ENROLLMENT_SECRET)',
     },
+    'state-dir': {
+      type: 'string',
+      value: 'DIR',
+      description:
+        'Where this client keeps its credential, which binds its --id when it enrols with the secret; keep it to restart as the same client (default: ~/.atomlens/clients/ID)',
+    },
     ...CLIENT_TLS_OPTIONS,
     'probe-cache': {
       type: 'string',
@@ -99,6 +106,12 @@ client never reuses a round number. The model lives in memory only: a restarted 
 tasks again from fresh weights (R more rounds each); within one process, a coordinator restart is
 survived (it reconnects with backoff and re-sends any round the coordinator lacks). Ctrl-C (SIGINT) or SIGTERM stops at the next batch boundary,
 closes the connection and exits 0; a second signal exits at once.
+
+Identity: with an enrolment secret, the first run of an --id makes a random credential in
+--state-dir (file client-credential, mode 0600) and the coordinator binds the id to it; every later
+run of that id must use the same --state-dir. Another party that knows the secret cannot take the id.
+To give the id to a new machine, copy the directory, or have the operator free the id with
+\`atomlens status --remove-client ID\` (which deletes its data).
 
 Exit codes: 0 done or stopped by a signal, 1 failure, 2 usage, 3 coordinator unreachable.`,
 };
@@ -258,6 +271,7 @@ export async function run(parsed: Parsed): Promise<number> {
       ...(typeof v['probe-cache'] === 'string' ? { probeCacheDir: v['probe-cache'] } : {}),
       ...(credentials ? { credentials } : {}),
       ...(enrollmentSecret ? { enrollmentSecret } : {}),
+      ...(typeof v['state-dir'] === 'string' ? { stateDir: v['state-dir'] } : {}),
       onProgress: progress,
       signal: controller.signal,
     });
@@ -265,6 +279,7 @@ export async function run(parsed: Parsed): Promise<number> {
   } catch (err) {
     if (err instanceof UnreachableError) throw new CliError(err.message, EXIT.unreachable);
     if (err instanceof RejectedError) throw new CliError(err.message, EXIT.failure);
+    if (err instanceof ClientIdentityError) throw new CliError(err.message, EXIT.failure);
     throw err;
   } finally {
     process.off('SIGINT', sigint);

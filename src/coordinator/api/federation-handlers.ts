@@ -77,6 +77,7 @@ export function federationHandlers(deps: FederationHandlerDeps): FederationServi
           alphaFingerprint: req.alphaFingerprint,
           clientVersion: req.clientVersion,
           enrollmentSecret: req.enrollmentSecret,
+          clientCredential: req.clientCredential,
           call,
         });
         return {

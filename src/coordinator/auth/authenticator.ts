@@ -213,9 +213,13 @@ export class Authenticator {
 
   /**
    * Register: proof by the enrolment secret or by an mTLS certificate whose CN is the client id.
-   * A certificate for another id is refused even with the right secret.
+   * A certificate for another id is refused even with the right secret. Enrolling by the secret
+   * also needs a client credential, which the federation then checks against the id's binding.
    */
-  enroll(call: CallLike, request: { clientId: string; enrollmentSecret: string }): AuthResult<Enrollment> {
+  enroll(
+    call: CallLike,
+    request: { clientId: string; enrollmentSecret: string; clientCredential?: Uint8Array },
+  ): AuthResult<Enrollment> {
     if (!this.config.enabled) return { ok: true, value: { token: '', expiresAtMs: 0, via: 'disabled' } };
     this.revocations.refresh();
     const { clientId } = request;
@@ -230,6 +234,12 @@ export class Authenticator {
     }
     const via = this.proofOfEnrolment(cn === clientId, request.enrollmentSecret);
     if (!via.ok) return via;
+    if (via.value === 'secret' && (request.clientCredential?.length ?? 0) === 0) {
+      return unauthenticated(
+        'enrolling by the enrolment secret needs a client_credential too: random bytes this client ' +
+          'keeps and presents at every Register (atomlens client and the SDK keep one in their state directory)',
+      );
+    }
     const { token, expiresAtMs } = this.issueClientToken(clientId);
     return { ok: true, value: { token, expiresAtMs, via: via.value } };
   }
@@ -294,6 +304,14 @@ export class Authenticator {
   /** Revokes every token issued to clientId so far and blocks re-enrolment until reinstated. */
   revokeClient(clientId: string): void {
     this.revocations.revokeClient(clientId);
+  }
+
+  /**
+   * Ends every token issued to clientId so far without blocking it (the operator removed the
+   * client: whoever enrols the id next must not share it with a holder of an old token).
+   */
+  endClientTokens(clientId: string): void {
+    this.revocations.cutOff(clientId);
   }
 
   /** Lets a revoked client enrol again (its old tokens stay invalid). */

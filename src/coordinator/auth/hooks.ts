@@ -18,9 +18,13 @@ const toRpc = (e: AuthError) => new RpcError(e.code, e.details);
 export function grpcAuthHooks(auth: Authenticator): {
   authorize: Authorize;
   enroll: Enroll;
+  clientRemoved: (clientId: string) => void;
   reportViewToken: (reportId: string) => string;
 } {
   return {
+    clientRemoved: (clientId) => {
+      if (auth.enabled) auth.endClientTokens(clientId);
+    },
     reportViewToken: (reportId) => (auth.enabled ? auth.reportViewToken(reportId) : ''),
     authorize: (ctx) => {
       if (!auth.enabled) return undefined;
@@ -43,7 +47,7 @@ export function grpcAuthHooks(auth: Authenticator): {
     enroll: (request, call) => {
       const r = auth.enroll(call ?? { metadata: new grpc.Metadata() }, request);
       if (!r.ok) throw toRpc(r.error);
-      return r.value.token;
+      return { token: r.value.token, bindCredential: r.value.via === 'secret' };
     },
   };
 }

@@ -70,6 +70,14 @@ export class RevocationList {
     this.persist();
   }
 
+  /** Revokes the tokens issued to clientId so far; whether it may enrol stays as it was. */
+  cutOff(clientId: string): void {
+    this.refresh(true);
+    const blocked = this.state.clients.get(clientId)?.blocked ?? false;
+    this.state.clients.set(clientId, { notBeforeMs: this.now() + 1, blocked });
+    this.persist();
+  }
+
   reinstateClient(clientId: string): void {
     this.refresh(true);
     const entry = this.state.clients.get(clientId);

@@ -37,7 +37,13 @@ export interface Security {
   /** Spread into startCoordinator's options. */
   options: Pick<
     CoordinatorOptions,
-    'grpcCredentials' | 'authorize' | 'enroll' | 'httpAuthorize' | 'httpsOptions' | 'reportViewToken'
+    | 'grpcCredentials'
+    | 'authorize'
+    | 'enroll'
+    | 'clientRemoved'
+    | 'httpAuthorize'
+    | 'httpsOptions'
+    | 'reportViewToken'
   >;
   /** One line for the log saying what is protected how (no secrets). */
   summary: string;

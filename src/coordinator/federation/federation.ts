@@ -2,6 +2,7 @@
 // clients, accepting atom uploads (validate → durable commit → similarity index), and assembling
 // probe answers. Transport-free: the gRPC layer (server.ts) only decodes, calls and maps errors.
 
+import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { modelCosine } from '../../analysis/atoms.js';
 import { unitModelVector } from '../../analysis/pairwise.js';
@@ -48,6 +49,8 @@ export interface RegisterInput {
   alphaFingerprint: string;
   clientVersion: string;
   enrollmentSecret: string;
+  /** RegisterRequest.client_credential (validated length; empty = none sent). */
+  clientCredential: Uint8Array;
   /** The transport call, for enrolment checks that look at metadata or the TLS peer. */
   call?: AuthCall;
 }
@@ -59,16 +62,27 @@ export interface RegisterResult {
   token: string;
 }
 
+/** What the enrolment hook decided about a registering client. */
+export interface Enrolment {
+  /** Bearer token to hand out ('' when authentication is off). */
+  token: string;
+  /**
+   * True when the client proved only that it knows the shared enrolment secret: then its
+   * client credential (present, checked by the hook) must be the one its id is bound to.
+   */
+  bindCredential: boolean;
+}
+
 /**
- * Enrolment hook: checks a registering client (enrolment secret, mTLS identity on the
- * call) and returns the bearer token to hand out ('' when authentication is off), or throws an
- * RpcError (UNAUTHENTICATED / PERMISSION_DENIED). Without one, registration is open. Runs after the
- * request is validated and before anything is stored.
+ * Enrolment hook: checks a registering client (enrolment secret and the presence of a client
+ * credential, mTLS identity on the call) and returns the token and whether the id's credential
+ * binding applies, or throws an RpcError (UNAUTHENTICATED / PERMISSION_DENIED). Without one,
+ * registration is open. Runs after the request is validated and before anything is stored.
  */
 export type Enroll = (
-  request: { clientId: string; enrollmentSecret: string },
+  request: { clientId: string; enrollmentSecret: string; clientCredential: Uint8Array },
   call: AuthCall | undefined,
-) => string;
+) => Enrolment;
 
 export interface PushResult {
   duplicate: boolean;
@@ -85,6 +99,8 @@ export interface FederationDeps {
   metrics: CoordinatorMetrics;
   logger: Logger;
   enroll?: Enroll;
+  /** Told when the operator removed a client, so that the tokens issued for its id end. */
+  clientRemoved?: (clientId: string) => void;
   now?: () => number;
 }
 
@@ -139,9 +155,16 @@ export class FederationCore {
 
   async register(input: RegisterInput): Promise<RegisterResult> {
     const { config } = this.deps;
-    const token = this.deps.enroll
-      ? this.deps.enroll({ clientId: input.clientId, enrollmentSecret: input.enrollmentSecret }, input.call)
-      : '';
+    const { token, bindCredential } = this.deps.enroll
+      ? this.deps.enroll(
+          {
+            clientId: input.clientId,
+            enrollmentSecret: input.enrollmentSecret,
+            clientCredential: input.clientCredential,
+          },
+          input.call,
+        )
+      : { token: '', bindCredential: false };
     const existing = this.clients.get(input.clientId);
     // A new id takes its slot before the first await, so simultaneous registrations of new ids
     // cannot all pass the limit; the slot is released when the registration ends either way.
@@ -153,10 +176,33 @@ export class FederationCore {
     }
     if (reserving) this.registering.add(input.clientId);
     try {
+      if (bindCredential) await this.checkCredentialBinding(input.clientId, input.clientCredential);
       return await this.registerAdmitted(input, existing, token);
     } finally {
       if (reserving) this.registering.delete(input.clientId);
     }
+  }
+
+  /**
+   * Trust on first use: the first secret-enrolment of an id binds it to the SHA-256 of the
+   * credential it presented (in storage, so across restarts and coordinators sharing a
+   * database); later ones must present the same credential. The digest of a 128-bit-or-more
+   * random value needs no salt or slow hash: it cannot be brute-forced.
+   */
+  private async checkCredentialBinding(clientId: string, credential: Uint8Array): Promise<void> {
+    const presented = createHash('sha256').update(credential).digest('hex');
+    const bound = await this.deps.storage.bindClientCredential(clientId, presented, this.now());
+    if (bound === presented) return;
+    this.deps.logger.warn('registration refused: the client id is bound to another client credential', {
+      client: clientId,
+    });
+    // clientId is a validated identifier (at most 64 safe characters): quoting it whole is safe.
+    throw new RpcError(
+      grpc.status.PERMISSION_DENIED,
+      `client id '${clientId}' is already enrolled by a client with another credential. ` +
+        'If that was this client, start it with the --state-dir it used then (SDK: stateDir); ' +
+        `otherwise choose another --id, or ask the operator to free the id (and delete its data): atomlens status --remove-client ${clientId}`,
+    );
   }
 
   private async registerAdmitted(
@@ -323,6 +369,7 @@ export class FederationCore {
       throw notFound(`no client ${quoteInput(clientId)} is registered; \`atomlens status\` lists them`);
     }
     this.clients.delete(clientId);
+    this.deps.clientRemoved?.(clientId);
     this.deps.similarity.removeClient(clientId);
     this.deps.sessions.end(clientId, 'the client was removed by the operator');
     this.deps.logger.info('client removed', { client: clientId, ...removed });

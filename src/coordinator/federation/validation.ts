@@ -26,6 +26,12 @@ export const FIELD_LIMITS = {
   pageToken: 512,
 } as const;
 
+/**
+ * RegisterRequest.client_credential, in bytes: at least 128 bits so that it cannot be guessed
+ * (this repository's clients send 32 random bytes), at most 1,024 like the other secrets.
+ */
+export const CLIENT_CREDENTIAL_BYTES = { min: 16, max: 1024 } as const;
+
 /** INVALID_ARGUMENT when `value` is longer than `max` characters (the value is not echoed). */
 export function checkLength(field: string, value: string, max: number): void {
   if (value.length > max) {
@@ -57,6 +63,15 @@ export function validateRegister(req: RegisterRequest__Output, maxTasks: number)
   checkClientId(req.clientId);
   checkLength('client_version', req.clientVersion, FIELD_LIMITS.clientVersion);
   checkLength('enrollment_secret', req.enrollmentSecret, FIELD_LIMITS.enrollmentSecret);
+  const credential = req.clientCredential.length;
+  if (
+    credential !== 0 &&
+    (credential < CLIENT_CREDENTIAL_BYTES.min || credential > CLIENT_CREDENTIAL_BYTES.max)
+  ) {
+    throw invalid(
+      `client_credential has ${credential} bytes; send ${CLIENT_CREDENTIAL_BYTES.min} to ${CLIENT_CREDENTIAL_BYTES.max} random bytes (atomlens clients send 32)`,
+    );
+  }
   if (req.tasks.length === 0)
     throw invalid('tasks is empty: declare at least one task (task_id and its classes)');
   if (req.tasks.length > maxTasks) {

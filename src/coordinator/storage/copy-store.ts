@@ -34,6 +34,11 @@ const TABLES: TableSpec[] = [
     key: ['client_id'],
     booleans: ['fingerprint_match'],
   },
+  {
+    name: 'client_credentials',
+    columns: ['client_id', 'credential_sha256', 'bound_at_ms'],
+    key: ['client_id'],
+  },
   { name: 'tasks', columns: ['task_id', 'classes'], key: ['task_id'] },
   { name: 'client_tasks', columns: ['client_id', 'task_id', 'position'], key: ['client_id', 'task_id'] },
   {

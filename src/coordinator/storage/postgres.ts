@@ -174,6 +174,17 @@ CREATE TABLE gw_workers (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'client_credentials: the SHA-256 of the credential each client id is bound to',
+    sql: `
+CREATE TABLE client_credentials (
+  client_id TEXT COLLATE "C" PRIMARY KEY,
+  credential_sha256 TEXT NOT NULL,
+  bound_at_ms BIGINT NOT NULL
+);
+`,
+  },
 ];
 
 /** Any number that fits: ms timestamps and counts are BIGINT, which node-postgres returns as text. */
@@ -631,8 +642,11 @@ export class PostgresStorage implements Storage {
 
   removeClient(clientId: string): Promise<RemovedClient | undefined> {
     return this.enqueue(async (c) => {
+      const released =
+        ((await c.query('DELETE FROM client_credentials WHERE client_id = $1', [clientId])).rowCount ?? 0) >
+        0;
       const found = await c.query('SELECT 1 FROM clients WHERE client_id = $1', [clientId]);
-      if (found.rowCount === 0) return undefined;
+      if (found.rowCount === 0) return released ? { uploads: 0, probeSummaries: 0 } : undefined;
       const uploads =
         (await c.query('DELETE FROM atom_uploads WHERE client_id = $1', [clientId])).rowCount ?? 0;
       const probeSummaries =
@@ -641,6 +655,25 @@ export class PostgresStorage implements Storage {
       await c.query('DELETE FROM clients WHERE client_id = $1', [clientId]);
       return { uploads, probeSummaries };
     });
+  }
+
+  // --- client identity ---------------------------------------------------------------------
+
+  bindClientCredential(clientId: string, credentialSha256: string, boundAtMs: number): Promise<string> {
+    return this.enqueue(async (c) => {
+      // ON CONFLICT DO NOTHING waits for a concurrent first binding to commit, so the SELECT
+      // in the same transaction sees whichever binding won.
+      await c.query(
+        `INSERT INTO client_credentials(client_id, credential_sha256, bound_at_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (client_id) DO NOTHING`,
+        [clientId, credentialSha256, boundAtMs],
+      );
+      const r = await c.query<{ credential_sha256: string }>(
+        'SELECT credential_sha256 FROM client_credentials WHERE client_id = $1',
+        [clientId],
+      );
+      return r.rows[0]!.credential_sha256;
+    }, undefined, true);
   }
 
   // --- analyses and reports ----------------------------------------------------------------

@@ -71,7 +71,8 @@ export type WriteOp =
   | { kind: 'putAnalysis'; row: AnalysisRowInput }
   | { kind: 'putReport'; row: ReportRowInput }
   | { kind: 'prune'; cutoffs: RetentionCutoffs }
-  | { kind: 'removeClient'; clientId: string };
+  | { kind: 'removeClient'; clientId: string }
+  | { kind: 'bindCredential'; clientId: string; credentialSha256: string; boundAtMs: number };
 
 /** What each kind of write resolves with. */
 export interface WriteResults {
@@ -83,6 +84,8 @@ export interface WriteResults {
   putReport: undefined;
   prune: PrunedCounts;
   removeClient: RemovedClient | undefined;
+  /** The digest the client id is bound to (the given one unless it was bound before). */
+  bindCredential: string;
 }
 
 /** One write's outcome, as it crosses threads (errors by name and message). */
@@ -177,6 +180,13 @@ export class SqliteWriter {
       deleteProbes: db.prepare('DELETE FROM probe_summaries WHERE client_id = ?'),
       deleteClientTasks: db.prepare('DELETE FROM client_tasks WHERE client_id = ?'),
       deleteClient: db.prepare('DELETE FROM clients WHERE client_id = ?'),
+      deleteCredential: db.prepare('DELETE FROM client_credentials WHERE client_id = ?'),
+      bindCredential: db.prepare(
+        'INSERT OR IGNORE INTO client_credentials(client_id, credential_sha256, bound_at_ms) VALUES (?, ?, ?)',
+      ),
+      boundCredential: db
+        .prepare('SELECT credential_sha256 FROM client_credentials WHERE client_id = ?')
+        .pluck(),
     };
   }
 
@@ -219,13 +229,19 @@ export class SqliteWriter {
               : s.pruneReports.run(op.cutoffs.reportsBeforeMs).changes,
         } satisfies PrunedCounts;
       case 'removeClient': {
-        if (!s.clientExists.get(op.clientId)) return undefined;
+        // The binding goes too, also one left by a Register that failed after binding.
+        const released = s.deleteCredential.run(op.clientId).changes > 0;
+        if (!s.clientExists.get(op.clientId))
+          return released ? ({ uploads: 0, probeSummaries: 0 } satisfies RemovedClient) : undefined;
         const uploads = s.deleteUploads.run(op.clientId).changes;
         const probeSummaries = s.deleteProbes.run(op.clientId).changes;
         s.deleteClientTasks.run(op.clientId);
         s.deleteClient.run(op.clientId);
         return { uploads, probeSummaries } satisfies RemovedClient;
       }
+      case 'bindCredential':
+        s.bindCredential.run(op.clientId, op.credentialSha256, op.boundAtMs);
+        return s.boundCredential.get(op.clientId) as string;
     }
   }
 

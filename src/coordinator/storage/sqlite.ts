@@ -283,6 +283,17 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_by_time ON reports(created_at_ms);
 `,
   },
+  {
+    version: 2,
+    name: 'client_credentials: the SHA-256 of the credential each client id is bound to',
+    sql: `
+CREATE TABLE client_credentials (
+  client_id TEXT PRIMARY KEY,
+  credential_sha256 TEXT NOT NULL,
+  bound_at_ms INTEGER NOT NULL
+);
+`,
+  },
 ];
 
 export class SqliteStorage implements Storage {
@@ -642,6 +653,12 @@ export class SqliteStorage implements Storage {
 
   removeClient(clientId: string): Promise<RemovedClient | undefined> {
     return this.enqueue({ kind: 'removeClient', clientId });
+  }
+
+  // --- client identity ---------------------------------------------------------------------
+
+  bindClientCredential(clientId: string, credentialSha256: string, boundAtMs: number): Promise<string> {
+    return this.enqueue({ kind: 'bindCredential', clientId, credentialSha256, boundAtMs }, true);
   }
 
   // --- analyses and reports ----------------------------------------------------------------

@@ -190,10 +190,20 @@ export interface Storage {
    */
   prune(cutoffs: RetentionCutoffs): Promise<PrunedCounts>;
   /**
-   * Deletes a client with its task list, every atom upload and every probe summary of it;
-   * undefined when no such client is stored. Task ids (shared by clients) stay.
+   * Deletes a client with its task list, every atom upload and every probe summary of it, and
+   * releases its credential binding; undefined when neither a client nor a binding is stored
+   * under that id. Task ids (shared by clients) stay.
    */
   removeClient(clientId: string): Promise<RemovedClient | undefined>;
+
+  // --- client identity ---------------------------------------------------------------------
+  /**
+   * Binds clientId to a credential digest unless it is bound already, atomically (two first
+   * enrolments racing, also from two coordinators on one database, end with one binding);
+   * resolves, once durable, with the digest the id is bound to — `credentialSha256` when this
+   * call bound it or it was bound to the same digest before, the other one otherwise.
+   */
+  bindClientCredential(clientId: string, credentialSha256: string, boundAtMs: number): Promise<string>;
 
   // --- metadata ----------------------------------------------------------------------------
   /** Small key/value facts about the store itself (e.g. the template fingerprint it holds). */
