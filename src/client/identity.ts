@@ -15,10 +15,16 @@ const MAX_BYTES = 1024;
 
 const STATE_DIR_HINT = 'choose a directory this user can write with --state-dir (SDK: stateDir)';
 
-/** The file in the state directory that holds the credential, as hex. */
+/**
+ * The file in the state directory that holds the credential, as hex.
+ * @internal exported for its tests
+ */
 export const CREDENTIAL_FILE = 'client-credential';
 
-/** Where a client keeps its state when not told otherwise: ~/.atomlens/clients/<client id>. */
+/**
+ * Where a client keeps its state when not told otherwise: ~/.atomlens/clients/CLIENT_ID.
+ * @internal exported for its tests
+ */
 export function defaultStateDir(clientId: string): string {
   return join(homedir(), '.atomlens', 'clients', clientId);
 }

@@ -29,6 +29,7 @@ export const FIELD_LIMITS = {
 /**
  * RegisterRequest.client_credential, in bytes: at least 128 bits so that it cannot be guessed
  * (this repository's clients send 32 random bytes), at most 1,024 like the other secrets.
+ * @internal exported for its tests
  */
 export const CLIENT_CREDENTIAL_BYTES = { min: 16, max: 1024 } as const;
 

@@ -660,20 +660,24 @@ export class PostgresStorage implements Storage {
   // --- client identity ---------------------------------------------------------------------
 
   bindClientCredential(clientId: string, credentialSha256: string, boundAtMs: number): Promise<string> {
-    return this.enqueue(async (c) => {
-      // ON CONFLICT DO NOTHING waits for a concurrent first binding to commit, so the SELECT
-      // in the same transaction sees whichever binding won.
-      await c.query(
-        `INSERT INTO client_credentials(client_id, credential_sha256, bound_at_ms) VALUES ($1, $2, $3)
+    return this.enqueue(
+      async (c) => {
+        // ON CONFLICT DO NOTHING waits for a concurrent first binding to commit, so the SELECT
+        // in the same transaction sees whichever binding won.
+        await c.query(
+          `INSERT INTO client_credentials(client_id, credential_sha256, bound_at_ms) VALUES ($1, $2, $3)
          ON CONFLICT (client_id) DO NOTHING`,
-        [clientId, credentialSha256, boundAtMs],
-      );
-      const r = await c.query<{ credential_sha256: string }>(
-        'SELECT credential_sha256 FROM client_credentials WHERE client_id = $1',
-        [clientId],
-      );
-      return r.rows[0]!.credential_sha256;
-    }, undefined, true);
+          [clientId, credentialSha256, boundAtMs],
+        );
+        const r = await c.query<{ credential_sha256: string }>(
+          'SELECT credential_sha256 FROM client_credentials WHERE client_id = $1',
+          [clientId],
+        );
+        return r.rows[0]!.credential_sha256;
+      },
+      undefined,
+      true,
+    );
   }
 
   // --- analyses and reports ----------------------------------------------------------------
