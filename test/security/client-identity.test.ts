@@ -1,13 +1,18 @@
 // A client id belongs to the client that first enrolled it with the enrolment secret: a second
 // party that knows the secret cannot register under that id (and so gets no token for it and
 // cannot take over its session), until the operator releases the id by removing the client.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator } from '../../src/coordinator/auth/authenticator.js';
 import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
 import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
+import { atomlensArgv } from '../../src/shared/runtime.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import {
   expectStatus,
@@ -140,5 +145,57 @@ describe('a client id is bound to the credential of its first enrolment', () => 
     };
     await expectStatus(push(before.token), grpc.status.UNAUTHENTICATED, /revoked/);
     await push(after.token);
+  });
+});
+
+/** `atomlens client` with the enrolment secret in its environment, as the docs show. */
+function atomlensClient(args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, atomlensArgv(['client', ...args]), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ATOMLENS_ENROLLMENT_SECRET: SECRET, ATOMLENS_LOG: 'error' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+  });
+}
+
+describe('atomlens client --state-dir', () => {
+  let h: Harness;
+  const dir = mkdtempSync(join(tmpdir(), 'atomlens-client-state-'));
+  beforeAll(async () => {
+    h = await startHarness({ extra: grpcAuthHooks(authenticator()) });
+  });
+  afterAll(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs again as the same client with its state directory; another directory is refused', async () => {
+    const run = (stateDir: string) =>
+      atomlensClient([
+        '--coordinator',
+        `127.0.0.1:${h.running.grpcPort}`,
+        '--id',
+        'site-a',
+        '--tasks',
+        '0-1',
+        '--rounds',
+        '0',
+        '--state-dir',
+        stateDir,
+      ]);
+    const first = await run(join(dir, 'a'));
+    expect(first.code, first.stderr).toBe(0);
+    expect(existsSync(join(dir, 'a', 'client-credential'))).toBe(true);
+    const again = await run(join(dir, 'a'));
+    expect(again.code, again.stderr).toBe(0);
+    const other = await run(join(dir, 'b'));
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(
+      /PERMISSION_DENIED: client id 'site-a' is already enrolled.*--state-dir.*atomlens status --remove-client site-a/,
+    );
   });
 });
