@@ -172,6 +172,16 @@ const SIMD_MIN_WORK = 32 * 32 * 32;
 const PARALLEL_MIN_WORK = 160 * 160 * 160;
 /** Rows of a register tile of C in linalg.wat (the height of A's packed micro-panels). */
 const TILE_ROWS = 4;
+// Blocking of the packed products as in Goto & van de Geijn 2008 ("Anatomy of high-performance
+// matrix multiplication"), sized for the target machine's 48 KB L1d and 1 MB L2 per core: p in
+// slices of GEMM_KC, so that one B micro-panel slice (512 × 32 B = 16 KB) stays in L1 while a
+// slab of GEMM_SLAB_TILES row tiles of A (32 × 4 rows × 512 × 8 B = 512 KB for float64) stays in
+// L2 and passes it; a block of work is one slab × GEMM_GROUP_PANELS panels of B. Against blocks
+// of 4 row tiles over all of p this measured 3–15 % more GFLOP per CPU second (one thread,
+// n = 256–2048, float64 and float32).
+const GEMM_KC = 512;
+const GEMM_SLAB_TILES = 32;
+const GEMM_GROUP_PANELS = 16;
 
 /** C = A·B on the SIMD kernel; false when it is unavailable or the operands are too large. */
 function simdMatmul(A: Readable, B: Readable, n: number, k: number, m: number, out: Float64Array): boolean {
@@ -238,14 +248,26 @@ function packedMatmul<T extends Float64Array | Float32Array>(
   }
   for (let p = 0; p < k; p++) {
     const row = p * m;
-    for (let j = 0; j < m; j++) {
-      heap[aLen + (Math.floor(j / width) * k + p) * width + (j % width)] = B[row + j]!;
+    for (let j0 = 0, dst = aLen + p * width; j0 < m; j0 += width, dst += k * width) {
+      const end = Math.min(width, m - j0);
+      for (let c = 0; c < end; c++) heap[dst + c] = B[row + j0 + c]!;
     }
   }
   const cBase = aLen + bLen;
   team.run(
     op,
-    [DATA_BASE, DATA_BASE + aLen * size, DATA_BASE + cBase * size, rowTiles, k, panels, cStride * size],
+    [
+      DATA_BASE,
+      DATA_BASE + aLen * size,
+      DATA_BASE + cBase * size,
+      rowTiles,
+      k,
+      panels,
+      cStride * size,
+      GEMM_KC,
+      GEMM_SLAB_TILES,
+      GEMM_GROUP_PANELS,
+    ],
     n * k * m >= PARALLEL_MIN_WORK,
   );
   const c = new Heap(team.memory.buffer, DATA_BASE + cBase * size, rowTiles * TILE_ROWS * cStride);

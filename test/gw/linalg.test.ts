@@ -34,6 +34,8 @@ describe('matmul', () => {
     [40, 100, 1],
     [5, 3000, 7],
     [129, 77, 131],
+    // Several depth slices (kc = 512), row slabs (32 tiles) and column groups (16 panels) at once.
+    [140, 1100, 150],
   ] as const;
 
   for (const [n, k, m] of shapes) {
@@ -78,6 +80,7 @@ describe('matmulF32', () => {
     [5, 3, 9],
     [33, 70, 17],
     [130, 129, 260],
+    [133, 1030, 140],
   ] as const) {
     it(`${n}×${k} · ${k}×${m} to float32 accuracy`, () => {
       const rng = mulberry32(n + k + m);

@@ -16,13 +16,16 @@
 ;; panels of one C tile's width (4 f64 or 8 f32 columns), b[(j·k + p)·w + c] = B[p, w·j + c]. A
 ;; 4 × w tile of C lives in eight v128 registers while p runs over 0…k−1: per p two loads of B and
 ;; four splat-loads of A for eight multiplies and eight adds. (Taller tiles spill: V8 allocates 15
-;; xmm registers and needs one for each product before its add.) Each entry of C is accumulated as
+;; xmm registers and needs one for each product before its add; with fused multiply-add, 5×4 and
+;; 6×4 f64 tiles still measured at half the rate of 4×4, and 3×6 within 3 % of it.) Each entry of
+;; C is accumulated as
 ;; Σ_p A_ip B_pj in increasing p with separate multiply and add (no fused multiply-add), the order
 ;; of linalg.ts's JS kernel, so f64 results are bit-identical to it.
 ;;
-;; Work is split into blocks of 4 row tiles × up to 256 columns, claimed one at a time with an
-;; atomic increment of the counter at `counter`: any number of threads (one included) can run the
-;; same call, each taking blocks until none are left, so a late or busy helper costs nothing.
+;; Work is split into blocks (a slab of row tiles × a group of column panels), claimed one at a
+;; time with an atomic increment of the counter at `counter`: any number of threads (one included)
+;; can run the same call, each taking blocks until none are left, so a late or busy helper costs
+;; nothing.
 
 (module
   (import "env" "memory" (memory 1 65536 shared))
@@ -131,35 +134,39 @@
     (v128.store offset=16 (local.get $c) (local.get $acc31))
   )
 
-  ;; matmul_f64(a, b, c, row_tiles, k, panels, cs, counter): C (4·row_tiles × 4·panels, row
-  ;; stride cs bytes) = A·B from the packed A (row_tiles micro-panels) and B (panels of 4 columns).
-  ;; A block is 4 row tiles × up to 64 panels: each panel of B is reused by 4 row tiles while in
-  ;; L1/L2. p runs in slices of at most 4096; shorter slices (256, 512, sized for L1) measured
-  ;; slower on the target machine (AMD EPYC, 48 KB L1d) than streaming A and B from L2.
+  ;; matmul_f64(a, b, c, row_tiles, k, panels, cs, kc, block_tiles, block_panels, counter):
+  ;; C (4·row_tiles × 4·panels, row stride cs bytes) = A·B from the packed A (row_tiles
+  ;; micro-panels) and B (panels of 4 columns), blocked as in Goto & van de Geijn 2008: a block is
+  ;; block_tiles row tiles (a slab of A, sized by the host to stay in L2) × block_panels panels of
+  ;; B; p runs in slices of kc (sums continue in C between slices), and within a slice each panel
+  ;; of B (kc × 4, in L1) meets every row tile of the slab before the next panel is loaded.
   (func (export "matmul_f64")
     (param $a i32) (param $b i32) (param $c i32) (param $row_tiles i32) (param $k i32)
-    (param $panels i32) (param $cs i32) (param $counter i32)
+    (param $panels i32) (param $cs i32) (param $kc i32) (param $block_tiles i32)
+    (param $block_panels i32) (param $counter i32)
     (local $col_groups i32) (local $blocks i32) (local $block i32)
     (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
     (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
     (local.set $a_bytes (i32.mul (local.get $k) (i32.const 32)))
     (local.set $b_bytes (i32.shl (local.get $k) (i32.const 5)))
-    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 63)) (i32.const 6)))
+    (local.set $col_groups
+      (i32.div_u (i32.add (local.get $panels) (i32.sub (local.get $block_panels) (i32.const 1))) (local.get $block_panels)))
     (local.set $blocks
-      (i32.mul (local.get $col_groups) (i32.shr_u (i32.add (local.get $row_tiles) (i32.const 3)) (i32.const 2))))
+      (i32.mul (local.get $col_groups)
+        (i32.div_u (i32.add (local.get $row_tiles) (i32.sub (local.get $block_tiles) (i32.const 1))) (local.get $block_tiles))))
     (block $done
       (loop $claim
         (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
         (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
-        (local.set $t0 (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2)))
-        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (local.set $t0 (i32.mul (i32.div_u (local.get $block) (local.get $col_groups)) (local.get $block_tiles)))
+        (local.set $t1 (i32.add (local.get $t0) (local.get $block_tiles)))
         (if (i32.gt_u (local.get $t1) (local.get $row_tiles)) (then (local.set $t1 (local.get $row_tiles))))
-        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 6)))
-        (local.set $j1 (i32.add (local.get $j0) (i32.const 64)))
+        (local.set $j0 (i32.mul (i32.rem_u (local.get $block) (local.get $col_groups)) (local.get $block_panels)))
+        (local.set $j1 (i32.add (local.get $j0) (local.get $block_panels)))
         (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
         (local.set $p0 (i32.const 0))
         (loop $depth
-          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (local.set $p1 (i32.add (local.get $p0) (local.get $kc)))
           (if (i32.gt_u (local.get $p1) (local.get $k)) (then (local.set $p1 (local.get $k))))
           (local.set $j (local.get $j0))
           (loop $cols
@@ -186,32 +193,36 @@
           (br_if $depth (i32.lt_u (local.get $p0) (local.get $k))))
         (br $claim))))
 
-  ;; matmul_f32(a, b, c, row_tiles, k, panels, cs, counter): C (4·row_tiles × 8·panels, row
-  ;; stride cs bytes) = A·B in float32, as matmul_f64 with panels of 8 columns.
+  ;; matmul_f32(a, b, c, row_tiles, k, panels, cs, kc, block_tiles, block_panels, counter):
+  ;; C (4·row_tiles × 8·panels, row stride cs bytes) = A·B in float32, as matmul_f64 with panels
+  ;; of 8 columns.
   (func (export "matmul_f32")
     (param $a i32) (param $b i32) (param $c i32) (param $row_tiles i32) (param $k i32)
-    (param $panels i32) (param $cs i32) (param $counter i32)
+    (param $panels i32) (param $cs i32) (param $kc i32) (param $block_tiles i32)
+    (param $block_panels i32) (param $counter i32)
     (local $col_groups i32) (local $blocks i32) (local $block i32)
     (local $t i32) (local $t0 i32) (local $t1 i32) (local $j i32) (local $j0 i32) (local $j1 i32)
     (local $p0 i32) (local $p1 i32) (local $a_bytes i32) (local $b_bytes i32) (local $a_ptr i32)
     (local.set $a_bytes (i32.mul (local.get $k) (i32.const 16)))
     (local.set $b_bytes (i32.shl (local.get $k) (i32.const 5)))
-    (local.set $col_groups (i32.shr_u (i32.add (local.get $panels) (i32.const 31)) (i32.const 5)))
+    (local.set $col_groups
+      (i32.div_u (i32.add (local.get $panels) (i32.sub (local.get $block_panels) (i32.const 1))) (local.get $block_panels)))
     (local.set $blocks
-      (i32.mul (local.get $col_groups) (i32.shr_u (i32.add (local.get $row_tiles) (i32.const 3)) (i32.const 2))))
+      (i32.mul (local.get $col_groups)
+        (i32.div_u (i32.add (local.get $row_tiles) (i32.sub (local.get $block_tiles) (i32.const 1))) (local.get $block_tiles))))
     (block $done
       (loop $claim
         (local.set $block (i32.atomic.rmw.add (local.get $counter) (i32.const 1)))
         (br_if $done (i32.ge_u (local.get $block) (local.get $blocks)))
-        (local.set $t0 (i32.shl (i32.div_u (local.get $block) (local.get $col_groups)) (i32.const 2)))
-        (local.set $t1 (i32.add (local.get $t0) (i32.const 4)))
+        (local.set $t0 (i32.mul (i32.div_u (local.get $block) (local.get $col_groups)) (local.get $block_tiles)))
+        (local.set $t1 (i32.add (local.get $t0) (local.get $block_tiles)))
         (if (i32.gt_u (local.get $t1) (local.get $row_tiles)) (then (local.set $t1 (local.get $row_tiles))))
-        (local.set $j0 (i32.shl (i32.rem_u (local.get $block) (local.get $col_groups)) (i32.const 5)))
-        (local.set $j1 (i32.add (local.get $j0) (i32.const 32)))
+        (local.set $j0 (i32.mul (i32.rem_u (local.get $block) (local.get $col_groups)) (local.get $block_panels)))
+        (local.set $j1 (i32.add (local.get $j0) (local.get $block_panels)))
         (if (i32.gt_u (local.get $j1) (local.get $panels)) (then (local.set $j1 (local.get $panels))))
         (local.set $p0 (i32.const 0))
         (loop $depth
-          (local.set $p1 (i32.add (local.get $p0) (i32.const 4096)))
+          (local.set $p1 (i32.add (local.get $p0) (local.get $kc)))
           (if (i32.gt_u (local.get $p1) (local.get $k)) (then (local.set $p1 (local.get $k))))
           (local.set $j (local.get $j0))
           (loop $cols
