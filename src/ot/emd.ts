@@ -18,8 +18,9 @@
 
 import { type SimplexKernel, simplexKernel } from './simplex-kernel.js';
 
-const STATE_TREE = 0;
-const STATE_LOWER = 1;
+// LOWER is 0 so that freshly allocated (zeroed) state arrays mark every arc non-tree.
+const STATE_LOWER = 0;
+const STATE_TREE = 1;
 const DIR_UP = 1; // predecessor arc goes from the node up to its parent
 const DIR_DOWN = -1; // predecessor arc goes from the parent down to the node
 
@@ -86,6 +87,7 @@ export class NetworkSimplex {
   private readonly kernel: SimplexKernel | null;
   private nextArc = 0;
   private hasBasis = false;
+  private arcsTouched = false;
   /** Pivots made by the last solve. */
   lastPivots = 0;
 
@@ -163,11 +165,23 @@ export class NetworkSimplex {
     return u < this.n ? 0 : this.artCost;
   }
 
+  /**
+   * Zero flow and LOWER state on every arc. Fresh arrays are zero already (and a fresh WebAssembly
+   * memory is not even mapped until written), so the first basis skips the O(n·m) writes.
+   */
+  private clearArcs(): void {
+    if (!this.arcsTouched) {
+      this.arcsTouched = true;
+      return;
+    }
+    this.flow.fill(0);
+    this.state.fill(STATE_LOWER);
+  }
+
   /** Builds the initial basis: every node hangs off the root by its artificial arc. */
   private initBasis(): void {
     const { nodeCount, root, arcCount } = this;
-    this.flow.fill(0);
-    this.state.fill(STATE_LOWER);
+    this.clearArcs();
     this.parent[root] = -1;
     this.pred[root] = -1;
     this.thread[root] = 0;
@@ -218,8 +232,7 @@ export class NetworkSimplex {
     };
     checkOrder('rowOrder', rowOrder, n);
     checkOrder('colOrder', colOrder, m);
-    this.flow.fill(0);
-    this.state.fill(STATE_LOWER);
+    this.clearArcs();
     // North-west corner rule.
     const treeArcs: number[] = [];
     let total = 0;
@@ -326,8 +339,7 @@ export class NetworkSimplex {
     for (let i = 0; i < n; i++) {
       if (Math.abs(supply[i]! + supply[n + sigma[i]!]!) > 1e-12 * Math.max(1e-300, supply[i]!)) return false;
     }
-    this.flow.fill(0);
-    this.state.fill(STATE_LOWER);
+    this.clearArcs();
     const { parent, pred, predDir, thread, revThread, succNum, lastSucc } = this;
     parent[root] = -1;
     pred[root] = -1;
@@ -369,6 +381,10 @@ export class NetworkSimplex {
 
   /** Potentials making every tree arc's reduced cost zero, walking the thread from the root. */
   private computePotentials(): void {
+    if (this.kernel) {
+      this.kernel.potentials(this.artCost);
+      return;
+    }
     const { root } = this;
     this.pi[root] = 0;
     for (let u = this.thread[root]!; u !== root; u = this.thread[u]!) {
@@ -481,20 +497,24 @@ export class NetworkSimplex {
 
   /** The support of the last plan (tree arcs with positive flow), in row-major order. */
   sparsePlan(): SparsePlan {
-    const arcs: number[] = [];
+    const { pred, flow, arcCount, m } = this;
+    const support = new Int32Array(this.nodeCount);
+    let count = 0;
     for (let u = 0; u < this.nodeCount; u++) {
-      const e = this.pred[u]!;
-      if (e < this.arcCount && this.flow[e]! > 0) arcs.push(e);
+      const e = pred[u]!;
+      if (e < arcCount && flow[e]! > 0) support[count++] = e;
     }
-    arcs.sort((x, y) => x - y);
-    const rows = new Int32Array(arcs.length);
-    const cols = new Int32Array(arcs.length);
-    const values = new Float64Array(arcs.length);
-    arcs.forEach((e, k) => {
-      rows[k] = Math.floor(e / this.m);
-      cols[k] = e % this.m;
-      values[k] = this.flow[e]!;
-    });
+    // Typed-array sort is numeric and needs no comparator calls.
+    const arcs = support.subarray(0, count).sort();
+    const rows = new Int32Array(count);
+    const cols = new Int32Array(count);
+    const values = new Float64Array(count);
+    for (let k = 0; k < count; k++) {
+      const e = arcs[k]!;
+      rows[k] = (e / m) | 0;
+      cols[k] = e - rows[k]! * m;
+      values[k] = flow[e]!;
+    }
     return { rows, cols, values };
   }
 

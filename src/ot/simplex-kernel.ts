@@ -34,6 +34,8 @@ export interface SimplexKernel {
   succNum: Int32Array;
   lastSucc: Int32Array;
   dirtyRevs: Int32Array;
+  /** Potentials from the tree (computePotentials in emd.ts). */
+  potentials(artificialCost: number): void;
   /** Pivots until optimal; returns their number (the next scan's start in nextArc()). */
   run(start: number, block: number, tolerance: number, artificialCost: number): number;
   nextArc(): number;
@@ -116,6 +118,7 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
     succNum: treeArray(5),
     lastSucc: treeArray(6),
     dirtyRevs: treeArray(7),
+    potentials: exports.potentials as (artificialCost: number) => void,
     run: (start, block, tolerance, artificialCost) =>
       run(start, block, tolerance, artificialCost, 0x7fffffff),
     nextArc,

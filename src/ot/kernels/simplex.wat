@@ -4,7 +4,7 @@
 ;; would otherwise spend in the interpreter), and the pricing scan compares two arcs per SIMD lane
 ;; pair. Pointers are byte offsets into the memory the host passes in as env.memory (one per
 ;; simplex, not shared); arrays: cost f64[n*m] (row-major, arc e = i*m + j), pi f64[n + m + 1]
-;; (node potentials, column j at n + j), state i8[n*m] (1 = LOWER, i.e. not in the tree).
+;; (node potentials, column j at n + j), state i8[n*m] (0 = LOWER, i.e. not in the tree; 1 = TREE).
 ;; Results are bit-identical to the JS loops they replace: the same IEEE operations in the same
 ;; order, and the same first-minimum tie-breaking.
 
@@ -81,8 +81,7 @@
                       (f64.load (i32.add (local.get $pp) (i32.shl (local.get $k) (i32.const 3))))))
                     (if (f64.lt (local.get $c) (local.get $min))
                       (then
-                        (if (i32.eq (i32.load8_s (i32.add (local.get $state) (i32.add (local.get $e) (local.get $k))))
-                                    (i32.const 1))
+                        (if (i32.eqz (i32.load8_s (i32.add (local.get $state) (i32.add (local.get $e) (local.get $k)))))
                           (then
                             (local.set $min (local.get $c))
                             (local.set $best (i32.add (local.get $e) (local.get $k)))))))
@@ -100,7 +99,7 @@
                                      (f64.load (local.get $pp))))
               (if (f64.lt (local.get $c) (local.get $min))
                 (then
-                  (if (i32.eq (i32.load8_s (i32.add (local.get $state) (local.get $e))) (i32.const 1))
+                  (if (i32.eqz (i32.load8_s (i32.add (local.get $state) (local.get $e))))
                     (then
                       (local.set $min (local.get $c))
                       (local.set $best (local.get $e))))))
@@ -364,8 +363,8 @@
                 (local.set $u (i32.load (i32.add (global.get $parentP) (i32.shl (local.get $u) (i32.const 2)))))
                 (br $flow2)))))
         (local.set $outArc (i32.load (i32.add (global.get $predP) (i32.shl (local.get $uOut) (i32.const 2)))))
-        (i32.store8 (i32.add (global.get $stateP) (local.get $inArc)) (i32.const 0))
-        (i32.store8 (i32.add (global.get $stateP) (local.get $outArc)) (i32.const 1))
+        (i32.store8 (i32.add (global.get $stateP) (local.get $inArc)) (i32.const 1))
+        (i32.store8 (i32.add (global.get $stateP) (local.get $outArc)) (i32.const 0))
         (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $outArc) (i32.const 3))) (f64.const 0))
 
         ;; Tree update: re-hang the subtree cut off by the leaving arc below the entering arc.
@@ -512,4 +511,24 @@
         (local.set $pivots (i32.add (local.get $pivots) (i32.const 1)))
         (br $pivot)))
     (local.get $pivots))
+
+  ;; Potentials making every tree arc's reduced cost zero, walking the thread from the root:
+  ;; pi[u] = pi[parent u] - dir[u] * cost(pred u).
+  (func (export "potentials") (param $art f64)
+    (local $u i32) (local $w i32) (local $x i32)
+    (global.set $art (local.get $art))
+    (f64.store (i32.add (global.get $piP) (i32.shl (global.get $root) (i32.const 3))) (f64.const 0))
+    (local.set $w (global.get $root))
+    (local.set $u (i32.load (i32.add (global.get $threadP) (i32.shl (local.get $w) (i32.const 2)))))
+    (block $done
+      (loop $walk
+        (br_if $done (i32.eq (local.get $u) (global.get $root)))
+        (local.set $w (i32.load (i32.add (global.get $parentP) (i32.shl (local.get $u) (i32.const 2)))))
+        (local.set $x (i32.load (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2)))))
+        (f64.store (i32.add (global.get $piP) (i32.shl (local.get $u) (i32.const 3)))
+          (f64.sub (f64.load (i32.add (global.get $piP) (i32.shl (local.get $w) (i32.const 3))))
+                   (f64.mul (f64.convert_i32_s (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2)))))
+                            (call $arcCost (local.get $x)))))
+        (local.set $u (i32.load (i32.add (global.get $threadP) (i32.shl (local.get $u) (i32.const 2)))))
+        (br $walk))))
 )
