@@ -1,6 +1,13 @@
 // Many GW problems at once (every layer pair of every model pair) on worker threads, so the
 // coordinator's gRPC event loop never runs a solver. Inputs are copied and the copies' buffers
-// transferred, so callers keep their arrays; plans come back by transfer.
+// transferred, so callers keep their arrays (costs on SharedArrayBuffers are shared instead);
+// plans come back by transfer. The same threads run
+// other pure numerical work of an analysis (run(): an exported function of an atomlens module,
+// typed arrays in and out, SharedArrayBuffers shared rather than copied), so that one set of
+// threads, sized to the cores, serves both.
+//
+// Cancellation: a solve or run given an AbortSignal leaves the queue when the signal aborts; one
+// already running has its worker terminated (a fresh one starts on the next task).
 //
 // Backpressure: at most `maxQueue` problems wait for a worker; further solve() calls *await room*
 // (they resolve later rather than grow the queue without bound). close() rejects whatever has not
@@ -10,14 +17,16 @@
 // which go to different workers and are merged (lower E wins): one problem uses both cores.
 // Workers start on first use. Problems too small to repay a message round trip (and, for the
 // first ones, a worker's start-up) are solved in the calling thread; they take about a
-// millisecond. Workers receive the compiled WebAssembly kernel rather than compiling their own.
+// millisecond each, and are run a few milliseconds' worth per event-loop turn so that thousands
+// of them never hold the calling thread's event loop for long. Workers receive the compiled
+// WebAssembly kernel rather than compiling their own.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { moduleUrl, startWorker } from '../shared/runtime.js';
 import { type GwOptions, type GwResult, gromovWasserstein } from './gromov/gw.js';
 import type { GwCost } from './gromov/problem.js';
 import { kernelModule, kernelThreads, setKernelThreads } from './linalg.js';
-import type { GwReply, GwTask } from './worker.js';
+import type { CallTask, GwTask, WorkerReply } from './worker.js';
 
 export interface GwPoolOptions {
   /** Worker threads (default: available parallelism). */
@@ -30,13 +39,21 @@ export interface GwPoolOptions {
 
 const IN_THREAD_MAX_SIZE = 48 * 48;
 
+/** In-thread solves run back to back for at most this long before the event loop gets a turn. */
+const IN_THREAD_SLICE_MS = 8;
+
+export interface TaskOptions {
+  /** Aborting it takes the task out of the queue, or stops its worker if it is running. */
+  signal?: AbortSignal;
+}
+
 const WORKER_ENTRY = moduleUrl('./worker.js', import.meta.url);
 
 interface Job {
-  task: GwTask;
+  task: GwTask | CallTask;
   transfer: ArrayBuffer[];
-  resolve: (r: GwResult) => void;
-  reject: (e: Error) => void;
+  resolve: (r: unknown) => void;
+  reject: (e: unknown) => void;
 }
 
 interface Slot {
@@ -44,16 +61,26 @@ interface Slot {
   job?: Job;
 }
 
+/** A copy on a new (transferable) ArrayBuffer, also of a view on shared memory, by block copy. */
 function copy(a: Float64Array): Float64Array {
-  return Float64Array.from(a);
+  const out = new Float64Array(a.length);
+  out.set(a);
+  return out;
 }
 
-/** A copy of a cost for transfer to a worker, with the buffers to transfer. */
+const shared = (a: Float64Array) => a.buffer instanceof SharedArrayBuffer;
+
+/**
+ * A cost for a worker, with the buffers to transfer: a copy, or the cost itself when it lives on
+ * shared memory (the solver only reads its costs, and the worker reads them in place).
+ */
 function copyCost(C: GwCost): [GwCost, ArrayBuffer[]] {
   if (C instanceof Float64Array) {
+    if (shared(C)) return [C, []];
     const c = copy(C);
     return [c, [c.buffer as ArrayBuffer]];
   }
+  if (shared(C.A) && shared(C.B)) return [C, []];
   const A = copy(C.A);
   const B = copy(C.B);
   return [{ n: C.n, rank: C.rank, A, B }, [A.buffer as ArrayBuffer, B.buffer as ArrayBuffer]];
@@ -85,6 +112,9 @@ export class GwPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly roomWaiters: (() => void)[] = [];
+  private readonly local: (() => void)[] = [];
+  private localHead = 0;
+  private localScheduled = false;
   private nextId = 1;
   private closed = false;
   private running = 0;
@@ -106,41 +136,114 @@ export class GwPool {
     return this.slots.length;
   }
 
-  /** Problems submitted and not yet finished (waiting or running). */
+  /** Problems and tasks submitted and not yet finished (waiting or running). */
   get pending(): number {
-    return this.queue.length + this.running;
+    return this.queue.length + this.running + (this.local.length - this.localHead);
   }
 
   /** Solves one GW problem on a worker; same arguments and result as gromovWasserstein(). */
-  async solve(C1: GwCost, C2: GwCost, options: GwOptions = {}): Promise<GwResult> {
+  async solve(C1: GwCost, C2: GwCost, options: GwOptions = {}, task: TaskOptions = {}): Promise<GwResult> {
     if (this.closed) throw new Error('GwPool is closed');
+    task.signal?.throwIfAborted();
     const n = sizeOf(C1);
     const m = sizeOf(C2);
     // Malformed input (n or m NaN) fails fast here too.
-    if (this.inThreadMaxSize > 0 && !(n * m > this.inThreadMaxSize))
-      return gromovWasserstein(C1, C2, options);
+    if (this.inThreadMaxSize > 0 && !(n * m > this.inThreadMaxSize)) {
+      return this.inThread(() => gromovWasserstein(C1, C2, options), task.signal);
+    }
     const init = options.init ?? 'best';
     if (init === 'best' && this.size > 1 && Number.isInteger(n) && sameWeights(n, m, options.p, options.q)) {
       const started = performance.now();
       const [a, b] = await Promise.all([
-        this.submit(C1, C2, { ...options, init: 'identity' }),
-        this.submit(C1, C2, { ...options, init: 'product' }),
+        this.submit(C1, C2, { ...options, init: 'identity' }, task.signal),
+        this.submit(C1, C2, { ...options, init: 'product' }, task.signal),
       ]);
       const best = a.gw <= b.gw ? a : b;
       return { ...best, seconds: (performance.now() - started) / 1000 };
     }
-    return this.submit(C1, C2, options);
+    return this.submit(C1, C2, options, task.signal);
   }
 
-  private async submit(C1: GwCost, C2: GwCost, options: GwOptions): Promise<GwResult> {
-    while (this.queue.length >= this.maxQueue) {
-      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-      if (this.closed) throw new Error('GwPool is closed');
+  /**
+   * Calls `fn`, an export of the module at `module` (a URL from shared/runtime's moduleUrl), with
+   * `args` on a worker, and resolves with what it returns (awaited). Arguments are copied by
+   * structured clone except SharedArrayBuffers (shared) and the buffers in `transfer` (moved);
+   * typed arrays in the result come back by transfer.
+   */
+  async run<T>(
+    module: URL,
+    fn: string,
+    args: unknown[],
+    options: TaskOptions & { transfer?: ArrayBuffer[] } = {},
+  ): Promise<T> {
+    await this.waitForRoom(options.signal);
+    const task: CallTask = { kind: 'call', id: this.nextId++, module: module.href, fn, args };
+    return this.enqueue(task, options.transfer ?? [], options.signal) as Promise<T>;
+  }
+
+  /** Runs `work` in this thread, a time slice of queued ones per event-loop turn. */
+  private inThread<T>(work: () => T, signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.local.push(() => {
+        if (this.closed) return reject(new Error('GwPool closed before the solve started'));
+        if (signal?.aborted) return reject(signal.reason);
+        try {
+          resolve(work());
+        } catch (err) {
+          reject(err);
+        }
+      });
+      if (!this.localScheduled) {
+        this.localScheduled = true;
+        setImmediate(() => this.runLocalSlice());
+      }
+    });
+  }
+
+  private runLocalSlice(): void {
+    this.localScheduled = false;
+    const until = performance.now() + IN_THREAD_SLICE_MS;
+    do {
+      const work = this.local[this.localHead];
+      this.local[this.localHead++] = undefined as unknown as () => void;
+      work?.();
+    } while (this.localHead < this.local.length && performance.now() < until);
+    if (this.localHead >= this.local.length) {
+      this.local.length = 0;
+      this.localHead = 0;
+    } else {
+      this.localScheduled = true;
+      setImmediate(() => this.runLocalSlice());
+    }
+  }
+
+  /** Resolves when the queue has room (or throws when the pool closes or `signal` aborts). */
+  private async waitForRoom(signal: AbortSignal | undefined): Promise<void> {
+    while (this.queue.length >= this.maxQueue && !this.closed) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const i = this.roomWaiters.indexOf(wake);
+          if (i >= 0) this.roomWaiters.splice(i, 1);
+          resolve();
+        };
+        this.roomWaiters.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
     }
     if (this.closed) throw new Error('GwPool is closed');
+    signal?.throwIfAborted();
+  }
+
+  private async submit(C1: GwCost, C2: GwCost, options: GwOptions, signal?: AbortSignal): Promise<GwResult> {
+    await this.waitForRoom(signal);
     const [c1, t1] = copyCost(C1);
     const [c2, t2] = copyCost(C2);
-    const task: GwTask = { id: this.nextId++, C1: c1, C2: c2, options: { ...options } };
+    const task: GwTask = { kind: 'gw', id: this.nextId++, C1: c1, C2: c2, options: { ...options } };
     const transfer = [...t1, ...t2];
     for (const key of ['p', 'q'] as const) {
       const w = options[key];
@@ -155,16 +258,61 @@ export class GwPool {
       task.options.init = c;
       transfer.push(c.buffer as ArrayBuffer);
     }
-    return new Promise<GwResult>((resolve, reject) => {
-      this.queue.push({ task, transfer, resolve, reject });
+    return this.enqueue(task, transfer, signal) as Promise<GwResult>;
+  }
+
+  private enqueue(task: GwTask | CallTask, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      if (this.closed) return reject(new Error('GwPool is closed'));
+      if (signal?.aborted) return reject(signal.reason);
+      if (!signal) {
+        this.queue.push({ task, transfer, resolve, reject });
+        this.dispatch();
+        return;
+      }
+      const onAbort = () => this.abort(job, signal.reason);
+      const job: Job = {
+        task,
+        transfer,
+        resolve: (r) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        reject: (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(job);
       this.dispatch();
     });
+  }
+
+  /** Takes an aborted job out of the queue, or terminates the worker running it. */
+  private abort(job: Job, reason: unknown): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      this.roomWaiters.shift()?.();
+      job.reject(reason);
+      return;
+    }
+    const slot = this.slots.find((s) => s.job === job);
+    if (!slot) return;
+    slot.job = undefined;
+    this.running--;
+    this.slots.splice(this.slots.indexOf(slot), 1);
+    // The solve or task cannot be interrupted inside the thread: the thread goes.
+    void slot.worker.terminate();
+    job.reject(reason);
+    this.dispatch();
   }
 
   private spawn(): Slot {
     const worker = startWorker(WORKER_ENTRY, { workerData: { kernelModule: kernelModule() } });
     const slot: Slot = { worker };
-    worker.on('message', (reply: GwReply) => {
+    worker.on('message', (reply: WorkerReply) => {
       const job = slot.job;
       if (!job || job.task.id !== reply.id) return;
       slot.job = undefined;
@@ -211,6 +359,7 @@ export class GwPool {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error('GwPool closed before the solve started'));
     for (const wake of this.roomWaiters.splice(0)) wake();
+    // In-thread work still queued is refused by its own closure (this.closed).
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
   }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GwPool, gromovWasserstein, solveBestOnTwoThreads } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { flat, gwCases, randomDistances } from './fixtures.js';
@@ -143,5 +143,111 @@ describe('GwPool (worker threads)', () => {
     expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/closed/);
     await expect(pool.solve(A, B)).rejects.toThrow(/closed/);
     expect(pool.pending).toBe(0);
+  });
+});
+
+describe('GwPool.run (other pure tasks on the same threads)', () => {
+  const tasks = new URL('./pool-tasks.ts', import.meta.url);
+
+  it('calls a module function on a worker: arguments copied, shared memory shared, typed arrays returned', async () => {
+    const pool = new GwPool({ workers: 2 });
+    try {
+      const values = Float64Array.from({ length: 1000 }, (_, i) => i);
+      const r = await pool.run<{ total: number; threadId: number }>(tasks, 'sum', [values]);
+      expect(r.total).toBe(499_500);
+      expect(r.threadId).toBeGreaterThan(0);
+      expect(values.length).toBe(1000);
+      const twice = await pool.run<Float64Array>(tasks, 'doubled', [values]);
+      expect(twice).toBeInstanceOf(Float64Array);
+      expect(twice[999]).toBe(1998);
+      const shared = new Int32Array(new SharedArrayBuffer(8));
+      await pool.run(tasks, 'writeShared', [shared, 1, 42]);
+      expect(shared[1]).toBe(42);
+      await expect(pool.run(tasks, 'fails', [])).rejects.toThrow('this task fails');
+      await expect(pool.run(tasks, 'noSuchExport', [])).rejects.toThrow(/no function noSuchExport/);
+      expect(pool.started).toBeLessThanOrEqual(2);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('an aborted signal stops its tasks: queued ones never start, the running one loses its worker', async () => {
+    const pool = new GwPool({ workers: 1 });
+    try {
+      const started = new Int32Array(new SharedArrayBuffer(4));
+      const stop = new AbortController();
+      const calls = Array.from({ length: 5 }, () =>
+        pool.run(tasks, 'spin', [60_000, started], { signal: stop.signal }),
+      );
+      const settled = Promise.allSettled(calls);
+      await vi.waitFor(() => expect(Atomics.load(started, 0)).toBe(1), { timeout: 30_000 });
+      const t0 = performance.now();
+      stop.abort(new Error('stopped'));
+      const outcomes = await settled;
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      expect(outcomes.map((o) => o.status)).toEqual(Array(5).fill('rejected'));
+      expect(String((outcomes[0] as PromiseRejectedResult).reason)).toMatch(/stopped/);
+      expect(pool.pending).toBe(0);
+      expect(Atomics.load(started, 0)).toBe(1);
+      // The pool carries on with a new worker.
+      const r = await pool.run<{ total: number }>(tasks, 'sum', [Float64Array.of(1, 2)]);
+      expect(r.total).toBe(3);
+      await expect(
+        pool.run(tasks, 'sum', [Float64Array.of(1)], { signal: AbortSignal.abort(new Error('already')) }),
+      ).rejects.toThrow('already');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('an aborted signal stops its GW solves, in worker and in thread', async () => {
+    const pool = new GwPool({ workers: 1 });
+    try {
+      const rng = mulberry32(12);
+      const big = randomDistances(400, 3, rng);
+      const small = randomDistances(20, 3, rng);
+      const stop = new AbortController();
+      const solves = [
+        pool.solve(big, big, { init: 'product' }, { signal: stop.signal }),
+        pool.solve(big, big, { init: 'product' }, { signal: stop.signal }),
+        ...Array.from({ length: 3000 }, () => pool.solve(small, small, {}, { signal: stop.signal })),
+      ];
+      const settled = Promise.allSettled(solves);
+      await vi.waitFor(() => expect(pool.started).toBe(1));
+      stop.abort(new Error('cancelled'));
+      const outcomes = await settled;
+      expect(outcomes.slice(0, 2).map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      expect(String((outcomes[0] as PromiseRejectedResult).reason)).toMatch(/cancelled/);
+      // In-thread solves run a slice per event-loop turn; those not run by then are not run.
+      const notRun = outcomes.slice(2).filter((o) => o.status === 'rejected');
+      expect(notRun.length).toBeGreaterThan(0);
+      expect(String((notRun[0] as PromiseRejectedResult).reason)).toMatch(/cancelled/);
+      expect(pool.pending).toBe(0);
+      await expect(pool.solve(big, small, { init: 'product' })).resolves.toHaveProperty('gw');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('thousands of small in-thread solves leave the event loop turning', async () => {
+    const pool = new GwPool({ workers: 1 });
+    try {
+      const rng = mulberry32(13);
+      const A = randomDistances(40, 3, rng);
+      const B = randomDistances(40, 4, rng);
+      const expected = gromovWasserstein(A, B).gw;
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 1);
+      const t0 = performance.now();
+      const results = await Promise.all(Array.from({ length: 300 }, () => pool.solve(A, B)));
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      expect(results.every((r) => r.gw === expected)).toBe(true);
+      expect(pool.started).toBe(0);
+      // All in one go, the timer would not have fired at all; sliced, it fires between slices.
+      expect(ticks, `${ticks} ticks in ${ms.toFixed(0)} ms`).toBeGreaterThan(ms / 200);
+    } finally {
+      await pool.close();
+    }
   });
 });
