@@ -79,37 +79,49 @@ const rescale = (value: number, full: number, resampled: number) =>
 /** Boundaries of a split as the indices of the last layer of every block but the last. */
 const boundaries = (blocks: { end: number }[]) => blocks.slice(0, -1).map((b) => b.end);
 
-export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
+/** Counts of recurring labels and boundaries over some of the resamples. */
+export interface BootstrapHits {
+  /** Per block: resamples giving the same label (and the same departing clients). */
+  labelHits: number[];
+  /** Per block but the last: resamples whose consensus has the boundary after it. */
+  boundaryHits: number[];
+}
+
+/** Whether the input allows resampling at all (else every confidence is NaN). */
+export function bootstrapPossible(input: BootstrapInput): boolean {
+  return input.resamples >= 1 && input.models.length >= 1 && input.n >= 2;
+}
+
+/**
+ * Resamples `from`..`to`−1 of the bootstrap (the same draws as when all run in one go: resample r
+ * uses the seeded generator's draws r·n … r·n + n − 1), as counts to be added up. Separate ranges
+ * can run on separate threads.
+ */
+export function bootstrapHits(input: BootstrapInput, from: number, to: number): BootstrapHits {
   const { n, models, layers } = input;
   const M = models.length;
   const L = layers.length;
-  const B = input.resamples;
-  const labelHits = new Array(input.blocks.length).fill(0);
+  const labelHits: number[] = new Array(input.blocks.length).fill(0);
   const pointBoundaries = boundaries(input.blocks);
-  const boundaryHits = new Array(pointBoundaries.length).fill(0);
-  if (B < 1 || M < 1 || n < 2) {
-    return {
-      resamples: 0,
-      labelConfidence: labelHits.map(() => Number.NaN),
-      boundaryConfidence: boundaryHits.map(() => Number.NaN),
-    };
-  }
+  const boundaryHits: number[] = new Array(pointBoundaries.length).fill(0);
+  if (!bootstrapPossible(input)) return { labelHits, boundaryHits };
   const rng = mulberry32(input.seed >>> 0);
-  const buffers = input.spaces.map((layersOf) => layersOf.map(() => new Float64Array(n * n)));
+  for (let k = 0; k < from * n; k++) rng();
+  // One model's layers, then one layer's models, resampled at a time: memory for max(L, M)
+  // matrices rather than M·L.
+  const buffers = Array.from({ length: Math.max(L, M) }, () => new Float64Array(n * n));
   const idx = new Uint32Array(n);
-  for (let r = 0; r < B; r++) {
+  for (let r = from; r < to; r++) {
     for (let i = 0; i < n; i++) idx[i] = Math.floor(rng() * n);
-    const spaces = input.spaces.map((layersOf, m) =>
-      layersOf.map((C, l) => resampleSpace(C, n, idx, buffers[m]![l]!)),
-    );
     const gwB: Float64Array[] = [];
     const idB: Float64Array[] = [];
     for (let m = 0; m < M; m++) {
+      const spaces = input.spaces[m]!.map((C, l) => resampleSpace(C, n, idx, buffers[l]!));
       const gw = new Float64Array(L * L);
       const id = new Float64Array(L * L);
       for (let a = 0; a < L; a++) {
         for (let b = a + 1; b < L; b++) {
-          const v = identityDistance(spaces[m]![a]!, spaces[m]![b]!);
+          const v = identityDistance(spaces[a]!, spaces[b]!);
           id[a * L + b] = id[b * L + a] = v;
           const g = rescale(input.layerGw[m]![a * L + b]!, input.layerIdentity[m]![a * L + b]!, v);
           gw[a * L + b] = gw[b * L + a] = g;
@@ -121,9 +133,10 @@ export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
     const crossId = layers.map(() => new Float64Array(M * M));
     const crossGw = layers.map(() => new Float64Array(M * M));
     for (let l = 0; l < L; l++) {
+      const spaces = input.spaces.map((layersOf, m) => resampleSpace(layersOf[l]!, n, idx, buffers[m]!));
       for (let a = 0; a < M; a++) {
         for (let b = a + 1; b < M; b++) {
-          const v = identityDistance(spaces[a]![l]!, spaces[b]![l]!);
+          const v = identityDistance(spaces[a]!, spaces[b]!);
           crossId[l]![a * M + b] = crossId[l]![b * M + a] = v;
           const g = rescale(input.crossGw[l]![a * M + b]!, input.crossIdentity[l]![a * M + b]!, v);
           crossGw[l]![a * M + b] = crossGw[l]![b * M + a] = g;
@@ -138,7 +151,7 @@ export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
     const consensus = segmentLayers(meanMatrix(gwB, L * L), L, segmentation);
     const found = new Set(boundaries(consensus.blocks));
     pointBoundaries.forEach((b, i) => {
-      if (found.has(b)) boundaryHits[i]++;
+      if (found.has(b)) boundaryHits[i]!++;
     });
     const gwT = resolveSharedMaxGw(
       input.settings.sharedMaxGw,
@@ -165,7 +178,30 @@ export function bootstrapBlocks(input: BootstrapInput): BootstrapResult {
         .map((d) => `${d.clientId}/${d.taskId}`)
         .sort()
         .join();
-      if (b.label === want.label && departing === [...want.departing].sort().join()) labelHits[i]++;
+      if (b.label === want.label && departing === [...want.departing].sort().join()) labelHits[i]!++;
+    });
+  }
+  return { labelHits, boundaryHits };
+}
+
+/** The confidences from the counts of every resample range (together covering all resamples). */
+export function bootstrapResult(input: BootstrapInput, parts: BootstrapHits[]): BootstrapResult {
+  const B = input.resamples;
+  const labelHits: number[] = new Array(input.blocks.length).fill(0);
+  const boundaryHits: number[] = new Array(Math.max(0, input.blocks.length - 1)).fill(0);
+  if (!bootstrapPossible(input)) {
+    return {
+      resamples: 0,
+      labelConfidence: labelHits.map(() => Number.NaN),
+      boundaryConfidence: boundaryHits.map(() => Number.NaN),
+    };
+  }
+  for (const part of parts) {
+    part.labelHits.forEach((h, i) => {
+      labelHits[i]! += h;
+    });
+    part.boundaryHits.forEach((h, i) => {
+      boundaryHits[i]! += h;
     });
   }
   return {

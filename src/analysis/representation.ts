@@ -1,6 +1,7 @@
 // From probe summaries to the inputs of GW and CKA. A client sends K = X Xᵀ (n×n) for a layer's
 // activations X (n probe inputs × d features); everything here is a pure function on row-major
 // typed arrays.
+import { normaliseByMeanOffDiagonal } from '../ot/gromov/problem.js';
 import { matmul, transpose } from '../ot/linalg.js';
 
 type Numeric = Float32Array | Float64Array;
@@ -65,8 +66,8 @@ export function gramFromActivations(X: Numeric, n: number, d: number): Float64Ar
   return matmul(X, transpose(X, n, d), n, d, n);
 }
 
-/** H K H with H = I − 11ᵀ/n (double centring), as a new array. */
-function centre(K: ArrayLike<number>, n: number): Float64Array {
+/** H K H with H = I − 11ᵀ/n (double centring), into `out` (a new array by default). */
+function centre(K: ArrayLike<number>, n: number, out: Float64Array = new Float64Array(n * n)): Float64Array {
   const rowMean = new Float64Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
@@ -79,11 +80,48 @@ function centre(K: ArrayLike<number>, n: number): Float64Array {
   // For a non-symmetric K the column means differ; compute them separately.
   const colMean = new Float64Array(n);
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) colMean[j]! += K[i * n + j]! / n;
-  const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) out[i * n + j] = K[i * n + j]! - rowMean[i]! - colMean[j]! + grand;
   }
   return out;
+}
+
+/** tr(Ã B̃) = Σ_ij Ã_ij B̃_ji for two centred n×n Grams, summed row by row. */
+function traceOfProduct(A: ArrayLike<number>, B: ArrayLike<number>, n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) s += A[i * n + j]! * B[j * n + i]!;
+  }
+  return s;
+}
+
+/**
+ * The centred Gram K̃ = HKH (into `out` when given) and HSIC(K, K) ∝ tr(K̃ K̃): what linear CKA
+ * needs of one representation, so that comparing it with many others centres it once.
+ */
+export function centredGram(
+  K: ArrayLike<number>,
+  n: number,
+  out?: Float64Array,
+): { centred: Float64Array; selfHsic: number } {
+  checkSquare('centredGram', K, n);
+  const centred = centre(K, n, out);
+  return { centred, selfHsic: traceOfProduct(centred, centred, n) };
+}
+
+/**
+ * Linear CKA of two representations given as centred Grams with their self-HSIC (centredGram):
+ * tr(K̃ L̃) / √(tr(K̃ K̃) tr(L̃ L̃)). Throws when either representation is constant across inputs.
+ */
+export function linearCkaOfCentred(
+  K: { centred: ArrayLike<number>; selfHsic: number },
+  L: { centred: ArrayLike<number>; selfHsic: number },
+  n: number,
+): number {
+  if (!(K.selfHsic > 0) || !(L.selfHsic > 0)) {
+    throw new Error('linear CKA is undefined: a representation is constant across the probe inputs');
+  }
+  return traceOfProduct(K.centred, L.centred, n) / Math.sqrt(K.selfHsic * L.selfHsic);
 }
 
 /**
@@ -94,25 +132,7 @@ function centre(K: ArrayLike<number>, n: number): Float64Array {
 export function linearCkaFromGram(K: ArrayLike<number>, L: ArrayLike<number>, n: number): number {
   checkSquare('linearCkaFromGram: K', K, n);
   checkSquare('linearCkaFromGram: L', L, n);
-  const Kc = centre(K, n);
-  const Lc = centre(L, n);
-  let kl = 0;
-  let kk = 0;
-  let ll = 0;
-  // tr(K̃ L̃) = Σ_ij K̃_ij L̃_ji; the centred Grams are symmetric.
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const k = Kc[i * n + j]!;
-      const l = Lc[j * n + i]!;
-      kl += k * l;
-      kk += k * Kc[j * n + i]!;
-      ll += Lc[i * n + j]! * l;
-    }
-  }
-  if (!(kk > 0) || !(ll > 0)) {
-    throw new Error('linear CKA is undefined: a representation is constant across the probe inputs');
-  }
-  return kl / Math.sqrt(kk * ll);
+  return linearCkaOfCentred(centredGram(K, n), centredGram(L, n), n);
 }
 
 /**
@@ -121,4 +141,24 @@ export function linearCkaFromGram(K: ArrayLike<number>, L: ArrayLike<number>, n:
  */
 export function linearCka(X: Numeric, Y: Numeric, n: number, dx: number, dy: number): number {
   return linearCkaFromGram(gramFromActivations(X, n, dx), gramFromActivations(Y, n, dy), n);
+}
+
+/**
+ * The metric-measure space of one probe layer: Euclidean (or, with `cost` 'sqeuclidean', squared
+ * Euclidean) distances from the Gram matrix K (n × n),
+ * normalised by their mean off-diagonal entry. `constant` when every probe
+ * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
+ * whose GW to any other is still defined).
+ */
+export function probeMetricSpace(
+  K: Float32Array | Float64Array,
+  n: number,
+  cost: ProbeCost = DEFAULT_PROBE_COST,
+): { C: Float64Array; constant: boolean } {
+  const C = gramToCost(K, n, cost);
+  try {
+    return { C: normaliseByMeanOffDiagonal(C, n), constant: false };
+  } catch {
+    return { C, constant: true };
+  }
 }

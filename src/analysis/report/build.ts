@@ -6,10 +6,13 @@
 //     labelled on); labels with evidence;
 //   * the cross-check of the cheap measure against the expensive one: Pearson and Spearman of
 //     atom cosine vs CKA over all (model pair, layer) points, overall and per layer.
-// GW solves go through an injected `solve` (the coordinator passes its worker pool), so this
-// module has no threads and no I/O.
+// GW solves go through an injected `solve` (the coordinator passes its worker pool), and the other
+// heavy pure computations (Gram → distances and centring, CKA, the probe bootstrap, the
+// cross-check intervals) through an injected task runner (tasks.ts; the coordinator runs them on
+// the same pool's threads), so this module has no threads and no I/O, and a caller's event loop
+// stays free while a large report is built.
 
-import { normaliseByMeanOffDiagonal } from '../../ot/index.js';
+import { moduleUrl } from '../../shared/runtime.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import {
   DEFAULT_LABEL_SETTINGS,
@@ -21,13 +24,17 @@ import {
   typicalCrossModelDistance,
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
-import { bootstrapBlocks } from '../probeBootstrap.js';
-import { DEFAULT_PROBE_COST, gramToCost, linearCkaFromGram, type ProbeCost } from '../representation.js';
+import { type BootstrapInput, bootstrapPossible, bootstrapResult } from '../probeBootstrap.js';
+import { DEFAULT_PROBE_COST, type ProbeCost } from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
-import { correlationCi, pearson, spearman } from '../stats.js';
+import {
+  bootstrapResamples,
+  correlationSummary,
+  linearCkaOfPairs,
+  probeLayerRepresentations,
+} from './tasks.js';
 import {
   type AnalysisReport,
-  type CorrelationSummary,
   type CrossCheckPoint,
   type Matrix,
   REPORT_SCHEMA_VERSION,
@@ -64,24 +71,34 @@ export type SolveGw = (
   problem: { a: SolveSide; b: SolveSide },
 ) => Promise<GwSolveResult>;
 
+/** The task functions, by the names they are exported under from tasks.ts. */
+const reportTasks = { probeLayerRepresentations, linearCkaOfPairs, bootstrapResamples, correlationSummary };
+type ReportTasks = typeof reportTasks;
+type ReportTaskName = keyof ReportTasks;
+
+/** Runs one of tasks.ts's functions, here or on another thread, and resolves with its result. */
+export interface ReportTaskRunner {
+  run<K extends ReportTaskName>(
+    fn: K,
+    args: Parameters<ReportTasks[K]>,
+  ): Promise<Awaited<ReturnType<ReportTasks[K]>>>;
+}
+
+/** Every task in the calling thread. */
+const inThreadReportTasks: ReportTaskRunner = {
+  run: async (fn, args) => (reportTasks[fn] as (...a: unknown[]) => never)(...args),
+};
+
+const TASKS_MODULE = moduleUrl('./tasks.js', import.meta.url);
+
 /**
- * The metric-measure space of one probe layer: Euclidean (or, with `cost` 'sqeuclidean', squared
- * Euclidean) distances from the Gram matrix K (n × n),
- * normalised by their mean off-diagonal entry. `constant` when every probe
- * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
- * whose GW to any other is still defined).
+ * Tasks through `call(module, fn, args)`, which runs export `fn` of `module` elsewhere (GwPool.run
+ * on its worker threads).
  */
-export function probeMetricSpace(
-  K: Float32Array | Float64Array,
-  n: number,
-  cost: ProbeCost = DEFAULT_PROBE_COST,
-): { C: Float64Array; constant: boolean } {
-  const C = gramToCost(K, n, cost);
-  try {
-    return { C: normaliseByMeanOffDiagonal(C, n), constant: false };
-  } catch {
-    return { C, constant: true };
-  }
+export function reportTasksVia(
+  call: (module: URL, fn: string, args: unknown[]) => Promise<unknown>,
+): ReportTaskRunner {
+  return { run: (fn, args) => call(TASKS_MODULE, fn, args) as never };
 }
 
 export interface BuildProgress {
@@ -145,24 +162,6 @@ function segmentationToJson(s: Segmentation, layers: string[]): SegmentationJson
   };
 }
 
-function correlation(x: number[], y: number[], seed: number): CorrelationSummary {
-  const n = x.length;
-  const p = pearson(x, y);
-  const s = n >= 2 ? spearman(x, y) : Number.NaN;
-  const ci = (method: 'pearson' | 'spearman', estimate: number): [number, number] | null => {
-    if (n < 4 || !Number.isFinite(estimate)) return null;
-    const r = correlationCi(x, y, method, { seed, resamples: 1000 });
-    return Number.isFinite(r.low) && Number.isFinite(r.high) ? [r.low, r.high] : null;
-  };
-  return {
-    n,
-    pearson: toJsonNumber(p),
-    spearman: toJsonNumber(s),
-    pearsonCi: ci('pearson', p),
-    spearmanCi: ci('spearman', s),
-  };
-}
-
 /** Splits a model's concatenated float32 atoms (template layer order) into per-layer arrays. */
 export function splitAtoms(template: ModelTemplate, all: Float32Array): Float32Array[] {
   const layout = layerLayout(template.layers);
@@ -173,24 +172,31 @@ export function splitAtoms(template: ModelTemplate, all: Float32Array): Float32A
   return layout.map((l) => all.slice(l.offset, l.offset + l.size));
 }
 
-/** Runs every GW solve, the segmentation, labels and cross-check; returns the report object. */
+/**
+ * Runs every GW solve, the segmentation, labels and cross-check; returns the report object.
+ * `tasks` runs the heavy pure computations (default: in this thread).
+ */
 export async function buildReport(
   input: ReportInput,
   solve: SolveGw,
   onProgress: (p: BuildProgress) => void = () => {},
+  tasks: ReportTaskRunner = inThreadReportTasks,
 ): Promise<AnalysisReport> {
   const started = performance.now();
   const notes = [...(input.notes ?? [])];
   const atoms = atomSimilarityOfAllModels(input);
-  const reps = probeRepresentations(input, notes);
+  const reps = await probeRepresentations(input, notes, tasks);
   const gw = gwProblems(input, reps, solve);
-  const solvingSeconds = await solveAll(gw.jobs, reps.n, onProgress);
+  const [solvingSeconds] = await Promise.all([
+    solveAll(gw.jobs, reps.n, onProgress),
+    crossModelCka(reps, gw.crossCka, tasks),
+  ]);
 
   onProgress({ stage: 'segmenting', fraction: 0.9, message: 'segmenting layers into blocks' });
-  const blocks = segmentAndLabel(input, atoms, reps, gw);
+  const blocks = await segmentAndLabel(input, atoms, reps, gw, tasks);
 
   onProgress({ stage: 'reporting', fraction: 0.95, message: 'cross-checking atom cosine against CKA' });
-  const crossCheck = atomCosineVsCka(input, reps.answered, blocks.crossCosine, gw.crossCka);
+  const crossCheck = await atomCosineVsCka(input, reps.answered, blocks.crossCosine, gw.crossCka, tasks);
   notes.push(...reportCaveats(input, crossCheck.points.length, reps.answered.length));
 
   const totalSeconds = input.probingSeconds + (performance.now() - started) / 1000;
@@ -249,46 +255,69 @@ function atomSimilarityOfAllModels(input: ReportInput): AtomMatrices {
   return { atomMean, atomLayer, measure };
 }
 
-/** The answered models' probe layers: Grams in float64 and their metric spaces. */
+/** The answered models' probe layers: their metric spaces and centred Grams, in shared memory. */
 interface ProbeRepresentations {
   /** Indices (into input.models) of the models that answered, ascending. */
   answered: number[];
   /** Probe set size. */
   n: number;
   spaces: Map<number, Float64Array[]>;
-  grams64: Map<number, Float64Array[]>;
+  /** Per answered model, per probe layer: HKH (n×n) of the layer's Gram. */
+  centred: Map<number, Float64Array[]>;
+  /** Per answered model: tr(K̃ K̃) per probe layer. */
+  selfHsic: Map<number, Float64Array>;
 }
 
-function probeRepresentations(input: ReportInput, notes: string[]): ProbeRepresentations {
+/** L views of n×n float64 matrices on one new SharedArrayBuffer. */
+function sharedMatrices(L: number, n: number): Float64Array[] {
+  const buffer = new SharedArrayBuffer(L * n * n * Float64Array.BYTES_PER_ELEMENT);
+  return Array.from({ length: L }, (_, l) => new Float64Array(buffer, l * n * n * 8, n * n));
+}
+
+async function probeRepresentations(
+  input: ReportInput,
+  notes: string[],
+  tasks: ReportTaskRunner,
+): Promise<ProbeRepresentations> {
   const probeLayers = input.template.probeLayers;
   const L = probeLayers.length;
   const answered = [...input.grams.keys()].sort((a, b) => a - b);
   const n = input.probe.size;
   const spaces = new Map<number, Float64Array[]>();
-  const grams64 = new Map<number, Float64Array[]>();
+  const centred = new Map<number, Float64Array[]>();
+  const selfHsic = new Map<number, Float64Array>();
   for (const i of answered) {
     const g = input.grams.get(i)!;
     if (g.length !== L) throw new Error(`model ${i} has ${g.length} Gram matrices, expected ${L}`);
-    const K = g.map((k) => {
+    for (const k of g) {
       if (k.length !== n * n) throw new Error(`a Gram matrix has ${k.length} values, expected ${n}×${n}`);
-      return Float64Array.from(k);
-    });
-    grams64.set(i, K);
-    spaces.set(
-      i,
-      K.map((k, l) => {
-        const space = probeMetricSpace(k, n, input.cost);
-        if (space.constant) {
-          // E.g. a dead ReLU layer.
-          notes.push(
-            `${input.models[i]!.clientId}/${input.models[i]!.taskId} ${probeLayers[l]}: all probe inputs give the same output (distances all zero)`,
-          );
-        }
-        return space.C;
-      }),
-    );
+    }
+    spaces.set(i, sharedMatrices(L, n));
+    centred.set(i, sharedMatrices(L, n));
   }
-  return { answered, n, spaces, grams64 };
+  const done = await Promise.all(
+    answered.map((i) =>
+      tasks.run('probeLayerRepresentations', [
+        input.grams.get(i)!,
+        n,
+        input.cost ?? DEFAULT_PROBE_COST,
+        spaces.get(i)!,
+        centred.get(i)!,
+      ]),
+    ),
+  );
+  answered.forEach((i, a) => {
+    selfHsic.set(i, done[a]!.selfHsic);
+    done[a]!.constant.forEach((constant, l) => {
+      // E.g. a dead ReLU layer.
+      if (constant) {
+        notes.push(
+          `${input.models[i]!.clientId}/${input.models[i]!.taskId} ${probeLayers[l]}: all probe inputs give the same output (distances all zero)`,
+        );
+      }
+    });
+  });
+  return { answered, n, spaces, centred, selfHsic };
 }
 
 interface GwJob {
@@ -299,8 +328,7 @@ interface GwJob {
 /**
  * Every GW problem of the report, as jobs that fill the matrices below when run: within each
  * answered model (L×L, with the identity coupling's value) and, per probe layer, between every
- * two answered models (P×P, in `answered` order). CKA between the models' layers is computed here
- * directly from the Grams.
+ * two answered models (P×P, in `answered` order). `crossCka` is filled by crossModelCka.
  */
 interface GwProblems {
   jobs: GwJob[];
@@ -316,7 +344,7 @@ const identityDistance = (r: GwSolveResult) =>
 function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: SolveGw): GwProblems {
   const probeLayers = input.template.probeLayers;
   const L = probeLayers.length;
-  const { answered, spaces, grams64, n } = reps;
+  const { answered, spaces } = reps;
   const P = answered.length;
   const jobs: GwJob[] = [];
   const layerGw = new Map<number, { gw: Float64Array; identity: Float64Array }>();
@@ -347,13 +375,6 @@ function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: Solve
       for (let b = a + 1; b < P; b++) {
         const Ca = spaces.get(answered[a]!)![l]!;
         const Cb = spaces.get(answered[b]!)![l]!;
-        let cka = Number.NaN;
-        try {
-          cka = linearCkaFromGram(grams64.get(answered[a]!)![l]!, grams64.get(answered[b]!)![l]!, n);
-        } catch {
-          // Undefined for a constant representation; left null in the report.
-        }
-        crossCka[l]![a * P + b] = crossCka[l]![b * P + a] = cka;
         jobs.push({
           run: () =>
             solve(Ca, Cb, { a: { model: answered[a]!, layer: l }, b: { model: answered[b]!, layer: l } }),
@@ -367,6 +388,52 @@ function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: Solve
     }
   }
   return { jobs, layerGw, crossGw, crossIdentity, crossCka };
+}
+
+/** Pairs per CKA task: about 2²² multiply-adds (each pair costs n²), a few milliseconds. */
+const ckaPairsPerTask = (n: number) => Math.max(1, Math.floor(2 ** 22 / (n * n)));
+
+/**
+ * Linear CKA between every two answered models at every probe layer, into crossCka (P×P per
+ * layer, 1 on the diagonal); NaN where undefined (a constant representation), null in the report.
+ */
+async function crossModelCka(
+  reps: ProbeRepresentations,
+  crossCka: Float64Array[],
+  tasks: ReportTaskRunner,
+): Promise<void> {
+  const { answered, n } = reps;
+  const P = answered.length;
+  const perTask = ckaPairsPerTask(n);
+  const runs: Promise<void>[] = [];
+  crossCka.forEach((cka, l) => {
+    for (let a = 0; a < P; a++) cka[a * P + a] = 1;
+    const centred = answered.map((i) => reps.centred.get(i)![l]!);
+    const selfHsic = Float64Array.from(answered, (i) => reps.selfHsic.get(i)![l]!);
+    const pairs: number[] = [];
+    const flush = () => {
+      if (pairs.length === 0) return;
+      const batch = Uint32Array.from(pairs);
+      pairs.length = 0;
+      runs.push(
+        tasks.run('linearCkaOfPairs', [centred, selfHsic, n, batch]).then((values) => {
+          values.forEach((v, k) => {
+            const a = batch[2 * k]!;
+            const b = batch[2 * k + 1]!;
+            cka[a * P + b] = cka[b * P + a] = v;
+          });
+        }),
+      );
+    };
+    for (let a = 0; a < P; a++) {
+      for (let b = a + 1; b < P; b++) {
+        pairs.push(a, b);
+        if (pairs.length >= 2 * perTask) flush();
+      }
+    }
+    flush();
+  });
+  await Promise.all(runs);
 }
 
 /** Runs every GW solve concurrently (the pool bounds the parallelism); returns the seconds taken. */
@@ -390,11 +457,12 @@ async function solveAll(jobs: GwJob[], n: number, onProgress: (p: BuildProgress)
 }
 
 /** Segmentation of each model and of the consensus, label thresholds, labels and their confidence. */
-function segmentAndLabel(
+async function segmentAndLabel(
   input: ReportInput,
   atoms: AtomMatrices,
   reps: ProbeRepresentations,
   gw: GwProblems,
+  tasks: ReportTaskRunner,
 ) {
   const probeLayers = input.template.probeLayers;
   const L = probeLayers.length;
@@ -461,7 +529,7 @@ function segmentAndLabel(
   const resamples = input.bootstrapResamples ?? DEFAULT_BOOTSTRAP_RESAMPLES;
   const confidence =
     consensus && P >= 2 && resamples > 0
-      ? bootstrapBlocks({
+      ? await bootstrapOnTasks(tasks, {
           models: answered.map((i) => input.models[i]!),
           layers: probeLayers,
           n: reps.n,
@@ -482,6 +550,15 @@ function segmentAndLabel(
         })
       : null;
   return { perModel, shared, sharedIdentity, thresholds, consensus, crossCosine, labelled, confidence };
+}
+
+/** The probe bootstrap (probeBootstrap.ts), one task per resample. */
+async function bootstrapOnTasks(tasks: ReportTaskRunner, input: BootstrapInput) {
+  if (!bootstrapPossible(input)) return bootstrapResult(input, []);
+  const parts = await Promise.all(
+    Array.from({ length: input.resamples }, (_, r) => tasks.run('bootstrapResamples', [input, r, r + 1])),
+  );
+  return bootstrapResult(input, parts);
 }
 
 /**
@@ -512,12 +589,13 @@ function crossModelAtomCosine(input: ReportInput, atoms: AtomMatrices, answered:
 }
 
 /** The cross-check: atom cosine vs CKA over all (model pair, layer) points, overall and per layer. */
-function atomCosineVsCka(
+async function atomCosineVsCka(
   input: ReportInput,
   answered: number[],
   crossCosine: Float64Array[],
   crossCka: Float64Array[],
-): AnalysisReport['crossCheck'] {
+  tasks: ReportTaskRunner,
+): Promise<AnalysisReport['crossCheck']> {
   const probeLayers = input.template.probeLayers;
   const L = probeLayers.length;
   const P = answered.length;
@@ -534,23 +612,14 @@ function atomCosineVsCka(
     }
   }
   const seed = input.bootstrapSeed ?? 20240611;
-  const overall = correlation(
-    points.map((p) => p.atomCosine),
-    points.map((p) => p.cka),
-    seed,
-  );
-  const perLayer = probeLayers.map((layer) => {
-    const ps = points.filter((p) => p.layer === layer);
-    return {
-      layer,
-      ...correlation(
-        ps.map((p) => p.atomCosine),
-        ps.map((p) => p.cka),
-        seed,
-      ),
-    };
-  });
-  return { points, overall, perLayer };
+  const correlation = (ps: CrossCheckPoint[]) =>
+    tasks.run('correlationSummary', [ps.map((p) => p.atomCosine), ps.map((p) => p.cka), seed]);
+  const [overall, ...layers] = await Promise.all([
+    correlation(points),
+    ...probeLayers.map((layer) => correlation(points.filter((p) => p.layer === layer))),
+  ]);
+  const perLayer = probeLayers.map((layer, l) => ({ layer, ...layers[l]! }));
+  return { points, overall: overall!, perLayer };
 }
 
 /** Notes on what the report cannot say, given how many points and answered models it has. */
@@ -578,7 +647,7 @@ function assembleReport(
     atoms: AtomMatrices;
     reps: ProbeRepresentations;
     gw: GwProblems;
-    blocks: ReturnType<typeof segmentAndLabel>;
+    blocks: Awaited<ReturnType<typeof segmentAndLabel>>;
     crossCheck: AnalysisReport['crossCheck'];
     notes: string[];
   },
@@ -650,7 +719,7 @@ function reportBlocks({
   labelled,
   consensus,
   confidence,
-}: ReturnType<typeof segmentAndLabel>): AnalysisReport['blocks'] {
+}: Awaited<ReturnType<typeof segmentAndLabel>>): AnalysisReport['blocks'] {
   return labelled.map((b, index) => {
     const seg = consensus!.blocks[index]!;
     return {

@@ -6,10 +6,13 @@
 // at the same round) → every GW problem on the worker pool → segmentation, labels, cross-check →
 // the report stored as JSON (its HTML page is rendered when asked for) → metrics. Analyses run
 // one at a time (they saturate the CPU); a few may wait in line, more are refused as busy.
+// Everything heavy (GW, CKA, distances, the bootstrap) runs on the pool's worker threads, so the
+// event loop keeps serving clients during an analysis; stopping an analysis stops its tasks.
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { availableParallelism, hostname } from 'node:os';
 import type { LabelThresholdSettings } from '../../analysis/labels.js';
-import { buildReport, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
+import { buildReport, reportTasksVia, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
 import { renderReportHtml } from '../../analysis/report/html.js';
 import type { AnalysisReport, ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
@@ -34,9 +37,13 @@ import {
 } from './types.js';
 
 export interface AnalysisServiceOptions {
-  /** GW worker pool; created (and closed) by the service when absent. */
+  /** Worker pool for GW and the report's other heavy tasks; created (and closed) by the service when absent. */
   pool?: GwPool;
-  /** Worker threads for a pool the service creates (default: available parallelism). */
+  /**
+   * Worker threads for a pool the service creates (default: available parallelism). With a
+   * queue and `workers` 0, GW is left to `atomlens worker` processes and one thread computes the
+   * rest of the report.
+   */
   workers?: number;
   /** Solver options for every GW problem (default CG from the identity and product couplings). */
   gw?: Pick<GwOptions, 'solver' | 'init' | 'epsilon' | 'maxIter' | 'tol'>;
@@ -66,7 +73,9 @@ function newId(prefix: string, now: number): string {
 /** @internal exported for its tests */
 export class AnalysisServiceImpl implements AnalysisService {
   readonly policy: EscalationPolicy;
-  private readonly pool: GwPool | undefined;
+  private readonly pool: GwPool;
+  /** Whether this process solves GW problems (on `pool`); else the queue's workers do. */
+  private readonly solvesHere: boolean;
   private readonly queue: Promise<{ queue: GwQueue; worker: GwWorker | undefined }> | undefined;
   private readonly ownsPool: boolean;
   private chain: Promise<unknown> = Promise.resolve();
@@ -83,10 +92,10 @@ export class AnalysisServiceImpl implements AnalysisService {
     const config = resolveEscalationConfig({ ...deps.config.escalation, ...options.escalation });
     this.policy = new EscalationPolicy(config);
     this.ownsPool = !options.pool;
-    const solvesHere = !options.queue || options.workers !== 0;
+    this.solvesHere = !options.queue || options.workers !== 0;
     this.pool =
       options.pool ??
-      (solvesHere ? new GwPool(options.workers ? { workers: options.workers } : {}) : undefined);
+      new GwPool(this.solvesHere ? (options.workers ? { workers: options.workers } : {}) : { workers: 1 });
     if (options.queue) {
       this.queue = this.openQueue(options.queue);
       // Surfaces in the first analysis; logged now so that a bad URL is seen at start.
@@ -206,7 +215,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     const queue = await this.queue?.catch(() => undefined);
     await queue?.worker?.stop();
     await queue?.queue.close();
-    if (this.ownsPool) await this.pool?.close();
+    if (this.ownsPool) await this.pool.close();
   }
 
   private async openQueue(
@@ -218,7 +227,7 @@ export class AnalysisServiceImpl implements AnalysisService {
     const jobMetrics = new WorkerJobMetrics(this.deps.metrics.registry);
     const pool = this.pool;
     const threads = this.options.workers ?? availableParallelism();
-    const worker = pool
+    const worker = this.solvesHere
       ? await GwWorker.start({
           ...options,
           logger,
@@ -375,6 +384,8 @@ export class AnalysisServiceImpl implements AnalysisService {
     );
     timer.unref();
     const signal = stop.signal;
+    // Every queued solve and task of the analysis listens for it.
+    setMaxListeners(0, signal);
     const started = performance.now();
     metrics.analysisInProgress.inc();
     this.policy.analysisStarted(this.federationMean());
@@ -541,13 +552,14 @@ export class AnalysisServiceImpl implements AnalysisService {
   ): Promise<string> {
     const reportId = newId('rep', Date.now());
     const gw = this.options.gw ?? {};
-    const solver = await this.solverFor(analysisId, input);
+    const solver = await this.solverFor(analysisId, input, signal);
     // No new solve starts once the analysis is stopped, and a solve in flight is not waited for
-    // (a worker finishes it and the result is dropped).
+    // (on the pool it is stopped; on the queue a worker finishes it and the result is dropped).
     const solve: SolveGw = (C1, C2, problem) => {
       signal.throwIfAborted();
       return abortable(Promise.resolve(solver.solve(C1, C2, problem)), signal);
     };
+    const tasks = reportTasksVia((module, fn, args) => this.pool.run(module, fn, args, { signal }));
     const report = await buildReport(
       {
         reportId,
@@ -574,6 +586,7 @@ export class AnalysisServiceImpl implements AnalysisService {
       },
       solve,
       (p) => progress({ stage: p.stage, fraction: 0.3 + 0.65 * p.fraction, message: p.message }),
+      tasks,
     ).finally(() => solver.finish?.());
     signal.throwIfAborted();
     await this.deps.storage.putReport({
@@ -592,6 +605,7 @@ export class AnalysisServiceImpl implements AnalysisService {
   private async solverFor(
     analysisId: string,
     input: Probed,
+    signal: AbortSignal,
   ): Promise<{ solve: SolveGw; finish?: () => void }> {
     const gw = this.options.gw ?? {};
     const layers = this.deps.template.probeLayers;
@@ -608,13 +622,7 @@ export class AnalysisServiceImpl implements AnalysisService {
       );
       return { solve: queued.solve, finish: () => queued.finish() };
     }
-    const pool = this.pool;
-    return {
-      solve: (C1, C2) => {
-        if (!pool) throw new Error('no GW pool');
-        return pool.solve(C1, C2, gw);
-      },
-    };
+    return { solve: (C1, C2) => this.pool.solve(C1, C2, gw, { signal }) };
   }
 }
 

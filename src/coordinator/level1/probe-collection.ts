@@ -48,8 +48,11 @@ export interface ProbeCollectorDeps {
   now?: () => number;
 }
 
-/** Deterministic request id for one model's probe at a round (same inputs → same id). */
-function probeRequestId(target: ProbeTarget, probe: ProbeSetSpec, layers: readonly string[]): string {
+/**
+ * Deterministic request id for one model's probe at a round (same inputs → same id).
+ * @internal exported for its tests
+ */
+export function probeRequestId(target: ProbeTarget, probe: ProbeSetSpec, layers: readonly string[]): string {
   const hash = createHash('sha256')
     .update(
       JSON.stringify([
