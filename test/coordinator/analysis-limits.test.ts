@@ -93,7 +93,12 @@ describe('analysis limits, cancellation and timeout', () => {
     await expect
       .poll(async () => (await outcomes(h)).cancelled, { timeout: 1_000 })
       .toBe((before.cancelled ?? 0) + 1);
-    expect(await h.running.metrics.analysisInProgress.get().then((m) => m.values[0]?.value)).toBe(0);
+    // The outcome is counted before the analysis record is written, the in-progress gauge after.
+    await expect
+      .poll(() => h.running.metrics.analysisInProgress.get().then((m) => m.values[0]?.value), {
+        timeout: 5_000,
+      })
+      .toBe(0);
     expect((await h.running.storage.listReports(100)).length).toBe(reportsBefore);
   });
 

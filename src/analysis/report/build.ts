@@ -92,6 +92,22 @@ const inThreadReportTasks: ReportTaskRunner = {
 const TASKS_MODULE = moduleUrl('./tasks.js', import.meta.url);
 
 /**
+ * A task of at most this many element operations (estimated) runs in the calling thread: well
+ * under a millisecond, less than a message round trip, let alone a worker's start.
+ */
+const IN_THREAD_TASK_OPS = 2 ** 18;
+
+/** Runs a task on `tasks`, or here when its estimated `ops` are few. */
+function runTask<K extends ReportTaskName>(
+  tasks: ReportTaskRunner,
+  ops: number,
+  fn: K,
+  args: Parameters<ReportTasks[K]>,
+): Promise<Awaited<ReturnType<ReportTasks[K]>>> {
+  return (ops <= IN_THREAD_TASK_OPS ? inThreadReportTasks : tasks).run(fn, args);
+}
+
+/**
  * Tasks through `call(module, fn, args)`, which runs export `fn` of `module` elsewhere (GwPool.run
  * on its worker threads).
  */
@@ -297,7 +313,7 @@ async function probeRepresentations(
   }
   const done = await Promise.all(
     answered.map((i) =>
-      tasks.run('probeLayerRepresentations', [
+      runTask(tasks, 10 * L * n * n, 'probeLayerRepresentations', [
         input.grams.get(i)!,
         n,
         input.cost ?? DEFAULT_PROBE_COST,
@@ -416,7 +432,12 @@ async function crossModelCka(
       const batch = Uint32Array.from(pairs);
       pairs.length = 0;
       runs.push(
-        tasks.run('linearCkaOfPairs', [centred, selfHsic, n, batch]).then((values) => {
+        runTask(tasks, (3 * batch.length * n * n) / 2, 'linearCkaOfPairs', [
+          centred,
+          selfHsic,
+          n,
+          batch,
+        ]).then((values) => {
           values.forEach((v, k) => {
             const a = batch[2 * k]!;
             const b = batch[2 * k + 1]!;
@@ -555,8 +576,15 @@ async function segmentAndLabel(
 /** The probe bootstrap (probeBootstrap.ts), one task per resample. */
 async function bootstrapOnTasks(tasks: ReportTaskRunner, input: BootstrapInput) {
   if (!bootstrapPossible(input)) return bootstrapResult(input, []);
+  // Per resample: every model's layers and every layer's models resampled, and an identity
+  // distance for every pair of them.
+  const M = input.models.length;
+  const L = input.layers.length;
+  const opsPerResample = (2 * M * L + (M * L * (L + M)) / 2) * 3 * input.n * input.n;
   const parts = await Promise.all(
-    Array.from({ length: input.resamples }, (_, r) => tasks.run('bootstrapResamples', [input, r, r + 1])),
+    Array.from({ length: input.resamples }, (_, r) =>
+      runTask(tasks, opsPerResample, 'bootstrapResamples', [input, r, r + 1]),
+    ),
   );
   return bootstrapResult(input, parts);
 }
@@ -613,7 +641,11 @@ async function atomCosineVsCka(
   }
   const seed = input.bootstrapSeed ?? 20240611;
   const correlation = (ps: CrossCheckPoint[]) =>
-    tasks.run('correlationSummary', [ps.map((p) => p.atomCosine), ps.map((p) => p.cka), seed]);
+    runTask(tasks, 2000 * ps.length * Math.log2(ps.length + 2), 'correlationSummary', [
+      ps.map((p) => p.atomCosine),
+      ps.map((p) => p.cka),
+      seed,
+    ]);
   const [overall, ...layers] = await Promise.all([
     correlation(points),
     ...probeLayers.map((layer) => correlation(points.filter((p) => p.layer === layer))),
