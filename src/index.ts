@@ -5,6 +5,7 @@ export {
   type AtomConvOptions,
   atomConv2dFromTemplate,
   atomConvLayers,
+  atomVariables,
   layerActivations,
   readAtoms,
   swapAtoms,

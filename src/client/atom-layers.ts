@@ -81,6 +81,15 @@ export function readAtoms(model: tf.LayersModel): Map<string, Float32Array> {
 }
 
 /**
+ * The atoms of every atom layer as tf.Variables, in layer order: what a member trains per task
+ * (α is frozen). Pass them, with the variables of your own head, to an optimizer in your training
+ * loop: `optimizer.minimize(loss, true, [...atomVariables(model), ...headVariables])`.
+ */
+export function atomVariables(model: tf.LayersModel): tf.Variable[] {
+  return atomConvLayers(model).map((layer) => layer.atomVariable());
+}
+
+/**
  * Writes atoms into the model's atom layers (per template layer name) and returns the atoms
  * they held — swapping one task's atom set for another's, as atom-swapping continual learning
  * does (Miao et al. 2022). Every named layer must exist; layers not named are left alone.

@@ -205,6 +205,15 @@ export class AtomConv2D extends tf.layers.Layer {
     return this.atomWeight.read().dataSync() as Float32Array;
   }
 
+  /**
+   * The trainable atoms as a tf.Variable ([m, k, k]), for an optimizer's variable list in a
+   * training loop of your own (`optimizer.minimize(loss, true, [layer.atomVariable(), …])`).
+   */
+  atomVariable(): tf.Variable {
+    if (!this.atomWeight) throw new Error(`AtomConv2D ${this.name} is not built yet`);
+    return this.atomWeight.read() as tf.Variable;
+  }
+
   /** Conv bias (c_out values); empty when the layer has none. */
   biasValues(): Float32Array {
     if (!this.built) throw new Error(`AtomConv2D ${this.name} is not built yet`);

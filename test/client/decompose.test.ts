@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   atomConv2dFromTemplate,
   atomConvLayers,
+  atomVariables,
   readAtoms,
   swapAtoms,
   templateMismatches,
@@ -170,6 +171,24 @@ describe('decomposeModel', () => {
     const after = readAtoms(loaded);
     expect(Array.from(after.get('block_a')!)).not.toEqual(Array.from(before.get('block_a')!));
     expect(templateMismatches(loaded, template)).toEqual([]);
+
+    // A loop of one's own over atomVariables(): the atoms move, nothing else does.
+    const atoms = atomVariables(loaded);
+    expect(atoms.map((v) => v.shape)).toEqual(template.layers.map((l) => [l.m, l.k, l.k]));
+    const others = loaded.weights.filter((w) => !w.originalName.endsWith('/atoms'));
+    const othersBefore = others.map((w) => Array.from(w.read().dataSync()));
+    const optimizer = tf.train.sgd(0.1);
+    optimizer.minimize(
+      () => tf.losses.meanSquaredError(y, loaded.apply(x, { training: false }) as tf.Tensor) as tf.Scalar,
+      false,
+      atoms,
+    );
+    const stepped = readAtoms(loaded);
+    for (const name of stepped.keys()) {
+      expect(Array.from(stepped.get(name)!)).not.toEqual(Array.from(after.get(name)!));
+    }
+    expect(others.map((w) => Array.from(w.read().dataSync()))).toEqual(othersBefore);
+    optimizer.dispose();
     tf.dispose([x, y]);
     model.dispose();
     atomModel.dispose();
