@@ -1,6 +1,6 @@
 // Import direction of the layers (README, "Code layout"):
 //   shared ← ot ← analysis ← coordinator / client / operator ← cli / demo / experiments
-// `npm run lint` runs `depcruise src test bench scripts` against these rules.
+// `npm run lint` runs `depcruise src test bench scripts examples` against these rules.
 
 /** Folders that only consumers may import (the apps built on top of the libraries). */
 const APPS = 'src/(coordinator|client|cli|operator|demo|experiments)/';
@@ -94,6 +94,14 @@ module.exports = {
       comment: 'Production code never depends on tests, benchmarks or scripts.',
       from: { path: '^src/' },
       to: { path: '^(test|bench|scripts)/' },
+    },
+    {
+      name: 'examples-use-the-public-api',
+      severity: 'error',
+      comment:
+        "Examples are what a user can copy: they import atomlens by its name (the package's exports, src/index.ts here), never its internals.",
+      from: { path: '^examples/' },
+      to: { path: '^src/', pathNot: '^src/index\\.ts$' },
     },
     {
       name: 'not-to-unresolvable',

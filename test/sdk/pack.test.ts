@@ -93,7 +93,7 @@ describe('the npm package', () => {
     for (const needed of ['dist', 'bin', 'proto', 'schemas', 'templates', 'package.json']) {
       expect(tops).toContain(needed);
     }
-    for (const unwanted of ['src', 'test', 'bench', 'scripts', 'deploy', 'node_modules']) {
+    for (const unwanted of ['src', 'test', 'bench', 'scripts', 'examples', 'deploy', 'node_modules']) {
       expect(tops).not.toContain(unwanted);
     }
     expect(info!.files.some((f) => f.path === 'dist/index.js')).toBe(true);
