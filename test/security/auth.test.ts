@@ -237,6 +237,23 @@ describe('expiry and revocation', () => {
     expect(auth.revokeToken('al1:alice:1:2:nonce:AAAA')).toBe(false);
   });
 
+  it("ending a removed client's tokens leaves enrolment as it was (open, or blocked when revoked)", () => {
+    const auth = new Authenticator(config(), { key: randomBytes(32) });
+    const alice = enrolled(auth, 'alice');
+    auth.endClientTokens('alice');
+    expect(auth.authorize(call(alice), { kind: 'client', clientId: 'alice' }).ok).toBe(false);
+    const fresh = enrolled(auth, 'alice');
+    expect(auth.authorize(call(fresh), { kind: 'client', clientId: 'alice' }).ok).toBe(true);
+    auth.revokeClient('bob');
+    auth.endClientTokens('bob');
+    const bob = auth.enroll(call(), {
+      clientId: 'bob',
+      enrollmentSecret: SECRET,
+      clientCredential: CREDENTIAL,
+    });
+    expect(!bob.ok && bob.error.code).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
   it('revoking a client kills its tokens and blocks enrolment until reinstated', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-auth-'));
     const auth = openAuthenticator(dataDir, config());
