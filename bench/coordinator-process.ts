@@ -61,6 +61,10 @@ export function spawnCoordinator(options: SpawnOptions): Promise<CoordinatorProc
     env: { ...process.env, ATOMLENS_LOG: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A bench or test that dies without stopping its coordinator must not leave it running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('exit', () => process.off('exit', killOnExit));
   const lines: string[] = [];
   const remember = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line) lines.push(line);

@@ -39,6 +39,25 @@ describe('SqliteStorage', () => {
     await s.close();
   });
 
+  it('commits on its writer thread: the event loop runs on while a batch commits', async () => {
+    const order: string[] = [];
+    for (const dataDir of [freshDir(), ':memory:']) {
+      const s = new SqliteStorage({ dataDir });
+      await s.setMeta('warm', 'up');
+      const write = s
+        .setMeta('k', 'v')
+        .then(() => order.push(`${dataDir === ':memory:' ? 'memory' : 'file'}: committed`));
+      // Queued after the storage's flush: it runs before the commit returns only when the
+      // commit is off this thread.
+      setImmediate(() => order.push(`${dataDir === ':memory:' ? 'memory' : 'file'}: next turn`));
+      await write;
+      await new Promise((resolve) => setImmediate(resolve));
+      await s.close();
+    }
+    // An in-memory database has one connection, so it commits in this thread.
+    expect(order).toEqual(['file: next turn', 'file: committed', 'memory: committed', 'memory: next turn']);
+  });
+
   it('writes a WAL-mode file under the data directory', async () => {
     const dir = freshDir();
     const s = new SqliteStorage({ dataDir: dir });
