@@ -84,6 +84,9 @@ const client = await AtomlensClient.connect({
   address: values.coordinator,
   clientId,
   tasks: [MEMBER_TASK],
+  // This member's state: the operator's probe set, cached, and (in a federation that enrols
+  // members with a secret) the credential its id is bound to.
+  stateDir: join(values['state-dir'], clientId),
   probeCacheDir: join(values['state-dir'], clientId, 'probe-cache'),
   // A probe request names a round: run the probe inputs through that round's atoms (the SDK hands
   // them over) and return each asked layer's outputs; the SDK turns them into Gram matrices.

@@ -91,11 +91,22 @@ function run(prefix: string, argv: string[]): Promise<string[]> {
 const script = (name: string, args: string[]) => [...process.execArgv, join(here, name), ...args];
 const atomlens = (args: string[]) => [...ATOMLENS, ...args];
 
-function stopAll(): void {
+let coordinatorProcess: ChildProcess | undefined;
+
+/** Stops the members first, then the coordinator (so no member sees it go away). */
+async function stopAll(): Promise<void> {
+  const members = [...children].filter((c) => c !== coordinatorProcess);
+  await Promise.all(
+    members.map((child) => {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      return Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
+    }),
+  );
   for (const child of children) child.kill('SIGTERM');
 }
 process.once('SIGINT', () => {
-  stopAll();
+  for (const child of children) child.kill('SIGTERM');
   process.exit(130);
 });
 
@@ -174,6 +185,7 @@ async function main(): Promise<void> {
       if (m) announce(m[1]!);
     },
   );
+  coordinatorProcess = coordinator;
   const exited = new Promise<never>((_, reject) =>
     coordinator.once('exit', (code) => reject(new Error(`the coordinator exited with code ${code}`))),
   );
@@ -276,5 +288,5 @@ try {
   process.stderr.write(`example failed: ${(err as Error).message}\n`);
   process.exitCode = 1;
 } finally {
-  stopAll();
+  await stopAll();
 }
