@@ -75,6 +75,14 @@ module.exports = {
       to: { path: '^src/client/(client|model|train)\\.ts$' },
     },
     {
+      name: 'builtin-client-uses-the-public-api',
+      severity: 'error',
+      comment:
+        "The built-in client reaches the SDK through the package's public API (src/index.ts), as any user does; only its own data, model and trainer are imported directly.",
+      from: { path: '^src/client/client\\.ts$' },
+      to: { path: '^src/client/', pathNot: '^src/client/(data|model|train)\\.ts$' },
+    },
+    {
       name: 'operator-below-consumers',
       severity: 'error',
       comment: 'The operator dialer is a library for the CLI and the demo, not the other way round.',

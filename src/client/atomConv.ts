@@ -323,12 +323,15 @@ function atomInitializer(k: number, seed: number) {
  * The starting atoms ([m][k][k]) of layer `index` of a template generated from a seed, which
  * carries no explicit atoms: exactly what an AtomConv2D seeded with initialAtomSeed starts from.
  */
-export function seededInitialAtoms(
+export async function seededInitialAtoms(
   template: Pick<ModelTemplate, 'alphaSeed' | 'layers'>,
   index: number,
-): Float32Array {
+): Promise<Float32Array> {
   const { m, k } = template.layers[index]!;
   const seed = initialAtomSeed(template, index);
+  // The values come from tfjs's seeded generator (the same on every backend), but making a
+  // tensor needs some backend: the one the user chose, or tfjs's default.
+  await tf.ready();
   return tf.tidy(() => atomInitializer(k, seed).apply([m, k, k], 'float32').dataSync() as Float32Array);
 }
 

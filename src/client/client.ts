@@ -11,25 +11,29 @@
 import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
-import { idProblem } from '../shared/ids.js';
-import { createLogger, type Logger } from '../shared/log.js';
-import type { ModelTemplate } from '../shared/template.js';
-import type { BuiltinNetwork } from '../shared/template-file.js';
-import { ATOMLENS_VERSION } from '../shared/version.js';
-import { type BackendInfo, type BackendPreference, initBackend } from './backend.js';
-import { type DataSplit, loadTaskData, parseDataSplit, parseTasks, type Task } from './data.js';
-import { ContinualModel, type NewTaskInit } from './model.js';
+// The SDK through the package's public API only, as any user imports it.
 import {
   AtomlensClient,
+  type BackendInfo,
+  type BackendPreference,
   type BackoffPolicy,
+  type BuiltinNetwork,
   type FederationEvent,
   type FederationTemplate,
+  initBackend,
+  type Logger,
   type ProbeCall,
   RejectedError,
-} from './sdk-client.js';
+} from '../index.js';
+import { idProblem } from '../shared/ids.js';
+import { createLogger } from '../shared/log.js';
+import type { ModelTemplate } from '../shared/template.js';
+import { ATOMLENS_VERSION } from '../shared/version.js';
+import { type DataSplit, loadTaskData, parseDataSplit, parseTasks, type Task } from './data.js';
+import { ContinualModel, type NewTaskInit } from './model.js';
 import { TaskTrainer } from './train.js';
 
-export { RejectedError, UnreachableError } from './sdk-client.js';
+export { RejectedError, UnreachableError } from '../index.js';
 
 /**
  * What the operator's client list shows for this client.

@@ -350,7 +350,7 @@ export class AtomlensClient {
       // once (ClientIdentityError) instead of being retried like an unreachable coordinator.
       if (options.enrollmentSecret) client.identity.credential();
       const response = await client.register('register');
-      client.adoptTemplate(response);
+      await client.adoptTemplate(response);
       client.afterRegister(response, false);
       return client;
     } catch (err) {
@@ -528,7 +528,7 @@ export class AtomlensClient {
   }
 
   /** First registration: the coordinator's template, as the user's model code needs it. */
-  private adoptTemplate(response: RegisterResponse__Output): void {
+  private async adoptTemplate(response: RegisterResponse__Output): Promise<void> {
     if (!response.template) throw new RejectedError('the coordinator sent no template');
     let template: ModelTemplate;
     try {
@@ -536,6 +536,10 @@ export class AtomlensClient {
     } catch (err) {
       throw new RejectedError(`the coordinator's template is unusable: ${(err as Error).message}`);
     }
+    // A template generated from a seed carries no atoms: every member generates the same.
+    const initialAtoms =
+      template.initialAtoms ??
+      (await Promise.all(template.layers.map((_, i) => seededInitialAtoms(template, i))));
     this.templateValue = {
       federationId: template.federationId,
       version: template.version,
@@ -547,8 +551,7 @@ export class AtomlensClient {
         k: l.k,
         m: l.m,
         alpha: template.alpha[i]!,
-        // A template generated from a seed carries no atoms: every member generates the same.
-        initialAtoms: template.initialAtoms?.[i] ?? seededInitialAtoms(template, i),
+        initialAtoms: initialAtoms[i]!,
       })),
       probeLayers: [...template.probeLayers],
       probe: template.probe,
