@@ -71,7 +71,7 @@ module.exports = {
       severity: 'error',
       comment:
         'The SDK (the package exports) knows nothing of the built-in split-MNIST client, its model or its trainer: the built-in client is a user of the SDK like any other.',
-      from: { path: '^src/(index\\.ts$|client/(sdk-client|connection|probe-set|atom-layers|atomConv|backend|decompose|factorise|model-files|wasmKernels)\\.ts$)' },
+      from: { path: '^src/(index\\.ts$|client/(sdk-client|connection|identity|probe-set|atom-layers|atomConv|backend|decompose|factorise|model-files|wasmKernels)\\.ts$)' },
       to: { path: '^src/client/(client|model|train)\\.ts$' },
     },
     {

@@ -221,6 +221,11 @@ function runSession(
       failWith(err as RpcError);
       return;
     }
+    if (sessions.isStopped()) {
+      // A client reconnecting while the coordinator shuts down: retry against its next instance.
+      failWith(new RpcError(grpc.status.UNAVAILABLE, 'the coordinator is shutting down'));
+      return;
+    }
     handle = sessions.open(msg.hello.clientId, {
       send: (m) => {
         if (!finished && call.writable) call.write(m);

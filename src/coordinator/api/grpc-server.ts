@@ -87,9 +87,10 @@ export function createGrpcServer(deps: ServerDeps): { server: grpc.Server; healt
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-    // Channelz (grpc-js' per-call and per-socket introspection) is not served here: off, it
-    // costs nothing per call.
-    'grpc.enable_channelz': 0,
+    // Channelz stays on (grpc-js' default) although it is not served here: grpc-js 1.14 tracks
+    // open connections for forceShutdown() only with it on, and with it off a stopped
+    // coordinator kept answering its clients' open connections (a restarted coordinator's
+    // clients reached the old one, whose storage was closed).
     // Outermost first: metrics see the final status of every call, refusals included.
     interceptors: [
       statusInterceptor(deps.metrics, deps.logger, policies),

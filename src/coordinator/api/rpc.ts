@@ -4,7 +4,7 @@
 // kept for the error interceptor (interceptors.ts), which logs it. Its text never reaches callers.
 import * as grpc from '@grpc/grpc-js';
 import { RpcError } from '../calls.js';
-import { StorageBusyError } from '../storage/types.js';
+import { StorageBusyError, StorageClosedError } from '../storage/types.js';
 
 /** How long a client refused for a full write queue is told to wait before retrying. */
 const STORAGE_BUSY_RETRY_MS = 1000;
@@ -29,6 +29,10 @@ export function statusError(err: unknown): StatusError {
         STORAGE_BUSY_RETRY_MS,
       ),
     );
+  }
+  if (err instanceof StorageClosedError) {
+    // A call that raced the shutdown: the client retries against the next instance.
+    return statusError(new RpcError(grpc.status.UNAVAILABLE, 'the coordinator is shutting down'));
   }
   if (err instanceof RpcError) {
     // The standard gRPC retry hint: grpc clients with a retry policy wait this long.

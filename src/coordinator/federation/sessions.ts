@@ -144,6 +144,11 @@ export class SessionRegistry {
 
   // --- sessions ----------------------------------------------------------------------------
 
+  /** Whether stop() has run: no session opens any more. */
+  isStopped(): boolean {
+    return this.stopped;
+  }
+
   /**
    * Starts tracking a client's stream after its hello was accepted. A second session of the same
    * client replaces the first (a reconnect); probes still waiting are re-sent on the new stream.

@@ -45,6 +45,7 @@ import {
   type RetentionCutoffs,
   type Storage,
   StorageBusyError,
+  StorageClosedError,
   StorageConflictError,
   type StoredRound,
   type TaskRecord,
@@ -307,7 +308,7 @@ export class PostgresStorage implements Storage {
     upload?: AtomUpload,
     bounded = upload !== undefined,
   ): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('storage is closed'));
+    if (this.closed) return Promise.reject(new StorageClosedError());
     if (bounded && this.pending >= this.maxQueuedWrites) {
       this.refused += 1;
       return Promise.reject(new StorageBusyError(this.pending, this.maxQueuedWrites));

@@ -63,6 +63,7 @@ import {
   type RetentionCutoffs,
   type Storage,
   StorageBusyError,
+  StorageClosedError,
   type StoredRound,
   type TaskRecord,
   type WriteQueueState,
@@ -465,7 +466,7 @@ export class SqliteStorage implements Storage {
     op: Extract<WriteOp, { kind: K }>,
     bounded = false,
   ): Promise<WriteResults[K]> {
-    if (this.closed) return Promise.reject(new Error('storage is closed'));
+    if (this.closed) return Promise.reject(new StorageClosedError());
     if (bounded && this.pending >= this.maxQueuedWrites) {
       this.refused += 1;
       return Promise.reject(new StorageBusyError(this.pending, this.maxQueuedWrites));

@@ -229,6 +229,14 @@ export class StorageConflictError extends Error {}
  * Thrown by storage when too many writes are waiting to commit (the disk is behind): the write
  * was not queued, so nothing of it is stored, and the caller may retry it later.
  */
+/** A write after the storage was closed: the coordinator is shutting down. */
+export class StorageClosedError extends Error {
+  constructor() {
+    super('storage is closed');
+    this.name = 'StorageClosedError';
+  }
+}
+
 export class StorageBusyError extends Error {
   constructor(
     readonly queued: number,
