@@ -78,11 +78,41 @@ function workerExecArgv(execArgv: readonly string[] = process.execArgv): string[
  * dev-worker.mjs, a plain-JavaScript launcher that imports the entry through tsx's API.
  */
 export function startWorker(entry: URL, options: WorkerOptions = {}): Worker {
+  const start = (execArgv: string[]) =>
+    FROM_SOURCES
+      ? new Worker(new URL('./dev-worker.mjs', import.meta.url), {
+          ...options,
+          execArgv,
+          argv: [entry.href, ...(options.argv ?? [])],
+        })
+      : new Worker(entry, { ...options, execArgv });
   const execArgv = options.execArgv ?? workerExecArgv();
-  if (!FROM_SOURCES) return new Worker(entry, { ...options, execArgv });
-  return new Worker(new URL('./dev-worker.mjs', import.meta.url), {
-    ...options,
-    execArgv,
-    argv: [entry.href, ...(options.argv ?? [])],
-  });
+  try {
+    return start(execArgv);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err;
+    // V8 flags (heap sizes, GC tracing, …) apply to the whole process, workers included, and a
+    // worker's own execArgv may not repeat them: Node names the ones it refused.
+    return start(withoutFlags(execArgv, refusedFlags((err as Error).message)));
+  }
+}
+
+/** The flag names in Node's "invalid execArgv flags: --a=1, --b" message. */
+function refusedFlags(message: string): Set<string> {
+  const list = message.slice(message.indexOf(':') + 1);
+  return new Set(list.split(',').map((f) => f.trim().split('=', 1)[0]!));
+}
+
+/** execArgv without the named flags (and the value of one given as a separate item). */
+function withoutFlags(execArgv: readonly string[], names: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i]!;
+    if (!names.has(arg.split('=', 1)[0]!)) {
+      out.push(arg);
+      continue;
+    }
+    if (!arg.includes('=') && execArgv[i + 1] !== undefined && !execArgv[i + 1]!.startsWith('-')) i++;
+  }
+  return out;
 }

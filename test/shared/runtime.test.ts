@@ -52,4 +52,35 @@ process.stdout.write(JSON.stringify({ gw: r.gw, started }));
     // GW of a space with itself from the product coupling: the solver finds the identity, 0.
     expect(gw).toBeCloseTo(0, 12);
   });
+
+  it('starts worker threads when node runs with V8 flags, which a worker may not repeat', () => {
+    const script = join(scratch, 'v8-flags.mts');
+    const runtime = fileURLToPath(new URL('../../src/shared/runtime.ts', import.meta.url));
+    const entry = join(scratch, 'echo-worker.mjs');
+    writeFileSync(
+      entry,
+      "import { parentPort } from 'node:worker_threads';\nparentPort.postMessage('up');\n",
+    );
+    writeFileSync(
+      script,
+      `import { pathToFileURL } from 'node:url';
+import { startWorker } from ${JSON.stringify(runtime)};
+const worker = startWorker(pathToFileURL(${JSON.stringify(entry)}));
+const message = await new Promise((resolve, reject) => {
+  worker.once('message', resolve);
+  worker.once('error', reject);
+});
+await worker.terminate();
+process.stdout.write(String(message));
+`,
+    );
+    const flags = ['--max-old-space-size=512', '--max-semi-space-size=32', '--stack-size=900'];
+    const r = spawnSync(process.execPath, [...flags, ...NODE_EXEC_ARGV, script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('up');
+  });
 });
