@@ -1,11 +1,11 @@
 // The gradient kernels registered for the WASM backend (Conv2DBackpropFilter, and the
-// XNNPACK-based Conv2DBackpropInput) against the pure-JS CPU backend, on raw convolutions of
-// assorted shapes and on the whole demo CNN.
+// XNNPACK-based Conv2DBackpropInput, MaxPoolGrad, Tile) against the pure-JS CPU backend, on raw
+// convolutions of assorted shapes, on batch norm's gradient and on the whole demo CNN.
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/client/backend.js';
 import { ContinualModel } from '../../src/client/model.js';
-import { rotateAndSwapFilter, writeTransposedPatches } from '../../src/client/wasmKernels.js';
+import { rotateAndSwapFilter, writeTile, writeTransposedPatches } from '../../src/client/wasmKernels.js';
 import { createLogger } from '../../src/shared/log.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { buildTemplate } from '../../src/shared/template.js';
@@ -189,6 +189,82 @@ describe('WASM gradient kernels', () => {
     expect(wasm.length).toBe(buildTemplate().layers.length * 2 + 2);
     wasm.forEach((g, i) => {
       expect(relativeError(g, reference[i]!), `variable ${i}`).toBeLessThan(1e-4);
+    });
+  });
+
+  it('writeTile repeats every dimension as the definition says', () => {
+    const cases: [number[], number[]][] = [
+      [[], []],
+      [[3], [4]],
+      [
+        [2, 3],
+        [1, 1],
+      ],
+      [
+        [2, 3],
+        [3, 2],
+      ],
+      [
+        [1, 1, 1, 5],
+        [4, 3, 2, 1],
+      ],
+      [
+        [2, 1, 3, 2],
+        [2, 3, 1, 2],
+      ],
+    ];
+    for (const [shape, reps] of cases) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      const outShape = shape.map((s, d) => s * reps[d]!);
+      const x = Float32Array.from({ length: size }, (_, i) => i + 1);
+      const out = new Float32Array(outShape.reduce((a, b) => a * b, 1));
+      writeTile(x, shape, reps, out);
+      // out[i] = x[Σ_d (i_d mod shape_d) · stride_d] for the output's multi-index i.
+      const want = Array.from(out, (_, flat) => {
+        let src = 0;
+        let stride = 1;
+        let rest = flat;
+        for (let d = shape.length - 1; d >= 0; d--) {
+          const i = rest % outShape[d]!;
+          rest = Math.floor(rest / outShape[d]!);
+          src += (i % shape[d]!) * stride;
+          stride *= shape[d]!;
+        }
+        return x[src]!;
+      });
+      expect([...out], `${shape} × ${reps}`).toEqual(want);
+    }
+  });
+
+  it('tile and batch-norm gradients on WASM equal the CPU backend', async () => {
+    const run = () =>
+      tf.tidy(() => {
+        const tiles = [
+          tf.tile(tf.tensor4d(uniform(16, 7), [1, 1, 1, 16]), [3, 5, 4, 1]),
+          tf.tile(tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3], 'int32'), [2, 2, 3]),
+          tf.tile(tf.tensor2d([true, false, false, true], [2, 2], 'bool'), [3, 1]),
+        ].map((t) => Array.from(t.dataSync()));
+        const x = tf.tensor4d(uniform(3 * 6 * 5 * 8, 8), [3, 6, 5, 8]);
+        const mean = tf.tensor1d(uniform(8, 9));
+        const variance = tf.tensor1d(uniform(8, 10).map((v) => 0.5 + Math.abs(v)));
+        const offset = tf.tensor1d(uniform(8, 11));
+        const scale = tf.tensor1d(uniform(8, 12));
+        const r = tf.tensor4d(uniform(x.size, 13), x.shape);
+        const f = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+          tf.sum(tf.mul(tf.batchNorm(a as tf.Tensor4D, mean, variance, o, s, 1e-3), r));
+        const grads = tf
+          .grads(f)([x, scale, offset])
+          .map((g) => g.dataSync() as Float32Array);
+        return { tiles, grads };
+      });
+    await initBackend('cpu', quiet);
+    const reference = run();
+    await initBackend('wasm', quiet);
+    expect(tf.getKernel('Tile', 'wasm')?.kernelFunc.name).toBe('tileByBlockCopies');
+    const wasm = run();
+    expect(wasm.tiles).toEqual(reference.tiles);
+    wasm.grads.forEach((g, i) => {
+      expect(relativeError(g, reference.grads[i]!), `gradient ${i}`).toBeLessThan(1e-5);
     });
   });
 });
