@@ -301,6 +301,7 @@ export class AtomlensClient {
   private tlsChecked = false;
   private fingerprintMatch = true;
   private readonly stop = new AbortController();
+  private readonly onAbort = () => this.stop.abort();
   private readonly backoff: Required<BackoffPolicy>;
   private readonly log: Logger;
   private readonly identity: ClientIdentity;
@@ -332,7 +333,7 @@ export class AtomlensClient {
         'grpc.max_reconnect_backoff_ms': Math.max(1, Math.round(this.backoff.maxMs)),
       },
     });
-    options.signal?.addEventListener('abort', () => this.stop.abort(), { once: true });
+    options.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
 
   /**
@@ -478,6 +479,7 @@ export class AtomlensClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.options.signal?.removeEventListener('abort', this.onAbort);
     this.stop.abort();
     this.stopSession();
     this.connection.close();
