@@ -160,7 +160,8 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       const storage = await PostgresStorage.open({ connectionString: store });
       const stored: Promise<void>[] = [];
       input.models.forEach((m, i) => {
-        input.grams.get(i)!.forEach((g, l) => {
+        // setup() gives every layer as its Gram matrix.
+        (input.grams.get(i)! as Float32Array[]).forEach((g, l) => {
           stored.push(
             storage.putProbeSummary({
               requestId: m.requestId!,

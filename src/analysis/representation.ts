@@ -1,7 +1,8 @@
 // From probe summaries to the inputs of GW and CKA. A client sends K = X Xᵀ (n×n) for a layer's
-// activations X (n probe inputs × d features); everything here is a pure function on row-major
-// typed arrays.
-import { normaliseByMeanOffDiagonal } from '../ot/gromov/problem.js';
+// activations X (n probe inputs × d features), or a factor of it (its centred activations, n × d)
+// when d is small; everything here is a pure function on row-major typed arrays.
+import { squaredEuclideanCost } from '../ot/gromov/lowrank.js';
+import { type GwCost, normaliseByMeanOffDiagonal } from '../ot/gromov/problem.js';
 import { matmul, transpose } from '../ot/linalg.js';
 
 type Numeric = Float32Array | Float64Array;
@@ -149,20 +150,127 @@ export function linearCka(X: Numeric, Y: Numeric, n: number, dx: number, dy: num
 
 /**
  * The metric-measure space of one probe layer: Euclidean (or, with `cost` 'sqeuclidean', squared
- * Euclidean) distances from the Gram matrix K (n × n),
+ * Euclidean) distances from the Gram matrix K (n × n) or between the rows of its factor,
  * normalised by their mean off-diagonal entry. `constant` when every probe
  * input maps to the same point; the all-zero distance matrix is kept then (a valid metric space
  * whose GW to any other is still defined).
  */
 export function probeMetricSpace(
-  K: Float32Array | Float64Array,
+  K: ProbeLayerData,
   n: number,
   cost: ProbeCost = DEFAULT_PROBE_COST,
 ): { C: Float64Array; constant: boolean } {
-  const C = gramToCost(K, n, cost);
+  const C = isGramFactor(K) ? factorToCost(K, cost) : gramToCost(K, n, cost);
   try {
     return { C: normaliseByMeanOffDiagonal(C, n), constant: false };
   } catch {
     return { C, constant: true };
   }
+}
+
+/**
+ * A probe layer summarised by a factor instead of its Gram matrix: F (n × rank, row-major) such
+ * that F Fᵀ and the layer's Gram K = X Xᵀ have the same centred Gram H K H (H = I − 11ᵀ/n), hence
+ * the same distances between probe inputs and the same CKA. A layer's centred activations X − 1x̄ᵀ
+ * are such a factor with rank = d.
+ */
+export interface GramFactor {
+  n: number;
+  rank: number;
+  values: Float32Array | Float64Array;
+}
+
+/** One probe layer as a client sent it: its Gram matrix (n × n) or a factor of it. */
+export type ProbeLayerData = Numeric | GramFactor;
+
+export function isGramFactor(s: ProbeLayerData): s is GramFactor {
+  return !(s instanceof Float32Array) && !(s instanceof Float64Array);
+}
+
+/**
+ * Whether a client should send a factor of rank r instead of the n × n Gram: when the squared
+ * distances' rank r + 2 is below n / 2, GW runs in factored form (O(n²r) per iteration instead of
+ * O(n³), ot/gromov/lowrank.ts), and the factor is then also under half the Gram's bytes.
+ */
+export function factorPaysOff(rank: number, n: number): boolean {
+  return 2 * (rank + 2) < n;
+}
+
+/** X with every column's mean subtracted (n × d, row-major), in float64. */
+export function centredActivations(X: Numeric, n: number, d: number): Float64Array {
+  if (X.length !== n * d)
+    throw new Error(`centredActivations: expected ${n}×${d} = ${n * d} values, got ${X.length}`);
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c]! += X[i * d + c]!;
+  for (let c = 0; c < d; c++) mean[c]! /= n;
+  const out = new Float64Array(n * d);
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) out[i * d + c] = X[i * d + c]! - mean[c]!;
+  return out;
+}
+
+function checkFactor(name: string, F: GramFactor): void {
+  const { n, rank, values } = F;
+  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(rank) || rank < 1)
+    throw new Error(`${name}: n and rank must be positive integers, got ${n} and ${rank}`);
+  if (values.length !== n * rank)
+    throw new Error(`${name}: expected ${n}×${rank} = ${n * rank} values, got ${values.length}`);
+}
+
+/** The Gram matrix F Fᵀ (n × n) of a factor, in float64. */
+export function gramOfFactor(F: GramFactor): Float64Array {
+  checkFactor('gramOfFactor', F);
+  return gramFromActivations(F.values, F.n, F.rank);
+}
+
+/** Squared Euclidean distances between the rows of a factor (n × n), as gramToSquaredDistances. */
+export function factorToSquaredDistances(F: GramFactor): Float64Array {
+  checkFactor('factorToSquaredDistances', F);
+  const { n, rank: r } = F;
+  // Centring first keeps |f_i|² of the order of the distances (no cancellation).
+  const X = centredActivations(F.values, n, r);
+  const D = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      let s = 0;
+      for (let c = 0; c < r; c++) {
+        const t = X[i * r + c]! - X[j * r + c]!;
+        s += t * t;
+      }
+      D[i * n + j] = s;
+      D[j * n + i] = s;
+    }
+  }
+  return D;
+}
+
+/** Distances (or squared distances) between the rows of a factor, as `cost` says. */
+export function factorToCost(F: GramFactor, cost: ProbeCost): Float64Array {
+  const D = factorToSquaredDistances(F);
+  if (cost === 'sqeuclidean') return D;
+  if (cost !== 'euclidean')
+    throw new Error(`unknown cost '${String(cost)}': use ${PROBE_COSTS.join(' or ')}`);
+  for (let i = 0; i < D.length; i++) D[i] = Math.sqrt(D[i]!);
+  return D;
+}
+
+/**
+ * The cost GW is solved on for one probe layer: the factored squared-distance matrix (rank r + 2,
+ * normalised like probeMetricSpace) when the client sent a factor, the cost is squared Euclidean
+ * and the factor pays off (factorPaysOff); else the dense metric space (`dense` when the caller
+ * has it). Both give the same GW up to rounding.
+ */
+export function probeGwCost(
+  data: ProbeLayerData,
+  n: number,
+  cost: ProbeCost = DEFAULT_PROBE_COST,
+  dense?: Float64Array,
+): GwCost {
+  if (isGramFactor(data) && cost === 'sqeuclidean' && factorPaysOff(data.rank, n)) {
+    try {
+      return squaredEuclideanCost(data.values, n, data.rank, { normalise: true });
+    } catch {
+      // A constant layer (all distances zero): the dense all-zero space below.
+    }
+  }
+  return dense ?? probeMetricSpace(data, n, cost).C;
 }

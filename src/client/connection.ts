@@ -229,7 +229,7 @@ export class FederationConnection {
   }
 }
 
-/** Splits one layer's Gram matrix into PushProbeSummaryRequest chunks of at most MAX_CHUNK_DATA_BYTES. */
+/** Splits one layer's Gram matrix (or its factor, with header.factorRank) into PushProbeSummaryRequest chunks of at most MAX_CHUNK_DATA_BYTES. */
 export function* gramChunks(
   header: Omit<PushProbeSummaryRequest, 'offset' | 'data'>,
   gram: Float32Array,

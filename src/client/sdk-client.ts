@@ -3,8 +3,10 @@
 // tasks, hands over the template (α and the initial atoms per layer) and the probe set, pushes
 // each round's atoms with acknowledgement — resending, with exponential backoff, across lost
 // connections and coordinator restarts — and answers probe requests by calling a user function
-// for per-layer activations, from which it computes the Gram matrices the coordinator's analysis
-// needs.
+// for per-layer activations, from which it computes what the coordinator's analysis needs: per
+// layer the Gram matrix K = X Xᵀ or, when the layer has few features (probeLayerSummary), the
+// centred activations — a factor of K that is smaller on the wire and lets the coordinator run GW
+// in factored form.
 //
 // Retry policy: only UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (and failures with no
 // status: the network itself) are transient. Every retry waits — a delay drawn from [d/2, d],
@@ -12,6 +14,7 @@
 // after a session that ended at once, so a coordinator that accepts Register and then drops the
 // client is not hammered in a tight loop.
 import * as grpc from '@grpc/grpc-js';
+import { centredActivations, factorPaysOff } from '../analysis/representation.js';
 import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest.js';
 import type { RegisterResponse__Output } from '../generated/atomlens/v1/RegisterResponse.js';
 import { idProblem } from '../shared/ids.js';
@@ -67,7 +70,8 @@ export interface ProbeCall {
 
 /**
  * Returns, per asked layer, its activations for the probe inputs as an n × d row-major matrix
- * (any d; pooled as `pooling` says). The SDK centres nothing itself: it sends K = X Xᵀ.
+ * (any d; pooled as `pooling` says). The SDK sends K = X Xᵀ or, when 2(d + 2) < n, X centred
+ * (see probeLayerSummary).
  */
 export type ProbeFunction = (call: ProbeCall) => Promise<Record<string, Float32Array>>;
 
@@ -252,6 +256,24 @@ export function gramMatrix(x: Float32Array, n: number): Float32Array {
     }
   }
   return k;
+}
+
+/**
+ * What the SDK uploads for one layer's activations X (n × d): the centred activations as a factor
+ * of K (factorRank = d) when 2(d + 2) < n — the rule the proto's PushProbeSummaryRequest.factor_rank
+ * states: under half the Gram's bytes, and the coordinator can run GW on it in factored form —
+ * else the Gram matrix K = X Xᵀ (factorRank 0).
+ */
+export function probeLayerSummary(
+  x: Float32Array,
+  n: number,
+): { featureDim: number; factorRank: number; values: Float32Array } {
+  if (n < 1 || x.length % n !== 0) throw new Error(`activations of ${x.length} values are not ${n} rows`);
+  const d = x.length / n;
+  if (d >= 1 && factorPaysOff(d, n)) {
+    return { featureDim: d, factorRank: d, values: Float32Array.from(centredActivations(x, n, d)) };
+  }
+  return { featureDim: d, factorRank: 0, values: gramMatrix(x, n) };
 }
 
 /** "CODE: details" for a gRPC error, else its message. */
@@ -764,7 +786,7 @@ export class AtomlensClient {
       );
     }
     const layers = request.layers.length > 0 ? request.layers : this.template.probeLayers;
-    let grams: { layer: string; featureDim: number; gram: Float32Array }[];
+    let grams: { layer: string; featureDim: number; factorRank: number; values: Float32Array }[];
     let n: number;
     try {
       const probe = request.probe ? probeSetFromWire(request.probe) : this.template.probe;
@@ -782,7 +804,7 @@ export class AtomlensClient {
       grams = layers.map((layer) => {
         const x = activations[layer];
         if (!x) throw new Error(`the probe function returned no activations for layer '${layer}'`);
-        return { layer, featureDim: x.length / n, gram: gramMatrix(x, n) };
+        return { layer, ...probeLayerSummary(x, n) };
       });
     } catch (err) {
       return fail((err as Error).message);
@@ -799,8 +821,9 @@ export class AtomlensClient {
             layer: g.layer,
             n,
             featureDim: g.featureDim,
+            factorRank: g.factorRank,
           },
-          g.gram,
+          g.values,
         );
       }
     };

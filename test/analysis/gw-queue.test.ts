@@ -1,7 +1,8 @@
 // GW analysis fanned out through the PostgreSQL job queue: the same analysis computed in-process
 // (SQLite coordinator, worker threads) and by `atomlens worker` processes taking jobs from the
 // queue (PostgreSQL coordinator that solves nothing itself) gives the same report numbers, even
-// when a worker is killed with SIGKILL in the middle of a job.
+// when a worker is killed with SIGKILL in the middle of a job; one client answers with factors of
+// its Gram matrices, which the workers read back from the store.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,7 +49,8 @@ async function startFederation(
   const address = `127.0.0.1:${coordinator.grpcPort}`;
   const clients = [
     await startClient(address, 'alice', '0-1', 'classes', { seed: 11 }),
-    await startClient(address, 'bob', '0-1', 'classes2', { seed: 12 }),
+    // bob answers with factors (his centred activations), the others with Gram matrices.
+    await startClient(address, 'bob', '0-1', 'classes2', { seed: 12, factors: true }),
     await startClient(address, 'carol', '2-3', 'classes', { seed: 13 }),
   ];
   for (let i = 0; i < 100 && coordinator.sessions.connectedCount() < 3; i++)

@@ -7,14 +7,13 @@ import { type BootstrapInput, bootstrapHits, bootstrapResult } from '../../src/a
 import { buildReport, reportTasksVia } from '../../src/analysis/report/build.js';
 import type { AnalysisReport, Matrix } from '../../src/analysis/report/types.js';
 import { linearCkaFromGram, probeMetricSpace } from '../../src/analysis/representation.js';
-import { GwPool, gromovWasserstein } from '../../src/ot/index.js';
+import { type GwCost, GwPool, gromovWasserstein } from '../../src/ot/index.js';
 import { N, syntheticSetup } from './synthetic-report.js';
 
 const pool = new GwPool({ workers: 2 });
 afterAll(() => pool.close());
 
-const solve = async (C1: Float64Array, C2: Float64Array) =>
-  gromovWasserstein(C1, C2, { solver: 'cg', init: 'best' });
+const solve = async (C1: GwCost, C2: GwCost) => gromovWasserstein(C1, C2, { solver: 'cg', init: 'best' });
 
 /** The synthetic setup with carol's last layer constant (CKA undefined there). */
 function setupWithConstantLayer() {
@@ -59,8 +58,9 @@ describe('report tasks on worker threads', () => {
             expect(got).toBe(1);
             return;
           }
-          const Ki = Float64Array.from(input.grams.get(i)![l]!);
-          const Kj = Float64Array.from(input.grams.get(j)![l]!);
+          // syntheticSetup gives every layer as its Gram matrix.
+          const Ki = Float64Array.from(input.grams.get(i)![l]! as Float32Array);
+          const Kj = Float64Array.from(input.grams.get(j)![l]! as Float32Array);
           let want: number | null;
           try {
             want = linearCkaFromGram(Ki, Kj, N);

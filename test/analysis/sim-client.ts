@@ -2,6 +2,7 @@
 // Register, one round of PushAtoms, a Session with heartbeats, and answers to probe requests with
 // the Gram matrices of synthetic layer activations (see synthetic.ts), in 1 KiB chunks.
 import * as grpc from '@grpc/grpc-js';
+import { centredActivations } from '../../src/analysis/representation.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { PushProbeSummaryRequest } from '../../src/generated/atomlens/v1/PushProbeSummaryRequest.js';
 import type { SessionRequest } from '../../src/generated/atomlens/v1/SessionRequest.js';
@@ -49,6 +50,8 @@ export async function startClient(
     template?: ModelTemplate;
     /** Layer activations to answer with (N probe inputs each) instead of the synthetic stack. */
     stack?: Activations[];
+    /** Answer with each layer's centred activations (a factor of rank d) instead of its Gram matrix. */
+    factors?: boolean;
   },
 ): Promise<SimClient> {
   const proto = loadAtomlensProto();
@@ -123,8 +126,10 @@ export async function startClient(
     const names = template.layers.map((l) => l.name);
     const upload = fed.PushProbeSummary(() => {});
     for (const layer of req.layers) {
-      const K = gram(stack[names.indexOf(layer)]!);
-      const bytes = encodeFloat32(K, [N, N]).data;
+      const a = stack[names.indexOf(layer)]!;
+      const bytes = options.factors
+        ? encodeFloat32(Float32Array.from(centredActivations(a.X, N, a.d)), [N, a.d]).data
+        : encodeFloat32(gram(a), [N, N]).data;
       for (let offset = 0; offset < bytes.length; offset += 1024) {
         upload.write({
           requestId: req.requestId,
@@ -134,6 +139,7 @@ export async function startClient(
           layer,
           n: N,
           featureDim: stack[0]!.d,
+          ...(options.factors ? { factorRank: a.d } : {}),
           offset,
           data: bytes.subarray(offset, offset + 1024),
         } satisfies PushProbeSummaryRequest);

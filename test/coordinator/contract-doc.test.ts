@@ -4,7 +4,9 @@
 // the coordinator's defaults, the id rule, the client's chunk size and the enum tables.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { factorPaysOff } from '../../src/analysis/representation.js';
 import { MAX_CHUNK_DATA_BYTES } from '../../src/client/connection.js';
+import { probeLayerSummary } from '../../src/client/sdk-client.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
 import { CLIENT_CREDENTIAL_BYTES } from '../../src/coordinator/federation/validation.js';
 import { Activation } from '../../src/generated/atomlens/v1/Activation.js';
@@ -106,6 +108,25 @@ describe('the proto states what the code does', () => {
           expect(table.toWire(internal!)).toBe(wire);
         }
       }
+    }
+  });
+
+  it('when a client sends a factor instead of the Gram matrix: the rule the SDK and the analysis apply', () => {
+    expect(text).toContain('send the factor (r = d) when 2 * (d + 2) < n, the Gram matrix otherwise');
+    for (const [d, n] of [
+      [8, 32],
+      [13, 32],
+      [14, 32],
+      [64, 1024],
+      [40, 64],
+    ] as const) {
+      const rule = 2 * (d + 2) < n;
+      expect(factorPaysOff(d, n), `d = ${d}, n = ${n}`).toBe(rule);
+      const x = Float32Array.from({ length: n * d }, (_, e) => Math.sin(e));
+      const sent = probeLayerSummary(x, n);
+      expect(sent.featureDim).toBe(d);
+      expect(sent.factorRank).toBe(rule ? d : 0);
+      expect(sent.values.length).toBe(rule ? n * d : n * n);
     }
   });
 });

@@ -281,4 +281,67 @@ describe('sessions and probe requests', () => {
     expect((await answer).layers.get('conv2')!.gram[N + 1]).toBe(2 * 2);
     s.stream.end();
   });
+
+  it('PushProbeSummary takes a layer as an n × r factor (factor_rank), checks it, and stores its rank', async () => {
+    let pending: ProbeRequest__Output | undefined;
+    const s = openSession(h, 'alice', (p) => {
+      pending = p;
+    });
+    s.startHeartbeats();
+    await waitFor(() => h.running.sessions.isConnected('alice'));
+    const answer = h.running.sessions.requestProbe('alice', probe({ requestId: 'factored' }));
+    await waitFor(() => pending !== undefined);
+    // conv1 as a rank-2 factor (N × 2, 64 bytes, in chunks of 24); conv3 as its Gram matrix.
+    const factor = Float32Array.from({ length: N * 2 }, (_, e) => (e % 2 === 0 ? e / 2 : 1 - e / 4));
+    const bytes = Buffer.from(factor.buffer);
+    const factorChunks: PushProbeSummaryRequest[] = [];
+    for (let offset = 0; offset < bytes.byteLength; offset += 24) {
+      factorChunks.push({
+        requestId: 'factored',
+        clientId: 'alice',
+        taskId: '0-1',
+        round: 4,
+        layer: 'conv1',
+        n: N,
+        featureDim: 2,
+        factorRank: 2,
+        offset,
+        data: bytes.subarray(offset, offset + 24),
+      });
+    }
+    await expectStatus(
+      pushChunks(h, [{ ...factorChunks[0]!, factorRank: N + 1 }]),
+      grpc.status.INVALID_ARGUMENT,
+      /factor_rank 9 exceeds n = 8/,
+    );
+    await expectStatus(
+      pushChunks(h, [factorChunks[0]!, { ...factorChunks[1]!, factorRank: 3 }]),
+      grpc.status.INVALID_ARGUMENT,
+      /disagree on n, feature_dim, factor_rank or round/,
+    );
+    await expectStatus(
+      pushChunks(h, [factorChunks[0]!, { ...factorChunks[1]!, data: Buffer.alloc(48) }]),
+      grpc.status.INVALID_ARGUMENT,
+      /exceed the 64 bytes of a 8×2 float32 matrix/,
+    );
+    const nan = Float32Array.from(factor);
+    nan[3] = Number.NaN;
+    await expectStatus(
+      pushChunks(h, [{ ...factorChunks[0]!, data: Buffer.from(nan.buffer) }]),
+      grpc.status.INVALID_ARGUMENT,
+      /factor entry \[1, 1\] is NaN/,
+    );
+    const gramChunks = chunksFor(pending!, 'alice').filter((c) => c.layer === 'conv3');
+    await pushChunks(h, [...factorChunks, ...gramChunks]);
+    const got = await answer;
+    expect(got.layers.get('conv1')).toMatchObject({ n: N, featureDim: 2, factorRank: 2 });
+    expect([...got.layers.get('conv1')!.gram]).toEqual([...factor]);
+    expect(got.layers.get('conv3')).toMatchObject({ factorRank: 0 });
+    const stored = await h.running.storage.getProbeSummaries('factored');
+    expect(stored.map((r) => [r.layer, r.factorRank, r.gram.byteLength])).toEqual([
+      ['conv1', 2, N * 2 * 4],
+      ['conv3', 0, N * N * 4],
+    ]);
+    s.stream.end();
+  });
 });

@@ -53,6 +53,7 @@ function probe(requestId: string, clientId: string, layer: string, fill: number)
     n: 2,
     featureDim: 3,
     gram: Buffer.from(new Float32Array([fill, 2, 2, 5]).buffer),
+    factorRank: 0,
     receivedAtMs: 5,
   };
 }
@@ -403,6 +404,32 @@ export function storageContract(name: string, makeLocation: MakeStorageLocation)
         ]);
         expect(rows[2]).toEqual({ ...probe('r', 'b', 'conv1', 9), round: 3, receivedAtMs: 6 });
         expect(await s.getProbeSummaries('missing')).toEqual([]);
+        await s.close();
+      });
+
+      it('stores a layer sent as a factor with its rank; a resent layer may change form', async () => {
+        const { s } = await fresh();
+        await withClients(s, ['a']);
+        const factor = Buffer.from(new Float32Array([1, -1, 0.5, 2, -2, 0.25]).buffer);
+        await s.putProbeSummary({
+          ...probe('r', 'a', 'conv1', 1),
+          n: 3,
+          featureDim: 2,
+          gram: factor,
+          factorRank: 2,
+        });
+        // A record written without factorRank (what callers from before factors pass) is a Gram.
+        const { factorRank: _omitted, ...gramOnly } = probe('r', 'a', 'conv2', 4);
+        await s.putProbeSummary(gramOnly);
+        const rows = await s.getProbeSummaries('r');
+        expect(rows.map((r) => [r.layer, r.n, r.factorRank, r.gram.byteLength])).toEqual([
+          ['conv1', 3, 2, 24],
+          ['conv2', 2, 0, 16],
+        ]);
+        expect(Buffer.compare(rows[0]!.gram, factor)).toBe(0);
+        await s.putProbeSummary(probe('r', 'a', 'conv1', 7));
+        const again = await s.getProbeSummaries('r');
+        expect(again[0]).toEqual(probe('r', 'a', 'conv1', 7));
         await s.close();
       });
     });

@@ -93,18 +93,23 @@ describe('SqliteStorage migrations', () => {
 
   it('adopts a store written before the migrations table, keeping its data', async () => {
     const dir = freshDir();
-    const s = new SqliteStorage({ dataDir: dir });
-    await withClients(s, ['a']);
-    await s.putAtoms(upload('a', 1, 1));
-    await s.close();
-    // What an older atomlens left: the version only in meta, no schema_migrations table.
+    // What an older atomlens left: the first schema, its version only in meta, no
+    // schema_migrations table, and a probe summary from before factors (a Gram matrix).
     const raw = new Database(join(dir, DATABASE_FILE));
-    raw.exec('DROP TABLE schema_migrations');
-    raw.exec('DROP TABLE client_credentials'); // added by step 2
-    raw.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
+    raw.exec(SQLITE_MIGRATIONS[0]!.sql);
+    raw.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', '1')").run();
+    raw.prepare("INSERT INTO clients VALUES ('a', 'fp', 1, 'v', 1, 1)").run();
+    raw.prepare("INSERT INTO tasks VALUES ('t', '[0,1]')").run();
+    raw.prepare("INSERT INTO client_tasks VALUES ('a', 't', 0)").run();
+    raw.prepare("INSERT INTO atom_uploads VALUES ('a', 't', 1, 1, 0.5, 0.9, 10, 1, x'0000803f')").run();
+    const gram = Buffer.from(new Float32Array([1.5, 0.25, 0.25, 2]).buffer);
+    raw.prepare("INSERT INTO probe_summaries VALUES ('r', 'a', 't', 1, 'conv1', 2, 3, ?, 7)").run(gram);
     raw.close();
     const again = new SqliteStorage({ dataDir: dir });
     expect(await again.countUploads()).toBe(1);
+    const [summary] = await again.getProbeSummaries('r');
+    expect(summary).toMatchObject({ layer: 'conv1', n: 2, featureDim: 3, factorRank: 0 });
+    expect(Buffer.compare(summary!.gram, gram)).toBe(0);
     await again.close();
     expect(appliedSteps(dir).map((m) => m.version)).toEqual(SQLITE_MIGRATIONS.map((m) => m.version));
   });

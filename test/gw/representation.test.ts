@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  centredActivations,
+  factorPaysOff,
+  factorToCost,
+  factorToSquaredDistances,
+  type GramFactor,
   gramFromActivations,
+  gramOfFactor,
   gramToCost,
   gramToDistances,
   gramToSquaredDistances,
@@ -96,5 +102,59 @@ describe('Gram to distances', () => {
     expect(s / (n * (n - 1))).toBeCloseTo(1, 14);
     expect(() => normaliseByMeanOffDiagonal(new Float64Array(9), 3)).toThrow(/all points coincide/);
     expect(() => normaliseByMeanOffDiagonal(new Float64Array(8), 3)).toThrow(/3×3/);
+  });
+});
+
+describe('probe layers as factors', () => {
+  const rng = mulberry32(9);
+  const n = 11;
+  const d = 3;
+  // Rows far from the origin: a factor that is not centred must still give the same answers.
+  const X = Float64Array.from({ length: n * d }, () => 50 + rng() * 4);
+  const Y = Float64Array.from({ length: n * 2 }, () => rng() * 2 - 1);
+  const F: GramFactor = { n, rank: d, values: X };
+  const G: GramFactor = { n, rank: 2, values: Y };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number) => {
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+      scale = Math.max(scale, Math.abs(b[i]!));
+    }
+    expect(worst).toBeLessThanOrEqual(tol * scale);
+  };
+
+  it('distances between the rows of F are those of the Gram F Fᵀ', () => {
+    close(factorToSquaredDistances(F), gramToSquaredDistances(gramOfFactor(F), n), 1e-12);
+    close(factorToCost(F, 'euclidean'), gramToDistances(gramOfFactor(F), n), 1e-12);
+    close(factorToCost(F, 'sqeuclidean'), gramToSquaredDistances(gramOfFactor(F), n), 1e-12);
+  });
+
+  it('a centred factor keeps CKA and distances: what the proto promises a client that centres', () => {
+    const centred: GramFactor = { n, rank: d, values: centredActivations(X, n, d) };
+    const K = gramOfFactor(F);
+    const Kc = gramOfFactor(centred);
+    const L = gramOfFactor(G);
+    expect(linearCkaFromGram(Kc, L, n)).toBeCloseTo(linearCkaFromGram(K, L, n), 10);
+    close(factorToSquaredDistances(centred), gramToSquaredDistances(K, n), 1e-12);
+    close(gramToSquaredDistances(Kc, n), gramToSquaredDistances(K, n), 1e-9);
+  });
+
+  it('a factor pays off when its squared distances have rank below n / 2', () => {
+    expect(factorPaysOff(6, 17)).toBe(true); // rank 8 < 8.5
+    expect(factorPaysOff(6, 16)).toBe(false); // rank 8 = 16 / 2
+    expect(factorPaysOff(64, 1024)).toBe(true);
+    expect(factorPaysOff(512, 1024)).toBe(false);
+  });
+
+  it('centres columns and checks shapes', () => {
+    const C = centredActivations(X, n, d);
+    for (let c = 0; c < d; c++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += C[i * d + c]!;
+      expect(Math.abs(s)).toBeLessThan(1e-11);
+    }
+    expect(() => centredActivations(X, n, d + 1)).toThrow(/expected 11×4/);
+    expect(() => gramOfFactor({ n, rank: 2, values: X })).toThrow(/expected 11×2 = 22 values, got 33/);
   });
 });

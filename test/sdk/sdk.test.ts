@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATABASE_FILE } from '../../src/coordinator/storage/sqlite.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import {
@@ -269,5 +271,18 @@ describe('the SDK with a model of the user’s own', () => {
       ['alice', true],
       ['bob', true],
     ]);
+    // 8 channels per layer (pooled) against 32 probe inputs: 2(d + 2) < n, so the SDK sent every
+    // layer as its centred activations (a factor of rank 8, 1 KiB) rather than the 4 KiB Gram.
+    const db = new Database(join(dir, 'data', DATABASE_FILE), { readonly: true });
+    const sent = db
+      .prepare(
+        'SELECT client_id, layer, n, feature_dim, factor_rank, length(gram) AS bytes FROM probe_summaries ORDER BY client_id, layer',
+      )
+      .all();
+    db.close();
+    expect(sent).toHaveLength(6);
+    for (const row of sent as { n: number; feature_dim: number; factor_rank: number; bytes: number }[]) {
+      expect(row).toMatchObject({ n: 32, feature_dim: 8, factor_rank: 8, bytes: 32 * 8 * 4 });
+    }
   }, 180_000);
 });

@@ -12,6 +12,7 @@
 // the same pool's threads), so this module has no threads and no I/O, and a caller's event loop
 // stays free while a large report is built.
 
+import type { GwCost } from '../../ot/index.js';
 import { moduleUrl } from '../../shared/runtime.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import {
@@ -25,7 +26,13 @@ import {
 } from '../labels.js';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../pairwise.js';
 import { type BootstrapInput, bootstrapPossible, bootstrapResult } from '../probeBootstrap.js';
-import { DEFAULT_PROBE_COST, type ProbeCost } from '../representation.js';
+import {
+  DEFAULT_PROBE_COST,
+  isGramFactor,
+  type ProbeCost,
+  type ProbeLayerData,
+  probeGwCost,
+} from '../representation.js';
 import { meanMatrix, type Segmentation, type SegmentationOptions, segmentLayers } from '../segmentation.js';
 import {
   bootstrapResamples,
@@ -63,11 +70,12 @@ export interface SolveSide {
 /**
  * Solves one GW problem between metric spaces C1 and C2. `problem` says which layers of which
  * models they are, so that a solver elsewhere (a job queue) can rebuild C1 and C2 from the stored
- * probe summaries with probeMetricSpace instead of shipping them.
+ * probe summaries with probeGwCost instead of shipping them. C1 and C2 are factored
+ * (LowRankCost) where probeGwCost says so, dense metric spaces otherwise.
  */
 export type SolveGw = (
-  C1: Float64Array,
-  C2: Float64Array,
+  C1: GwCost,
+  C2: GwCost,
   problem: { a: SolveSide; b: SolveSide },
 ) => Promise<GwSolveResult>;
 
@@ -136,8 +144,11 @@ export interface ReportInput {
   missing: ReportMissing[];
   /** Per model (same order as `models`): its atoms per template layer, or null when none are stored. */
   atoms: (Float32Array[] | null)[];
-  /** Per answered model index: one Gram matrix (n×n) per probe layer, in template.probeLayers order. */
-  grams: Map<number, Float32Array[]>;
+  /**
+   * Per answered model index: one summary per probe layer, in template.probeLayers order — the
+   * Gram matrix (n×n) or a factor of it (representation.ts, GramFactor).
+   */
+  grams: Map<number, ProbeLayerData[]>;
   /** The cost GW compares layers by (default DEFAULT_PROBE_COST). */
   cost?: ProbeCost;
   /** Label thresholds; sharedMaxGw defaults to 'auto'. */
@@ -278,6 +289,8 @@ interface ProbeRepresentations {
   /** Probe set size. */
   n: number;
   spaces: Map<number, Float64Array[]>;
+  /** What GW is solved on, per answered model and probe layer: the space or its factored form. */
+  costs: Map<number, GwCost[]>;
   /** Per answered model, per probe layer: HKH (n×n) of the layer's Gram. */
   centred: Map<number, Float64Array[]>;
   /** Per answered model: tr(K̃ K̃) per probe layer. */
@@ -304,9 +317,13 @@ async function probeRepresentations(
   const selfHsic = new Map<number, Float64Array>();
   for (const i of answered) {
     const g = input.grams.get(i)!;
-    if (g.length !== L) throw new Error(`model ${i} has ${g.length} Gram matrices, expected ${L}`);
+    if (g.length !== L) throw new Error(`model ${i} has ${g.length} probe summaries, expected ${L}`);
     for (const k of g) {
-      if (k.length !== n * n) throw new Error(`a Gram matrix has ${k.length} values, expected ${n}×${n}`);
+      if (isGramFactor(k)) {
+        if (k.n !== n) throw new Error(`a Gram factor has ${k.n} rows, expected ${n}`);
+      } else if (k.length !== n * n) {
+        throw new Error(`a Gram matrix has ${k.length} values, expected ${n}×${n}`);
+      }
     }
     spaces.set(i, sharedMatrices(L, n));
     centred.set(i, sharedMatrices(L, n));
@@ -333,7 +350,16 @@ async function probeRepresentations(
       }
     });
   });
-  return { answered, n, spaces, centred, selfHsic };
+  // What GW is solved on: the factored cost where a factor pays off, else the space itself.
+  const costs = new Map<number, GwCost[]>();
+  for (const i of answered) {
+    const layers = input.grams.get(i)!;
+    costs.set(
+      i,
+      spaces.get(i)!.map((space, l) => probeGwCost(layers[l]!, n, input.cost ?? DEFAULT_PROBE_COST, space)),
+    );
+  }
+  return { answered, n, spaces, costs, centred, selfHsic };
 }
 
 interface GwJob {
@@ -360,7 +386,7 @@ const identityDistance = (r: GwSolveResult) =>
 function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: SolveGw): GwProblems {
   const probeLayers = input.template.probeLayers;
   const L = probeLayers.length;
-  const { answered, spaces } = reps;
+  const { answered, costs } = reps;
   const P = answered.length;
   const jobs: GwJob[] = [];
   const layerGw = new Map<number, { gw: Float64Array; identity: Float64Array }>();
@@ -368,7 +394,7 @@ function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: Solve
     const gw = new Float64Array(L * L);
     const identity = new Float64Array(L * L);
     layerGw.set(i, { gw, identity });
-    const C = spaces.get(i)!;
+    const C = costs.get(i)!;
     for (let a = 0; a < L; a++) {
       for (let b = a + 1; b < L; b++) {
         jobs.push({
@@ -389,8 +415,8 @@ function gwProblems(input: ReportInput, reps: ProbeRepresentations, solve: Solve
     for (let a = 0; a < P; a++) {
       crossCka[l]![a * P + a] = 1;
       for (let b = a + 1; b < P; b++) {
-        const Ca = spaces.get(answered[a]!)![l]!;
-        const Cb = spaces.get(answered[b]!)![l]!;
+        const Ca = costs.get(answered[a]!)![l]!;
+        const Cb = costs.get(answered[b]!)![l]!;
         jobs.push({
           run: () =>
             solve(Ca, Cb, { a: { model: answered[a]!, layer: l }, b: { model: answered[b]!, layer: l } }),

@@ -3,19 +3,28 @@
 // arrays in and out; the large per-model matrices live in SharedArrayBuffers that every thread
 // reads and writes in place, so no task copies them.
 import { type BootstrapHits, type BootstrapInput, bootstrapHits } from '../probeBootstrap.js';
-import { centredGram, linearCkaOfCentred, type ProbeCost, probeMetricSpace } from '../representation.js';
+import {
+  centredGram,
+  gramOfFactor,
+  isGramFactor,
+  linearCkaOfCentred,
+  type ProbeCost,
+  type ProbeLayerData,
+  probeMetricSpace,
+} from '../representation.js';
 import { correlationCi, pearson, spearman } from '../stats.js';
 import type { CorrelationSummary } from './types.js';
 
 const toJsonNumber = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
 /**
- * One model's probe layers: from each float32 Gram K (n×n), its metric space under `cost` (into
- * `spaces[l]`) and its centred Gram (into `centred[l]`) with tr(K̃ K̃) — all that GW, CKA and the
- * bootstrap need of it. `constant[l]` when every probe input maps to the same point.
+ * One model's probe layers: from each float32 Gram K (n×n) or factor F (K = F Fᵀ up to centring),
+ * its metric space under `cost` (into `spaces[l]`; from a factor, distances between its rows) and
+ * its centred Gram (into `centred[l]`) with tr(K̃ K̃) — all that GW, CKA and the bootstrap need of
+ * it. `constant[l]` when every probe input maps to the same point.
  */
 export function probeLayerRepresentations(
-  grams: Float32Array[],
+  grams: ProbeLayerData[],
   n: number,
   cost: ProbeCost,
   spaces: Float64Array[],
@@ -24,8 +33,8 @@ export function probeLayerRepresentations(
   const constant: boolean[] = [];
   const selfHsic = new Float64Array(grams.length);
   grams.forEach((g, l) => {
-    const K = Float64Array.from(g);
-    const space = probeMetricSpace(K, n, cost);
+    const K = isGramFactor(g) ? gramOfFactor(g) : Float64Array.from(g);
+    const space = probeMetricSpace(isGramFactor(g) ? g : K, n, cost);
     spaces[l]!.set(space.C);
     constant.push(space.constant);
     selfHsic[l] = centredGram(K, n, centred[l]).selfHsic;

@@ -406,6 +406,7 @@ export class ProbeIntake {
         layer: string;
         n: number;
         featureDim: number;
+        factorRank: number;
         round: number;
         buffer: Buffer;
         filled: number;
@@ -431,6 +432,8 @@ export class ProbeIntake {
     layer: string;
     n: number;
     featureDim: number;
+    /** 0 or absent: the layer is its Gram matrix (n × n); r ≥ 1: an n × r factor of it. */
+    factorRank?: number;
     offset: number;
     data: Buffer;
   }): Promise<void> {
@@ -454,11 +457,17 @@ export class ProbeIntake {
     if (c.n !== pending.probe.size) {
       throw invalid(`n is ${c.n} but probe ${quoteInput(c.requestId)} uses ${pending.probe.size} inputs`);
     }
-    const bytes = c.n * c.n * 4;
-    if (bytes > this.deps.maxLayerBytes) {
-      throw exhausted(
-        `a ${c.n}×${c.n} Gram matrix is ${bytes} bytes; limits.maxProbeLayerBytes is ${this.deps.maxLayerBytes}`,
+    const factorRank = c.factorRank ?? 0;
+    if (factorRank > c.n) {
+      throw invalid(
+        `layer ${quoteInput(c.layer)}: factor_rank ${factorRank} exceeds n = ${c.n}; send the ${c.n}×${c.n} Gram matrix instead`,
       );
+    }
+    const columns = factorRank > 0 ? factorRank : c.n;
+    const what = factorRank > 0 ? `${c.n}×${factorRank} Gram factor` : `${c.n}×${c.n} Gram matrix`;
+    const bytes = c.n * columns * 4;
+    if (bytes > this.deps.maxLayerBytes) {
+      throw exhausted(`a ${what} is ${bytes} bytes; limits.maxProbeLayerBytes is ${this.deps.maxLayerBytes}`);
     }
     let cur = this.current;
     if (!cur || cur.requestId !== c.requestId || cur.layer !== c.layer) {
@@ -473,13 +482,21 @@ export class ProbeIntake {
         layer: c.layer,
         n: c.n,
         featureDim: c.featureDim,
+        factorRank,
         round: c.round,
         buffer: Buffer.alloc(bytes),
         filled: 0,
       };
       this.current = cur;
-    } else if (c.n !== cur.n || c.featureDim !== cur.featureDim || c.round !== cur.round) {
-      throw invalid(`chunks of layer ${quoteInput(c.layer)} disagree on n, feature_dim or round`);
+    } else if (
+      c.n !== cur.n ||
+      c.featureDim !== cur.featureDim ||
+      factorRank !== cur.factorRank ||
+      c.round !== cur.round
+    ) {
+      throw invalid(
+        `chunks of layer ${quoteInput(c.layer)} disagree on n, feature_dim, factor_rank or round`,
+      );
     }
     if (c.offset !== cur.filled) {
       throw invalid(
@@ -488,19 +505,20 @@ export class ProbeIntake {
     }
     if (cur.filled + c.data.byteLength > cur.buffer.byteLength) {
       throw invalid(
-        `layer ${quoteInput(c.layer)}: chunks exceed the ${cur.buffer.byteLength} bytes of an ${c.n}×${c.n} float32 matrix`,
+        `layer ${quoteInput(c.layer)}: chunks exceed the ${cur.buffer.byteLength} bytes of a ${cur.n}×${cur.factorRank || cur.n} float32 matrix`,
       );
     }
     c.data.copy(cur.buffer, cur.filled);
     cur.filled += c.data.byteLength;
     if (cur.filled < cur.buffer.byteLength) return;
     this.current = undefined;
-    const gram = new Float32Array(cur.n * cur.n);
+    const width = cur.factorRank || cur.n;
+    const gram = new Float32Array(cur.n * width);
     new Uint8Array(gram.buffer).set(cur.buffer);
     for (let i = 0; i < gram.length; i++) {
       if (!Number.isFinite(gram[i]!)) {
         throw invalid(
-          `layer ${quoteInput(cur.layer)}: Gram entry [${Math.floor(i / cur.n)}, ${i % cur.n}] is ${gram[i]}; only finite values are accepted`,
+          `layer ${quoteInput(cur.layer)}: ${cur.factorRank ? 'factor' : 'Gram'} entry [${Math.floor(i / width)}, ${i % width}] is ${gram[i]}; only finite values are accepted`,
         );
       }
     }
@@ -513,6 +531,7 @@ export class ProbeIntake {
       n: cur.n,
       featureDim: cur.featureDim,
       gram: cur.buffer,
+      factorRank: cur.factorRank,
       receivedAtMs: this.deps.now(),
     });
     const summary: ProbeLayerSummary = {
@@ -521,6 +540,7 @@ export class ProbeIntake {
       featureDim: cur.featureDim,
       round: cur.round,
       gram,
+      factorRank: cur.factorRank,
     };
     this.completed.push(cur.layer);
     if (!this.deps.sessions.deliverLayer(cur.requestId, summary)) {

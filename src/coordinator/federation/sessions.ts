@@ -50,8 +50,10 @@ export interface ProbeLayerSummary {
   featureDim: number;
   /** The round whose atoms produced the activations (as the client reported it). */
   round: number;
-  /** K = X Xᵀ, n × n row-major. */
+  /** K = X Xᵀ (n × n, row-major) when factorRank is 0, else an n × factorRank factor of it. */
   gram: Float32Array;
+  /** 0: `gram` is the Gram matrix; r ≥ 1: an n × r factor with the same centred Gram. */
+  factorRank: number;
 }
 
 export interface ProbeAnswer {

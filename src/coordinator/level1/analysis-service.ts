@@ -15,6 +15,7 @@ import type { LabelThresholdSettings } from '../../analysis/labels.js';
 import { buildReport, reportTasksVia, type SolveGw, splitAtoms } from '../../analysis/report/build.js';
 import { renderReportHtml } from '../../analysis/report/html.js';
 import type { AnalysisReport, ReportModel, ReportTrigger, TriggerKind } from '../../analysis/report/types.js';
+import type { ProbeLayerData } from '../../analysis/representation.js';
 import type { SegmentationOptions } from '../../analysis/segmentation.js';
 import { type GwOptions, GwPool } from '../../ot/index.js';
 import { modelKey } from '../../shared/ids.js';
@@ -522,7 +523,7 @@ export class AnalysisServiceImpl implements AnalysisService {
         }),
     );
     const answeredModels = [...reportModels];
-    const grams = new Map<number, Float32Array[]>();
+    const grams = new Map<number, ProbeLayerData[]>();
     for (const a of collected.answered) {
       const i = targets.indexOf(a.target);
       answeredModels[i] = {
@@ -666,11 +667,11 @@ function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** What probing gives the report: the probe set, who answered with which Gram matrices, who not. */
+/** What probing gives the report: the probe set, who answered with which summaries (Grams or factors), who not. */
 interface Probed {
   probe: AnalysisDeps['template']['probe'];
   reportModels: ReportModel[];
-  grams: Map<number, Float32Array[]>;
+  grams: Map<number, ProbeLayerData[]>;
   missing: { clientId: string; taskId: string; reason: string }[];
   probingSeconds: number;
 }

@@ -8,7 +8,7 @@
 //
 // A job names its problem instead of carrying it: the analysis id and, per side, the stored probe
 // summary (request, client, task, layer). The worker rebuilds each metric space from the Gram
-// matrix with the same function the in-process path uses (probeMetricSpace) and solves it with the
+// matrix or factor with the same function the in-process path uses (probeGwCost) and solves it with the
 // same pool and options, so the numbers are identical. Results go to analysis_solves keyed by
 // (analysis, side a, side b) — models and layers — with ON CONFLICT DO NOTHING: a job run twice
 // (retried after a worker died mid-solve) writes once. The coordinator polls that table and
@@ -19,11 +19,12 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { GwSolveResult, SolveGw } from '../../analysis/report/build.js';
-import { DEFAULT_PROBE_COST, type ProbeCost, probeMetricSpace } from '../../analysis/representation.js';
-import type { GwOptions, GwPool } from '../../ot/index.js';
+import { DEFAULT_PROBE_COST, type ProbeCost, probeGwCost } from '../../analysis/representation.js';
+import type { GwCost, GwOptions, GwPool } from '../../ot/index.js';
 import type { Logger } from '../../shared/log.js';
 import { PostgresStorage } from '../storage/postgres.js';
 import type { QueueCounts } from './gw-queue-metrics.js';
+import { decodeProbeLayer } from './probe-collection.js';
 
 /** @internal exported for its tests */
 export const GW_QUEUE = 'atomlens-gw-solve';
@@ -270,7 +271,7 @@ export interface GwWorkerOptions extends GwQueueOptions {
 
 /** The worker's side: takes GW jobs, solves them, writes results. */
 export class GwWorker {
-  private readonly spaces = new Map<string, Promise<Float64Array>>();
+  private readonly spaces = new Map<string, Promise<GwCost>>();
 
   private constructor(
     private readonly boss: PgBoss,
@@ -416,7 +417,7 @@ export class GwWorker {
   }
 
   /** The metric space of one stored probe layer; a few are kept, as each is used by many jobs. */
-  private space(ref: GramRef, n: number, cost: ProbeCost): Promise<Float64Array> {
+  private space(ref: GramRef, n: number, cost: ProbeCost): Promise<GwCost> {
     const key = `${ref.requestId}\n${sideKey(ref)}\n${cost}`;
     let cached = this.spaces.get(key);
     if (!cached) {
@@ -428,18 +429,17 @@ export class GwWorker {
     return cached;
   }
 
-  private async loadSpace(ref: GramRef, n: number, cost: ProbeCost): Promise<Float64Array> {
-    const r = await this.db.query<{ n: number; gram: Buffer }>(
-      `SELECT n, gram FROM probe_summaries WHERE request_id = $1 AND client_id = $2 AND task_id = $3 AND layer = $4`,
+  private async loadSpace(ref: GramRef, n: number, cost: ProbeCost): Promise<GwCost> {
+    const r = await this.db.query<{ n: number; gram: Buffer; factor_rank: number }>(
+      `SELECT n, gram, factor_rank FROM probe_summaries WHERE request_id = $1 AND client_id = $2 AND task_id = $3 AND layer = $4`,
       [ref.requestId, ref.clientId, ref.taskId, ref.layer],
     );
     const row = r.rows[0];
     if (!row) throw new Error(`no stored probe summary for ${sideKey(ref)} (request ${ref.requestId})`);
     if (row.n !== n)
       throw new Error(`the probe summary of ${sideKey(ref)} has n = ${row.n}, the job says ${n}`);
-    const gram = new Float32Array(n * n);
-    new Uint8Array(gram.buffer).set(row.gram);
-    return probeMetricSpace(Float64Array.from(gram), n, cost).C;
+    const layer = decodeProbeLayer({ layer: ref.layer, n, gram: row.gram, factorRank: row.factor_rank });
+    return probeGwCost(layer, n, cost);
   }
 
   /** Finishes the jobs in hand, then disconnects. */

@@ -7,6 +7,7 @@
 // after a coordinator restart. Storage upserts per (request, layer), so re-asking after a
 // partial answer is safe.
 import { createHash } from 'node:crypto';
+import type { ProbeLayerData } from '../../analysis/representation.js';
 import type { ProbeSetSpec } from '../../shared/template.js';
 import { ProbeError, type SessionRegistry } from '../federation/sessions.js';
 import type { ProbeSummaryRecord, Storage } from '../storage/types.js';
@@ -23,8 +24,8 @@ export interface CollectedProbe {
   requestId: string;
   /** Round the client reported for its activations. */
   round: number;
-  /** One n×n Gram matrix per requested layer, in request order. */
-  grams: Float32Array[];
+  /** One summary per requested layer, in request order: its n×n Gram matrix or a factor of it. */
+  grams: ProbeLayerData[];
   /** True when stored summaries were reused and nothing was asked. */
   reused: boolean;
 }
@@ -70,15 +71,19 @@ export function probeRequestId(target: ProbeTarget, probe: ProbeSetSpec, layers:
   return `probe-${hash.slice(0, 32)}`;
 }
 
-function decodeGram(record: ProbeSummaryRecord): Float32Array {
-  const gram = new Float32Array(record.n * record.n);
-  if (record.gram.byteLength !== gram.byteLength) {
+/** A stored probe layer as the analysis takes it: the Gram matrix, or the factor with its rank. */
+export function decodeProbeLayer(
+  record: Pick<ProbeSummaryRecord, 'layer' | 'n' | 'gram' | 'factorRank'>,
+): ProbeLayerData {
+  const rank = record.factorRank ?? 0;
+  const values = new Float32Array(record.n * (rank > 0 ? rank : record.n));
+  if (record.gram.byteLength !== values.byteLength) {
     throw new Error(
-      `stored Gram for ${record.layer} has ${record.gram.byteLength} bytes, expected ${gram.byteLength}`,
+      `stored ${rank > 0 ? 'Gram factor' : 'Gram'} for ${record.layer} has ${record.gram.byteLength} bytes, expected ${values.byteLength}`,
     );
   }
-  new Uint8Array(gram.buffer).set(record.gram);
-  return gram;
+  new Uint8Array(values.buffer).set(record.gram);
+  return rank > 0 ? { n: record.n, rank, values } : values;
 }
 
 /** Stored summaries covering every layer at the probe size, or undefined. */
@@ -99,7 +104,7 @@ async function storedAnswer(
     target,
     requestId,
     round: records[0]!.round,
-    grams: records.map(decodeGram),
+    grams: records.map(decodeProbeLayer),
     reused: true,
   };
 }
@@ -138,7 +143,7 @@ export async function collectProbes(
           probe: request.probe,
           deadlineMs: request.deadlineMs,
         });
-        const grams: Float32Array[] = [];
+        const grams: ProbeLayerData[] = [];
         let round = target.round;
         for (const layer of request.layers) {
           const s = answer.layers.get(layer);
@@ -151,7 +156,7 @@ export async function collectProbes(
               reason: `answered with n = ${s.n} probe inputs, expected ${n}`,
             } satisfies ProbeMiss);
           }
-          grams.push(s.gram);
+          grams.push(s.factorRank > 0 ? { n: s.n, rank: s.factorRank, values: s.gram } : s.gram);
           round = s.round;
         }
         return done({ target, requestId, round, grams, reused: false } satisfies CollectedProbe);

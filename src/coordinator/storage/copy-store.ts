@@ -67,6 +67,7 @@ const TABLES: TableSpec[] = [
       'n',
       'feature_dim',
       'gram',
+      'factor_rank',
       'received_at_ms',
     ],
     key: ['request_id', 'client_id', 'task_id', 'layer'],

@@ -186,6 +186,13 @@ CREATE TABLE client_credentials (
 );
 `,
   },
+  {
+    version: 5,
+    name: 'probe_summaries.factor_rank: a layer sent as an n × r factor of its Gram matrix (0 = the Gram)',
+    sql: `
+ALTER TABLE probe_summaries ADD COLUMN factor_rank INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 /** Any number that fits: ms timestamps and counts are BIGINT, which node-postgres returns as text. */
@@ -600,11 +607,23 @@ export class PostgresStorage implements Storage {
     return this.enqueue(
       async (c) => {
         await c.query(
-          `INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
-           feature_dim = excluded.feature_dim, gram = excluded.gram, received_at_ms = excluded.received_at_ms`,
-          [p.requestId, p.clientId, p.taskId, p.round, p.layer, p.n, p.featureDim, p.gram, p.receivedAtMs],
+          `INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, factor_rank, received_at_ms)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
+             feature_dim = excluded.feature_dim, gram = excluded.gram, factor_rank = excluded.factor_rank,
+             received_at_ms = excluded.received_at_ms`,
+          [
+            p.requestId,
+            p.clientId,
+            p.taskId,
+            p.round,
+            p.layer,
+            p.n,
+            p.featureDim,
+            p.gram,
+            p.factorRank ?? 0,
+            p.receivedAtMs,
+          ],
         );
       },
       undefined,

@@ -45,6 +45,7 @@ export interface ProbeRow {
   feature_dim: number;
   gram: Buffer;
   received_at_ms: number;
+  factor_rank: number;
 }
 
 export interface AnalysisRow {
@@ -105,6 +106,7 @@ export function probeFromRow(row: ProbeRow): ProbeSummaryRecord {
     n: row.n,
     featureDim: row.feature_dim,
     gram: row.gram,
+    factorRank: row.factor_rank,
     receivedAtMs: row.received_at_ms,
   };
 }

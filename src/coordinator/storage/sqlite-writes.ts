@@ -37,6 +37,8 @@ export interface ProbeRowInput {
   n: number;
   featureDim: number;
   gram: Uint8Array;
+  /** 0: `gram` is the Gram matrix; r ≥ 1: an n × r factor of it. */
+  factorRank: number;
   receivedAtMs: number;
 }
 
@@ -158,10 +160,11 @@ export class SqliteWriter {
         db.prepare(`INSERT INTO atom_uploads(client_id, task_id, round, received_at_ms, loss, accuracy, samples, template_version, atoms)
         VALUES (@clientId, @taskId, @round, @receivedAtMs, @loss, @accuracy, @samples, @templateVersion, @atoms)`),
       putProbe:
-        db.prepare(`INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, received_at_ms)
-        VALUES (@requestId, @clientId, @taskId, @round, @layer, @n, @featureDim, @gram, @receivedAtMs)
+        db.prepare(`INSERT INTO probe_summaries(request_id, client_id, task_id, round, layer, n, feature_dim, gram, factor_rank, received_at_ms)
+        VALUES (@requestId, @clientId, @taskId, @round, @layer, @n, @featureDim, @gram, @factorRank, @receivedAtMs)
         ON CONFLICT(request_id, client_id, task_id, layer) DO UPDATE SET round = excluded.round, n = excluded.n,
-          feature_dim = excluded.feature_dim, gram = excluded.gram, received_at_ms = excluded.received_at_ms`),
+          feature_dim = excluded.feature_dim, gram = excluded.gram, factor_rank = excluded.factor_rank,
+          received_at_ms = excluded.received_at_ms`),
       putAnalysis:
         db.prepare(`INSERT INTO analyses(analysis_id, status, trigger, reason, models, created_at_ms, started_at_ms, finished_at_ms, message, report_id)
         VALUES (@analysisId, @status, @trigger, @reason, @models, @createdAtMs, @startedAtMs, @finishedAtMs, @message, @reportId)

@@ -295,6 +295,13 @@ CREATE TABLE client_credentials (
 );
 `,
   },
+  {
+    version: 3,
+    name: 'probe_summaries.factor_rank: a layer sent as an n × r factor of its Gram matrix (0 = the Gram)',
+    sql: `
+ALTER TABLE probe_summaries ADD COLUMN factor_rank INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 export class SqliteStorage implements Storage {
@@ -639,7 +646,7 @@ export class SqliteStorage implements Storage {
   // --- probe summaries ---------------------------------------------------------------------
 
   putProbeSummary(summary: ProbeSummaryRecord): Promise<void> {
-    return this.enqueue({ kind: 'putProbe', row: { ...summary } }, true);
+    return this.enqueue({ kind: 'putProbe', row: { ...summary, factorRank: summary.factorRank ?? 0 } }, true);
   }
 
   async getProbeSummaries(requestId: string): Promise<ProbeSummaryRecord[]> {

@@ -66,8 +66,13 @@ export interface ProbeSummaryRecord {
   layer: string;
   n: number;
   featureDim: number;
-  /** K = X Xᵀ, n × n float32 little-endian, row-major. */
+  /**
+   * float32 little-endian, row-major: K = X Xᵀ (n × n) when factorRank is 0, else a factor F
+   * (n × factorRank) with the same centred Gram (proto PushProbeSummaryRequest.factor_rank).
+   */
   gram: Buffer;
+  /** 0 or absent: `gram` is the Gram matrix; r ≥ 1: it is an n × r factor. */
+  factorRank?: number;
   receivedAtMs: number;
 }
 
