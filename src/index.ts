@@ -45,6 +45,7 @@ export {
   type ProbeCall,
   type ProbeFunction,
   type PushResult,
+  probeLayerSummary,
   RejectedError,
   type RoundStats,
   type SdkTask,

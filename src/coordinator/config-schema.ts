@@ -148,7 +148,12 @@ export const COORDINATOR_CONFIG_SCHEMA: SchemaObject = {
       maxClients: int(1, 10_000_000, 10_000, 'Registered clients at most'),
       maxTasksPerClient: int(1, 10_000, 64, 'Tasks one client may declare'),
       maxMessageBytes: int(64 * 1024, GIB, 16 * 1024 * 1024, 'Largest gRPC message accepted (bytes)'),
-      maxProbeLayerBytes: int(16, GIB, 64 * 1024 * 1024, 'Largest probe Gram matrix per layer (bytes)'),
+      maxProbeLayerBytes: int(
+        16,
+        GIB,
+        64 * 1024 * 1024,
+        'Largest probe layer upload: Gram matrix n·n·4 or factor n·r·4 (bytes)',
+      ),
       maxSimilarityModels: int(1, 100_000, 200, 'Largest similarity matrix a query may ask for (models)'),
       firstMessageMs: int(
         10,

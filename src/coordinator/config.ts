@@ -16,7 +16,7 @@ export interface LimitsConfig {
   maxTasksPerClient: number;
   /** Largest gRPC message accepted (bytes); bigger ones fail with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
-  /** Largest probe Gram matrix per layer (bytes, n·n·4). */
+  /** Largest probe layer upload (bytes): a Gram matrix n·n·4, or a factor n·r·4. */
   maxProbeLayerBytes: number;
   /** Largest similarity matrix a query may ask for (models); filter by task beyond this. */
   maxSimilarityModels: number;
