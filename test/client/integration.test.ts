@@ -200,14 +200,34 @@ describe('client ↔ coordinator on loopback', () => {
       decodeFloat32(first.rounds[2]!.layers[0]!.atoms!),
     );
 
-    // The probe answer: one n × n Gram per requested layer, symmetric with a non-negative
-    // diagonal, pooled feature dimension = the layer's channels (GAP), from the latest round.
+    // The probe answer, per requested layer from the latest round, pooled feature dimension d =
+    // the layer's channels (GAP): the centred activations (a 40 × d factor, columns summing to 0)
+    // when 2(d + 2) < 40, else the 40 × 40 Gram, symmetric with a non-negative diagonal.
     expect([...answer.layers.keys()].sort()).toEqual([...template.probeLayers].sort());
+    const forms = new Set<string>();
     for (const [name, summaryLayer] of answer.layers) {
       const spec = template.layers.find((l) => l.name === name)!;
       expect(summaryLayer.n).toBe(40);
       expect(summaryLayer.featureDim).toBe(spec.cOut);
       expect(summaryLayer.round).toBe(3);
+      const d = spec.cOut;
+      if (2 * (d + 2) < 40) {
+        forms.add('factor');
+        expect(summaryLayer.factorRank).toBe(d);
+        expect(summaryLayer.gram.length).toBe(40 * d);
+        for (let c = 0; c < d; c++) {
+          let sum = 0;
+          let scale = 0;
+          for (let i = 0; i < 40; i++) {
+            sum += summaryLayer.gram[i * d + c]!;
+            scale += Math.abs(summaryLayer.gram[i * d + c]!);
+          }
+          expect(Math.abs(sum)).toBeLessThanOrEqual(1e-5 * scale + 1e-12);
+        }
+        continue;
+      }
+      forms.add('gram');
+      expect(summaryLayer.factorRank).toBe(0);
       const k = summaryLayer.gram;
       expect(k.length).toBe(40 * 40);
       for (let i = 0; i < 40; i++) {
@@ -220,6 +240,8 @@ describe('client ↔ coordinator on loopback', () => {
       }
     }
     expect(events.some((e) => e.type === 'probe' && e.ok)).toBe(true);
+    // The demo CNN's 8 and 16 channels go as factors, its 24 as Gram matrices.
+    expect([...forms].sort()).toEqual(['factor', 'gram']);
     const olderConv3 = older.layers.get('conv3')!;
     expect(olderConv3.round).toBe(1);
     expect(olderConv3.gram).not.toEqual(answer.layers.get('conv3')!.gram);
