@@ -70,7 +70,7 @@ export interface ProbeCall {
 
 /**
  * Returns, per asked layer, its activations for the probe inputs as an n × d row-major matrix
- * (any d; pooled as `pooling` says). The SDK sends K = X Xᵀ or, when 2(d + 2) < n, X centred
+ * (any d; pooled as `pooling` says). The SDK sends K = X Xᵀ or, when `2(d + 2) < n`, X centred
  * (see probeLayerSummary).
  */
 export type ProbeFunction = (call: ProbeCall) => Promise<Record<string, Float32Array>>;
@@ -260,7 +260,7 @@ export function gramMatrix(x: Float32Array, n: number): Float32Array {
 
 /**
  * What the SDK uploads for one layer's activations X (n × d): the centred activations as a factor
- * of K (factorRank = d) when 2(d + 2) < n — the rule the proto's PushProbeSummaryRequest.factor_rank
+ * of K (factorRank = d) when `2(d + 2) < n` — the rule the proto's PushProbeSummaryRequest.factor_rank
  * states: under half the Gram's bytes, and the coordinator can run GW on it in factored form —
  * else the Gram matrix K = X Xᵀ (factorRank 0).
  */
