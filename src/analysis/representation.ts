@@ -222,7 +222,10 @@ export function gramOfFactor(F: GramFactor): Float64Array {
   return gramFromActivations(F.values, F.n, F.rank);
 }
 
-/** Squared Euclidean distances between the rows of a factor (n × n), as gramToSquaredDistances. */
+/**
+ * Squared Euclidean distances between the rows of a factor (n × n), as gramToSquaredDistances.
+ * @internal exported for its tests
+ */
 export function factorToSquaredDistances(F: GramFactor): Float64Array {
   checkFactor('factorToSquaredDistances', F);
   const { n, rank: r } = F;
@@ -243,7 +246,10 @@ export function factorToSquaredDistances(F: GramFactor): Float64Array {
   return D;
 }
 
-/** Distances (or squared distances) between the rows of a factor, as `cost` says. */
+/**
+ * Distances (or squared distances) between the rows of a factor, as `cost` says.
+ * @internal exported for its tests
+ */
 export function factorToCost(F: GramFactor, cost: ProbeCost): Float64Array {
   const D = factorToSquaredDistances(F);
   if (cost === 'sqeuclidean') return D;
