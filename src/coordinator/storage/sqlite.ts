@@ -323,7 +323,7 @@ export class SqliteStorage implements Storage {
   private closed = false;
   private observer: CommitObserver | undefined;
   private committer: Committer | undefined;
-  private readonly stmt: ReturnType<SqliteStorage['prepare']>;
+  private readonly statements: ReturnType<SqliteStorage['prepare']>;
 
   constructor(options: SqliteStorageOptions) {
     if (options.dataDir === ':memory:') {
@@ -351,7 +351,13 @@ export class SqliteStorage implements Storage {
       this.db.close();
       throw err;
     }
-    this.stmt = this.prepare();
+    this.statements = this.prepare();
+  }
+
+  /** The prepared reads; once close() has begun, a read is refused like a write. */
+  private get stmt(): ReturnType<SqliteStorage['prepare']> {
+    if (this.closed) throw new StorageClosedError();
+    return this.statements;
   }
 
   private migrate(): void {

@@ -234,14 +234,6 @@ export class StorageConflictError extends Error {}
  * Thrown by storage when too many writes are waiting to commit (the disk is behind): the write
  * was not queued, so nothing of it is stored, and the caller may retry it later.
  */
-/** A write after the storage was closed: the coordinator is shutting down. */
-export class StorageClosedError extends Error {
-  constructor() {
-    super('storage is closed');
-    this.name = 'StorageClosedError';
-  }
-}
-
 export class StorageBusyError extends Error {
   constructor(
     readonly queued: number,
@@ -249,5 +241,16 @@ export class StorageBusyError extends Error {
   ) {
     super(`${queued} writes are waiting to commit (the limit is ${limit})`);
     this.name = 'StorageBusyError';
+  }
+}
+
+/**
+ * Thrown by storage once close() has begun (the coordinator is stopping): nothing of the call was
+ * stored; the caller may retry it against the coordinator that comes back.
+ */
+export class StorageClosedError extends Error {
+  constructor() {
+    super('storage is closed: the coordinator is stopping');
+    this.name = 'StorageClosedError';
   }
 }
