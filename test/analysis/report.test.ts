@@ -3,7 +3,7 @@ import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderReportHtml } from '../../src/analysis/report/html.js';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
-import { linearCka } from '../../src/analysis/representation.js';
+import { DEFAULT_PROBE_COST, linearCka, PROBE_COSTS } from '../../src/analysis/representation.js';
 import { pearson } from '../../src/analysis/stats.js';
 import { buildSyntheticReport, N, syntheticSetup } from './synthetic-report.js';
 
@@ -31,6 +31,22 @@ describe('a report built from synthetic clients with the real GW solver', () => 
     expect(ok).toBe(true);
     expect(parsed.schemaVersion).toBe(2);
     expect(json).not.toMatch(/NaN|Infinity/);
+  });
+
+  it('records the GW cost; the schema takes either cost choice and nothing else', () => {
+    const validate = validator();
+    expect(report.solver.cost).toBe(DEFAULT_PROBE_COST);
+    for (const cost of PROBE_COSTS) {
+      const other = JSON.parse(json);
+      other.solver.cost = cost;
+      expect(validate(other), JSON.stringify(validate.errors)).toBe(true);
+    }
+    const older = JSON.parse(json);
+    delete older.solver.cost;
+    expect(validate(older)).toBe(true);
+    const unknown = JSON.parse(json);
+    unknown.solver.cost = 'cosine';
+    expect(validate(unknown)).toBe(false);
   });
 
   it('the schema rejects a report with a wrong label or a missing section', () => {
