@@ -39,6 +39,8 @@ type CostKind = (typeof COSTS)[number];
 const THREADS = ['auto', '1', '2'] as const;
 /** From this many point pairs (n·m) a start outlasts a worker thread's start-up. */
 const TWO_THREADS_FROM = 1024 * 1024;
+/** Below this many point pairs one solve is over before a kernel helper thread has started. */
+const KERNEL_HELPERS_FROM = 512 * 512;
 
 export const spec: CommandSpec = {
   name: 'gw',
@@ -244,9 +246,9 @@ export async function run(parsed: Parsed): Promise<number> {
     n === m &&
     (threads === '2' || (threads === 'auto' && n * m >= TWO_THREADS_FROM && availableParallelism() >= 2));
   // A helper thread for the matrix products costs tens of milliseconds of CPU to start (a fresh
-  // isolate) before it takes half of any product; one solve below TWO_THREADS_FROM point pairs is
-  // over by then (measured: no gain in the solve, +40% CPU and a slower wall time at n = 256).
-  if (n * m < TWO_THREADS_FROM) setKernelThreads(1);
+  // isolate) and some on this thread to launch, before it takes half of any product; a small
+  // solve is over by then (measured at n = 256: +10 ms on this thread, +40% CPU, no gain).
+  if (n * m < KERNEL_HELPERS_FROM) setKernelThreads(1);
   let result: GwResult;
   try {
     const options = {
