@@ -117,7 +117,7 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   const simplex = simplexFrom(P, start);
   // Dense costs update the vertex product from the previous one; factored costs never need it.
   let previous: { vertex: SparsePlan; G: Float64Array } | undefined =
-    start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: Float64Array.from(G) } : undefined;
+    start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: G.slice() } : undefined;
   let gT = start.gT ?? innerProduct(G, start.T);
   let E = c0 - 2 * gT;
   let iterations = 0;
