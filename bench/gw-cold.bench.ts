@@ -108,7 +108,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
     rmSync(dir, { recursive: true, force: true });
   }
   notes.push(
-    'one process each per size, POT first; POT solves from its default start (p qᵀ); atomlens runs its default --init best (identity and product starts, the lower E kept; from 1024² points the product start runs on a worker thread)',
+    'one process each per size, POT first; POT solves from its default start (p qᵀ); atomlens runs its default --init best (identity and product starts, the lower E kept; from 1024² points the product start runs on a worker thread; below 512² the matrix products use no helper thread)',
     "process wall includes start-up: POT's Python + numpy/scipy import, atomlens's Node + loading the compiled CLI (dist/, built first); CPU seconds count every thread (OpenBLAS threads for POT, the worker for atomlens)",
     'load = 1-min load average before→after the row, on a 2-core machine shared with other jobs: wall times are noisy when it exceeds 2',
   );
