@@ -7,7 +7,9 @@
 // threads, sized to the cores, serves both.
 //
 // Cancellation: a solve or run given an AbortSignal leaves the queue when the signal aborts; one
-// already running has its worker terminated (a fresh one starts on the next task).
+// already running has its worker terminated (a fresh one starts on the next task). The pool adds
+// one 'abort' listener per signal, however many of its tasks wait on it (an analysis passes one
+// signal to hundreds of solves and tasks), and removes it when the last of them settles.
 //
 // Backpressure: at most `maxQueue` problems wait for a worker; further solve() calls *await room*
 // (they resolve later rather than grow the queue without bound). close() rejects whatever has not
@@ -105,6 +107,41 @@ function sameWeights(n: number, m: number, p?: Float64Array, q?: Float64Array): 
   return true;
 }
 
+/**
+ * Abort callbacks of many tasks behind a single listener per signal, removed with the last callback,
+ * so a signal shared by many tasks neither accumulates listeners nor trips Node's
+ * MaxListenersExceededWarning (more than 10 listeners on one EventTarget).
+ */
+class AbortWatch {
+  private readonly watched = new Map<AbortSignal, { callbacks: Set<() => void>; fire: () => void }>();
+
+  /** Calls `onAbort` when `signal` aborts; the function returned stops that (call it when the task settles). */
+  watch(signal: AbortSignal, onAbort: () => void): () => void {
+    let entry = this.watched.get(signal);
+    if (!entry) {
+      const callbacks = new Set<() => void>();
+      const fire = () => {
+        this.watched.delete(signal);
+        for (const cb of [...callbacks]) cb();
+      };
+      entry = { callbacks, fire };
+      this.watched.set(signal, entry);
+      signal.addEventListener('abort', fire, { once: true });
+    }
+    // A wrapper of its own, so the same function watched twice is two entries.
+    const callback = () => onAbort();
+    entry.callbacks.add(callback);
+    return () => {
+      const current = this.watched.get(signal);
+      if (!current?.callbacks.delete(callback)) return;
+      if (current.callbacks.size === 0) {
+        this.watched.delete(signal);
+        signal.removeEventListener('abort', current.fire);
+      }
+    };
+  }
+}
+
 export class GwPool {
   private readonly size: number;
   private readonly maxQueue: number;
@@ -112,6 +149,7 @@ export class GwPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
   private readonly roomWaiters: (() => void)[] = [];
+  private readonly aborts = new AbortWatch();
   private readonly local: (() => void)[] = [];
   private localHead = 0;
   private localScheduled = false;
@@ -222,17 +260,19 @@ export class GwPool {
     while (this.queue.length >= this.maxQueue && !this.closed) {
       signal?.throwIfAborted();
       await new Promise<void>((resolve) => {
+        let stopWatching = () => {};
         const wake = () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          const i = this.roomWaiters.indexOf(wake);
-          if (i >= 0) this.roomWaiters.splice(i, 1);
+          stopWatching();
           resolve();
         };
         this.roomWaiters.push(wake);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        if (signal) {
+          stopWatching = this.aborts.watch(signal, () => {
+            const i = this.roomWaiters.indexOf(wake);
+            if (i >= 0) this.roomWaiters.splice(i, 1);
+            resolve();
+          });
+        }
       });
     }
     if (this.closed) throw new Error('GwPool is closed');
@@ -270,20 +310,19 @@ export class GwPool {
         this.dispatch();
         return;
       }
-      const onAbort = () => this.abort(job, signal.reason);
       const job: Job = {
         task,
         transfer,
         resolve: (r) => {
-          signal.removeEventListener('abort', onAbort);
+          stopWatching();
           resolve(r);
         },
         reject: (e) => {
-          signal.removeEventListener('abort', onAbort);
+          stopWatching();
           reject(e);
         },
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      const stopWatching = this.aborts.watch(signal, () => this.abort(job, signal.reason));
       this.queue.push(job);
       this.dispatch();
     });

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import { GwPool, gromovWasserstein, solveBestOnTwoThreads } from '../../src/ot/index.js';
 import { mulberry32 } from '../../src/shared/rng.js';
@@ -225,6 +226,54 @@ describe('GwPool.run (other pure tasks on the same threads)', () => {
       expect(pool.pending).toBe(0);
       await expect(pool.solve(big, small, { init: 'product' })).resolves.toHaveProperty('gw');
     } finally {
+      await pool.close();
+    }
+  });
+
+  it('many tasks and solves on one signal: one abort listener at most, none once they settle, no warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    // maxQueue 4: most calls wait for room, which also watches the signal.
+    const pool = new GwPool({ workers: 2, maxQueue: 4, inThreadMaxSize: 0 });
+    try {
+      const rng = mulberry32(5);
+      const space = randomDistances(12, 3, rng);
+      const listeners = (s: AbortSignal) => getEventListeners(s, 'abort').length;
+      const stop = new AbortController();
+      let most = 0;
+      const watch = setInterval(() => {
+        most = Math.max(most, listeners(stop.signal));
+      }, 1);
+      const work = [
+        ...Array.from({ length: 40 }, (_, i) =>
+          pool.run<{ total: number }>(tasks, 'sum', [Float64Array.of(i, 1)], { signal: stop.signal }),
+        ),
+        ...Array.from({ length: 20 }, () => pool.solve(space, space, {}, { signal: stop.signal })),
+      ];
+      most = Math.max(most, listeners(stop.signal));
+      const done = await Promise.all(work);
+      clearInterval(watch);
+      expect((done[39] as { total: number }).total).toBe(40);
+      expect(most).toBe(1);
+      expect(listeners(stop.signal)).toBe(0);
+
+      // Aborted part-way: every task settles (rejected or done) and the listener is gone too.
+      const cancel = new AbortController();
+      const started = new Int32Array(new SharedArrayBuffer(4));
+      const spins = Array.from({ length: 30 }, () =>
+        pool.run(tasks, 'spin', [60_000, started], { signal: cancel.signal }),
+      );
+      const settled = Promise.allSettled(spins);
+      await vi.waitFor(() => expect(Atomics.load(started, 0)).toBeGreaterThan(0), { timeout: 30_000 });
+      expect(listeners(cancel.signal)).toBe(1);
+      cancel.abort(new Error('stopped'));
+      expect((await settled).every((o) => o.status === 'rejected')).toBe(true);
+      expect(listeners(cancel.signal)).toBe(0);
+      expect(pool.pending).toBe(0);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
       await pool.close();
     }
   });

@@ -187,7 +187,8 @@ export class AnalysisServiceImpl implements AnalysisService {
     this.running.add(run);
     run.finally(() => this.running.delete(run)).catch(() => {});
     // A request cancelled while it waits leaves the line at once; its turn then does nothing.
-    return req.signal ? Promise.race([run, rejectOnAbort(req.signal)]) : run;
+    const { signal } = req;
+    return signal ? abortable(run, signal, () => cancelledError(signal)) : run;
   }
 
   async listReports(limit: number, before?: ReportCursor): Promise<ReportSummary[]> {
@@ -385,7 +386,10 @@ export class AnalysisServiceImpl implements AnalysisService {
     );
     timer.unref();
     const signal = stop.signal;
-    // Every queued solve and task of the analysis listens for it.
+    // Each GW solve in flight listens for it (abortable() in writeReport, removed when the solve
+    // settles; the pool adds one listener of its own for all its tasks), and an analysis may have
+    // all its layer pairs in flight at once: more than Node's warning threshold of 10 listeners,
+    // bounded by the analysis's problem count, not a leak.
     setMaxListeners(0, signal);
     const started = performance.now();
     metrics.analysisInProgress.inc();
@@ -639,20 +643,17 @@ function cancelledError(signal: AbortSignal): AnalysisRequestError {
       );
 }
 
-/** Rejects when `signal` aborts (with the reason it was stopped for). */
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    const fail = () => reject(cancelledError(signal));
-    if (signal.aborted) fail();
-    else signal.addEventListener('abort', fail, { once: true });
-  });
-}
-
-/** `work`, or the abort's reason as soon as `signal` aborts, whichever comes first. */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+/**
+ * `work`, or the abort's reason (or `reason()`) as soon as `signal` aborts, whichever comes first;
+ * the listener goes when `work` settles.
+ */
+function abortable<T>(work: Promise<T>, signal: AbortSignal, reason = () => signal.reason): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(reason());
+  }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(reason());
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(
       (v) => {
