@@ -12,7 +12,10 @@
 // status: the network itself) are transient. Every retry waits — a delay drawn from [d/2, d],
 // d = initial·multiplier^attempt capped at max ("full jitter" halved) — including re-registration
 // after a session that ended at once, so a coordinator that accepts Register and then drops the
-// client is not hammered in a tight loop.
+// client is not hammered in a tight loop. A status carrying the standard gRPC retry hint
+// (trailer grpc-retry-pushback-ms, sent e.g. with RESOURCE_EXHAUSTED when the coordinator's write
+// queue is full) makes that wait at least the hinted time, at most MAX_PUSHBACK_MS; a malformed
+// hint is ignored.
 import * as grpc from '@grpc/grpc-js';
 import { centredActivations, factorPaysOff } from '../analysis/representation.js';
 import type { ProbeRequest__Output } from '../generated/atomlens/v1/ProbeRequest.js';
@@ -277,6 +280,24 @@ export function probeLayerSummary(
 }
 
 /** "CODE: details" for a gRPC error, else its message. */
+/** The longest wait a server's retry hint can impose on one retry. */
+const MAX_PUSHBACK_MS = 60_000;
+
+/**
+ * The wait the server asked for before a retry (trailer grpc-retry-pushback-ms, a non-negative
+ * decimal integer of milliseconds, as in gRPC's retry design A6), capped at MAX_PUSHBACK_MS;
+ * undefined without a hint or with a malformed one.
+ */
+function retryPushbackMs(err: unknown): number | undefined {
+  const metadata = (err as { metadata?: unknown } | null)?.metadata;
+  if (!(metadata instanceof grpc.Metadata)) return undefined;
+  const values = metadata.get('grpc-retry-pushback-ms');
+  if (values.length !== 1) return undefined;
+  const value = values[0];
+  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) return undefined;
+  return Math.min(Number(value), MAX_PUSHBACK_MS);
+}
+
 function describe(err: unknown): string {
   const e = err as { code?: number; details?: string; message?: string };
   if (typeof e?.code === 'number' && !(err instanceof RejectedError)) {
@@ -900,7 +921,7 @@ export class AtomlensClient {
           'check the address and that the coordinator is running',
       );
     }
-    const delay = Math.min(this.delay(attempt), budget - elapsed);
+    const delay = Math.min(Math.max(this.delay(attempt), retryPushbackMs(err) ?? 0), budget - elapsed);
     this.emit({
       type: 'retry',
       what,
