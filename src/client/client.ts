@@ -28,6 +28,7 @@ import {
 import { idProblem } from '../shared/ids.js';
 import { createLogger } from '../shared/log.js';
 import type { ModelTemplate } from '../shared/template.js';
+import { builtinLayers } from '../shared/template-file.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { type DataSplit, loadTaskData, parseDataSplit, parseTasks, type Task } from './data.js';
 import { ContinualModel, type NewTaskInit } from './model.js';
@@ -150,14 +151,7 @@ function builtinModelTemplate(t: FederationTemplate, network: BuiltinNetwork): M
     federationId: t.federationId,
     version: t.version,
     inputShape: [...network.inputShape],
-    layers: t.layers.map((l, i) => ({
-      ...network.layers[i]!,
-      name: l.name,
-      cIn: l.cIn,
-      cOut: l.cOut,
-      k: l.k,
-      m: l.m,
-    })),
+    layers: builtinLayers(t.layers, network),
     headHidden: network.headHidden,
     headInput: network.headInput,
     // Unused: α and the initial atoms are explicit.

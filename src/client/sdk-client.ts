@@ -28,7 +28,7 @@ import {
   probeSetFromWire,
   templateFromWire,
 } from '../shared/template.js';
-import type { AtomLayerTemplate, BuiltinNetwork } from '../shared/template-file.js';
+import { type AtomLayerTemplate, type BuiltinNetwork, builtinNetworkOf } from '../shared/template-file.js';
 import { encodeFloat32 } from '../shared/tensor.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { seededInitialAtoms } from './atomConv.js';
@@ -603,18 +603,7 @@ export class AtomlensClient {
       ...(template.customNetwork
         ? {}
         : {
-            network: {
-              inputShape: [...template.inputShape],
-              layers: template.layers.map((l) => ({
-                name: l.name,
-                stride: l.stride,
-                padding: l.padding,
-                activation: l.activation,
-                poolAfter: l.poolAfter,
-              })),
-              headHidden: template.headHidden,
-              headInput: template.headInput,
-            },
+            network: builtinNetworkOf(template),
           }),
     };
   }

@@ -487,14 +487,7 @@ export function modelTemplateFromAtomTemplate(t: AtomTemplate, probeSetShape?: n
   const config: TemplateConfig = {
     ...base,
     inputShape: [...network.inputShape],
-    layers: t.layers.map((l, i) => ({
-      ...network.layers[i]!,
-      name: l.name,
-      cIn: l.cIn,
-      cOut: l.cOut,
-      k: l.k,
-      m: l.m,
-    })),
+    layers: builtinLayers(t.layers, network),
     headHidden: network.headHidden,
     headInput: network.headInput,
     probe: { ...builtin, pooling: t.probe.pooling },
@@ -534,19 +527,43 @@ export function atomTemplateFromModelTemplate(
       pooling: mt.probe.pooling,
       builtin: { source: mt.probe.source, size: mt.probe.size, seed: mt.probe.seed },
     },
-    network: {
-      inputShape: [...mt.inputShape],
-      layers: mt.layers.map((l) => ({
-        name: l.name,
-        stride: l.stride,
-        padding: l.padding,
-        activation: l.activation,
-        poolAfter: l.poolAfter,
-      })),
-      headHidden: mt.headHidden,
-      headInput: mt.headInput,
-    },
+    network: builtinNetworkOf(mt),
   });
+}
+
+/** Each template layer's dimensions joined with its wiring from the built-in network section. */
+export function builtinLayers(
+  layers: readonly { name: string; cIn: number; cOut: number; k: number; m: number }[],
+  network: BuiltinNetwork,
+) {
+  return layers.map((l, i) => ({
+    ...network.layers[i]!,
+    name: l.name,
+    cIn: l.cIn,
+    cOut: l.cOut,
+    k: l.k,
+    m: l.m,
+  }));
+}
+
+/** The built-in network section (how the demo client wires its layers) of a built-in ModelTemplate. */
+export function builtinNetworkOf(
+  mt: Pick<ModelTemplate, 'inputShape' | 'headHidden' | 'headInput'> & {
+    layers: readonly BuiltinLayerWiring[];
+  },
+): BuiltinNetwork {
+  return {
+    inputShape: [...mt.inputShape],
+    layers: mt.layers.map((l) => ({
+      name: l.name,
+      stride: l.stride,
+      padding: l.padding,
+      activation: l.activation,
+      poolAfter: l.poolAfter,
+    })),
+    headHidden: mt.headHidden,
+    headInput: mt.headInput,
+  };
 }
 
 // ---- templates for training from scratch ----
