@@ -10,12 +10,11 @@ import type { AnalysisReport } from '../src/analysis/report/types.js';
 import { centredActivations, gramOfFactor, type ProbeLayerData } from '../src/analysis/representation.js';
 import { gromovWasserstein } from '../src/ot/index.js';
 import { type PlantedFederation, plantedActivations } from '../test/analysis/planted.js';
-import { noiseProbeTemplate } from '../test/analysis/synthetic.js';
+import { plantedReportInput } from '../test/analysis/planted-report.js';
 import type { BenchTable } from './run.js';
 
 const SIZES = (process.env.ANALYSIS_FACTORS_SIZES ?? '256,512').split(',').map(Number);
 const D = 16;
-const LAYERS = ['l1', 'l2', 'l3', 'l4'];
 const federation: PlantedFederation = {
   models: [
     { clientId: 'a', taskId: 't0' },
@@ -29,37 +28,11 @@ const federation: PlantedFederation = {
 };
 
 function input(layers: ProbeLayerData[][], n: number): ReportInput {
-  const template = noiseProbeTemplate({
-    federationId: 'factors',
-    layers: LAYERS,
-    channels: 2,
-    m: 2,
-    n,
-    probeSeed: 1,
-  });
-  return {
-    reportId: 'r',
-    analysisId: 'a',
-    createdAtMs: 0,
-    trigger: { kind: 'operator', reason: 'bench', evidence: [] },
-    template,
-    probe: template.probe,
-    models: federation.models.map((m, i) => ({
-      ...m,
-      round: 1,
-      fingerprintMatch: true,
-      answered: true,
-      reused: false,
-      requestId: `r${i}`,
-    })),
-    missing: [],
-    atoms: federation.models.map(() => null),
-    grams: new Map(layers.map((l, i) => [i, l])),
-    solver: { method: 'cg', init: 'best', maxIterations: 1000, tolerance: 1e-9 },
-    probingSeconds: 0,
-    bootstrapResamples: 0,
+  return plantedReportInput(federation, n, layers, {
+    reason: 'bench',
     cost: 'sqeuclidean',
-  };
+    federationId: 'factors',
+  });
 }
 
 async function timedReport(layers: ProbeLayerData[][], n: number) {

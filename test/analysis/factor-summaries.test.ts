@@ -19,7 +19,7 @@ import {
 } from '../../src/analysis/representation.js';
 import { GwPool, gromovWasserstein } from '../../src/ot/index.js';
 import { type PlantedFederation, plantedActivations } from './planted.js';
-import { noiseProbeTemplate } from './synthetic.js';
+import { plantedReportInput } from './planted-report.js';
 
 const N = 40;
 const DIM = 6;
@@ -44,37 +44,12 @@ function factors(): GramFactor[][] {
 }
 
 function input(layers: ProbeLayerData[][], cost: ProbeCost): ReportInput {
-  const template = noiseProbeTemplate({
-    federationId: 'factors',
-    layers: ['l1', 'l2', 'l3', 'l4', 'l5'],
-    channels: 2,
-    m: 2,
-    n: N,
-    probeSeed: 1,
-  });
-  return {
-    reportId: 'r',
-    analysisId: 'a',
-    createdAtMs: 0,
-    trigger: { kind: 'operator', reason: 'factors', evidence: [] },
-    template,
-    probe: template.probe,
-    models: federation.models.map((m, i) => ({
-      ...m,
-      round: 1,
-      fingerprintMatch: true,
-      answered: true,
-      reused: false,
-      requestId: `r${i}`,
-    })),
-    missing: [],
-    atoms: federation.models.map(() => null),
-    grams: new Map(layers.map((l, i) => [i, l])),
-    solver: { method: 'cg', init: 'best', maxIterations: 1000, tolerance: 1e-9 },
-    probingSeconds: 0,
+  return plantedReportInput(federation, N, layers, {
+    reason: 'factors',
     bootstrapResamples: 10,
     cost,
-  };
+    federationId: 'factors',
+  });
 }
 
 const pool = new GwPool({ workers: 2 });

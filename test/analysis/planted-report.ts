@@ -1,9 +1,9 @@
 // Runs a planted federation through the real analysis path: Gram matrices as clients upload them,
 // buildReport with the real CG GW solver, consensus segmentation, labels — and compares the
 // result with the planted truth.
-import { buildReport } from '../../src/analysis/report/build.js';
+import { buildReport, type ReportInput } from '../../src/analysis/report/build.js';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
-import type { ProbeCost } from '../../src/analysis/representation.js';
+import type { ProbeCost, ProbeLayerData } from '../../src/analysis/representation.js';
 import { gromovWasserstein } from '../../src/ot/index.js';
 import {
   gramOf,
@@ -15,9 +15,45 @@ import {
 } from './planted.js';
 import { noiseProbeTemplate } from './synthetic.js';
 
-function plantedTemplate(L: number, n: number) {
+function plantedTemplate(L: number, n: number, federationId = 'planted') {
   const layers = Array.from({ length: L }, (_, i) => `l${i + 1}`);
-  return noiseProbeTemplate({ federationId: 'planted', layers, channels: 2, m: 2, n, probeSeed: 1 });
+  return noiseProbeTemplate({ federationId, layers, channels: 2, m: 2, n, probeSeed: 1 });
+}
+
+/**
+ * An operator analysis of a planted federation whose every model answered its probe at round 1:
+ * the input buildReport receives, with the probe answers given per model (Gram matrices or factors).
+ */
+export function plantedReportInput(
+  fed: PlantedFederation,
+  n: number,
+  answers: ProbeLayerData[][],
+  options: { reason: string; bootstrapResamples?: number; cost?: ProbeCost; federationId?: string },
+): ReportInput {
+  const template = plantedTemplate(answers[0]?.length ?? 0, n, options.federationId);
+  return {
+    reportId: 'planted',
+    analysisId: 'planted',
+    createdAtMs: 0,
+    trigger: { kind: 'operator', reason: options.reason, evidence: [] },
+    template,
+    probe: template.probe,
+    models: fed.models.map((m, i) => ({
+      ...m,
+      round: 1,
+      fingerprintMatch: true,
+      answered: true,
+      reused: false,
+      requestId: `r${i}`,
+    })),
+    missing: [],
+    atoms: fed.models.map(() => null),
+    grams: new Map(answers.map((layers, i) => [i, layers])),
+    solver: { method: 'cg', init: 'best', maxIterations: 1000, tolerance: 1e-9 },
+    probingSeconds: 0,
+    bootstrapResamples: options.bootstrapResamples ?? 0,
+    ...(options.cost ? { cost: options.cost } : {}),
+  };
 }
 
 export async function analysePlanted(
@@ -26,36 +62,15 @@ export async function analysePlanted(
   bootstrapResamples = 0,
   cost?: ProbeCost,
 ): Promise<AnalysisReport> {
-  const L = fed.blocks.reduce((s, b) => s + b.size, 0);
-  const template = plantedTemplate(L, options.n);
-  const activations = plantedActivations(fed, options);
-  const grams = new Map(
-    activations.map((layers, i) => [i, layers.map((X) => gramOf(X, options.n, options.dim))]),
+  const grams = plantedActivations(fed, options).map((layers) =>
+    layers.map((X) => gramOf(X, options.n, options.dim)),
   );
   return buildReport(
-    {
-      reportId: 'planted',
-      analysisId: 'planted',
-      createdAtMs: 0,
-      trigger: { kind: 'operator', reason: 'planted structure', evidence: [] },
-      template,
-      probe: template.probe,
-      models: fed.models.map((m, i) => ({
-        ...m,
-        round: 1,
-        fingerprintMatch: true,
-        answered: true,
-        reused: false,
-        requestId: `r${i}`,
-      })),
-      missing: [],
-      atoms: fed.models.map(() => null),
-      grams,
-      solver: { method: 'cg', init: 'best', maxIterations: 1000, tolerance: 1e-9 },
-      probingSeconds: 0,
+    plantedReportInput(fed, options.n, grams, {
+      reason: 'planted structure',
       bootstrapResamples,
       ...(cost ? { cost } : {}),
-    },
+    }),
     async (C1, C2) => gromovWasserstein(C1, C2, { solver: 'cg', init: 'best' }),
   );
 }
