@@ -44,11 +44,17 @@ export interface ConnectionOptions {
  * gRPC status codes worth retrying (after a backoff): the coordinator is not there right now,
  * did not answer in time, or is over a limit for the moment. Every other code is an answer that
  * the same request will get again.
+ *
+ * CANCELLED is among them because grpc-js reports a call sent on a connection the coordinator was
+ * closing (a coordinator stopping or restarting) as CANCELLED rather than UNAVAILABLE, depending
+ * on which side noticed the close first. The client's own cancellations happen only when it is
+ * closed or its signal aborts, and every retry loop stops on those before retrying.
  */
 const TRANSIENT = new Set<number>([
   grpc.status.UNAVAILABLE,
   grpc.status.DEADLINE_EXCEEDED,
   grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.CANCELLED,
 ]);
 
 /** True for a transient status, and for failures that carry no status (the network itself). */

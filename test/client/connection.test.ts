@@ -1,6 +1,13 @@
 // Probe-summary chunking: ≤ 1 MiB per chunk, offsets in order, bytes = the Gram in LE float32.
+
+import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { gramChunks, MAX_CHUNK_DATA_BYTES, readableDetails } from '../../src/client/connection.js';
+import {
+  gramChunks,
+  isTransient,
+  MAX_CHUNK_DATA_BYTES,
+  readableDetails,
+} from '../../src/client/connection.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 
 describe('gramChunks', () => {
@@ -66,5 +73,34 @@ describe('readableDetails', () => {
         "Hostname/IP does not match certificate's altnames: IP: 10.0.0.1 is not in the cert's list",
       ),
     ).toMatch(/not for this address/);
+  });
+});
+
+describe('isTransient', () => {
+  const err = (code: number) => Object.assign(new Error('x'), { code });
+  it('retries what a stopping or busy coordinator answers, and network failures without a status', () => {
+    for (const code of [
+      grpc.status.UNAVAILABLE,
+      grpc.status.DEADLINE_EXCEEDED,
+      grpc.status.RESOURCE_EXHAUSTED,
+      grpc.status.CANCELLED,
+    ]) {
+      expect(isTransient(err(code))).toBe(true);
+    }
+    expect(isTransient(new Error('socket hang up'))).toBe(true);
+  });
+  it('does not retry an answer the same request would get again', () => {
+    for (const code of [
+      grpc.status.INVALID_ARGUMENT,
+      grpc.status.NOT_FOUND,
+      grpc.status.ALREADY_EXISTS,
+      grpc.status.PERMISSION_DENIED,
+      grpc.status.UNAUTHENTICATED,
+      grpc.status.FAILED_PRECONDITION,
+      grpc.status.INTERNAL,
+      grpc.status.UNIMPLEMENTED,
+    ]) {
+      expect(isTransient(err(code))).toBe(false);
+    }
   });
 });
