@@ -28,7 +28,12 @@ import {
   probeSetFromWire,
   templateFromWire,
 } from '../shared/template.js';
-import { type AtomLayerTemplate, type BuiltinNetwork, builtinNetworkOf } from '../shared/template-file.js';
+import {
+  type AtomLayerTemplate,
+  atomLayersOf,
+  type BuiltinNetwork,
+  builtinNetworkOf,
+} from '../shared/template-file.js';
 import { encodeFloat32 } from '../shared/tensor.js';
 import { ATOMLENS_VERSION } from '../shared/version.js';
 import { seededInitialAtoms } from './atomConv.js';
@@ -589,15 +594,7 @@ export class AtomlensClient {
       federationId: template.federationId,
       version: template.version,
       alphaFingerprint: template.alphaFingerprint,
-      layers: template.layers.map((l, i) => ({
-        name: l.name,
-        cIn: l.cIn,
-        cOut: l.cOut,
-        k: l.k,
-        m: l.m,
-        alpha: template.alpha[i]!,
-        initialAtoms: initialAtoms[i]!,
-      })),
+      layers: atomLayersOf(template, initialAtoms),
       probeLayers: [...template.probeLayers],
       probe: template.probe,
       ...(template.customNetwork

@@ -513,15 +513,7 @@ export function atomTemplateFromModelTemplate(
     federationId: mt.federationId,
     version: mt.version,
     ...(description ? { description } : {}),
-    layers: mt.layers.map((l, i) => ({
-      name: l.name,
-      cIn: l.cIn,
-      cOut: l.cOut,
-      k: l.k,
-      m: l.m,
-      alpha: mt.alpha[i]!,
-      initialAtoms: initialAtoms[i]!,
-    })),
+    layers: atomLayersOf(mt, initialAtoms),
     probe: {
       layers: [...mt.probeLayers],
       pooling: mt.probe.pooling,
@@ -529,6 +521,22 @@ export function atomTemplateFromModelTemplate(
     },
     network: builtinNetworkOf(mt),
   });
+}
+
+/** A ModelTemplate's atom layers as a template file lists them: dimensions, α and initial atoms. */
+export function atomLayersOf(
+  mt: Pick<ModelTemplate, 'layers' | 'alpha'>,
+  initialAtoms: readonly Float32Array[],
+): AtomLayerTemplate[] {
+  return mt.layers.map((l, i) => ({
+    name: l.name,
+    cIn: l.cIn,
+    cOut: l.cOut,
+    k: l.k,
+    m: l.m,
+    alpha: mt.alpha[i]!,
+    initialAtoms: initialAtoms[i]!,
+  }));
 }
 
 /** Each template layer's dimensions joined with its wiring from the built-in network section. */

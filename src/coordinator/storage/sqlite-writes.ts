@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { sameClasses, type TaskRow, taskFromRow } from './rows.js';
 import {
   type ClientRecord,
+  type ProbeSummaryRecord,
   type PrunedCounts,
   type PutAtomsOutcome,
   type RemovedClient,
@@ -28,19 +29,12 @@ export interface AtomsRow {
   atoms: Uint8Array;
 }
 
-export interface ProbeRowInput {
-  requestId: string;
-  clientId: string;
-  taskId: string;
-  round: number;
-  layer: string;
-  n: number;
-  featureDim: number;
+/** A probe summary as the writer stores it: any byte array (it may cross a thread), rank explicit. */
+export type ProbeRowInput = Omit<ProbeSummaryRecord, 'gram' | 'factorRank'> & {
   gram: Uint8Array;
   /** 0: `gram` is the Gram matrix; r ≥ 1: an n × r factor of it. */
   factorRank: number;
-  receivedAtMs: number;
-}
+};
 
 export interface AnalysisRowInput {
   analysisId: string;
