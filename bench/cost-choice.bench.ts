@@ -14,18 +14,10 @@
 import type { AnalysisReport } from '../src/analysis/report/types.js';
 import { PROBE_COSTS, type ProbeCost } from '../src/analysis/representation.js';
 import { adjustedRandIndex, blockLabels } from '../src/experiments/partition.js';
-import { type PlantedFederation, randomFederation, type StructureType } from '../test/analysis/planted.js';
+import { type PlantedFederation, randomFederation, STRUCTURE_TYPES } from '../test/analysis/planted.js';
 import { analysePlanted, recovery } from '../test/analysis/planted-report.js';
 import type { BenchTable } from './run.js';
 
-const TYPES: StructureType[] = [
-  'three-in-five',
-  'equal-blocks',
-  'unequal-blocks',
-  'singletons',
-  'permuted-tasks',
-  'many-models',
-];
 const NOISE = (process.env.ATOMLENS_BENCH_NOISE ?? '0.1,0.2,0.3,0.5,0.8').split(',').map(Number);
 const SEEDS = Number(process.env.ATOMLENS_BENCH_SEEDS ?? 10);
 const DRAWS = Number(process.env.ATOMLENS_BENCH_DRAWS ?? 4);
@@ -185,7 +177,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const byLevel = new Map<string, Tally>();
   const byFamily = new Map<string, Tally>();
   for (const noise of NOISE) {
-    for (const type of TYPES) {
+    for (const type of STRUCTURE_TYPES) {
       for (let seed = 1; seed <= SEEDS; seed++) {
         const fed = randomFederation(type, seed);
         for (const cost of PROBE_COSTS) {
@@ -237,7 +229,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
     }
   }
   const familyRows: (string | number)[][] = [];
-  for (const type of TYPES) {
+  for (const type of STRUCTURE_TYPES) {
     for (const cost of PROBE_COSTS) familyRows.push(row([type, cost], byFamily.get(`${cost}|${type}`)!));
   }
   const common = [
@@ -251,7 +243,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   ];
   return [
     {
-      title: `Cost choice on planted structure: Euclidean vs squared Euclidean (n = ${N}, d = ${DIM}, ${TYPES.length} families × ${SEEDS} federations × ${DRAWS} noise draws per level)`,
+      title: `Cost choice on planted structure: Euclidean vs squared Euclidean (n = ${N}, d = ${DIM}, ${STRUCTURE_TYPES.length} families × ${SEEDS} federations × ${DRAWS} noise draws per level)`,
       columns: [
         'noise (× RMS)',
         'cost',

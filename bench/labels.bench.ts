@@ -3,18 +3,10 @@
 // block boundaries are found exactly, and what fraction of planted blocks get the right label
 // (with the right departing clients). The clean level is asserted exactly in
 // test/analysis/planted.test.ts; the noisy levels are measured here. `npm run bench -- labels`.
-import { randomFederation, type StructureType } from '../test/analysis/planted.js';
+import { randomFederation, STRUCTURE_TYPES } from '../test/analysis/planted.js';
 import { analysePlanted, recovery } from '../test/analysis/planted-report.js';
 import type { BenchTable } from './run.js';
 
-const TYPES: StructureType[] = [
-  'three-in-five',
-  'equal-blocks',
-  'unequal-blocks',
-  'singletons',
-  'permuted-tasks',
-  'many-models',
-];
 const NOISE = [0.02, 0.1, 0.2, 0.3];
 const SEEDS = Number(process.env.ATOMLENS_BENCH_SEEDS ?? 20);
 const N = 24;
@@ -22,7 +14,7 @@ const N = 24;
 export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const rows: (string | number)[][] = [];
   const totals = new Map<number, { labels: number; of: number; boundaries: number; feds: number }>();
-  for (const type of TYPES) {
+  for (const type of STRUCTURE_TYPES) {
     for (const noise of NOISE) {
       let boundaries = 0;
       let labels = 0;

@@ -5,22 +5,14 @@
 // (`npm run bench -- labels`), not a test.
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PROBE_COST, PROBE_COSTS } from '../../src/analysis/representation.js';
-import { plantedTruth, randomFederation, type StructureType } from './planted.js';
+import { plantedTruth, randomFederation, STRUCTURE_TYPES } from './planted.js';
 import { analysePlanted, recovery } from './planted-report.js';
 
 const SEEDS = 50;
 const CLEAN = { n: 16, dim: 6, noise: 0.02 };
-const TYPES: StructureType[] = [
-  'three-in-five',
-  'equal-blocks',
-  'unequal-blocks',
-  'singletons',
-  'permuted-tasks',
-  'many-models',
-];
 
 describe('planted structure, clean: exact recovery over 50 seeds per family', () => {
-  for (const type of TYPES) {
+  for (const type of STRUCTURE_TYPES) {
     it(type, { timeout: 600_000 }, async () => {
       const failures: string[] = [];
       for (let seed = 1; seed <= SEEDS; seed++) {
@@ -41,7 +33,7 @@ describe('planted structure, clean: exact recovery over 50 seeds per family', ()
   for (const cost of PROBE_COSTS.filter((c) => c !== DEFAULT_PROBE_COST)) {
     it(`${cost} costs: every family, 10 seeds each`, { timeout: 600_000 }, async () => {
       const failures: string[] = [];
-      for (const type of TYPES) {
+      for (const type of STRUCTURE_TYPES) {
         for (let seed = 1; seed <= 10; seed++) {
           const fed = randomFederation(type, seed);
           const report = await analysePlanted(fed, { ...CLEAN, seed }, 0, cost);
@@ -55,7 +47,7 @@ describe('planted structure, clean: exact recovery over 50 seeds per family', ()
   }
 
   it('the families cover what they claim', () => {
-    const feds = TYPES.flatMap((t) =>
+    const feds = STRUCTURE_TYPES.flatMap((t) =>
       Array.from({ length: SEEDS }, (_, s) => ({ t, f: randomFederation(t, s + 1) })),
     );
     const layers = feds.map(({ f }) => f.blocks.reduce((a, b) => a + b.size, 0));

@@ -150,13 +150,17 @@ export function plantedTruth(fed: PlantedFederation): PlantedTruth {
 }
 
 /** The structure families of the suite. */
-export type StructureType =
-  | 'three-in-five'
-  | 'equal-blocks'
-  | 'unequal-blocks'
-  | 'singletons'
-  | 'permuted-tasks'
-  | 'many-models';
+/** Every family of planted structure, in the order the suites and benchmarks report them. */
+export const STRUCTURE_TYPES = [
+  'three-in-five',
+  'equal-blocks',
+  'unequal-blocks',
+  'singletons',
+  'permuted-tasks',
+  'many-models',
+] as const;
+
+export type StructureType = (typeof STRUCTURE_TYPES)[number];
 
 /**
  * A random federation of the given family (seeded): 5–9 layers, 3–12 models on 1–4 tasks, blocks
