@@ -5,48 +5,22 @@
 // of the requested layers.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ClientProgressEvent, runClient, UnreachableError } from '../../src/client/client.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 import { decodeFloat32 } from '../../src/shared/tensor.js';
+import { freePort, startCoordinatorOn } from '../helpers/loopback.js';
 
 const quiet = createLogger('test', 'silent');
 const ROUNDS = 3;
 const TASKS = ['0-1', '2-3'];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function startOn(dataDir: string, grpcPort: number): Promise<RunningCoordinator> {
-  return startCoordinator({
-    dataDir,
-    grpcHost: '127.0.0.1',
-    grpcPort,
-    httpPort: 0,
-    logger: quiet,
-    config: {
-      sessions: { heartbeatIntervalMs: 200, timeoutMs: 2_000 },
-      metrics: { defaultMetrics: false },
-      escalation: { enabled: false },
-    },
-  });
-}
 
 function modelHistory(
   port: number,
@@ -81,7 +55,7 @@ describe('client ↔ coordinator on loopback', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-'));
     dirs.push(dataDir);
     const port = await freePort();
-    coordinator = await startOn(dataDir, port);
+    coordinator = await startCoordinatorOn(dataDir, port);
     const template = coordinator.template;
 
     const events: ClientProgressEvent[] = [];
@@ -99,7 +73,7 @@ describe('client ↔ coordinator on loopback', () => {
         restart = (async () => {
           await old.stop({ drain: false });
           await new Promise((r) => setTimeout(r, 700));
-          coordinator = await startOn(dataDir, port);
+          coordinator = await startCoordinatorOn(dataDir, port);
         })();
       }
       const uploads = events.filter((x) => x.type === 'uploaded').length;
@@ -254,7 +228,7 @@ describe('client ↔ coordinator on loopback', () => {
     const firstDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-a-'));
     const secondDir = mkdtempSync(join(tmpdir(), 'atomlens-client-it-b-'));
     dirs.push(firstDir, secondDir);
-    let current = await startOn(firstDir, port);
+    let current = await startCoordinatorOn(firstDir, port);
     let swapped: Promise<void> | undefined;
     const uploads: [number, boolean][] = [];
     try {
@@ -276,7 +250,7 @@ describe('client ↔ coordinator on loopback', () => {
             const old = current;
             swapped = (async () => {
               await old.stop({ drain: false });
-              current = await startOn(secondDir, port);
+              current = await startCoordinatorOn(secondDir, port);
             })();
           }
         },
@@ -313,7 +287,7 @@ describe('client ↔ coordinator on loopback', () => {
   it('CLI: a progress line per round; SIGTERM stops at a batch boundary and exits 0', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'atomlens-client-cli-'));
     dirs.push(dataDir);
-    const cliCoordinator = await startOn(dataDir, 0);
+    const cliCoordinator = await startCoordinatorOn(dataDir, 0);
     try {
       const child = spawn(
         process.execPath,

@@ -5,7 +5,6 @@
 // (Operator.GetDivergence). The dashboard's queries are run against the same server.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -13,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { freePort } from '../helpers/loopback.js';
 import { startTestCoordinator, type TestCoordinator } from './coordinator-harness.js';
 import {
   asList,
@@ -35,17 +35,6 @@ if (!hasPrometheus) {
 
 const JOB = 'atomlens-coordinator';
 const TASK = { taskId: '0-1', classes: [0, 1] };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

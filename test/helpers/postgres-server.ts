@@ -4,10 +4,10 @@
 // (PostgreSQL refuses to run as root), with the temporary directory handed over to it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { freePort } from './loopback.js';
 
 export interface PostgresServer {
   readonly port: number;
@@ -42,18 +42,6 @@ export function postgresUnavailable(): string | undefined {
     return 'running as root without a `postgres` user to run the server as (Debian package postgresql creates it): skipping the PostgreSQL tests';
   }
   return undefined;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** `fsync: true` for measurements (benches); tests default to a server that skips fsync. */

@@ -5,13 +5,12 @@
 // give-up budget ends in UnreachableError; probe requests on a built-in probe set are answered
 // one at a time with the Gram matrices of what the probe function returned.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AtomConv2D } from '../../src/client/atomConv.js';
-import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
+import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import {
   AtomlensClient,
   type FederationEvent,
@@ -22,34 +21,9 @@ import {
 } from '../../src/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { initialAtomSeed } from '../../src/shared/template.js';
+import { freePort, startCoordinatorOn } from '../helpers/loopback.js';
 
 const quiet = createLogger('sdk-resilience', 'silent');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function startOn(dataDir: string, grpcPort: number): Promise<RunningCoordinator> {
-  return startCoordinator({
-    dataDir,
-    grpcHost: '127.0.0.1',
-    grpcPort,
-    httpPort: 0,
-    logger: quiet,
-    config: {
-      sessions: { heartbeatIntervalMs: 200, timeoutMs: 2_000 },
-      metrics: { defaultMetrics: false },
-      escalation: { enabled: false },
-    },
-  });
-}
 
 async function registrations(c: RunningCoordinator): Promise<number> {
   const metric = await c.metrics.grpcRequests.get();
@@ -82,7 +56,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
   });
 
   it('a template generated from a seed comes with the initial atoms a seeded AtomConv2D starts from', async () => {
-    const coordinator = await startOn(dir(), 0);
+    const coordinator = await startCoordinatorOn(dir(), 0);
     running.push(coordinator);
     const client = await AtomlensClient.connect({
       address: `127.0.0.1:${coordinator.grpcPort}`,
@@ -111,7 +85,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
 
   it('re-sends the rounds a restarted coordinator no longer holds', async () => {
     const port = await freePort();
-    let coordinator = await startOn(dir(), port);
+    let coordinator = await startCoordinatorOn(dir(), port);
     running.push(coordinator);
     const events: FederationEvent[] = [];
     const client = await AtomlensClient.connect({
@@ -127,7 +101,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
     await client.push('task', 2, atomsOf(client, 0.2));
     // A new coordinator on an empty data directory: it has never seen rounds 1 and 2.
     await coordinator.stop({ drain: false });
-    coordinator = await startOn(dir(), port);
+    coordinator = await startCoordinatorOn(dir(), port);
     running.push(coordinator);
     expect(await client.push('task', 3, atomsOf(client, 0.3))).toMatchObject({ round: 3, duplicate: false });
     const stored = await coordinator.storage.listRounds('resender', 'task', false);
@@ -139,7 +113,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
   }, 60_000);
 
   it('a refused registration is not retried', async () => {
-    const coordinator = await startOn(dir(), 0);
+    const coordinator = await startCoordinatorOn(dir(), 0);
     running.push(coordinator);
     const before = await registrations(coordinator);
     const err = await AtomlensClient.connect({
@@ -183,7 +157,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
   }, 30_000);
 
   it('answers probe requests on a built-in probe set one at a time, and declines what it does not hold', async () => {
-    const coordinator = await startOn(dir(), 0);
+    const coordinator = await startCoordinatorOn(dir(), 0);
     running.push(coordinator);
     let active = 0;
     let mostActive = 0;
@@ -251,7 +225,7 @@ describe('AtomlensClient: retries, resends, probes', () => {
 
   it('an aborted signal ends a push that is waiting for the coordinator', async () => {
     const port = await freePort();
-    const coordinator = await startOn(dir(), port);
+    const coordinator = await startCoordinatorOn(dir(), port);
     const abort = new AbortController();
     const client = await AtomlensClient.connect({
       address: `127.0.0.1:${port}`,
