@@ -14,10 +14,10 @@ import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
-import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 import { type SimClient, startClient, unary } from './sim-client.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
@@ -116,16 +116,11 @@ describe('analysis with real clients', () => {
       grpc.credentials.createInsecure(),
     ) as unknown as OperatorServiceClient;
     const started = Date.now();
-    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
-      const seen: RunAnalysisResponse__Output[] = [];
-      const call = operator.RunAnalysis(
-        { models: [], reason: 'real clients', probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: PROBE_SIZE },
-        { deadline: Date.now() + PROBE_DEADLINE_MS + 90_000 },
-      );
-      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-      call.on('error', reject);
-      call.on('end', () => resolve(seen));
-    });
+    const progress = await runAnalysis(
+      operator,
+      { models: [], reason: 'real clients', probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: PROBE_SIZE },
+      { deadline: Date.now() + PROBE_DEADLINE_MS + 90_000 },
+    );
     const elapsed = Date.now() - started;
     expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
     // Waited for the silent client up to the deadline, then went on without it.

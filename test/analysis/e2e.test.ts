@@ -13,6 +13,7 @@ import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type SimClient, startClient, unary } from './sim-client.js';
 import { N } from './synthetic-report.js';
@@ -25,16 +26,11 @@ function requestAnalysis(
   models: { clientId: string; taskId: string }[],
   reason: string,
 ): Promise<RunAnalysisResponse__Output[]> {
-  return new Promise((resolve, reject) => {
-    const seen: RunAnalysisResponse__Output[] = [];
-    const call = operator.RunAnalysis(
-      { models, reason, probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: 0 },
-      { deadline: Date.now() + PROBE_DEADLINE_MS + 60_000 },
-    );
-    call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-    call.on('error', reject);
-    call.on('end', () => resolve(seen));
-  });
+  return runAnalysis(
+    operator,
+    { models, reason, probeDeadlineMs: PROBE_DEADLINE_MS, probeSize: 0 },
+    { deadline: Date.now() + PROBE_DEADLINE_MS + 60_000 },
+  );
 }
 
 describe('analysis end to end over gRPC', () => {

@@ -15,7 +15,6 @@ import { type RunningCoordinator, startCoordinator } from '../../src/coordinator
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
-import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32 } from '../../src/shared/rng.js';
@@ -26,6 +25,7 @@ import {
   readModelTemplateFile,
 } from '../../src/shared/template-file.js';
 import { encodeFloat32 } from '../../src/shared/tensor.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 import { unary } from './sim-client.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
@@ -117,16 +117,10 @@ describe('an operator-supplied probe set', () => {
       `127.0.0.1:${coordinator.grpcPort}`,
       grpc.credentials.createInsecure(),
     ) as unknown as OperatorServiceClient;
-    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
-      const seen: RunAnalysisResponse__Output[] = [];
-      const call = operator.RunAnalysis({
-        models: [],
-        reason: 'operator probe set',
-        probeDeadlineMs: 60_000,
-      });
-      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-      call.on('error', reject);
-      call.on('end', () => resolve(seen));
+    const progress = await runAnalysis(operator, {
+      models: [],
+      reason: 'operator probe set',
+      probeDeadlineMs: 60_000,
     });
     expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
     const got = await unary<{ json: string }>((cb) =>

@@ -6,8 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
-import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type PlantedFederation, plantedActivations, plantedTruth } from './planted.js';
 import { type SimClient, startClient, unary } from './sim-client.js';
@@ -62,16 +62,11 @@ describe('planted structure over gRPC', () => {
   });
 
   it('recovers every boundary and label, including the one GW alone gets wrong', async () => {
-    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
-      const seen: RunAnalysisResponse__Output[] = [];
-      const call = operator.RunAnalysis(
-        { models: FED.models, reason: 'planted', probeDeadlineMs: 5000, probeSize: 0 },
-        { deadline: Date.now() + 120_000 },
-      );
-      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-      call.on('error', reject);
-      call.on('end', () => resolve(seen));
-    });
+    const progress = await runAnalysis(
+      operator,
+      { models: FED.models, reason: 'planted', probeDeadlineMs: 5000, probeSize: 0 },
+      { deadline: Date.now() + 120_000 },
+    );
     const reportId = progress.at(-1)!.reportId;
     const got = await unary<{ json: string }>((cb) =>
       operator.GetReport({ reportId, includeHtml: false }, cb),

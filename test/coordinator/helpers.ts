@@ -15,6 +15,8 @@ import type { AnalysisFactory } from '../../src/coordinator/level1/types.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
+import type { RunAnalysisRequest } from '../../src/generated/atomlens/v1/RunAnalysisRequest.js';
+import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32, normalSampler } from '../../src/shared/rng.js';
@@ -88,6 +90,21 @@ type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 export function rpc<T>(fn: (cb: Callback<T>) => unknown): Promise<T> {
   return new Promise((resolve, reject) => {
     fn((err, value) => (err ? reject(err) : resolve(value as T)));
+  });
+}
+
+/** Runs an operator analysis and collects its progress messages until the stream ends. */
+export function runAnalysis(
+  operator: OperatorServiceClient,
+  request: RunAnalysisRequest,
+  options: grpc.CallOptions = {},
+): Promise<RunAnalysisResponse__Output[]> {
+  return new Promise((resolve, reject) => {
+    const seen: RunAnalysisResponse__Output[] = [];
+    const call = operator.RunAnalysis(request, options);
+    call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
+    call.on('error', reject);
+    call.on('end', () => resolve(seen));
   });
 }
 

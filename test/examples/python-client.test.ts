@@ -13,7 +13,6 @@ import { type RunningCoordinator, startCoordinator } from '../../src/coordinator
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
-import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32 } from '../../src/shared/rng.js';
@@ -23,6 +22,7 @@ import {
   readModelTemplateFile,
 } from '../../src/shared/template-file.js';
 import { unary } from '../analysis/sim-client.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 
 const CLIENT = new URL('../../examples/python-client/client.py', import.meta.url).pathname;
 
@@ -155,12 +155,10 @@ describe.skipIf(missing !== undefined)('a Python client written from the proto a
       `127.0.0.1:${coordinator.grpcPort}`,
       grpc.credentials.createInsecure(),
     ) as unknown as OperatorServiceClient;
-    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
-      const seen: RunAnalysisResponse__Output[] = [];
-      const call = operator.RunAnalysis({ models: [], reason: 'python client', probeDeadlineMs: 30_000 });
-      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-      call.on('error', reject);
-      call.on('end', () => resolve(seen));
+    const progress = await runAnalysis(operator, {
+      models: [],
+      reason: 'python client',
+      probeDeadlineMs: 30_000,
     });
     expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
     const got = await unary<{ json: string }>((cb) =>

@@ -13,7 +13,6 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_FILE } from '../../src/coordinator/storage/sqlite.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
-import type { RunAnalysisResponse__Output } from '../../src/generated/atomlens/v1/RunAnalysisResponse.js';
 import {
   AtomlensClient,
   decomposeModel,
@@ -30,6 +29,7 @@ import {
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
+import { runAnalysis } from '../coordinator/helpers.js';
 
 const SIZE = 12;
 
@@ -245,13 +245,7 @@ describe('the SDK with a model of the user’s own', () => {
       address,
       grpc.credentials.createInsecure(),
     ) as unknown as OperatorServiceClient;
-    const progress = await new Promise<RunAnalysisResponse__Output[]>((resolve, reject) => {
-      const seen: RunAnalysisResponse__Output[] = [];
-      const call = operator.RunAnalysis({ models: [], reason: 'sdk', probeDeadlineMs: 60_000 });
-      call.on('data', (p: RunAnalysisResponse__Output) => seen.push(p));
-      call.on('error', reject);
-      call.on('end', () => resolve(seen));
-    });
+    const progress = await runAnalysis(operator, { models: [], reason: 'sdk', probeDeadlineMs: 60_000 });
     expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
     const got = await new Promise<{ json: string }>((resolve, reject) =>
       operator.GetReport({ reportId: progress.at(-1)!.reportId, includeHtml: false }, (err, res) =>
