@@ -138,6 +138,49 @@ function measureTorch(
   };
 }
 
+/** WASM's training rate beside PyTorch's (each thread count measured); torch rows missing are noted. */
+function versusTorch(
+  title: string,
+  wasm: { detail: string; best: number; median: number; perCpu: number },
+  torch: ReturnType<typeof measureTorch>[],
+  notes: string[],
+): BenchTable {
+  const torchRows = torch.flatMap((t) =>
+    t
+      ? [
+          [
+            `PyTorch ${t.version} (CPU)`,
+            `${t.threads} thread(s)`,
+            t.best,
+            t.median,
+            t.perCpu,
+            wasm.best / t.best,
+            wasm.perCpu / t.perCpu,
+          ],
+        ]
+      : [],
+  );
+  return {
+    title,
+    columns: [
+      'framework',
+      'details',
+      'samples/s (best rep)',
+      'samples/s (median)',
+      'samples per CPU-s (best)',
+      'WASM ÷ this (wall, best)',
+      'WASM ÷ this (per CPU-s)',
+    ],
+    rows: [['atomlens (tfjs WASM)', wasm.detail, wasm.best, wasm.median, wasm.perCpu, 1, 1], ...torchRows],
+    notes: [
+      ...notes,
+      ...(torchRows.length === 0
+        ? ['PyTorch rows missing: /usr/bin/python3 cannot import torch (apt-get install python3-torch).']
+        : []),
+    ],
+  };
+}
+
 function load(): string {
   return loadavg()
     .map((l) => l.toFixed(1))
@@ -152,54 +195,22 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const cpu = await measure('cpu', 2, 2, log);
   const resnet = await resnetTables(log);
   const template = buildTemplate();
-  const torchRows = torch.flatMap((t) =>
-    t
-      ? [
-          [
-            `PyTorch ${t.version} (CPU)`,
-            `${t.threads} thread(s)`,
-            t.best,
-            t.median,
-            t.perCpu,
-            wasm.samplesPerSecond / t.best,
-            wasm.samplesPerCpuSecond / t.perCpu,
-          ],
-        ]
-      : [],
-  );
   return [
-    {
-      title: 'Client training vs PyTorch on CPU (demo CNN, batch 64, Adam)',
-      columns: [
-        'framework',
-        'details',
-        'samples/s (best rep)',
-        'samples/s (median)',
-        'samples per CPU-s (best)',
-        'WASM ÷ this (wall, best)',
-        'WASM ÷ this (per CPU-s)',
-      ],
-      rows: [
-        [
-          'atomlens (tfjs WASM)',
-          wasm.detail,
-          wasm.samplesPerSecond,
-          wasm.medianSamplesPerSecond,
-          wasm.samplesPerCpuSecond,
-          1,
-          1,
-        ],
-        ...torchRows,
-      ],
-      notes: [
+    versusTorch(
+      'Client training vs PyTorch on CPU (demo CNN, batch 64, Adam)',
+      {
+        detail: wasm.detail,
+        best: wasm.samplesPerSecond,
+        median: wasm.medianSamplesPerSecond,
+        perCpu: wasm.samplesPerCpuSecond,
+      },
+      torch,
+      [
         `load average before ${before}, after ${load()} on ${availableParallelism()} cores`,
         'Same network (atom-factored convolutions with frozen α, 2 max-pools, flatten → dense), batch 64, Adam 1e-2, minibatch gathering and the per-step loss/accuracy read-back on both sides; bench/client_torch.py.',
         'target: WASM ≥ 0.5× PyTorch. Per CPU-second figures compare the code when other processes share the cores; PyTorch with 2 threads spins in OpenMP barriers when the cores are contended, so its wall figure suffers most from other load.',
-        torchRows.length === 0
-          ? 'PyTorch rows missing: /usr/bin/python3 cannot import torch (apt-get install python3-torch).'
-          : '',
-      ].filter((x) => x !== ''),
-    },
+      ],
+    ),
     {
       title: 'Client training throughput (demo CNN, batch 64)',
       columns: [
@@ -252,56 +263,24 @@ async function resnetTables(log: (msg: string) => void): Promise<BenchTable[]> {
   // The CPU backend takes minutes per step here: one step, no warm-up beyond it.
   const cpu = await measureResNet('cpu', 1, 1, log, 0);
   const wasmBest = Math.max(...wasm.rates);
-  const torchRows = torch.flatMap((t) =>
-    t
-      ? [
-          [
-            `PyTorch ${t.version} (CPU)`,
-            `${t.threads} thread(s)`,
-            t.best,
-            t.median,
-            t.perCpu,
-            wasmBest / t.best,
-            wasm.perCpu / t.perCpu,
-          ],
-        ]
-      : [],
-  );
   const setup =
     'examples/byo-model ResNet (stem 1→16, block A 16→16 ×2, max-pool, widen 16→32, block B 32→32 ×2, GAP, dense to 5 classes) decomposed with m = 9 atoms per 3×3 convolution; batch norm in inference mode; atoms + head trained, Adam 1e-2, batch 32, per-step minibatch gather and loss read-back on both sides.';
   return [
-    {
-      title: `Client fine-tuning vs PyTorch on CPU (SDK example ResNet, m = 9, batch ${RESNET_BATCH}, Adam)`,
-      columns: [
-        'framework',
-        'details',
-        'samples/s (best rep)',
-        'samples/s (median)',
-        'samples per CPU-s (best)',
-        'WASM ÷ this (wall, best)',
-        'WASM ÷ this (per CPU-s)',
-      ],
-      rows: [
-        [
-          'atomlens (tfjs WASM)',
-          `SIMD ${wasm.backend.simd ? 'on' : 'off'}, ${wasm.backend.threads} thread(s), client kernels`,
-          wasmBest,
-          median(wasm.rates),
-          wasm.perCpu,
-          1,
-          1,
-        ],
-        ...torchRows,
-      ],
-      notes: [
+    versusTorch(
+      `Client fine-tuning vs PyTorch on CPU (SDK example ResNet, m = 9, batch ${RESNET_BATCH}, Adam)`,
+      {
+        detail: `SIMD ${wasm.backend.simd ? 'on' : 'off'}, ${wasm.backend.threads} thread(s), client kernels`,
+        best: wasmBest,
+        median: median(wasm.rates),
+        perCpu: wasm.perCpu,
+      },
+      torch,
+      [
         `load average before ${before}, after ${load()} on ${availableParallelism()} cores`,
         setup,
         'target: WASM ≥ 0.5× PyTorch.',
-        torchRows.length === 0
-          ? 'PyTorch rows missing: /usr/bin/python3 cannot import torch (apt-get install python3-torch).'
-          : '',
-      ].filter((x) => x !== ''),
-    },
+      ],
+    ),
     {
       title: `Client fine-tuning throughput by backend (SDK example ResNet, batch ${RESNET_BATCH})`,
       columns: ['backend', 'samples/s (best rep)', 'ms/batch (best)', 'samples per CPU-s', 'vs CPU (best)'],
