@@ -10,7 +10,7 @@
 // them, which moves results by a few units in the last place (|ΔC_ij| ≤ k·2⁻⁵³·Σ_p |A_ip B_pj|).
 // The same file has the float32 Gram kernel behind the pairwise similarity matrix.
 
-import { DATA_BASE, KernelTeam, kernelTeam } from './kernels/team.js';
+import { kernelTeam } from './kernels/team.js';
 
 type Readable = ArrayLike<number>;
 
@@ -236,30 +236,49 @@ function packedMatmul<T extends Float64Array | Float32Array>(
   const aLen = rowTiles * k * TILE_ROWS;
   const bLen = panels * k * width;
   const cStride = panels * width;
-  const needed = (aLen + bLen + rowTiles * TILE_ROWS * cStride) * size;
-  if (needed > KernelTeam.maxBytes) return false;
-  const heap = new Heap(team.reserve(needed), DATA_BASE, needed / size);
-  // Rows n… of the packed A and columns m… of the packed B only feed entries of C that are never
-  // read back, so the padding is left as whatever the memory holds.
-  for (let i = 0; i < n; i++) {
-    const base = Math.floor(i / TILE_ROWS) * k * TILE_ROWS + (i % TILE_ROWS);
-    const row = i * k;
-    for (let p = 0; p < k; p++) heap[base + p * TILE_ROWS] = A[row + p]!;
-  }
-  for (let p = 0; p < k; p++) {
-    const row = p * m;
-    for (let j0 = 0, dst = aLen + p * width; j0 < m; j0 += width, dst += k * width) {
-      const end = Math.min(width, m - j0);
-      for (let c = 0; c < end; c++) heap[dst + c] = B[row + j0 + c]!;
+  const cLen = rowTiles * TILE_ROWS * cStride;
+  // f64 operands are packed by loops.wat (a cold process would run the JS packing loops in its
+  // interpreter): in place when they already lie in the team's memory (the dense GW solve keeps
+  // its matrices there), else after a copy into the scratch space behind C.
+  const loops = size === 8 ? team.loops : null;
+  const resident = (X: Readable) => X instanceof Float64Array && team.owns(X);
+  const stageA = loops && !resident(A) ? n * k : 0;
+  const stageB = loops && !resident(B) ? k * m : 0;
+  const needed = (aLen + bLen + cLen + stageA + stageB) * size;
+  if (needed > team.maxBytes) return false;
+  const base = team.scratchBase;
+  const heap = new Heap(team.reserve(needed), base, needed / size);
+  if (loops) {
+    const stagedAt = aLen + bLen + cLen;
+    if (stageA) heap.set(A, stagedAt);
+    if (stageB) heap.set(B, stagedAt + stageA);
+    const aAt = stageA ? base + stagedAt * size : (A as Float64Array).byteOffset;
+    const bAt = stageB ? base + (stagedAt + stageA) * size : (B as Float64Array).byteOffset;
+    loops.pack_a_f64(aAt, base, n, k);
+    loops.pack_b_f64(bAt, base + aLen * size, k, m);
+  } else {
+    // Rows n… of the packed A and columns m… of the packed B only feed entries of C that are
+    // never read back, so the padding is left as whatever the memory holds.
+    for (let i = 0; i < n; i++) {
+      const at = Math.floor(i / TILE_ROWS) * k * TILE_ROWS + (i % TILE_ROWS);
+      const row = i * k;
+      for (let p = 0; p < k; p++) heap[at + p * TILE_ROWS] = A[row + p]!;
+    }
+    for (let p = 0; p < k; p++) {
+      const row = p * m;
+      for (let j0 = 0, dst = aLen + p * width; j0 < m; j0 += width, dst += k * width) {
+        const end = Math.min(width, m - j0);
+        for (let c = 0; c < end; c++) heap[dst + c] = B[row + j0 + c]!;
+      }
     }
   }
   const cBase = aLen + bLen;
   team.run(
     op,
     [
-      DATA_BASE,
-      DATA_BASE + aLen * size,
-      DATA_BASE + cBase * size,
+      base,
+      base + aLen * size,
+      base + cBase * size,
       rowTiles,
       k,
       panels,
@@ -270,7 +289,7 @@ function packedMatmul<T extends Float64Array | Float32Array>(
     ],
     n * k * m >= PARALLEL_MIN_WORK,
   );
-  const c = new Heap(team.memory.buffer, DATA_BASE + cBase * size, rowTiles * TILE_ROWS * cStride);
+  const c = new Heap(team.buffer, base + cBase * size, rowTiles * TILE_ROWS * cStride);
   if (cStride === m) out.set(c.subarray(0, n * m));
   else for (let i = 0; i < n; i++) out.set(c.subarray(i * cStride, i * cStride + m), i * m);
   return true;
@@ -314,8 +333,9 @@ export function symmetricGramF32(
   // Two f32 constants (scale, bound) first, then the packed X, then S (padded to whole panels).
   const constLen = 4;
   const needed = (constLen + xLen + stride * stride) * 4;
-  if (needed > KernelTeam.maxBytes) return false;
-  const heap = new Float32Array(team.reserve(needed), DATA_BASE, needed / 4);
+  if (needed > team.maxBytes) return false;
+  const base = team.scratchBase;
+  const heap = new Float32Array(team.reserve(needed), base, needed / 4);
   heap[0] = scale;
   heap[1] = bound;
   // X in panels of 8 rows: heap[constLen + (j·d + p)·8 + r] = X[8j + r, p]. Rows n… of the last
@@ -330,7 +350,7 @@ export function symmetricGramF32(
   const sBase = constLen + xLen;
   team.run(
     'gram_sym_f32',
-    [DATA_BASE + constLen * 4, DATA_BASE + sBase * 4, panels, d, stride * 4, DATA_BASE, blockTiles],
+    [base + constLen * 4, base + sBase * 4, panels, d, stride * 4, base, blockTiles],
     n * n * d >= 2 * PARALLEL_MIN_WORK,
     // While the helpers compute, write one value per 4 KB page of `out`: a new array's first-write
     // page faults (≈ 150 ms of one core for n = 10,000) then overlap the kernel, which balances
@@ -339,7 +359,7 @@ export function symmetricGramF32(
       for (let e = 0; e < n * n; e += 1024) out[e] = 0;
     },
   );
-  const s = new Float32Array(team.memory.buffer, DATA_BASE + sBase * 4, stride * stride);
+  const s = new Float32Array(team.buffer, base + sBase * 4, stride * stride);
   if (stride === n) out.set(s.subarray(0, n * n));
   else for (let i = 0; i < n; i++) out.set(s.subarray(i * stride, i * stride + n), i * n);
   return true;

@@ -12,13 +12,16 @@
 //    from a basis at the start itself (identity), or at the known optimum of the first step (from
 //    p qᵀ the gradient is rank one, so the sorted matching is optimal and is taken without a solve),
 //    so no cold start is paid;
-//  * the remaining dense products run on a WebAssembly SIMD kernel (linalg.ts).
+//  * the remaining dense products run on a WebAssembly SIMD kernel (linalg.ts), and the O(n·m)
+//    loops (the blend of G, the vertex products' gathers) in WebAssembly on arrays that stay in
+//    its memory for the whole solve (workspace.ts).
 
 import { NetworkSimplex, type SparsePlan } from '../emd.js';
 import { vertexProduct, vertexTerms } from './loss.js';
 import { coreProduct } from './lowrank.js';
 import type { GwProblem } from './problem.js';
 import type { GwStart } from './starts.js';
+import { loopsFor, residentArray } from './workspace.js';
 
 export interface GwRun {
   E: number;
@@ -100,7 +103,9 @@ class ScaledPlan {
   /** Applies the scale: the stored array is T again. */
   settle(): Float64Array {
     const { stored, scale } = this;
-    if (scale !== 1) for (let e = 0; e < stored.length; e++) stored[e]! *= scale;
+    const ws = scale !== 1 ? loopsFor(stored) : null;
+    if (ws) ws.loops.scale(stored.byteOffset, stored.length, scale);
+    else if (scale !== 1) for (let e = 0; e < stored.length; e++) stored[e]! *= scale;
     this.scale = 1;
     return stored;
   }
@@ -116,8 +121,14 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   const core = P.kind === 'lowRank' ? start.core : undefined;
   const simplex = simplexFrom(P, start);
   // Dense costs update the vertex product from the previous one; factored costs never need it.
-  let previous: { vertex: SparsePlan; G: Float64Array } | undefined =
-    start.vertex && P.kind === 'dense' ? { vertex: start.vertex, G: G.slice() } : undefined;
+  let previous: { vertex: SparsePlan; G: Float64Array } | undefined;
+  if (start.vertex && P.kind === 'dense') {
+    previous = { vertex: start.vertex, G: residentArray(size) };
+    previous.G.set(G);
+  }
+  // Where a full vertex product goes (the rank-k updates work in place on the previous one), so
+  // that a solve allocates at most three n×m arrays: G, the previous vertex's product and this.
+  let spare: Float64Array | undefined;
   let gT = start.gT ?? innerProduct(G, start.T);
   let E = c0 - 2 * gT;
   let iterations = 0;
@@ -147,9 +158,15 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
       for (let r = 0; r < core.length; r++) core[r] = (1 - alpha) * core[r]! + alpha * terms.core[r]!;
       coreProduct(P, core, G);
     } else {
-      const Gc = vertexProduct(P, Tc, terms, previous);
-      if (P.kind === 'dense') previous = { vertex: Tc, G: Gc };
-      for (let e = 0; e < size; e++) G[e] = (1 - alpha) * G[e]! + alpha * Gc[e]!;
+      if (P.kind === 'dense') spare ??= residentArray(size);
+      const Gc = vertexProduct(P, Tc, terms, previous, spare);
+      if (P.kind === 'dense') {
+        if (Gc === spare) spare = previous?.G;
+        previous = { vertex: Tc, G: Gc };
+      }
+      const ws = loopsFor(G, Gc);
+      if (ws) ws.loops.blend(G.byteOffset, Gc.byteOffset, size, 1 - alpha, alpha);
+      else for (let e = 0; e < size; e++) G[e] = (1 - alpha) * G[e]! + alpha * Gc[e]!;
     }
     // <G', T'> for G' = (1 − α)G + αGc, T' = (1 − α)T + αTc, with <Gc, T> = <G, Tc> (symmetric
     // costs) and <Gc, Tc> = tcTc: no pass over the n·m entries.

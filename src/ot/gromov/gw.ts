@@ -10,6 +10,7 @@ import { identityObjective, productObjective } from './loss.js';
 import { isLowRankCost, lowRankToDense, prepareLowRankProblem } from './lowrank.js';
 import { type GwCost, type GwProblem, prepareDenseProblem } from './problem.js';
 import { type GwStart, givenStart, identityStart, productStart } from './starts.js';
+import { detached, withWorkspace } from './workspace.js';
 
 export type GwSolver = 'cg' | 'entropic';
 export type GwInit = 'best' | 'identity' | 'product';
@@ -105,7 +106,11 @@ function solveProblem(P: GwProblem, options: GwOptions, started = performance.no
   const starts = chooseStarts(P, options.init ?? 'best');
   let best: (GwRun & { kind: StartKind }) | undefined;
   for (const start of starts) {
-    const run = runFrom(P, start.make(), settings);
+    // Each start's arrays are freed when it ends; only its plan is kept.
+    const run = withWorkspace(() => {
+      const r = runFrom(P, start.make(), settings);
+      return { ...r, plan: detached(r.plan) };
+    });
     if (!best || run.E < best.E) best = { ...run, kind: start.kind };
     // E ≥ 0, so a start that reached 0 (up to rounding) cannot be beaten.
     if (best.E <= 1e-15 * P.c0) break;
@@ -145,5 +150,5 @@ function prepareProblem(C1: GwCost, C2: GwCost, options: GwOptions): GwProblem {
  */
 export function gromovWasserstein(C1: GwCost, C2: GwCost, options: GwOptions = {}): GwResult {
   const started = performance.now();
-  return solveProblem(prepareProblem(C1, C2, options), options, started);
+  return withWorkspace(() => solveProblem(prepareProblem(C1, C2, options), options, started));
 }

@@ -22,6 +22,7 @@ import {
   vertexCore,
 } from './lowrank.js';
 import type { DenseGwProblem, GwCost, GwProblem } from './problem.js';
+import { loopsFor, residentArray, staged, withWorkspace } from './workspace.js';
 
 /** C1 T C2ᵀ for a dense T (n×m). */
 export function tensorProduct(P: GwProblem, T: Float64Array): Float64Array {
@@ -37,32 +38,58 @@ function denseTensorProduct(P: DenseGwProblem, T: Float64Array): Float64Array {
 /**
  * C1 S C2 for a sparse S (entries sorted row-major), as one product of an n×k matrix (the columns
  * of C1 for the k distinct rows of S) with a k×m matrix (row i: Σ_j S_ij C2[j, :]). Added to
- * `into` when given. For a vertex k = n; for the difference of two vertices k is the number of
- * rows that moved, often a handful.
+ * `into` when given, else written into `out` (or a new array). For a vertex k = n; for the
+ * difference of two vertices k is the number of rows that moved, often a handful.
  */
-function sparseTensorProduct(P: DenseGwProblem, S: SparsePlan, into?: Float64Array): Float64Array {
+function sparseTensorProduct(
+  P: DenseGwProblem,
+  S: SparsePlan,
+  into?: Float64Array,
+  out?: Float64Array,
+): Float64Array {
   const { n, m, C1, C2 } = P;
   const { rows, values } = S;
   const distinct: number[] = [];
   for (let a = 0; a < values.length; a++) if (a === 0 || rows[a] !== rows[a - 1]) distinct.push(rows[a]!);
   const k = distinct.length;
-  // Every row present (a vertex of a full-support p): the gathered columns are C1 itself.
-  const A = k === n ? C1 : new Float64Array(n * k);
-  const W = new Float64Array(k * m);
-  let a = 0;
-  for (let r = 0; r < k; r++) {
-    const i = distinct[r]!;
-    if (k !== n) for (let x = 0; x < n; x++) A[x * k + r] = C1[x * n + i]!;
-    for (; a < values.length && rows[a] === i; a++) {
-      const t = values[a]!;
-      const o = S.cols[a]! * m;
-      for (let l = 0; l < m; l++) W[r * m + l]! += t * C2[o + l]!;
+  // The gathered operands and a product to add are temporaries: freed when this returns.
+  return withWorkspace(() => {
+    // Every row present (a vertex of a full-support p): the gathered columns are C1 itself.
+    const A = k === n ? C1 : residentArray(n * k);
+    const W = residentArray(k * m);
+    const ws = loopsFor(C1, C2, A, W);
+    if (ws) {
+      const [rowsAt, colsAt, valuesAt, distinctAt] = staged(ws.team, rows, S.cols, values, new Int32Array(k));
+      ws.loops.sparse_rows(
+        C2.byteOffset,
+        rowsAt!,
+        colsAt!,
+        valuesAt!,
+        values.length,
+        m,
+        W.byteOffset,
+        distinctAt!,
+      );
+      if (k !== n) ws.loops.gather_columns(C1.byteOffset, n, distinctAt!, k, A.byteOffset);
+    } else {
+      let a = 0;
+      for (let r = 0; r < k; r++) {
+        const i = distinct[r]!;
+        if (k !== n) for (let x = 0; x < n; x++) A[x * k + r] = C1[x * n + i]!;
+        for (; a < values.length && rows[a] === i; a++) {
+          const t = values[a]!;
+          const o = S.cols[a]! * m;
+          for (let l = 0; l < m; l++) W[r * m + l]! += t * C2[o + l]!;
+        }
+      }
     }
-  }
-  const product = matmul(A, W, n, k, m);
-  if (!into) return product;
-  for (let e = 0; e < n * m; e++) into[e]! += product[e]!;
-  return into;
+    if (!into) return matmul(A, W, n, k, m, out);
+    const product = matmul(A, W, n, k, m, residentArray(n * m));
+    const sum = loopsFor(into, product);
+    if (sum) sum.loops.add_to(into.byteOffset, product.byteOffset, n * m);
+    else for (let e = 0; e < n * m; e++) into[e]! += product[e]!;
+    return into;
+  });
 }
 
 /** <C1 S C2, S> = Σ_ab s_a s_b C1[i_a, i_b] C2[j_a, j_b] for sparse S: O(nnz²). */
@@ -70,6 +97,11 @@ function sparseSelfProduct(P: DenseGwProblem, S: SparsePlan): number {
   const { n, m, C1, C2 } = P;
   const { rows, cols, values } = S;
   const k = values.length;
+  const ws = loopsFor(C1, C2);
+  if (ws) {
+    const [rowsAt, colsAt, valuesAt] = staged(ws.team, rows, cols, values);
+    return ws.loops.sparse_self_product(C1.byteOffset, C2.byteOffset, rowsAt!, colsAt!, valuesAt!, k, n, m);
+  }
   let total = 0;
   for (let a = 0; a < k; a++) {
     const r1 = rows[a]! * n;
@@ -225,18 +257,20 @@ export function vertexTerms(P: GwProblem, S: SparsePlan): VertexTerms {
 
 /**
  * C1 Tc C2ᵀ for a vertex. Dense costs: from the previous vertex's product by a rank-k update when
- * fewer rows moved than Tc has (the previous product is updated in place). Factored: from the core.
+ * fewer rows moved than Tc has (the previous product is updated in place), else written into
+ * `spare` (when given). Factored: from the core.
  */
 export function vertexProduct(
   P: GwProblem,
   Tc: SparsePlan,
   terms: VertexTerms,
   previous: { vertex: SparsePlan; G: Float64Array } | undefined,
+  spare?: Float64Array,
 ): Float64Array {
   if (P.kind === 'lowRank') return coreProduct(P, terms.core!);
   const diff = previous ? sparseDifference(Tc, previous.vertex, P.m) : undefined;
   if (previous && diff && distinctRows(diff) < distinctRows(Tc)) {
     return diff.values.length > 0 ? sparseTensorProduct(P, diff, previous.G) : previous.G;
   }
-  return sparseTensorProduct(P, Tc);
+  return sparseTensorProduct(P, Tc, undefined, spare);
 }

@@ -6,6 +6,7 @@
 // normalisation of a cost matrix by its mean off-diagonal entry.
 
 import { validateMarginals } from '../emd.js';
+import { loopsFor, resident, residentArray } from './workspace.js';
 
 /** A cost matrix in factored form C = A Bᵀ (n×n, symmetric), A and B n×rank, row-major. */
 export interface LowRankCost {
@@ -68,14 +69,28 @@ function sideOf(name: string, C: Float64Array): number {
   return n;
 }
 
-/** Checks a cost matrix: finite, symmetric. Tiny asymmetry (rounding) is averaged away. */
-function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
-  // One pass over the pairs i ≤ j (a cold process runs each loop in the interpreter first, so
-  // fewer passes matter): x − x is 0 exactly for finite x, NaN otherwise.
+/** What checkedSpace needs from one pass over the pairs i ≤ j. */
+interface SpaceScan {
+  /** Σ (x − x) + (y − y): 0 exactly for finite entries, NaN otherwise. */
+  finite: number;
+  /** max |C_ij|. */
+  scale: number;
+  /** max |C_ij − C_ji| and the first (i, j) in row-major order reaching it. */
+  asym: number;
+  where: [number, number];
+}
+
+function scanSpace(C: Float64Array, n: number): SpaceScan {
+  const out = residentArray(5);
+  const ws = loopsFor(C, out);
+  if (ws) {
+    ws.loops.check_space(C.byteOffset, n, out.byteOffset);
+    return { finite: out[0]!, scale: out[1]!, asym: out[2]!, where: [out[3]!, out[4]!] };
+  }
   let scale = 0;
   let asym = 0;
   let finite = 0;
-  let where = [0, 0];
+  let where: [number, number] = [0, 0];
   for (let i = 0; i < n; i++) {
     const row = i * n;
     for (let j = i; j < n; j++) {
@@ -91,6 +106,13 @@ function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
       }
     }
   }
+  return { finite, scale, asym, where };
+}
+
+/** Checks a cost matrix: finite, symmetric. Tiny asymmetry (rounding) is averaged away. */
+function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
+  // One pass over the pairs i ≤ j (loops.wat check_space, or the same loop in JS).
+  const { finite, scale, asym, where } = scanSpace(C, n);
   if (finite !== 0) {
     for (let e = 0; e < C.length; e++) {
       const v = C[e]!;
@@ -106,7 +128,7 @@ function checkedSpace(name: string, C: Float64Array, n: number): Float64Array {
         'GW here compares distance or dissimilarity matrices, which are symmetric',
     );
   }
-  const out = new Float64Array(C.length);
+  const out = residentArray(C.length);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) out[i * n + j] = 0.5 * (C[i * n + j]! + C[j * n + i]!);
   }
@@ -119,7 +141,9 @@ function uniform(n: number): Float64Array {
 
 /** C w and wᵀ (C∘C) w in one pass (Σ_i w_i Σ_k C_ik² w_k, summed in that order). */
 function rowProducts(C: Float64Array, w: Float64Array, n: number): { Cw: Float64Array; squared: number } {
-  const Cw = new Float64Array(n);
+  const Cw = residentArray(n);
+  const ws = loopsFor(C, w, Cw);
+  if (ws) return { Cw, squared: ws.loops.row_products(C.byteOffset, w.byteOffset, n, Cw.byteOffset) };
   let squared = 0;
   for (let i = 0; i < n; i++) {
     let row = 0;
@@ -150,8 +174,19 @@ function pairedRowProducts(
   second: { Cw: Float64Array; squared: number };
   identity: number;
 } {
-  const C1w = new Float64Array(n);
-  const C2w = new Float64Array(n);
+  const C1w = residentArray(n);
+  const C2w = residentArray(n);
+  const sums = residentArray(3);
+  const ws = loopsFor(C1, C2, w, C1w, C2w, sums);
+  if (ws) {
+    const at = (x: Float64Array) => x.byteOffset;
+    ws.loops.paired_row_products(at(C1), at(C2), at(w), n, at(C1w), at(C2w), at(sums));
+    return {
+      first: { Cw: C1w, squared: sums[0]! },
+      second: { Cw: C2w, squared: sums[1]! },
+      identity: sums[2]!,
+    };
+  }
   let squared1 = 0;
   let squared2 = 0;
   let identity = 0;
@@ -216,9 +251,11 @@ export function prepareDenseProblem(
   }
   const n = sideOf('C1', C1);
   const m = sideOf('C2', C2);
-  const [p, q] = marginals(n, m, weights.p, weights.q);
-  const c1 = checkedSpace('C1', C1, n);
-  const c2 = checkedSpace('C2', C2, m);
+  // In a GW workspace the matrices and weights are copied (once) to where its loops and products
+  // read them (workspace.ts).
+  const [p, q] = marginals(n, m, weights.p, weights.q).map(resident) as [Float64Array, Float64Array];
+  const c1 = checkedSpace('C1', resident(C1), n);
+  const c2 = checkedSpace('C2', resident(C2), m);
   const identityFeasible = n === m && equalWeights(p, q);
   // Paired only when p and q are the same numbers, so that c0 is summed exactly as apart.
   const paired = identityFeasible && p.every((w, i) => w === q[i]) ? pairedRowProducts(c1, c2, p, n) : null;

@@ -8,6 +8,7 @@ import { matmul } from '../linalg.js';
 import { tensorProduct } from './loss.js';
 import { coreProduct, lowRankCore, vertexCore } from './lowrank.js';
 import type { GwProblem } from './problem.js';
+import { loopsFor, residentArray } from './workspace.js';
 
 export interface GwStart {
   T: Float64Array;
@@ -37,7 +38,7 @@ function ascendingOrder(values: Float64Array): Int32Array {
 
 export function identityStart(P: GwProblem): GwStart {
   const { n, p } = P;
-  const T = new Float64Array(n * n);
+  const T = residentArray(n * n);
   for (let i = 0; i < n; i++) T[i * n + i] = p[i]!;
   const keep = Array.from(p, (w, i) => (w > 0 ? i : -1)).filter((i) => i >= 0);
   const vertex: SparsePlan = {
@@ -53,9 +54,11 @@ export function identityStart(P: GwProblem): GwStart {
   } else {
     // C1 diag(p) C2: scale C1's columns, one product.
     const { C1, C2 } = P;
-    const scaled = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
-    G = matmul(scaled, C2, n, n, n);
+    const scaled = residentArray(n * n);
+    const ws = loopsFor(C1, p, scaled);
+    if (ws) ws.loops.scale_columns(C1.byteOffset, p.byteOffset, scaled.byteOffset, n, n);
+    else for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
+    G = matmul(scaled, C2, n, n, n, residentArray(n * n));
   }
   const order = Int32Array.from({ length: n }, (_, i) => i);
   // <G, diag(p)> = Σ_i p_i G_ii.
@@ -66,7 +69,7 @@ export function identityStart(P: GwProblem): GwStart {
 
 export function productStart(P: GwProblem): GwStart {
   const { n, m, p, q } = P;
-  const T = new Float64Array(n * m);
+  const T = residentArray(n * m);
   if (p.every((w) => w === p[0]) && q.every((w) => w === q[0])) T.fill(p[0]! * q[0]!);
   else for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
   // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored, where the core is
@@ -82,8 +85,10 @@ export function productStart(P: GwProblem): GwStart {
     v = matmul(F2.A, bq, m, F2.r, 1);
     core = matmul(bp, bq, F1.r, 1, F2.r);
   } else [u, v] = [P.C1p, P.C2q];
-  const G = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
+  const G = residentArray(n * m);
+  const ws = loopsFor(u, v, G);
+  if (ws) ws.loops.outer(u.byteOffset, v.byteOffset, G.byteOffset, n, m);
+  else for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) G[i * m + j] = u[i]! * v[j]!;
   // <u vᵀ, p qᵀ> = (pᵀu)(qᵀv).
   let pu = 0;
   let qv = 0;

@@ -13,6 +13,7 @@ import { isMainThread, type Worker } from 'node:worker_threads';
 import { moduleUrl, startWorker } from '../../shared/runtime.js';
 import { LINALG_WASM_BASE64 } from './linalg.wasm.js';
 import { LINALG_FMA_WASM_BASE64 } from './linalg-fma.wasm.js';
+import { LOOPS_WASM_BASE64 } from './loops.wasm.js';
 
 // The project compiles without lib.dom, where TypeScript declares WebAssembly; these are the
 // parts used here.
@@ -44,7 +45,7 @@ const MAX_ARGS = 16;
 /** Calls a helper has taken part in (for tests: proof the threaded path ran). */
 export const JOINED = 40;
 const COUNTER_BYTES = 192;
-export const DATA_BASE = 256;
+const DATA_BASE = 256;
 const PAGE = 65536;
 const MAX_PAGES = 65536;
 
@@ -99,6 +100,64 @@ export function kernelVariant(): 'fma' | 'simd' | 'none' {
   return module === null ? 'none' : fmaModule ? 'fma' : 'simd';
 }
 
+/** The exports of loops.wat (pointers are byte offsets into the team's memory). */
+export interface Loops {
+  check_space(c: number, n: number, out: number): void;
+  row_products(c: number, w: number, n: number, cw: number): number;
+  paired_row_products(
+    c1: number,
+    c2: number,
+    w: number,
+    n: number,
+    c1w: number,
+    c2w: number,
+    out: number,
+  ): void;
+  scale_columns(src: number, w: number, dst: number, n: number, k: number): void;
+  outer(u: number, v: number, out: number, n: number, m: number): void;
+  blend(g: number, gc: number, count: number, a: number, b: number): void;
+  add_to(dst: number, src: number, count: number): void;
+  scale(x: number, count: number, s: number): void;
+  sparse_self_product(
+    c1: number,
+    c2: number,
+    rows: number,
+    cols: number,
+    values: number,
+    count: number,
+    n: number,
+    m: number,
+  ): number;
+  sparse_rows(
+    c2: number,
+    rows: number,
+    cols: number,
+    values: number,
+    count: number,
+    m: number,
+    w: number,
+    distinct: number,
+  ): number;
+  gather_columns(c: number, n: number, distinct: number, k: number, out: number): void;
+  pack_a_f64(src: number, dst: number, n: number, k: number): void;
+  pack_b_f64(src: number, dst: number, k: number, m: number): void;
+}
+
+let loopsModule: object | null | undefined;
+
+/** loops.wat compiled once per process, or null where it does not validate. */
+function compiledLoops(): object | null {
+  if (loopsModule !== undefined) return loopsModule;
+  loopsModule = null;
+  try {
+    const bytes = Buffer.from(LOOPS_WASM_BASE64, 'base64');
+    if (wasmApi?.validate(bytes)) loopsModule = new wasmApi.Module(bytes);
+  } catch {
+    loopsModule = null;
+  }
+  return loopsModule;
+}
+
 /** Makes this thread use a module compiled elsewhere (by the thread that started it). */
 export function shareKernelModule(module: object | null | undefined, fma = false): void {
   if (module && compiledModule === undefined) {
@@ -132,26 +191,92 @@ export function kernelThreads(): number {
 
 const HELPER_ENTRY = moduleUrl('./helper.js', import.meta.url);
 
+/** Bytes the arrays allocated with allocate() may take, leaving the rest for the products' scratch. */
+const ARENA_BYTES = 1 << 30;
+
 export class KernelTeam {
   readonly memory: WasmMemory;
   private readonly fns: KernelFn[];
   private readonly helpers: Worker[] = [];
   private generation = 0;
+  /**
+   * The memory holds, after the control block, arrays allocated with allocate() (a stack, freed
+   * with release()), then from `top` the scratch space of one kernel call at a time.
+   */
+  private top = DATA_BASE;
+  /** Every buffer object the memory has handed out (a new one after each grow), for owns(). */
+  private readonly buffers = new WeakSet<ArrayBuffer>();
+  private loopFns: Loops | null | undefined;
 
   constructor(private readonly module: object) {
     this.memory = new wasmApi!.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     this.fns = instantiate(module, this.memory);
   }
 
-  /** Largest data size (bytes after DATA_BASE) the memory can hold. */
-  static readonly maxBytes = MAX_PAGES * PAGE - DATA_BASE - PAGE;
+  /** The memory's current buffer (views on older ones stay valid: shared memory never detaches). */
+  get buffer(): ArrayBuffer {
+    const buffer = this.memory.buffer;
+    this.buffers.add(buffer);
+    return buffer;
+  }
 
-  /** Grows the memory so `bytes` of data fit after DATA_BASE; returns its (new) buffer. */
+  /** Where a kernel call's scratch space starts (bytes; 16-aligned). */
+  get scratchBase(): number {
+    return this.top;
+  }
+
+  /** Largest scratch size (bytes from scratchBase) the memory can hold. */
+  get maxBytes(): number {
+    return MAX_PAGES * PAGE - PAGE - this.top;
+  }
+
+  /** Grows the memory so `bytes` of scratch fit from scratchBase; returns its (new) buffer. */
   reserve(bytes: number): ArrayBuffer {
-    const needed = DATA_BASE + bytes;
+    const needed = this.top + bytes;
     const have = this.memory.buffer.byteLength;
     if (have < needed) this.memory.grow(Math.ceil((needed - have) / PAGE));
-    return this.memory.buffer;
+    return this.buffer;
+  }
+
+  /**
+   * A zeroed array of `length` f64 in this memory, kept until release() of an earlier mark(), or
+   * null when the arrays already take ARENA_BYTES: kernels then read it where it lies, with no
+   * copy in or out. Views stay valid as the memory grows.
+   */
+  allocate(length: number): Float64Array | null {
+    const bytes = Math.ceil((length * 8) / 16) * 16;
+    if (this.top + bytes > ARENA_BYTES) return null;
+    const at = this.top;
+    this.top += bytes;
+    this.reserve(0);
+    // Memory freed by release() holds what was there.
+    return new Float64Array(this.buffer, at, length).fill(0);
+  }
+
+  /** The allocation state, for release(). */
+  mark(): number {
+    return this.top;
+  }
+
+  /** Frees every array allocated since `mark` (their views must no longer be used). */
+  release(mark: number): void {
+    if (mark < DATA_BASE || mark > this.top) throw new Error('KernelTeam.release: not a mark of this team');
+    this.top = mark;
+  }
+
+  /** True when `view` lies in this memory (then its byteOffset is its address for the kernels). */
+  owns(view: ArrayBufferView): boolean {
+    return this.buffers.has(view.buffer as ArrayBuffer);
+  }
+
+  /** The loops of loops.wat on this memory, or null where they do not compile. */
+  get loops(): Loops | null {
+    if (this.loopFns !== undefined) return this.loopFns;
+    const module = compiledLoops();
+    this.loopFns = module
+      ? (new wasmApi!.Instance(module, { env: { memory: this.memory } }).exports as unknown as Loops)
+      : null;
+    return this.loopFns;
   }
 
   /** Helper threads started so far. */
@@ -161,7 +286,7 @@ export class KernelTeam {
 
   /** Calls that a helper thread has taken part in so far. */
   get helperJoins(): number {
-    return Atomics.load(new Int32Array(this.memory.buffer, 0, DATA_BASE / 4), JOINED);
+    return Atomics.load(new Int32Array(this.buffer, 0, DATA_BASE / 4), JOINED);
   }
 
   /**
@@ -174,7 +299,7 @@ export class KernelTeam {
     const code = OPS.indexOf(op);
     const fn = this.fns[code]!;
     const all = [...args, COUNTER_BYTES];
-    const ctrl = new Int32Array(this.memory.buffer, 0, DATA_BASE / 4);
+    const ctrl = new Int32Array(this.buffer, 0, DATA_BASE / 4);
     ctrl[COUNTER_BYTES / 4] = 0;
     if (!parallel || threadLimit < 2) {
       meanwhile?.();
