@@ -87,6 +87,8 @@ export class NetworkSimplex {
   private readonly kernel: SimplexKernel | null;
   private nextArc = 0;
   private hasBasis = false;
+  /** σ of a permutation basis not yet solved from (see setPermutationBasis). */
+  private pendingPermutation: Int32Array | null = null;
   private arcsTouched = false;
   /** Pivots made by the last solve. */
   lastPivots = 0;
@@ -182,6 +184,7 @@ export class NetworkSimplex {
   private initBasis(): void {
     const { nodeCount, root, arcCount } = this;
     this.clearArcs();
+    this.pendingPermutation = null;
     this.parent[root] = -1;
     this.pred[root] = -1;
     this.thread[root] = 0;
@@ -233,6 +236,7 @@ export class NetworkSimplex {
     checkOrder('rowOrder', rowOrder, n);
     checkOrder('colOrder', colOrder, m);
     this.clearArcs();
+    this.pendingPermutation = null;
     // North-west corner rule.
     const treeArcs: number[] = [];
     let total = 0;
@@ -324,7 +328,8 @@ export class NetworkSimplex {
    * Makes the next solve start from the permutation plan T_{i,σ(i)} = a_i (needs n = m and
    * a_i = b_σ(i)). The basis is a shallow star — every column node hangs off the root by its
    * zero-flow (outward, so strongly feasible) artificial arc and row i hangs below column σ(i) —
-   * rather than the north-west staircase, a path 2n deep whose length every pivot walks.
+   * rather than the north-west staircase, a path 2n deep whose length every pivot walks. The next
+   * warm-started solve re-hangs it for its cost (hangPermutation) before pivoting.
    * Returns false (and changes nothing) when the weights do not allow it.
    */
   setPermutationBasis(sigma: ArrayLike<number>): boolean {
@@ -376,7 +381,104 @@ export class NetworkSimplex {
     this.nextArc = 0;
     this.artCost = 0;
     this.hasBasis = true;
+    this.pendingPermutation = Int32Array.from(sigma);
     return true;
+  }
+
+  /**
+   * The permutation plan of σ again, on a basis chosen for the cost just loaded. The plan fixes
+   * n tree arcs (i, σ(i)); the other n − 1 are degenerate and free to choose, and the star of
+   * setPermutationBasis — each column on its own artificial arc — makes the simplex spend one
+   * degenerate pivot after another replacing them (≈ 99 % of the pivots of a GW linear step at
+   * n = 1024). Here the pairs {i, σ(i)} hang from each other instead: pair t below row s by the
+   * zero-flow arc (s, σ(t)), which gives row t the potential π_s + w(s, t) with
+   * w(s, t) = c(s, σ(t)) − c(t, σ(t)), and arc (s, σ(t)) the reduced cost w(s, t) + π_s − π_t. So
+   * shortest-path distances from one pair in the graph of weights w would make every reduced cost
+   * ≥ 0 (the assignment problem's dual; Ahuja, Magnanti & Orlin 1993, §12.4); with σ not yet
+   * optimal that graph has negative cycles, so one label-setting (Dijkstra) pass, O(n²), builds a
+   * tree that is close to dual feasible, and the pivots fix the rest. Every zero-flow arc points
+   * away from the root, so the tree stays strongly feasible.
+   */
+  private hangPermutation(sigma: Int32Array): void {
+    const { n, m, arcCount, root, cost, state, parent, pred, predDir } = this;
+    const diagonal = new Float64Array(n);
+    for (let t = 0; t < n; t++) diagonal[t] = cost[t * m + sigma[t]!]!;
+    const dist = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
+    const via = new Int32Array(n).fill(-1);
+    // Rows not yet attached, compacted as they are taken.
+    const open = Int32Array.from({ length: n }, (_, t) => t);
+    let openCount = n;
+    let next = 0;
+    dist[0] = 0;
+    while (openCount > 0) {
+      const s = open[next]!;
+      open[next] = open[--openCount]!;
+      const ds = dist[s]!;
+      const row = s * m;
+      let best = 0;
+      let bestDist = Number.POSITIVE_INFINITY;
+      for (let k = 0; k < openCount; k++) {
+        const t = open[k]!;
+        const d = ds + cost[row + sigma[t]!]! - diagonal[t]!;
+        if (d < dist[t]!) {
+          dist[t] = d;
+          via[t] = s;
+        }
+        if (dist[t]! < bestDist) {
+          bestDist = dist[t]!;
+          best = k;
+        }
+      }
+      next = best;
+    }
+    // Arcs: the first pair's column keeps its artificial arc; every other column leaves its own
+    // for the arc from the row it hangs below.
+    for (let t = 0; t < n; t++) {
+      const column = n + sigma[t]!;
+      if (via[t]! < 0) continue;
+      state[arcCount + column] = STATE_LOWER;
+      const e = via[t]! * m + sigma[t]!;
+      state[e] = STATE_TREE;
+      parent[column] = via[t]!;
+      pred[column] = e;
+      predDir[column] = DIR_DOWN;
+    }
+    parent[root] = -1;
+    this.threadFromParents();
+  }
+
+  /** thread, revThread, succNum and lastSucc of the tree given by parent (a depth-first order). */
+  private threadFromParents(): void {
+    const { nodeCount, root, parent, thread, revThread, succNum, lastSucc } = this;
+    const childCount = new Int32Array(nodeCount + 3);
+    for (let u = 0; u < nodeCount; u++) childCount[parent[u]! + 2]!++;
+    for (let u = 0; u <= nodeCount; u++) childCount[u + 2]! += childCount[u + 1]!;
+    // children of v: childList[childCount[v + 1] … childCount[v + 2])
+    const fill = childCount.slice(1, nodeCount + 2);
+    const childList = new Int32Array(nodeCount);
+    for (let u = 0; u < nodeCount; u++) childList[fill[parent[u]!]!++] = u;
+    const order = new Int32Array(nodeCount + 1);
+    const stack = new Int32Array(nodeCount + 1);
+    let top = 0;
+    let count = 0;
+    stack[top++] = root;
+    while (top > 0) {
+      const u = stack[--top]!;
+      order[count++] = u;
+      for (let k = childCount[u + 2]! - 1; k >= childCount[u + 1]!; k--) stack[top++] = childList[k]!;
+    }
+    if (count !== nodeCount + 1) throw new Error('network simplex: basis is not spanning (internal error)');
+    for (let k = 0; k <= nodeCount; k++) {
+      const u = order[k]!;
+      const next = order[(k + 1) % (nodeCount + 1)]!;
+      thread[u] = next;
+      revThread[next] = u;
+      succNum[u] = 1;
+    }
+    for (let k = nodeCount; k > 0; k--) succNum[parent[order[k]!]!]! += succNum[order[k]!]!;
+    const position = new Int32Array(nodeCount + 1);
+    for (let k = 0; k <= nodeCount; k++) position[order[k]!] = k;
+    for (let u = 0; u <= nodeCount; u++) lastSucc[u] = order[position[u]! + succNum[u]! - 1]!;
   }
 
   /** Potentials making every tree arc's reduced cost zero, walking the thread from the root. */
@@ -439,6 +541,8 @@ export class NetworkSimplex {
       this.artCost = newArtCost;
       this.initBasis();
     } else {
+      if (this.pendingPermutation) this.hangPermutation(this.pendingPermutation);
+      this.pendingPermutation = null;
       // Keep the basis; the artificial arcs still in it carry no flow, so their price only has to
       // stay above any real path.
       this.artCost = Math.max(this.artCost, newArtCost);

@@ -108,6 +108,37 @@ describe('emd (network simplex)', () => {
     expect(() => uneven.setPermutationBasis([0, 0])).toThrow(/not a permutation/);
   });
 
+  it('hangs a permutation basis by shortest paths for the first cost, so an optimal permutation needs no pivot', () => {
+    // σ(i) = τ(i) is optimal when each c[i, τ(i)] is its column's minimum; the rows' minima lie
+    // elsewhere, so a star basis (each column on its artificial arc) prices arcs below c[i, τ(i)]
+    // in row i as improving, while the re-hung tree's reduced costs are shortest-path slacks ≥ 0.
+    const rng = mulberry32(17);
+    for (const n of [1, 2, 7, 40, 120]) {
+      // i ↦ 5i + 3 is a permutation when gcd(5, n) = 1, else a shift.
+      const step = n % 5 === 0 ? 1 : 5;
+      const tau = Int32Array.from({ length: n }, (_, i) => (i * step + 3) % n);
+      const M = Float64Array.from({ length: n * n }, () => 1 + rng());
+      for (let i = 0; i < n; i++) M[i * n + tau[i]!] = 0.5 * rng();
+      // Cheaper entries off τ in every row, kept above their column's τ entry.
+      for (let i = 0; i < n; i++) {
+        const j = (tau[i]! + 1) % n;
+        if (n > 1) M[i * n + j] = M[tau.indexOf(j) * n + j]! + 0.01 * rng();
+      }
+      const w = new Float64Array(n).fill(1 / n);
+      for (const useKernel of [true, false]) {
+        const simplex = new NetworkSimplex(w, w, { useKernel });
+        expect(simplex.setPermutationBasis(tau)).toBe(true);
+        const { plan, cost } = simplex.solve(M);
+        expect(simplex.lastPivots).toBe(0);
+        expect(cost).toBeCloseTo(emd(w, w, M).cost, 14);
+        for (let i = 0; i < n; i++) expect(plan[i * n + tau[i]!]).toBeCloseTo(1 / n, 15);
+        // Later solves warm-start from that tree as before.
+        const M2 = M.map((c) => c + rng());
+        expect(simplex.solve(M2).cost).toBeCloseTo(emd(w, w, M2).cost, 12);
+      }
+    }
+  });
+
   it('gives the sorted (monotone) plan for a Monge cost without pivoting from the sorted corner', () => {
     const n = 30;
     const rng = mulberry32(3);
