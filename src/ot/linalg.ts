@@ -244,12 +244,14 @@ function packedMatmul<T extends Float64Array | Float32Array>(
   const resident = (X: Readable) => X instanceof Float64Array && team.owns(X);
   const stageA = loops && !resident(A) ? n * k : 0;
   const stageB = loops && !resident(B) ? k * m : 0;
-  const needed = (aLen + bLen + cLen + stageA + stageB) * size;
+  // C goes straight into `out` when that lies in the memory with no padding rows or columns.
+  const direct = loops !== null && resident(out) && rowTiles * TILE_ROWS === n && cStride === m;
+  const needed = (aLen + bLen + (direct ? 0 : cLen) + stageA + stageB) * size;
   if (needed > team.maxBytes) return false;
   const base = team.scratchBase;
   const heap = new Heap(team.reserve(needed), base, needed / size);
   if (loops) {
-    const stagedAt = aLen + bLen + cLen;
+    const stagedAt = aLen + bLen + (direct ? 0 : cLen);
     if (stageA) heap.set(A, stagedAt);
     if (stageB) heap.set(B, stagedAt + stageA);
     const aAt = stageA ? base + stagedAt * size : (A as Float64Array).byteOffset;
@@ -272,13 +274,13 @@ function packedMatmul<T extends Float64Array | Float32Array>(
       }
     }
   }
-  const cBase = aLen + bLen;
+  const cAt = direct ? out.byteOffset : base + (aLen + bLen) * size;
   team.run(
     op,
     [
       base,
       base + aLen * size,
-      base + cBase * size,
+      cAt,
       rowTiles,
       k,
       panels,
@@ -289,7 +291,8 @@ function packedMatmul<T extends Float64Array | Float32Array>(
     ],
     n * k * m >= PARALLEL_MIN_WORK,
   );
-  const c = new Heap(team.buffer, base + cBase * size, rowTiles * TILE_ROWS * cStride);
+  if (direct) return true;
+  const c = new Heap(team.buffer, cAt, rowTiles * TILE_ROWS * cStride);
   if (cStride === m) out.set(c.subarray(0, n * m));
   else for (let i = 0; i < n; i++) out.set(c.subarray(i * cStride, i * cStride + m), i * m);
   return true;

@@ -128,22 +128,41 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
     expect(team.mark()).toBe(mark);
   });
 
-  it('matrix products read operands in the workspace in place, with the same result', () => {
+  it('matrix products read operands and write results in the workspace in place, with the same result', () => {
     const rng = mulberry32(8);
-    const [n, k, m] = [45, 38, 51];
-    const A = Float64Array.from({ length: n * k }, () => rng() - 0.5);
-    const B = Float64Array.from({ length: k * m }, () => rng() - 0.5);
-    const onHeap = matmul(A, B, n, k, m);
+    const team = kernelTeam()!;
+    // 44 × 48: C is written straight into a resident `out`; 45 × 51: through the scratch space.
+    for (const [n, k, m] of [
+      [45, 38, 51],
+      [44, 38, 48],
+    ] as const) {
+      const A = Float64Array.from({ length: n * k }, () => rng() - 0.5);
+      const B = Float64Array.from({ length: k * m }, () => rng() - 0.5);
+      const onHeap = Array.from(matmul(A, B, n, k, m));
+      withWorkspace(() => {
+        const a = team.allocate(n * k)!;
+        const b = team.allocate(k * m)!;
+        a.set(A);
+        b.set(B);
+        expect(team.owns(a) && team.owns(b)).toBe(true);
+        expect(team.owns(A)).toBe(false);
+        expect(Array.from(matmul(a, b, n, k, m))).toEqual(onHeap);
+        expect(Array.from(matmul(a, B, n, k, m))).toEqual(onHeap);
+        const out = team.allocate(n * m)!.fill(Number.NaN);
+        expect(Array.from(matmul(a, b, n, k, m, out))).toEqual(onHeap);
+      });
+    }
+  });
+
+  it('hands out zeroed arrays, also where freed arrays and scratch space were written', () => {
     const team = kernelTeam()!;
     withWorkspace(() => {
-      const a = team.allocate(n * k)!;
-      const b = team.allocate(k * m)!;
-      a.set(A);
-      b.set(B);
-      expect(team.owns(a) && team.owns(b)).toBe(true);
-      expect(team.owns(A)).toBe(false);
-      expect(Array.from(matmul(a, b, n, k, m))).toEqual(Array.from(onHeap));
-      expect(Array.from(matmul(a, B, n, k, m))).toEqual(Array.from(onHeap));
+      team.allocate(1000)!.fill(7);
+      new Float64Array(team.reserve(8000), team.scratchBase, 1000).fill(9);
+    });
+    withWorkspace(() => {
+      const a = team.allocate(3000)!;
+      expect(a.every((x) => x === 0)).toBe(true);
     });
   });
 });

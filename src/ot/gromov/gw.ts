@@ -106,10 +106,11 @@ function solveProblem(P: GwProblem, options: GwOptions, started = performance.no
   const starts = chooseStarts(P, options.init ?? 'best');
   let best: (GwRun & { kind: StartKind }) | undefined;
   for (const start of starts) {
-    // Each start's arrays are freed when it ends; only its plan is kept.
+    // Each start's arrays are freed when it ends; only its plan is kept, when it is returned (a
+    // copy is n·m fresh pages, which a cold process pays for in page faults).
     const run = withWorkspace(() => {
       const r = runFrom(P, start.make(), settings);
-      return { ...r, plan: detached(r.plan) };
+      return { ...r, plan: options.returnPlan ? detached(r.plan) : new Float64Array(0) };
     });
     if (!best || run.E < best.E) best = { ...run, kind: start.kind };
     // E ≥ 0, so a start that reached 0 (up to rounding) cannot be beaten.

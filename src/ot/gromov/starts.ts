@@ -8,7 +8,7 @@ import { matmul } from '../linalg.js';
 import { tensorProduct } from './loss.js';
 import { coreProduct, lowRankCore, vertexCore } from './lowrank.js';
 import type { GwProblem } from './problem.js';
-import { loopsFor, residentArray } from './workspace.js';
+import { loopsFor, residentArray, withWorkspace } from './workspace.js';
 
 export interface GwStart {
   T: Float64Array;
@@ -54,11 +54,16 @@ export function identityStart(P: GwProblem): GwStart {
   } else {
     // C1 diag(p) C2: scale C1's columns, one product.
     const { C1, C2 } = P;
-    const scaled = residentArray(n * n);
-    const ws = loopsFor(C1, p, scaled);
-    if (ws) ws.loops.scale_columns(C1.byteOffset, p.byteOffset, scaled.byteOffset, n, n);
-    else for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
-    G = matmul(scaled, C2, n, n, n, residentArray(n * n));
+    G = residentArray(n * n);
+    const product = G;
+    // The scaled copy is freed at once, so the solve's next array reuses its (faulted-in) pages.
+    withWorkspace(() => {
+      const scaled = residentArray(n * n);
+      const ws = loopsFor(C1, p, scaled);
+      if (ws) ws.loops.scale_columns(C1.byteOffset, p.byteOffset, scaled.byteOffset, n, n);
+      else for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) scaled[i * n + k] = C1[i * n + k]! * p[k]!;
+      matmul(scaled, C2, n, n, n, product);
+    });
   }
   const order = Int32Array.from({ length: n }, (_, i) => i);
   // <G, diag(p)> = Σ_i p_i G_ii.

@@ -204,6 +204,8 @@ export class KernelTeam {
    * with release()), then from `top` the scratch space of one kernel call at a time.
    */
   private top = DATA_BASE;
+  /** Memory above this has never been written (it is still zero as WebAssembly allocated it). */
+  private written = DATA_BASE;
   /** Every buffer object the memory has handed out (a new one after each grow), for owns(). */
   private readonly buffers = new WeakSet<ArrayBuffer>();
   private loopFns: Loops | null | undefined;
@@ -233,6 +235,7 @@ export class KernelTeam {
   /** Grows the memory so `bytes` of scratch fit from scratchBase; returns its (new) buffer. */
   reserve(bytes: number): ArrayBuffer {
     const needed = this.top + bytes;
+    if (needed > this.written) this.written = needed;
     const have = this.memory.buffer.byteLength;
     if (have < needed) this.memory.grow(Math.ceil((needed - have) / PAGE));
     return this.buffer;
@@ -247,10 +250,14 @@ export class KernelTeam {
     const bytes = Math.ceil((length * 8) / 16) * 16;
     if (this.top + bytes > ARENA_BYTES) return null;
     const at = this.top;
+    const dirty = this.written;
     this.top += bytes;
     this.reserve(0);
-    // Memory freed by release() holds what was there.
-    return new Float64Array(this.buffer, at, length).fill(0);
+    const view = new Float64Array(this.buffer, at, length);
+    // Memory freed by release() or used as scratch holds what was there; fresh memory is zero
+    // (and filling it would only take its page faults early).
+    if (at < dirty) view.fill(0, 0, Math.min(length, Math.ceil((dirty - at) / 8)));
+    return view;
   }
 
   /** The allocation state, for release(). */
