@@ -49,6 +49,7 @@ describe('gromovWasserstein against POT 0.8.2 (reference cases)', () => {
         const ref = data.cg_identity_init!.gw;
         expect(r.gw).toBeLessThanOrEqual(ref + RELATIVE * ref);
         expect(marginalError(r.plan!, p, q)).toBeLessThan(1e-8);
+        expect(gwObjective(C1, C2, r.plan!, p.length, q.length)).toBeCloseTo(r.gw, 12);
         expect(r.identityValue).toBeCloseTo(data.identity_coupling_value!, 12);
       });
     } else {

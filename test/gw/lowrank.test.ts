@@ -78,8 +78,9 @@ describe('low-rank GW on squared Euclidean costs against POT 0.8.2', () => {
       // The reported E is the dense objective of the returned plan.
       expect(relative(gwObjective(...dense, product.plan!, n, m), product.gw)).toBeLessThan(1e-10);
       if (data.cg_identity_init) {
-        const identity = gromovWasserstein(F1, F2, { init: 'identity' });
+        const identity = gromovWasserstein(F1, F2, { init: 'identity', returnPlan: true });
         expect(identity.gw).toBeLessThanOrEqual(data.cg_identity_init.gw * (1 + 1e-6));
+        expect(relative(gwObjective(...dense, identity.plan!, n, m), identity.gw)).toBeLessThan(1e-10);
         expect(relative(identity.identityValue!, data.identity_coupling_value!)).toBeLessThan(1e-10);
         expect(relative(identity.gw, gromovWasserstein(...dense, { init: 'identity' }).gw)).toBeLessThan(
           1e-10,
@@ -102,9 +103,14 @@ describe('low-rank GW against the dense computation', () => {
 
   for (const init of ['best', 'identity', 'product'] as const) {
     it(`CG from ${init}: same objective, iterations and start as the dense path`, () => {
-      const lowRank = gromovWasserstein(F1, F2, { init });
-      const dense = gromovWasserstein(D1, D2, { init });
+      const lowRank = gromovWasserstein(F1, F2, { init, returnPlan: true });
+      const dense = gromovWasserstein(D1, D2, { init, returnPlan: true });
       expect(relative(lowRank.gw, dense.gw)).toBeLessThan(1e-10);
+      // Each run ends on a plan whose objective is the reported one (every step here is a full one,
+      // α = 1, which replaces the plan by the vertex).
+      expect(lowRank.iterations).toBeGreaterThan(2);
+      expect(relative(gwObjective(D1, D2, lowRank.plan!, n, n), lowRank.gw)).toBeLessThan(1e-10);
+      expect(relative(gwObjective(D1, D2, dense.plan!, n, n), dense.gw)).toBeLessThan(1e-10);
       expect(lowRank.iterations).toBe(dense.iterations);
       expect(lowRank.init).toBe(dense.init);
       expect(relative(lowRank.identityValue!, dense.identityValue!)).toBeLessThan(1e-10);

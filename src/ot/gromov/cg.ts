@@ -83,16 +83,31 @@ function innerProduct(G: Float64Array, T: Float64Array): number {
  */
 class ScaledPlan {
   private scale = 1;
-  constructor(private readonly stored: Float64Array) {}
+  /**
+   * The support of the stored array while it is exactly one vertex (zero elsewhere), so that a
+   * full step (α = 1; on squared Euclidean costs E is concave along the couplings, so every step
+   * is one) clears only those entries instead of all n·m.
+   */
+  private vertex: SparsePlan | undefined;
+  constructor(
+    private readonly stored: Float64Array,
+    vertex?: SparsePlan,
+  ) {
+    this.vertex = vertex;
+  }
 
   step(alpha: number, Tc: SparsePlan, m: number): void {
     if (alpha <= 0) return;
-    const { stored } = this;
+    const { stored, vertex } = this;
     if (alpha >= 1) {
-      stored.fill(0);
+      if (vertex)
+        for (let a = 0; a < vertex.values.length; a++) stored[vertex.rows[a]! * m + vertex.cols[a]!] = 0;
+      else stored.fill(0);
       this.scale = 1;
+      this.vertex = Tc;
     } else {
       this.scale *= 1 - alpha;
+      this.vertex = undefined;
       // Keep the stored entries far from overflow (many steps with α near 1).
       if (this.scale < 1e-100) this.settle();
     }
@@ -115,7 +130,7 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
   const { m, c0 } = P;
   const { G } = start;
   const size = G.length;
-  const T = new ScaledPlan(start.T);
+  const T = new ScaledPlan(start.T, start.vertex);
   // Factored costs: G = A1 K A2ᵀ is linear in the core K = B1ᵀ T B2, so the step blends the r1×r2
   // cores and forms G once, in place, rather than forming the vertex's G and blending n·m entries.
   const core = P.kind === 'lowRank' ? start.core : undefined;
