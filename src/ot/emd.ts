@@ -16,7 +16,7 @@
 // The pivot loop and the cost shift run on a WebAssembly kernel (simplex-kernel.ts) where
 // available, bit-identical to the JS methods below, which remain as the fallback.
 
-import { type SimplexKernel, simplexKernel } from './simplex-kernel.js';
+import { releaseSimplexKernel, type SimplexKernel, simplexKernel } from './simplex-kernel.js';
 
 // LOWER is 0 so that freshly allocated (zeroed) state arrays mark every arc non-tree.
 const STATE_LOWER = 0;
@@ -87,6 +87,7 @@ export class NetworkSimplex {
   private readonly kernel: SimplexKernel | null;
   private nextArc = 0;
   private hasBasis = false;
+  private released = false;
   /** σ of a permutation basis not yet solved from (see setPermutationBasis). */
   private pendingPermutation: Int32Array | null = null;
   private arcsTouched = false;
@@ -96,6 +97,28 @@ export class NetworkSimplex {
   /** True when pricing runs on the WebAssembly kernel (false: the JS loops). */
   get onKernel(): boolean {
     return this.kernel !== null;
+  }
+
+  /**
+   * Ends this simplex: its WebAssembly memory, with every arc cleared again (only tree arcs carry
+   * flow or the TREE state, so that is O(n + m)), goes to the next simplex of the same size made
+   * in this job — the second start of a GW solve — which so skips the first-touch page faults of
+   * fresh memory. This simplex must not be used afterwards.
+   */
+  release(): void {
+    const { kernel } = this;
+    if (!kernel || this.released) return;
+    this.released = true;
+    for (let u = 0; u < this.nodeCount; u++) {
+      const e = this.pred[u]!;
+      this.state[e] = STATE_LOWER;
+      this.flow[e] = 0;
+    }
+    releaseSimplexKernel(kernel, this.n, this.m);
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new Error('network simplex: used after release() (internal error)');
   }
 
   // Pivot scratch
@@ -233,6 +256,7 @@ export class NetworkSimplex {
         seen[v] = 1;
       }
     };
+    this.checkLive();
     checkOrder('rowOrder', rowOrder, n);
     checkOrder('colOrder', colOrder, m);
     this.clearArcs();
@@ -333,6 +357,7 @@ export class NetworkSimplex {
    * Returns false (and changes nothing) when the weights do not allow it.
    */
   setPermutationBasis(sigma: ArrayLike<number>): boolean {
+    this.checkLive();
     const { n, m, arcCount, root, supply } = this;
     if (n !== m || sigma.length !== n) return false;
     const seen = new Uint8Array(n);
@@ -527,6 +552,7 @@ export class NetworkSimplex {
   }
 
   private optimise(M: ArrayLike<number>, warmStart: boolean, sign: 1 | -1): void {
+    this.checkLive();
     const { n, m, arcCount } = this;
     if (M.length !== arcCount) {
       throw new Error(`cost matrix has ${M.length} entries, expected ${n}×${m} = ${arcCount}`);

@@ -63,8 +63,28 @@ function kernelModule(): object | null {
   return compiled;
 }
 
+/**
+ * A kernel handed back by a finished simplex (releaseSimplexKernel), held weakly: a WeakRef's
+ * target stays alive to the end of the current job, so the product run of a GW solve gets the
+ * identity run's memory, while between jobs the collector may take it (a large problem's arrays
+ * are not kept for the process's lifetime).
+ */
+let spare: { n: number; m: number; kernel: WeakRef<SimplexKernel> } | undefined;
+
+/**
+ * Gives a kernel whose state and flow arrays are all zero again (every arc LOWER, no flow) to the
+ * next simplexKernel(n, m) call in this job. Its pages are then already mapped, so that simplex
+ * skips the first-touch page faults of n·m fresh costs, states and flows.
+ */
+export function releaseSimplexKernel(kernel: SimplexKernel, n: number, m: number): void {
+  spare = { n, m, kernel: new WeakRef(kernel) };
+}
+
 /** A kernel instance with room for an n × m problem, or null (use the JS loops). */
 export function simplexKernel(n: number, m: number): SimplexKernel | null {
+  const reused = spare && spare.n === n && spare.m === m ? spare.kernel.deref() : undefined;
+  spare = undefined;
+  if (reused) return reused;
   const arcs = n * m;
   const nodes = n + m + 1;
   if (arcs > MAX_ARCS) return null;

@@ -139,6 +139,36 @@ describe('emd (network simplex)', () => {
     }
   });
 
+  it('a released simplex hands its cleared memory to the next one of the same size, and refuses further use', () => {
+    const rng = mulberry32(29);
+    const n = 37;
+    const m = 41;
+    for (let trial = 0; trial < 6; trial++) {
+      const { a, b, M } = randomProblem(rng, n, m, trial % 2 === 1);
+      const first = new NetworkSimplex(a, b);
+      first.solve(M);
+      first.solve(M.map((c) => c + rng()));
+      first.release();
+      expect(() => first.solve(M)).toThrow(/after release/);
+      // Same size, same job: on the kernel it takes over the memory, whose arcs must all be LOWER
+      // with no flow again.
+      const second = new NetworkSimplex(a, b);
+      const M2 = M.map((c) => c * rng());
+      const cold = emd(a, b, M2);
+      const warm = second.solve(M2);
+      expect(warm.cost).toBeCloseTo(cold.cost, 12);
+      expect(marginalError(warm.plan, a, b)).toBeLessThan(1e-12);
+      const rows = Int32Array.from({ length: n }, (_, i) => n - 1 - i);
+      const cols = Int32Array.from({ length: m }, (_, j) => j);
+      second.setNorthWestBasis(rows, cols);
+      const M3 = M.map(() => rng());
+      const fromCorner = second.solve(M3);
+      expect(fromCorner.cost).toBeCloseTo(emd(a, b, M3).cost, 12);
+      expect(marginalError(fromCorner.plan, a, b)).toBeLessThan(1e-12);
+      second.release();
+    }
+  });
+
   it('gives the sorted (monotone) plan for a Monge cost without pivoting from the sorted corner', () => {
     const n = 30;
     const rng = mulberry32(3);

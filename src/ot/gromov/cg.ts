@@ -188,5 +188,7 @@ export function conditionalGradient(P: GwProblem, start: GwStart, maxIter: numbe
     gT = (1 - alpha) * (1 - alpha) * gT + 2 * alpha * (1 - alpha) * gTc + alpha * alpha * terms.selfProduct;
     E = c0 - 2 * gT;
   }
+  // The next start's simplex takes over its memory.
+  simplex.release();
   return { E, plan: T.settle(), iterations, converged };
 }
