@@ -20,6 +20,7 @@ import {
   type LowRankGwProblem,
   marginals,
 } from './problem.js';
+import { residentArray } from './workspace.js';
 
 /**
  * The squared Euclidean distance matrix of the rows of X (n×d, row-major) in factored form
@@ -199,11 +200,14 @@ export function prepareLowRankProblem(
   };
 }
 
-/** G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2 (written into `out` when given). */
+/**
+ * G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2, written into `out` when given, else into a new
+ * array in the solve's workspace (workspace.ts), where the product kernel writes it in place.
+ */
 export function coreProduct(
   P: Pick<LowRankGwProblem, 'F1' | 'F2'>,
   K: Float64Array,
-  out?: Float64Array,
+  out: Float64Array = residentArray(P.F1.n * P.F2.n),
 ): Float64Array {
   const { F1, F2 } = P;
   return matmul(matmul(F1.A, K, F1.n, F1.r, F2.r), F2.At, F1.n, F2.r, F2.n, out);
