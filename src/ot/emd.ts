@@ -425,7 +425,28 @@ export class NetworkSimplex {
    * away from the root, so the tree stays strongly feasible.
    */
   private hangPermutation(sigma: Int32Array): void {
-    const { n, m, arcCount, root, cost, state, parent, pred, predDir } = this;
+    const { n, m, arcCount, root, state, parent, pred, predDir } = this;
+    // O(n²): on the kernel where there is one (a cold process would run it in the interpreter).
+    const via = this.kernel ? this.kernel.hang(sigma) : this.hangingOrder(sigma);
+    // Arcs: the first pair's column keeps its artificial arc; every other column leaves its own
+    // for the arc from the row it hangs below.
+    for (let t = 0; t < n; t++) {
+      const column = n + sigma[t]!;
+      if (via[t]! < 0) continue;
+      state[arcCount + column] = STATE_LOWER;
+      const e = via[t]! * m + sigma[t]!;
+      state[e] = STATE_TREE;
+      parent[column] = via[t]!;
+      pred[column] = e;
+      predDir[column] = DIR_DOWN;
+    }
+    parent[root] = -1;
+    this.threadFromParents();
+  }
+
+  /** hangPermutation's label-setting pass in JS (simplex.wat `hang` where the kernel runs). */
+  private hangingOrder(sigma: Int32Array): Int32Array {
+    const { n, m, cost } = this;
     const diagonal = new Float64Array(n);
     for (let t = 0; t < n; t++) diagonal[t] = cost[t * m + sigma[t]!]!;
     const dist = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
@@ -456,20 +477,7 @@ export class NetworkSimplex {
       }
       next = best;
     }
-    // Arcs: the first pair's column keeps its artificial arc; every other column leaves its own
-    // for the arc from the row it hangs below.
-    for (let t = 0; t < n; t++) {
-      const column = n + sigma[t]!;
-      if (via[t]! < 0) continue;
-      state[arcCount + column] = STATE_LOWER;
-      const e = via[t]! * m + sigma[t]!;
-      state[e] = STATE_TREE;
-      parent[column] = via[t]!;
-      pred[column] = e;
-      predDir[column] = DIR_DOWN;
-    }
-    parent[root] = -1;
-    this.threadFromParents();
+    return via;
   }
 
   /** thread, revThread, succNum and lastSucc of the tree given by parent (a depth-first order). */

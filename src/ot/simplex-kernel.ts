@@ -41,6 +41,11 @@ export interface SimplexKernel {
   nextArc(): number;
   /** sign·cost − min in place; [min, max] of sign·cost, or the index of a non-finite cost. */
   shiftCosts(sign: number): { lo: number; hi: number } | { nonFinite: number };
+  /**
+   * For a permutation σ of the rows' columns (n = m), the pair each pair t hangs below in
+   * NetworkSimplex's re-hung permutation basis (−1 for pair 0): a view valid until the next call.
+   */
+  hang(sigma: Int32Array): Int32Array;
 }
 
 const PAGE = 65536;
@@ -99,7 +104,11 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
   const treeAt = flowAt + 8 * allArcs;
   const tree = (k: number) => treeAt + 4 * nodes * k;
   const stateAt = tree(8);
-  const bytes = stateAt + allArcs + 64;
+  // Scratch of hang(): diag, dist (f64[n]), then sigma, via, open (i32[n]).
+  const hangAt = Math.ceil((stateAt + allArcs) / 8) * 8;
+  const hangF64 = (k: number) => hangAt + 8 * n * k;
+  const hangI32 = (k: number) => hangF64(2) + 4 * n * k;
+  const bytes = hangI32(3) + 64;
   if (bytes > MAX_BYTES) return null;
   let memory: { readonly buffer: ArrayBuffer };
   let exports: Record<string, unknown>;
@@ -115,6 +124,7 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
   const costLow = exports.cost_low as () => number;
   const costHigh = exports.cost_high as () => number;
   const run = exports.run as (...args: number[]) => number;
+  const hang = exports.hang as (...args: number[]) => void;
   (exports.init as (...args: number[]) => void)(
     n,
     m,
@@ -145,6 +155,11 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
     shiftCosts: (sign) => {
       const bad = shift(costAt, arcs, sign);
       return bad >= 0 ? { nonFinite: bad } : { lo: costLow(), hi: costHigh() };
+    },
+    hang: (sigma) => {
+      new Int32Array(memory.buffer, hangI32(0), n).set(sigma);
+      hang(costAt, n, m, hangI32(0), hangF64(0), hangF64(1), hangI32(1), hangI32(2));
+      return new Int32Array(memory.buffer, hangI32(1), n);
     },
   };
 }

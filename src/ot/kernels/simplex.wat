@@ -531,4 +531,70 @@
                             (call $arcCost (local.get $x)))))
         (local.set $u (i32.load (i32.add (global.get $threadP) (i32.shl (local.get $u) (i32.const 2)))))
         (br $walk))))
+
+  ;; hang(cost, n, m, sigma, diag, dist, via, open): the order in which emd.ts hangPermutation
+  ;; attaches the pairs {t, sigma(t)} of a permutation basis — a label-setting (Dijkstra/Prim)
+  ;; pass over the exchange weights c(s, sigma(t)) - c(t, sigma(t)) from pair 0, O(n^2) — writing
+  ;; via[t] (i32, -1 for pair 0): the pair that t hangs below. diag, dist (f64[n]) and open (i32[n])
+  ;; are scratch; sigma is i32[n]. The same IEEE operations in the same order as the JS loop, and
+  ;; the same first-minimum choice, so the basis is the same.
+  (func (export "hang") (param $cost i32) (param $n i32) (param $m i32) (param $sigma i32)
+    (param $diag i32) (param $dist i32) (param $via i32) (param $open i32)
+    (local $t i32) (local $k i32) (local $s i32) (local $next i32) (local $openCount i32)
+    (local $best i32) (local $row i32) (local $ds f64) (local $d f64) (local $bestDist f64)
+    (local $pd i32) (local $dt f64)
+    (local.set $t (i32.const 0))
+    (block $initDone
+      (loop $init
+        (br_if $initDone (i32.ge_u (local.get $t) (local.get $n)))
+        (f64.store (i32.add (local.get $diag) (i32.shl (local.get $t) (i32.const 3)))
+          (f64.load (i32.add (local.get $cost) (i32.shl
+            (i32.add (i32.mul (local.get $t) (local.get $m))
+                     (i32.load (i32.add (local.get $sigma) (i32.shl (local.get $t) (i32.const 2))))) (i32.const 3)))))
+        (f64.store (i32.add (local.get $dist) (i32.shl (local.get $t) (i32.const 3))) (f64.const inf))
+        (i32.store (i32.add (local.get $via) (i32.shl (local.get $t) (i32.const 2))) (i32.const -1))
+        (i32.store (i32.add (local.get $open) (i32.shl (local.get $t) (i32.const 2))) (local.get $t))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $init)))
+    (local.set $openCount (local.get $n))
+    (local.set $next (i32.const 0))
+    (f64.store (local.get $dist) (f64.const 0))
+    (block $done
+      (loop $attach
+        (br_if $done (i32.eqz (local.get $openCount)))
+        ;; s = open[next]; open[next] = open[--openCount]
+        (local.set $s (i32.load (i32.add (local.get $open) (i32.shl (local.get $next) (i32.const 2)))))
+        (local.set $openCount (i32.sub (local.get $openCount) (i32.const 1)))
+        (i32.store (i32.add (local.get $open) (i32.shl (local.get $next) (i32.const 2)))
+          (i32.load (i32.add (local.get $open) (i32.shl (local.get $openCount) (i32.const 2)))))
+        (local.set $ds (f64.load (i32.add (local.get $dist) (i32.shl (local.get $s) (i32.const 3)))))
+        (local.set $row (i32.add (local.get $cost) (i32.shl (i32.mul (local.get $s) (local.get $m)) (i32.const 3))))
+        (local.set $best (i32.const 0))
+        (local.set $bestDist (f64.const inf))
+        (local.set $k (i32.const 0))
+        (block $scanDone
+          (loop $scan
+            (br_if $scanDone (i32.ge_u (local.get $k) (local.get $openCount)))
+            (local.set $t (i32.load (i32.add (local.get $open) (i32.shl (local.get $k) (i32.const 2)))))
+            ;; d = ds + c(s, sigma t) - diag t
+            (local.set $d (f64.sub
+              (f64.add (local.get $ds)
+                (f64.load (i32.add (local.get $row)
+                  (i32.shl (i32.load (i32.add (local.get $sigma) (i32.shl (local.get $t) (i32.const 2)))) (i32.const 3)))))
+              (f64.load (i32.add (local.get $diag) (i32.shl (local.get $t) (i32.const 3))))))
+            (local.set $pd (i32.add (local.get $dist) (i32.shl (local.get $t) (i32.const 3))))
+            (local.set $dt (f64.load (local.get $pd)))
+            (if (f64.lt (local.get $d) (local.get $dt))
+              (then
+                (f64.store (local.get $pd) (local.get $d))
+                (local.set $dt (local.get $d))
+                (i32.store (i32.add (local.get $via) (i32.shl (local.get $t) (i32.const 2))) (local.get $s))))
+            (if (f64.lt (local.get $dt) (local.get $bestDist))
+              (then
+                (local.set $bestDist (local.get $dt))
+                (local.set $best (local.get $k))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $scan)))
+        (local.set $next (local.get $best))
+        (br $attach))))
 )
