@@ -186,8 +186,8 @@ export function prepareLowRankProblem(
   const F1 = factorsOf('C1', C1);
   const F2 = factorsOf('C2', C2);
   const [p, q] = marginals(F1.n, F2.n, weights.p, weights.q);
-  const c0 = squaredForm(F1, p) + squaredForm(F2, q);
-  return {
+  const forms = { p1: squaredForm(F1, p), q2: squaredForm(F2, q) };
+  const problem: LowRankGwProblem = {
     kind: 'lowRank',
     F1,
     F2,
@@ -195,10 +195,15 @@ export function prepareLowRankProblem(
     m: F2.n,
     p,
     q,
-    c0,
+    c0: forms.p1 + forms.q2,
     identityFeasible: F1.n === F2.n && equalWeights(p, q),
   };
+  squaredForms.set(problem, forms);
+  return problem;
 }
+
+/** pᵀ(C1∘C1)p and qᵀ(C2∘C2)q of a prepared problem (the terms of c0), for the identity's value. */
+const squaredForms = new WeakMap<LowRankGwProblem, { p1: number; q2: number }>();
 
 /**
  * G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2, written into `out` when given, else into a new
@@ -230,12 +235,31 @@ export function lowRankTensorProduct(
   return coreProduct(P, lowRankCore(P, T));
 }
 
+/**
+ * True when S has exactly one entry in each row, in row order — a permutation-like vertex, as
+ * every vertex is with n = m and equal weights — so that its rows of a factor are the factor.
+ */
+function oneEntryPerRow(S: SparsePlan, n: number): boolean {
+  if (S.rows.length !== n) return false;
+  for (let e = 0; e < n; e++) if (S.rows[e] !== e) return false;
+  return true;
+}
+
 /** The core B1ᵀ S B2 = Σ_a s_a B1[i_a]ᵀ B2[j_a] of a sparse S, as one (r1×nnz)(nnz×r2) product. */
 export function vertexCore(P: LowRankGwProblem, S: SparsePlan): Float64Array {
   const { F1, F2 } = P;
   const k = S.values.length;
-  const left = new Float64Array(F1.r * k);
   const right = new Float64Array(k * F2.r);
+  if (oneEntryPerRow(S, F1.n)) {
+    // B1ᵀ (S B2): the left operand is B1ᵀ as kept, the weights go with the gathered rows of B2.
+    for (let e = 0; e < k; e++) {
+      const s = S.values[e]!;
+      const j = S.cols[e]! * F2.r;
+      for (let b = 0; b < F2.r; b++) right[e * F2.r + b] = s * F2.B[j + b]!;
+    }
+    return matmul(F1.Bt, right, F1.r, k, F2.r);
+  }
+  const left = new Float64Array(F1.r * k);
   for (let e = 0; e < k; e++) {
     const s = S.values[e]!;
     const i = S.rows[e]! * F1.r;
@@ -250,8 +274,11 @@ export function vertexCore(P: LowRankGwProblem, S: SparsePlan): Float64Array {
 export function coreSelfProduct(P: LowRankGwProblem, S: SparsePlan, K: Float64Array): number {
   const { F1, F2 } = P;
   const k = S.values.length;
-  const rows = new Float64Array(k * F1.r);
-  for (let e = 0; e < k; e++) rows.set(F1.A.subarray(S.rows[e]! * F1.r, (S.rows[e]! + 1) * F1.r), e * F1.r);
+  let rows = F1.A;
+  if (!oneEntryPerRow(S, F1.n)) {
+    rows = new Float64Array(k * F1.r);
+    for (let e = 0; e < k; e++) rows.set(F1.A.subarray(S.rows[e]! * F1.r, (S.rows[e]! + 1) * F1.r), e * F1.r);
+  }
   const AK = matmul(rows, K, k, F1.r, F2.r);
   let total = 0;
   for (let e = 0; e < k; e++) {
@@ -265,12 +292,16 @@ export function coreSelfProduct(P: LowRankGwProblem, S: SparsePlan, K: Float64Ar
 
 /** pᵀ(C1∘C1)p + pᵀ(C2∘C2)p − 2pᵀ(C1∘C2)p: E at diag(p), O(n·r²). */
 export function lowRankIdentityObjective(P: LowRankGwProblem): number {
-  const { F1, F2, p, n } = P;
+  const { F1, F2, p, q, n } = P;
   const cross = frobenius(
     weightedGram(F1.At, F2.A, p, n, F1.r, F2.r),
     weightedGram(F1.Bt, F2.B, p, n, F1.r, F2.r),
   );
-  return squaredForm(F1, p) + squaredForm(F2, p) - 2 * cross;
+  // The set-up's terms of c0 are these when q is p entry for entry.
+  const forms = squaredForms.get(P);
+  const p1 = forms?.p1 ?? squaredForm(F1, p);
+  const p2 = forms && q.every((w, i) => w === p[i]) ? forms.q2 : squaredForm(F2, p);
+  return p1 + p2 - 2 * cross;
 }
 
 /** E(T) with T's own marginals, for any non-negative T (n×m), on checked factored costs. */
