@@ -3,6 +3,7 @@
 // must give the same numbers, bit for bit, and the same errors.
 import { afterEach, describe, expect, it } from 'vitest';
 import { type GwOptions, gromovWasserstein } from '../../src/ot/gromov/gw.js';
+import { ascendingOrder } from '../../src/ot/gromov/starts.js';
 import { setWorkspaceEnabled, withWorkspace } from '../../src/ot/gromov/workspace.js';
 import { kernelTeam } from '../../src/ot/kernels/team.js';
 import { matmul } from '../../src/ot/linalg.js';
@@ -164,5 +165,24 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
       const a = team.allocate(3000)!;
       expect(a.every((x) => x === 0)).toBe(true);
     });
+  });
+});
+
+describe('ascendingOrder (the product start basis orders)', () => {
+  it('equals the comparator sort: by value, equal values (−0 = +0) in index order', () => {
+    const rng = mulberry32(11);
+    const cases: Float64Array[] = [
+      new Float64Array(0),
+      Float64Array.from([3]),
+      Float64Array.from([0, -0, 0, -0, 1, -1, -0]),
+      Float64Array.from([2, 1, 2, 1, 2, Number.POSITIVE_INFINITY, 1, Number.NEGATIVE_INFINITY]),
+      Float64Array.from({ length: 300 }, () => Math.floor(rng() * 7) - 3),
+      Float64Array.from({ length: 257 }, () => rng() - 0.5),
+      Float64Array.from({ length: 64 }, () => (rng() < 0.5 ? 1e308 : -1e308) * rng()),
+    ];
+    for (const values of cases) {
+      const expected = Int32Array.from(values.keys()).sort((x, y) => values[x]! - values[y]! || x - y);
+      expect(Array.from(ascendingOrder(values))).toEqual(Array.from(expected));
+    }
   });
 });

@@ -32,8 +32,29 @@ export interface GwStart {
   firstStepSolved?: boolean;
 }
 
-function ascendingOrder(values: Float64Array): Int32Array {
-  return Int32Array.from(values.keys()).sort((x, y) => values[x]! - values[y]! || x - y);
+/**
+ * The indices of `values` in ascending order of value, equal values (−0 = +0) in index order.
+ * Sorts the values with the engine's numeric sort and places each index at its value's next free
+ * slot, rather than sorting indices with a comparator: n log n comparator calls run in the
+ * interpreter in a cold process (≈ 0.7 ms at n = 256).
+ * @internal exported for its test
+ */
+export function ascendingOrder(values: Float64Array): Int32Array {
+  const n = values.length;
+  const order = new Int32Array(n);
+  if (!values.every(Number.isFinite)) {
+    return Int32Array.from(values.keys()).sort((x, y) => values[x]! - values[y]! || x - y);
+  }
+  const sorted = values.slice().sort();
+  // The first slot of each value (a Map's keys compare −0 and +0 as equal, as the order does).
+  const slot = new Map<number, number>();
+  for (let k = n - 1; k >= 0; k--) slot.set(sorted[k]!, k);
+  for (let i = 0; i < n; i++) {
+    const k = slot.get(values[i]!)!;
+    order[k] = i;
+    slot.set(values[i]!, k + 1);
+  }
+  return order;
 }
 
 export function identityStart(P: GwProblem): GwStart {
