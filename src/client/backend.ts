@@ -9,7 +9,11 @@
 // samples/s vs ≈ 500 without (WASM_HAS_SIMD_SUPPORT forced off). Threads are unavailable in
 // Node: tfjs reports WASM_HAS_MULTITHREAD_SUPPORT = false there, and forcing it fails because
 // emscripten starts its pthread workers from blob: URLs, which Node's Worker rejects
-// (ERR_WORKER_PATH). So WASM runs on one core.
+// (ERR_WORKER_PATH); with that worked around (and os.cpus() doubled, since the binary caps
+// XNNPACK's pool at half the logical cores), 2 XNNPACK threads gave only ≈ 1.2× on the demo CNN
+// (≈ 19.5 → 16 ms per batch of 64): much of a step is small ops and the client's JS kernels. So
+// WASM runs on one core per thread, and TaskTrainer uses the second core data parallel instead
+// (train-shards.ts).
 
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';

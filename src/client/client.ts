@@ -84,6 +84,8 @@ export interface ClientOptions {
   newTaskInit?: NewTaskInit;
   /** Backend to initialise; 'keep' uses whatever tfjs backend is already active. */
   backend?: BackendPreference | 'keep';
+  /** Threads computing each batch's gradient (TrainOptions.threads; default 'auto'). */
+  trainThreads?: number | 'auto';
   /** Channel credentials factory (TLS); insecure when absent. */
   credentials?: () => grpc.ChannelCredentials;
   enrollmentSecret?: string;
@@ -356,6 +358,7 @@ class BuiltinClient {
         ...(this.options.maxBatchesPerRound !== undefined
           ? { maxBatches: this.options.maxBatchesPerRound }
           : {}),
+        ...(this.options.trainThreads !== undefined ? { threads: this.options.trainThreads } : {}),
       });
       const taskSummary: TaskSummary = {
         taskId: task.id,

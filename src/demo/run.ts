@@ -336,6 +336,9 @@ class DemoRun {
           '1',
           '--new-task-init',
           'fresh',
+          // The clients train side by side, already more of them than cores: no helper threads.
+          '--train-threads',
+          '1',
           '--linger',
           'inf',
           '--give-up',

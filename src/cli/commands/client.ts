@@ -64,6 +64,13 @@ export const spec: CommandSpec = {
       default: 'auto',
       description: 'TensorFlow.js backend (auto: tfjs-node if installed, else WASM)',
     },
+    'train-threads': {
+      type: 'string',
+      value: 'N|auto',
+      default: 'auto',
+      description:
+        'Threads computing each batch (data parallel, WASM/CPU backends; at most the cores). auto: 2 on WASM with 2+ cores, batches of 32+ and rounds of 50+ batches',
+    },
     'give-up': {
       type: 'string',
       value: 'SECONDS',
@@ -218,6 +225,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const newTaskInit = choiceFlag(v, 'new-task-init', ['copy', 'fresh'] as const);
   const seed = intFlag(v, 'seed', 0, 2 ** 32 - 1);
   const backend = choiceFlag(v, 'backend', BACKEND_CHOICES as readonly BackendPreference[]);
+  const trainThreads = v['train-threads'] === 'auto' ? 'auto' : intFlag(v, 'train-threads', 1, 256);
   const giveUpSeconds = numberFlag(v, 'give-up', 0, 1e9);
   const lingerMs =
     v.linger === 'inf' || v.linger === 'forever'
@@ -266,6 +274,7 @@ export async function run(parsed: Parsed): Promise<number> {
       split,
       seed,
       backend,
+      trainThreads,
       giveUpAfterMs: giveUpSeconds * 1000,
       lingerMs,
       ...(typeof v['probe-cache'] === 'string' ? { probeCacheDir: v['probe-cache'] } : {}),
