@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { mulberry32, permutation } from '../shared/rng.js';
+import { AdamState, adamStep } from './adam.js';
 import { IMAGE_SIZE, type TaskData } from './data.js';
 import type { ContinualModel } from './model.js';
 import {
@@ -134,7 +135,8 @@ const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Trains one task of a ContinualModel; keeps its optimizer state across rounds unless told not to. */
 export class TaskTrainer {
   readonly taskId: string;
-  private optimizer: tf.AdamOptimizer;
+  /** Adam's moments (adam.ts); replaced at every round with optimizerScope 'round'. */
+  private adam: AdamState | undefined;
   private readonly options: Required<
     Pick<
       TrainOptions,
@@ -143,8 +145,8 @@ export class TaskTrainer {
   > &
     TrainOptions;
   private roundsTrained = 0;
-  /** Steps the current optimiser has taken. */
-  private optimizerSteps = 0;
+  /** Learning rate of the round being trained. */
+  private learningRate = 0;
   private resolvedThreads: number | undefined;
   private helpers: Promise<GradientHelpers> | undefined;
   private disposed = false;
@@ -169,7 +171,6 @@ export class TaskTrainer {
     if (threads !== undefined && threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1)) {
       throw new Error(`threads must be a positive integer or 'auto', got ${threads}`);
     }
-    this.optimizer = tf.train.adam(learningRate);
   }
 
   /** Runs one local round (round numbers only vary the shuffle). */
@@ -181,18 +182,14 @@ export class TaskTrainer {
     const signal = overrides.signal ?? this.options.signal;
     const onBatch = overrides.onBatch ?? this.options.onBatch;
     const n = this.data.train.count;
-    const classes = this.data.task.classes.length;
     const variables = this.model.trainableVariables(this.taskId);
     const totalSamples = Math.max(1, Math.round(epochs * n));
     const batches = Math.min(Math.ceil(totalSamples / batchSize), maxBatches ?? Number.POSITIVE_INFINITY);
-    if (this.options.optimizerScope === 'round' && this.optimizerSteps > 0) {
-      this.optimizer.dispose();
-      this.optimizer = tf.train.adam(this.options.learningRate);
-      this.optimizerSteps = 0;
+    const sizes = variables.map((v) => v.size);
+    if (!this.adam?.fits(sizes) || (this.options.optimizerScope === 'round' && this.adam.steps > 0)) {
+      this.adam = new AdamState(sizes);
     }
-    // tfjs optimizers have no schedule API; Adam reads this field at every step.
-    (this.optimizer as unknown as { learningRate: number }).learningRate =
-      this.options.learningRate * this.options.learningRateDecay ** this.roundsTrained;
+    this.learningRate = this.options.learningRate * this.options.learningRateDecay ** this.roundsTrained;
     const started = performance.now();
     let lossSum = 0;
     let correct = 0;
@@ -210,10 +207,7 @@ export class TaskTrainer {
       }
       const to = Math.min(n, position + batchSize, position + (totalSamples - samples));
       const helpers = await this.gradientHelpers(batches);
-      const { lossValue, batchCorrect } = helpers
-        ? await this.parallelStep(helpers, variables, order, position, to)
-        : this.step(variables, classes, order, position, to);
-      this.optimizerSteps++;
+      const { lossValue, batchCorrect } = await this.step(helpers, variables, order, position, to);
       lossSum += lossValue * (to - position);
       correct += batchCorrect;
       samples += to - position;
@@ -239,41 +233,13 @@ export class TaskTrainer {
     };
   }
 
-  /** One optimiser step on examples order[from..to) on this thread: tf's minimize. */
-  private step(
-    variables: tf.Variable[],
-    classes: number,
-    order: Uint32Array,
-    from: number,
-    to: number,
-  ): { lossValue: number; batchCorrect: number } {
-    const x = imageBatch(this.data.train.images, order, from, to);
-    const y = tf.tensor1d(gatherTargets(this.data.trainTargets, order, from, to), 'int32');
-    let batchCorrect = 0;
-    const loss = this.optimizer.minimize(
-      () => {
-        const logits = this.model.logits(this.taskId, x);
-        batchCorrect = tf.tidy(() => tf.sum(tf.equal(tf.argMax(logits, 1), y)).dataSync()[0]!);
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(y, classes), logits) as tf.Scalar;
-      },
-      true,
-      variables,
-    );
-    const lossValue = loss!.dataSync()[0]!;
-    loss!.dispose();
-    x.dispose();
-    y.dispose();
-    return { lossValue, batchCorrect };
-  }
-
   /**
-   * One optimiser step on examples order[from..to) with the batch cut into shards: this thread
-   * computes the first shard's gradient while the helpers compute the others; the summed gradient
-   * is the batch's (each shard's loss is its sum over the whole batch size), applied here by the
-   * same optimiser as on one thread.
+   * One Adam step on examples order[from..to). With helpers the batch is cut into shards: this
+   * thread computes the first shard's gradient while the helpers compute the others, each shard's
+   * loss being its sum over the whole batch size, so the summed gradient is the batch's.
    */
-  private async parallelStep(
-    helpers: GradientHelpers,
+  private async step(
+    helpers: GradientHelpers | undefined,
     variables: tf.Variable[],
     order: Uint32Array,
     from: number,
@@ -282,19 +248,20 @@ export class TaskTrainer {
     const count = to - from;
     const { images } = this.data.train;
     const trainTargets = this.data.trainTargets;
-    const shards = shardBounds(count, helpers.size + 1)
+    const shards = shardBounds(count, (helpers?.size ?? 0) + 1)
       .map(([a, b]) => [from + a, from + b] as const)
       .filter(([a, b]) => b > a);
-    const weights = variables.map((v) => v.dataSync() as Float32Array);
+    // Copies: the CPU backend's dataSync returns the tensor's own storage.
+    const weights = variables.map((v) => (v.dataSync() as Float32Array).slice());
     const pending = Promise.all(
-      helpers.compute(
+      helpers?.compute(
         shards.slice(1).map(([a, b]) => ({
           images: gatherImages(images, order, a, b),
           targets: gatherTargets(trainTargets, order, a, b),
           batchSize: count,
           weights,
         })),
-      ),
+      ) ?? [],
     );
     // Reported once below, after this thread's own shard (which may throw first).
     pending.catch(() => {});
@@ -308,7 +275,7 @@ export class TaskTrainer {
       count,
     );
     const results: ShardResult[] = [own, ...(await pending)];
-    const sums = own.grads.map((g) => Float32Array.from(g));
+    const sums = results.length === 1 ? own.grads : own.grads.map((g) => Float32Array.from(g));
     for (const r of results.slice(1)) {
       r.grads.forEach((g, i) => {
         const sum = sums[i]!;
@@ -317,10 +284,11 @@ export class TaskTrainer {
         for (let j = 0; j < g.length; j++) sum[j]! += g[j]!;
       });
     }
+    adamStep(this.adam!, weights, sums, { learningRate: this.learningRate });
     tf.tidy(() => {
-      this.optimizer.applyGradients(
-        variables.map((v, i) => ({ name: v.name, tensor: tf.tensor(sums[i]!, v.shape) })),
-      );
+      variables.forEach((v, i) => {
+        v.assign(tf.tensor(weights[i]!, v.shape));
+      });
     });
     let lossSum = 0;
     let batchCorrect = 0;
@@ -363,10 +331,10 @@ export class TaskTrainer {
     return evaluateTask(this.model, this.data, batchSize);
   }
 
-  /** Frees the optimiser and stops the helper threads (their shutdown completes in the background). */
+  /** Drops the optimiser state and stops the helper threads (their shutdown completes in the background). */
   dispose(): void {
     this.disposed = true;
-    this.optimizer.dispose();
+    this.adam = undefined;
     const helpers = this.helpers;
     this.helpers = undefined;
     helpers?.then(

@@ -104,6 +104,52 @@ describe.each(['cpu', 'wasm'] as const)('AtomConv2D on %s', (backend) => {
     expect(Math.min(...y)).toBeGreaterThanOrEqual(0);
     layer.dispose();
   });
+
+  it.each([
+    { strides: 1, padding: 'same' as const },
+    { strides: 2, padding: 'valid' as const },
+  ])(
+    'relu layer: gradients of x, atoms and bias equal those of relu(conv2d + b) (%o)',
+    ({ strides, padding }) => {
+      const [cIn, cOut, k, m] = [3, 4, 3, 5];
+      const layer = new AtomConv2D({
+        filters: cOut,
+        kernelSize: k,
+        atoms: m,
+        strides,
+        padding,
+        activation: 'relu',
+        alpha: uniform(cOut * cIn * m, 21),
+        initialAtoms: uniform(m * k * k, 22),
+      });
+      const x = tf.tensor4d(uniform(2 * 9 * 9 * cIn, 23), [2, 9, 9, cIn]);
+      layer.apply(x);
+      layer.setBias(uniform(cOut, 24).map((v) => v * 0.3));
+      const [atoms, bias] = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      // A loss whose gradient differs per output entry, so every mask and sum shows.
+      const weighting = tf.tensor(uniform((layer.apply(x) as tf.Tensor).size, 25));
+      const lossOf = (forward: (input: tf.Tensor) => tf.Tensor) => (input: tf.Tensor) =>
+        tf.sum(tf.mul(tf.reshape(forward(input), [-1]), weighting)) as tf.Scalar;
+      const fused = lossOf((input) => layer.apply(input) as tf.Tensor);
+      const unfused = lossOf((input) =>
+        tf.relu(tf.add(tf.conv2d(input as tf.Tensor4D, layer.composedWeight(), strides, padding), bias!)),
+      );
+      const grads = (loss: (input: tf.Tensor) => tf.Scalar) => {
+        const dx = tf.grad(loss)(x).dataSync();
+        const { grads: g } = tf.variableGrads(() => loss(x), [atoms!, bias!]);
+        return [dx, g[atoms!.name]!.dataSync(), g[bias!.name]!.dataSync()];
+      };
+      const [expected, actual] = [grads(unfused), grads(fused)];
+      expected.forEach((e, i) => {
+        const scale = Math.max(...e.map(Math.abs));
+        expect(scale).toBeGreaterThan(0);
+        expect(maxAbsDiff(actual[i]!, e)).toBeLessThan(1e-5 * Math.max(1, scale));
+      });
+      weighting.dispose();
+      x.dispose();
+      layer.dispose();
+    },
+  );
 });
 
 describe('AtomConv2D as a Keras-style layer', () => {
