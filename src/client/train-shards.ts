@@ -150,15 +150,20 @@ export class GradientHelpers {
             worker.off('error', onError);
             worker.off('exit', onExit);
             if ('ready' in m) resolve();
-            else reject(new Error(`training thread failed to start: ${'error' in m ? m.error : 'no reply'}`));
+            else
+              reject(
+                new Error(
+                  `training thread failed to start: ${'error' in m ? m.error : 'no reply'}; use --train-threads 1`,
+                ),
+              );
           };
           const onError = (err: Error) => {
             worker.off('message', onMessage);
-            reject(new Error(`training thread failed to start: ${err.message}`));
+            reject(new Error(`training thread failed to start: ${err.message}; use --train-threads 1`));
           };
           const onExit = (code: number) => {
             worker.off('message', onMessage);
-            reject(new Error(`training thread exited (code ${code}) while starting`));
+            reject(new Error(`training thread exited (code ${code}) while starting; use --train-threads 1`));
           };
           worker.once('message', onMessage);
           worker.once('error', onError);

@@ -82,11 +82,12 @@ function imageBatch(images: Float32Array, indices: ArrayLike<number>, from: numb
 /** Smallest shard worth a thread of its own (examples per thread per batch). */
 const MIN_SHARD = 16;
 /**
- * Fewest batches per round for which 'auto' starts helper threads: starting one (its own
- * TensorFlow.js and WASM backend) takes ≈ 0.3–0.4 s, about what 2 threads save over 40–50 batches
- * of the demo CNN at batch 64.
+ * Fewest batches per round for which 'auto' starts helper threads. Starting one (its own
+ * TensorFlow.js and WASM backend) takes ≈ 0.3 s from dist/, what a second thread saves over
+ * ≈ 40 batches of the demo CNN at batch 64; a trainer keeps its helpers for all rounds of its
+ * task, so rounds of 20 batches (the built-in data's one epoch of a task is 24) pay within two.
  */
-const AUTO_MIN_BATCHES = 50;
+const AUTO_MIN_BATCHES = 20;
 
 /**
  * Gradient threads when none are asked for: on the WASM backend (single-threaded in Node), one per

@@ -30,12 +30,13 @@ describe('shardBounds', () => {
 });
 
 describe('training thread count', () => {
-  it("'auto' uses 2 threads on WASM with ≥ 2 cores, batches of ≥ 32 and rounds of ≥ 50 batches", () => {
+  it("'auto' uses 2 threads on WASM with ≥ 2 cores, batches of ≥ 32 and rounds of ≥ 20 batches", () => {
     expect(autoTrainThreads('wasm', 64, 200, 2)).toBe(2);
     expect(autoTrainThreads('wasm', 64, 200, 8)).toBe(2);
     expect(autoTrainThreads('wasm', 64, 200, 1)).toBe(1);
     expect(autoTrainThreads('wasm', 16, 200, 2)).toBe(1);
-    expect(autoTrainThreads('wasm', 64, 10, 2)).toBe(1);
+    expect(autoTrainThreads('wasm', 64, 19, 2)).toBe(1);
+    expect(autoTrainThreads('wasm', 64, 20, 2)).toBe(2);
     expect(autoTrainThreads('tensorflow', 64, 200, 2)).toBe(1);
     expect(autoTrainThreads('cpu', 64, 200, 2)).toBe(1);
   });

@@ -69,7 +69,7 @@ export const spec: CommandSpec = {
       value: 'N|auto',
       default: 'auto',
       description:
-        'Threads computing each batch (data parallel, WASM/CPU backends; at most the cores). auto: 2 on WASM with 2+ cores, batches of 32+ and rounds of 50+ batches',
+        'Threads computing each batch (data parallel, WASM/CPU backends; at most the cores). auto: 2 on WASM with 2+ cores, batches of 32+ and rounds of 20+ batches',
     },
     'give-up': {
       type: 'string',
