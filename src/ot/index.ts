@@ -11,6 +11,7 @@ export {
 export { gwObjective } from './gromov/loss.js';
 export { lowRankToDense, squaredEuclideanCost } from './gromov/lowrank.js';
 export { type GwCost, type LowRankCost, normaliseByMeanOffDiagonal } from './gromov/problem.js';
+export { prepareKernels } from './gromov/workspace.js';
 export { setKernelThreads } from './linalg.js';
 export { GwPool, type GwPoolOptions, solveBestOnTwoThreads } from './pool.js';
 export { type SinkhornOptions, type SinkhornResult, sinkhorn } from './sinkhorn.js';

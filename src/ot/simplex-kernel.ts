@@ -55,7 +55,8 @@ const MAX_ARCS = 2 ** 28;
 
 let compiled: object | null | undefined;
 
-function kernelModule(): object | null {
+/** The compiled simplex.wat, once per process; null where WebAssembly SIMD is missing. */
+export function simplexModule(): object | null {
   if (compiled !== undefined) return compiled;
   compiled = null;
   if (!wasmApi) return null;
@@ -93,7 +94,7 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
   const arcs = n * m;
   const nodes = n + m + 1;
   if (arcs > MAX_ARCS) return null;
-  const module = kernelModule();
+  const module = simplexModule();
   if (!module) return null;
   const allArcs = arcs + nodes - 1;
   // Layout: the f64 arrays (8-byte aligned), the i32 ones, then state; 64 spare bytes at each end

@@ -8,6 +8,18 @@
 // run in JS, with bit-identical results.
 
 import { type KernelTeam, kernelTeam, type Loops } from '../kernels/team.js';
+import { simplexModule } from '../simplex-kernel.js';
+
+/**
+ * Compiles the WebAssembly modules a GW solve runs (products, loops, network simplex) and creates
+ * this thread's kernel team — work a process does once, which a command about to solve can do at
+ * start-up, as a Python process loads POT's compiled extensions when it imports them, rather
+ * than inside its first solve (≈ 1.5 ms here). Later calls do nothing.
+ */
+export function prepareKernels(): void {
+  void kernelTeam()?.loops;
+  simplexModule();
+}
 
 let depth = 0;
 let enabled = true;
