@@ -7,7 +7,9 @@
 //
 // Arcs are implicit: arc e < n·m goes from supply node i = ⌊e/m⌋ to demand node n + (e mod m) with
 // cost M[e]; arcs n·m + u join node u to an artificial root. Every arc is uncapacitated, so a
-// non-tree arc always sits at flow 0 and the only states are TREE and LOWER.
+// non-tree arc always sits at flow 0 and the only states are TREE and LOWER — which is why flows
+// are kept per node, on its predecessor arc (n + m of them, in cache), not per arc (n·m, which at
+// n = 4096 is 134 MB of mostly zeros that every pivot's cycle would read at random).
 //
 // `NetworkSimplex` keeps its basis between solves: successive linear steps of the GW conditional
 // gradient share the marginals and have similar costs, so restarting from the previous optimal
@@ -71,6 +73,7 @@ export class NetworkSimplex {
   // Costs of the current solve, shifted to be ≥ 0; artificial arcs cost 0 or artCost.
   private readonly cost: Float64Array;
   private artCost = 0;
+  /** Flow on each node's predecessor arc (the tree arcs); every other arc carries none. */
   private readonly flow: Float64Array;
   private readonly state: Int8Array;
   private readonly pi: Float64Array;
@@ -100,20 +103,16 @@ export class NetworkSimplex {
   }
 
   /**
-   * Ends this simplex: its WebAssembly memory, with every arc cleared again (only tree arcs carry
-   * flow or the TREE state, so that is O(n + m)), goes to the next simplex of the same size made
-   * in this job — the second start of a GW solve — which so skips the first-touch page faults of
-   * fresh memory. This simplex must not be used afterwards.
+   * Ends this simplex: its WebAssembly memory, with every arc LOWER again (only tree arcs are in
+   * the TREE state, so that is O(n + m)), goes to the next simplex of the same size made in this
+   * job — the second start of a GW solve — which so skips the first-touch page faults of fresh
+   * memory. This simplex must not be used afterwards.
    */
   release(): void {
     const { kernel } = this;
     if (!kernel || this.released) return;
     this.released = true;
-    for (let u = 0; u < this.nodeCount; u++) {
-      const e = this.pred[u]!;
-      this.state[e] = STATE_LOWER;
-      this.flow[e] = 0;
-    }
+    for (let u = 0; u < this.nodeCount; u++) this.state[this.pred[u]!] = STATE_LOWER;
     releaseSimplexKernel(kernel, this.n, this.m);
   }
 
@@ -128,6 +127,7 @@ export class NetworkSimplex {
   private vIn = 0;
   private uOut = 0;
   private delta = 0;
+  private inFlow = 0;
 
   /** `useKernel: false` keeps the JS loops (for tests and benchmarks that compare the two). */
   constructor(a: ArrayLike<number>, b: ArrayLike<number>, options: { useKernel?: boolean } = {}) {
@@ -153,7 +153,7 @@ export class NetworkSimplex {
     this.kernel = options.useKernel === false ? null : simplexKernel(n, m);
     const k = this.kernel;
     this.cost = k?.cost ?? new Float64Array(this.arcCount);
-    this.flow = k?.flow ?? new Float64Array(allArcs);
+    this.flow = k?.flow ?? new Float64Array(N);
     this.state = k?.state ?? new Int8Array(allArcs);
     this.pi = k?.pi ?? new Float64Array(N);
     this.parent = k?.parent ?? new Int32Array(N);
@@ -191,7 +191,7 @@ export class NetworkSimplex {
   }
 
   /**
-   * Zero flow and LOWER state on every arc. Fresh arrays are zero already (and a fresh WebAssembly
+   * LOWER state on every arc (and no flow). Fresh arrays are zero already (and a fresh WebAssembly
    * memory is not even mapped until written), so the first basis skips the O(n·m) writes.
    */
   private clearArcs(): void {
@@ -225,10 +225,10 @@ export class NetworkSimplex {
       this.state[e] = STATE_TREE;
       if (u < this.n) {
         this.predDir[u] = DIR_UP; // u → root carries u's supply
-        this.flow[e] = this.supply[u]!;
+        this.flow[u] = this.supply[u]!;
       } else {
         this.predDir[u] = DIR_DOWN; // root → u carries u's demand
-        this.flow[e] = -this.supply[u]!;
+        this.flow[u] = -this.supply[u]!;
       }
     }
     this.nextArc = 0;
@@ -263,6 +263,7 @@ export class NetworkSimplex {
     this.pendingPermutation = null;
     // North-west corner rule.
     const treeArcs: number[] = [];
+    const treeFlows: number[] = [];
     let total = 0;
     for (let i = 0; i < n; i++) total += supply[i]!;
     const tiny = 1e-14 * total;
@@ -273,8 +274,8 @@ export class NetworkSimplex {
     for (;;) {
       const e = rowOrder[ii]! * m + colOrder[jj]!;
       const x = Math.max(0, Math.min(r, c));
-      this.flow[e] = x;
       treeArcs.push(e);
+      treeFlows.push(x);
       if (ii === n - 1 && jj === m - 1) break;
       const rowLeft = r - x;
       const colLeft = c - x;
@@ -298,18 +299,20 @@ export class NetworkSimplex {
     const start = new Int32Array(nodeCount + 1);
     for (let u = 0; u < nodeCount; u++) start[u + 1] = start[u]! + degree[u]!;
     const fill = start.slice(0, nodeCount);
+    // Indices into treeArcs (and treeFlows).
     const adjacentArc = new Int32Array(start[nodeCount]!);
-    for (const e of treeArcs) {
-      adjacentArc[fill[Math.floor(e / m)]!++] = e;
-      adjacentArc[fill[n + (e % m)]!++] = e;
-    }
+    treeArcs.forEach((e, t) => {
+      adjacentArc[fill[Math.floor(e / m)]!++] = t;
+      adjacentArc[fill[n + (e % m)]!++] = t;
+    });
     const first = n + colOrder[0]!;
-    const { parent, pred, predDir, thread, revThread, succNum, lastSucc } = this;
+    const { parent, pred, predDir, thread, revThread, succNum, lastSucc, flow } = this;
     parent[root] = -1;
     pred[root] = -1;
     parent[first] = root;
     pred[first] = arcCount + first;
     predDir[first] = DIR_DOWN;
+    flow[first] = 0;
     this.state[arcCount + first] = STATE_TREE;
     const order = new Int32Array(nodeCount + 1);
     order[0] = root;
@@ -319,7 +322,8 @@ export class NetworkSimplex {
       const u = stack.pop()!;
       order[count++] = u;
       for (let k = start[u]!; k < start[u + 1]!; k++) {
-        const e = adjacentArc[k]!;
+        const t = adjacentArc[k]!;
+        const e = treeArcs[t]!;
         const s = Math.floor(e / m);
         const d = n + (e % m);
         const v = s === u ? d : s;
@@ -327,6 +331,7 @@ export class NetworkSimplex {
         parent[v] = u;
         pred[v] = e;
         predDir[v] = v === s ? DIR_UP : DIR_DOWN;
+        flow[v] = treeFlows[t]!;
         this.state[e] = STATE_TREE;
         stack.push(v);
       }
@@ -386,6 +391,7 @@ export class NetworkSimplex {
       parent[d] = root;
       pred[d] = artificial;
       predDir[d] = DIR_DOWN;
+      this.flow[d] = 0;
       this.state[artificial] = STATE_TREE;
       succNum[d] = 2;
       lastSucc[d] = i;
@@ -394,7 +400,7 @@ export class NetworkSimplex {
       pred[i] = e;
       predDir[i] = DIR_UP;
       this.state[e] = STATE_TREE;
-      this.flow[e] = supply[i]!;
+      this.flow[i] = supply[i]!;
       succNum[i] = 1;
       lastSucc[i] = i;
       link(d);
@@ -425,7 +431,7 @@ export class NetworkSimplex {
    * away from the root, so the tree stays strongly feasible.
    */
   private hangPermutation(sigma: Int32Array): void {
-    const { n, m, arcCount, root, state, parent, pred, predDir } = this;
+    const { n, m, arcCount, root, state, parent, pred, predDir, flow } = this;
     // O(n²): on the kernel where there is one (a cold process would run it in the interpreter).
     const via = this.kernel ? this.kernel.hang(sigma) : this.hangingOrder(sigma);
     // Arcs: the first pair's column keeps its artificial arc; every other column leaves its own
@@ -439,6 +445,7 @@ export class NetworkSimplex {
       parent[column] = via[t]!;
       pred[column] = e;
       predDir[column] = DIR_DOWN;
+      flow[column] = 0;
     }
     parent[root] = -1;
     this.threadFromParents();
@@ -540,7 +547,7 @@ export class NetworkSimplex {
     for (let u = 0; u < this.nodeCount; u++) {
       const e = this.pred[u]!;
       if (e < arcCount) {
-        const f = this.flow[e]!;
+        const f = this.flow[u]!;
         if (f > 0) {
           plan[e] = f;
           cost += f * M[e]!;
@@ -635,23 +642,25 @@ export class NetworkSimplex {
 
   /** The support of the last plan (tree arcs with positive flow), in row-major order. */
   sparsePlan(): SparsePlan {
-    const { pred, flow, arcCount, m } = this;
-    const support = new Int32Array(this.nodeCount);
+    const { pred, flow, arcCount, m, nodeCount } = this;
+    // Arc e of node u as e·(nodes + 1) + u: exact in a double (arcs < 2²⁸), so a numeric
+    // typed-array sort, with no comparator calls, orders them by arc and keeps the node.
+    const keys = new Float64Array(nodeCount);
     let count = 0;
-    for (let u = 0; u < this.nodeCount; u++) {
+    for (let u = 0; u < nodeCount; u++) {
       const e = pred[u]!;
-      if (e < arcCount && flow[e]! > 0) support[count++] = e;
+      if (e < arcCount && flow[u]! > 0) keys[count++] = e * (nodeCount + 1) + u;
     }
-    // Typed-array sort is numeric and needs no comparator calls.
-    const arcs = support.subarray(0, count).sort();
+    const sorted = keys.subarray(0, count).sort();
     const rows = new Int32Array(count);
     const cols = new Int32Array(count);
     const values = new Float64Array(count);
     for (let k = 0; k < count; k++) {
-      const e = arcs[k]!;
+      const key = sorted[k]!;
+      const e = Math.floor(key / (nodeCount + 1));
       rows[k] = (e / m) | 0;
       cols[k] = e - rows[k]! * m;
-      values[k] = flow[e]!;
+      values[k] = flow[key - e * (nodeCount + 1)]!;
     }
     return { rows, cols, values };
   }
@@ -713,14 +722,14 @@ export class NetworkSimplex {
   private findLeavingArc(): void {
     const first = this.source(this.inArc);
     const second = this.target(this.inArc);
-    const { parent, pred, predDir, flow, join } = this;
+    const { parent, predDir, flow, join } = this;
     let delta = Number.POSITIVE_INFINITY;
     let result = 0;
     let uOut = -1;
     // From `first` up to the join, flow travels downwards: arcs pointing up lose flow.
     for (let u = first; u !== join; u = parent[u]!) {
       if (predDir[u] === DIR_UP) {
-        const d = flow[pred[u]!]!;
+        const d = flow[u]!;
         if (d < delta) {
           delta = d;
           uOut = u;
@@ -732,7 +741,7 @@ export class NetworkSimplex {
     // the last blocking arc on this side, which keeps the tree strongly feasible (Cunningham 1976).
     for (let u = second; u !== join; u = parent[u]!) {
       if (predDir[u] === DIR_DOWN) {
-        const d = flow[pred[u]!]!;
+        const d = flow[u]!;
         if (d <= delta) {
           delta = d;
           uOut = u;
@@ -754,16 +763,16 @@ export class NetworkSimplex {
 
   private changeFlow(): void {
     const { inArc, join, parent, pred, predDir, flow, delta } = this;
+    // The entering arc's flow (it had none); it moves to its node in the tree update, where the
+    // leaving arc's slot — zero in exact arithmetic, rounding residue here — is overwritten.
+    this.inFlow = 0;
     if (delta > 0) {
-      flow[inArc]! += delta;
-      for (let u = this.source(inArc); u !== join; u = parent[u]!) flow[pred[u]!]! -= predDir[u]! * delta;
-      for (let u = this.target(inArc); u !== join; u = parent[u]!) flow[pred[u]!]! += predDir[u]! * delta;
+      this.inFlow = delta;
+      for (let u = this.source(inArc); u !== join; u = parent[u]!) flow[u]! -= predDir[u]! * delta;
+      for (let u = this.target(inArc); u !== join; u = parent[u]!) flow[u]! += predDir[u]! * delta;
     }
-    const outArc = pred[this.uOut]!;
     this.state[inArc] = STATE_TREE;
-    this.state[outArc] = STATE_LOWER;
-    // The leaving arc's flow is exactly zero in exact arithmetic; clear rounding residue.
-    flow[outArc] = 0;
+    this.state[pred[this.uOut]!] = STATE_LOWER;
   }
 
   /** Re-hangs the subtree cut off by the leaving arc below the entering arc (LEMON 1.3 updateTreeStructure). */
@@ -792,6 +801,7 @@ export class NetworkSimplex {
       parent[uIn] = vIn;
       pred[uIn] = inArc;
       predDir[uIn] = uIn === this.source(inArc) ? DIR_UP : DIR_DOWN;
+      this.flow[uIn] = this.inFlow;
       if (thread[vIn] !== uOut) {
         let after = thread[oldLastSucc]!;
         thread[oldRevThread] = after;
@@ -841,12 +851,14 @@ export class NetworkSimplex {
       for (let u = uOut, p = parent[u]!; u !== uIn; u = p, p = parent[u]!) {
         pred[u] = pred[p]!;
         predDir[u] = -predDir[p]!;
+        this.flow[u] = this.flow[p]!;
         tmpSc += succNum[u]! - succNum[p]!;
         succNum[u] = tmpSc;
         lastSucc[p] = tmpLs;
       }
       pred[uIn] = inArc;
       predDir[uIn] = uIn === this.source(inArc) ? DIR_UP : DIR_DOWN;
+      this.flow[uIn] = this.inFlow;
       succNum[uIn] = oldSuccNum;
     }
 

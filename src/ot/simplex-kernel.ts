@@ -22,8 +22,9 @@ export interface SimplexKernel {
   cost: Float64Array;
   /** Node potentials (n + m + 1). */
   pi: Float64Array;
-  /** Arc states and flows (n·m real arcs, then n + m artificial ones). */
+  /** Arc states (n·m real arcs, then n + m artificial ones). */
   state: Int8Array;
+  /** Flow on each node's predecessor arc (n + m + 1). */
   flow: Float64Array;
   /** The spanning tree, per node (n + m + 1): see NetworkSimplex. */
   parent: Int32Array;
@@ -78,9 +79,9 @@ export function simplexModule(): object | null {
 let spare: { n: number; m: number; kernel: WeakRef<SimplexKernel> } | undefined;
 
 /**
- * Gives a kernel whose state and flow arrays are all zero again (every arc LOWER, no flow) to the
+ * Gives a kernel whose state array is all zero again (every arc LOWER) to the
  * next simplexKernel(n, m) call in this job. Its pages are then already mapped, so that simplex
- * skips the first-touch page faults of n·m fresh costs, states and flows.
+ * skips the first-touch page faults of n·m fresh costs and states.
  */
 export function releaseSimplexKernel(kernel: SimplexKernel, n: number, m: number): void {
   spare = { n, m, kernel: new WeakRef(kernel) };
@@ -102,7 +103,7 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
   const costAt = 64;
   const piAt = costAt + 8 * arcs;
   const flowAt = piAt + 8 * nodes;
-  const treeAt = flowAt + 8 * allArcs;
+  const treeAt = flowAt + 8 * nodes;
   const tree = (k: number) => treeAt + 4 * nodes * k;
   const stateAt = tree(8);
   // Scratch of hang(): diag, dist (f64[n]), then sigma, via, open (i32[n]).
@@ -140,7 +141,7 @@ export function simplexKernel(n: number, m: number): SimplexKernel | null {
     cost: new Float64Array(memory.buffer, costAt, arcs),
     pi: new Float64Array(memory.buffer, piAt, nodes),
     state: new Int8Array(memory.buffer, stateAt, allArcs),
-    flow: new Float64Array(memory.buffer, flowAt, allArcs),
+    flow: new Float64Array(memory.buffer, flowAt, nodes),
     parent: treeArray(0),
     pred: treeArray(1),
     predDir: treeArray(2),

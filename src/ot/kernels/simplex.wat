@@ -189,7 +189,8 @@
   ;; representation). Arrays by base pointer (set once by init): i32 per node parent, pred,
   ;; dir (+1: pred arc points up to the parent, -1: down), thread, rev (reverse thread),
   ;; succ (subtree size), last (last successor in thread order), dirty (scratch); f64 flow per
-  ;; arc (n*m real arcs, then n + m artificial ones: arc n*m + u joins node u to the root).
+  ;; node, on its pred arc (non-tree arcs carry none). Arcs: n*m real ones, then n + m artificial
+  ;; ones (arc n*m + u joins node u to the root); state is per arc.
 
   (global $nodes (mut i32) (i32.const 0))
   (global $root (mut i32) (i32.const 0))
@@ -274,7 +275,7 @@
     (local $stem i32) (local $parStem i32) (local $last i32) (local $after i32) (local $dirty i32)
     (local $nextStem i32) (local $before i32) (local $i i32) (local $p i32) (local $tmpSc i32)
     (local $tmpLs i32) (local $upLimit i32) (local $lastOut i32) (local $end i32) (local $sigma f64)
-    (local $w i32) (local $x i32)
+    (local $w i32) (local $x i32) (local $inFlow f64)
     (global.set $art (local.get $art))
     (global.set $next (local.get $start))
     (block $optimal
@@ -313,8 +314,7 @@
             (br_if $done1 (i32.eq (local.get $u) (local.get $join)))
             (if (i32.eq (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2)))) (i32.const 1))
               (then
-                (local.set $w (i32.load (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2)))))
-                (local.set $d (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3)))))
+                (local.set $d (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3)))))
                 (if (f64.lt (local.get $d) (local.get $delta))
                   (then
                     (local.set $delta (local.get $d))
@@ -328,8 +328,7 @@
             (br_if $done2 (i32.eq (local.get $u) (local.get $join)))
             (if (i32.eq (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2)))) (i32.const -1))
               (then
-                (local.set $w (i32.load (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2)))))
-                (local.set $d (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3)))))
+                (local.set $d (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3)))))
                 (if (f64.le (local.get $d) (local.get $delta))
                   (then
                     (local.set $delta (local.get $d))
@@ -342,30 +341,30 @@
           (then (local.set $uIn (local.get $first)) (local.set $vIn (local.get $second)))
           (else (local.set $uIn (local.get $second)) (local.set $vIn (local.get $first))))
 
-        ;; Flow change around the cycle; the leaving arc's residue is cleared.
+        ;; Flow change around the cycle (flows are per node, on its predecessor arc). The entering
+        ;; arc's flow waits in $inFlow for its node; the leaving arc's slot (zero, up to rounding
+        ;; residue) is overwritten in the tree update.
+        (local.set $inFlow (f64.const 0))
         (if (f64.gt (local.get $delta) (f64.const 0))
           (then
-            (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $inArc) (i32.const 3))) (f64.add (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $inArc) (i32.const 3)))) (local.get $delta)))
+            (local.set $inFlow (local.get $delta))
             (local.set $u (local.get $first))
             (block $f1
               (loop $flow1
                 (br_if $f1 (i32.eq (local.get $u) (local.get $join)))
-                (local.set $w (i32.load (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2)))))
-                (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3))) (f64.sub (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3)))) (f64.mul (f64.convert_i32_s (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2))))) (local.get $delta))))
+                (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3))) (f64.sub (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3)))) (f64.mul (f64.convert_i32_s (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2))))) (local.get $delta))))
                 (local.set $u (i32.load (i32.add (global.get $parentP) (i32.shl (local.get $u) (i32.const 2)))))
                 (br $flow1)))
             (local.set $u (local.get $second))
             (block $f2
               (loop $flow2
                 (br_if $f2 (i32.eq (local.get $u) (local.get $join)))
-                (local.set $w (i32.load (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2)))))
-                (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3))) (f64.add (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $w) (i32.const 3)))) (f64.mul (f64.convert_i32_s (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2))))) (local.get $delta))))
+                (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3))) (f64.add (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3)))) (f64.mul (f64.convert_i32_s (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2))))) (local.get $delta))))
                 (local.set $u (i32.load (i32.add (global.get $parentP) (i32.shl (local.get $u) (i32.const 2)))))
                 (br $flow2)))))
         (local.set $outArc (i32.load (i32.add (global.get $predP) (i32.shl (local.get $uOut) (i32.const 2)))))
         (i32.store8 (i32.add (global.get $stateP) (local.get $inArc)) (i32.const 1))
         (i32.store8 (i32.add (global.get $stateP) (local.get $outArc)) (i32.const 0))
-        (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $outArc) (i32.const 3))) (f64.const 0))
 
         ;; Tree update: re-hang the subtree cut off by the leaving arc below the entering arc.
         (local.set $oldRev (i32.load (i32.add (global.get $revP) (i32.shl (local.get $uOut) (i32.const 2)))))
@@ -377,6 +376,7 @@
             (i32.store (i32.add (global.get $parentP) (i32.shl (local.get $uIn) (i32.const 2))) (local.get $vIn))
             (i32.store (i32.add (global.get $predP) (i32.shl (local.get $uIn) (i32.const 2))) (local.get $inArc))
             (i32.store (i32.add (global.get $dirP) (i32.shl (local.get $uIn) (i32.const 2))) (select (i32.const 1) (i32.const -1) (i32.eq (local.get $uIn) (call $source (local.get $inArc)))))
+            (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $uIn) (i32.const 3))) (local.get $inFlow))
             (if (i32.ne (i32.load (i32.add (global.get $threadP) (i32.shl (local.get $vIn) (i32.const 2)))) (local.get $uOut))
               (then
                 (local.set $after (i32.load (i32.add (global.get $threadP) (i32.shl (local.get $oldLast) (i32.const 2)))))
@@ -445,6 +445,7 @@
                 (br_if $reverseDone (i32.eq (local.get $u) (local.get $uIn)))
                 (i32.store (i32.add (global.get $predP) (i32.shl (local.get $u) (i32.const 2))) (i32.load (i32.add (global.get $predP) (i32.shl (local.get $p) (i32.const 2)))))
                 (i32.store (i32.add (global.get $dirP) (i32.shl (local.get $u) (i32.const 2))) (i32.sub (i32.const 0) (i32.load (i32.add (global.get $dirP) (i32.shl (local.get $p) (i32.const 2))))))
+                (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $u) (i32.const 3))) (f64.load (i32.add (global.get $flowP) (i32.shl (local.get $p) (i32.const 3)))))
                 (local.set $tmpSc (i32.add (local.get $tmpSc) (i32.sub (i32.load (i32.add (global.get $succP) (i32.shl (local.get $u) (i32.const 2)))) (i32.load (i32.add (global.get $succP) (i32.shl (local.get $p) (i32.const 2)))))))
                 (i32.store (i32.add (global.get $succP) (i32.shl (local.get $u) (i32.const 2))) (local.get $tmpSc))
                 (i32.store (i32.add (global.get $lastP) (i32.shl (local.get $p) (i32.const 2))) (local.get $tmpLs))
@@ -453,6 +454,7 @@
                 (br $reverse)))
             (i32.store (i32.add (global.get $predP) (i32.shl (local.get $uIn) (i32.const 2))) (local.get $inArc))
             (i32.store (i32.add (global.get $dirP) (i32.shl (local.get $uIn) (i32.const 2))) (select (i32.const 1) (i32.const -1) (i32.eq (local.get $uIn) (call $source (local.get $inArc)))))
+            (f64.store (i32.add (global.get $flowP) (i32.shl (local.get $uIn) (i32.const 3))) (local.get $inFlow))
             (i32.store (i32.add (global.get $succP) (i32.shl (local.get $uIn) (i32.const 2))) (local.get $oldSucc))))
         (local.set $upLimit
           (select (local.get $join) (i32.const -1) (i32.eq (i32.load (i32.add (global.get $lastP) (i32.shl (local.get $join) (i32.const 2)))) (local.get $vIn))))
