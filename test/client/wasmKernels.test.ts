@@ -133,9 +133,13 @@ describe('WASM gradient kernels', () => {
     expect([...rotated]).toEqual([4, 40, 3, 30, 2, 20, 1, 10]);
   });
 
-  it('max-pool gradients on WASM equal the CPU backend (overlapping windows, padding)', async () => {
+  it('max-pool gradients on WASM equal the CPU backend (ties, tiling 2×2, overlapping windows, padding)', async () => {
     const cases: [number[], number, number, 'valid' | 'same'][] = [
+      // 2×2 windows tiling the input: the branch-free path.
       [[3, 8, 8, 4], 2, 2, 'valid'],
+      [[2, 6, 10, 3], 2, 2, 'same'],
+      // 2×2 at stride 2 leaving the last row and column out: the general loop.
+      [[2, 7, 9, 3], 2, 2, 'valid'],
       [[2, 9, 7, 3], 3, 2, 'same'],
       [[2, 7, 7, 2], 3, 1, 'valid'],
     ];
