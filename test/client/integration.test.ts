@@ -3,7 +3,7 @@
 // directory and port), and a probe request over the session. At the end the coordinator must
 // hold every round of every task exactly once, and the probe answer must be the Gram matrices
 // of the requested layers.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,8 @@ describe('client ↔ coordinator on loopback', () => {
       rounds: ROUNDS,
       maxBatchesPerRound: 4,
       batchSize: 32,
+      // Data parallel (capped at the cores): the helper threads through a restart and a probe.
+      trainThreads: 2,
       seed: 5,
       backend: 'wasm',
       giveUpAfterMs: 30_000,
@@ -305,6 +307,9 @@ describe('client ↔ coordinator on loopback', () => {
           'iid:1/4',
           '--backend',
           'wasm',
+          // Helper threads running when the signal comes: they must not keep the process alive.
+          '--train-threads',
+          '2',
         ]),
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ATOMLENS_LOG: 'warn' } },
       );
@@ -334,6 +339,28 @@ describe('client ↔ coordinator on loopback', () => {
     } finally {
       await cliCoordinator.stop({ drain: false });
     }
+  });
+
+  it('CLI: --train-threads 0 is refused with a message naming the flag', () => {
+    const run = (value: string) =>
+      spawnSync(
+        process.execPath,
+        atomlensArgv([
+          'client',
+          '--coordinator',
+          '127.0.0.1:1',
+          '--id',
+          'x',
+          '--tasks',
+          '0-1',
+          '--train-threads',
+          value,
+        ]),
+        { encoding: 'utf8', env: { ...process.env, ATOMLENS_LOG: 'warn' } },
+      );
+    const bad = run('0');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--train-threads must be an integer from 1 to 256, got '0'/);
   });
 
   it('CLI: exit code 3 when the coordinator stays unreachable', async () => {
