@@ -109,7 +109,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   }
   notes.push(
     'one process each per size, POT first; POT solves from its default start (p qᵀ); atomlens runs its default --init best (identity and product starts, the lower E kept; from 1024² points the product start runs on a worker thread; below 512² the matrix products use no helper thread)',
-    "process wall includes start-up: POT's Python + numpy/scipy import, atomlens's Node + loading the compiled CLI (dist/, built first); CPU seconds count every thread (OpenBLAS threads for POT, the worker for atomlens)",
+    "process wall includes start-up: POT's Python + numpy/scipy import, atomlens's Node + loading the compiled CLI (dist/, built first) + compiling its WebAssembly modules (done as the command starts, before the solve's clock, as POT's compiled extensions load at import); CPU seconds count every thread (OpenBLAS threads for POT, the worker for atomlens)",
     'load = 1-min load average before→after the row, on a 2-core machine shared with other jobs: wall times are noisy when it exceeds 2',
   );
   return [

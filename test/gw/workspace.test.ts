@@ -62,6 +62,23 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
     });
   }
 
+  it('without returnPlan (no start plan is formed) every start gives the same result', () => {
+    for (const { data } of gwCases()) {
+      const C1 = flat(data.C1);
+      const C2 = flat(data.C2);
+      const p = Float64Array.from(data.p);
+      const q = Float64Array.from(data.q);
+      const inits = p.length === q.length ? (['best', 'identity', 'product'] as const) : (['best'] as const);
+      for (const init of inits) {
+        const { plan, ...withPlan } = gromovWasserstein(C1, C2, { p, q, init, returnPlan: true });
+        const without = gromovWasserstein(C1, C2, { p, q, init });
+        expect(plan!.length).toBe(p.length * q.length);
+        expect(without.plan).toBeUndefined();
+        expectSame(without, withPlan);
+      }
+    }
+  });
+
   it('odd sizes, non-uniform weights, rank-k updates and a symmetrised input: bit-identical', () => {
     const rng = mulberry32(77);
     for (const [n, m] of [

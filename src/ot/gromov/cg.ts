@@ -97,7 +97,8 @@ class ScaledPlan {
   }
 
   step(alpha: number, Tc: SparsePlan, m: number): void {
-    if (alpha <= 0) return;
+    // An empty array: the caller keeps no plan.
+    if (alpha <= 0 || this.stored.length === 0) return;
     const { stored, vertex } = this;
     if (alpha >= 1) {
       if (vertex)

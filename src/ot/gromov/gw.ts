@@ -76,19 +76,23 @@ function solverSettings(options: GwOptions): SolverSettings {
 }
 
 /** The starts to run, in order: 'best' tries identity (when feasible) and then product. */
-function chooseStarts(P: GwProblem, init: GwInit | Float64Array): { kind: StartKind; make: () => GwStart }[] {
+function chooseStarts(
+  P: GwProblem,
+  init: GwInit | Float64Array,
+  withPlan: boolean,
+): { kind: StartKind; make: () => GwStart }[] {
   if (init === 'identity' && !P.identityFeasible) {
     throw new Error(
       `the identity start needs spaces of equal size with equal weights (got ${P.n} and ${P.m} points${P.n === P.m ? ' with different weights' : ''}); use init 'product' or 'best'`,
     );
   }
   if (init instanceof Float64Array) return [{ kind: 'given', make: () => givenStart(P, init) }];
-  if (init === 'identity') return [{ kind: 'identity', make: () => identityStart(P) }];
-  if (init === 'product') return [{ kind: 'product', make: () => productStart(P) }];
+  if (init === 'identity') return [{ kind: 'identity', make: () => identityStart(P, withPlan) }];
+  if (init === 'product') return [{ kind: 'product', make: () => productStart(P, withPlan) }];
   if (init === 'best') {
     const starts: { kind: StartKind; make: () => GwStart }[] = [];
-    if (P.identityFeasible) starts.push({ kind: 'identity', make: () => identityStart(P) });
-    starts.push({ kind: 'product', make: () => productStart(P) });
+    if (P.identityFeasible) starts.push({ kind: 'identity', make: () => identityStart(P, withPlan) });
+    starts.push({ kind: 'product', make: () => productStart(P, withPlan) });
     return starts;
   }
   throw new Error(`unknown init '${String(init)}': use best, identity, product or a plan`);
@@ -103,7 +107,9 @@ function runFrom(P: GwProblem, start: GwStart, s: SolverSettings): GwRun {
 /** Runs the chosen starts and keeps the lowest E. */
 function solveProblem(P: GwProblem, options: GwOptions, started = performance.now()): GwResult {
   const settings = solverSettings(options);
-  const starts = chooseStarts(P, options.init ?? 'best');
+  // CG tracks E without the plan; the entropic solver iterates on it.
+  const withPlan = options.returnPlan === true || settings.solver === 'entropic';
+  const starts = chooseStarts(P, options.init ?? 'best', withPlan);
   let best: (GwRun & { kind: StartKind }) | undefined;
   for (const start of starts) {
     // Each start's arrays are freed when it ends; only its plan is kept, when it is returned (a

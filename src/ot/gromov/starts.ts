@@ -11,6 +11,7 @@ import type { GwProblem } from './problem.js';
 import { loopsFor, residentArray, withWorkspace } from './workspace.js';
 
 export interface GwStart {
+  /** The start coupling (n×m), or empty when no plan is kept (CG only). */
   T: Float64Array;
   G: Float64Array;
   /** When the start is itself a vertex (identity): its sparse form; G is then its G. */
@@ -57,10 +58,19 @@ export function ascendingOrder(values: Float64Array): Int32Array {
   return order;
 }
 
-export function identityStart(P: GwProblem): GwStart {
+/**
+ * The start coupling T, or an empty array when the caller needs no plan: CG tracks E without it
+ * (E = c0 − 2<G, T> from the line search), and an n×m array is n·m fresh pages a cold process
+ * pays for in page faults.
+ */
+function startPlan(length: number, withPlan: boolean): Float64Array {
+  return withPlan ? residentArray(length) : new Float64Array(0);
+}
+
+export function identityStart(P: GwProblem, withPlan = true): GwStart {
   const { n, p } = P;
-  const T = residentArray(n * n);
-  for (let i = 0; i < n; i++) T[i * n + i] = p[i]!;
+  const T = startPlan(n * n, withPlan);
+  if (withPlan) for (let i = 0; i < n; i++) T[i * n + i] = p[i]!;
   const keep = Array.from(p, (w, i) => (w > 0 ? i : -1)).filter((i) => i >= 0);
   const vertex: SparsePlan = {
     rows: Int32Array.from(keep),
@@ -93,11 +103,13 @@ export function identityStart(P: GwProblem): GwStart {
   return { T, G, vertex, basis: { rows: order, cols: order }, gT, ...(core ? { core } : {}) };
 }
 
-export function productStart(P: GwProblem): GwStart {
+export function productStart(P: GwProblem, withPlan = true): GwStart {
   const { n, m, p, q } = P;
-  const T = residentArray(n * m);
-  if (p.every((w) => w === p[0]) && q.every((w) => w === q[0])) T.fill(p[0]! * q[0]!);
-  else for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
+  const T = startPlan(n * m, withPlan);
+  if (withPlan) {
+    if (p.every((w) => w === p[0]) && q.every((w) => w === q[0])) T.fill(p[0]! * q[0]!);
+    else for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) T[i * m + j] = p[i]! * q[j]!;
+  }
   // C1 p qᵀ C2 = (C1 p)(C2 q)ᵀ: rank one, O(n² + m²) (O((n + m)·r) factored, where the core is
   // (B1ᵀp)(B2ᵀq)ᵀ and C p = A (Bᵀp)).
   let u: Float64Array;
