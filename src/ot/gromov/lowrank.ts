@@ -111,17 +111,8 @@ function factorsOf(name: string, F: LowRankCost): Factors {
   ) {
     throw new Error(`${name}: A and B must be Float64Arrays of ${n}×${r} values`);
   }
-  for (const [side, M] of [
-    ['A', A],
-    ['B', B],
-  ] as const) {
-    for (let e = 0; e < M.length; e++) {
-      if (!Number.isFinite(M[e]!))
-        throw new Error(`${name}.${side}[${Math.floor(e / r)}, ${e % r}] is ${M[e]}: factors must be finite`);
-    }
-  }
-  const At = transpose(A, n, r);
-  const Bt = transpose(B, n, r);
+  const At = checkedTranspose(name, 'A', A, n, r);
+  const Bt = checkedTranspose(name, 'B', B, n, r);
   const v = Float64Array.from({ length: n }, (_, i) => Math.sin(i + 1));
   const Cv = matmul(A, matmul(Bt, v, r, n, 1), n, r, 1);
   const Ctv = matmul(B, matmul(At, v, r, n, 1), n, r, 1);
@@ -139,6 +130,28 @@ function factorsOf(name: string, F: LowRankCost): Factors {
   return { n, r, A, B, At, Bt };
 }
 
+/**
+ * Mᵀ (r×n) of M (n×r), checking in the same pass that every entry is finite (x − x is 0 exactly
+ * for finite x and NaN otherwise): one pass over the factor instead of two, which counts where a
+ * process first meets this size and runs the loop unoptimised.
+ */
+function checkedTranspose(name: string, side: string, M: Float64Array, n: number, r: number): Float64Array {
+  const out = new Float64Array(n * r);
+  let bad = 0;
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < r; a++) {
+      const x = M[i * r + a]!;
+      bad += x - x;
+      out[a * n + i] = x;
+    }
+  }
+  if (bad !== 0) {
+    const e = M.findIndex((x) => !Number.isFinite(x));
+    throw new Error(`${name}.${side}[${Math.floor(e / r)}, ${e % r}] is ${M[e]}: factors must be finite`);
+  }
+  return out;
+}
+
 /** Xᵀ diag(w) Y for X n×rx, Y n×ry (row-major), given Xᵀ (rx×n): an rx×ry matrix. */
 function weightedGram(
   Xt: Float64Array,
@@ -148,6 +161,10 @@ function weightedGram(
   rx: number,
   ry: number,
 ): Float64Array {
+  // Equal weights (the usual case): w₀·XᵀY, the weight applied to the rx×ry result rather than to
+  // all rx·n entries of Xᵀ.
+  const w0 = w[0]!;
+  if (w.every((x) => x === w0)) return matmul(Xt, Y, rx, n, ry).map((x) => x * w0);
   const scaled = new Float64Array(rx * n);
   for (let a = 0; a < rx; a++) for (let i = 0; i < n; i++) scaled[a * n + i] = Xt[a * n + i]! * w[i]!;
   return matmul(scaled, Y, rx, n, ry);
