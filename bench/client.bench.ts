@@ -241,7 +241,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
       [
         `load average before ${before}, after ${load()} on ${availableParallelism()} cores`,
         'Same network (atom-factored convolutions with frozen α, 2 max-pools, flatten → dense), batch 64, Adam 1e-2, minibatch gathering and the per-step loss/accuracy read-back on both sides; bench/client_torch.py.',
-        'WASM on 2 threads: TaskTrainer threads = 2 (`atomlens client --train-threads`): each batch in 2 shards of 32, the second on a helper worker thread with its own WASM backend, gradients summed, one Adam step.',
+        'WASM on 2 threads: TaskTrainer threads = 2 (`atomlens client --train-threads`): each batch in 2 shards of 32, the second on a helper worker thread with its own WASM backend, gradients summed, one Adam step. The threads meet at every batch, so when another process holds one of the cores the 2-thread row can fall to or below the 1-thread row (compare the load averages).',
         'target: WASM ≥ 0.5× PyTorch. Per CPU-second figures compare the code when other processes share the cores; PyTorch with 2 threads spins in OpenMP barriers when the cores are contended, so its wall figure suffers most from other load.',
       ],
     ),
