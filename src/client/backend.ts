@@ -10,10 +10,11 @@
 // Node: tfjs reports WASM_HAS_MULTITHREAD_SUPPORT = false there, and forcing it fails because
 // emscripten starts its pthread workers from blob: URLs, which Node's Worker rejects
 // (ERR_WORKER_PATH); with that worked around (and os.cpus() doubled, since the binary caps
-// XNNPACK's pool at half the logical cores), 2 XNNPACK threads gave only ≈ 1.2× on the demo CNN
-// (≈ 19.5 → 16 ms per batch of 64): much of a step is small ops and the client's JS kernels. So
-// WASM runs on one core per thread, and TaskTrainer uses the second core data parallel instead
-// (train-shards.ts).
+// XNNPACK's pool at half the logical cores), 2 XNNPACK threads gave ≈ 1.2× on the demo CNN
+// (≈ 19.5 → 16 ms per batch of 64; much of a step is small ops and the client's JS kernels) and
+// ≈ 1.35× on the SDK example's ResNet (≈ 450 → 610 samples/s), at the price of patching
+// emscripten's worker start-up and 8 pthread workers per process. So WASM runs on one core per
+// thread, and TaskTrainer uses the second core data parallel instead (train-shards.ts, ≈ 1.6×).
 
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
