@@ -262,20 +262,33 @@ function oneEntryPerRow(S: SparsePlan, n: number): boolean {
   return true;
 }
 
+/**
+ * Rows cols[e] of M (n×r) stacked in S's order, copied natively one row at a time (where a process
+ * first meets a size, an element loop would run unoptimised), with S's weights: a common weight is
+ * returned for the caller to apply to its (small) result, unequal ones are applied here.
+ */
+function weightedRows(M: Float64Array, r: number, S: SparsePlan): { rows: Float64Array; weight: number } {
+  const k = S.values.length;
+  const rows = new Float64Array(k * r);
+  for (let e = 0; e < k; e++) rows.set(M.subarray(S.cols[e]! * r, S.cols[e]! * r + r), e * r);
+  const w0 = S.values[0]!;
+  if (S.values.every((w) => w === w0)) return { rows, weight: w0 };
+  for (let e = 0; e < k; e++) for (let b = 0; b < r; b++) rows[e * r + b]! *= S.values[e]!;
+  return { rows, weight: 1 };
+}
+
 /** The core B1ᵀ S B2 = Σ_a s_a B1[i_a]ᵀ B2[j_a] of a sparse S, as one (r1×nnz)(nnz×r2) product. */
 export function vertexCore(P: LowRankGwProblem, S: SparsePlan): Float64Array {
   const { F1, F2 } = P;
   const k = S.values.length;
-  const right = new Float64Array(k * F2.r);
   if (oneEntryPerRow(S, F1.n)) {
-    // B1ᵀ (S B2): the left operand is B1ᵀ as kept, the weights go with the gathered rows of B2.
-    for (let e = 0; e < k; e++) {
-      const s = S.values[e]!;
-      const j = S.cols[e]! * F2.r;
-      for (let b = 0; b < F2.r; b++) right[e * F2.r + b] = s * F2.B[j + b]!;
-    }
-    return matmul(F1.Bt, right, F1.r, k, F2.r);
+    // B1ᵀ (S B2): the left operand is B1ᵀ as kept; B2's rows are gathered by native copies, and
+    // equal weights scale the r1×r2 result instead of every gathered entry.
+    const gathered = weightedRows(F2.B, F2.r, S);
+    const core = matmul(F1.Bt, gathered.rows, F1.r, k, F2.r);
+    return gathered.weight === 1 ? core : core.map((x) => x * gathered.weight);
   }
+  const right = new Float64Array(k * F2.r);
   const left = new Float64Array(F1.r * k);
   for (let e = 0; e < k; e++) {
     const s = S.values[e]!;
@@ -297,6 +310,11 @@ export function coreSelfProduct(P: LowRankGwProblem, S: SparsePlan, K: Float64Ar
     for (let e = 0; e < k; e++) rows.set(F1.A.subarray(S.rows[e]! * F1.r, (S.rows[e]! + 1) * F1.r), e * F1.r);
   }
   const AK = matmul(rows, K, k, F1.r, F2.r);
+  if (rows === F1.A) {
+    // Σ_e s_e AK[e]·A2[j_e] as one dot product on the matrix kernel (1 × k·r2 by k·r2 × 1).
+    const gathered = weightedRows(F2.A, F2.r, S);
+    return gathered.weight * matmul(AK, gathered.rows, 1, AK.length, 1)[0]!;
+  }
   let total = 0;
   for (let e = 0; e < k; e++) {
     const j = S.cols[e]! * F2.r;
