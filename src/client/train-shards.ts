@@ -82,6 +82,21 @@ export function shardGradients(
   });
 }
 
+/**
+ * Sets each trainable variable to its array (trainableVariables order): how the main thread applies
+ * an Adam step and how a helper's replica takes the main model's weights.
+ */
+export function assignWeights(variables: tf.Variable[], weights: Float32Array[]): void {
+  if (weights.length !== variables.length) {
+    throw new Error(`expected ${variables.length} weight arrays, got ${weights.length}`);
+  }
+  tf.tidy(() => {
+    variables.forEach((v, i) => {
+      v.assign(tf.tensor(weights[i]!, v.shape));
+    });
+  });
+}
+
 /** Copies the selected images (rows from..to of `indices`) into one array, [count, 28, 28, 1]. */
 export function gatherImages(
   images: Float32Array,

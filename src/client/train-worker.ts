@@ -2,11 +2,10 @@
 // on its own TensorFlow.js backend, then for every request loads the weights it carries and
 // replies with the gradient of its shard.
 import { parentPort, workerData } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
 import { createLogger } from '../shared/log.js';
 import { type BackendPreference, initBackend } from './backend.js';
 import { ContinualModel } from './model.js';
-import { type ReplicaSpec, type ShardRequest, shardGradients } from './train-shards.js';
+import { assignWeights, type ReplicaSpec, type ShardRequest, shardGradients } from './train-shards.js';
 
 if (!parentPort) throw new Error('train-worker.ts must run in a worker thread (started by GradientHelpers)');
 const port = parentPort;
@@ -19,12 +18,7 @@ try {
   const variables = model.trainableVariables(spec.task.id);
   port.on('message', (request: ShardRequest) => {
     try {
-      if (request.weights.length !== variables.length) {
-        throw new Error(`expected ${variables.length} weight arrays, got ${request.weights.length}`);
-      }
-      variables.forEach((v, i) => {
-        tf.tidy(() => v.assign(tf.tensor(request.weights[i]!, v.shape)));
-      });
+      assignWeights(variables, request.weights);
       const result = shardGradients(
         model,
         spec.task.id,

@@ -8,6 +8,7 @@ import { AdamState, adamStep } from './adam.js';
 import { IMAGE_SIZE, type TaskData } from './data.js';
 import type { ContinualModel } from './model.js';
 import {
+  assignWeights,
   GradientHelpers,
   gatherImages,
   gatherTargets,
@@ -286,11 +287,7 @@ export class TaskTrainer {
       });
     }
     adamStep(this.adam!, weights, sums, { learningRate: this.learningRate });
-    tf.tidy(() => {
-      variables.forEach((v, i) => {
-        v.assign(tf.tensor(weights[i]!, v.shape));
-      });
-    });
+    assignWeights(variables, weights);
     let lossSum = 0;
     let batchCorrect = 0;
     for (const r of results) {
