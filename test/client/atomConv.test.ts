@@ -5,14 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AtomConv2D, composeWeight } from '../../src/client/atomConv.js';
 import { initBackend } from '../../src/client/backend.js';
 import { createLogger } from '../../src/shared/log.js';
-import { mulberry32 } from '../../src/shared/rng.js';
+import { uniformFloat32 } from '../helpers/random.js';
 
 const quiet = createLogger('test', 'silent');
-
-function uniform(n: number, seed: number): Float32Array {
-  const rng = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
 
 /** W in tfjs layout [k][k][cIn][cOut] by the defining sum, written out longhand. */
 function composeByHand(
@@ -51,8 +46,8 @@ describe.each(['cpu', 'wasm'] as const)('AtomConv2D on %s', (backend) => {
     { cIn: 3, cOut: 5, k: 3, m: 4, strides: 1, padding: 'same' as const },
     { cIn: 2, cOut: 4, k: 5, m: 7, strides: 2, padding: 'valid' as const },
   ])('forward equals conv2d with the composed weight (%o)', ({ cIn, cOut, k, m, strides, padding }) => {
-    const alpha = uniform(cOut * cIn * m, 11);
-    const atoms = uniform(m * k * k, 12);
+    const alpha = uniformFloat32(cOut * cIn * m, 11);
+    const atoms = uniformFloat32(m * k * k, 12);
     const layer = new AtomConv2D({
       filters: cOut,
       kernelSize: k,
@@ -64,7 +59,7 @@ describe.each(['cpu', 'wasm'] as const)('AtomConv2D on %s', (backend) => {
       alpha,
       initialAtoms: atoms,
     });
-    const x = tf.tensor4d(uniform(2 * 9 * 9 * cIn, 13), [2, 9, 9, cIn]);
+    const x = tf.tensor4d(uniformFloat32(2 * 9 * 9 * cIn, 13), [2, 9, 9, cIn]);
     const y = layer.apply(x) as tf.Tensor;
     const w = tf.tensor4d(composeByHand(alpha, atoms, cOut, cIn, m, k), [k, k, cIn, cOut]);
     const expected = tf.conv2d(x, w, strides, padding);
@@ -88,9 +83,9 @@ describe.each(['cpu', 'wasm'] as const)('AtomConv2D on %s', (backend) => {
       kernelSize: 3,
       atoms: 3,
       activation: 'relu',
-      alpha: uniform(2 * 1 * 3, 5),
+      alpha: uniformFloat32(2 * 1 * 3, 5),
     });
-    const x = tf.tensor4d(uniform(1 * 6 * 6, 6), [1, 6, 6, 1]);
+    const x = tf.tensor4d(uniformFloat32(1 * 6 * 6, 6), [1, 6, 6, 1]);
     layer.apply(x);
     layer.setBias(new Float32Array([0.5, -0.25]));
     const y = (layer.apply(x) as tf.Tensor).dataSync();
@@ -119,15 +114,15 @@ describe.each(['cpu', 'wasm'] as const)('AtomConv2D on %s', (backend) => {
         strides,
         padding,
         activation: 'relu',
-        alpha: uniform(cOut * cIn * m, 21),
-        initialAtoms: uniform(m * k * k, 22),
+        alpha: uniformFloat32(cOut * cIn * m, 21),
+        initialAtoms: uniformFloat32(m * k * k, 22),
       });
-      const x = tf.tensor4d(uniform(2 * 9 * 9 * cIn, 23), [2, 9, 9, cIn]);
+      const x = tf.tensor4d(uniformFloat32(2 * 9 * 9 * cIn, 23), [2, 9, 9, cIn]);
       layer.apply(x);
-      layer.setBias(uniform(cOut, 24).map((v) => v * 0.3));
+      layer.setBias(uniformFloat32(cOut, 24).map((v) => v * 0.3));
       const [atoms, bias] = layer.trainableWeights.map((w) => w.read() as tf.Variable);
       // A loss whose gradient differs per output entry, so every mask and sum shows.
-      const weighting = tf.tensor(uniform((layer.apply(x) as tf.Tensor).size, 25));
+      const weighting = tf.tensor(uniformFloat32((layer.apply(x) as tf.Tensor).size, 25));
       const lossOf = (forward: (input: tf.Tensor) => tf.Tensor) => (input: tf.Tensor) =>
         tf.sum(tf.mul(tf.reshape(forward(input), [-1]), weighting)) as tf.Scalar;
       const fused = lossOf((input) => layer.apply(input) as tf.Tensor);
@@ -163,7 +158,7 @@ describe('AtomConv2D as a Keras-style layer', () => {
       kernelSize: 3,
       atoms: 6,
       seed: 3,
-      alpha: uniform(16 * 8 * 6, 1),
+      alpha: uniformFloat32(16 * 8 * 6, 1),
     });
     layer.apply(tf.zeros([1, 10, 10, 8]));
     expect(layer.trainableWeights.map((w) => w.originalName.split('/').pop())).toEqual(['atoms', 'bias']);
@@ -182,7 +177,7 @@ describe('AtomConv2D as a Keras-style layer', () => {
       filters: 3,
       kernelSize: 3,
       atoms: 5,
-      alpha: uniform(3 * 2 * 5, 9),
+      alpha: uniformFloat32(3 * 2 * 5, 9),
       seed: 4,
     });
     const pooled = tf.layers.globalAveragePooling2d({}).apply(conv.apply(input) as tf.SymbolicTensor);
@@ -198,7 +193,7 @@ describe('AtomConv2D as a Keras-style layer', () => {
     expect(topology).toContain('"class_name":"AtomConv2D"');
     expect(topology).toContain('"atoms":5');
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
-    const x = tf.tensor4d(uniform(2 * 8 * 8 * 2, 10), [2, 8, 8, 2]);
+    const x = tf.tensor4d(uniformFloat32(2 * 8 * 8 * 2, 10), [2, 8, 8, 2]);
     const a = (model.predict(x) as tf.Tensor).dataSync();
     const b = (loaded.predict(x) as tf.Tensor).dataSync();
     expect(maxAbsDiff(a, b)).toBe(0);
@@ -208,7 +203,7 @@ describe('AtomConv2D as a Keras-style layer', () => {
   });
 
   it('works inside tf.sequential and training moves atoms but never α', () => {
-    const alpha = uniform(4 * 1 * 3, 21);
+    const alpha = uniformFloat32(4 * 1 * 3, 21);
     const model = tf.sequential({
       layers: [
         new AtomConv2D({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, atoms: 3, alpha, seed: 2 }),
@@ -218,7 +213,7 @@ describe('AtomConv2D as a Keras-style layer', () => {
     });
     const conv = model.layers[0] as AtomConv2D;
     const atomsBefore = conv.atomValues().slice();
-    const x = tf.tensor4d(uniform(4 * 36, 22), [4, 6, 6, 1]);
+    const x = tf.tensor4d(uniformFloat32(4 * 36, 22), [4, 6, 6, 1]);
     const y = tf.tensor2d([1, -1, 0.5, 2], [4, 1]);
     const optimizer = tf.train.sgd(0.1);
     for (let i = 0; i < 3; i++) {

@@ -1,17 +1,12 @@
 // Truncated-SVD atom factorisation: exact at m = k², Eckart–Young optimal error below it.
 import { describe, expect, it } from 'vitest';
 import { factoriseKernel, kernelFromTfLayout, symmetricEigen } from '../../src/client/factorise.js';
-import { mulberry32 } from '../../src/shared/rng.js';
-
-function uniform(n: number, seed: number): Float32Array {
-  const rng = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
+import { uniformFloat32 } from '../helpers/random.js';
 
 describe('symmetricEigen', () => {
   it('diagonalises a symmetric matrix: A v = λ v, orthonormal vectors, values descending', () => {
     const n = 6;
-    const b = uniform(n * n, 3);
+    const b = uniformFloat32(n * n, 3);
     const a = new Float64Array(n * n);
     for (let i = 0; i < n; i++)
       for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) a[i * n + j] += b[i * n + k]! * b[j * n + k]!;
@@ -34,7 +29,7 @@ describe('symmetricEigen', () => {
 
 describe('factoriseKernel', () => {
   const [cOut, cIn, k] = [7, 5, 3];
-  const kernel = uniform(cOut * cIn * k * k, 11);
+  const kernel = uniformFloat32(cOut * cIn * k * k, 11);
 
   it('is exact (relative error ≤ 1e-6) with m = k²', () => {
     const f = factoriseKernel(kernel, cOut, cIn, k, 9);

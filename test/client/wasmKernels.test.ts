@@ -7,15 +7,10 @@ import { initBackend } from '../../src/client/backend.js';
 import { ContinualModel } from '../../src/client/model.js';
 import { rotateAndSwapFilter, writeTile, writeTransposedPatches } from '../../src/client/wasmKernels.js';
 import { createLogger } from '../../src/shared/log.js';
-import { mulberry32 } from '../../src/shared/rng.js';
 import { buildTemplate } from '../../src/shared/template.js';
+import { uniformFloat32 } from '../helpers/random.js';
 
 const quiet = createLogger('test', 'silent');
-
-function uniform(n: number, seed: number): Float32Array {
-  const rng = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => rng() * 2 - 1);
-}
 
 /** Relative error: max |a−b| over max |b| (float32 sums of ~10³ terms agree to ~1e-6–1e-5). */
 function relativeError(a: Float32Array, b: Float32Array): number {
@@ -75,14 +70,14 @@ const CASES: ConvCase[] = [
 function convGrads(c: ConvCase): [Float32Array, Float32Array] {
   return tf.tidy(() => {
     const x = tf.tensor4d(
-      uniform(
+      uniformFloat32(
         c.x.reduce((a, b) => a * b),
         1,
       ),
       c.x,
     );
     const w = tf.tensor4d(
-      uniform(
+      uniformFloat32(
         c.w.reduce((a, b) => a * b),
         2,
       ),
@@ -90,7 +85,7 @@ function convGrads(c: ConvCase): [Float32Array, Float32Array] {
     );
     const f = (a: tf.Tensor, b: tf.Tensor) => {
       const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
-      const r = tf.tensor(uniform(y.size, 3), y.shape);
+      const r = tf.tensor(uniformFloat32(y.size, 3), y.shape);
       return tf.sum(tf.mul(tf.square(y), r));
     };
     const [gx, gw] = tf.grads(f)([x, w]);
@@ -104,7 +99,7 @@ function modelGrads(): Float32Array[] {
   model.addTask({ id: '0-1', classes: [0, 1] });
   const grads = tf.tidy(() => {
     const x = tf.tensor4d(
-      uniform(6 * 28 * 28, 4).map((v) => Math.abs(v)),
+      uniformFloat32(6 * 28 * 28, 4).map((v) => Math.abs(v)),
       [6, 28, 28, 1],
     );
     const labels = tf.oneHot(tf.tensor1d([0, 1, 1, 0, 1, 0], 'int32'), 2);
@@ -148,7 +143,7 @@ describe('WASM gradient kernels', () => {
         tf.tidy(() => {
           // Values quantised to a few levels so windows contain ties (first maximum wins).
           const x = tf.tensor4d(
-            uniform(
+            uniformFloat32(
               shape.reduce((a, b) => a * b),
               5,
             ).map((v) => Math.round(v * 3) / 3),
@@ -156,7 +151,7 @@ describe('WASM gradient kernels', () => {
           );
           const f = (a: tf.Tensor) => {
             const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
-            return tf.sum(tf.mul(y, tf.tensor(uniform(y.size, 6), y.shape)));
+            return tf.sum(tf.mul(y, tf.tensor(uniformFloat32(y.size, 6), y.shape)));
           };
           return tf.grad(f)(x).dataSync() as Float32Array;
         }),
@@ -244,16 +239,16 @@ describe('WASM gradient kernels', () => {
     const run = () =>
       tf.tidy(() => {
         const tiles = [
-          tf.tile(tf.tensor4d(uniform(16, 7), [1, 1, 1, 16]), [3, 5, 4, 1]),
+          tf.tile(tf.tensor4d(uniformFloat32(16, 7), [1, 1, 1, 16]), [3, 5, 4, 1]),
           tf.tile(tf.tensor3d([1, 2, 3, 4, 5, 6], [1, 2, 3], 'int32'), [2, 2, 3]),
           tf.tile(tf.tensor2d([true, false, false, true], [2, 2], 'bool'), [3, 1]),
         ].map((t) => Array.from(t.dataSync()));
-        const x = tf.tensor4d(uniform(3 * 6 * 5 * 8, 8), [3, 6, 5, 8]);
-        const mean = tf.tensor1d(uniform(8, 9));
-        const variance = tf.tensor1d(uniform(8, 10).map((v) => 0.5 + Math.abs(v)));
-        const offset = tf.tensor1d(uniform(8, 11));
-        const scale = tf.tensor1d(uniform(8, 12));
-        const r = tf.tensor4d(uniform(x.size, 13), x.shape);
+        const x = tf.tensor4d(uniformFloat32(3 * 6 * 5 * 8, 8), [3, 6, 5, 8]);
+        const mean = tf.tensor1d(uniformFloat32(8, 9));
+        const variance = tf.tensor1d(uniformFloat32(8, 10).map((v) => 0.5 + Math.abs(v)));
+        const offset = tf.tensor1d(uniformFloat32(8, 11));
+        const scale = tf.tensor1d(uniformFloat32(8, 12));
+        const r = tf.tensor4d(uniformFloat32(x.size, 13), x.shape);
         const f = (a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
           tf.sum(tf.mul(tf.batchNorm(a as tf.Tensor4D, mean, variance, o, s, 1e-3), r));
         const grads = tf
