@@ -30,6 +30,14 @@ function expectSame(a: ReturnType<typeof gromovWasserstein>, b: ReturnType<typeo
   expect(left).toEqual(right);
 }
 
+/** A fixture case's matrices and weights as typed arrays, and the starts it admits. */
+function caseInputs(data: ReturnType<typeof gwCases>[number]['data']) {
+  const p = Float64Array.from(data.p);
+  const q = Float64Array.from(data.q);
+  const inits = p.length === q.length ? (['best', 'identity', 'product'] as const) : (['best'] as const);
+  return { C1: flat(data.C1), C2: flat(data.C2), p, q, inits };
+}
+
 /** A symmetric matrix with a few ulps of asymmetry, which the set-up averages away. */
 function roughlySymmetric(C: Float64Array, n: number, rng: () => number): Float64Array {
   const out = Float64Array.from(C);
@@ -48,11 +56,7 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
 
   for (const { name, data } of gwCases()) {
     it(`${name}: every start gives bit-identical results`, () => {
-      const C1 = flat(data.C1);
-      const C2 = flat(data.C2);
-      const p = Float64Array.from(data.p);
-      const q = Float64Array.from(data.q);
-      const inits = p.length === q.length ? (['best', 'identity', 'product'] as const) : (['best'] as const);
+      const { C1, C2, p, q, inits } = caseInputs(data);
       for (const init of inits) {
         const { wasm, js } = bothWays(C1, C2, { p, q, init });
         expectSame(wasm, js);
@@ -64,11 +68,7 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
 
   it('without returnPlan (no start plan is formed) every start gives the same result', () => {
     for (const { data } of gwCases()) {
-      const C1 = flat(data.C1);
-      const C2 = flat(data.C2);
-      const p = Float64Array.from(data.p);
-      const q = Float64Array.from(data.q);
-      const inits = p.length === q.length ? (['best', 'identity', 'product'] as const) : (['best'] as const);
+      const { C1, C2, p, q, inits } = caseInputs(data);
       for (const init of inits) {
         const { plan, ...withPlan } = gromovWasserstein(C1, C2, { p, q, init, returnPlan: true });
         const without = gromovWasserstein(C1, C2, { p, q, init });
@@ -133,6 +133,24 @@ describe('GW workspace (WebAssembly loops) against the JS loops', () => {
     }
     setWorkspaceEnabled(true);
     expect(messageOf(() => gromovWasserstein(skew, B))).toContain('C[12, 5]');
+  });
+
+  it('reuses its memory across many solves: no growth after the first of each size', () => {
+    // A long-running coordinator solves thousands of problems on one team: each solve's arrays
+    // are freed when it returns, so the memory stays at what the largest solve needed.
+    const team = kernelTeam()!;
+    const rng = mulberry32(9);
+    const spaces = [24, 40, 33].map((n) => randomDistances(n, 3, rng));
+    const solveAll = (round: number) => {
+      for (const A of spaces)
+        for (const B of spaces) gromovWasserstein(A, B, { returnPlan: round % 2 === 0 });
+    };
+    solveAll(0);
+    const mark = team.mark();
+    const bytes = team.memory.buffer.byteLength;
+    for (let round = 1; round <= 30; round++) solveAll(round);
+    expect(team.mark()).toBe(mark);
+    expect(team.memory.buffer.byteLength).toBe(bytes);
   });
 
   it('frees the workspace when a solve throws', () => {
