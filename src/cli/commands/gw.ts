@@ -104,7 +104,9 @@ export const spec: CommandSpec = {
   },
   details: `A and B are .npy files (float32 or float64, C order, as numpy saves them) or JSON files holding
 a nested array of numbers. Points carry uniform weights. The objective is
-E = Σ (C1_ik − C2_jl)² T_ij T_kl; the distance printed is ½·√E.
+E = Σ (C1_ik − C2_jl)² T_ij T_kl; the distance printed is ½·√E. The seconds printed are the
+solve's wall-clock time (input checks, starts, iterations; with --threads 2 the worker's start-up),
+not reading the files or turning activations into distances.
 
 Exit codes: 0 ok, 2 bad flags, 4 unreadable or malformed input file.
 

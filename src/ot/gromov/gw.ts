@@ -45,6 +45,10 @@ export interface GwResult {
   init: StartKind;
   iterations: number;
   converged: boolean;
+  /**
+   * Wall-clock seconds of the call: input checks, every start and its iterations (for
+   * solveBestOnTwoThreads, also its worker's start-up).
+   */
   seconds: number;
   /** n×m coupling, when returnPlan was set. */
   plan?: Float64Array;
