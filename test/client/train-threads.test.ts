@@ -2,7 +2,7 @@
 // helper threads equals single-thread training up to float rounding; thread counts are bounded;
 // helper failures and shutdown surface as errors naming what happened.
 import { availableParallelism } from 'node:os';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/client/backend.js';
 import { loadTaskData, type TaskData, taskFromId } from '../../src/client/data.js';
 import { ContinualModel } from '../../src/client/model.js';
@@ -109,6 +109,38 @@ describe('TaskTrainer on 2 threads', () => {
         });
       });
       expect(maxDiff).toBeLessThan(1e-4);
+    },
+    60_000,
+  );
+
+  it.skipIf(availableParallelism() < 2)(
+    'an aborted round leaves the helpers running until dispose, which shuts them down',
+    async () => {
+      const close = vi.spyOn(GradientHelpers.prototype, 'close');
+      try {
+        const model = new ContinualModel(buildTemplate(), { seed: 2 });
+        const stop = new AbortController();
+        const trainer = new TaskTrainer(model, data, {
+          batchSize: 64,
+          maxBatches: 12,
+          seed: 3,
+          threads: 2,
+          signal: stop.signal,
+          onBatch: ({ batch }) => {
+            if (batch === 2) stop.abort();
+          },
+        });
+        const result = await trainer.trainRound(1);
+        expect(result.aborted).toBe(true);
+        expect(trainer.threads).toBe(2);
+        expect(close).not.toHaveBeenCalled();
+        trainer.dispose();
+        await vi.waitFor(() => expect(close).toHaveBeenCalledTimes(1));
+        await close.mock.results[0]!.value;
+        model.dispose();
+      } finally {
+        close.mockRestore();
+      }
     },
     60_000,
   );
