@@ -215,9 +215,15 @@ export class GradientHelpers {
             new Error(`training thread ${i + 1}: ${'error' in m ? m.error : 'unexpected reply'}`),
           );
       });
-      worker.on('error', (err) => this.fail(new Error(`training thread ${i + 1} failed: ${err.message}`)));
+      worker.on('error', (err) =>
+        this.fail(new Error(`training thread ${i + 1} failed: ${err.message}; use --train-threads 1`)),
+      );
       worker.on('exit', (code) => {
-        if (!this.closed) this.fail(new Error(`training thread ${i + 1} exited unexpectedly (code ${code})`));
+        if (!this.closed) {
+          this.fail(
+            new Error(`training thread ${i + 1} exited unexpectedly (code ${code}); use --train-threads 1`),
+          );
+        }
       });
     });
   }
