@@ -306,7 +306,7 @@ export class NetworkSimplex {
       adjacentArc[fill[n + (e % m)]!++] = t;
     });
     const first = n + colOrder[0]!;
-    const { parent, pred, predDir, thread, revThread, succNum, lastSucc, flow } = this;
+    const { parent, pred, predDir, flow } = this;
     parent[root] = -1;
     pred[root] = -1;
     parent[first] = root;
@@ -337,17 +337,7 @@ export class NetworkSimplex {
       }
     }
     if (count !== nodeCount + 1) throw new Error('north-west corner basis is not spanning (internal error)');
-    for (let k = 0; k <= nodeCount; k++) {
-      const u = order[k]!;
-      const next = order[(k + 1) % (nodeCount + 1)]!;
-      thread[u] = next;
-      revThread[next] = u;
-      succNum[u] = 1;
-    }
-    for (let k = nodeCount; k > 0; k--) succNum[parent[order[k]!]!]! += succNum[order[k]!]!;
-    const position = new Int32Array(nodeCount + 1);
-    for (let k = 0; k <= nodeCount; k++) position[order[k]!] = k;
-    for (let u = 0; u <= nodeCount; u++) lastSucc[u] = order[position[u]! + succNum[u]! - 1]!;
+    this.threadFromPreorder(order);
     this.nextArc = 0;
     this.artCost = 0;
     this.hasBasis = true;
@@ -489,7 +479,7 @@ export class NetworkSimplex {
 
   /** thread, revThread, succNum and lastSucc of the tree given by parent (a depth-first order). */
   private threadFromParents(): void {
-    const { nodeCount, root, parent, thread, revThread, succNum, lastSucc } = this;
+    const { nodeCount, root, parent } = this;
     const childCount = new Int32Array(nodeCount + 3);
     for (let u = 0; u < nodeCount; u++) childCount[parent[u]! + 2]!++;
     for (let u = 0; u <= nodeCount; u++) childCount[u + 2]! += childCount[u + 1]!;
@@ -508,6 +498,15 @@ export class NetworkSimplex {
       for (let k = childCount[u + 2]! - 1; k >= childCount[u + 1]!; k--) stack[top++] = childList[k]!;
     }
     if (count !== nodeCount + 1) throw new Error('network simplex: basis is not spanning (internal error)');
+    this.threadFromPreorder(order);
+  }
+
+  /**
+   * thread (the preorder as a cycle), revThread, succNum (subtree sizes) and lastSucc (each
+   * subtree's last node in the preorder) from a preorder of the spanning tree given by parent.
+   */
+  private threadFromPreorder(order: Int32Array): void {
+    const { nodeCount, parent, thread, revThread, succNum, lastSucc } = this;
     for (let k = 0; k <= nodeCount; k++) {
       const u = order[k]!;
       const next = order[(k + 1) % (nodeCount + 1)]!;
