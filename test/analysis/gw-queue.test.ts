@@ -174,6 +174,13 @@ describe.skipIf(unavailable !== undefined)('GW analysis on the PostgreSQL job qu
       );
       expect(Number(solves.rows[0]!.n)).toBe(expected.timings.gwSolves);
       expect(Number(solves.rows[0]!.distinct_keys)).toBe(expected.timings.gwSolves);
+      // The solves went out in batches: each in exactly one job, and fewer jobs than solves.
+      const batches = await db.query<{ solves: number }>(
+        "SELECT jsonb_array_length(data->'solves') AS solves FROM pgboss.job WHERE name = $1 AND data->>'analysisId' = $2",
+        [GW_QUEUE, got.analysisId],
+      );
+      expect(batches.rows.reduce((sum, r) => sum + r.solves, 0)).toBe(expected.timings.gwSolves);
+      expect(batches.rows.length).toBeLessThan(expected.timings.gwSolves / 2);
 
       // The surviving worker's metrics: what it solved, the retried job, the empty queue.
       const metrics = await (await fetch(survivor.metrics!)).text();

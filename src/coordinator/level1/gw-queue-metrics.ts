@@ -57,7 +57,7 @@ export class WorkerJobMetrics {
   constructor(registry: client.Registry) {
     this.duration = new client.Histogram({
       name: 'atomlens_gw_job_duration_seconds',
-      help: 'Time a worker spent on one GW solve job, from taking it to writing its result',
+      help: 'Time a worker spent on one GW job (a batch of solves), from taking it to writing its results',
       labelNames: ['outcome'],
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
       registers: [registry],
