@@ -8,9 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Authenticator } from '../../src/coordinator/auth/authenticator.js';
 import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
-import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 import { buildTemplate } from '../../src/shared/template.js';
@@ -23,24 +21,13 @@ import {
   startHarness,
   waitFor,
 } from '../coordinator/helpers.js';
+import { tokenAuthenticator } from './helpers.js';
 
 const SECRET = 'identity-test-enrolment-secret';
 const TASKS = [{ taskId: 't', classes: [1] }];
 const template = buildTemplate();
 
-function authenticator(): Authenticator {
-  return new Authenticator(
-    {
-      enabled: true,
-      enrollmentSecret: SECRET,
-      mtlsEnrollment: false,
-      tokenTtlSeconds: 3600,
-      operatorTokenDigests: [tokenDigest('operator-token-123456789')],
-      http: { metrics: 'open', health: 'open' },
-    },
-    { key: Buffer.alloc(32, 7) },
-  );
-}
+const authenticator = () => tokenAuthenticator(SECRET, 'operator-token-123456789');
 
 describe('a client id is bound to the credential of its first enrolment', () => {
   let h: Harness;

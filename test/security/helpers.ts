@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { Authenticator, type AuthenticatorOptions } from '../../src/coordinator/auth/authenticator.js';
+import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import type { PushAtomsRequest } from '../../src/generated/atomlens/v1/PushAtomsRequest.js';
@@ -54,6 +56,28 @@ const TEMPLATE = buildTemplate(DEFAULT_TEMPLATE_CONFIG);
  */
 export function testCredential(clientId: string): Buffer {
   return createHash('sha256').update(`test client credential ${clientId}`).digest();
+}
+
+/**
+ * The Authenticator of a test coordinator without TLS: enrolment by the secret (no mTLS), one
+ * operator token, hour-long client tokens, metrics and health open.
+ */
+export function tokenAuthenticator(
+  enrollmentSecret: string,
+  operatorToken: string,
+  options: AuthenticatorOptions = { key: Buffer.alloc(32, 7) },
+): Authenticator {
+  return new Authenticator(
+    {
+      enabled: true,
+      enrollmentSecret,
+      mtlsEnrollment: false,
+      tokenTtlSeconds: 3600,
+      operatorTokenDigests: [tokenDigest(operatorToken)],
+      http: { metrics: 'open', health: 'open' },
+    },
+    options,
+  );
 }
 
 /** A valid PushAtomsRequest for the default template (atoms from a seeded normal). */

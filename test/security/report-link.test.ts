@@ -3,32 +3,24 @@
 // header until the token expires, and for no other report or route.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Authenticator } from '../../src/coordinator/auth/authenticator.js';
 
 /** The link lifetime the proto states (15 minutes). */
 const REPORT_VIEW_TTL_MS = 15 * 60_000;
 
 import { grpcAuthHooks, httpAuthorizeFor } from '../../src/coordinator/auth/hooks.js';
-import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { GetReportResponse__Output } from '../../src/generated/atomlens/v1/GetReportResponse.js';
 import { type Harness, rpc, startHarness } from '../coordinator/helpers.js';
+import { tokenAuthenticator } from './helpers.js';
 
 const OPERATOR = 'report-link-operator-token';
 
 describe('report links', () => {
   let h: Harness;
   const clock = { offsetMs: 0 };
-  const auth = new Authenticator(
-    {
-      enabled: true,
-      enrollmentSecret: 'report-link-enrolment-secret',
-      mtlsEnrollment: false,
-      tokenTtlSeconds: 3600,
-      operatorTokenDigests: [tokenDigest(OPERATOR)],
-      http: { metrics: 'open', health: 'open' },
-    },
-    { key: Buffer.alloc(32, 9), now: () => Date.now() + clock.offsetMs },
-  );
+  const auth = tokenAuthenticator('report-link-enrolment-secret', OPERATOR, {
+    key: Buffer.alloc(32, 9),
+    now: () => Date.now() + clock.offsetMs,
+  });
   beforeAll(async () => {
     h = await startHarness({
       extra: { ...grpcAuthHooks(auth), httpAuthorize: httpAuthorizeFor(auth) },

@@ -2,28 +2,16 @@
 // heartbeat, so a revoked token ends it at the next one, and the client is no longer connected.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Authenticator } from '../../src/coordinator/auth/authenticator.js';
 import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
-import { tokenDigest } from '../../src/coordinator/auth/tokens.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
 import { type Harness, rpc, startHarness, waitFor } from '../coordinator/helpers.js';
-import { testCredential } from './helpers.js';
+import { testCredential, tokenAuthenticator } from './helpers.js';
 
 const SECRET = 'revocation-test-secret-123456';
 
 describe('revocation of a connected client', () => {
   let h: Harness;
-  const auth = new Authenticator(
-    {
-      enabled: true,
-      enrollmentSecret: SECRET,
-      mtlsEnrollment: false,
-      tokenTtlSeconds: 3600,
-      operatorTokenDigests: [tokenDigest('operator-token-123456789')],
-      http: { metrics: 'open', health: 'open' },
-    },
-    { key: Buffer.alloc(32, 7) },
-  );
+  const auth = tokenAuthenticator(SECRET, 'operator-token-123456789');
   beforeAll(async () => {
     h = await startHarness({
       config: { sessions: { heartbeatIntervalMs: 100, timeoutMs: 5_000 } },
