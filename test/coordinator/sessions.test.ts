@@ -54,6 +54,23 @@ function openSession(
   return session;
 }
 
+/**
+ * A heartbeating session of `clientId` that has been sent a probe request and not answered it:
+ * the request as the client received it, and the coordinator's answer still waiting (the
+ * deadline counts from the request, as in probe()).
+ */
+async function awaitingProbe(h: Harness, clientId: string, over: Partial<ProbeParams>) {
+  let request: ProbeRequest__Output | undefined;
+  const session = openSession(h, clientId, (p) => {
+    request = p;
+  });
+  session.startHeartbeats();
+  await waitFor(() => h.running.sessions.isConnected(clientId));
+  const answer = h.running.sessions.requestProbe(clientId, probe(over));
+  await waitFor(() => request !== undefined);
+  return { session, request: request!, answer };
+}
+
 /** The Gram matrix a fake client answers with for a layer: K_ij = (i+1)(j+1) + layer index. */
 function gram(layerIndex: number, n = N): Float32Array {
   const k = new Float32Array(n * n);
@@ -219,15 +236,12 @@ describe('sessions and probe requests', () => {
   });
 
   it('PushProbeSummary refuses malformed chunk streams and stores nothing for them', async () => {
-    let pending: ProbeRequest__Output | undefined;
-    const s = openSession(h, 'erin', (p) => {
-      pending = p;
-    });
-    s.startHeartbeats();
-    await waitFor(() => h.running.sessions.isConnected('erin'));
-    const answer = h.running.sessions.requestProbe('erin', probe({ requestId: 'strict', layers: ['conv2'] }));
-    await waitFor(() => pending !== undefined);
-    const good = chunksFor(pending!, 'erin');
+    const {
+      session: s,
+      request,
+      answer,
+    } = await awaitingProbe(h, 'erin', { requestId: 'strict', layers: ['conv2'] });
+    const good = chunksFor(request, 'erin');
     await expectStatus(
       pushChunks(h, [{ ...good[0]!, requestId: 'nope' }]),
       grpc.status.NOT_FOUND,
@@ -283,14 +297,7 @@ describe('sessions and probe requests', () => {
   });
 
   it('PushProbeSummary takes a layer as an n × r factor (factor_rank), checks it, and stores its rank', async () => {
-    let pending: ProbeRequest__Output | undefined;
-    const s = openSession(h, 'alice', (p) => {
-      pending = p;
-    });
-    s.startHeartbeats();
-    await waitFor(() => h.running.sessions.isConnected('alice'));
-    const answer = h.running.sessions.requestProbe('alice', probe({ requestId: 'factored' }));
-    await waitFor(() => pending !== undefined);
+    const { session: s, request, answer } = await awaitingProbe(h, 'alice', { requestId: 'factored' });
     // conv1 as a rank-2 factor (N × 2, 64 bytes, in chunks of 24); conv3 as its Gram matrix.
     const factor = Float32Array.from({ length: N * 2 }, (_, e) => (e % 2 === 0 ? e / 2 : 1 - e / 4));
     const bytes = Buffer.from(factor.buffer);
@@ -331,7 +338,7 @@ describe('sessions and probe requests', () => {
       grpc.status.INVALID_ARGUMENT,
       /factor entry \[1, 1\] is NaN/,
     );
-    const gramChunks = chunksFor(pending!, 'alice').filter((c) => c.layer === 'conv3');
+    const gramChunks = chunksFor(request, 'alice').filter((c) => c.layer === 'conv3');
     await pushChunks(h, [...factorChunks, ...gramChunks]);
     const got = await answer;
     expect(got.layers.get('conv1')).toMatchObject({ n: N, featureDim: 2, factorRank: 2 });
