@@ -203,8 +203,8 @@ export function prepareLowRankProblem(
   const F1 = factorsOf('C1', C1);
   const F2 = factorsOf('C2', C2);
   const [p, q] = marginals(F1.n, F2.n, weights.p, weights.q);
-  const forms = { p1: squaredForm(F1, p), q2: squaredForm(F2, q) };
-  const problem: LowRankGwProblem = {
+  const squaredForms = { p1: squaredForm(F1, p), q2: squaredForm(F2, q) };
+  return {
     kind: 'lowRank',
     F1,
     F2,
@@ -212,15 +212,11 @@ export function prepareLowRankProblem(
     m: F2.n,
     p,
     q,
-    c0: forms.p1 + forms.q2,
+    c0: squaredForms.p1 + squaredForms.q2,
+    squaredForms,
     identityFeasible: F1.n === F2.n && equalWeights(p, q),
   };
-  squaredForms.set(problem, forms);
-  return problem;
 }
-
-/** pᵀ(C1∘C1)p and qᵀ(C2∘C2)q of a prepared problem (the terms of c0), for the identity's value. */
-const squaredForms = new WeakMap<LowRankGwProblem, { p1: number; q2: number }>();
 
 /**
  * G = A1 K A2ᵀ from the r1×r2 core K = B1ᵀ T B2, written into `out` when given, else into a new
@@ -327,16 +323,14 @@ export function coreSelfProduct(P: LowRankGwProblem, S: SparsePlan, K: Float64Ar
 
 /** pᵀ(C1∘C1)p + pᵀ(C2∘C2)p − 2pᵀ(C1∘C2)p: E at diag(p), O(n·r²). */
 export function lowRankIdentityObjective(P: LowRankGwProblem): number {
-  const { F1, F2, p, q, n } = P;
+  const { F1, F2, p, q, n, squaredForms } = P;
   const cross = frobenius(
     weightedGram(F1.At, F2.A, p, n, F1.r, F2.r),
     weightedGram(F1.Bt, F2.B, p, n, F1.r, F2.r),
   );
   // The set-up's terms of c0 are these when q is p entry for entry.
-  const forms = squaredForms.get(P);
-  const p1 = forms?.p1 ?? squaredForm(F1, p);
-  const p2 = forms && q.every((w, i) => w === p[i]) ? forms.q2 : squaredForm(F2, p);
-  return p1 + p2 - 2 * cross;
+  const p2 = q.every((w, i) => w === p[i]) ? squaredForms.q2 : squaredForm(F2, p);
+  return squaredForms.p1 + p2 - 2 * cross;
 }
 
 /** E(T) with T's own marginals, for any non-negative T (n×m), on checked factored costs. */

@@ -57,6 +57,8 @@ export interface LowRankGwProblem extends ProblemBase {
   kind: 'lowRank';
   F1: Factors;
   F2: Factors;
+  /** pᵀ(C1∘C1)p and qᵀ(C2∘C2)q, the terms of c0 (kept for the identity's value). */
+  squaredForms: { p1: number; q2: number };
 }
 
 export type GwProblem = DenseGwProblem | LowRankGwProblem;
