@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import initWabt from 'wabt';
+import { compileWatText } from '../scripts/gen-wasm.mjs';
 import { layerLayout, pairwiseSimilarity, unitModelVector } from '../src/analysis/pairwise.js';
 import { kernelTeam, kernelVariant } from '../src/ot/kernels/team.js';
 import { matmul, matmulF32, symmetricGramF32 } from '../src/ot/linalg.js';
@@ -110,16 +110,7 @@ async function wasmF64Ceiling(fused: boolean): Promise<number> {
     (loop $l ${ids.map(madd).join(' ')}
       (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n)))
     (f64x2.extract_lane 0 ${sum})))`;
-  const wabt = await initWabt();
-  const features = { simd: true, relaxed_simd: true };
-  const parsed = wabt.parseWat('ceiling.wat', wat, features);
-  let bytes: Uint8Array;
-  try {
-    parsed.validate();
-    bytes = parsed.toBinary({}).buffer;
-  } finally {
-    parsed.destroy();
-  }
+  const bytes = await compileWatText('ceiling.wat', wat);
   const wasm = (
     globalThis as unknown as {
       WebAssembly: {

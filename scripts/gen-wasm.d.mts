@@ -8,5 +8,7 @@ export const TO_BINARY_OPTIONS: {
 };
 /** The binary module for one .wat source. */
 export function compileWat(file: string): Promise<Uint8Array>;
+/** The binary module for WebAssembly text (`name` labels wabt's error messages). */
+export function compileWatText(name: string, wat: string): Promise<Uint8Array>;
 /** Name of the exported base64 constant for a .wat file (linalg.wat → LINALG_WASM_BASE64). */
 export function constantName(file: string): string;

@@ -17,9 +17,14 @@ export const WAT_FEATURES = { simd: true, threads: true, relaxed_simd: true };
 export const TO_BINARY_OPTIONS = { canonicalize_lebs: true, write_debug_names: false, relocatable: false };
 
 /** The binary module for one .wat source. */
-export async function compileWat(file) {
+export function compileWat(file) {
+  return compileWatText(basename(file), readFileSync(file, 'utf8'));
+}
+
+/** The binary module for WebAssembly text `wat` (`name` labels wabt's error messages). */
+export async function compileWatText(name, wat) {
   const wabt = await initWabt();
-  const parsed = wabt.parseWat(basename(file), readFileSync(file, 'utf8'), WAT_FEATURES);
+  const parsed = wabt.parseWat(name, wat, WAT_FEATURES);
   try {
     parsed.resolveNames();
     parsed.validate(WAT_FEATURES);
