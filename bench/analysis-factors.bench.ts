@@ -7,9 +7,9 @@
 // `npm run bench -- analysis-factors`.
 import { buildReport, type ReportInput } from '../src/analysis/report/build.js';
 import type { AnalysisReport } from '../src/analysis/report/types.js';
-import { centredActivations, gramOfFactor, type ProbeLayerData } from '../src/analysis/representation.js';
+import { gramOfFactor, type ProbeLayerData } from '../src/analysis/representation.js';
 import { gromovWasserstein } from '../src/ot/index.js';
-import { type PlantedFederation, plantedActivations } from '../test/analysis/planted.js';
+import { factorOf, type PlantedFederation, plantedActivations } from '../test/analysis/planted.js';
 import { plantedReportInput } from '../test/analysis/planted-report.js';
 import type { BenchTable } from './run.js';
 
@@ -67,9 +67,7 @@ export async function run(log: (msg: string) => void): Promise<BenchTable[]> {
   const rows: (string | number)[][] = [];
   for (const n of SIZES) {
     const activations = plantedActivations(federation, { n, dim: D, noise: 0.1, seed: 3 });
-    const factors = activations.map((layers) =>
-      layers.map((X) => ({ n, rank: D, values: Float32Array.from(centredActivations(X, n, D)) })),
-    );
+    const factors = activations.map((layers) => layers.map((X) => factorOf(X, n, D)));
     const grams = factors.map((layers) => layers.map(gramOfFactor));
     // Warm-up at a small size, so neither form pays the first compilation.
     if (n === SIZES[0]) await timedReport(factors, n);

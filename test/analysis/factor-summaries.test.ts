@@ -11,14 +11,13 @@ import {
 } from '../../src/analysis/report/build.js';
 import type { AnalysisReport, Matrix } from '../../src/analysis/report/types.js';
 import {
-  centredActivations,
   type GramFactor,
   gramOfFactor,
   type ProbeCost,
   type ProbeLayerData,
 } from '../../src/analysis/representation.js';
 import { GwPool, gromovWasserstein } from '../../src/ot/index.js';
-import { type PlantedFederation, plantedActivations } from './planted.js';
+import { factorOf, type PlantedFederation, plantedActivations } from './planted.js';
 import { plantedReportInput } from './planted-report.js';
 
 const N = 40;
@@ -39,7 +38,7 @@ const federation: PlantedFederation = {
 /** Per model, per layer: the centred activations as a float32 factor (what the SDK sends). */
 function factors(): GramFactor[][] {
   return plantedActivations(federation, { n: N, dim: DIM, noise: 0.1, seed: 3 }).map((layers) =>
-    layers.map((X) => ({ n: N, rank: DIM, values: Float32Array.from(centredActivations(X, N, DIM)) })),
+    layers.map((X) => factorOf(X, N, DIM)),
   );
 }
 

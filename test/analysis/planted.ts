@@ -6,6 +6,7 @@
 // RMS). A *permuted* variant keeps the base shape but assigns the probe inputs to its points by a
 // random permutation: the same geometry computed on different inputs, which breaks correspondence
 // (GW sees nothing, the identity coupling does). Used by the label tests and `npm run bench -- labels`.
+import { centredActivations, type GramFactor } from '../../src/analysis/representation.js';
 import { mulberry32, normalSampler, permutation, type Rng } from '../../src/shared/rng.js';
 
 export type PlantedKind = 'shared' | 'task' | 'client';
@@ -118,6 +119,11 @@ export function plantedActivations(fed: PlantedFederation, o: PlantedOptions): F
     });
     return layers;
   });
+}
+
+/** X's centred activations as a float32 factor, what a client uploads instead of K when d is small. */
+export function factorOf(X: Float64Array, n: number, dim: number): GramFactor {
+  return { n, rank: dim, values: Float32Array.from(centredActivations(X, n, dim)) };
 }
 
 /** K = X Xᵀ as float32, what a client uploads. */
