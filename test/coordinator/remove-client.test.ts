@@ -1,13 +1,12 @@
 // An operator removes a client and its data: RemoveClient (and `atomlens status --remove-client`)
 // deletes its registration, stored rounds and probe summaries, drops its models from the
 // similarity index and ends its open session; other clients are untouched.
-import { spawn } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListClientsResponse__Output } from '../../src/generated/atomlens/v1/ListClientsResponse.js';
 import type { RemoveClientResponse__Output } from '../../src/generated/atomlens/v1/RemoveClientResponse.js';
-import { atomlensArgv } from '../../src/shared/runtime.js';
 import { buildTemplate } from '../../src/shared/template.js';
+import { runAtomlens } from '../helpers/cli.js';
 import {
   expectStatus,
   type Harness,
@@ -19,18 +18,6 @@ import {
 } from './helpers.js';
 
 const template = buildTemplate();
-
-function atomlens(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, atomlensArgv(args), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe('removing a client', () => {
   let h: Harness;
@@ -73,7 +60,7 @@ describe('removing a client', () => {
   });
 
   it('atomlens status --remove-client does the same', async () => {
-    const out = await atomlens([
+    const out = await runAtomlens([
       'status',
       '--coordinator',
       `127.0.0.1:${h.running.grpcPort}`,

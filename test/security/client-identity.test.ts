@@ -1,7 +1,6 @@
 // A client id belongs to the client that first enrolled it with the enrolment secret: a second
 // party that knows the secret cannot register under that id (and so gets no token for it and
 // cannot take over its session), until the operator releases the id by removing the client.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +9,6 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcAuthHooks } from '../../src/coordinator/auth/hooks.js';
 import type { RegisterResponse__Output } from '../../src/generated/atomlens/v1/RegisterResponse.js';
-import { atomlensArgv } from '../../src/shared/runtime.js';
 import { buildTemplate } from '../../src/shared/template.js';
 import {
   expectStatus,
@@ -21,6 +19,7 @@ import {
   startHarness,
   waitFor,
 } from '../coordinator/helpers.js';
+import { runAtomlens } from '../helpers/cli.js';
 import { tokenAuthenticator } from './helpers.js';
 
 const SECRET = 'identity-test-enrolment-secret';
@@ -136,18 +135,12 @@ describe('a client id is bound to the credential of its first enrolment', () => 
 });
 
 /** `atomlens client` with the enrolment secret in its environment, as the docs show. */
-function atomlensClient(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, atomlensArgv(['client', ...args]), {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, ATOMLENS_ENROLLMENT_SECRET: SECRET, ATOMLENS_LOG: 'error' },
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
+const atomlensClient = (args: string[]) =>
+  runAtomlens(['client', ...args], {
+    ...process.env,
+    ATOMLENS_ENROLLMENT_SECRET: SECRET,
+    ATOMLENS_LOG: 'error',
   });
-}
 
 describe('atomlens client --state-dir', () => {
   let h: Harness;
