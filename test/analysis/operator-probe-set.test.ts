@@ -9,12 +9,10 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { operatorProbeValues } from '../../src/client/probe-set.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
-import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32 } from '../../src/shared/rng.js';
@@ -25,7 +23,7 @@ import {
   readModelTemplateFile,
 } from '../../src/shared/template-file.js';
 import { encodeFloat32 } from '../../src/shared/tensor.js';
-import { runAnalysis } from '../coordinator/helpers.js';
+import { analysisReport } from '../helpers/operator-analysis.js';
 import { unary } from './sim-client.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
@@ -112,22 +110,11 @@ describe('an operator-supplied probe set', () => {
   });
 
   it('clients fetch, verify and cache it, and answer an analysis computed on it', async () => {
-    const proto = loadAtomlensProto();
-    const operator = new proto.atomlens.v1.OperatorService(
-      `127.0.0.1:${coordinator.grpcPort}`,
-      grpc.credentials.createInsecure(),
-    ) as unknown as OperatorServiceClient;
-    const progress = await runAnalysis(operator, {
+    const report = await analysisReport(`127.0.0.1:${coordinator.grpcPort}`, {
       models: [],
       reason: 'operator probe set',
       probeDeadlineMs: 60_000,
     });
-    expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
-    const got = await unary<{ json: string }>((cb) =>
-      operator.GetReport({ reportId: progress.at(-1)!.reportId, includeHtml: false }, cb),
-    );
-    operator.close();
-    const report = JSON.parse(got.json) as AnalysisReport;
     expect(new Ajv({ strict: true }).validate(schema, report)).toBe(true);
     expect(report.template.probe).toMatchObject({ source: 'operator', sha256: IDENTITY.sha256 });
     expect(report.models.map((m) => [m.clientId, m.answered])).toEqual([

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AnalysisReport } from '../../src/analysis/report/types.js';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createAnalysisService } from '../../src/coordinator/level1/analysis-service.js';
 import type { GetModelHistoryResponse__Output } from '../../src/generated/atomlens/v1/GetModelHistoryResponse.js';
@@ -22,7 +21,7 @@ import {
   readModelTemplateFile,
 } from '../../src/shared/template-file.js';
 import { unary } from '../analysis/sim-client.js';
-import { runAnalysis } from '../coordinator/helpers.js';
+import { analysisReport } from '../helpers/operator-analysis.js';
 
 const CLIENT = new URL('../../examples/python-client/client.py', import.meta.url).pathname;
 
@@ -150,22 +149,11 @@ describe.skipIf(missing !== undefined)('a Python client written from the proto a
   });
 
   it('answers an analysis probe request with its Gram matrices', async () => {
-    const proto = loadAtomlensProto();
-    const operator = new proto.atomlens.v1.OperatorService(
-      `127.0.0.1:${coordinator.grpcPort}`,
-      grpc.credentials.createInsecure(),
-    ) as unknown as OperatorServiceClient;
-    const progress = await runAnalysis(operator, {
+    const report = await analysisReport(`127.0.0.1:${coordinator.grpcPort}`, {
       models: [],
       reason: 'python client',
       probeDeadlineMs: 30_000,
     });
-    expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
-    const got = await unary<{ json: string }>((cb) =>
-      operator.GetReport({ reportId: progress.at(-1)!.reportId, includeHtml: false }, cb),
-    );
-    operator.close();
-    const report = JSON.parse(got.json) as AnalysisReport;
     expect(report.models.map((m) => [m.clientId, m.taskId, m.answered])).toEqual([['py', 'py-0-1', true]]);
     const rows = await coordinator.storage.getProbeSummaries(report.models[0]!.requestId!);
     expect(rows.map((r) => r.layer).sort()).toEqual([...TEMPLATE.probeLayers].sort());

@@ -7,12 +7,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import * as tf from '@tensorflow/tfjs';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_FILE } from '../../src/coordinator/storage/sqlite.js';
-import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import {
   AtomlensClient,
   decomposeModel,
@@ -26,10 +24,9 @@ import {
   writeNpy,
   writeTemplateFile,
 } from '../../src/index.js';
-import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { mulberry32 } from '../../src/shared/rng.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
-import { runAnalysis } from '../coordinator/helpers.js';
+import { analysisReport } from '../helpers/operator-analysis.js';
 
 const SIZE = 12;
 
@@ -240,24 +237,7 @@ describe('the SDK with a model of the user’s own', () => {
       tf.dispose([data.x, data.y]);
     }
 
-    const proto = loadAtomlensProto();
-    const operator = new proto.atomlens.v1.OperatorService(
-      address,
-      grpc.credentials.createInsecure(),
-    ) as unknown as OperatorServiceClient;
-    const progress = await runAnalysis(operator, { models: [], reason: 'sdk', probeDeadlineMs: 60_000 });
-    expect(progress.at(-1)?.stage).toBe('ANALYSIS_STAGE_DONE');
-    const got = await new Promise<{ json: string }>((resolve, reject) =>
-      operator.GetReport({ reportId: progress.at(-1)!.reportId, includeHtml: false }, (err, res) =>
-        err || !res ? reject(err) : resolve(res as { json: string }),
-      ),
-    );
-    operator.close();
-    const report = JSON.parse(got.json) as {
-      models: { clientId: string; answered: boolean }[];
-      missing: { clientId: string; reason: string }[];
-      template: { probeLayers: string[]; probe: { source: string; size: number } };
-    };
+    const report = await analysisReport(address, { models: [], reason: 'sdk', probeDeadlineMs: 60_000 });
     expect(report.missing).toEqual([]);
     expect(report.template.probeLayers).toEqual(['stem', 'res_a', 'res_b']);
     expect(report.template.probe).toMatchObject({ size: 32 });
