@@ -342,8 +342,8 @@ export class AtomConv2D extends tf.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      const filter = this.composedWeight();
       if (this.biasWeight && this.activationName === 'relu') {
-        const filter = this.composedWeight();
         const y = fusedReluConv2D(
           x,
           filter,
@@ -356,7 +356,7 @@ export class AtomConv2D extends tf.layers.Layer {
       // Fused conv + bias + activation: one XNNPACK operator on WASM instead of three passes.
       return tf.fused.conv2d({
         x,
-        filter: this.composedWeight(),
+        filter,
         strides: this.strides,
         pad: this.padding,
         ...(this.biasWeight ? { bias: this.biasWeight.read() } : {}),
