@@ -8,8 +8,8 @@
 // centred activations — a factor of K that is smaller on the wire and lets the coordinator run GW
 // in factored form.
 //
-// Retry policy: only UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (and failures with no
-// status: the network itself) are transient. Every retry waits — a delay drawn from [d/2, d],
+// Retry policy: only UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and CANCELLED (and failures
+// with no status: the network itself) are transient (isTransient, connection.ts). Every retry waits — a delay drawn from [d/2, d],
 // d = initial·multiplier^attempt capped at max ("full jitter" halved) — including re-registration
 // after a session that ended at once, so a coordinator that accepts Register and then drops the
 // client is not hammered in a tight loop. A status carrying the standard gRPC retry hint
@@ -284,7 +284,6 @@ export function probeLayerSummary(
   return { featureDim: d, factorRank: 0, values: gramMatrix(x, n) };
 }
 
-/** "CODE: details" for a gRPC error, else its message. */
 /** The longest wait a server's retry hint can impose on one retry. */
 const MAX_PUSHBACK_MS = 60_000;
 
@@ -303,6 +302,7 @@ function retryPushbackMs(err: unknown): number | undefined {
   return Math.min(Number(value), MAX_PUSHBACK_MS);
 }
 
+/** "CODE: details" for a gRPC error, else its message. */
 function describe(err: unknown): string {
   const e = err as { code?: number; details?: string; message?: string };
   if (typeof e?.code === 'number' && !(err instanceof RejectedError)) {
