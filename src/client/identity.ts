@@ -7,11 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { CLIENT_CREDENTIAL_BYTES } from '../shared/ids.js';
 
-/** Bytes of a credential this client makes (the coordinator accepts 16 to 1,024). */
+/** Bytes of a credential this client makes (the coordinator accepts CLIENT_CREDENTIAL_BYTES). */
 const CREDENTIAL_BYTES = 32;
-const MIN_BYTES = 16;
-const MAX_BYTES = 1024;
+const { min: MIN_BYTES, max: MAX_BYTES } = CLIENT_CREDENTIAL_BYTES;
+/** A credential file's content: MIN_BYTES to MAX_BYTES as lowercase hex. */
+const CREDENTIAL_HEX = new RegExp(`^(?:[0-9a-f]{2}){${MIN_BYTES},${MAX_BYTES}}$`);
 
 const STATE_DIR_HINT = 'choose a directory this user can write with --state-dir (SDK: stateDir)';
 
@@ -113,7 +115,7 @@ function readCredential(file: string): Buffer | undefined {
       `cannot read the client credential ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): ${STATE_DIR_HINT}`,
     );
   }
-  if (!/^(?:[0-9a-f]{2}){16,1024}$/.test(text)) {
+  if (!CREDENTIAL_HEX.test(text)) {
     throw new ClientIdentityError(
       `${file} is not a client credential (expected ${MIN_BYTES}–${MAX_BYTES} bytes as lowercase hex): ` +
         'restore it from a backup, or ask the operator to free this client id (atomlens status --remove-client ID) and delete the file',

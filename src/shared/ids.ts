@@ -30,3 +30,10 @@ export function idProblem(what: string, id: string): string | undefined {
 export function modelKey(clientId: string, taskId: string): string {
   return `${clientId}\n${taskId}`;
 }
+
+/**
+ * RegisterRequest.client_credential, in bytes: at least 128 bits so that it cannot be guessed
+ * (this repository's clients send 32 random bytes), at most 1,024 like the other secrets. The
+ * coordinator refuses other lengths, and a client checks a credential it is given or reads.
+ */
+export const CLIENT_CREDENTIAL_BYTES = { min: 16, max: 1024 } as const;

@@ -8,7 +8,6 @@ import { factorPaysOff } from '../../src/analysis/representation.js';
 import { MAX_CHUNK_DATA_BYTES } from '../../src/client/connection.js';
 import { probeLayerSummary } from '../../src/client/sdk-client.js';
 import { resolveConfig } from '../../src/coordinator/config.js';
-import { CLIENT_CREDENTIAL_BYTES } from '../../src/coordinator/federation/validation.js';
 import { Activation } from '../../src/generated/atomlens/v1/Activation.js';
 import { AnalysisStage } from '../../src/generated/atomlens/v1/AnalysisStage.js';
 import { AnalysisTrigger } from '../../src/generated/atomlens/v1/AnalysisTrigger.js';
@@ -16,7 +15,7 @@ import { Padding } from '../../src/generated/atomlens/v1/Padding.js';
 import { Pooling } from '../../src/generated/atomlens/v1/Pooling.js';
 import { ProbeSource } from '../../src/generated/atomlens/v1/ProbeSource.js';
 import { SimilarityMeasure } from '../../src/generated/atomlens/v1/SimilarityMeasure.js';
-import { ID_MAX_LENGTH, ID_PATTERN } from '../../src/shared/ids.js';
+import { CLIENT_CREDENTIAL_BYTES, ID_MAX_LENGTH, ID_PATTERN } from '../../src/shared/ids.js';
 import {
   ACTIVATION,
   ANALYSIS_STAGE,

@@ -2,7 +2,7 @@
 // says what is wrong and what to send instead; `outcome` is the upload-metric label it counts as.
 import type { PushAtomsRequest__Output } from '../../generated/atomlens/v1/PushAtomsRequest.js';
 import type { RegisterRequest__Output } from '../../generated/atomlens/v1/RegisterRequest.js';
-import { idProblem } from '../../shared/ids.js';
+import { CLIENT_CREDENTIAL_BYTES, idProblem } from '../../shared/ids.js';
 import type { ModelTemplate } from '../../shared/template.js';
 import { failedPrecondition, invalid, notFound, quoteInput, type RpcError } from '../calls.js';
 import type { UploadOutcome } from '../metrics.js';
@@ -25,13 +25,6 @@ export const FIELD_LIMITS = {
   reportId: 128,
   pageToken: 512,
 } as const;
-
-/**
- * RegisterRequest.client_credential, in bytes: at least 128 bits so that it cannot be guessed
- * (this repository's clients send 32 random bytes), at most 1,024 like the other secrets.
- * @internal exported for its tests
- */
-export const CLIENT_CREDENTIAL_BYTES = { min: 16, max: 1024 } as const;
 
 /** INVALID_ARGUMENT when `value` is longer than `max` characters (the value is not echoed). */
 export function checkLength(field: string, value: string, max: number): void {
