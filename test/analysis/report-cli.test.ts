@@ -1,31 +1,17 @@
 // `atomlens report` as a user runs it: a child process against a live coordinator whose clients
 // answer probe requests over gRPC.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningCoordinator } from '../../src/coordinator/coordinator.js';
-import { atomlensArgv } from '../../src/shared/runtime.js';
+import { runAtomlens } from '../helpers/cli.js';
 import { type LiveCoordinator, startLiveCoordinator } from './live-coordinator.js';
 import { type SimClient, startClient } from './sim-client.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/report.schema.json', import.meta.url), 'utf8'));
 
-function atomlens(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, atomlensArgv(args), {
-      env: { ...process.env, ATOMLENS_LOG: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const atomlens = (args: string[]) => runAtomlens(args, { ...process.env, ATOMLENS_LOG: 'warn' });
 
 describe('atomlens report', () => {
   let live: LiveCoordinator;

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,30 +10,10 @@ import {
 import { gromovWasserstein, normaliseByMeanOffDiagonal, squaredEuclideanCost } from '../../src/ot/index.js';
 import { readNpy, writeNpy } from '../../src/shared/npy.js';
 import { mulberry32 } from '../../src/shared/rng.js';
-import { atomlensArgv } from '../../src/shared/runtime.js';
+import { runAtomlens } from '../helpers/cli.js';
 import { flat, gwCases } from './fixtures.js';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function atomlens(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, atomlensArgv(args), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const atomlens = (args: string[]) => runAtomlens(args);
 
 describe('atomlens gw (spawned CLI)', () => {
   let dir: string;
