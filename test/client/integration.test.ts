@@ -16,7 +16,8 @@ import { createLogger } from '../../src/shared/log.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
 import { atomlensArgv } from '../../src/shared/runtime.js';
 import { decodeFloat32 } from '../../src/shared/tensor.js';
-import { freePort, startCoordinatorOn } from '../helpers/loopback.js';
+import { freePort } from '../helpers/free-port.js';
+import { startCoordinatorOn } from '../helpers/loopback.js';
 
 const quiet = createLogger('test', 'silent');
 const ROUNDS = 3;

@@ -5,11 +5,11 @@
 // the Prometheus and Grafana files they use.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { atomlensArgv } from '../../src/shared/runtime.js';
+import { freePort } from '../helpers/free-port.js';
 import { checkFlags, commandSpec } from './cli-flags.js';
 import {
   asList,
@@ -386,13 +386,7 @@ describe('Dockerfile command line, run outside a container', () => {
     }, {});
     expect(url.protocol).toBe('http:');
     expect(healthcheck(url.port)).toBe(0);
-    const closed = await new Promise<number>((resolve) => {
-      const s = createServer();
-      s.listen(0, '127.0.0.1', () => {
-        const { port: p } = s.address() as { port: number };
-        s.close(() => resolve(p));
-      });
-    });
+    const closed = await freePort();
     expect(healthcheck(String(closed))).not.toBe(0);
   });
 });

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FederationServiceClient } from '../../src/generated/atomlens/v1/FederationService.js';
 import type { OperatorServiceClient } from '../../src/generated/atomlens/v1/OperatorService.js';
 import { loadAtomlensProto } from '../../src/shared/proto.js';
-import { freePort } from '../helpers/loopback.js';
+import { freePort } from '../helpers/free-port.js';
 import { startTestCoordinator, type TestCoordinator } from './coordinator-harness.js';
 import {
   asList,

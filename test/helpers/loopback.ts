@@ -1,19 +1,6 @@
 // Loopback set-ups shared by tests that stop a coordinator and start another on the same port.
-import { createServer } from 'node:net';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/coordinator.js';
 import { createLogger } from '../../src/shared/log.js';
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A silent coordinator on a fixed loopback gRPC port, so a restart is reached at the same address:

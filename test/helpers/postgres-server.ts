@@ -7,7 +7,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort } from './loopback.js';
+import { freePort } from './free-port.js';
 
 export interface PostgresServer {
   readonly port: number;

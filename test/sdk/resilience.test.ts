@@ -21,7 +21,8 @@ import {
 } from '../../src/index.js';
 import { createLogger } from '../../src/shared/log.js';
 import { initialAtomSeed } from '../../src/shared/template.js';
-import { freePort, startCoordinatorOn } from '../helpers/loopback.js';
+import { freePort } from '../helpers/free-port.js';
+import { startCoordinatorOn } from '../helpers/loopback.js';
 
 const quiet = createLogger('sdk-resilience', 'silent');
 
